@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+/** The `clipcrawl` command: commander wiring only; each command calls a library function. */
+import { Command } from "commander";
+import { ClipcrawlError, errorMessage } from "../errors.js";
+import { VERSION } from "../version.js";
+import { registerExtract } from "./commands/extract.js";
+import { registerInit } from "./commands/init.js";
+
+export function buildProgram(): Command {
+  const program = new Command("clipcrawl")
+    .description(
+      "Common Crawl WAT files → a CLIP-filtered image–text dataset, kNN indices and a search UI",
+    )
+    .version(VERSION)
+    .showSuggestionAfterError(true)
+    .showHelpAfterError("(run with --help for usage)");
+  registerInit(program);
+  registerExtract(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (error) {
+    // A config error may list several bad values, one a line; anything else is one line.
+    const lines =
+      error instanceof ClipcrawlError
+        ? error.message.split("\n")
+        : [`unexpected error: ${errorMessage(error)}`];
+    for (const line of lines) process.stderr.write(`clipcrawl: ${line}\n`);
+    process.exitCode = error instanceof ClipcrawlError && error.code === "CC_CONFIG" ? 2 : 1;
+  }
+}
+
+await main();

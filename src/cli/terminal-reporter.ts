@@ -1,0 +1,64 @@
+/**
+ * The CLI's StageReporter: a progress bar on an interactive terminal (stderr), plain warning
+ * lines otherwise, so logs and pipes stay readable.
+ */
+import cliProgress from "cli-progress";
+import type { StageProgress, StageReporter } from "../runner/reporter.js";
+
+export interface TerminalReporter extends StageReporter {
+  stop(): void;
+}
+
+export function terminalReporter(options: { quiet?: boolean } = {}): TerminalReporter {
+  const interactive = process.stderr.isTTY === true && options.quiet !== true;
+  let bar: cliProgress.SingleBar | undefined;
+  let started = performance.now();
+
+  const render = (update: StageProgress) => {
+    const seconds = Math.max(0.001, (performance.now() - started) / 1000);
+    const rates = Object.entries(update.counters)
+      .map(([name, value]) => `${formatCount(value)} ${name} (${formatCount(value / seconds)}/s)`)
+      .join(" · ");
+    return { stage: update.stage, rates };
+  };
+
+  return {
+    warn(line) {
+      if (bar !== undefined) bar.stop();
+      process.stderr.write(`${line}\n`);
+      if (bar !== undefined) {
+        const last = bar as unknown as { value: number; total: number };
+        bar.start(last.total, last.value);
+      }
+    },
+    progress(update) {
+      if (!interactive) return;
+      if (bar === undefined) {
+        started = performance.now();
+        bar = new cliProgress.SingleBar(
+          {
+            format: "{stage} [{bar}] {value}/{total} shards · {rates} · ETA {eta_formatted}",
+            hideCursor: true,
+            clearOnComplete: false,
+            stream: process.stderr,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(update.shardsTotal, 0, render(update));
+      }
+      bar.setTotal(update.shardsTotal);
+      bar.update(update.shardsDone, render(update));
+    },
+    stop() {
+      bar?.stop();
+      bar = undefined;
+    },
+  };
+}
+
+export function formatCount(value: number): string {
+  if (value >= 1e9) return `${(value / 1e9).toFixed(1)}G`;
+  if (value >= 1e6) return `${(value / 1e6).toFixed(1)}M`;
+  if (value >= 1e4) return `${(value / 1e3).toFixed(1)}k`;
+  return value >= 100 || Number.isInteger(value) ? String(Math.round(value)) : value.toFixed(1);
+}

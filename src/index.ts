@@ -1,0 +1,29 @@
+/** The clipcrawl library: every CLI command is one of these typed functions. */
+export {
+  type ConfigOverrides,
+  defaultConfig,
+  loadConfig,
+  parseConfig,
+} from "./config/config-file.js";
+export { type InitResult, initRoot } from "./config/init-root.js";
+export type { ClipcrawlConfig, ExtractConfig } from "./config/schema.js";
+export { ClipcrawlError, ConfigError, InputError } from "./errors.js";
+export { LocalStorage } from "./io/local-storage.js";
+export type { DatasetStorage } from "./io/storage.js";
+export type { StageProgress, StageReporter } from "./runner/reporter.js";
+export {
+  type CandidateShardStats,
+  type ExtractOptions,
+  type ExtractSummary,
+  extract,
+} from "./stages/extract/extract.js";
+export type { CandidatePair } from "./stages/extract/wat-file.js";
+export { VERSION } from "./version.js";
+
+import { initRoot } from "./config/init-root.js";
+import { LocalStorage } from "./io/local-storage.js";
+
+/** `clipcrawl init <root>` as a function. */
+export function init(root: string) {
+  return initRoot(new LocalStorage(root));
+}

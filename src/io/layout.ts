@@ -1,0 +1,17 @@
+/** The data layout of a dataset root (see docs/architecture.md): every path a stage writes. */
+
+export const SHARD_DIGITS = 5;
+
+/** Shard 3 is "00003": names are deterministic so re-runs and retries write the same files. */
+export function shardName(index: number): string {
+  if (!Number.isInteger(index) || index < 0) throw new Error(`invalid shard index ${index}`);
+  return String(index).padStart(SHARD_DIGITS, "0");
+}
+
+export const layout = {
+  candidates: (shard: string) => `candidates/${shard}.parquet`,
+  candidateStats: (shard: string) => `candidates/${shard}_stats.json`,
+  extractSummary: () => "candidates/_summary.json",
+  doneMarker: (stage: string, shard: string) => `_state/${stage}/${shard}.json`,
+  stateFolder: (stage: string) => `_state/${stage}`,
+} as const;

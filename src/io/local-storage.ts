@@ -1,0 +1,118 @@
+/** A dataset root on the local file system (or a shared mount that several workers see). */
+import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import type { Readable } from "node:stream";
+import type { DatasetStorage, FileInfo } from "./storage.js";
+
+export class LocalStorage implements DatasetStorage {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  describe(path: string): string {
+    return this.resolve(path);
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return (await this.stat(path)) !== undefined;
+  }
+
+  read(path: string): Promise<Buffer> {
+    return readFile(this.resolve(path));
+  }
+
+  readText(path: string): Promise<string> {
+    return readFile(this.resolve(path), "utf8");
+  }
+
+  openRead(path: string): Readable {
+    return createReadStream(this.resolve(path));
+  }
+
+  async stat(path: string): Promise<FileInfo | undefined> {
+    try {
+      const info = await stat(this.resolve(path));
+      return info.isFile() ? { path, bytes: info.size } : undefined;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async list(folder: string): Promise<string[]> {
+    try {
+      const entries = await readdir(this.resolve(folder), { withFileTypes: true });
+      return entries
+        .filter((entry) => entry.isFile() && !entry.name.startsWith("."))
+        .map((entry) => entry.name)
+        .sort();
+    } catch (error) {
+      if (isNotFound(error)) return [];
+      throw error;
+    }
+  }
+
+  async writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+    await this.writeAtomicWith(path, async (localPath) => {
+      const handle = await open(localPath, "w");
+      try {
+        await handle.writeFile(data);
+      } finally {
+        await handle.close();
+      }
+    });
+  }
+
+  async writeAtomicWith(
+    path: string,
+    produce: (localPath: string) => Promise<void>,
+  ): Promise<void> {
+    const target = this.resolve(path);
+    const folder = dirname(target);
+    await mkdir(folder, { recursive: true });
+    const temporary = join(folder, `.${randomBytes(6).toString("hex")}.tmp`);
+    try {
+      await produce(temporary);
+      await fsyncPath(temporary, "r+");
+      await rename(temporary, target);
+      await fsyncPath(folder, "r");
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
+    }
+  }
+
+  async remove(path: string): Promise<void> {
+    await rm(this.resolve(path), { force: true, recursive: true });
+  }
+
+  async localPath(path: string): Promise<string> {
+    return this.resolve(path);
+  }
+
+  private resolve(path: string): string {
+    const full = resolve(this.root, path);
+    const inside = relative(this.root, full);
+    if (inside.startsWith(`..${sep}`) || inside === "..") {
+      throw new Error(`path ${path} is outside the dataset root ${this.root}`);
+    }
+    return full;
+  }
+}
+
+async function fsyncPath(path: string, flags: string): Promise<void> {
+  const handle = await open(path, flags);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === "ENOENT";
+}

@@ -1,0 +1,110 @@
+/**
+ * Parquet files through DuckDB: rows are appended to a temporary in-memory table and written with
+ * COPY … TO, so every file clipcrawl writes is a standard, zstd-compressed Parquet file that
+ * pandas, pyarrow, DuckDB and img2dataset read.
+ */
+import { randomBytes } from "node:crypto";
+import { type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import type { DatasetStorage } from "./storage.js";
+
+export type ColumnType = "VARCHAR" | "DOUBLE" | "FLOAT" | "INTEGER" | "BIGINT" | "BOOLEAN" | "BLOB";
+export type CellValue = string | number | bigint | boolean | Uint8Array | null;
+
+export interface ParquetColumn<Row> {
+  name: string;
+  type: ColumnType;
+  value: (row: Row) => CellValue;
+}
+
+let instance: Promise<DuckDBInstance> | undefined;
+
+/** One in-memory DuckDB per process; each caller gets its own connection. */
+export async function duckdbConnection(): Promise<DuckDBConnection> {
+  instance ??= DuckDBInstance.create(":memory:");
+  return (await instance).connect();
+}
+
+export async function writeParquet<Row>(
+  storage: DatasetStorage,
+  path: string,
+  columns: readonly ParquetColumn<Row>[],
+  rows: Iterable<Row>,
+): Promise<void> {
+  const connection = await duckdbConnection();
+  const table = `rows_${randomBytes(6).toString("hex")}`;
+  try {
+    const definition = columns.map((column) => `${quoteIdentifier(column.name)} ${column.type}`);
+    await connection.run(`CREATE TABLE ${table} (${definition.join(", ")})`);
+    const appender = await connection.createAppender(table);
+    for (const row of rows) {
+      for (const column of columns) appendCell(appender, column.type, column.value(row));
+      appender.endRow();
+    }
+    appender.closeSync();
+    await storage.writeAtomicWith(path, async (localPath) => {
+      await connection.run(
+        `COPY ${table} TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+    });
+  } finally {
+    await connection.run(`DROP TABLE IF EXISTS ${table}`);
+    connection.closeSync();
+  }
+}
+
+/** All rows of a Parquet file as plain objects (BIGINT as bigint). */
+export async function readParquet(
+  storage: DatasetStorage,
+  path: string,
+  columns: readonly string[] = [],
+): Promise<Record<string, CellValue>[]> {
+  const connection = await duckdbConnection();
+  try {
+    const selection = columns.length === 0 ? "*" : columns.map(quoteIdentifier).join(", ");
+    const source = quoteLiteral(await storage.localPath(path));
+    const reader = await connection.runAndReadAll(
+      `SELECT ${selection} FROM read_parquet(${source})`,
+    );
+    return reader.getRowObjects() as Record<string, CellValue>[];
+  } finally {
+    connection.closeSync();
+  }
+}
+
+function appendCell(appender: DuckDBAppender, type: ColumnType, value: CellValue): void {
+  if (value === null) {
+    appender.appendNull();
+    return;
+  }
+  switch (type) {
+    case "VARCHAR":
+      appender.appendVarchar(String(value));
+      break;
+    case "DOUBLE":
+      appender.appendDouble(Number(value));
+      break;
+    case "FLOAT":
+      appender.appendFloat(Number(value));
+      break;
+    case "INTEGER":
+      appender.appendInteger(Number(value));
+      break;
+    case "BIGINT":
+      appender.appendBigInt(BigInt(value as number | bigint));
+      break;
+    case "BOOLEAN":
+      appender.appendBoolean(Boolean(value));
+      break;
+    case "BLOB":
+      appender.appendBlob(value as Uint8Array);
+      break;
+  }
+}
+
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export function quoteLiteral(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}

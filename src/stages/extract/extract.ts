@@ -1,0 +1,296 @@
+/**
+ * `clipcrawl extract`: WAT files → `candidates/NNNNN.parquet`, one shard per input file.
+ *
+ * Files are parsed in parallel on worker threads, but shards are committed strictly in input
+ * order through one Bloom filter, so which copy of a duplicate pair survives never depends on
+ * timing: the same inputs and config always give the same shards. A shard's done marker digests
+ * its input, the config, and every earlier shard's digest (a chain), because its output depends
+ * on what came before it through the dedup filter. On a re-run the filter is rebuilt from the
+ * finished shards' pairs, and only unfinished shards are parsed again.
+ */
+import { stat } from "node:fs/promises";
+import { basename } from "node:path";
+import { loadConfig } from "../../config/config-file.js";
+import { initRoot } from "../../config/init-root.js";
+import type { ExtractConfig } from "../../config/schema.js";
+import { layout, shardName } from "../../io/layout.js";
+import { LocalStorage } from "../../io/local-storage.js";
+import { type ParquetColumn, readParquet, writeParquet } from "../../io/parquet.js";
+import type { DatasetStorage } from "../../io/storage.js";
+import { type StageReporter, silentReporter } from "../../runner/reporter.js";
+import { digestOf, ShardState } from "../../runner/shard-state.js";
+import { defaultParallelism, siblingModule, WorkerPool } from "../../runner/worker-pool.js";
+import { BloomFilter, type BloomFilterReport, pairKey } from "./bloom-filter.js";
+import type { ExtractTask } from "./extract-worker.js";
+import {
+  type CandidatePair,
+  emptyWatFileStats,
+  type WatFileResult,
+  type WatFileStats,
+} from "./wat-file.js";
+import { resolveWatInputs, type WatInput } from "./wat-inputs.js";
+
+export const EXTRACT_STAGE = "extract";
+
+export interface ExtractOptions {
+  /** The dataset root: a directory path or a storage. */
+  root: string | DatasetStorage;
+  /** Files, globs, http(s) URLs, or `*.paths.gz` listings. */
+  inputs: readonly string[];
+  /** A Common Crawl id (CC-MAIN-2024-10): reads its wat.paths.gz from the base URL. */
+  crawl?: string | undefined;
+  /** Only the first N inputs after expansion. */
+  limit?: number | undefined;
+  /** Values that override the root's clipcrawl.json for this run. */
+  config?: Partial<ExtractConfig>;
+  reporter?: StageReporter;
+  cwd?: string;
+}
+
+export interface FailedInput {
+  input: string;
+  error: string;
+}
+
+export interface ExtractSummary {
+  /** True when every input was read to its end. */
+  ok: boolean;
+  shards: number;
+  shardsWritten: number;
+  shardsSkipped: number;
+  failedInputs: FailedInput[];
+  /** Totals over the shards written in this run. */
+  totals: WatFileStats;
+  bloomFilter: BloomFilterReport;
+  seconds: number;
+}
+
+export interface CandidateShardStats extends WatFileStats {
+  shard: string;
+  input: string;
+  failure: string | null;
+  problems: string[];
+}
+
+const candidateColumns: ParquetColumn<CandidatePair>[] = [
+  { name: "url", type: "VARCHAR", value: (pair) => pair.url },
+  { name: "text", type: "VARCHAR", value: (pair) => pair.text },
+  { name: "language", type: "VARCHAR", value: (pair) => pair.language },
+  { name: "language_score", type: "FLOAT", value: (pair) => pair.languageScore },
+  { name: "language_tier", type: "VARCHAR", value: (pair) => pair.languageTier },
+  { name: "page_url", type: "VARCHAR", value: (pair) => pair.pageUrl },
+  { name: "source", type: "VARCHAR", value: (pair) => pair.source },
+  { name: "record_offset", type: "BIGINT", value: (pair) => pair.recordOffset },
+  { name: "warc_filename", type: "VARCHAR", value: (pair) => pair.warcFilename },
+  { name: "warc_offset", type: "BIGINT", value: (pair) => pair.warcOffset },
+  { name: "crawl_date", type: "VARCHAR", value: (pair) => pair.crawlDate },
+];
+
+interface PlannedShard {
+  index: number;
+  name: string;
+  input: WatInput;
+  digest: string;
+  done: boolean;
+}
+
+export async function extract(options: ExtractOptions): Promise<ExtractSummary> {
+  const started = performance.now();
+  const reporter = options.reporter ?? silentReporter;
+  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  await initRoot(storage);
+  const extractConfig = (await loadConfig(storage, { extract: options.config ?? {} })).extract;
+
+  const resolved = await resolveWatInputs(options.inputs, {
+    crawl: options.crawl,
+    baseUrl: extractConfig.baseUrl,
+    limit: options.limit,
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+  });
+  const failedInputs: FailedInput[] = resolved.errors.map((error) => ({
+    input: error.input,
+    error: error.message,
+  }));
+  for (const failed of failedInputs) reporter.warn(failed.error);
+
+  const state = new ShardState(storage, EXTRACT_STAGE);
+  const shards = await planShards(resolved.inputs, extractConfig, state);
+  const bloom = BloomFilter.forCapacity(
+    extractConfig.bloomCapacity,
+    extractConfig.bloomFalsePositiveRate,
+  );
+  const totals = emptyWatFileStats();
+  const summary = { shardsWritten: 0, shardsSkipped: 0 };
+  const lastPending = shards.findLastIndex((shard) => !shard.done);
+
+  const pool = new WorkerPool<ExtractTask, WatFileResult>(
+    siblingModule(import.meta.url, "extract-worker"),
+    Math.max(
+      1,
+      Math.min(defaultParallelism(extractConfig.workers), shards.filter((s) => !s.done).length),
+    ),
+  );
+  const window = pool.size * 2;
+  const running = new Map<number, Promise<WatFileResult>>();
+  const dispatch = (upTo: number) => {
+    for (const shard of shards) {
+      if (shard.index >= upTo) break;
+      if (shard.done || running.has(shard.index)) continue;
+      running.set(shard.index, pool.run({ input: shard.input, config: extractConfig }));
+    }
+  };
+
+  try {
+    for (const shard of shards) {
+      if (shard.done) {
+        summary.shardsSkipped++;
+        // Later shards were deduplicated against this one's pairs: put them back in the filter.
+        if (shard.index < lastPending) await addShardPairsToFilter(storage, shard.name, bloom);
+      } else {
+        dispatch(shard.index + window);
+        const result = await (running.get(shard.index) as Promise<WatFileResult>);
+        running.delete(shard.index);
+        await commitShard(storage, state, shard, result, bloom);
+        addStats(totals, result.stats);
+        for (const line of result.problems) reporter.warn(line);
+        if (result.failure !== undefined) {
+          reporter.warn(result.failure);
+          failedInputs.push({ input: shard.input.name, error: result.failure });
+        }
+        if (result.failure === undefined || result.stats.records > 0) summary.shardsWritten++;
+      }
+      reporter.progress({
+        stage: EXTRACT_STAGE,
+        shardsDone: shard.index + 1,
+        shardsTotal: shards.length,
+        counters: { records: totals.records, pairs: totals.kept, bytes: totals.compressedBytes },
+      });
+    }
+  } finally {
+    await Promise.allSettled(running.values());
+    await pool.close();
+  }
+
+  return {
+    ok: failedInputs.length === 0,
+    shards: shards.length,
+    ...summary,
+    failedInputs,
+    totals,
+    bloomFilter: bloom.report(),
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+async function planShards(
+  inputs: readonly WatInput[],
+  config: ExtractConfig,
+  state: ShardState,
+): Promise<PlannedShard[]> {
+  const outputConfig = {
+    minTextLength: config.minTextLength,
+    linkPaths: config.linkPaths,
+    bloomCapacity: config.bloomCapacity,
+    bloomFalsePositiveRate: config.bloomFalsePositiveRate,
+  };
+  const shards: PlannedShard[] = [];
+  let previous = "";
+  for (const [index, input] of inputs.entries()) {
+    const name = shardName(index);
+    const digest = digestOf({ previous, input: await inputIdentity(input), config: outputConfig });
+    const done = (await state.findDone(name, digest)) !== undefined;
+    shards.push({ index, name, input, digest, done });
+    previous = digest;
+  }
+  return shards;
+}
+
+async function inputIdentity(input: WatInput): Promise<unknown> {
+  if (input.kind === "url") return { url: input.url };
+  try {
+    const info = await stat(input.path);
+    return { file: basename(input.path), bytes: info.size, modified: info.mtimeMs };
+  } catch {
+    return { file: basename(input.path), missing: true };
+  }
+}
+
+async function commitShard(
+  storage: DatasetStorage,
+  state: ShardState,
+  shard: PlannedShard,
+  result: WatFileResult,
+  bloom: BloomFilter,
+): Promise<void> {
+  const kept = result.pairs.filter((pair) => bloom.add(pairKey(pair.url, pair.text)));
+  const stats: WatFileStats = {
+    ...result.stats,
+    kept: kept.length,
+    dropped: {
+      ...result.stats.dropped,
+      duplicate: result.stats.dropped.duplicate + result.pairs.length - kept.length,
+    },
+    languageTiers: countTiers(kept),
+  };
+  result.stats = stats;
+  // An input that could not even be opened leaves no shard; one cut off keeps what was read.
+  if (result.failure !== undefined && result.stats.records === 0) return;
+  const parquetPath = layout.candidates(shard.name);
+  const statsPath = layout.candidateStats(shard.name);
+  await writeParquet(storage, parquetPath, candidateColumns, kept);
+  const shardStats: CandidateShardStats = {
+    shard: shard.name,
+    input: shard.input.name,
+    ...stats,
+    failure: result.failure ?? null,
+    problems: result.problems,
+  };
+  await storage.writeAtomic(statsPath, `${JSON.stringify(shardStats, null, 2)}\n`);
+  // A failed input gets no marker: the next run reads it again and reports it again.
+  if (result.failure !== undefined) return;
+  const outputs = await Promise.all(
+    [parquetPath, statsPath].map(async (path) => ({
+      path,
+      bytes: (await storage.stat(path))?.bytes ?? 0,
+    })),
+  );
+  await state.markDone({
+    shard: shard.name,
+    inputDigest: shard.digest,
+    outputs: outputs.filter((output) => output.path === parquetPath),
+    counts: { records: stats.records, imageLinks: stats.imageLinks, kept: stats.kept },
+  });
+}
+
+async function addShardPairsToFilter(
+  storage: DatasetStorage,
+  shard: string,
+  bloom: BloomFilter,
+): Promise<void> {
+  const rows = await readParquet(storage, layout.candidates(shard), ["url", "text"]);
+  for (const row of rows) bloom.add(pairKey(String(row.url), String(row.text)));
+}
+
+function countTiers(pairs: readonly CandidatePair[]): WatFileStats["languageTiers"] {
+  const tiers = { en: 0, multi: 0, nolang: 0 };
+  for (const pair of pairs) tiers[pair.languageTier]++;
+  return tiers;
+}
+
+function addStats(total: WatFileStats, add: WatFileStats): void {
+  for (const key of [
+    "compressedBytes",
+    "records",
+    "htmlPages",
+    "pagesWithImageLinks",
+    "imageLinks",
+    "kept",
+    "seconds",
+  ] as const) {
+    total[key] += add[key];
+  }
+  for (const group of ["dropped", "badRecords", "languageTiers"] as const) {
+    const target = total[group] as Record<string, number>;
+    for (const [key, value] of Object.entries(add[group])) target[key] = (target[key] ?? 0) + value;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * What `clipcrawl extract` can read: local files, globs, http(s) URLs, and Common Crawl path
+ * listings (`wat.paths.gz`, local or remote, or `--crawl CC-MAIN-…` against a base URL).
+ * Resolution is deterministic: the order given, globs sorted, so shard ids are stable.
+ */
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { glob, isDynamicPattern } from "tinyglobby";
+import { request } from "undici";
+import { InputError } from "../../errors.js";
+import { httpDispatcher } from "../../io/http.js";
+
+export type WatInput = { name: string } & (
+  | { kind: "file"; path: string }
+  | { kind: "url"; url: string }
+);
+
+export interface ResolveInputsOptions {
+  crawl?: string | undefined;
+  baseUrl: string;
+  limit?: number | undefined;
+  cwd?: string;
+}
+
+export interface ResolvedInputs {
+  inputs: WatInput[];
+  /** Input specs that named nothing (a glob without matches, an unreadable listing). */
+  errors: InputError[];
+}
+
+export async function resolveWatInputs(
+  specs: readonly string[],
+  options: ResolveInputsOptions,
+): Promise<ResolvedInputs> {
+  const cwd = options.cwd ?? process.cwd();
+  const inputs: WatInput[] = [];
+  const errors: InputError[] = [];
+  const allSpecs = [...specs];
+  if (options.crawl !== undefined) {
+    if (!/^CC-MAIN-\d{4}-\d{2}$/.test(options.crawl)) {
+      errors.push(
+        new InputError("CC_BAD_CRAWL", options.crawl, "a crawl id looks like CC-MAIN-2024-10"),
+      );
+    } else {
+      allSpecs.push(new URL(`crawl-data/${options.crawl}/wat.paths.gz`, options.baseUrl).href);
+    }
+  }
+  for (const spec of allSpecs) {
+    try {
+      inputs.push(...(await expandSpec(spec, cwd, options.baseUrl)));
+    } catch (error) {
+      if (error instanceof InputError) errors.push(error);
+      else throw error;
+    }
+  }
+  const limited = options.limit === undefined ? inputs : inputs.slice(0, options.limit);
+  return { inputs: limited, errors };
+}
+
+async function expandSpec(spec: string, cwd: string, baseUrl: string): Promise<WatInput[]> {
+  const isUrl = /^https?:\/\//i.test(spec);
+  if (isPathListing(spec)) {
+    const listing = isUrl ? await fetchListing(spec) : await readListing(resolve(cwd, spec), spec);
+    return parseListing(listing, spec, baseUrl);
+  }
+  if (isUrl) return [{ name: spec, kind: "url", url: spec }];
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
+    throw new InputError(
+      "CC_UNSUPPORTED_INPUT",
+      spec,
+      "only local paths and http(s) URLs are supported",
+    );
+  }
+  if (isDynamicPattern(spec)) {
+    const matches = await glob(spec, { cwd, absolute: true, onlyFiles: true });
+    if (matches.length === 0)
+      throw new InputError("CC_NO_MATCH", spec, "no files match this pattern");
+    return matches.sort().map((path) => ({ name: path, kind: "file", path }));
+  }
+  const path = resolve(cwd, spec);
+  return [{ name: path, kind: "file", path }];
+}
+
+function isPathListing(spec: string): boolean {
+  return /\.paths(\.gz)?$/i.test(new URL(spec, "file:///").pathname);
+}
+
+async function readListing(path: string, spec: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new InputError(
+      "CC_INPUT_MISSING",
+      spec,
+      `cannot read the path listing (${(error as Error).message})`,
+    );
+  }
+}
+
+async function fetchListing(url: string): Promise<Buffer> {
+  try {
+    const response = await request(url, {
+      dispatcher: httpDispatcher(),
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
+    const body = Buffer.from(await response.body.arrayBuffer());
+    if (response.statusCode !== 200) {
+      throw new InputError(
+        "CC_HTTP_STATUS",
+        url,
+        `HTTP ${response.statusCode} for the path listing`,
+      );
+    }
+    return body;
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    throw new InputError(
+      "CC_HTTP",
+      url,
+      `cannot fetch the path listing (${(error as Error).message})`,
+    );
+  }
+}
+
+function parseListing(content: Buffer, spec: string, baseUrl: string): WatInput[] {
+  let text: string;
+  try {
+    text = (content[0] === 0x1f && content[1] === 0x8b ? gunzipSync(content) : content).toString(
+      "utf8",
+    );
+  } catch (error) {
+    throw new InputError(
+      "CC_BAD_LISTING",
+      spec,
+      `the path listing is not valid gzip (${(error as Error).message})`,
+    );
+  }
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"))
+    .map((line) => {
+      const url = new URL(line, baseUrl).href;
+      return { name: url, kind: "url", url };
+    });
+}

@@ -1,0 +1,94 @@
+/**
+ * The bytes of one WAT input as a stream of chunks: a local file, or an http(s) URL fetched with
+ * retries. A download that breaks mid-way resumes with a Range request from the last byte
+ * received, so a retry never feeds the parser the same bytes twice.
+ */
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { request } from "undici";
+import { InputError } from "../../errors.js";
+import { httpDispatcher, isRetryableStatus, sleep } from "../../io/http.js";
+import type { WatInput } from "./wat-inputs.js";
+
+export interface WatSourceOptions {
+  retries: number;
+  timeoutSeconds: number;
+  signal?: AbortSignal;
+}
+
+const READ_CHUNK_BYTES = 4 * 1024 * 1024;
+
+export async function* openWatInput(
+  input: WatInput,
+  options: WatSourceOptions,
+): AsyncGenerator<Buffer> {
+  if (input.kind === "file") {
+    yield* readLocalFile(input);
+    return;
+  }
+  yield* fetchWithResume(input.url, options);
+}
+
+async function* readLocalFile(input: WatInput & { kind: "file" }): AsyncGenerator<Buffer> {
+  try {
+    const info = await stat(input.path);
+    if (!info.isFile()) throw new InputError("CC_INPUT_NOT_FILE", input.name, "is not a file");
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === "ENOENT" ? "no such file" : (error as Error).message;
+    throw new InputError("CC_INPUT_MISSING", input.name, reason);
+  }
+  yield* createReadStream(input.path, { highWaterMark: READ_CHUNK_BYTES }) as AsyncIterable<Buffer>;
+}
+
+async function* fetchWithResume(url: string, options: WatSourceOptions): AsyncGenerator<Buffer> {
+  let received = 0;
+  let lastError = "";
+  for (let attempt = 0; attempt <= options.retries; attempt++) {
+    if (attempt > 0) await sleep(Math.min(30_000, 500 * 2 ** (attempt - 1)), options.signal);
+    if (options.signal?.aborted) throw new InputError("CC_ABORTED", url, "stopped");
+    let response: Awaited<ReturnType<typeof request>>;
+    try {
+      response = await request(url, {
+        dispatcher: httpDispatcher(),
+        headers: received > 0 ? { range: `bytes=${received}-` } : {},
+        headersTimeout: options.timeoutSeconds * 1000,
+        bodyTimeout: options.timeoutSeconds * 1000,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+    } catch (error) {
+      lastError = (error as Error).message;
+      continue;
+    }
+    const status = response.statusCode;
+    if (status !== 200 && status !== 206) {
+      await response.body.dump();
+      lastError = `HTTP ${status}`;
+      if (isRetryableStatus(status)) continue;
+      throw new InputError("CC_HTTP_STATUS", url, `HTTP ${status}`);
+    }
+    // A server that ignores Range sends everything again: skip what was already passed on.
+    let skip = status === 200 ? received : 0;
+    try {
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        if (skip >= chunk.length) {
+          skip -= chunk.length;
+          continue;
+        }
+        const fresh = skip > 0 ? chunk.subarray(skip) : chunk;
+        skip = 0;
+        received += fresh.length;
+        yield fresh;
+      }
+      return;
+    } catch (error) {
+      lastError = `connection broke after ${received} bytes (${(error as Error).message})`;
+    }
+  }
+  throw new InputError(
+    "CC_HTTP_FAILED",
+    url,
+    `failed after ${options.retries + 1} attempts: ${lastError}`,
+  );
+}
