@@ -12,6 +12,12 @@ export const layout = {
   candidates: (shard: string) => `candidates/${shard}.parquet`,
   candidateStats: (shard: string) => `candidates/${shard}_stats.json`,
   extractSummary: () => "candidates/_summary.json",
+  imagesFolder: () => "images",
+  imageTar: (shard: string) => `images/${shard}.tar`,
+  imageParquet: (shard: string) => `images/${shard}.parquet`,
+  imageStats: (shard: string) => `images/${shard}_stats.json`,
+  /** `--output-format files`: the shard's KEY.jpg, KEY.txt, KEY.json in one folder. */
+  imageFilesFolder: (shard: string) => `images/${shard}`,
   doneMarker: (stage: string, shard: string) => `_state/${stage}/${shard}.json`,
   stateFolder: (stage: string) => `_state/${stage}`,
 } as const;

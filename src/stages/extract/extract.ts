@@ -13,6 +13,7 @@ import { basename } from "node:path";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { ExtractConfig } from "../../config/schema.js";
+import { errorMessage } from "../../errors.js";
 import { layout, shardName } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { type ParquetColumn, readParquet, writeParquet } from "../../io/parquet.js";
@@ -132,11 +133,15 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
   );
   const window = pool.size * 2;
   const running = new Map<number, Promise<WatFileResult>>();
+  let nextToDispatch = 0;
   const dispatch = (upTo: number) => {
-    for (const shard of shards) {
-      if (shard.index >= upTo) break;
-      if (shard.done || running.has(shard.index)) continue;
-      running.set(shard.index, pool.run({ input: shard.input, config: extractConfig }));
+    for (; nextToDispatch < Math.min(upTo, shards.length); nextToDispatch++) {
+      const shard = shards[nextToDispatch] as PlannedShard;
+      if (shard.done) continue;
+      const result = pool
+        .run({ input: shard.input, config: extractConfig })
+        .catch((error: unknown) => crashedResult(shard.input, error));
+      running.set(shard.index, result);
     }
   };
 
@@ -269,6 +274,17 @@ async function addShardPairsToFilter(
 ): Promise<void> {
   const rows = await readParquet(storage, layout.candidates(shard), ["url", "text"]);
   for (const row of rows) bloom.add(pairKey(String(row.url), String(row.text)));
+}
+
+/** A worker that died (out of memory, a native crash) fails its input, not the run. */
+function crashedResult(input: WatInput, error: unknown): WatFileResult {
+  return {
+    input: input.name,
+    pairs: [],
+    stats: emptyWatFileStats(),
+    problems: [],
+    failure: `${input.name}: the worker reading it failed: ${errorMessage(error)}`,
+  };
 }
 
 function countTiers(pairs: readonly CandidatePair[]): WatFileStats["languageTiers"] {
