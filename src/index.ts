@@ -6,18 +6,26 @@ export {
   parseConfig,
 } from "./config/config-file.js";
 export { type InitResult, initRoot } from "./config/init-root.js";
-export type { ClipcrawlConfig, ExtractConfig } from "./config/schema.js";
+export type { ClipcrawlConfig, DownloadConfig, ExtractConfig } from "./config/schema.js";
 export { ClipcrawlError, ConfigError, InputError } from "./errors.js";
 export { LocalStorage } from "./io/local-storage.js";
 export type { DatasetStorage } from "./io/storage.js";
 export type { StageProgress, StageReporter } from "./runner/reporter.js";
+export {
+  type DownloadOptions,
+  type DownloadSummary,
+  download,
+  type FailedShard,
+} from "./stages/download/download.js";
+export type { SampleRecord, SampleStatus } from "./stages/download/samples.js";
+export type { ImageShardStats, StatusCounts } from "./stages/download/shard-stats.js";
 export {
   type CandidateShardStats,
   type ExtractOptions,
   type ExtractSummary,
   extract,
 } from "./stages/extract/extract.js";
-export type { CandidatePair } from "./stages/extract/wat-file.js";
+export type { WatFileStats } from "./stages/extract/wat-file.js";
 export { VERSION } from "./version.js";
 
 import { initRoot } from "./config/init-root.js";

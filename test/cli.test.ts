@@ -6,7 +6,9 @@ import { runCli } from "./support/cli.js";
 import { tempDir } from "./support/temp.js";
 import { gzipEach, warcinfoRecord, watPageRecord } from "./support/warc-build.js";
 
-const page = watPageRecord("https://a.example/p.html", [{ url: "x.jpg", alt: "A small blue boat on a calm lake" }]);
+const page = watPageRecord("https://a.example/p.html", [
+  { url: "x.jpg", alt: "A small blue boat on a calm lake" },
+]);
 
 test("--help lists the commands; a typo suggests the closest one", async () => {
   const help = await runCli(["--help"]);
@@ -20,7 +22,10 @@ test("--help lists the commands; a typo suggests the closest one", async () => {
 
 test("extract --help shows config flags with their defaults and an example", async () => {
   const help = (await runCli(["extract", "--help"])).stdout.replace(/\s+/g, " ");
-  assert.match(help, /--min-text-length <n> drop alt texts [^(]*\(default: 5; config extract\.minTextLength\)/);
+  assert.match(
+    help,
+    /--min-text-length <n> drop alt texts [^(]*\(default: 5; config extract\.minTextLength\)/,
+  );
   assert.match(help, /--bloom-false-positive-rate <n> .*\(default: 0\.001;/);
   assert.match(help, /Examples: clipcrawl extract/);
 });
@@ -42,7 +47,13 @@ test("init then extract --json: a summary on stdout, exit code 0", async () => {
 test("exit code 1 when an input failed, with one line naming it; the other input is still extracted", async () => {
   const dir = await tempDir("cli-fail");
   await writeFile(join(dir, "a.warc.wat.gz"), gzipEach([warcinfoRecord(), page]));
-  const result = await runCli(["extract", join(dir, "nope.warc.wat.gz"), join(dir, "a.warc.wat.gz"), "--root", join(dir, "root")]);
+  const result = await runCli([
+    "extract",
+    join(dir, "nope.warc.wat.gz"),
+    join(dir, "a.warc.wat.gz"),
+    "--root",
+    join(dir, "root"),
+  ]);
   assert.equal(result.code, 1);
   assert.equal(result.stderr.trim(), `${join(dir, "nope.warc.wat.gz")}: no such file`);
   assert.match(result.stdout, /2 shards \(1 written, 0 already done\), 1 inputs failed/);
@@ -53,9 +64,15 @@ test("a bad config value on the command line or in clipcrawl.json: one line, exi
   const dir = await tempDir("cli-config");
   const flag = await runCli(["extract", "x.wat.gz", "--root", dir, "--min-text-length", "abc"]);
   assert.equal(flag.code, 2);
-  assert.equal(flag.stderr.trim(), 'clipcrawl: command-line options: extract.minTextLength: expected number, received string, got "abc"');
+  assert.equal(
+    flag.stderr.trim(),
+    'clipcrawl: command-line options: extract.minTextLength: expected number, received string, got "abc"',
+  );
   await writeFile(join(dir, "clipcrawl.json"), '{"extract": {"workers": -1}}');
   const file = await runCli(["extract", "x.wat.gz", "--root", dir]);
   assert.equal(file.code, 2);
-  assert.match(file.stderr.trim(), /^clipcrawl: .*clipcrawl\.json: extract\.workers: .*>=0.*got -1$/);
+  assert.match(
+    file.stderr.trim(),
+    /^clipcrawl: .*clipcrawl\.json: extract\.workers: .*>=0.*got -1$/,
+  );
 });

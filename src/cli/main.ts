@@ -3,6 +3,8 @@
 import { Command } from "commander";
 import { ClipcrawlError, errorMessage } from "../errors.js";
 import { VERSION } from "../version.js";
+import { registerDemo } from "./commands/demo.js";
+import { registerDownload } from "./commands/download.js";
 import { registerExtract } from "./commands/extract.js";
 import { registerInit } from "./commands/init.js";
 
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)");
   registerInit(program);
   registerExtract(program);
+  registerDownload(program);
+  registerDemo(program);
   return program;
 }
 

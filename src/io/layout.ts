@@ -9,6 +9,7 @@ export function shardName(index: number): string {
 }
 
 export const layout = {
+  candidatesFolder: () => "candidates",
   candidates: (shard: string) => `candidates/${shard}.parquet`,
   candidateStats: (shard: string) => `candidates/${shard}_stats.json`,
   extractSummary: () => "candidates/_summary.json",

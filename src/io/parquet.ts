@@ -4,6 +4,7 @@
  * pandas, pyarrow, DuckDB and img2dataset read.
  */
 import { randomBytes } from "node:crypto";
+import { isMainThread } from "node:worker_threads";
 import { type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { DatasetStorage } from "./storage.js";
 
@@ -18,9 +19,13 @@ export interface ParquetColumn<Row> {
 
 let instance: Promise<DuckDBInstance> | undefined;
 
-/** One in-memory DuckDB per process; each caller gets its own connection. */
+/**
+ * One in-memory DuckDB per thread; each caller gets its own connection. In a worker thread it
+ * runs single-threaded: the workers are the parallelism, and one thread makes the Parquet files
+ * it writes byte-for-byte reproducible.
+ */
 export async function duckdbConnection(): Promise<DuckDBConnection> {
-  instance ??= DuckDBInstance.create(":memory:");
+  instance ??= DuckDBInstance.create(":memory:", isMainThread ? {} : { threads: "1" });
   return (await instance).connect();
 }
 

@@ -4,7 +4,7 @@
  * A worker that crashes fails only its own task and is replaced.
  */
 import { cpus } from "node:os";
-import { isMainThread, parentPort, Worker } from "node:worker_threads";
+import { isMainThread, parentPort, type TransferListItem, Worker } from "node:worker_threads";
 
 type Reply<Result> =
   | { id: number; ok: true; result: Result }
@@ -13,6 +13,7 @@ type Reply<Result> =
 interface PendingTask<Task, Result> {
   id: number;
   task: Task;
+  transfer: TransferListItem[];
   resolve: (result: Result) => void;
   reject: (error: Error) => void;
 }
@@ -31,10 +32,11 @@ export class WorkerPool<Task, Result> {
     if (size < 1) throw new Error(`worker pool size must be at least 1, got ${size}`);
   }
 
-  run(task: Task): Promise<Result> {
+  /** Runs the task on the next free worker; `transfer` lists ports or buffers it hands over. */
+  run(task: Task, transfer: TransferListItem[] = []): Promise<Result> {
     if (this.closed) return Promise.reject(new Error("worker pool is closed"));
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, task, resolve, reject });
+      this.queue.push({ id: this.nextId++, task, transfer, resolve, reject });
       this.pump();
     });
   }
@@ -52,7 +54,7 @@ export class WorkerPool<Task, Result> {
       if (worker === undefined) return;
       const next = this.queue.shift() as PendingTask<Task, Result>;
       this.busy.set(worker, next);
-      worker.postMessage({ id: next.id, task: next.task });
+      worker.postMessage({ id: next.id, task: next.task }, next.transfer);
     }
   }
 

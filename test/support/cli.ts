@@ -11,7 +11,10 @@ export interface CliResult {
 }
 
 /** Runs the real `clipcrawl` CLI (from source, through tsx) as a user would. */
-export function runCli(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  options: { cwd?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
       cwd: options.cwd,

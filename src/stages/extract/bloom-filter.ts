@@ -1,9 +1,10 @@
 /**
- * The (url, text) dedup filter. A Bloom filter sized from an expected capacity and a target
- * false-positive rate; with double hashing over MD5 (as cc2dataset keys on md5 of the pair), so
- * the same bit positions can be computed anywhere, including for a Redis-backed filter.
+ * The cross-file (url, text) dedup filter: a Bloom filter sized from an expected capacity and a
+ * target false-positive rate. Bit positions come from the pair's 128-bit hash (pair-hash.ts) by
+ * double hashing, so they can be computed anywhere — in the worker that found the pair, or for a
+ * Redis-backed filter shared by many machines.
  */
-import { createHash } from "node:crypto";
+import { HASH_LANES, hashPair } from "./pair-hash.js";
 
 export interface BloomFilterReport {
   capacity: number;
@@ -20,6 +21,7 @@ export class BloomFilter {
   readonly bits: number;
   readonly hashes: number;
   private readonly words: Uint8Array;
+  private readonly scratch = new Uint32Array(HASH_LANES);
   private items = 0;
 
   private constructor(
@@ -35,27 +37,43 @@ export class BloomFilter {
     return new BloomFilter(capacity, falsePositiveRate);
   }
 
-  /** Adds the key; true when it was (probably) not there before. */
-  add(key: string): boolean {
+  /** Adds the pair whose hash lanes start at `lanes[at]`; true when it was (probably) new. */
+  addHash(lanes: Uint32Array, at: number): boolean {
     let added = false;
-    for (const bit of bitPositions(key, this.bits, this.hashes)) {
-      const mask = 1 << (bit & 7);
-      const index = bit >>> 3;
+    let position = firstPosition(lanes, at, this.bits);
+    const step = stepOf(lanes, at, this.bits);
+    for (let i = 0; i < this.hashes; i++) {
+      const mask = 1 << (position & 7);
+      const index = Math.floor(position / 8);
       const word = this.words[index] ?? 0;
       if ((word & mask) === 0) {
         this.words[index] = word | mask;
         added = true;
       }
+      position = (position + step) % this.bits;
     }
     if (added) this.items++;
     return added;
   }
 
-  has(key: string): boolean {
-    for (const bit of bitPositions(key, this.bits, this.hashes)) {
-      if (((this.words[bit >>> 3] ?? 0) & (1 << (bit & 7))) === 0) return false;
+  hasHash(lanes: Uint32Array, at: number): boolean {
+    let position = firstPosition(lanes, at, this.bits);
+    const step = stepOf(lanes, at, this.bits);
+    for (let i = 0; i < this.hashes; i++) {
+      if (((this.words[Math.floor(position / 8)] ?? 0) & (1 << (position & 7))) === 0) return false;
+      position = (position + step) % this.bits;
     }
     return true;
+  }
+
+  addPair(url: string, text: string): boolean {
+    hashPair(url, text, this.scratch, 0);
+    return this.addHash(this.scratch, 0);
+  }
+
+  hasPair(url: string, text: string): boolean {
+    hashPair(url, text, this.scratch, 0);
+    return this.hasHash(this.scratch, 0);
   }
 
   report(): BloomFilterReport {
@@ -72,20 +90,12 @@ export class BloomFilter {
   }
 }
 
-/** The key of a pair: the two parts cannot run into each other. */
-export function pairKey(url: string, text: string): string {
-  return `${url}\u0000${text}`;
+// Kirsch–Mitzenmacher double hashing: position_i = h1 + i·h2 (mod bits), with 53-bit h1 and h2
+// taken from the four lanes, so filters beyond 2^32 bits are addressed evenly.
+function firstPosition(lanes: Uint32Array, at: number, bits: number): number {
+  return ((lanes[at] ?? 0) * 2 ** 21 + ((lanes[at + 1] ?? 0) >>> 11)) % bits;
 }
 
-/** Kirsch–Mitzenmacher double hashing: bit_i = h1 + i·h2 (mod bits), kept below 2^53. */
-export function bitPositions(key: string, bits: number, hashes: number): number[] {
-  const digest = createHash("md5").update(key).digest();
-  let h1 = (digest.readUInt32LE(0) * 2 ** 21 + (digest.readUInt32LE(4) >>> 11)) % bits;
-  const h2 = (digest.readUInt32LE(8) * 2 ** 21 + (digest.readUInt32LE(12) >>> 11)) % bits || 1;
-  const positions: number[] = [];
-  for (let i = 0; i < hashes; i++) {
-    positions.push(h1);
-    h1 = (h1 + h2) % bits;
-  }
-  return positions;
+function stepOf(lanes: Uint32Array, at: number, bits: number): number {
+  return ((lanes[at + 2] ?? 0) * 2 ** 21 + ((lanes[at + 3] ?? 0) >>> 11)) % bits || 1;
 }

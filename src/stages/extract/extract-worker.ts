@@ -1,5 +1,11 @@
-/** Worker-thread entry of the extract stage: one WAT file per task. */
+/**
+ * Worker-thread entry of the extract stage: one WAT file per task. The task's port carries the
+ * file's pair hashes to the main thread and brings back the rows that are cross-file duplicates.
+ */
+import { once } from "node:events";
+import type { MessagePort } from "node:worker_threads";
 import type { ExtractConfig } from "../../config/schema.js";
+import { LocalStorage } from "../../io/local-storage.js";
 import { serveWorkerTasks } from "../../runner/worker-pool.js";
 import { extractWatFile, type WatFileResult } from "./wat-file.js";
 import type { WatInput } from "./wat-inputs.js";
@@ -7,6 +13,24 @@ import type { WatInput } from "./wat-inputs.js";
 export interface ExtractTask {
   input: WatInput;
   config: ExtractConfig;
+  root: string;
+  parquetPath: string;
+  port: MessagePort;
 }
 
-serveWorkerTasks<ExtractTask, WatFileResult>(({ input, config }) => extractWatFile(input, config));
+serveWorkerTasks<ExtractTask, WatFileResult>(async ({ input, config, root, parquetPath, port }) => {
+  try {
+    return await extractWatFile(
+      input,
+      config,
+      { storage: new LocalStorage(root), parquetPath },
+      async (lanes) => {
+        port.postMessage(lanes, [lanes.buffer as ArrayBuffer]);
+        const [dropped] = (await once(port, "message")) as [Uint32Array];
+        return dropped;
+      },
+    );
+  } finally {
+    port.close();
+  }
+});

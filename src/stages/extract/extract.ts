@@ -10,25 +10,22 @@
  */
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
+import { MessageChannel, type MessagePort } from "node:worker_threads";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { ExtractConfig } from "../../config/schema.js";
 import { errorMessage } from "../../errors.js";
 import { layout, shardName } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
-import { type ParquetColumn, readParquet, writeParquet } from "../../io/parquet.js";
+import { readParquet } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../runner/reporter.js";
 import { digestOf, ShardState } from "../../runner/shard-state.js";
 import { defaultParallelism, siblingModule, WorkerPool } from "../../runner/worker-pool.js";
-import { BloomFilter, type BloomFilterReport, pairKey } from "./bloom-filter.js";
+import { BloomFilter, type BloomFilterReport } from "./bloom-filter.js";
 import type { ExtractTask } from "./extract-worker.js";
-import {
-  type CandidatePair,
-  emptyWatFileStats,
-  type WatFileResult,
-  type WatFileStats,
-} from "./wat-file.js";
+import { HASH_LANES } from "./pair-hash.js";
+import { emptyWatFileStats, type WatFileResult, type WatFileStats } from "./wat-file.js";
 import { resolveWatInputs, type WatInput } from "./wat-inputs.js";
 
 export const EXTRACT_STAGE = "extract";
@@ -73,19 +70,10 @@ export interface CandidateShardStats extends WatFileStats {
   problems: string[];
 }
 
-const candidateColumns: ParquetColumn<CandidatePair>[] = [
-  { name: "url", type: "VARCHAR", value: (pair) => pair.url },
-  { name: "text", type: "VARCHAR", value: (pair) => pair.text },
-  { name: "language", type: "VARCHAR", value: (pair) => pair.language },
-  { name: "language_score", type: "FLOAT", value: (pair) => pair.languageScore },
-  { name: "language_tier", type: "VARCHAR", value: (pair) => pair.languageTier },
-  { name: "page_url", type: "VARCHAR", value: (pair) => pair.pageUrl },
-  { name: "source", type: "VARCHAR", value: (pair) => pair.source },
-  { name: "record_offset", type: "BIGINT", value: (pair) => pair.recordOffset },
-  { name: "warc_filename", type: "VARCHAR", value: (pair) => pair.warcFilename },
-  { name: "warc_offset", type: "BIGINT", value: (pair) => pair.warcOffset },
-  { name: "crawl_date", type: "VARCHAR", value: (pair) => pair.crawlDate },
-];
+interface RunningShard {
+  port: MessagePort;
+  result: Promise<WatFileResult>;
+}
 
 interface PlannedShard {
   index: number;
@@ -131,17 +119,27 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
       Math.min(defaultParallelism(extractConfig.workers), shards.filter((s) => !s.done).length),
     ),
   );
+  const root = await storage.localPath(".");
+  // Files are read ahead of the commit point by this many shards, to keep every worker busy.
   const window = pool.size * 2;
-  const running = new Map<number, Promise<WatFileResult>>();
+  const running = new Map<number, RunningShard>();
   let nextToDispatch = 0;
   const dispatch = (upTo: number) => {
     for (; nextToDispatch < Math.min(upTo, shards.length); nextToDispatch++) {
       const shard = shards[nextToDispatch] as PlannedShard;
       if (shard.done) continue;
+      const channel = new MessageChannel();
+      const task: ExtractTask = {
+        input: shard.input,
+        config: extractConfig,
+        root,
+        parquetPath: layout.candidates(shard.name),
+        port: channel.port2,
+      };
       const result = pool
-        .run({ input: shard.input, config: extractConfig })
+        .run(task, [channel.port2])
         .catch((error: unknown) => crashedResult(shard.input, error));
-      running.set(shard.index, result);
+      running.set(shard.index, { port: channel.port1, result });
     }
   };
 
@@ -153,16 +151,26 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
         if (shard.index < lastPending) await addShardPairsToFilter(storage, shard.name, bloom);
       } else {
         dispatch(shard.index + window);
-        const result = await (running.get(shard.index) as Promise<WatFileResult>);
+        const { port, result: pending } = running.get(shard.index) as RunningShard;
         running.delete(shard.index);
-        await commitShard(storage, state, shard, result, bloom);
+        const lanes = await Promise.race([
+          nextMessage<Uint32Array>(port),
+          pending.then(() => undefined),
+        ]);
+        if (lanes !== undefined) {
+          const dropped = crossFileDuplicates(bloom, lanes);
+          port.postMessage(dropped, [dropped.buffer as ArrayBuffer]);
+        }
+        const result = await pending;
+        port.close();
+        await commitShard(storage, state, shard, result);
         addStats(totals, result.stats);
         for (const line of result.problems) reporter.warn(line);
         if (result.failure !== undefined) {
           reporter.warn(result.failure);
           failedInputs.push({ input: shard.input.name, error: result.failure });
         }
-        if (result.failure === undefined || result.stats.records > 0) summary.shardsWritten++;
+        if (result.written) summary.shardsWritten++;
       }
       reporter.progress({
         stage: EXTRACT_STAGE,
@@ -172,7 +180,8 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
       });
     }
   } finally {
-    await Promise.allSettled(running.values());
+    for (const { port } of running.values()) port.close();
+    await Promise.allSettled([...running.values()].map((shard) => shard.result));
     await pool.close();
   }
 
@@ -225,46 +234,46 @@ async function commitShard(
   state: ShardState,
   shard: PlannedShard,
   result: WatFileResult,
-  bloom: BloomFilter,
 ): Promise<void> {
-  const kept = result.pairs.filter((pair) => bloom.add(pairKey(pair.url, pair.text)));
-  const stats: WatFileStats = {
-    ...result.stats,
-    kept: kept.length,
-    dropped: {
-      ...result.stats.dropped,
-      duplicate: result.stats.dropped.duplicate + result.pairs.length - kept.length,
-    },
-    languageTiers: countTiers(kept),
-  };
-  result.stats = stats;
   // An input that could not even be opened leaves no shard; one cut off keeps what was read.
-  if (result.failure !== undefined && result.stats.records === 0) return;
+  if (!result.written) return;
   const parquetPath = layout.candidates(shard.name);
-  const statsPath = layout.candidateStats(shard.name);
-  await writeParquet(storage, parquetPath, candidateColumns, kept);
   const shardStats: CandidateShardStats = {
     shard: shard.name,
     input: shard.input.name,
-    ...stats,
+    ...result.stats,
     failure: result.failure ?? null,
     problems: result.problems,
   };
-  await storage.writeAtomic(statsPath, `${JSON.stringify(shardStats, null, 2)}\n`);
+  await storage.writeAtomic(
+    layout.candidateStats(shard.name),
+    `${JSON.stringify(shardStats, null, 2)}\n`,
+  );
   // A failed input gets no marker: the next run reads it again and reports it again.
   if (result.failure !== undefined) return;
-  const outputs = await Promise.all(
-    [parquetPath, statsPath].map(async (path) => ({
-      path,
-      bytes: (await storage.stat(path))?.bytes ?? 0,
-    })),
-  );
   await state.markDone({
     shard: shard.name,
     inputDigest: shard.digest,
-    outputs: outputs.filter((output) => output.path === parquetPath),
-    counts: { records: stats.records, imageLinks: stats.imageLinks, kept: stats.kept },
+    outputs: [{ path: parquetPath, bytes: (await storage.stat(parquetPath))?.bytes ?? 0 }],
+    counts: {
+      records: result.stats.records,
+      imageLinks: result.stats.imageLinks,
+      kept: result.stats.kept,
+    },
   });
+}
+
+/** Runs a file's pair hashes through the filter, in row order; returns the rows seen before. */
+function crossFileDuplicates(bloom: BloomFilter, lanes: Uint32Array): Uint32Array {
+  const dropped: number[] = [];
+  for (let row = 0; row * HASH_LANES < lanes.length; row++) {
+    if (!bloom.addHash(lanes, row * HASH_LANES)) dropped.push(row);
+  }
+  return Uint32Array.from(dropped);
+}
+
+function nextMessage<T>(port: MessagePort): Promise<T> {
+  return new Promise((resolve) => port.once("message", resolve));
 }
 
 async function addShardPairsToFilter(
@@ -273,24 +282,18 @@ async function addShardPairsToFilter(
   bloom: BloomFilter,
 ): Promise<void> {
   const rows = await readParquet(storage, layout.candidates(shard), ["url", "text"]);
-  for (const row of rows) bloom.add(pairKey(String(row.url), String(row.text)));
+  for (const row of rows) bloom.addPair(String(row.url), String(row.text));
 }
 
 /** A worker that died (out of memory, a native crash) fails its input, not the run. */
 function crashedResult(input: WatInput, error: unknown): WatFileResult {
   return {
     input: input.name,
-    pairs: [],
     stats: emptyWatFileStats(),
     problems: [],
+    written: false,
     failure: `${input.name}: the worker reading it failed: ${errorMessage(error)}`,
   };
-}
-
-function countTiers(pairs: readonly CandidatePair[]): WatFileStats["languageTiers"] {
-  const tiers = { en: 0, multi: 0, nolang: 0 };
-  for (const pair of pairs) tiers[pair.languageTier]++;
-  return tiers;
 }
 
 function addStats(total: WatFileStats, add: WatFileStats): void {

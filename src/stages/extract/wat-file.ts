@@ -1,36 +1,28 @@
 /**
- * Extraction of one WAT file: records → pages → image links → candidate pairs, with exact
- * dedup inside the file and the language of each caption. What happens across files (the
- * Bloom filter dedup, writing the shard) is in extract.ts; this part runs in a worker thread.
+ * Extraction of one WAT file, inside a worker thread: records → pages → image links → candidate
+ * pairs, deduplicated within the file, with the language of each caption, written to the shard's
+ * Parquet file. Duplicates across files are decided elsewhere (extract.ts), in input order: the
+ * pairs' hashes go out through `decideDuplicates`, and the rows it names are left out.
  */
 import { basename } from "node:path";
 import type { ExtractConfig } from "../../config/schema.js";
 import { errorMessage, InputError } from "../../errors.js";
-import { pairKey } from "./bloom-filter.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import { type LinkDropReason, pageBaseUrl, resolveLink } from "./candidate-pairs.js";
+import { CandidateShardWriter } from "./candidate-shard-writer.js";
 import { gzipMembers } from "./gzip-members.js";
 import { type DetectedLanguage, detectLanguage, type LanguageTier } from "./language.js";
-import { parseWarcRecords, WarcFormatError } from "./warc-records.js";
+import { HASH_LANES, PairHashes, PairHashSet } from "./pair-hash.js";
+import { parseWarcRecords, WarcFormatError, type WarcRecord } from "./warc-records.js";
 import type { WatInput } from "./wat-inputs.js";
-import { linkPathPatterns, mentionsHtml, readWatPage, WatJsonError } from "./wat-page.js";
+import {
+  linkPathPatterns,
+  mentionsHtml,
+  readWatPage,
+  WatJsonError,
+  type WatPage,
+} from "./wat-page.js";
 import { openWatInput } from "./wat-source.js";
-
-export interface CandidatePair {
-  url: string;
-  text: string;
-  language: string;
-  languageScore: number;
-  languageTier: LanguageTier;
-  pageUrl: string;
-  /** The WAT file the pair came from (file name or URL). */
-  source: string;
-  /** Offset of the WAT record (gzip member) in the compressed WAT file. */
-  recordOffset: number;
-  /** The original WARC file and offset of the page's HTML response, from the WAT Container. */
-  warcFilename: string;
-  warcOffset: number | null;
-  crawlDate: string;
-}
 
 export type DropReason = LinkDropReason | "duplicate";
 export type RecordProblem = "invalid_json" | "bad_warc_record" | "corrupt_gzip";
@@ -50,15 +42,25 @@ export interface WatFileStats {
 
 export interface WatFileResult {
   input: string;
-  pairs: CandidatePair[];
   stats: WatFileStats;
   /** One line each: bad records (capped), or why the input failed. */
   problems: string[];
   /** Set when the input could not be read to its end: pairs before the failure are kept. */
   failure?: string;
+  /** Whether the shard's Parquet file was written (not when the input could not be read at all). */
+  written: boolean;
 }
 
+export interface ShardTarget {
+  storage: DatasetStorage;
+  parquetPath: string;
+}
+
+/** Given the hash lanes of the file's pairs, in row order, resolves to the rows to leave out. */
+export type DecideDuplicates = (lanes: Uint32Array) => Promise<Uint32Array>;
+
 const MAX_PROBLEM_LINES = 5;
+const TIERS: readonly LanguageTier[] = ["en", "multi", "nolang"];
 
 export function emptyWatFileStats(): WatFileStats {
   return {
@@ -82,116 +84,166 @@ export function emptyWatFileStats(): WatFileStats {
   };
 }
 
+/** The name a pair's `source` column gives its WAT file: the file name, or the URL. */
+export function sourceName(input: WatInput): string {
+  return input.kind === "file" ? basename(input.path) : input.url;
+}
+
 export async function extractWatFile(
   input: WatInput,
   config: ExtractConfig,
-  signal?: AbortSignal,
+  target: ShardTarget,
+  decideDuplicates: DecideDuplicates,
 ): Promise<WatFileResult> {
   const started = performance.now();
   const stats = emptyWatFileStats();
-  const pairs: CandidatePair[] = [];
   const problems: string[] = [];
-  const source = input.kind === "file" ? basename(input.path) : input.url;
-  const wantedPaths = new Set(config.linkPaths);
-  const patterns = linkPathPatterns(config.linkPaths);
-  const seenPairs = new Set<string>();
-  const languageOfText = new Map<string, DetectedLanguage>();
-  let failure: string | undefined;
-
-  const noteProblem = (kind: RecordProblem, message: string): void => {
-    stats.badRecords[kind]++;
-    if (problems.length < MAX_PROBLEM_LINES) problems.push(`${input.name}: ${message}`);
-  };
-
+  const writer = await CandidateShardWriter.open();
   try {
-    const chunks = openWatInput(input, {
-      retries: config.retries,
-      timeoutSeconds: config.timeoutSeconds,
-      ...(signal ? { signal } : {}),
+    const pairs = new FilePairs(writer);
+    let failure: string | undefined;
+    const noteProblem = (kind: RecordProblem, message: string): void => {
+      stats.badRecords[kind]++;
+      if (problems.length < MAX_PROBLEM_LINES) problems.push(`${input.name}: ${message}`);
+    };
+    try {
+      failure = await readPairs(input, config, stats, pairs, noteProblem);
+    } catch (error) {
+      failure =
+        error instanceof InputError ? error.message : `${input.name}: ${errorMessage(error)}`;
+    }
+    const dropped = await decideDuplicates(pairs.hashes.view().slice());
+    stats.dropped.duplicate += dropped.length;
+    stats.kept = writer.rows - dropped.length;
+    stats.languageTiers = pairs.countTiers(dropped);
+    const written = failure === undefined || stats.records > 0;
+    if (written) await writer.write(target.storage, target.parquetPath, sourceName(input), dropped);
+    const hidden =
+      Object.values(stats.badRecords).reduce((sum, count) => sum + count, 0) - problems.length;
+    if (hidden > 0)
+      problems.push(`${input.name}: ${hidden} more bad records (counted in the shard stats)`);
+    stats.seconds = (performance.now() - started) / 1000;
+    return {
+      input: input.name,
+      stats,
+      problems,
+      written,
+      ...(failure === undefined ? {} : { failure }),
+    };
+  } finally {
+    await writer.close();
+  }
+}
+
+/** The pairs of one file: in-file dedup, language per distinct text, rows in the writer. */
+class FilePairs {
+  readonly hashes = new PairHashes();
+  private readonly seen = new PairHashSet();
+  private readonly textIds = new Map<string, { id: number; tier: number }>();
+  private tiers = new Uint8Array(1024);
+
+  constructor(private readonly writer: CandidateShardWriter) {}
+
+  addPage(page: WatPage, recordOffset: number): number {
+    return this.writer.addPage({
+      pageUrl: page.pageUrl,
+      recordOffset,
+      warcFilename: page.warcFilename,
+      warcOffset: page.warcOffset,
+      crawlDate: page.crawlDate,
     });
-    for await (const event of gzipMembers(countBytes(chunks, stats))) {
-      if ("damage" in event) {
-        if (event.damage.kind === "corrupt") {
-          noteProblem("corrupt_gzip", event.damage.message);
-          continue;
-        }
-        failure = `${input.name}: ${event.damage.message}`;
-        break;
-      }
-      let records: ReturnType<typeof parseWarcRecords>;
-      try {
-        records = parseWarcRecords(event.member.data, event.member.offset);
-      } catch (error) {
-        if (!(error instanceof WarcFormatError)) throw error;
-        noteProblem("bad_warc_record", error.message);
+  }
+
+  /** Adds the pair unless the file had it already; false for a repeat. */
+  add(url: string, text: string, pageId: number): boolean {
+    const row = this.hashes.add(url, text);
+    if (!this.seen.add(this.hashes.view(), row * HASH_LANES)) {
+      this.hashes.count--;
+      return false;
+    }
+    let known = this.textIds.get(text);
+    if (known === undefined) {
+      const language: DetectedLanguage = detectLanguage(text);
+      known = { id: this.writer.addText(text, language), tier: TIERS.indexOf(language.tier) };
+      this.textIds.set(text, known);
+    }
+    this.writer.addPair(url, known.id, pageId);
+    if (row >= this.tiers.length) {
+      const bigger = new Uint8Array(this.tiers.length * 2);
+      bigger.set(this.tiers);
+      this.tiers = bigger;
+    }
+    this.tiers[row] = known.tier;
+    return true;
+  }
+
+  countTiers(dropped: Uint32Array): Record<LanguageTier, number> {
+    const counts = { en: 0, multi: 0, nolang: 0 };
+    for (let row = 0; row < this.hashes.count; row++)
+      counts[TIERS[this.tiers[row] ?? 0] ?? "nolang"]++;
+    for (const row of dropped) counts[TIERS[this.tiers[row] ?? 0] ?? "nolang"]--;
+    return counts;
+  }
+}
+
+/** Reads the input to its end (or failure); returns the failure message, if any. */
+async function readPairs(
+  input: WatInput,
+  config: ExtractConfig,
+  stats: WatFileStats,
+  pairs: FilePairs,
+  noteProblem: (kind: RecordProblem, message: string) => void,
+): Promise<string | undefined> {
+  const patterns = linkPathPatterns(config.linkPaths);
+  const chunks = openWatInput(input, {
+    retries: config.retries,
+    timeoutSeconds: config.timeoutSeconds,
+  });
+  for await (const event of gzipMembers(countBytes(chunks, stats))) {
+    if ("damage" in event) {
+      if (event.damage.kind === "corrupt") {
+        noteProblem("corrupt_gzip", event.damage.message);
         continue;
       }
-      for (const record of records) {
-        stats.records++;
-        if (record.type !== "metadata" || !mentionsHtml(record)) continue;
-        stats.htmlPages++;
-        let page: ReturnType<typeof readWatPage>;
-        try {
-          page = readWatPage(record, wantedPaths, patterns);
-        } catch (error) {
-          if (!(error instanceof WatJsonError)) throw error;
-          noteProblem("invalid_json", error.message);
+      return `${input.name}: ${event.damage.message}`;
+    }
+    let records: WarcRecord[];
+    try {
+      records = parseWarcRecords(event.member.data, event.member.offset);
+    } catch (error) {
+      if (!(error instanceof WarcFormatError)) throw error;
+      noteProblem("bad_warc_record", error.message);
+      continue;
+    }
+    for (const record of records) {
+      stats.records++;
+      if (record.type !== "metadata" || !mentionsHtml(record)) continue;
+      stats.htmlPages++;
+      let page: ReturnType<typeof readWatPage>;
+      try {
+        page = readWatPage(record, patterns);
+      } catch (error) {
+        if (!(error instanceof WatJsonError)) throw error;
+        noteProblem("invalid_json", error.message);
+        continue;
+      }
+      if (page === undefined || page.links.length === 0) continue;
+      stats.pagesWithImageLinks++;
+      const base = pageBaseUrl(page);
+      let pageId = -1;
+      for (const link of page.links) {
+        stats.imageLinks++;
+        const outcome = resolveLink(link, base, config.minTextLength);
+        if ("dropped" in outcome) {
+          stats.dropped[outcome.dropped]++;
           continue;
         }
-        if (page === undefined || page.links.length === 0) continue;
-        stats.pagesWithImageLinks++;
-        const base = pageBaseUrl(page);
-        for (const link of page.links) {
-          stats.imageLinks++;
-          const outcome = resolveLink(link, base, config.minTextLength);
-          if ("dropped" in outcome) {
-            stats.dropped[outcome.dropped]++;
-            continue;
-          }
-          const { url, text } = outcome.pair;
-          const key = pairKey(url, text);
-          if (seenPairs.has(key)) {
-            stats.dropped.duplicate++;
-            continue;
-          }
-          seenPairs.add(key);
-          let language = languageOfText.get(text);
-          if (language === undefined) {
-            language = detectLanguage(text);
-            languageOfText.set(text, language);
-          }
-          pairs.push({
-            url,
-            text,
-            language: language.language,
-            languageScore: language.score,
-            languageTier: language.tier,
-            pageUrl: page.pageUrl,
-            source,
-            recordOffset: record.offset,
-            warcFilename: page.warcFilename,
-            warcOffset: page.warcOffset,
-            crawlDate: page.crawlDate,
-          });
-        }
+        if (pageId < 0) pageId = pairs.addPage(page, record.offset);
+        if (!pairs.add(outcome.pair.url, outcome.pair.text, pageId)) stats.dropped.duplicate++;
       }
     }
-  } catch (error) {
-    failure = error instanceof InputError ? error.message : `${input.name}: ${errorMessage(error)}`;
   }
-  for (const pair of pairs) stats.languageTiers[pair.languageTier]++;
-  stats.kept = pairs.length;
-  stats.seconds = (performance.now() - started) / 1000;
-  const hidden = Object.values(stats.badRecords).reduce((a, b) => a + b, 0) - problems.length;
-  if (hidden > 0)
-    problems.push(`${input.name}: ${hidden} more bad records (counted in the shard stats)`);
-  return {
-    input: input.name,
-    pairs,
-    stats,
-    problems,
-    ...(failure === undefined ? {} : { failure }),
-  };
+  return undefined;
 }
 
 async function* countBytes(

@@ -1,8 +1,13 @@
 /**
  * The part of a WAT metadata record the extractor needs: the page URL, its `<base href>`, the
- * crawl date and source WARC position, and the image links. The JSON is parsed only when the
- * body mentions one of the wanted link paths: most records (requests, crawl metadata, non-HTML
- * responses, pages without images) are skipped with a byte search.
+ * crawl date, the source WARC position, and the links of the wanted paths (`IMG@/src`).
+ *
+ * Most of a page's WAT JSON is anchor links the extractor never looks at, and decoding plus
+ * parsing it all cost more than inflating it. So the record is searched for the wanted link
+ * objects (`{"path":"IMG@/src",…}`), only those small objects are parsed, and the few page fields
+ * are read as single string tokens. Whenever the fast path cannot be sure of what it sees (a
+ * brace inside a string next to a link, whitespace in the JSON, a link object it cannot parse),
+ * the record is parsed in full instead, so the result is always what JSON.parse would give.
  */
 import type { WarcRecord } from "./warc-records.js";
 
@@ -30,27 +35,140 @@ export class WatJsonError extends Error {
   }
 }
 
+/** Byte patterns derived once from the configured link paths. */
+export interface LinkPathPatterns {
+  paths: ReadonlySet<string>;
+  /** `"IMG@/src"`: any mention of a wanted path. */
+  values: Buffer[];
+}
+
+export function linkPathPatterns(paths: readonly string[]): LinkPathPatterns {
+  return { paths: new Set(paths), values: paths.map((path) => Buffer.from(JSON.stringify(path))) };
+}
+
+const PATH_KEY = Buffer.from('"path":');
 const HTML_METADATA = Buffer.from('"HTML-Metadata"');
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
 
 export function mentionsHtml(record: WarcRecord): boolean {
   return record.body.includes(HTML_METADATA);
 }
 
-/** Byte patterns for the link paths, e.g. `"IMG@/src"`, for the pre-parse check. */
-export function linkPathPatterns(paths: readonly string[]): Buffer[] {
-  return paths.map((path) => Buffer.from(JSON.stringify(path)));
+/**
+ * The page with its wanted links, or undefined when the record has none.
+ * Throws WatJsonError when the record is not valid WAT JSON.
+ */
+export function readWatPage(record: WarcRecord, patterns: LinkPathPatterns): WatPage | undefined {
+  const body = record.body;
+  if (!patterns.values.some((pattern) => body.includes(pattern))) return undefined;
+  if (!looksLikeJsonObject(body)) {
+    throw new WatJsonError(record.offset, "the record is cut off or is not a JSON object");
+  }
+  return readWatPageFast(record, patterns) ?? readWatPageFully(record, patterns.paths);
 }
 
-/**
- * The page with its links of the wanted paths, or undefined when the record has none.
- * Throws WatJsonError when the record should have been parsed but is not valid WAT JSON.
- */
-export function readWatPage(
+/** The fast path; undefined whenever it cannot be certain, so the caller parses in full. */
+function readWatPageFast(record: WarcRecord, patterns: LinkPathPatterns): WatPage | undefined {
+  const body = record.body;
+  const found: { at: number; link: WatLink }[] = [];
+  for (const value of patterns.values) {
+    for (let at = body.indexOf(value); at >= 0; at = body.indexOf(value, at + value.length)) {
+      // Every mention must be the value of a "path" key (no whitespace, as ia-web-commons writes).
+      const keyAt = at - PATH_KEY.length;
+      if (keyAt < 0 || body.compare(PATH_KEY, 0, PATH_KEY.length, keyAt, at) !== 0)
+        return undefined;
+      const start = body.lastIndexOf(OPEN_BRACE, keyAt);
+      const end = body.indexOf(CLOSE_BRACE, at + value.length);
+      if (start < 0 || end < 0) return undefined;
+      const before = body[start - 1];
+      const after = body[end + 1];
+      // A link object sits in the Links array: "[{…}," or ",{…}]". Anything else means a brace
+      // inside a string fooled the search.
+      if ((before !== 0x5b && before !== 0x2c) || (after !== 0x2c && after !== 0x5d))
+        return undefined;
+      const link = parseLinkObject(body, start, end + 1);
+      if (link === undefined) return undefined;
+      found.push({ at, link });
+    }
+  }
+  // Several link paths were searched one after the other: restore the page's order.
+  if (patterns.values.length > 1) found.sort((a, b) => a.at - b.at);
+  const links = found.map((item) => item.link);
+  const envelopeAt = body.indexOf('"Envelope"');
+  const container = envelopeAt < 0 ? body : body.subarray(0, envelopeAt);
+  const offsetText = stringToken(container, '"Offset":"');
+  const warcOffset = Number(offsetText);
+  return {
+    pageUrl:
+      record.targetUri !== "" ? record.targetUri : (stringToken(body, '"WARC-Target-URI":"') ?? ""),
+    baseHref: stringToken(body, '"Base":"'),
+    crawlDate: stringToken(body, '"WARC-Date":"') ?? record.date,
+    warcFilename: stringToken(container, '"Filename":"') ?? "",
+    warcOffset: offsetText !== undefined && Number.isSafeInteger(warcOffset) ? warcOffset : null,
+    links,
+  };
+}
+
+function parseLinkObject(body: Buffer, start: number, end: number): WatLink | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString("utf8", start, end));
+  } catch {
+    return undefined;
+  }
+  return toWatLink(value);
+}
+
+function toWatLink(value: unknown): WatLink | undefined {
+  const link = asObject(value);
+  if (link === undefined || typeof link.path !== "string" || typeof link.url !== "string")
+    return undefined;
+  return typeof link.alt === "string"
+    ? { path: link.path, url: link.url, alt: link.alt }
+    : { path: link.path, url: link.url };
+}
+
+/** The value of the first `"key":"…"` token, unescaped; undefined when absent or unreadable. */
+function stringToken(body: Buffer, keyAndQuote: string): string | undefined {
+  const at = body.indexOf(keyAndQuote);
+  if (at < 0) return undefined;
+  const open = at + keyAndQuote.length - 1;
+  let close = body.indexOf(QUOTE, open + 1);
+  while (close > 0 && isEscaped(body, close)) close = body.indexOf(QUOTE, close + 1);
+  if (close < 0) return undefined;
+  try {
+    return JSON.parse(body.toString("utf8", open, close + 1)) as string;
+  } catch {
+    return undefined;
+  }
+}
+
+function isEscaped(body: Buffer, quote: number): boolean {
+  let backslashes = 0;
+  for (let i = quote - 1; i >= 0 && body[i] === BACKSLASH; i--) backslashes++;
+  return backslashes % 2 === 1;
+}
+
+function looksLikeJsonObject(body: Buffer): boolean {
+  let first = 0;
+  while (first < body.length && isJsonWhitespace(body[first])) first++;
+  let last = body.length - 1;
+  while (last > first && isJsonWhitespace(body[last])) last--;
+  return body[first] === OPEN_BRACE && body[last] === CLOSE_BRACE;
+}
+
+function isJsonWhitespace(byte: number | undefined): boolean {
+  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
+}
+
+/** The reference reading: JSON.parse of the whole record. */
+export function readWatPageFully(
   record: WarcRecord,
   wantedPaths: ReadonlySet<string>,
-  patterns: readonly Buffer[],
 ): WatPage | undefined {
-  if (!patterns.some((pattern) => record.body.includes(pattern))) return undefined;
   let envelope: unknown;
   try {
     envelope = JSON.parse(record.body.toString("utf8"));
@@ -69,25 +187,20 @@ export function readWatPage(
   }
   const links: WatLink[] = [];
   for (const item of rawLinks ?? []) {
-    const link = asObject(item);
-    if (link === undefined || typeof link.path !== "string" || !wantedPaths.has(link.path))
-      continue;
-    if (typeof link.url !== "string") continue;
-    links.push({
-      path: link.path,
-      url: link.url,
-      ...(typeof link.alt === "string" ? { alt: link.alt } : {}),
-    });
+    const link = toWatLink(item);
+    if (link !== undefined && wantedPaths.has(link.path)) links.push(link);
   }
   const container = asObject(root?.Container);
   const head = asObject(html.Head);
   const warcOffset = Number(container?.Offset);
   return {
-    pageUrl: stringOr(warcHeaders?.["WARC-Target-URI"], record.targetUri),
+    pageUrl:
+      record.targetUri !== "" ? record.targetUri : stringOr(warcHeaders?.["WARC-Target-URI"], ""),
     baseHref: typeof head?.Base === "string" ? head.Base : undefined,
     crawlDate: stringOr(warcHeaders?.["WARC-Date"], record.date),
     warcFilename: stringOr(container?.Filename, ""),
-    warcOffset: Number.isSafeInteger(warcOffset) ? warcOffset : null,
+    warcOffset:
+      typeof container?.Offset === "string" && Number.isSafeInteger(warcOffset) ? warcOffset : null,
     links,
   };
 }

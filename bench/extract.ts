@@ -1,0 +1,120 @@
+/**
+ * Extract throughput against zcat on the same WAT files, in the same run.
+ *
+ * - one core: one ≥100 MB file, `clipcrawl extract` with one worker (the full stage: parse,
+ *   language id, dedup, Parquet) vs `zcat FILE > /dev/null`. Target: ≥ 0.5 of zcat's rate.
+ * - all cores: one file per core, one worker each, vs the same number of zcat processes at once.
+ *
+ *   npm run bench -- extract [--size-mb 120]
+ */
+import { rm } from "node:fs/promises";
+import { cpus } from "node:os";
+import { parseArgs } from "node:util";
+import { writeWatFile } from "../scripts/wat-generator.js";
+import { extract } from "../src/stages/extract/extract.js";
+import { benchDataPath, fileBytes, megabytes, printTable, timeShell } from "./support.js";
+
+const MIB = 1024 * 1024;
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { "size-mb": { type: "string", default: "120" } },
+  });
+  const sizeMb = Number(values["size-mb"]);
+  const cores = cpus().length;
+  const single = await ensureWatFile(`single-${sizeMb}mb.warc.wat.gz`, sizeMb, 1);
+  const perCore: string[] = [];
+  for (let index = 0; index < cores; index++) {
+    perCore.push(
+      await ensureWatFile(
+        `core${index}-${Math.ceil(sizeMb / 2)}mb.warc.wat.gz`,
+        Math.ceil(sizeMb / 2),
+        100 + index,
+      ),
+    );
+  }
+
+  const singleBytes = (await fileBytes(single)) ?? 0;
+  const zcatSingle = timeShell(`zcat '${single}' > /dev/null`);
+  const oneCore = await runExtract([single], 1);
+
+  const allBytes = (await Promise.all(perCore.map(fileBytes))).reduce<number>(
+    (sum, bytes) => sum + (bytes ?? 0),
+    0,
+  );
+  const zcatParallel = timeShell(
+    `${perCore.map((path) => `zcat '${path}' > /dev/null &`).join(" ")} wait`,
+  );
+  const allCores = await runExtract(perCore, cores);
+
+  const rate = (bytes: number, seconds: number | undefined) =>
+    seconds === undefined ? Number.NaN : megabytes(bytes) / seconds;
+  const rows: (string | number)[][] = [
+    ["run", "input MB", "seconds", "MB/s compressed", "records/s", "pairs/s", "vs zcat"],
+  ];
+  const zcatSingleRate = rate(singleBytes, zcatSingle);
+  const zcatAllRate = rate(allBytes, zcatParallel);
+  rows.push([
+    "zcat, 1 process",
+    megabytes(singleBytes).toFixed(0),
+    fmt(zcatSingle),
+    zcatSingleRate.toFixed(1),
+    "",
+    "",
+    "1.00",
+  ]);
+  rows.push([
+    "clipcrawl extract, 1 worker",
+    megabytes(singleBytes).toFixed(0),
+    fmt(oneCore.seconds),
+    rate(singleBytes, oneCore.seconds).toFixed(1),
+    Math.round(oneCore.records / oneCore.seconds),
+    Math.round(oneCore.pairs / oneCore.seconds),
+    (rate(singleBytes, oneCore.seconds) / zcatSingleRate).toFixed(2),
+  ]);
+  rows.push([
+    `zcat, ${cores} processes`,
+    megabytes(allBytes).toFixed(0),
+    fmt(zcatParallel),
+    zcatAllRate.toFixed(1),
+    "",
+    "",
+    "1.00",
+  ]);
+  rows.push([
+    `clipcrawl extract, ${cores} workers`,
+    megabytes(allBytes).toFixed(0),
+    fmt(allCores.seconds),
+    rate(allBytes, allCores.seconds).toFixed(1),
+    Math.round(allCores.records / allCores.seconds),
+    Math.round(allCores.pairs / allCores.seconds),
+    (rate(allBytes, allCores.seconds) / zcatAllRate).toFixed(2),
+  ]);
+  printTable(rows);
+  console.log(
+    `target: one-core extract ≥ 0.5 of zcat's rate → ${(rate(singleBytes, oneCore.seconds) / zcatSingleRate).toFixed(2)}`,
+  );
+}
+
+async function ensureWatFile(name: string, sizeMb: number, seed: number): Promise<string> {
+  const path = await benchDataPath(name);
+  if ((await fileBytes(path)) === undefined) {
+    console.log(`generating ${name} (${sizeMb} MiB, once; kept in bench/.data/)`);
+    await writeWatFile(path, { seed, minBytes: sizeMb * MIB });
+  }
+  return path;
+}
+
+async function runExtract(inputs: string[], workers: number) {
+  const root = await benchDataPath(`root-${workers}`);
+  await rm(root, { recursive: true, force: true });
+  const summary = await extract({ root, inputs, config: { workers } });
+  await rm(root, { recursive: true, force: true });
+  if (!summary.ok) throw new Error(`extract failed: ${JSON.stringify(summary.failedInputs)}`);
+  return { seconds: summary.seconds, records: summary.totals.records, pairs: summary.totals.kept };
+}
+
+function fmt(seconds: number | undefined): string {
+  return seconds === undefined ? "failed" : seconds.toFixed(2);
+}

@@ -1,0 +1,100 @@
+/**
+ * Language identification: accuracy on the generated multilingual captions (scripts/
+ * sample-captions.ts, written and labelled by hand) and on no-language alt texts (file names,
+ * product codes), plus throughput. Compares ELD (the extractor's choice) with CLD3 — the model
+ * LAION used (gcld3) — through cld3-asm, on the same texts.
+ */
+import { loadModule } from "cld3-asm";
+import { allLabelledCaptions, NO_LANGUAGE_ALTS } from "../scripts/sample-captions.js";
+import { detectLanguage } from "../src/stages/extract/language.js";
+
+interface Detector {
+  name: string;
+  detect(text: string): { language: string; reliable: boolean };
+}
+
+export async function main(): Promise<void> {
+  const cld3 = await loadModule();
+  const cld3Identifier = cld3.create(0, 1000);
+  const detectors: Detector[] = [
+    {
+      name: "eld (medium), clipcrawl",
+      detect: (text) => {
+        const result = detectLanguage(text);
+        return { language: result.language, reliable: result.tier !== "nolang" };
+      },
+    },
+    {
+      name: "cld3 (cld3-asm), LAION's",
+      detect: (text) => {
+        const result = cld3Identifier.findLanguage(text);
+        // CLD3 still uses the withdrawn code "iw" for Hebrew.
+        const language =
+          result.language.split("-")[0] === "iw" ? "he" : result.language.split("-")[0];
+        return { language: language ?? "", reliable: result.is_reliable };
+      },
+    },
+  ];
+  const captions = allLabelledCaptions().flatMap((caption) =>
+    caption.language === null ? [] : [{ text: caption.text, language: caption.language as string }],
+  );
+  const languages = [...new Set(captions.map((caption) => caption.language))];
+  console.log(
+    `${captions.length} captions in ${languages.length} languages, ${NO_LANGUAGE_ALTS.length} no-language alts`,
+  );
+  const header = [
+    "detector",
+    "accuracy",
+    "reliable+right",
+    "nolang right",
+    "texts/s",
+    "worst languages",
+  ];
+  console.log(header.join(" | "));
+  for (const detector of detectors) {
+    let right = 0;
+    let reliableRight = 0;
+    const perLanguage = new Map<string, { right: number; total: number }>();
+    for (const caption of captions) {
+      const result = detector.detect(caption.text);
+      const entry = perLanguage.get(caption.language) ?? { right: 0, total: 0 };
+      entry.total++;
+      if (result.language === caption.language) {
+        right++;
+        entry.right++;
+        if (result.reliable) reliableRight++;
+      }
+      perLanguage.set(caption.language, entry);
+    }
+    const nolangRight = NO_LANGUAGE_ALTS.filter((text) => !detector.detect(text).reliable).length;
+    const texts = captions.map((caption) => caption.text);
+    const started = performance.now();
+    let calls = 0;
+    while (performance.now() - started < 1000) {
+      for (const text of texts) detector.detect(`${text} ${calls}`);
+      calls += texts.length;
+    }
+    const perSecond = calls / ((performance.now() - started) / 1000);
+    const worst = [...perLanguage.entries()]
+      .map(([language, entry]) => [language, entry.right / entry.total] as const)
+      .sort((a, b) => a[1] - b[1])
+      .slice(0, 4)
+      .map(([language, accuracy]) => `${language} ${(accuracy * 100).toFixed(0)}%`)
+      .join(", ");
+    console.log(
+      [
+        detector.name,
+        percent(right / captions.length),
+        percent(reliableRight / captions.length),
+        percent(nolangRight / NO_LANGUAGE_ALTS.length),
+        Math.round(perSecond).toLocaleString("en"),
+        worst,
+      ].join(" | "),
+    );
+  }
+  cld3Identifier.dispose();
+}
+
+function percent(value: number): string {
+  return `${(value * 100).toFixed(1)}%`;
+}

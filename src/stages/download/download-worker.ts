@@ -1,0 +1,47 @@
+/**
+ * Worker-thread entry of the download stage: one shard per task. The download context
+ * (connections, DNS cache, blocklist) lives as long as the worker, so keep-alive connections
+ * and cached names carry over from one shard to the next.
+ */
+import { LocalStorage } from "../../io/local-storage.js";
+import { digestOf } from "../../runner/shard-state.js";
+import { serveWorkerTasks } from "../../runner/worker-pool.js";
+import {
+  createDownloadContext,
+  type DownloadContext,
+  type DownloadShardResult,
+  type DownloadShardTask,
+  downloadShard,
+} from "./download-shard.js";
+import type { HostLimits } from "./fetch-scheduler.js";
+
+export interface DownloadWorkerTask {
+  /** The dataset root on the local file system. */
+  root: string;
+  task: DownloadShardTask;
+  limits: HostLimits;
+  blocklistPath: string;
+}
+
+let current: { key: string; context: Promise<DownloadContext> } | undefined;
+
+function contextFor(job: DownloadWorkerTask): Promise<DownloadContext> {
+  const key = digestOf({
+    config: job.task.config,
+    limits: job.limits,
+    blocklist: job.blocklistPath,
+  });
+  if (current?.key !== key) {
+    const previous = current?.context;
+    void previous?.then((context) => context.close()).catch(() => {});
+    current = {
+      key,
+      context: createDownloadContext(job.task.config, job.limits, job.blocklistPath),
+    };
+  }
+  return current.context;
+}
+
+serveWorkerTasks<DownloadWorkerTask, DownloadShardResult>(async (job) =>
+  downloadShard(job.task, new LocalStorage(job.root), await contextFor(job)),
+);

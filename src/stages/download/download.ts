@@ -1,0 +1,200 @@
+/**
+ * `clipcrawl download`: candidate shards (or URL lists) → image shards in img2dataset's format
+ * under `<root>/images/`.
+ *
+ * Shards run on the worker pool, each with its share of the concurrency; inside a shard the
+ * fetches are asynchronous. A shard's outputs are written atomically by the worker, and its
+ * done marker is written here, last, once the worker reports success. A re-run skips shards
+ * whose marker matches their digest (img2dataset's incremental mode); `overwrite` starts over.
+ */
+import { stat } from "node:fs/promises";
+import { isAbsolute, resolve } from "node:path";
+import { loadConfig } from "../../config/config-file.js";
+import { initRoot } from "../../config/init-root.js";
+import type { DownloadConfig } from "../../config/schema.js";
+import { errorMessage } from "../../errors.js";
+import { layout } from "../../io/layout.js";
+import { LocalStorage } from "../../io/local-storage.js";
+import { type StageReporter, silentReporter } from "../../runner/reporter.js";
+import { ShardState } from "../../runner/shard-state.js";
+import { defaultParallelism, siblingModule, WorkerPool } from "../../runner/worker-pool.js";
+import type { DownloadShardResult } from "./download-shard.js";
+import type { DownloadWorkerTask } from "./download-worker.js";
+import type { HostLimits } from "./fetch-scheduler.js";
+import { type PlannedShard, planCandidateShards, planUrlListShards } from "./shard-plan.js";
+import { addStatusCounts, emptyStatusCounts, type StatusCounts } from "./shard-stats.js";
+import { resolveUrlListFiles } from "./url-lists.js";
+
+export const DOWNLOAD_STAGE = "download";
+
+export interface DownloadOptions {
+  /** The dataset root: a directory path, or a LocalStorage. */
+  root: string | LocalStorage;
+  /** URL lists (files or folders) to download instead of the root's candidate shards. */
+  inputs?: readonly string[];
+  /** Values that override the root's clipcrawl.json for this run. */
+  config?: Partial<DownloadConfig>;
+  /** Delete `images/` and the download markers first and redo every shard. */
+  overwrite?: boolean;
+  reporter?: StageReporter;
+  cwd?: string;
+}
+
+export interface FailedShard {
+  shard: string;
+  error: string;
+}
+
+export interface DownloadSummary {
+  /** True when every shard was written (failed samples are data, not a failure of the run). */
+  ok: boolean;
+  source: "candidates" | "url lists";
+  shards: number;
+  shardsWritten: number;
+  shardsSkipped: number;
+  failedShards: FailedShard[];
+  /** Over the shards written in this run. */
+  totals: StatusCounts;
+  /** The most frequent outcomes ("success" and error messages) over the shards written. */
+  topStatuses: Record<string, number>;
+  bytesDownloaded: number;
+  seconds: number;
+  samplesPerSecond: number;
+}
+
+const TOP_STATUSES = 30;
+
+export async function download(options: DownloadOptions): Promise<DownloadSummary> {
+  const started = performance.now();
+  const reporter = options.reporter ?? silentReporter;
+  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  await initRoot(storage);
+  const config = (await loadConfig(storage, { download: options.config ?? {} })).download;
+  const cwd = options.cwd ?? process.cwd();
+  const blocklistPath = config.blocklist === "" ? "" : resolve(cwd, config.blocklist);
+  const blocklistIdentity = await fileIdentity(blocklistPath);
+
+  const state = new ShardState(storage, DOWNLOAD_STAGE);
+  if (options.overwrite === true) {
+    await storage.remove(layout.imagesFolder());
+    await storage.remove(layout.stateFolder(DOWNLOAD_STAGE));
+  }
+  const inputs = options.inputs ?? [];
+  const plan =
+    inputs.length === 0
+      ? await planCandidateShards(storage, config, blocklistIdentity)
+      : await planUrlListShards(
+          await resolveUrlListFiles(inputs, config.inputFormat, cwd),
+          config,
+          blocklistIdentity,
+        );
+
+  const poolSize = Math.max(1, Math.min(defaultParallelism(config.workers), plan.totalShards));
+  const limits: HostLimits = {
+    concurrency: Math.max(1, Math.ceil(config.concurrency / poolSize)),
+    perHost: Math.max(1, Math.ceil(config.perHostConcurrency / poolSize)),
+  };
+  const pool = new WorkerPool<DownloadWorkerTask, DownloadShardResult>(
+    siblingModule(import.meta.url, "download-worker"),
+    poolSize,
+  );
+
+  const totals = emptyStatusCounts();
+  const statuses = new Map<string, number>();
+  const failedShards: FailedShard[] = [];
+  let shardsWritten = 0;
+  let shardsSkipped = 0;
+  let shardsDone = 0;
+  let bytesDownloaded = 0;
+  const report = () =>
+    reporter.progress({
+      stage: DOWNLOAD_STAGE,
+      shardsDone,
+      shardsTotal: plan.totalShards,
+      counters: { samples: totals.count, success: totals.successes },
+    });
+
+  const runShard = async (shard: PlannedShard) => {
+    try {
+      const samples = await shard.load();
+      const result = await pool.run({
+        root: storage.root,
+        task: {
+          shardIndex: shard.index,
+          shard: shard.name,
+          samples,
+          extraColumns: plan.extraColumns,
+          hasCaptions: plan.hasCaptions,
+          config,
+        },
+        limits,
+        blocklistPath,
+      });
+      await state.markDone({
+        shard: shard.name,
+        inputDigest: shard.digest,
+        outputs: result.outputs,
+        counts: { ...result.counts },
+      });
+      shardsWritten++;
+      addStatusCounts(totals, result.counts);
+      bytesDownloaded += result.bytesDownloaded;
+      for (const [label, count] of Object.entries(result.statusDict)) {
+        statuses.set(label, (statuses.get(label) ?? 0) + count);
+      }
+    } catch (error) {
+      const message = errorMessage(error);
+      failedShards.push({ shard: shard.name, error: message });
+      reporter.warn(`download shard ${shard.name} failed: ${message}`);
+    }
+    shardsDone++;
+    report();
+  };
+
+  const window = pool.size * 2;
+  const running = new Set<Promise<void>>();
+  try {
+    for await (const shard of plan.shards) {
+      if (options.overwrite !== true && (await state.findDone(shard.name, shard.digest))) {
+        shardsSkipped++;
+        shardsDone++;
+        report();
+        continue;
+      }
+      while (running.size >= window) await Promise.race(running);
+      const job: Promise<void> = runShard(shard).finally(() => running.delete(job));
+      running.add(job);
+    }
+    await Promise.all(running);
+  } finally {
+    await Promise.allSettled(running);
+    await pool.close();
+  }
+
+  const seconds = (performance.now() - started) / 1000;
+  failedShards.sort((a, b) => (a.shard < b.shard ? -1 : 1));
+  return {
+    ok: failedShards.length === 0,
+    source: plan.source,
+    shards: plan.totalShards,
+    shardsWritten,
+    shardsSkipped,
+    failedShards,
+    totals,
+    topStatuses: Object.fromEntries(
+      [...statuses.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP_STATUSES),
+    ),
+    bytesDownloaded,
+    seconds,
+    samplesPerSecond: totals.count / Math.max(seconds, 0.001),
+  };
+}
+
+/** A blocklist's identity for shard digests: editing the list redoes the shards. */
+async function fileIdentity(path: string): Promise<unknown> {
+  if (path === "") return null;
+  const info = await stat(isAbsolute(path) ? path : resolve(path)).catch(() => undefined);
+  return info === undefined
+    ? { path, missing: true }
+    : { path, bytes: info.size, modified: info.mtimeMs };
+}

@@ -1,0 +1,315 @@
+/**
+ * Decoding, checking, orienting, resizing and encoding one image with sharp (libvips), with
+ * img2dataset's resize modes and size rules. The geometry is computed here, not by sharp, with
+ * the same rounding as img2dataset (albumentations), so sizes match it exactly. The pixel
+ * limit is checked on the header before any pixel is decoded (decompression bombs).
+ */
+import sharp, { type Metadata, type Sharp } from "sharp";
+import type { DownloadConfig } from "../../config/schema.js";
+import { exifJson } from "./exif.js";
+
+export type ResizerOptions = Pick<
+  DownloadConfig,
+  | "imageSize"
+  | "resizeMode"
+  | "resizeOnlyIfBigger"
+  | "resizeKernel"
+  | "encodeFormat"
+  | "encodeQuality"
+  | "skipReencode"
+  | "disableAllReencoding"
+  | "minImageSize"
+  | "maxImageArea"
+  | "maxAspectRatio"
+  | "maxImagePixels"
+  | "extractExif"
+>;
+
+export type ResizeOutcome =
+  | {
+      ok: true;
+      image: Buffer;
+      /** File extension of `image`: the encode format, or the original's when stored as is. */
+      extension: string;
+      width: number | null;
+      height: number | null;
+      originalWidth: number | null;
+      originalHeight: number | null;
+      exif: string | null;
+    }
+  | { ok: false; error: string };
+
+export interface Geometry {
+  resize?: { width: number; height: number };
+  crop?: { left: number; top: number; width: number; height: number };
+  pad?: { top: number; bottom: number; left: number; right: number };
+}
+
+const WHITE = { r: 255, g: 255, b: 255, alpha: 1 };
+
+/** Raster formats a web image comes in; SVG, PDF and the like are not rendered. */
+const DECODABLE_FORMATS = new Set(["jpeg", "png", "webp", "gif", "tiff", "avif", "heif"]);
+
+const EXTENSION_OF_FORMAT: Record<string, string> = {
+  jpeg: "jpg",
+  png: "png",
+  webp: "webp",
+  gif: "gif",
+  tiff: "tiff",
+  avif: "avif",
+  heif: "heic",
+};
+
+export class ImageResizer {
+  constructor(private readonly options: ResizerOptions) {
+    // Every image is seen once: libvips' operation cache would only hold memory.
+    sharp.cache(false);
+  }
+
+  async resize(bytes: Buffer): Promise<ResizeOutcome> {
+    const options = this.options;
+    if (options.disableAllReencoding) return this.storeAsIs(bytes);
+    let metadata: Metadata;
+    try {
+      metadata = await sharp(bytes, { failOn: "error", limitInputPixels: false }).metadata();
+    } catch (error) {
+      return { ok: false, error: decodeError(error, bytes) };
+    }
+    if (!DECODABLE_FORMATS.has(metadata.format)) {
+      return { ok: false, error: `unsupported image format ${metadata.format}` };
+    }
+    const storedHeight = metadata.pageHeight ?? metadata.height;
+    if (metadata.width * storedHeight > options.maxImagePixels) {
+      return {
+        ok: false,
+        error: `decompression bomb: ${metadata.width}x${storedHeight} pixels, over the limit of ${options.maxImagePixels}`,
+      };
+    }
+    const rotated = (metadata.orientation ?? 1) >= 5;
+    const originalWidth = rotated ? storedHeight : metadata.width;
+    const originalHeight = rotated ? metadata.width : storedHeight;
+    const rejection = sizeRejection(originalWidth, originalHeight, options);
+    if (rejection !== undefined) return { ok: false, error: rejection };
+    const exif = options.extractExif ? (exifJson(metadata.exif) ?? null) : null;
+
+    const geometry = planGeometry(originalWidth, originalHeight, options);
+    const unchanged =
+      geometry.resize === undefined &&
+      geometry.pad === undefined &&
+      geometry.crop === undefined &&
+      (metadata.orientation ?? 1) === 1;
+    if (
+      options.skipReencode &&
+      unchanged &&
+      EXTENSION_OF_FORMAT[metadata.format] === extensionOf(options)
+    ) {
+      return {
+        ok: true,
+        image: bytes,
+        extension: extensionOf(options),
+        width: originalWidth,
+        height: originalHeight,
+        originalWidth,
+        originalHeight,
+        exif,
+      };
+    }
+    try {
+      const { data, info } = await this.pipeline(bytes, metadata, geometry).toBuffer({
+        resolveWithObject: true,
+      });
+      return {
+        ok: true,
+        image: data,
+        extension: extensionOf(options),
+        width: info.width,
+        height: info.height,
+        originalWidth,
+        originalHeight,
+        exif,
+      };
+    } catch (error) {
+      return { ok: false, error: decodeError(error, bytes) };
+    }
+  }
+
+  private pipeline(bytes: Buffer, metadata: Metadata, geometry: Geometry): Sharp {
+    const options = this.options;
+    let image = sharp(bytes, {
+      failOn: "error",
+      limitInputPixels: options.maxImagePixels,
+      autoOrient: true,
+      sequentialRead: true,
+    });
+    // As img2dataset: transparent pixels become white, not black.
+    if (metadata.hasAlpha) image = image.flatten({ background: WHITE });
+    if (geometry.resize !== undefined) {
+      image = image.resize(geometry.resize.width, geometry.resize.height, {
+        fit: "fill",
+        kernel: options.resizeKernel,
+      });
+    }
+    if (geometry.crop !== undefined) image = image.extract(geometry.crop);
+    if (geometry.pad !== undefined) image = image.extend({ ...geometry.pad, background: WHITE });
+    // CMYK, greyscale and 16-bit inputs all end as 8-bit sRGB, as img2dataset's BGR images.
+    image = image.toColourspace("srgb");
+    switch (options.encodeFormat) {
+      case "jpg":
+        return image.jpeg({ quality: options.encodeQuality });
+      case "png":
+        return image.png({
+          compressionLevel: options.encodeQuality <= 9 ? options.encodeQuality : 6,
+        });
+      case "webp":
+        return image.webp({ quality: options.encodeQuality });
+    }
+  }
+
+  private async storeAsIs(bytes: Buffer): Promise<ResizeOutcome> {
+    const format = sniffFormat(bytes);
+    return {
+      ok: true,
+      image: bytes,
+      extension: format ?? extensionOf(this.options),
+      width: null,
+      height: null,
+      originalWidth: null,
+      originalHeight: null,
+      exif: null,
+    };
+  }
+}
+
+function extensionOf(options: ResizerOptions): string {
+  return options.encodeFormat;
+}
+
+/** img2dataset's checks on the original size, with its messages. */
+function sizeRejection(width: number, height: number, options: ResizerOptions): string | undefined {
+  if (Math.min(width, height) < options.minImageSize) return "image too small";
+  if (options.maxImageArea > 0 && width * height > options.maxImageArea) {
+    return "image area too large";
+  }
+  if (
+    options.maxAspectRatio > 0 &&
+    Math.max(width, height) / Math.min(width, height) > options.maxAspectRatio
+  ) {
+    return "aspect ratio too large";
+  }
+  return undefined;
+}
+
+/** What img2dataset's resizer does to an image of this size, as a resize, crop and pad. */
+export function planGeometry(
+  width: number,
+  height: number,
+  options: Pick<ResizerOptions, "imageSize" | "resizeMode" | "resizeOnlyIfBigger">,
+): Geometry {
+  const size = options.imageSize;
+  const scaleTo = (target: number, side: number) => ({
+    width: roundHalfEven((width * target) / side),
+    height: roundHalfEven((height * target) / side),
+  });
+  switch (options.resizeMode) {
+    case "no":
+      return {};
+    case "keep_ratio": {
+      const shortSide = Math.min(width, height);
+      if (options.resizeOnlyIfBigger && shortSide <= size) return {};
+      return shortSide === size ? {} : { resize: scaleTo(size, shortSide) };
+    }
+    case "keep_ratio_largest": {
+      const longSide = Math.max(width, height);
+      if (options.resizeOnlyIfBigger && longSide <= size) return {};
+      return longSide === size ? {} : { resize: scaleTo(size, longSide) };
+    }
+    case "center_crop": {
+      const shortSide = Math.min(width, height);
+      if (options.resizeOnlyIfBigger && shortSide <= size) return {};
+      const resized = shortSide === size ? { width, height } : scaleTo(size, shortSide);
+      const geometry: Geometry = shortSide === size ? {} : { resize: resized };
+      if (resized.width !== size || resized.height !== size) {
+        geometry.crop = {
+          left: Math.floor((resized.width - size) / 2),
+          top: Math.floor((resized.height - size) / 2),
+          width: size,
+          height: size,
+        };
+      }
+      return geometry;
+    }
+    case "border": {
+      const longSide = Math.max(width, height);
+      if (options.resizeOnlyIfBigger && longSide <= size) return {};
+      const resized = longSide === size ? { width, height } : scaleTo(size, longSide);
+      const geometry: Geometry = longSide === size ? {} : { resize: resized };
+      if (resized.width !== size || resized.height !== size) {
+        const top = Math.trunc((size - resized.height) / 2);
+        const left = Math.trunc((size - resized.width) / 2);
+        geometry.pad = {
+          top,
+          bottom: size - resized.height - top,
+          left,
+          right: size - resized.width - left,
+        };
+      }
+      return geometry;
+    }
+  }
+}
+
+/** Python 3's round(), which albumentations uses for the resized sides. */
+export function roundHalfEven(value: number): number {
+  const floor = Math.floor(value);
+  const fraction = value - floor;
+  if (Math.abs(fraction - 0.5) > 1e-9) return Math.round(value);
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+/** The format of undecoded bytes, by their magic numbers. */
+export function sniffFormat(bytes: Buffer): string | undefined {
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff)
+    return "jpg";
+  if (bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
+    return "png";
+  }
+  if (bytes.toString("latin1", 0, 4) === "RIFF" && bytes.toString("latin1", 8, 12) === "WEBP") {
+    return "webp";
+  }
+  if (bytes.toString("latin1", 0, 4) === "GIF8") return "gif";
+  return undefined;
+}
+
+/**
+ * A stable reason for a failed decode. libvips keeps one error buffer for all threads, so under
+ * load a message can come back empty or mixed with another image's; only sharp's own wording is
+ * trusted, and truncation is recognised from the bytes, so the same input always gets the same
+ * error_message.
+ */
+export function decodeError(error: unknown, bytes: Buffer): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/unsupported image format/i.test(message)) return "invalid image: unsupported format";
+  if (/exceeds pixel limit/i.test(message)) return "decompression bomb: over the pixel limit";
+  if (isTruncated(bytes)) return "truncated image";
+  if (/corrupt header/i.test(message)) return "invalid image: corrupt header";
+  return "invalid image: corrupt data";
+}
+
+/** Whether the bytes stop before their format's end marker. */
+export function isTruncated(bytes: Buffer): boolean {
+  switch (sniffFormat(bytes)) {
+    case "jpg": {
+      let end = bytes.length;
+      while (end > 2 && bytes[end - 1] === 0) end--;
+      return !(bytes[end - 2] === 0xff && bytes[end - 1] === 0xd9);
+    }
+    case "png":
+      return bytes.lastIndexOf("IEND", undefined, "latin1") < 0;
+    case "gif":
+      return bytes[bytes.length - 1] !== 0x3b;
+    case "webp":
+      return bytes.length < bytes.readUInt32LE(4) + 8;
+    default:
+      return false;
+  }
+}

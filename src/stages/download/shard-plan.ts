@@ -1,0 +1,221 @@
+/**
+ * Cutting the input rows, in order, into download shards of N samples: shard k holds rows
+ * [k·N, (k+1)·N). Each planned shard carries the digest of everything its output depends on,
+ * so a done marker with that digest proves the shard finished.
+ *
+ * - Candidate shards: planned from their row counts without reading rows; the digest covers the
+ *   extract digests (from extract's done markers) of the candidate shards and the row ranges a
+ *   download shard reads, so new candidate shards appended later leave earlier shards done.
+ * - URL lists: streamed once, in order; the digest covers the rows themselves.
+ */
+import { createHash } from "node:crypto";
+import type { DownloadConfig } from "../../config/schema.js";
+import { InputError } from "../../errors.js";
+import { layout, shardName } from "../../io/layout.js";
+import type { DatasetStorage } from "../../io/storage.js";
+import { digestOf, ShardState } from "../../runner/shard-state.js";
+import type { ExtraColumn, InputSample } from "./samples.js";
+import {
+  countRows,
+  listColumns,
+  type RowMapping,
+  readRowRange,
+  readUrlListFile,
+  type UrlListFile,
+  urlListMapping,
+} from "./url-lists.js";
+
+export interface PlannedShard {
+  index: number;
+  name: string;
+  digest: string;
+  load(): Promise<InputSample[]>;
+}
+
+export interface ShardPlan {
+  source: "candidates" | "url lists";
+  extraColumns: ExtraColumn[];
+  hasCaptions: boolean;
+  totalSamples: number;
+  totalShards: number;
+  shards: AsyncIterable<PlannedShard>;
+}
+
+const EXTRACT_STAGE = "extract";
+const CANDIDATE_SHARD = /^\d{5}\.parquet$/;
+
+/** The config values that change what a shard holds (not how hard the network is tried). */
+export function outputConfig(config: DownloadConfig): Partial<DownloadConfig> {
+  const {
+    workers: _workers,
+    concurrency: _concurrency,
+    perHostConcurrency: _perHost,
+    timeoutSeconds: _timeout,
+    totalTimeoutSeconds: _totalTimeout,
+    retries: _retries,
+    retryBackoffSeconds: _backoff,
+    dnsCacheSeconds: _dns,
+    userAgentToken: _token,
+    allowPrivateAddresses: _private,
+    connectTo: _connectTo,
+    ...output
+  } = config;
+  return output;
+}
+
+/**
+ * Candidate shards are a parquet URL list read with url → url, text → caption, and every other
+ * column (language, page_url, source, …) carried through for provenance.
+ */
+export async function planCandidateShards(
+  storage: DatasetStorage,
+  config: DownloadConfig,
+  blocklistIdentity: unknown,
+): Promise<ShardPlan> {
+  const folder = layout.candidatesFolder();
+  const names = (await storage.list(folder)).filter((name) => CANDIDATE_SHARD.test(name));
+  if (names.length === 0) {
+    throw new InputError(
+      "CC_NO_CANDIDATES",
+      storage.describe(folder),
+      "no candidate shards: run clipcrawl extract first, or give URL lists to download",
+    );
+  }
+  const extractState = new ShardState(storage, EXTRACT_STAGE);
+  const files: { shard: string; file: UrlListFile; rows: number; digest: string }[] = [];
+  for (const name of names) {
+    const shard = name.slice(0, -".parquet".length);
+    const path = layout.candidates(shard);
+    const file: UrlListFile = { path: await storage.localPath(path), format: "parquet" };
+    const marker = await extractState.read(shard);
+    const info = await storage.stat(path);
+    const digest = marker?.inputDigest ?? digestOf({ unmarked: name, bytes: info?.bytes });
+    files.push({ shard, file, rows: await countRows(file), digest });
+  }
+  const columns = await listColumns((files[0] as (typeof files)[number]).file);
+  const mapping: RowMapping = {
+    urlCol: "url",
+    captionCol: "text",
+    extraColumns: columns.filter((column) => column.name !== "url" && column.name !== "text"),
+  };
+  const totalSamples = files.reduce((sum, file) => sum + file.rows, 0);
+  const perShard = config.samplesPerShard;
+  const totalShards = Math.ceil(totalSamples / perShard);
+  const settings = { config: outputConfig(config), mapping, blocklist: blocklistIdentity };
+
+  async function* shards(): AsyncGenerator<PlannedShard> {
+    for (let index = 0; index < totalShards; index++) {
+      const start = index * perShard;
+      const end = Math.min(start + perShard, totalSamples);
+      const segments: {
+        file: UrlListFile;
+        shard: string;
+        digest: string;
+        from: number;
+        to: number;
+      }[] = [];
+      let offset = 0;
+      for (const file of files) {
+        const from = Math.max(start, offset);
+        const to = Math.min(end, offset + file.rows);
+        if (from < to) {
+          segments.push({ ...file, from: from - offset, to: to - offset });
+        }
+        offset += file.rows;
+      }
+      yield {
+        index,
+        name: shardName(index),
+        digest: digestOf({
+          candidates: segments.map(({ shard, digest, from, to }) => ({ shard, digest, from, to })),
+          ...settings,
+        }),
+        load: async () => {
+          const samples: InputSample[] = [];
+          for (const segment of segments) {
+            samples.push(...(await readRowRange(segment.file, mapping, segment.from, segment.to)));
+          }
+          return samples;
+        },
+      };
+    }
+  }
+
+  return {
+    source: "candidates",
+    extraColumns: mapping.extraColumns as ExtraColumn[],
+    hasCaptions: true,
+    totalSamples,
+    totalShards,
+    shards: shards(),
+  };
+}
+
+export async function planUrlListShards(
+  files: readonly UrlListFile[],
+  config: DownloadConfig,
+  blocklistIdentity: unknown,
+): Promise<ShardPlan> {
+  if (files.length === 0) {
+    throw new InputError("CC_INPUT_MISSING", "inputs", "no URL list files found");
+  }
+  const options = {
+    urlCol: config.urlCol,
+    captionCol: config.captionCol,
+    saveAdditionalColumns: config.saveAdditionalColumns,
+  };
+  // Every file is checked before the first download, so a typo in a column name fails at once.
+  const mappings = await Promise.all(files.map((file) => urlListMapping(file, options)));
+  const mapping = mappings[0] as RowMapping;
+  let totalSamples = 0;
+  for (const file of files) totalSamples += await countRows(file);
+  const perShard = config.samplesPerShard;
+  const settings = { config: outputConfig(config), mapping, blocklist: blocklistIdentity };
+
+  async function* shards(): AsyncGenerator<PlannedShard> {
+    let index = 0;
+    let pending: InputSample[] = [];
+    const cut = (samples: InputSample[]): PlannedShard => {
+      const shard: PlannedShard = {
+        index,
+        name: shardName(index),
+        digest: digestOf({ rows: rowsDigest(samples), ...settings }),
+        load: async () => samples,
+      };
+      index++;
+      return shard;
+    };
+    for (const [fileIndex, file] of files.entries()) {
+      for await (const batch of readUrlListFile(file, mappings[fileIndex] as RowMapping)) {
+        pending.push(...batch);
+        while (pending.length >= perShard) {
+          yield cut(pending.slice(0, perShard));
+          pending = pending.slice(perShard);
+        }
+      }
+    }
+    if (pending.length > 0) yield cut(pending);
+  }
+
+  return {
+    source: "url lists",
+    extraColumns: [...mapping.extraColumns],
+    hasCaptions: mapping.captionCol !== "",
+    totalSamples,
+    totalShards: Math.ceil(totalSamples / perShard),
+    shards: shards(),
+  };
+}
+
+function rowsDigest(samples: readonly InputSample[]): string {
+  const hash = createHash("sha256");
+  for (const sample of samples) {
+    hash.update(
+      JSON.stringify(sample, (_, value) =>
+        typeof value === "bigint" ? `${value.toString()}n` : value,
+      ),
+    );
+    hash.update("\n");
+  }
+  return hash.digest("hex");
+}
