@@ -30,18 +30,26 @@ interface SampleRequest {
   seed: number;
 }
 
+const USAGE =
+  "usage: generate-sample.ts --out DIR [--files N] [--pages-per-file N] [--size-mb N] [--seed N]";
+
 function parseRequest(argv: string[]): SampleRequest {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      out: { type: "string" },
-      files: { type: "string" },
-      "pages-per-file": { type: "string" },
-      "size-mb": { type: "string" },
-      seed: { type: "string" },
-    },
-    strict: true,
-  });
+  let values: Record<string, string | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        out: { type: "string" },
+        files: { type: "string" },
+        "pages-per-file": { type: "string" },
+        "size-mb": { type: "string" },
+        seed: { type: "string" },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
   if (values.out === undefined) throw new UsageError("--out DIR is required");
   return {
     outDir: values.out,
@@ -81,12 +89,12 @@ async function main(): Promise<void> {
       minBytes: request.minBytes,
     });
     const seconds = (performance.now() - startedAt) / 1000;
-    const compressedMbPerSecond = summary.bytes / MIB / seconds;
+    const compressedMiBPerSecond = summary.bytes / MIB / seconds;
     console.log(
       JSON.stringify({
         ...summary,
         seconds: Number(seconds.toFixed(2)),
-        compressedMiBPerSecond: Number(compressedMbPerSecond.toFixed(1)),
+        compressedMiBPerSecond: Number(compressedMiBPerSecond.toFixed(1)),
       }),
     );
   }
@@ -95,5 +103,6 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
   console.error(`generate-sample: ${message}`);
+  if (error instanceof UsageError) console.error(USAGE);
   process.exitCode = error instanceof UsageError ? 2 : 1;
 });

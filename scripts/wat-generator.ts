@@ -992,15 +992,22 @@ function addCatalogueGrid(context: PageContext, list: LinkList): void {
 // ---------------------------------------------------------------------------------------------
 
 function contentImage(context: PageContext): WatLink {
-  const { random, site } = context;
-  // Logos, banners and odd URLs are IMG links too: 60 % here makes about 30 % of them all.
-  if (site.language === "en" && random.chance(0.6)) return shapeImage(random);
+  const { random, site, captions } = context;
+  if (site.language === "en" && random.chance(CONTENT_IMAGE_SHAPE_CHANCE))
+    return shapeImage(random);
   const alt = contentImageAlt(context);
-  const file = `uploads/${random.int(2015, 2024)}/${String(random.int(1, 12)).padStart(2, "0")}/${slugOrId(alt ?? "", random)}-${random.int(300, 1600)}x${random.int(200, 1200)}.jpg`;
+  // CMSs name uploads after their title or keep the camera's name, never after a garbled alt.
+  const stem =
+    alt !== undefined && captions.includes(alt)
+      ? slugOrId(alt, random)
+      : `${random.pick(["IMG_", "DSC", "P", "image-"])}${random.int(1000, 99999)}`;
+  const month = String(random.int(1, 12)).padStart(2, "0");
+  const size = `${random.int(300, 1600)}x${random.int(200, 1200)}`;
+  const url = siteImageUrl(site, `uploads/${random.int(2015, 2024)}/${month}/${stem}-${size}.jpg`);
   if (alt === undefined && random.chance(0.25)) {
-    return imageLink(siteImageUrl(site, file), undefined, random.pick(context.captions));
+    return imageLink(url, undefined, random.pick(captions));
   }
-  return imageLink(siteImageUrl(site, file), alt);
+  return imageLink(url, alt);
 }
 
 /** `undefined` means the IMG tag has no alt attribute at all. */
@@ -1095,6 +1102,8 @@ function keywordStuffedAlt(random: SeededRandom, language: CaptionLanguage): str
 
 /** Share of the IMG links of English pages that show a coloured shape. */
 const SHAPE_SHARE = 0.3;
+/** Logos, banners and odd URLs are IMG links too: this share of content images gives SHAPE_SHARE. */
+const CONTENT_IMAGE_SHAPE_CHANCE = 0.6;
 
 /**
  * A coloured-shape image for the CLIP demo. About one alt in five describes another colour or
@@ -2127,14 +2136,19 @@ class GzipMemberFile {
   readonly memberOffsets: number[] = [];
   readonly #stream: WriteStream;
   readonly #recordOffsets: boolean;
+  #error: Error | undefined;
 
   constructor(path: string, recordOffsets: boolean) {
     this.#stream = createWriteStream(path, { highWaterMark: 4 * 2 ** 20 });
+    this.#stream.on("error", (error) => {
+      this.#error ??= error;
+    });
     this.#recordOffsets = recordOffsets;
   }
 
   async append(members: readonly Uint8Array[]): Promise<void> {
     for (const member of members) {
+      if (this.#error !== undefined) throw this.#error;
       if (this.#recordOffsets) this.memberOffsets.push(this.bytes);
       this.bytes += member.length;
       if (!this.#stream.write(member)) await once(this.#stream, "drain");
@@ -2142,8 +2156,10 @@ class GzipMemberFile {
   }
 
   async close(): Promise<void> {
-    if (this.#stream.closed) return;
-    this.#stream.end();
-    await once(this.#stream, "close");
+    if (!this.#stream.closed) {
+      this.#stream.end();
+      await once(this.#stream, "close");
+    }
+    if (this.#error !== undefined) throw this.#error;
   }
 }

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
+import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
+import { WARCParser } from "warcio";
 import {
   CAPTION_LANGUAGES,
   CAPTIONS_BY_LANGUAGE,
@@ -207,6 +209,16 @@ describe("a generated WAT file", () => {
     }
   });
 
+  test("warcio reads every record of it", async () => {
+    let count = 0;
+    for await (const record of new WARCParser(createReadStream(path))) {
+      const text = await record.contentText();
+      if (record.warcType === "metadata") assert.doesNotThrow(() => JSON.parse(text));
+      count++;
+    }
+    assert.equal(count, summary.records);
+  });
+
   test("the summary counts what the file holds", () => {
     const pages = pagesOf(records).filter((page) => page.html !== undefined);
     const images = pages.flatMap((page) =>
@@ -229,6 +241,11 @@ test("minBytes keeps adding captures until the file is big enough", async () => 
   assert.ok(summary.captures > 10);
   assert.equal((await readFile(path)).length, summary.bytes);
   assert.equal((await readWarcRecords(path)).length, summary.records);
+});
+
+test("a path that cannot be written rejects with the file system's error", async () => {
+  const path = join(workDir, "missing-directory", "x.warc.wat.gz");
+  await assert.rejects(writeWatFile(path, { seed: 1, pages: 5 }), { code: "ENOENT" });
 });
 
 describe("the default sample", () => {

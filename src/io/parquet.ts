@@ -1,6 +1,6 @@
 /**
  * Parquet files through DuckDB: rows are appended to a temporary in-memory table and written with
- * COPY … TO, so every file clipcrawl writes is a standard, zstd-compressed Parquet file that
+ * COPY … TO, so every file clipcrawl writes is a standard, snappy-compressed Parquet file (as LAION and pyarrow write them) that
  * pandas, pyarrow, DuckDB and img2dataset read.
  */
 import { randomBytes } from "node:crypto";
@@ -48,7 +48,7 @@ export async function writeParquet<Row>(
     appender.closeSync();
     await storage.writeAtomicWith(path, async (localPath) => {
       await connection.run(
-        `COPY ${table} TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION zstd)`,
+        `COPY ${table} TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
       );
     });
   } finally {

@@ -21,22 +21,25 @@ export interface ResolvedPair {
 export type LinkOutcome = { pair: ResolvedPair } | { dropped: LinkDropReason };
 
 /** The URL relative links of the page resolve against: `<base href>` (itself resolved) or the page. */
-export function pageBaseUrl(page: WatPage): URL | undefined {
+export function pageBaseUrl(page: WatPage): string | undefined {
   const pageUrl = URL.parse(page.pageUrl);
   if (pageUrl === null) return undefined;
-  if (page.baseHref === undefined || page.baseHref.trim() === "") return pageUrl;
-  return URL.parse(page.baseHref.trim(), pageUrl.href) ?? pageUrl;
+  if (page.baseHref === undefined || page.baseHref.trim() === "") return pageUrl.href;
+  return (URL.parse(page.baseHref.trim(), pageUrl.href) ?? pageUrl).href;
 }
 
+const ABSOLUTE_HTTP = /^https?:\/\//i;
+
+/** `base` is the page's base URL as a string (see pageBaseUrl); undefined when it has none. */
 export function resolveLink(
   link: WatLink,
-  base: URL | undefined,
+  base: string | undefined,
   minTextLength: number,
 ): LinkOutcome {
   if (link.alt === undefined) return { dropped: "no_alt" };
   const text = cleanText(link.alt);
   if (!hasAtLeastCharacters(text, minTextLength)) return { dropped: "short_text" };
-  const url = URL.parse(link.url, base?.href);
+  const url = ABSOLUTE_HTTP.test(link.url) ? URL.parse(link.url) : URL.parse(link.url, base);
   if (url === null) return { dropped: "invalid_url" };
   if (url.protocol !== "http:" && url.protocol !== "https:")
     return { dropped: "unsupported_scheme" };
@@ -51,11 +54,16 @@ const WHITESPACE_RUN = /[\s\u200b\u2028\u2029\ufeff]+/gu;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL = /[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/g;
 
+// Most alt texts are clean already: one test instead of three replacements.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const NEEDS_CLEANING = /[&\u0000-\u001f\u007f-\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]| {2}|^ | $/;
+
 /**
  * ia-web-commons already decodes entities once; pages that double-encode (`&amp;amp;`) still leave
  * entities in the WAT, so one more decode gives the text a reader of the page sees.
  */
 export function cleanText(raw: string): string {
+  if (!NEEDS_CLEANING.test(raw)) return raw;
   const decoded = raw.includes("&") ? decodeHTML(raw) : raw;
   return decoded.replace(CONTROL, "").replace(WHITESPACE_RUN, " ").trim();
 }

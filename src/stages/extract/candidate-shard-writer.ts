@@ -1,9 +1,15 @@
 /**
- * Writes one candidate shard from inside the worker that parsed it. Pairs go into DuckDB as they
- * are found — page and text columns normalised into their own tables, so a pair costs three
- * appends instead of eleven — and leave the JavaScript heap at once. The Parquet file is written
- * once the cross-file duplicates are known: the rows named in `dropped` are left out.
+ * Writes one candidate shard from inside the worker that parsed it. Page and text columns are
+ * normalised into their own DuckDB tables (appended as found); the pairs themselves, the bulk,
+ * are spooled to a tab-separated temporary file that DuckDB's CSV reader loads in one go — per
+ * value appends from JavaScript measured as the largest cost of the whole stage. Nothing of a
+ * pair stays on the JavaScript heap. The Parquet file is written once the cross-file duplicates
+ * are known: the rows named in `dropped` are left out.
  */
+import { randomBytes } from "node:crypto";
+import { closeSync, openSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { DuckDBAppender, DuckDBConnection } from "@duckdb/node-api";
 import { duckdbConnection, quoteLiteral } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
@@ -28,11 +34,8 @@ export class CandidateShardWriter {
   private constructor(
     private readonly connection: DuckDBConnection,
     private readonly tables: { pairs: string; texts: string; pages: string; dropped: string },
-    private readonly appenders: {
-      pairs: DuckDBAppender;
-      texts: DuckDBAppender;
-      pages: DuckDBAppender;
-    },
+    private readonly appenders: { texts: DuckDBAppender; pages: DuckDBAppender },
+    private readonly spool: PairSpool,
   ) {}
 
   static async open(): Promise<CandidateShardWriter> {
@@ -55,11 +58,10 @@ export class CandidateShardWriter {
     );
     await connection.run(`CREATE TABLE ${tables.dropped} ("row" BIGINT)`);
     const appenders = {
-      pairs: await connection.createAppender(tables.pairs),
       texts: await connection.createAppender(tables.texts),
       pages: await connection.createAppender(tables.pages),
     };
-    return new CandidateShardWriter(connection, tables, appenders);
+    return new CandidateShardWriter(connection, tables, appenders, new PairSpool());
   }
 
   get rows(): number {
@@ -94,11 +96,7 @@ export class CandidateShardWriter {
 
   /** Adds a pair; returns its row number, which `dropped` refers to. */
   addPair(url: string, textId: number, pageId: number): number {
-    const appender = this.appenders.pairs;
-    appender.appendVarchar(url);
-    appender.appendInteger(textId);
-    appender.appendInteger(pageId);
-    appender.endRow();
+    this.spool.add(url, textId, pageId);
     return this.rowCount++;
   }
 
@@ -110,6 +108,12 @@ export class CandidateShardWriter {
     dropped: Uint32Array,
   ): Promise<void> {
     this.finishAppending();
+    const spoolPath = this.spool.finish();
+    await this.connection.run(
+      `INSERT INTO ${this.tables.pairs} SELECT * FROM read_csv(${quoteLiteral(spoolPath)}, delim = '\t',
+        quote = '', escape = '', header = false, auto_detect = false,
+        columns = {'url': 'VARCHAR', 'text_id': 'INTEGER', 'page_id': 'INTEGER'})`,
+    );
     const droppedAppender = await this.connection.createAppender(this.tables.dropped);
     for (const row of dropped) {
       droppedAppender.appendBigInt(BigInt(row));
@@ -117,16 +121,25 @@ export class CandidateShardWriter {
     }
     droppedAppender.closeSync();
     const { pairs, texts, pages, dropped: droppedTable } = this.tables;
-    const query = `SELECT p.url, t.text, t.language, t.language_score, t.language_tier, g.page_url,
-        ${quoteLiteral(source)} AS source, g.record_offset, g.warc_filename, g.warc_offset, g.crawl_date
-      FROM (SELECT rowid AS "row", * FROM ${pairs}) p
-      JOIN ${texts} t USING (text_id)
-      JOIN ${pages} g USING (page_id)
-      WHERE p."row" NOT IN (SELECT "row" FROM ${droppedTable})
-      ORDER BY p."row"`;
+    await this.connection.run(`DELETE FROM ${pairs} WHERE rowid IN (SELECT "row" FROM ${droppedTable})`);
+    // Page and text columns are looked up by position in lists built once, not joined: a pure
+    // projection keeps the pairs in row order without a sort, and measured three times faster.
+    const textColumns = ["text", "language", "language_score", "language_tier"];
+    const pageColumns = ["page_url", "record_offset", "warc_filename", "warc_offset", "crawl_date"];
+    const lists = (id: string, columns: string[]) =>
+      columns.map((column) => `list(${column} ORDER BY ${id}) AS ${column}`).join(", ");
+    const lookup = (list: string, id: string, column: string) => `(SELECT ${column} FROM ${list})[p.${id} + 1] AS ${column}`;
+    const query = `WITH text_lists AS (SELECT ${lists("text_id", textColumns)} FROM ${texts}),
+        page_lists AS (SELECT ${lists("page_id", pageColumns)} FROM ${pages})
+      SELECT p.url,
+        ${textColumns.map((column) => lookup("text_lists", "text_id", column)).join(", ")},
+        ${lookup("page_lists", "page_id", "page_url")},
+        ${quoteLiteral(source)} AS source,
+        ${pageColumns.slice(1).map((column) => lookup("page_lists", "page_id", column)).join(", ")}
+      FROM ${pairs} p`;
     await storage.writeAtomicWith(path, async (localPath) => {
       await this.connection.run(
-        `COPY (${query}) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION zstd)`,
+        `COPY (${query}) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
       );
     });
   }
@@ -139,8 +152,54 @@ export class CandidateShardWriter {
 
   async close(): Promise<void> {
     this.finishAppending();
+    this.spool.remove();
     for (const table of Object.values(this.tables))
       await this.connection.run(`DROP TABLE IF EXISTS ${table}`);
     this.connection.closeSync();
+  }
+}
+
+/**
+ * Pairs as tab-separated lines in a temporary file. A URL serialised by the WHATWG parser never
+ * holds a tab, a newline or a quote (they are stripped or percent-encoded), so no quoting is
+ * needed.
+ */
+class PairSpool {
+  private readonly path = join(tmpdir(), `clipcrawl-pairs-${process.pid}-${randomBytes(6).toString("hex")}.tsv`);
+  private readonly descriptor = openSync(this.path, "w");
+  private lines: string[] = [];
+  private pendingCharacters = 0;
+  private open = true;
+
+  add(url: string, textId: number, pageId: number): void {
+    const line = `${url}\t${textId}\t${pageId}\n`;
+    this.lines.push(line);
+    this.pendingCharacters += line.length;
+    if (this.pendingCharacters > 4 * 1024 * 1024) this.flush();
+  }
+
+  /** Writes what is pending, closes the file and returns its path. */
+  finish(): string {
+    this.flush();
+    this.closeFile();
+    return this.path;
+  }
+
+  remove(): void {
+    this.closeFile();
+    rmSync(this.path, { force: true });
+  }
+
+  private flush(): void {
+    if (this.lines.length === 0) return;
+    writeSync(this.descriptor, this.lines.join(""));
+    this.lines = [];
+    this.pendingCharacters = 0;
+  }
+
+  private closeFile(): void {
+    if (!this.open) return;
+    this.open = false;
+    closeSync(this.descriptor);
   }
 }

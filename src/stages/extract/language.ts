@@ -15,8 +15,11 @@ export interface DetectedLanguage {
   tier: LanguageTier;
 }
 
+/** A caption's language shows in its first words; the detector's cost grows with the length. */
+const DETECTION_PREFIX = 300;
+
 export function detectLanguage(text: string): DetectedLanguage {
-  const result = eld.detect(text);
+  const result = eld.detect(text.length > DETECTION_PREFIX ? text.slice(0, DETECTION_PREFIX) : text);
   const scores = result.getScores();
   const score = result.language === "" ? 0 : (scores[result.language] ?? 0);
   if (result.language === "" || !result.isReliable()) {

@@ -47,6 +47,12 @@ export function linkPathPatterns(paths: readonly string[]): LinkPathPatterns {
 }
 
 const PATH_KEY = Buffer.from('"path":');
+const OFFSET_KEY = Buffer.from('"Offset":"');
+const TARGET_URI_KEY = Buffer.from('"WARC-Target-URI":"');
+const BASE_KEY = Buffer.from('"Base":"');
+const WARC_DATE_KEY = Buffer.from('"WARC-Date":"');
+const FILENAME_KEY = Buffer.from('"Filename":"');
+const ENVELOPE_KEY = Buffer.from('"Envelope"');
 const HTML_METADATA = Buffer.from('"HTML-Metadata"');
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
@@ -74,6 +80,8 @@ export function readWatPage(record: WarcRecord, patterns: LinkPathPatterns): Wat
 function readWatPageFast(record: WarcRecord, patterns: LinkPathPatterns): WatPage | undefined {
   const body = record.body;
   const found: { at: number; link: WatLink }[] = [];
+  let firstLinkStart = body.length;
+  let lastLinkEnd = 0;
   for (const value of patterns.values) {
     for (let at = body.indexOf(value); at >= 0; at = body.indexOf(value, at + value.length)) {
       // Every mention must be the value of a "path" key (no whitespace, as ia-web-commons writes).
@@ -92,21 +100,27 @@ function readWatPageFast(record: WarcRecord, patterns: LinkPathPatterns): WatPag
       const link = parseLinkObject(body, start, end + 1);
       if (link === undefined) return undefined;
       found.push({ at, link });
+      firstLinkStart = Math.min(firstLinkStart, start);
+      lastLinkEnd = Math.max(lastLinkEnd, end);
     }
   }
   // Several link paths were searched one after the other: restore the page's order.
   if (patterns.values.length > 1) found.sort((a, b) => a.at - b.at);
   const links = found.map((item) => item.link);
-  const envelopeAt = body.indexOf('"Envelope"');
+  const envelopeAt = body.indexOf(ENVELOPE_KEY);
   const container = envelopeAt < 0 ? body : body.subarray(0, envelopeAt);
-  const offsetText = stringToken(container, '"Offset":"');
+  const offsetText = stringToken(container, OFFSET_KEY);
   const warcOffset = Number(offsetText);
   return {
     pageUrl:
-      record.targetUri !== "" ? record.targetUri : (stringToken(body, '"WARC-Target-URI":"') ?? ""),
-    baseHref: stringToken(body, '"Base":"'),
-    crawlDate: stringToken(body, '"WARC-Date":"') ?? record.date,
-    warcFilename: stringToken(container, '"Filename":"') ?? "",
+      record.targetUri !== "" ? record.targetUri : (stringToken(body, TARGET_URI_KEY) ?? ""),
+    // Base is a key of Head, never of a link object: the span between the first and the last
+    // wanted link lies inside the Links array and need not be searched.
+    baseHref:
+      stringToken(body.subarray(0, firstLinkStart), BASE_KEY) ??
+      stringToken(body.subarray(lastLinkEnd), BASE_KEY),
+    crawlDate: stringToken(body, WARC_DATE_KEY) ?? record.date,
+    warcFilename: stringToken(container, FILENAME_KEY) ?? "",
     warcOffset: offsetText !== undefined && Number.isSafeInteger(warcOffset) ? warcOffset : null,
     links,
   };
@@ -132,7 +146,7 @@ function toWatLink(value: unknown): WatLink | undefined {
 }
 
 /** The value of the first `"key":"…"` token, unescaped; undefined when absent or unreadable. */
-function stringToken(body: Buffer, keyAndQuote: string): string | undefined {
+function stringToken(body: Buffer, keyAndQuote: Buffer): string | undefined {
   const at = body.indexOf(keyAndQuote);
   if (at < 0) return undefined;
   const open = at + keyAndQuote.length - 1;
