@@ -12,11 +12,19 @@ import { tempDir } from "./support/temp.js";
 const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 
 /** Starts `clipcrawl extract` and SIGKILLs it as soon as `killWhen` sees the root in a given state. */
-function extractUntilKilled(inputs: string[], root: string, killWhen: () => boolean): Promise<string> {
+function extractUntilKilled(
+  inputs: string[],
+  root: string,
+  killWhen: () => boolean,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "extract", ...inputs, "--root", root, "--workers", "1"], {
-      stdio: "ignore",
-    });
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", MAIN, "extract", ...inputs, "--root", root, "--workers", "1"],
+      {
+        stdio: "ignore",
+      },
+    );
     const poll = setInterval(() => {
       if (killWhen()) {
         child.kill("SIGKILL");
@@ -44,12 +52,20 @@ test("kill -9 at several points, then a re-run: the shards are identical to an u
   const reference = join(dir, "reference");
   assert.equal((await extract({ root: reference, inputs, config: { workers: 1 } })).ok, true);
   const shards = ["00000", "00001", "00002"];
-  const expected = await Promise.all(shards.map((shard) => readFile(join(reference, `candidates/${shard}.parquet`))));
+  const expected = await Promise.all(
+    shards.map((shard) => readFile(join(reference, `candidates/${shard}.parquet`))),
+  );
 
   const killPoints: [string, (root: string) => boolean][] = [
     ["while the config is written", (root) => existsSync(join(root, "clipcrawl.json"))],
-    ["after the first shard's Parquet file", (root) => existsSync(join(root, "candidates/00000.parquet"))],
-    ["after the second shard's done marker", (root) => existsSync(join(root, "_state/extract/00001.json"))],
+    [
+      "after the first shard's Parquet file",
+      (root) => existsSync(join(root, "candidates/00000.parquet")),
+    ],
+    [
+      "after the second shard's done marker",
+      (root) => existsSync(join(root, "_state/extract/00001.json")),
+    ],
   ];
   for (const [name, reached] of killPoints) {
     const root = join(dir, name.replaceAll(" ", "-"));
@@ -57,7 +73,9 @@ test("kill -9 at several points, then a re-run: the shards are identical to an u
     assert.equal(outcome, "SIGKILL", `the run was killed ${name}`);
     const resumed = await extract({ root, inputs, config: { workers: 1 } });
     assert.equal(resumed.ok, true, name);
-    const actual = await Promise.all(shards.map((shard) => readFile(join(root, `candidates/${shard}.parquet`))));
+    const actual = await Promise.all(
+      shards.map((shard) => readFile(join(root, `candidates/${shard}.parquet`))),
+    );
     assert.deepEqual(actual, expected, `killed ${name} (${outcome}), then resumed`);
   }
 });

@@ -55,8 +55,9 @@ const WHITESPACE_RUN = /[\s\u200b\u2028\u2029\ufeff]+/gu;
 const CONTROL = /[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/g;
 
 // Most alt texts are clean already: one test instead of three replacements.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const NEEDS_CLEANING = /[&\u0000-\u001f\u007f-\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]| {2}|^ | $/;
+const NEEDS_CLEANING =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+  /[&\u0000-\u001f\u007f-\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]| {2}|^ | $/;
 
 /**
  * ia-web-commons already decodes entities once; pages that double-encode (`&amp;amp;`) still leave

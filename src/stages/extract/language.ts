@@ -19,7 +19,9 @@ export interface DetectedLanguage {
 const DETECTION_PREFIX = 300;
 
 export function detectLanguage(text: string): DetectedLanguage {
-  const result = eld.detect(text.length > DETECTION_PREFIX ? text.slice(0, DETECTION_PREFIX) : text);
+  const result = eld.detect(
+    text.length > DETECTION_PREFIX ? text.slice(0, DETECTION_PREFIX) : text,
+  );
   const scores = result.getScores();
   const score = result.language === "" ? 0 : (scores[result.language] ?? 0);
   if (result.language === "" || !result.isReliable()) {

@@ -112,8 +112,7 @@ function readWatPageFast(record: WarcRecord, patterns: LinkPathPatterns): WatPag
   const offsetText = stringToken(container, OFFSET_KEY);
   const warcOffset = Number(offsetText);
   return {
-    pageUrl:
-      record.targetUri !== "" ? record.targetUri : (stringToken(body, TARGET_URI_KEY) ?? ""),
+    pageUrl: record.targetUri !== "" ? record.targetUri : (stringToken(body, TARGET_URI_KEY) ?? ""),
     // Base is a key of Head, never of a link object: the span between the first and the last
     // wanted link lies inside the Links array and need not be searched.
     baseHref:
