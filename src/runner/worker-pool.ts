@@ -41,10 +41,15 @@ export class WorkerPool<Task, Result> {
     });
   }
 
+  /** Stops every worker; tasks still queued or running are rejected. */
   async close(): Promise<void> {
     this.closed = true;
     const workers = [...this.idle, ...this.busy.keys()];
+    const unfinished = [...this.busy.values(), ...this.queue];
     this.idle.length = 0;
+    this.busy.clear();
+    this.queue.length = 0;
+    for (const task of unfinished) task.reject(new Error("the worker pool was closed"));
     await Promise.all(workers.map((worker) => worker.terminate()));
   }
 

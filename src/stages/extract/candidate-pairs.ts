@@ -45,7 +45,7 @@ export function resolveLink(
     return { dropped: "unsupported_scheme" };
   if (url.username !== "" || url.password !== "") return { dropped: "url_has_credentials" };
   if (url.hostname === "") return { dropped: "invalid_url" };
-  url.hash = "";
+  if (url.hash !== "") url.hash = "";
   return { pair: { url: url.href, text } };
 }
 

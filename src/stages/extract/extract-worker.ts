@@ -26,7 +26,11 @@ serveWorkerTasks<ExtractTask, WatFileResult>(async ({ input, config, root, parqu
       { storage: new LocalStorage(root), parquetPath },
       async (lanes) => {
         port.postMessage(lanes, [lanes.buffer as ArrayBuffer]);
-        const [dropped] = (await once(port, "message")) as [Uint32Array];
+        const reply = once(port, "message").then(([message]) => message as Uint32Array);
+        const stopped = once(port, "close").then(() => undefined);
+        const dropped = await Promise.race([reply, stopped]);
+        if (dropped === undefined)
+          throw new Error("the extract run stopped before this shard's turn");
         return dropped;
       },
     );

@@ -180,8 +180,9 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
       });
     }
   } finally {
+    // Only reached early on an error: shards still running are abandoned (their outputs are
+    // atomic, and they have no marker, so the next run redoes them).
     for (const { port } of running.values()) port.close();
-    await Promise.allSettled([...running.values()].map((shard) => shard.result));
     await pool.close();
   }
 
