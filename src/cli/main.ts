@@ -7,6 +7,7 @@ import { registerDemo } from "./commands/demo.js";
 import { registerDownload } from "./commands/download.js";
 import { registerExtract } from "./commands/extract.js";
 import { registerInit } from "./commands/init.js";
+import { registerModel } from "./commands/model.js";
 
 export function buildProgram(): Command {
   const program = new Command("clipcrawl")
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerInit(program);
   registerExtract(program);
   registerDownload(program);
+  registerModel(program);
   registerDemo(program);
   return program;
 }

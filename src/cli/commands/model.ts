@@ -1,0 +1,66 @@
+import type { Command } from "commander";
+import { defaultModelsDir, fetchModel, hubEndpoint } from "../../models/hub-download.js";
+import { formatCount } from "../terminal-reporter.js";
+
+interface ModelFetchFlags {
+  revision: string;
+  modelsDir: string;
+  variant: "fp32" | "quantized" | "fp16";
+  include?: string;
+  json?: boolean;
+}
+
+export function registerModel(program: Command): void {
+  const model = program
+    .command("model")
+    .description("manage CLIP models (folders in the Hugging Face layout)");
+  model
+    .command("fetch")
+    .description(
+      `download a model folder from the Hugging Face hub (HF_ENDPOINT, now ${hubEndpoint()}; HF_TOKEN for gated models)`,
+    )
+    .argument("<repo-id>", "the model on the hub, e.g. Xenova/clip-vit-base-patch32")
+    .option("--revision <rev>", "branch, tag or commit", "main")
+    .option(
+      "--models-dir <dir>",
+      "where model folders live (CLIPCRAWL_MODELS_DIR)",
+      defaultModelsDir(),
+    )
+    .option("--variant <variant>", "ONNX weights: fp32, quantized or fp16", "fp32")
+    .option("--include <paths>", "more files to fetch, comma-separated paths in the repository")
+    .option("--json", "print the result as JSON")
+    .addHelpText(
+      "after",
+      "\nExample:\n  clipcrawl model fetch Xenova/clip-vit-base-patch32 --variant quantized",
+    )
+    .action(async (repoId: string, flags: ModelFetchFlags) => {
+      if (!["fp32", "quantized", "fp16"].includes(flags.variant)) {
+        model.error(
+          `error: --variant takes fp32, quantized or fp16, got ${JSON.stringify(flags.variant)}`,
+        );
+      }
+      const quiet = flags.json === true;
+      const fetched = await fetchModel({
+        repoId,
+        revision: flags.revision,
+        modelsDir: flags.modelsDir,
+        variant: flags.variant,
+        include:
+          flags.include
+            ?.split(",")
+            .map((path) => path.trim())
+            .filter((path) => path !== "") ?? [],
+        onFile: (file, state) => {
+          if (!quiet)
+            process.stderr.write(
+              `  ${state === "skipped" ? "have" : "got "} ${file.path} (${formatCount(file.bytes ?? 0)} bytes)\n`,
+            );
+        },
+      });
+      process.stdout.write(
+        quiet
+          ? `${JSON.stringify(fetched, null, 2)}\n`
+          : `${fetched.repoId}@${fetched.commit ?? fetched.revision}: ${fetched.files.length} files in ${fetched.folder} (${formatCount(fetched.downloadedBytes)} bytes downloaded)\n`,
+      );
+    });
+}
