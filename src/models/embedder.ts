@@ -1,0 +1,170 @@
+/**
+ * Captions and images → L2-normalised CLIP embeddings, in batches of a configurable size.
+ *
+ * Errors are data at the sample level: an image that does not decode is reported with its index
+ * and message and the rest of the batch is embedded; a caption longer than the context is
+ * truncated and flagged. A model that fails to run stops the batch with an exception.
+ */
+import { errorMessage } from "../errors.js";
+import type { ClipModel, EmbeddingMatrix } from "./clip-model.js";
+import type { PixelBatch } from "./image-preprocessing.js";
+
+export interface ClipEmbedderOptions {
+  /** Samples per ONNX run (default 64). */
+  batchSize?: number;
+  /** Images decoded and resized at once (default 8); sharp runs them on its own threads. */
+  preprocessConcurrency?: number;
+}
+
+export interface TextEmbeddings {
+  embeddings: EmbeddingMatrix;
+  /** Per caption: it was longer than the context length and was cut. */
+  truncated: boolean[];
+}
+
+export interface ImageFailure {
+  /** Position of the image in the input list. */
+  index: number;
+  message: string;
+}
+
+export interface ImageEmbeddings {
+  /** One row per image that could be preprocessed, in input order. */
+  embeddings: EmbeddingMatrix;
+  /** The input position of each row. */
+  indices: number[];
+  failures: ImageFailure[];
+}
+
+export class ClipEmbedder {
+  readonly model: ClipModel;
+  readonly batchSize: number;
+  readonly preprocessConcurrency: number;
+
+  constructor(model: ClipModel, options: ClipEmbedderOptions = {}) {
+    this.model = model;
+    this.batchSize = positiveInteger("batchSize", options.batchSize ?? 64);
+    this.preprocessConcurrency = positiveInteger(
+      "preprocessConcurrency",
+      options.preprocessConcurrency ?? 8,
+    );
+  }
+
+  async embedTexts(captions: readonly string[]): Promise<TextEmbeddings> {
+    const data = new Float32Array(captions.length * this.model.embeddingSize);
+    const truncated: boolean[] = [];
+    for (let start = 0; start < captions.length; start += this.batchSize) {
+      const batch = this.model.tokenizer.encodeBatch(
+        captions.slice(start, start + this.batchSize),
+        this.model.fixedSequenceLength,
+      );
+      const embeddings = await this.model.encodeText(batch);
+      data.set(normaliseRows(embeddings).data, start * this.model.embeddingSize);
+      truncated.push(...batch.truncated);
+    }
+    return { embeddings: matrix(captions.length, this.model.embeddingSize, data), truncated };
+  }
+
+  async embedImages(images: readonly Uint8Array[]): Promise<ImageEmbeddings> {
+    const rows: Float32Array[] = [];
+    const indices: number[] = [];
+    const failures: ImageFailure[] = [];
+    for (let start = 0; start < images.length; start += this.batchSize) {
+      const chunk = images.slice(start, start + this.batchSize);
+      const prepared = await this.#preprocess(chunk, start, failures);
+      if (prepared.length === 0) continue;
+      const embeddings = normaliseRows(await this.model.encodeImages(stack(prepared)));
+      prepared.forEach(({ index }, row) => {
+        indices.push(index);
+        rows.push(embeddingRow(embeddings, row));
+      });
+    }
+    const data = new Float32Array(rows.length * this.model.embeddingSize);
+    rows.forEach((row, index) => {
+      data.set(row, index * this.model.embeddingSize);
+    });
+    return { embeddings: matrix(rows.length, this.model.embeddingSize, data), indices, failures };
+  }
+
+  async #preprocess(
+    images: readonly Uint8Array[],
+    offset: number,
+    failures: ImageFailure[],
+  ): Promise<{ index: number; pixels: PixelBatch }[]> {
+    const prepared: { index: number; pixels: PixelBatch }[] = [];
+    for (let start = 0; start < images.length; start += this.preprocessConcurrency) {
+      const group = images.slice(start, start + this.preprocessConcurrency);
+      const results = await Promise.allSettled(
+        group.map((image) => this.model.preprocessor.preprocess(image)),
+      );
+      results.forEach((result, position) => {
+        const index = offset + start + position;
+        if (result.status === "fulfilled") prepared.push({ index, pixels: result.value });
+        else failures.push({ index, message: errorMessage(result.reason) });
+      });
+    }
+    return prepared;
+  }
+}
+
+/** Scales every row to unit length; an all-zero row stays zero (its cosine with anything is 0). */
+export function normaliseRows(embeddings: EmbeddingMatrix): EmbeddingMatrix {
+  const { rows, dimensions } = embeddings;
+  const data = new Float32Array(embeddings.data.length);
+  for (let row = 0; row < rows; row++) {
+    let sumOfSquares = 0;
+    for (let column = 0; column < dimensions; column++) {
+      const value = embeddings.data[row * dimensions + column] as number;
+      sumOfSquares += value * value;
+    }
+    const scale = sumOfSquares > 0 ? 1 / Math.sqrt(sumOfSquares) : 0;
+    for (let column = 0; column < dimensions; column++) {
+      data[row * dimensions + column] =
+        (embeddings.data[row * dimensions + column] as number) * scale;
+    }
+  }
+  return { rows, dimensions, data };
+}
+
+/** Row `row` of a matrix, as a view. */
+export function embeddingRow(embeddings: EmbeddingMatrix, row: number): Float32Array {
+  return embeddings.data.subarray(row * embeddings.dimensions, (row + 1) * embeddings.dimensions);
+}
+
+/** Dot product of two L2-normalised embeddings: their cosine similarity. */
+export function cosineSimilarity(left: Float32Array, right: Float32Array): number {
+  if (left.length !== right.length) {
+    throw new RangeError(`embeddings of ${left.length} and ${right.length} dimensions`);
+  }
+  let sum = 0;
+  for (let index = 0; index < left.length; index++) {
+    sum += (left[index] as number) * (right[index] as number);
+  }
+  return sum;
+}
+
+function stack(prepared: readonly { pixels: PixelBatch }[]): PixelBatch {
+  const first = prepared[0]?.pixels;
+  if (first === undefined) throw new RangeError("no images to stack");
+  const imageSize = 3 * first.height * first.width;
+  const pixels = new Float32Array(prepared.length * imageSize);
+  prepared.forEach((entry, row) => {
+    if (entry.pixels.height !== first.height || entry.pixels.width !== first.width) {
+      throw new RangeError(
+        "preprocessed images differ in size; the preprocessor needs a centre crop or a fixed size",
+      );
+    }
+    pixels.set(entry.pixels.pixels, row * imageSize);
+  });
+  return { batchSize: prepared.length, height: first.height, width: first.width, pixels };
+}
+
+function matrix(rows: number, dimensions: number, data: Float32Array): EmbeddingMatrix {
+  return { rows, dimensions, data };
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`${name} must be ≥ 1, got ${value}`);
+  return value;
+}
