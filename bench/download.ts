@@ -3,17 +3,24 @@
  *
  * - end to end: `download()` on all cores, fetching from a local server (a child process) that
  *   serves ~200 photo-like JPEGs of 640–2048 px, resizing to 256 (border mode, JPEG q95).
- * - fetches/s with resizing off (`disableAllReencoding`): the network path alone. Target ≥ 2,000/s.
+ * - fetches/s with resizing off (`disableAllReencoding`): the network path alone, on web-sized
+ *   JPEGs (512 px, ~30 KB, as most LAION images are tens of KB) and on the full photos (~300 KB).
+ *   Target ≥ 2,000/s. The server answers from memory with pre-built responses, and shares the
+ *   cores with the client, so its ceiling is measured too: a bare undici client (one process a
+ *   core, the same connections, every body read and dropped) against the same server.
  * - per core: decode + resize + encode of the same photos on one pinned core, clipcrawl's
  *   ImageResizer vs OpenCV doing what img2dataset's resizer does (bench/peers/opencv_resize.py,
- *   Debian's python3-opencv). Target: clipcrawl ≥ 1.5× OpenCV.
+ *   Debian's python3-opencv), alternated for a few rounds; medians. Target: clipcrawl ≥ 1.5×.
  *
- *   npx tsx bench/download.ts [--photos 200] [--samples 4000] [--fetches 20000]
+ *   npx tsx bench/download.ts [--photos 200] [--samples 4000] [--fetches 40000]
+ *     [--photo-fetches 10000] [--rounds 3] [--only end-to-end,fetch,resize]
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { cpus } from "node:os";
+import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -26,6 +33,7 @@ import { benchDataPath, printTable } from "./support.js";
 const PYTHON = "/usr/bin/python3";
 const OPENCV_PEER = fileURLToPath(new URL("./peers/opencv_resize.py", import.meta.url));
 const HOSTS = 16;
+const WARM_UP_IMAGES = 10;
 
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -33,71 +41,132 @@ export async function main(args: string[]): Promise<void> {
     options: {
       photos: { type: "string", default: "200" },
       samples: { type: "string", default: "4000" },
-      fetches: { type: "string", default: "20000" },
+      fetches: { type: "string", default: "40000" },
+      "photo-fetches": { type: "string", default: "10000" },
       "resize-passes": { type: "string", default: "2" },
+      rounds: { type: "string", default: "3" },
+      only: { type: "string", default: "end-to-end,fetch,resize" },
       "per-core-resize": { type: "boolean", default: false },
     },
     allowPositionals: true,
   });
   if (values["per-core-resize"]) {
-    await perCoreResizeChild(Number(values["resize-passes"]));
+    await perCoreResizeChild(Number(values.photos), Number(values["resize-passes"]));
     return;
   }
+  const only = new Set(values.only.split(","));
   const cores = cpus().length;
   const photos = await ensurePhotos(Number(values.photos));
-  const photoBytes = await Promise.all(photos.map((path) => readFile(path)));
-  const meanKb =
-    photoBytes.reduce((sum, bytes) => sum + bytes.length, 0) / photoBytes.length / 1024;
-  console.log(`${photos.length} photos, 640–2048 px, mean ${meanKb.toFixed(0)} KB; ${cores} cores`);
-
   const webImages = await ensureWebImages(photos);
-  const server = await startPhotoServer([...photos, ...webImages]);
-  try {
-    const rows: (string | number)[][] = [["run", "samples", "seconds", "samples/s", "success"]];
-    for (const workers of [cores, 1]) {
-      const run = await timeDownload(server.port, Number(values.samples), { workers });
-      rows.push([`end to end, resize to 256, ${workers} worker(s)`, ...run]);
+  console.log(
+    `${photos.length} photos, 640–2048 px, mean ${await meanKb(photos)} KB; as web images (512 px) mean ${await meanKb(webImages)} KB; ${cores} cores; load average at start ${loadAverage()}`,
+  );
+
+  if (only.has("end-to-end") || only.has("fetch")) {
+    const server = await startPhotoServer([...photos, ...webImages]);
+    try {
+      const rows: (string | number)[][] = [["run", "samples", "seconds", "samples/s", "success"]];
+      if (only.has("end-to-end")) {
+        for (const workers of [cores, 1]) {
+          const run = await timeDownload(server.port, Number(values.samples), { workers });
+          rows.push([`end to end, resize to 256, ${workers} worker(s)`, ...run]);
+        }
+      }
+      if (only.has("fetch")) {
+        const fetches = Number(values.fetches);
+        const photoFetches = Number(values["photo-fetches"]);
+        const webCeiling = await serverCeiling(server.port, "w", fetches, cores);
+        rows.push([`ceiling: bare undici client, web JPEGs, ${cores} process(es)`, ...webCeiling]);
+        const webRun = await timeDownload(server.port, fetches, {
+          workers: cores,
+          disableAllReencoding: true,
+          path: "w",
+        });
+        rows.push([`fetch only (resizing off), web JPEGs, ${cores} worker(s)`, ...webRun]);
+        const photoCeiling = await serverCeiling(server.port, "p", photoFetches, cores);
+        rows.push([`ceiling: bare undici client, photos, ${cores} process(es)`, ...photoCeiling]);
+        const photoRun = await timeDownload(server.port, photoFetches, {
+          workers: cores,
+          disableAllReencoding: true,
+        });
+        rows.push([`fetch only (resizing off), photos, ${cores} worker(s)`, ...photoRun]);
+        printTable(rows);
+        console.log(
+          `fetches/s with resizing off: ${webRun[2]} on web JPEGs (${await meanKb(webImages)} KB; ceiling of server + bare client ${webCeiling[2]}), ${photoRun[2]} on photos (${await meanKb(photos)} KB; ceiling ${photoCeiling[2]}); target ≥ 2,000`,
+        );
+      } else {
+        printTable(rows);
+      }
+    } finally {
+      server.process.kill();
     }
-    const fetchRun = await timeDownload(server.port, Number(values.fetches), {
-      workers: cores,
-      disableAllReencoding: true,
-    });
-    rows.push([`fetch only (resizing off), photos, ${cores} worker(s)`, ...fetchRun]);
-    const webRun = await timeDownload(server.port, Number(values.fetches), {
-      workers: cores,
-      disableAllReencoding: true,
-      path: "w",
-    });
-    rows.push([`fetch only (resizing off), 512-px web JPEGs, ${cores} worker(s)`, ...webRun]);
-    printTable(rows);
-    console.log(
-      `fetches/s with resizing off: ${webRun[2]} on web-sized JPEGs, ${fetchRun[2]} on full photos (target ≥ 2,000)`,
-    );
-  } finally {
-    server.process.kill();
   }
 
-  const passes = Number(values["resize-passes"]);
-  const ours = perCoreClipcrawl(passes);
-  const peer = perCoreOpenCv(photos, passes);
-  const rows: (string | number)[][] = [
-    ["resizer, one pinned core", "images", "seconds", "images/s"],
-  ];
-  rows.push(["clipcrawl (sharp/libvips)", ours.images, ours.seconds.toFixed(2), rate(ours)]);
-  if (peer === undefined) {
-    printTable(rows);
-    console.log(
-      "OpenCV peer not available (apt-get install -y python3-opencv libopenblas0-pthread); clipcrawl's figure alone",
-    );
-    return;
+  if (only.has("resize")) {
+    const passes = Number(values["resize-passes"]);
+    const ours: RateRun[] = [];
+    const peers: RateRun[] = [];
+    for (let round = 0; round < Number(values.rounds); round++) {
+      ours.push(perCoreClipcrawl(photos.length, passes));
+      const peer = perCoreOpenCv(photos, passes);
+      if (peer !== undefined) peers.push(peer);
+    }
+    const rows: (string | number)[][] = [
+      [`resizer, one pinned core (median of ${ours.length})`, "images", "seconds", "images/s"],
+    ];
+    const oursMedian = median(ours);
+    rows.push([
+      "clipcrawl (sharp/libvips)",
+      oursMedian.images,
+      oursMedian.seconds.toFixed(2),
+      rate(oursMedian),
+    ]);
+    if (peers.length === 0) {
+      printTable(rows);
+      console.log(
+        "OpenCV peer not available (apt-get install -y python3-opencv libopenblas0-pthread); clipcrawl's figure alone",
+      );
+    } else {
+      const peerMedian = median(peers);
+      rows.push([
+        "OpenCV (img2dataset's resizer)",
+        peerMedian.images,
+        peerMedian.seconds.toFixed(2),
+        rate(peerMedian),
+      ]);
+      printTable(rows);
+      const ratio =
+        oursMedian.images / oursMedian.seconds / (peerMedian.images / peerMedian.seconds);
+      console.log(
+        `clipcrawl / OpenCV per core: ${ratio.toFixed(2)}× (target ≥ 1.5×); rounds: clipcrawl ${ours.map(rate).join(", ")}, OpenCV ${peers.map(rate).join(", ")} images/s`,
+      );
+    }
   }
-  rows.push(["OpenCV (img2dataset's resizer)", peer.images, peer.seconds.toFixed(2), rate(peer)]);
-  printTable(rows);
-  const ratio = ours.images / ours.seconds / (peer.images / peer.seconds);
-  console.log(`clipcrawl / OpenCV per core: ${ratio.toFixed(2)}× (target ≥ 1.5×)`);
+  console.log(`load average at end ${loadAverage()}`);
 }
 
-function rate(run: { images: number; seconds: number }): string {
+interface RateRun {
+  images: number;
+  seconds: number;
+}
+
+function median(runs: RateRun[]): RateRun {
+  const sorted = [...runs].sort((a, b) => a.images / a.seconds - b.images / b.seconds);
+  return sorted[Math.floor(sorted.length / 2)] as RateRun;
+}
+
+function loadAverage(): string {
+  return loadavg()
+    .map((value) => value.toFixed(2))
+    .join(" ");
+}
+
+async function meanKb(paths: string[]): Promise<string> {
+  const sizes = await Promise.all(paths.map(async (path) => (await stat(path)).size));
+  return (sizes.reduce((sum, size) => sum + size, 0) / sizes.length / 1024).toFixed(0);
+}
+
+function rate(run: RateRun): string {
   return (run.images / run.seconds).toFixed(1);
 }
 
@@ -201,23 +270,95 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-/** The photo server runs in its own process, so it does not share the bench's event loop. */
+/**
+ * The photo server runs in its own process, so it does not share the bench's event loop, and
+ * answers from memory with pre-built responses (status line, headers and body in one buffer,
+ * one write a request) so that as little of the cores it shares goes to it as possible.
+ */
 const SERVER_SCRIPT = `
-const http = require("node:http");
+const net = require("node:net");
 const fs = require("node:fs");
 const paths = process.argv.slice(1);
-const photos = paths.filter((path) => !path.includes("/web-")).map((path) => fs.readFileSync(path));
-const web = paths.filter((path) => path.includes("/web-")).map((path) => fs.readFileSync(path));
-const server = http.createServer((request, response) => {
-  const index = Number((/(\\d+)\\.jpg/.exec(request.url) || [])[1] || 0);
-  const set = request.url.startsWith("/w/") ? web : photos;
-  const body = set[index % set.length];
-  response.writeHead(200, { "content-type": "image/jpeg", "content-length": body.length });
-  response.end(body);
+const responses = (keep) => paths.filter(keep).map((path) => {
+  const body = fs.readFileSync(path);
+  const head = "HTTP/1.1 200 OK\\r\\ncontent-type: image/jpeg\\r\\ncontent-length: " + body.length +
+    "\\r\\nkeep-alive: timeout=60\\r\\n\\r\\n";
+  return Buffer.concat([Buffer.from(head, "latin1"), body]);
 });
-server.keepAliveTimeout = 60000;
+const photos = responses((path) => !path.includes("/web-"));
+const web = responses((path) => path.includes("/web-"));
+const server = net.createServer((socket) => {
+  socket.setNoDelay(true);
+  socket.setEncoding("latin1");
+  socket.on("error", () => {});
+  let pending = "";
+  socket.on("data", (chunk) => {
+    pending += chunk;
+    for (let end = pending.indexOf("\\r\\n\\r\\n"); end >= 0; end = pending.indexOf("\\r\\n\\r\\n")) {
+      const line = pending.slice(0, pending.indexOf("\\r\\n"));
+      pending = pending.slice(end + 4);
+      const path = line.split(" ")[1] || "/";
+      const index = Number((/(\\d+)\\.jpg/.exec(path) || [])[1] || 0);
+      const set = path.startsWith("/w/") ? web : photos;
+      socket.write(set[index % set.length]);
+    }
+  });
+});
 server.listen(0, "127.0.0.1", () => process.stdout.write(server.address().port + "\\n"));
 `;
+
+/**
+ * What the server and the loopback allow on these cores: bare undici clients (one process a
+ * core, as many connections as `download()` keeps open) fetching the same URLs, reading every
+ * body and keeping nothing.
+ */
+const CEILING_SCRIPT = `
+const { Pool } = require(process.argv[1]);
+const [port, path, requests, concurrency] = process.argv.slice(2);
+const pool = new Pool("http://127.0.0.1:" + port, { connections: Number(concurrency) });
+let next = 0;
+let bytes = 0;
+async function loop() {
+  while (next < Number(requests)) {
+    const index = next++;
+    const { statusCode, body } = await pool.request({ path: "/" + path + "/" + index + ".jpg", method: "GET" });
+    for await (const chunk of body) bytes += chunk.length;
+    if (statusCode !== 200) throw new Error("HTTP " + statusCode);
+  }
+}
+const started = performance.now();
+Promise.all(Array.from({ length: Number(concurrency) }, loop)).then(async () => {
+  const seconds = (performance.now() - started) / 1000;
+  await pool.close();
+  process.stdout.write(JSON.stringify({ requests: Number(requests), seconds, bytes }) + "\\n");
+});
+`;
+
+async function serverCeiling(
+  port: number,
+  path: "p" | "w",
+  requests: number,
+  processes: number,
+): Promise<[number, string, string, string]> {
+  const undici = createRequire(import.meta.url).resolve("undici");
+  const concurrency = Math.ceil(downloadConfigSchema.parse({}).concurrency / processes);
+  const share = Math.ceil(requests / processes);
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: processes }, async () => {
+      const child = spawn(
+        process.execPath,
+        ["-e", CEILING_SCRIPT, undici, String(port), path, String(share), String(concurrency)],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      const [code] = await once(child, "exit");
+      if (code !== 0) throw new Error(`ceiling client exited with ${code}`);
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const total = share * processes;
+  return [total, seconds.toFixed(2), (total / seconds).toFixed(0), "—"];
+}
 
 async function startPhotoServer(
   photos: string[],
@@ -232,39 +373,48 @@ async function startPhotoServer(
   return { port, process: child };
 }
 
-/** clipcrawl's resizer in a child pinned to core 0, one libuv thread, as a per-core figure. */
-function perCoreClipcrawl(passes: number): { images: number; seconds: number } {
+/** clipcrawl's resizer in a child pinned to one core, one libuv thread, as a per-core figure. */
+function perCoreClipcrawl(photos: number, passes: number): RateRun {
   const script = fileURLToPath(import.meta.url);
-  const command = [
+  const command = pinned([
     process.execPath,
     "--import",
     "tsx",
     script,
     "--per-core-resize",
+    "--photos",
+    String(photos),
     "--resize-passes",
     String(passes),
-  ];
-  const result = spawnSync(pinned(command)[0] as string, pinned(command).slice(1), {
+  ]);
+  const result = spawnSync(command[0] as string, command.slice(1), {
     env: { ...process.env, UV_THREADPOOL_SIZE: "1" },
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   });
+  if (result.status !== 0)
+    throw new Error(`clipcrawl's per-core resize exited with ${result.status}`);
   return JSON.parse(result.stdout.trim().split("\n").pop() ?? "{}");
 }
 
-async function perCoreResizeChild(passes: number): Promise<void> {
+async function perCoreResizeChild(photoCount: number, passes: number): Promise<void> {
   sharp.concurrency(1);
-  const photos = await ensurePhotos(200);
+  const photos = await ensurePhotos(photoCount);
   const images = await Promise.all(photos.map((path) => readFile(path)));
   const resizer = new ImageResizer(downloadConfigSchema.parse({ imageSize: 256 }));
+  const resizeAll = async (batch: Buffer[]) => {
+    const results = await Promise.all(batch.map((image) => resizer.resize(image)));
+    for (const result of results) if (!result.ok) throw new Error(result.error);
+  };
+  // Both sides warm up on the same few images before the clock starts.
+  await resizeAll(images.slice(0, WARM_UP_IMAGES));
   const started = performance.now();
   let count = 0;
   for (let pass = 0; pass < passes; pass++) {
     // Two in flight keep the one libuv thread busy while JavaScript handles the other.
     for (let index = 0; index < images.length; index += 2) {
       const batch = images.slice(index, index + 2);
-      const results = await Promise.all(batch.map((image) => resizer.resize(image)));
-      for (const result of results) if (!result.ok) throw new Error(result.error);
+      await resizeAll(batch);
       count += batch.length;
     }
   }
@@ -272,14 +422,18 @@ async function perCoreResizeChild(passes: number): Promise<void> {
   process.stdout.write(`${JSON.stringify({ images: count, seconds })}\n`);
 }
 
-function perCoreOpenCv(
-  photos: string[],
-  passes: number,
-): { images: number; seconds: number } | undefined {
+function perCoreOpenCv(photos: string[], passes: number): RateRun | undefined {
   if (!existsSync(PYTHON)) return undefined;
   const probe = spawnSync(PYTHON, ["-c", "import cv2"], { stdio: "ignore" });
   if (probe.status !== 0) return undefined;
-  const command = pinned([PYTHON, OPENCV_PEER, "256", String(passes), ...photos]);
+  const command = pinned([
+    PYTHON,
+    OPENCV_PEER,
+    "256",
+    String(passes),
+    String(WARM_UP_IMAGES),
+    ...photos,
+  ]);
   const result = spawnSync(command[0] as string, command.slice(1), {
     env: { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1" },
     encoding: "utf8",
@@ -289,8 +443,10 @@ function perCoreOpenCv(
   return JSON.parse(result.stdout.trim());
 }
 
+/** Both sides of the per-core figure run on the same core: the last one. */
 function pinned(command: string[]): string[] {
-  return existsSync("/usr/bin/taskset") ? ["/usr/bin/taskset", "-c", "0", ...command] : command;
+  const core = String(cpus().length - 1);
+  return existsSync("/usr/bin/taskset") ? ["/usr/bin/taskset", "-c", core, ...command] : command;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

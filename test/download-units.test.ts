@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -7,9 +8,11 @@ import { test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { writeParquet } from "../src/io/parquet.js";
+import { BodyHashes } from "../src/stages/download/body-hashes.js";
 import { isPublicAddress, parseConnectToRules } from "../src/stages/download/connector.js";
 import { runWithHostLimits } from "../src/stages/download/fetch-scheduler.js";
 import { userAgent } from "../src/stages/download/fetcher.js";
+import { ImageSpill, type SpilledImage } from "../src/stages/download/image-spill.js";
 import { Blocklist, disallowingDirective } from "../src/stages/download/opt-out.js";
 import { isTruncated, planGeometry, roundHalfEven } from "../src/stages/download/resizer.js";
 import { sampleKey } from "../src/stages/download/samples.js";
@@ -125,6 +128,35 @@ test("truncation is recognised from the bytes, whatever libvips said", async () 
   assert.equal(isTruncated(jpeg.subarray(0, 200)), true);
   assert.equal(isTruncated(png), false);
   assert.equal(isTruncated(png.subarray(0, png.length - 20)), true);
+});
+
+test("images parked beyond the memory share come back from the spill file intact", async () => {
+  const folder = await tempDir("spill");
+  const spill = new ImageSpill({ folder, memoryBytes: 1000, batchBytes: 4096 });
+  const images = Array.from({ length: 40 }, (_, index) =>
+    Buffer.alloc(300 + index * 37, index + 1),
+  );
+  // Parked out of order, as the network finishes them; read back in key order.
+  const order = images.map((_, index) => (index * 7) % images.length);
+  const parked = new Map(order.map((index) => [index, spill.append(images[index] as Buffer)]));
+  assert.ok([...parked.values()].some((image) => image.kind === "file"));
+  for (const [index, image] of images.entries()) {
+    assert.deepEqual(await spill.read(parked.get(index) as SpilledImage), image);
+  }
+  await spill.dispose();
+});
+
+test("hashes taken chunk by chunk are the hashes of the whole body", () => {
+  const body = Buffer.from("an image body that arrives in several chunks".repeat(100));
+  const streamed = new BodyHashes();
+  for (let offset = 0; offset < body.length; offset += 333) {
+    streamed.update(body.subarray(offset, offset + 333));
+  }
+  assert.deepEqual(streamed.digest(), {
+    sha256: createHash("sha256").update(body).digest("hex"),
+    md5: createHash("md5").update(body).digest("hex"),
+    sha1: createHash("sha1").update(body).digest("hex"),
+  });
 });
 
 test("the host limit holds while other hosts go ahead", async () => {

@@ -12,13 +12,18 @@ export interface TerminalReporter extends StageReporter {
 export function terminalReporter(options: { quiet?: boolean } = {}): TerminalReporter {
   const interactive = process.stderr.isTTY === true && options.quiet !== true;
   let bar: cliProgress.SingleBar | undefined;
+  // Rates count from a stage's first update (stages report 0 shards done when they start).
   let started = performance.now();
+  let currentStage = "";
 
   const render = (update: StageProgress) => {
     const seconds = Math.max(0.001, (performance.now() - started) / 1000);
-    const rates = Object.entries(update.counters)
-      .map(([name, value]) => `${formatCount(value)} ${name} (${formatCount(value / seconds)}/s)`)
-      .join(" · ");
+    const rates = [
+      ...Object.entries(update.counters).map(
+        ([name, value]) => `${formatCount(value)} ${name} (${formatCount(value / seconds)}/s)`,
+      ),
+      ...Object.entries(update.notes ?? {}).map(([name, value]) => `${name} ${value}`),
+    ].join(" · ");
     return { stage: update.stage, rates };
   };
 
@@ -33,8 +38,11 @@ export function terminalReporter(options: { quiet?: boolean } = {}): TerminalRep
     },
     progress(update) {
       if (!interactive) return;
-      if (bar === undefined) {
+      if (update.stage !== currentStage) {
+        currentStage = update.stage;
         started = performance.now();
+      }
+      if (bar === undefined) {
         bar = new cliProgress.SingleBar(
           {
             format: "{stage} [{bar}] {value}/{total} shards · {rates} · ETA {eta_formatted}",

@@ -9,6 +9,8 @@ export interface StageProgress {
   shardsTotal: number;
   /** Running totals shown next to the bar, e.g. records, pairs kept. */
   counters: Record<string, number>;
+  /** Values shown as they are after the counters, e.g. `{ success: "93.1%" }`. */
+  notes?: Record<string, string>;
 }
 
 export interface StageReporter {

@@ -1,10 +1,9 @@
 /**
  * One download shard end to end, knowing nothing of where it runs: every sample is fetched,
- * hashed, checked and resized under the concurrency limits, the stored images are parked in a
- * spill file, then the shard's outputs are written in key order and its stats last.
+ * hashed, checked and resized under the concurrency limits, the stored images are parked (in
+ * memory, then a spill file), then the shard's outputs are written in key order and its stats last.
  * Sample-level problems are rows; only a failure to write the outputs throws.
  */
-import { createHash } from "node:crypto";
 import type { DownloadConfig } from "../../config/schema.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
@@ -85,7 +84,7 @@ export async function downloadShard(
   const records: SampleRecord[] = new Array(task.samples.length);
   const spilled: (SpilledImage | undefined)[] = new Array(task.samples.length);
   let bytesDownloaded = 0;
-  const spill = await ImageSpill.create();
+  const spill = new ImageSpill();
   try {
     const indexed = task.samples.map((sample, index) => ({ sample, index }));
     await runWithHostLimits(
@@ -110,11 +109,7 @@ export async function downloadShard(
           return;
         }
         bytesDownloaded += fetched.bytes.length;
-        const hashes = {
-          sha256: createHash("sha256").update(fetched.bytes).digest("hex"),
-          md5: createHash("md5").update(fetched.bytes).digest("hex"),
-          sha1: createHash("sha1").update(fetched.bytes).digest("hex"),
-        };
+        const hashes = fetched.hashes;
         const resized = await context.resizer.resize(fetched.bytes);
         if (!resized.ok) {
           records[index] = {
@@ -123,7 +118,7 @@ export async function downloadShard(
           };
           return;
         }
-        spilled[index] = await spill.append(resized.image);
+        spilled[index] = spill.append(resized.image);
         records[index] = {
           key,
           url: sample.url,

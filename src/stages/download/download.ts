@@ -111,7 +111,11 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
       stage: DOWNLOAD_STAGE,
       shardsDone,
       shardsTotal: plan.totalShards,
-      counters: { samples: totals.count, success: totals.successes },
+      counters: { samples: totals.count },
+      notes: {
+        success:
+          totals.count === 0 ? "–" : `${((100 * totals.successes) / totals.count).toFixed(1)}%`,
+      },
     });
 
   const runShard = async (shard: PlannedShard) => {
@@ -151,6 +155,8 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
     report();
   };
 
+  // At once, so the bar's clock (and so samples/s and the ETA) starts with the run.
+  report();
   const window = pool.size * 2;
   const running = new Set<Promise<void>>();
   try {

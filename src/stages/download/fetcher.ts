@@ -3,14 +3,16 @@
  * (connect, headers, between body chunks, and the whole attempt), retries with backoff on
  * timeouts, dropped connections and 408/429/5xx, redirects followed by hand (each hop is
  * checked like the first URL), the size limit enforced while the body streams in, and
- * X-Robots-Tag opt-outs read before the body. Failures are values with a stable message.
+ * X-Robots-Tag opt-outs read before the body, and the body hashed as it streams. Failures are values with a stable message.
  */
+import type { Readable } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { Agent, type Dispatcher } from "undici";
 import type { DownloadConfig } from "../../config/schema.js";
 import { ClipcrawlError } from "../../errors.js";
 import { sleep } from "../../io/http.js";
 import { VERSION } from "../../version.js";
+import { BodyHashes, type ImageHashes } from "./body-hashes.js";
 import { CachingResolver, policyConnector } from "./connector.js";
 import { disallowingDirective } from "./opt-out.js";
 
@@ -34,7 +36,7 @@ export type FetcherOptions = Pick<
 };
 
 export type FetchOutcome =
-  | { status: "ok"; bytes: Buffer; attempts: number }
+  | { status: "ok"; bytes: Buffer; hashes: ImageHashes; attempts: number }
   | { status: "failed"; error: string }
   | { status: "opted_out"; reason: string };
 
@@ -182,8 +184,8 @@ export class ImageFetcher {
         throw new FetchFailure(`body larger than ${this.options.maxBodyBytes} bytes`);
       }
       const encoding = headerValues(headers["content-encoding"])[0]?.trim().toLowerCase() ?? "";
-      const bytes = await readLimited(body, encoding, this.options.maxBodyBytes);
-      return { status: "ok", bytes, attempts };
+      const { bytes, hashes } = await readLimited(body, encoding, this.options.maxBodyBytes);
+      return { status: "ok", bytes, hashes, attempts };
     }
   }
 }
@@ -203,53 +205,88 @@ function checkedUrl(text: string, base?: URL): URL {
   return url;
 }
 
+/**
+ * The body, decoded, with its hashes taken chunk by chunk. Plain `data` events rather than an
+ * async iterator: one promise per body instead of one per chunk.
+ */
 async function readLimited(
   body: Dispatcher.ResponseData["body"],
   encoding: string,
   maxBytes: number,
-): Promise<Buffer> {
+): Promise<{ bytes: Buffer; hashes: ImageHashes }> {
   const decoder = decoderFor(encoding);
   if (decoder === null) {
     abandon(body);
     throw new FetchFailure(`unsupported Content-Encoding ${encoding}`);
   }
-  const tooLarge = () => new FetchFailure(`body larger than ${maxBytes} bytes`);
+  const hashes = new BodyHashes();
   if (decoder === undefined) {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBytes) {
-        abandon(body);
-        throw tooLarge();
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks, size);
+    const bytes = await collect(body, maxBytes, hashes, () => abandon(body));
+    return { bytes, hashes: hashes.digest() };
   }
   // Compressed: the limit holds for the bytes on the wire and for what they expand to.
   let wireBytes = 0;
   body.on("data", (chunk: Buffer) => {
     wireBytes += chunk.length;
-    if (wireBytes > maxBytes) decoder.destroy(tooLarge());
+    if (wireBytes > maxBytes) decoder.destroy(tooLarge(maxBytes));
   });
   body.on("error", (error) => decoder.destroy(error));
   body.pipe(decoder);
-  const chunks: Buffer[] = [];
-  let size = 0;
   try {
-    for await (const chunk of decoder as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBytes) throw tooLarge();
-      chunks.push(chunk);
-    }
+    const bytes = await collect(decoder, maxBytes, hashes, () => decoder.destroy());
+    return { bytes, hashes: hashes.digest() };
   } catch (error) {
     abandon(body);
     if (error instanceof FetchFailure) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     throw new FetchFailure(`invalid ${encoding} body${code === undefined ? "" : ` (${code})`}`);
   }
-  return Buffer.concat(chunks, size);
+}
+
+function tooLarge(maxBytes: number): FetchFailure {
+  return new FetchFailure(`body larger than ${maxBytes} bytes`);
+}
+
+/** All of a stream's bytes, failing as soon as they pass `maxBytes` (then `stop` ends it). */
+function collect(
+  stream: Readable,
+  maxBytes: number,
+  hashes: BodyHashes,
+  stop: () => void,
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (error: Error | undefined) => {
+      if (settled) return;
+      settled = true;
+      stream.off("data", onData);
+      // A body that came in one chunk is kept as it is: no copy.
+      if (error === undefined)
+        resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+      else reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        settle(tooLarge(maxBytes));
+        stop();
+        return;
+      }
+      hashes.update(chunk);
+      chunks.push(chunk);
+    };
+    stream.on("data", onData);
+    stream.once("end", () => settle(undefined));
+    // Errors after the outcome is known (a body dropped on purpose) are expected and ignored.
+    stream.on("error", (error) => settle(error));
+    stream.once("close", () => {
+      const closed = new Error("body closed before its end") as NodeJS.ErrnoException;
+      closed.code = "ERR_STREAM_PREMATURE_CLOSE";
+      settle(closed);
+    });
+  });
 }
 
 /** undefined: no decoding needed; null: an encoding we cannot decode. */

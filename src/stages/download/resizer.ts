@@ -4,6 +4,7 @@
  * the same rounding as img2dataset (albumentations), so sizes match it exactly. The pixel
  * limit is checked on the header before any pixel is decoded (decompression bombs).
  */
+import { availableParallelism } from "node:os";
 import sharp, { type Metadata, type Sharp } from "sharp";
 import type { DownloadConfig } from "../../config/schema.js";
 import { exifJson } from "./exif.js";
@@ -64,6 +65,7 @@ export class ImageResizer {
   constructor(private readonly options: ResizerOptions) {
     // Every image is seen once: libvips' operation cache would only hold memory.
     sharp.cache(false);
+    sharp.concurrency(vipsThreadsPerImage());
   }
 
   async resize(bytes: Buffer): Promise<ResizeOutcome> {
@@ -178,6 +180,19 @@ export class ImageResizer {
       exif: null,
     };
   }
+}
+
+/**
+ * sharp runs each image on one of libuv's pool threads (UV_THREADPOOL_SIZE, 4 by default, shared
+ * by every worker thread of the process), and libvips may spread one image over several threads.
+ * One thread an image is the cheapest when the pool has a thread a core; with a smaller pool
+ * each image gets enough libvips threads for the pool to still cover every core. The pool size
+ * cannot be raised from inside an ES module: the module loader has started the pool before any
+ * of our code runs, so it is read here, not set.
+ */
+function vipsThreadsPerImage(): number {
+  const poolSize = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(1, Math.ceil(availableParallelism() / poolSize));
 }
 
 function extensionOf(options: ResizerOptions): string {

@@ -143,6 +143,14 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
     }
   };
 
+  const reportProgress = (shardsDone: number) =>
+    reporter.progress({
+      stage: EXTRACT_STAGE,
+      shardsDone,
+      shardsTotal: shards.length,
+      counters: { records: totals.records, pairs: totals.kept, bytes: totals.compressedBytes },
+    });
+  reportProgress(0);
   try {
     for (const shard of shards) {
       if (shard.done) {
@@ -172,12 +180,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
         }
         if (result.written) summary.shardsWritten++;
       }
-      reporter.progress({
-        stage: EXTRACT_STAGE,
-        shardsDone: shard.index + 1,
-        shardsTotal: shards.length,
-        counters: { records: totals.records, pairs: totals.kept, bytes: totals.compressedBytes },
-      });
+      reportProgress(shard.index + 1);
     }
   } finally {
     // Only reached early on an error: shards still running are abandoned (their outputs are
