@@ -2,7 +2,8 @@ import type { Command } from "commander";
 import type { DownloadConfig } from "../../config/schema.js";
 import { type DownloadSummary, download } from "../../stages/download/download.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
-import { formatCount, terminalReporter } from "../terminal-reporter.js";
+import { runStageCommand } from "../run-stage.js";
+import { formatCount } from "../terminal-reporter.js";
 
 interface DownloadFlags {
   root: string;
@@ -32,23 +33,18 @@ export function registerDownload(program: Command): void {
       "  clipcrawl download list.csv --output-format files --image-size 384 --resize-mode center_crop --root ./data",
   );
   command.action(async (inputs: string[], flags: DownloadFlags) => {
-    const reporter = terminalReporter({ quiet: flags.json === true });
-    let summary: DownloadSummary;
-    try {
-      summary = await download({
-        root: flags.root,
-        inputs,
-        overwrite: flags.overwrite === true,
-        config: configOverrides(flags, "download") as Partial<DownloadConfig>,
-        reporter,
-      });
-    } finally {
-      reporter.stop();
-    }
-    process.stdout.write(
-      flags.json === true ? `${JSON.stringify(summary, null, 2)}\n` : describeSummary(summary),
+    await runStageCommand(
+      flags.json,
+      (reporter) =>
+        download({
+          root: flags.root,
+          inputs,
+          overwrite: flags.overwrite === true,
+          config: configOverrides(flags, "download") as Partial<DownloadConfig>,
+          reporter,
+        }),
+      describeSummary,
     );
-    if (!summary.ok) process.exitCode = 1;
   });
 }
 

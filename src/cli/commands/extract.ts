@@ -2,7 +2,8 @@ import type { Command } from "commander";
 import type { ExtractConfig } from "../../config/schema.js";
 import { type ExtractSummary, extract } from "../../stages/extract/extract.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
-import { formatCount, terminalReporter } from "../terminal-reporter.js";
+import { runStageCommand } from "../run-stage.js";
+import { formatCount } from "../terminal-reporter.js";
 
 interface ExtractFlags {
   root: string;
@@ -37,24 +38,19 @@ export function registerExtract(program: Command): void {
         `error: --limit takes a positive whole number, got ${JSON.stringify(flags.limit)}`,
       );
     }
-    const reporter = terminalReporter({ quiet: flags.json === true });
-    let summary: ExtractSummary;
-    try {
-      summary = await extract({
-        root: flags.root,
-        inputs,
-        crawl: flags.crawl,
-        limit,
-        config: configOverrides(flags, "extract") as Partial<ExtractConfig>,
-        reporter,
-      });
-    } finally {
-      reporter.stop();
-    }
-    process.stdout.write(
-      flags.json === true ? `${JSON.stringify(summary, null, 2)}\n` : describeSummary(summary),
+    await runStageCommand(
+      flags.json,
+      (reporter) =>
+        extract({
+          root: flags.root,
+          inputs,
+          crawl: flags.crawl,
+          limit,
+          config: configOverrides(flags, "extract") as Partial<ExtractConfig>,
+          reporter,
+        }),
+      describeSummary,
     );
-    if (!summary.ok) process.exitCode = 1;
   });
 }
 
