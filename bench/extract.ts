@@ -48,53 +48,49 @@ export async function main(args: string[]): Promise<void> {
   );
   const allCores = await runExtract(perCore, cores);
 
-  const rate = (bytes: number, seconds: number | undefined) =>
-    seconds === undefined ? Number.NaN : megabytes(bytes) / seconds;
   const rows: (string | number)[][] = [
     ["run", "input MB", "seconds", "MB/s compressed", "records/s", "pairs/s", "vs zcat"],
+    ...comparison("1 process", "1 worker", singleBytes, zcatSingle, oneCore),
+    ...comparison(`${cores} processes`, `${cores} workers`, allBytes, zcatParallel, allCores),
   ];
-  const zcatSingleRate = rate(singleBytes, zcatSingle);
-  const zcatAllRate = rate(allBytes, zcatParallel);
-  rows.push([
-    "zcat, 1 process",
-    megabytes(singleBytes).toFixed(0),
-    fmt(zcatSingle),
-    zcatSingleRate.toFixed(1),
-    "",
-    "",
-    "1.00",
-  ]);
-  rows.push([
-    "clipcrawl extract, 1 worker",
-    megabytes(singleBytes).toFixed(0),
-    fmt(oneCore.seconds),
-    rate(singleBytes, oneCore.seconds).toFixed(1),
-    Math.round(oneCore.records / oneCore.seconds),
-    Math.round(oneCore.pairs / oneCore.seconds),
-    (rate(singleBytes, oneCore.seconds) / zcatSingleRate).toFixed(2),
-  ]);
-  rows.push([
-    `zcat, ${cores} processes`,
-    megabytes(allBytes).toFixed(0),
-    fmt(zcatParallel),
-    zcatAllRate.toFixed(1),
-    "",
-    "",
-    "1.00",
-  ]);
-  rows.push([
-    `clipcrawl extract, ${cores} workers`,
-    megabytes(allBytes).toFixed(0),
-    fmt(allCores.seconds),
-    rate(allBytes, allCores.seconds).toFixed(1),
-    Math.round(allCores.records / allCores.seconds),
-    Math.round(allCores.pairs / allCores.seconds),
-    (rate(allBytes, allCores.seconds) / zcatAllRate).toFixed(2),
-  ]);
   printTable(rows);
-  console.log(
-    `target: one-core extract ≥ 0.5 of zcat's rate → ${(rate(singleBytes, oneCore.seconds) / zcatSingleRate).toFixed(2)}`,
-  );
+  const oneCoreRatio = rate(singleBytes, oneCore.seconds) / rate(singleBytes, zcatSingle);
+  console.log(`target: one-core extract ≥ 0.5 of zcat's rate → ${oneCoreRatio.toFixed(2)}`);
+}
+
+interface ExtractRun {
+  seconds: number;
+  records: number;
+  pairs: number;
+}
+
+/** Two table rows: zcat on the input, then clipcrawl on the same input with its ratio. */
+function comparison(
+  zcatLabel: string,
+  extractLabel: string,
+  bytes: number,
+  zcatSeconds: number | undefined,
+  run: ExtractRun,
+): (string | number)[][] {
+  const zcatRate = rate(bytes, zcatSeconds);
+  const extractRate = rate(bytes, run.seconds);
+  const size = megabytes(bytes).toFixed(0);
+  return [
+    [`zcat, ${zcatLabel}`, size, fmt(zcatSeconds), zcatRate.toFixed(1), "", "", "1.00"],
+    [
+      `clipcrawl extract, ${extractLabel}`,
+      size,
+      fmt(run.seconds),
+      extractRate.toFixed(1),
+      Math.round(run.records / run.seconds),
+      Math.round(run.pairs / run.seconds),
+      (extractRate / zcatRate).toFixed(2),
+    ],
+  ];
+}
+
+function rate(bytes: number, seconds: number | undefined): number {
+  return seconds === undefined ? Number.NaN : megabytes(bytes) / seconds;
 }
 
 async function ensureWatFile(name: string, sizeMb: number, seed: number): Promise<string> {
@@ -106,7 +102,7 @@ async function ensureWatFile(name: string, sizeMb: number, seed: number): Promis
   return path;
 }
 
-async function runExtract(inputs: string[], workers: number) {
+async function runExtract(inputs: string[], workers: number): Promise<ExtractRun> {
   const root = await benchDataPath(`root-${workers}`);
   await rm(root, { recursive: true, force: true });
   const summary = await extract({ root, inputs, config: { workers } });
