@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { isMainThread } from "node:worker_threads";
-import { type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import type { DuckDBAppender, DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { DatasetStorage } from "./storage.js";
 
 export type ColumnType = "VARCHAR" | "DOUBLE" | "FLOAT" | "INTEGER" | "BIGINT" | "BOOLEAN" | "BLOB";
@@ -25,7 +25,11 @@ let instance: Promise<DuckDBInstance> | undefined;
  * it writes byte-for-byte reproducible.
  */
 export async function duckdbConnection(): Promise<DuckDBConnection> {
-  instance ??= DuckDBInstance.create(":memory:", isMainThread ? {} : { threads: "1" });
+  // Loaded on first use: the native library takes half a second, which commands that never
+  // touch Parquet (help, init) should not pay.
+  instance ??= import("@duckdb/node-api").then(({ DuckDBInstance }) =>
+    DuckDBInstance.create(":memory:", isMainThread ? {} : { threads: "1" }),
+  );
   return (await instance).connect();
 }
 

@@ -7,7 +7,8 @@ import type { MessagePort } from "node:worker_threads";
 import type { ExtractConfig } from "../../config/schema.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { serveWorkerTasks } from "../../runner/worker-pool.js";
-import { extractWatFile, type WatFileResult } from "./wat-file.js";
+import { extractWatFile } from "./wat-file.js";
+import type { WatFileResult } from "./wat-file-stats.js";
 import type { WatInput } from "./wat-inputs.js";
 
 export interface ExtractTask {

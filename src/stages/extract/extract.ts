@@ -25,7 +25,7 @@ import { defaultParallelism, siblingModule, WorkerPool } from "../../runner/work
 import { BloomFilter, type BloomFilterReport } from "./bloom-filter.js";
 import type { ExtractTask } from "./extract-worker.js";
 import { HASH_LANES } from "./pair-hash.js";
-import { emptyWatFileStats, type WatFileResult, type WatFileStats } from "./wat-file.js";
+import { emptyWatFileStats, type WatFileResult, type WatFileStats } from "./wat-file-stats.js";
 import { resolveWatInputs, type WatInput } from "./wat-inputs.js";
 
 export const EXTRACT_STAGE = "extract";

@@ -6,7 +6,9 @@
  */
 import { eld } from "eld/medium";
 
-export type LanguageTier = "en" | "multi" | "nolang";
+import type { LanguageTier } from "./language-tier.js";
+
+export type { LanguageTier };
 
 export interface DetectedLanguage {
   /** ISO 639-1 code, or "" when nothing reliable was detected. */

@@ -8,12 +8,19 @@ import { basename } from "node:path";
 import type { ExtractConfig } from "../../config/schema.js";
 import { errorMessage, InputError } from "../../errors.js";
 import type { DatasetStorage } from "../../io/storage.js";
-import { type LinkDropReason, pageBaseUrl, resolveLink } from "./candidate-pairs.js";
+import { pageBaseUrl, resolveLink } from "./candidate-pairs.js";
 import { CandidateShardWriter } from "./candidate-shard-writer.js";
 import { gzipMembers } from "./gzip-members.js";
-import { type DetectedLanguage, detectLanguage, type LanguageTier } from "./language.js";
+import { type DetectedLanguage, detectLanguage } from "./language.js";
+import type { LanguageTier } from "./language-tier.js";
 import { HASH_LANES, PairHashes, PairHashSet } from "./pair-hash.js";
 import { parseWarcRecords, WarcFormatError, type WarcRecord } from "./warc-records.js";
+import {
+  emptyWatFileStats,
+  type RecordProblem,
+  type WatFileResult,
+  type WatFileStats,
+} from "./wat-file-stats.js";
 import type { WatInput } from "./wat-inputs.js";
 import {
   linkPathPatterns,
@@ -23,33 +30,6 @@ import {
   type WatPage,
 } from "./wat-page.js";
 import { openWatInput } from "./wat-source.js";
-
-export type DropReason = LinkDropReason | "duplicate";
-export type RecordProblem = "invalid_json" | "bad_warc_record" | "corrupt_gzip";
-
-export interface WatFileStats {
-  compressedBytes: number;
-  records: number;
-  htmlPages: number;
-  pagesWithImageLinks: number;
-  imageLinks: number;
-  kept: number;
-  dropped: Record<DropReason, number>;
-  badRecords: Record<RecordProblem, number>;
-  languageTiers: Record<LanguageTier, number>;
-  seconds: number;
-}
-
-export interface WatFileResult {
-  input: string;
-  stats: WatFileStats;
-  /** One line each: bad records (capped), or why the input failed. */
-  problems: string[];
-  /** Set when the input could not be read to its end: pairs before the failure are kept. */
-  failure?: string;
-  /** Whether the shard's Parquet file was written (not when the input could not be read at all). */
-  written: boolean;
-}
 
 export interface ShardTarget {
   storage: DatasetStorage;
@@ -61,28 +41,6 @@ export type DecideDuplicates = (lanes: Uint32Array) => Promise<Uint32Array>;
 
 const MAX_PROBLEM_LINES = 5;
 const TIERS: readonly LanguageTier[] = ["en", "multi", "nolang"];
-
-export function emptyWatFileStats(): WatFileStats {
-  return {
-    compressedBytes: 0,
-    records: 0,
-    htmlPages: 0,
-    pagesWithImageLinks: 0,
-    imageLinks: 0,
-    kept: 0,
-    dropped: {
-      no_alt: 0,
-      short_text: 0,
-      invalid_url: 0,
-      unsupported_scheme: 0,
-      url_has_credentials: 0,
-      duplicate: 0,
-    },
-    badRecords: { invalid_json: 0, bad_warc_record: 0, corrupt_gzip: 0 },
-    languageTiers: { en: 0, multi: 0, nolang: 0 },
-    seconds: 0,
-  };
-}
 
 /** The name a pair's `source` column gives its WAT file: the file name, or the URL. */
 export function sourceName(input: WatInput): string {
