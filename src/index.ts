@@ -6,9 +6,15 @@ export {
   parseConfig,
 } from "./config/config-file.js";
 export { type InitResult, initRoot } from "./config/init-root.js";
-export type { ClipcrawlConfig, DownloadConfig, ExtractConfig } from "./config/schema.js";
+export type {
+  ClipcrawlConfig,
+  DownloadConfig,
+  EmbedConfig,
+  ExtractConfig,
+} from "./config/schema.js";
 export { ClipcrawlError, ConfigError, InputError } from "./errors.js";
 export { LocalStorage } from "./io/local-storage.js";
+export { decodeNpy, encodeNpy, type NpyArray, NpyFormatError } from "./io/npy.js";
 export type { DatasetStorage } from "./io/storage.js";
 export type { StageProgress, StageReporter } from "./runner/reporter.js";
 export {
@@ -19,6 +25,14 @@ export {
 } from "./stages/download/download.js";
 export type { SampleRecord, SampleStatus } from "./stages/download/samples.js";
 export type { ImageShardStats, StatusCounts } from "./stages/download/shard-stats.js";
+export {
+  type EmbedCounts,
+  type EmbedOptions,
+  type EmbedShardStats,
+  type EmbedSummary,
+  embed,
+  type FailedEmbedShard,
+} from "./stages/embed/embed.js";
 export {
   type CandidateShardStats,
   type ExtractOptions,

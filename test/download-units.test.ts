@@ -6,6 +6,7 @@ import { open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
+import { isTruncated } from "../src/io/image-format.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { writeParquet } from "../src/io/parquet.js";
 import { BodyHashes } from "../src/stages/download/body-hashes.js";
@@ -14,7 +15,7 @@ import { runWithHostLimits } from "../src/stages/download/fetch-scheduler.js";
 import { userAgent } from "../src/stages/download/fetcher.js";
 import { ImageSpill, type SpilledImage } from "../src/stages/download/image-spill.js";
 import { Blocklist, disallowingDirective } from "../src/stages/download/opt-out.js";
-import { isTruncated, planGeometry, roundHalfEven } from "../src/stages/download/resizer.js";
+import { planGeometry, roundHalfEven } from "../src/stages/download/resizer.js";
 import { sampleKey } from "../src/stages/download/samples.js";
 import {
   readUrlListFile,

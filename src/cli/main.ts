@@ -5,6 +5,7 @@ import { ClipcrawlError, errorMessage } from "../errors.js";
 import { VERSION } from "../version.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerDownload } from "./commands/download.js";
+import { registerEmbed } from "./commands/embed.js";
 import { registerExtract } from "./commands/extract.js";
 import { registerInit } from "./commands/init.js";
 import { registerModel } from "./commands/model.js";
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerInit(program);
   registerExtract(program);
   registerDownload(program);
+  registerEmbed(program);
   registerModel(program);
   registerDemo(program);
   return program;

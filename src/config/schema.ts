@@ -4,6 +4,7 @@
  * Each stage owns one section; later stages add theirs here.
  */
 import { z } from "zod";
+import { MODEL_PRECISION_SUFFIX, type ModelPrecision } from "../models/model-files.js";
 
 export const extractConfigSchema = z
   .object({
@@ -242,12 +243,54 @@ export const downloadConfigSchema = z
   })
   .strict();
 
+/** What `clipcrawl embed` runs and writes; the model is a local folder, never downloaded here. */
+export const embedConfigSchema = z
+  .object({
+    model: z
+      .string()
+      .default("")
+      .describe(
+        "CLIP model folder in the Hugging Face layout (onnx/text_model.onnx, onnx/vision_model.onnx, tokenizer.json, …)",
+      ),
+    precision: z
+      .enum(Object.keys(MODEL_PRECISION_SUFFIX) as [ModelPrecision, ...ModelPrecision[]])
+      .default("fp32")
+      .describe("which ONNX variant of the towers to load (fp32: onnx/*_model.onnx)"),
+    batchSize: z.number().int().min(1).default(64).describe("images (and captions) per ONNX run"),
+    threads: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("onnxruntime intra-op threads for each tower; 0 means one per CPU core"),
+    preprocessWorkers: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        "worker threads that decode and preprocess images beside the model; 0 means a quarter of the CPU cores",
+      ),
+    decodeConcurrency: z
+      .number()
+      .int()
+      .min(1)
+      .default(4)
+      .describe("images each preprocessing worker decodes at once (sharp uses its own threads)"),
+    outputDtype: z
+      .enum(["float16", "float32"])
+      .default("float16")
+      .describe("dtype of the .npy embeddings (clip-retrieval writes float16)"),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     $schema: z.string().optional(),
     version: z.literal(1).default(1).describe("config format version"),
     extract: extractConfigSchema.default(extractConfigSchema.parse({})),
     download: downloadConfigSchema.default(downloadConfigSchema.parse({})),
+    embed: embedConfigSchema.default(embedConfigSchema.parse({})),
     provenance: z
       .object({ createdWith: z.string(), createdAt: z.string() })
       .strict()
@@ -258,11 +301,13 @@ export const configSchema = z
 
 export type ExtractConfig = z.infer<typeof extractConfigSchema>;
 export type DownloadConfig = z.infer<typeof downloadConfigSchema>;
+export type EmbedConfig = z.infer<typeof embedConfigSchema>;
 export type ClipcrawlConfig = z.infer<typeof configSchema>;
 /** The sections a stage's CLI flags can override. */
-export type StageSection = "extract" | "download";
+export type StageSection = "extract" | "download" | "embed";
 
 export const stageSectionSchemas = {
   extract: extractConfigSchema,
   download: downloadConfigSchema,
+  embed: embedConfigSchema,
 } as const;

@@ -19,6 +19,13 @@ export const layout = {
   imageStats: (shard: string) => `images/${shard}_stats.json`,
   /** `--output-format files`: the shard's KEY.jpg, KEY.txt, KEY.json in one folder. */
   imageFilesFolder: (shard: string) => `images/${shard}`,
+  embeddingsFolder: () => "embeddings",
+  imageEmbeddings: (shard: string) => `embeddings/img_emb/img_emb_${shard}.npy`,
+  textEmbeddings: (shard: string) => `embeddings/text_emb/text_emb_${shard}.npy`,
+  embeddingMetadata: (shard: string) => `embeddings/metadata/metadata_${shard}.parquet`,
+  /** Samples that could not be embedded, with status and error_message (not in the npy files). */
+  embeddingFailures: (shard: string) => `embeddings/failures/failures_${shard}.parquet`,
+  embeddingStats: (shard: string) => `embeddings/${shard}_stats.json`,
   doneMarker: (stage: string, shard: string) => `_state/${stage}/${shard}.json`,
   stateFolder: (stage: string) => `_state/${stage}`,
 } as const;

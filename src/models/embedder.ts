@@ -5,7 +5,7 @@
  * and message and the rest of the batch is embedded; a caption longer than the context is
  * truncated and flagged. A model that fails to run stops the batch with an exception.
  */
-import { errorMessage } from "../errors.js";
+import { asBuffer, decodeError } from "../io/image-format.js";
 import type { ClipModel, EmbeddingMatrix } from "./clip-model.js";
 import type { PixelBatch } from "./image-preprocessing.js";
 
@@ -100,7 +100,10 @@ export class ClipEmbedder {
       results.forEach((result, position) => {
         const index = offset + start + position;
         if (result.status === "fulfilled") prepared.push({ index, pixels: result.value });
-        else failures.push({ index, message: errorMessage(result.reason) });
+        else {
+          const bytes = asBuffer(group[position]);
+          failures.push({ index, message: decodeError(result.reason, bytes) });
+        }
       });
     }
     return prepared;

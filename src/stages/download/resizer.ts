@@ -7,6 +7,7 @@
 import { availableParallelism } from "node:os";
 import sharp, { type Metadata, type Sharp } from "sharp";
 import type { DownloadConfig } from "../../config/schema.js";
+import { decodeError, sniffFormat } from "../../io/image-format.js";
 import { exifJson } from "./exif.js";
 
 export type ResizerOptions = Pick<
@@ -279,52 +280,4 @@ export function roundHalfEven(value: number): number {
   const fraction = value - floor;
   if (Math.abs(fraction - 0.5) > 1e-9) return Math.round(value);
   return floor % 2 === 0 ? floor : floor + 1;
-}
-
-/** The format of undecoded bytes, by their magic numbers. */
-export function sniffFormat(bytes: Buffer): string | undefined {
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff)
-    return "jpg";
-  if (bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
-    return "png";
-  }
-  if (bytes.toString("latin1", 0, 4) === "RIFF" && bytes.toString("latin1", 8, 12) === "WEBP") {
-    return "webp";
-  }
-  if (bytes.toString("latin1", 0, 4) === "GIF8") return "gif";
-  return undefined;
-}
-
-/**
- * A stable reason for a failed decode. libvips keeps one error buffer for all threads, so under
- * load a message can come back empty or mixed with another image's; only sharp's own wording is
- * trusted, and truncation is recognised from the bytes, so the same input always gets the same
- * error_message.
- */
-export function decodeError(error: unknown, bytes: Buffer): string {
-  const message = error instanceof Error ? error.message : String(error);
-  if (/unsupported image format/i.test(message)) return "invalid image: unsupported format";
-  if (/exceeds pixel limit/i.test(message)) return "decompression bomb: over the pixel limit";
-  if (isTruncated(bytes)) return "truncated image";
-  if (/corrupt header/i.test(message)) return "invalid image: corrupt header";
-  return "invalid image: corrupt data";
-}
-
-/** Whether the bytes stop before their format's end marker. */
-export function isTruncated(bytes: Buffer): boolean {
-  switch (sniffFormat(bytes)) {
-    case "jpg": {
-      let end = bytes.length;
-      while (end > 2 && bytes[end - 1] === 0) end--;
-      return !(bytes[end - 2] === 0xff && bytes[end - 1] === 0xd9);
-    }
-    case "png":
-      return bytes.lastIndexOf("IEND", undefined, "latin1") < 0;
-    case "gif":
-      return bytes[bytes.length - 1] !== 0x3b;
-    case "webp":
-      return bytes.length < bytes.readUInt32LE(4) + 8;
-    default:
-      return false;
-  }
 }

@@ -1,0 +1,267 @@
+/**
+ * One image shard → CLIP embeddings: `embedShard(input, encoders)`.
+ *
+ * The shard's tar is streamed sample by sample and embedded in batches (images, then the
+ * captions of the images that decoded); the next batch is decoded while the previous one is in
+ * the towers, so memory holds two batches of images plus the finished embeddings. Every expected row ends in an outcome: `embedded`, or `failed_to_embed` with the
+ * reason (the image does not decode, or it is not in the tar, e.g. behind a damaged member).
+ * A model that fails to run is a shard-level exception.
+ */
+import type { TarEntry, WebdatasetSample } from "../../io/tar-reader.js";
+import { cosineSimilarity, embeddingRow, type TextEmbeddings } from "../../models/embedder.js";
+import type { EncodedImages, PreparedImages } from "./image-encoder.js";
+
+/** Extensions webdataset writers use for the image of a sample, in order of preference. */
+export const IMAGE_EXTENSIONS = ["jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "avif", "bmp"];
+
+/** A sample the shard must account for (a `success` row of the download parquet). */
+export interface ExpectedSample {
+  key: string;
+  caption: string | null;
+}
+
+export type EmbedSampleStatus = "embedded" | "failed_to_embed";
+
+export interface SampleOutcome {
+  key: string;
+  /** The caption that was embedded (the parquet's, else the tar's KEY.txt; "" when none). */
+  caption: string;
+  status: EmbedSampleStatus;
+  errorMessage: string | null;
+  similarity: number | null;
+  captionTruncated: boolean | null;
+  /** L2-normalised rows, for embedded samples. */
+  image: Float32Array | null;
+  text: Float32Array | null;
+}
+
+export interface EmbedShardInput {
+  /**
+   * The samples to account for, in output order. Undefined when the tar is the only source
+   * (a plain webdataset folder): then every sample in the tar is one, in tar order.
+   */
+  expected?: readonly ExpectedSample[];
+  samples: AsyncIterable<WebdatasetSample | Extract<TarEntry, { kind: "damaged" }>>;
+}
+
+export interface EmbedShardTimings {
+  /** Reading the tar (time spent waiting for samples). */
+  readSeconds: number;
+  /** Decoding and preprocessing on the worker threads (overlaps the towers' runs). */
+  preprocessSeconds: number;
+  /** The vision tower. */
+  imageSeconds: number;
+  /** Tokenising and the text tower. */
+  textSeconds: number;
+}
+
+export interface EmbeddedShard {
+  /** One per expected sample (or per tar sample), in output order. */
+  outcomes: SampleOutcome[];
+  dimensions: number;
+  damagedMembers: string[];
+  /** Tar samples with no expected row (left out: the parquet says they are not successes). */
+  unexpectedSamples: number;
+  timings: EmbedShardTimings;
+}
+
+export const MISSING_FROM_TAR = "image missing from tar";
+export const DECODE_FAILED = "image does not decode";
+
+interface Pending {
+  position: number;
+  caption: string;
+  image: Buffer;
+}
+
+/** What a shard needs from the model: images in two overlapping steps, captions in one. */
+export interface ShardEncoders {
+  batchSize: number;
+  dimensions: number;
+  images: {
+    prepare(images: readonly Uint8Array[]): Promise<PreparedImages>;
+    encode(prepared: PreparedImages): Promise<EncodedImages>;
+  };
+  texts: { embedTexts(captions: readonly string[]): Promise<TextEmbeddings> };
+}
+
+export async function embedShard(
+  input: EmbedShardInput,
+  encoders: ShardEncoders,
+): Promise<EmbeddedShard> {
+  const outcomes: (SampleOutcome | undefined)[] = [];
+  const expectedKeys = new Map<string, number>();
+  const expectedCaptions: (string | null)[] = [];
+  if (input.expected !== undefined) {
+    for (const [position, sample] of input.expected.entries()) {
+      expectedKeys.set(sample.key, position);
+      expectedCaptions.push(sample.caption);
+      outcomes.push(undefined);
+    }
+  }
+  const keys: string[] = input.expected?.map((sample) => sample.key) ?? [];
+  const damagedMembers: string[] = [];
+  const timings: EmbedShardTimings = {
+    readSeconds: 0,
+    preprocessSeconds: 0,
+    imageSeconds: 0,
+    textSeconds: 0,
+  };
+  let unexpectedSamples = 0;
+  let pending: Pending[] = [];
+  let inFlight: Promise<void> = Promise.resolve();
+
+  const finish = async (batch: Pending[], preparing: Promise<PreparedImages>) => {
+    const prepared = await preparing;
+    let started = performance.now();
+    const images = await encoders.images.encode(prepared);
+    timings.imageSeconds += (performance.now() - started) / 1000;
+    for (const failure of images.failures) {
+      const sample = batch[failure.index] as Pending;
+      outcomes[sample.position] = failed(
+        keys[sample.position] as string,
+        sample.caption,
+        `${DECODE_FAILED}: ${decodeReason(failure.message)}`,
+      );
+    }
+    if (images.indices.length === 0) return;
+    started = performance.now();
+    const texts = await encoders.texts.embedTexts(
+      images.indices.map((index) => (batch[index] as Pending).caption),
+    );
+    timings.textSeconds += (performance.now() - started) / 1000;
+    images.indices.forEach((index, row) => {
+      const sample = batch[index] as Pending;
+      const image = Float32Array.from(embeddingRow(images.embeddings, row));
+      const text = Float32Array.from(embeddingRow(texts.embeddings, row));
+      outcomes[sample.position] = {
+        key: keys[sample.position] as string,
+        caption: sample.caption,
+        status: "embedded",
+        errorMessage: null,
+        similarity: cosineSimilarity(image, text),
+        captionTruncated: texts.truncated[row] ?? false,
+        image,
+        text,
+      };
+    });
+  };
+
+  // Batch k + 1 is decoded on the workers while batch k runs through the towers.
+  const flush = async () => {
+    const batch = pending;
+    pending = [];
+    if (batch.length === 0) return;
+    const started = performance.now();
+    const preparing = encoders.images.prepare(batch.map((sample) => sample.image));
+    const timed = preparing.finally(() => {
+      timings.preprocessSeconds += (performance.now() - started) / 1000;
+    });
+    // Awaited in finish(); until then a rejection must not count as unhandled.
+    timed.catch(() => {});
+    await inFlight;
+    inFlight = finish(batch, timed);
+    // Awaited by the next flush or at the end; a failure meanwhile is not unhandled.
+    inFlight.catch(() => {});
+  };
+
+  const iterator = input.samples[Symbol.asyncIterator]();
+  while (true) {
+    const started = performance.now();
+    const next = await iterator.next();
+    timings.readSeconds += (performance.now() - started) / 1000;
+    if (next.done === true) break;
+    const sample = next.value;
+    if ("kind" in sample) {
+      damagedMembers.push(`${sample.message} at byte ${sample.offset}`);
+      continue;
+    }
+    let position: number;
+    if (input.expected === undefined) {
+      position = keys.length;
+      keys.push(sample.key);
+      expectedCaptions.push(null);
+      outcomes.push(undefined);
+    } else {
+      const found = expectedKeys.get(sample.key);
+      if (found === undefined || outcomes[found] !== undefined) {
+        unexpectedSamples++;
+        continue;
+      }
+      position = found;
+    }
+    const caption = expectedCaptions[position] ?? textOf(sample) ?? "";
+    const image = imageOf(sample);
+    if (image === undefined) {
+      outcomes[position] = failed(sample.key, caption, missingReason(damagedMembers));
+      continue;
+    }
+    pending.push({ position, caption, image });
+    if (pending.length >= encoders.batchSize) await flush();
+  }
+  await flush();
+  await inFlight;
+
+  const finished = keys.map(
+    (key, position) =>
+      outcomes[position] ??
+      failed(key, expectedCaptions[position] ?? "", missingReason(damagedMembers)),
+  );
+  return {
+    outcomes: finished,
+    dimensions: encoders.dimensions,
+    damagedMembers,
+    unexpectedSamples,
+    timings,
+  };
+}
+
+function failed(key: string, caption: string, message: string): SampleOutcome {
+  return {
+    key,
+    caption,
+    status: "failed_to_embed",
+    errorMessage: message,
+    similarity: null,
+    captionTruncated: null,
+    image: null,
+    text: null,
+  };
+}
+
+function missingReason(damagedMembers: readonly string[]): string {
+  return damagedMembers.length > 0
+    ? `${MISSING_FROM_TAR} (the tar has damaged members)`
+    : MISSING_FROM_TAR;
+}
+
+/**
+ * libvips repeats its reason once per decode attempt; one copy of each keeps the message short
+ * and the same for every image that fails the same way, so stats can count it.
+ */
+export function decodeReason(message: string): string {
+  const parts = message.split(/\s+(?=Vips\w+: )/);
+  return [...new Set(parts)].join(" ");
+}
+
+function imageOf(sample: WebdatasetSample): Buffer | undefined {
+  for (const extension of IMAGE_EXTENSIONS) {
+    const data = sample.files.get(extension);
+    if (data !== undefined) return data;
+  }
+  return undefined;
+}
+
+function textOf(sample: WebdatasetSample): string | undefined {
+  const text = sample.files.get("txt");
+  if (text !== undefined) return text.toString("utf8");
+  const json = sample.files.get("json");
+  if (json === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(json.toString("utf8")) as Record<string, unknown>;
+    return typeof parsed.caption === "string" ? parsed.caption : undefined;
+  } catch {
+    // A KEY.json that does not parse carries no caption; the sample is still embedded.
+    return undefined;
+  }
+}

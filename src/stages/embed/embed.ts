@@ -1,0 +1,347 @@
+/**
+ * `clipcrawl embed`: image shards → CLIP embeddings in clip-retrieval's layout under
+ * `<root>/embeddings/` (see embedding-writer.ts), with the image–text cosine similarity of every
+ * pair.
+ *
+ * One process, one model, shards one after another: onnxruntime's intra-op threads use every
+ * core on a batch while a few worker threads decode and preprocess the next batch (see
+ * image-encoder.ts); more processes would only multiply the model's memory. A shard's outputs are written atomically and its done marker
+ * last; a re-run skips shards whose marker matches their digest (inputs, model files, output
+ * dtype). The model is a local folder: a missing or broken one stops the stage with one line.
+ */
+import { cpus } from "node:os";
+import { resolve } from "node:path";
+import { loadConfig } from "../../config/config-file.js";
+import { initRoot } from "../../config/init-root.js";
+import type { EmbedConfig } from "../../config/schema.js";
+import { ConfigError, errorMessage } from "../../errors.js";
+import { layout } from "../../io/layout.js";
+import { LocalStorage } from "../../io/local-storage.js";
+import type { FileInfo } from "../../io/storage.js";
+import { ClipModel } from "../../models/clip-model.js";
+import { ClipEmbedder } from "../../models/embedder.js";
+import { locateClipModelFiles } from "../../models/model-files.js";
+import { type StageReporter, silentReporter } from "../../runner/reporter.js";
+import { ShardState } from "../../runner/shard-state.js";
+import { type EmbeddedShard, embedShard, type ShardEncoders } from "./embed-shard.js";
+import { writeEmbeddingShard } from "./embedding-writer.js";
+import { PipelinedImageEncoder } from "./image-encoder.js";
+import { modelDigest } from "./model-identity.js";
+import { type PlannedEmbedShard, planImageShards, planInputShards } from "./shard-plan.js";
+
+export const EMBED_STAGE = "embed";
+
+export interface EmbedOptions {
+  /** The dataset root: a directory path, or a LocalStorage. */
+  root: string | LocalStorage;
+  /** Webdataset tars (or folders of them) or image folders, instead of the root's image shards. */
+  inputs?: readonly string[];
+  /** Values that override the root's clipcrawl.json for this run. */
+  config?: Partial<EmbedConfig>;
+  /** Redo every shard even when its done marker matches. */
+  overwrite?: boolean;
+  reporter?: StageReporter;
+  /** Relative model paths and inputs are resolved against it (default: the process's). */
+  cwd?: string;
+}
+
+export interface EmbedCounts {
+  /** Samples the shards had to account for (the download's successes). */
+  samples: number;
+  embedded: number;
+  failed_to_embed: number;
+  /** Captions longer than the model's context, cut as CLIP cuts them. */
+  captions_truncated: number;
+  damaged_tar_members: number;
+}
+
+export interface EmbedShardStats extends EmbedCounts {
+  shard: string;
+  input: string;
+  dimensions: number;
+  output_dtype: EmbedConfig["outputDtype"];
+  model: { folder: string; precision: EmbedConfig["precision"]; digest: string };
+  /** Error message → count over the samples that failed. */
+  status_dict: Record<string, number>;
+  damaged: string[];
+  unexpected_tar_samples: number;
+  mean_similarity: number | null;
+  /** Wall seconds per step; preprocessing overlaps the towers, so the steps sum to more than total. */
+  timings: {
+    read: number;
+    preprocess: number;
+    image: number;
+    text: number;
+    write: number;
+    total: number;
+  };
+  images_per_second: number;
+  start_time: number;
+  end_time: number;
+}
+
+export interface FailedEmbedShard {
+  shard: string;
+  error: string;
+}
+
+export interface EmbedSummary {
+  /** True when every shard was written (failed samples are data, not a failure of the run). */
+  ok: boolean;
+  source: "images" | "inputs";
+  model: { folder: string; precision: EmbedConfig["precision"]; dimensions: number | null };
+  shards: number;
+  shardsWritten: number;
+  shardsSkipped: number;
+  failedShards: FailedEmbedShard[];
+  /** Over the shards written in this run. */
+  totals: EmbedCounts;
+  /** Error messages of failed samples, most frequent first. */
+  topErrors: Record<string, number>;
+  seconds: number;
+  samplesPerSecond: number;
+}
+
+const TOP_ERRORS = 30;
+
+export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
+  const started = performance.now();
+  const reporter = options.reporter ?? silentReporter;
+  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const cwd = options.cwd ?? process.cwd();
+  await initRoot(storage);
+  const config = (await loadConfig(storage, { embed: options.config ?? {} })).embed;
+  if (config.model.trim() === "") {
+    throw new ConfigError(
+      "embed needs a CLIP model folder: set embed.model in clipcrawl.json or pass --model PATH (clipcrawl model fetch downloads one)",
+    );
+  }
+  const files = await locateClipModelFiles(resolve(cwd, config.model), config.precision);
+  const digest = await modelDigest(files);
+  const modelInfo = { folder: files.folder, precision: config.precision, digest };
+  const identity = { model: digest, outputDtype: config.outputDtype };
+
+  const inputs = options.inputs ?? [];
+  const plan =
+    inputs.length === 0
+      ? await planImageShards(storage, identity)
+      : await planInputShards(inputs, cwd, identity);
+  const state = new ShardState(storage, EMBED_STAGE);
+  const pending: PlannedEmbedShard[] = [];
+  let shardsSkipped = 0;
+  for (const shard of plan) {
+    if (options.overwrite !== true && (await state.findDone(shard.name, shard.digest))) {
+      shardsSkipped++;
+    } else {
+      pending.push(shard);
+    }
+  }
+
+  const totals = emptyEmbedCounts();
+  const errors = new Map<string, number>();
+  const failedShards: FailedEmbedShard[] = [];
+  let shardsWritten = 0;
+  let shardsDone = shardsSkipped;
+  let dimensions: number | null = null;
+  const report = () =>
+    reporter.progress({
+      stage: EMBED_STAGE,
+      shardsDone,
+      shardsTotal: plan.length,
+      counters: { samples: totals.samples, embedded: totals.embedded },
+    });
+  report();
+
+  if (pending.length > 0) {
+    const model = await ClipModel.load(files.folder, {
+      precision: config.precision,
+      intraOpThreads: config.threads,
+    });
+    dimensions = model.embeddingSize;
+    const texts = new ClipEmbedder(model, { batchSize: config.batchSize });
+    const images = new PipelinedImageEncoder(
+      model,
+      preprocessWorkers(config.preprocessWorkers),
+      config.decodeConcurrency,
+    );
+    const encoders: ShardEncoders = {
+      batchSize: config.batchSize,
+      dimensions: model.embeddingSize,
+      images,
+      texts,
+    };
+    try {
+      for (const shard of pending) {
+        try {
+          const stats = await runShard(storage, shard, encoders, config, modelInfo, reporter);
+          await state.markDone({
+            shard: shard.name,
+            inputDigest: shard.digest,
+            outputs: await outputInfo(storage, shard.name),
+            counts: { ...countsOf(stats) },
+          });
+          shardsWritten++;
+          addCounts(totals, stats);
+          for (const [message, count] of Object.entries(stats.status_dict)) {
+            errors.set(message, (errors.get(message) ?? 0) + count);
+          }
+        } catch (error) {
+          const message = errorMessage(error);
+          failedShards.push({ shard: shard.name, error: message });
+          reporter.warn(`embed shard ${shard.name} (${shard.input}) failed: ${message}`);
+        }
+        shardsDone++;
+        report();
+      }
+    } finally {
+      await images.close();
+      await model.release();
+    }
+  }
+
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    ok: failedShards.length === 0,
+    source: inputs.length === 0 ? "images" : "inputs",
+    model: { folder: files.folder, precision: config.precision, dimensions },
+    shards: plan.length,
+    shardsWritten,
+    shardsSkipped,
+    failedShards,
+    totals,
+    topErrors: Object.fromEntries(
+      [...errors.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP_ERRORS),
+    ),
+    seconds,
+    samplesPerSecond: totals.samples / Math.max(seconds, 0.001),
+  };
+}
+
+async function runShard(
+  storage: LocalStorage,
+  shard: PlannedEmbedShard,
+  encoders: ShardEncoders,
+  config: EmbedConfig,
+  model: EmbedShardStats["model"],
+  reporter: StageReporter,
+): Promise<EmbedShardStats> {
+  const startTime = Date.now();
+  const started = performance.now();
+  const opened = await shard.open();
+  try {
+    const embedded = await embedShard(opened, encoders);
+    for (const damage of embedded.damagedMembers) {
+      reporter.warn(`embed shard ${shard.name}: ${shard.input}: ${damage}`);
+    }
+    const writeStarted = performance.now();
+    await writeEmbeddingShard(
+      storage,
+      shard.name,
+      embedded,
+      await opened.source(),
+      config.outputDtype,
+    );
+    const written = performance.now();
+    const stats = shardStats(shard, embedded, config, model, {
+      read: embedded.timings.readSeconds,
+      preprocess: embedded.timings.preprocessSeconds,
+      image: embedded.timings.imageSeconds,
+      text: embedded.timings.textSeconds,
+      write: (written - writeStarted) / 1000,
+      total: (written - started) / 1000,
+    });
+    stats.start_time = startTime / 1000;
+    stats.end_time = Date.now() / 1000;
+    await storage.writeAtomic(
+      layout.embeddingStats(shard.name),
+      `${JSON.stringify(stats, null, 2)}\n`,
+    );
+    return stats;
+  } finally {
+    await opened.close();
+  }
+}
+
+function shardStats(
+  shard: PlannedEmbedShard,
+  embedded: EmbeddedShard,
+  config: EmbedConfig,
+  model: EmbedShardStats["model"],
+  timings: EmbedShardStats["timings"],
+): EmbedShardStats {
+  const statusDict: Record<string, number> = {};
+  let similaritySum = 0;
+  let embeddedCount = 0;
+  let truncated = 0;
+  for (const outcome of embedded.outcomes) {
+    if (outcome.status === "embedded") {
+      embeddedCount++;
+      similaritySum += outcome.similarity ?? 0;
+      if (outcome.captionTruncated === true) truncated++;
+    } else {
+      const label = outcome.errorMessage ?? outcome.status;
+      statusDict[label] = (statusDict[label] ?? 0) + 1;
+    }
+  }
+  return {
+    shard: shard.name,
+    input: shard.input,
+    samples: embedded.outcomes.length,
+    embedded: embeddedCount,
+    failed_to_embed: embedded.outcomes.length - embeddedCount,
+    captions_truncated: truncated,
+    damaged_tar_members: embedded.damagedMembers.length,
+    dimensions: embedded.dimensions,
+    output_dtype: config.outputDtype,
+    model,
+    status_dict: statusDict,
+    damaged: embedded.damagedMembers,
+    unexpected_tar_samples: embedded.unexpectedSamples,
+    mean_similarity: embeddedCount === 0 ? null : similaritySum / embeddedCount,
+    timings,
+    images_per_second: embeddedCount / Math.max(timings.total, 0.001),
+    start_time: 0,
+    end_time: 0,
+  };
+}
+
+async function outputInfo(storage: LocalStorage, shard: string): Promise<FileInfo[]> {
+  const paths = [
+    layout.imageEmbeddings(shard),
+    layout.textEmbeddings(shard),
+    layout.embeddingMetadata(shard),
+    layout.embeddingFailures(shard),
+    layout.embeddingStats(shard),
+  ];
+  const infos = await Promise.all(paths.map((path) => storage.stat(path)));
+  return infos.map((info, index) => info ?? { path: paths[index] as string, bytes: -1 });
+}
+
+/** 0 means a quarter of the cores (at least one): onnxruntime's threads want the rest. */
+function preprocessWorkers(configured: number): number {
+  return configured > 0 ? configured : Math.max(1, Math.floor(cpus().length / 4));
+}
+
+function emptyEmbedCounts(): EmbedCounts {
+  return {
+    samples: 0,
+    embedded: 0,
+    failed_to_embed: 0,
+    captions_truncated: 0,
+    damaged_tar_members: 0,
+  };
+}
+
+function countsOf(stats: EmbedCounts): EmbedCounts {
+  return {
+    samples: stats.samples,
+    embedded: stats.embedded,
+    failed_to_embed: stats.failed_to_embed,
+    captions_truncated: stats.captions_truncated,
+    damaged_tar_members: stats.damaged_tar_members,
+  };
+}
+
+function addCounts(total: EmbedCounts, add: EmbedCounts): void {
+  for (const key of Object.keys(total) as (keyof EmbedCounts)[]) total[key] += add[key];
+}
