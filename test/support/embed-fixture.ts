@@ -11,7 +11,7 @@ import { layout } from "../../src/io/layout.js";
 import { LocalStorage } from "../../src/io/local-storage.js";
 import { writeParquet } from "../../src/io/parquet.js";
 import type { ExtraColumn, SampleRecord } from "../../src/stages/download/samples.js";
-import { sampleKey } from "../../src/stages/download/samples.js";
+import { sampleKey, unfinishedRecord } from "../../src/stages/download/samples.js";
 import { metadataColumns, sampleJson } from "../../src/stages/download/shard-writers.js";
 import { TarWriter } from "../../src/stages/download/ustar.js";
 
@@ -83,7 +83,14 @@ export async function writeImageShardFixture(root: string): Promise<FixtureSampl
       source: `sample.wat.gz:${index * 100}`,
     };
     if (spec.image === undefined) {
-      records.push(failedRecord(key, spec.caption, extra));
+      records.push(
+        unfinishedRecord(
+          key,
+          { url: "https://shapes.example/img/missing.jpg", caption: spec.caption, extra },
+          "failed_to_download",
+          "HTTP 404",
+        ),
+      );
       continue;
     }
     const image = await spec.image();
@@ -143,26 +150,6 @@ async function damageHeader(tarPath: string, member: string): Promise<void> {
   if (at < 0 || at % 512 !== 0) throw new Error(`no header for ${member}`);
   bytes[at + 2] = (bytes[at + 2] as number) ^ 0x01;
   await writeFile(tarPath, bytes);
-}
-
-function failedRecord(key: string, caption: string, extra: Record<string, string>): SampleRecord {
-  return {
-    key,
-    url: "https://shapes.example/img/missing.jpg",
-    caption,
-    status: "failed_to_download",
-    errorMessage: "HTTP 404",
-    width: null,
-    height: null,
-    originalWidth: null,
-    originalHeight: null,
-    exif: null,
-    sha256: null,
-    md5: null,
-    sha1: null,
-    extension: null,
-    extra,
-  };
 }
 
 export const fixtureModelDir = (workDir: string) => join(workDir, "model");

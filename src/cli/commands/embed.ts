@@ -2,7 +2,8 @@ import type { Command } from "commander";
 import type { EmbedConfig } from "../../config/schema.js";
 import { type EmbedSummary, embed } from "../../stages/embed/embed.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
-import { formatCount, terminalReporter } from "../terminal-reporter.js";
+import { runStageCommand } from "../run-stage.js";
+import { formatCount } from "../terminal-reporter.js";
 
 interface EmbedFlags {
   root: string;
@@ -32,23 +33,18 @@ export function registerEmbed(program: Command): void {
       "  clipcrawl embed ./shards/ --root ./out --model ./model --output-dtype float32",
   );
   command.action(async (inputs: string[], flags: EmbedFlags) => {
-    const reporter = terminalReporter({ quiet: flags.json === true });
-    let summary: EmbedSummary;
-    try {
-      summary = await embed({
-        root: flags.root,
-        inputs,
-        overwrite: flags.overwrite === true,
-        config: configOverrides(flags, "embed") as Partial<EmbedConfig>,
-        reporter,
-      });
-    } finally {
-      reporter.stop();
-    }
-    process.stdout.write(
-      flags.json === true ? `${JSON.stringify(summary, null, 2)}\n` : describeSummary(summary),
+    await runStageCommand(
+      flags.json,
+      (reporter) =>
+        embed({
+          root: flags.root,
+          inputs,
+          overwrite: flags.overwrite === true,
+          config: configOverrides(flags, "embed") as Partial<EmbedConfig>,
+          reporter,
+        }),
+      describeSummary,
     );
-    if (!summary.ok) process.exitCode = 1;
   });
 }
 
