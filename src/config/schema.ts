@@ -154,6 +154,12 @@ export const downloadConfigSchema = z
       .array(connectToRule)
       .default([])
       .describe("send connections for HOST:PORT to TARGET_HOST:TARGET_PORT, as curl --connect-to"),
+    caCertificates: z
+      .string()
+      .default("")
+      .describe(
+        "PEM file of certificate authorities trusted besides the system's (a local mirror, a TLS-inspecting proxy)",
+      ),
     contentTypeCheck: z
       .boolean()
       .default(true)

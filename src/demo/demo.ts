@@ -1,13 +1,22 @@
 /**
  * `clipcrawl demo`: the pipeline on the bundled sample, end to end, in a dataset root of its own.
  * Every step is the production stage, resumable: a second run reuses what is done.
+ *
+ * The sample's image URLs name hosts that do not exist, so the demo starts its own web on
+ * 127.0.0.1 (image-server.ts) and points `download` at it with `connectTo` rules and the
+ * server's certificate; the CLIP model is the tiny fixture model, generated into the root.
  */
 
+import { generateTinyClipModel } from "../../scripts/tiny-clip/generate.js";
 import { layout } from "../io/layout.js";
 import { LocalStorage } from "../io/local-storage.js";
 import { readParquet } from "../io/parquet.js";
+import type { DatasetStorage } from "../io/storage.js";
 import { type StageReporter, silentReporter } from "../runner/reporter.js";
+import { type DownloadSummary, download } from "../stages/download/download.js";
+import { type EmbedSummary, embed } from "../stages/embed/embed.js";
 import { type ExtractSummary, extract } from "../stages/extract/extract.js";
+import { startDemoImageServer } from "./image-server.js";
 import { ensureSampleWatFiles } from "./sample-wat.js";
 
 export interface DemoOptions {
@@ -26,23 +35,73 @@ export interface DemoResult {
   root: string;
   sampleFiles: string[];
   extract: ExtractSummary;
+  download: DownloadSummary;
+  embed: EmbedSummary;
   examples: DemoExample[];
+  ok: boolean;
 }
+
+/** Where the demo keeps its model and the certificate of its web, inside the root. */
+export const DEMO_MODEL_FOLDER = "demo/tiny-clip";
+const DEMO_CERTIFICATE = "demo/web-ca.pem";
 
 export async function demo(options: DemoOptions): Promise<DemoResult> {
   const storage = new LocalStorage(options.root);
+  const reporter = options.reporter ?? silentReporter;
   const sampleFiles = await ensureSampleWatFiles(storage);
-  const extractSummary = await extract({
-    root: storage,
-    inputs: sampleFiles,
-    reporter: options.reporter ?? silentReporter,
-  });
+  const extractSummary = await extract({ root: storage, inputs: sampleFiles, reporter });
+  const downloadSummary = await downloadFromDemoWeb(storage, reporter);
+  const modelFolder = await ensureDemoModel(storage);
+  const embedSummary = await embed({ root: storage, config: { model: modelFolder }, reporter });
   return {
     root: storage.root,
     sampleFiles,
     extract: extractSummary,
+    download: downloadSummary,
+    embed: embedSummary,
     examples: await examplesPerTier(storage),
+    ok: extractSummary.ok && downloadSummary.ok && embedSummary.ok,
   };
+}
+
+async function downloadFromDemoWeb(
+  storage: LocalStorage,
+  reporter: StageReporter,
+): Promise<DownloadSummary> {
+  const web = await startDemoImageServer(await candidateHosts(storage));
+  try {
+    await storage.writeAtomic(DEMO_CERTIFICATE, web.certificatePem);
+    return await download({
+      root: storage,
+      reporter,
+      config: {
+        allowPrivateAddresses: true,
+        connectTo: web.connectTo,
+        caCertificates: await storage.localPath(DEMO_CERTIFICATE),
+      },
+    });
+  } finally {
+    await web.close();
+  }
+}
+
+async function candidateHosts(storage: DatasetStorage): Promise<Set<string>> {
+  const hosts = new Set<string>();
+  for (const name of await storage.list(layout.candidatesFolder())) {
+    if (!name.endsWith(".parquet")) continue;
+    for (const row of await readParquet(storage, `${layout.candidatesFolder()}/${name}`, ["url"])) {
+      hosts.add(new URL(String(row.url)).hostname);
+    }
+  }
+  return hosts;
+}
+
+async function ensureDemoModel(storage: LocalStorage): Promise<string> {
+  const folder = await storage.localPath(DEMO_MODEL_FOLDER);
+  if (!(await storage.exists(`${DEMO_MODEL_FOLDER}/onnx/vision_model.onnx`))) {
+    await generateTinyClipModel(folder);
+  }
+  return folder;
 }
 
 async function examplesPerTier(storage: LocalStorage): Promise<DemoExample[]> {

@@ -1,12 +1,16 @@
 import type { Command } from "commander";
 import { demo } from "../../demo/demo.js";
 import { terminalReporter } from "../terminal-reporter.js";
-import { describeSummary } from "./extract.js";
+import { describeSummary as describeDownload } from "./download.js";
+import { describeSummary as describeEmbed } from "./embed.js";
+import { describeSummary as describeExtract } from "./extract.js";
 
 export function registerDemo(program: Command): void {
   program
     .command("demo")
-    .description("run the pipeline on the bundled sample Common Crawl files and show the result")
+    .description(
+      "build a dataset from the bundled sample Common Crawl files, every stage on this machine",
+    )
     .option("--root <dir>", "where the demo dataset is built", "demo-data")
     .addHelpText("after", "\nExample:\n  clipcrawl demo --root /tmp/clipcrawl-demo")
     .action(async (flags: { root: string }) => {
@@ -15,7 +19,7 @@ export function registerDemo(program: Command): void {
         `clipcrawl demo: building a dataset from the bundled sample in ${flags.root}\n`,
       );
       const result = await demo({ root: flags.root, reporter }).finally(() => reporter.stop());
-      process.stdout.write(describeSummary(result.extract));
+      process.stdout.write(describeExtract(result.extract));
       process.stdout.write("\nsome candidate pairs (image URL ← alt text):\n");
       for (const example of result.examples) {
         const language = example.language === "" ? "?" : example.language;
@@ -23,7 +27,9 @@ export function registerDemo(program: Command): void {
           `  [${example.tier}/${language}] ${example.url}\n      ← ${example.text}\n`,
         );
       }
-      process.stdout.write(`\ncandidate shards: ${result.root}/candidates/\n`);
-      if (!result.extract.ok) process.exitCode = 1;
+      process.stdout.write(`\n${describeDownload(result.download)}`);
+      process.stdout.write(`\n${describeEmbed(result.embed)}`);
+      process.stdout.write(`\ndataset root: ${result.root}\n`);
+      if (!result.ok) process.exitCode = 1;
     });
 }

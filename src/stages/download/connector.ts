@@ -5,7 +5,9 @@
  * 169.254.169.254, the cloud metadata service), and curl-style `connectTo` rules applied.
  */
 import { Resolver, lookup as systemLookup } from "node:dns/promises";
+import { readFileSync } from "node:fs";
 import { BlockList, isIP, type LookupFunction } from "node:net";
+import { rootCertificates } from "node:tls";
 import { buildConnector } from "undici";
 import { ClipcrawlError } from "../../errors.js";
 
@@ -13,6 +15,8 @@ export interface ConnectionPolicy {
   allowPrivateAddresses: boolean;
   /** `HOST:PORT:TARGET_HOST:TARGET_PORT`, as curl --connect-to. */
   connectTo: readonly string[];
+  /** Absolute path of a PEM file whose authorities are trusted besides the system's; "" for none. */
+  caCertificates: string;
   dnsCacheSeconds: number;
   connectTimeoutMs: number;
 }
@@ -188,6 +192,10 @@ export function policyConnector(policy: ConnectionPolicy, resolver: CachingResol
   const connect = buildConnector({
     timeout: policy.connectTimeoutMs,
     lookup: resolver.lookup,
+    // `ca` replaces Node's bundled roots, so they are passed along with the extra authorities.
+    ...(policy.caCertificates === ""
+      ? {}
+      : { ca: [...rootCertificates, readFileSync(policy.caCertificates, "utf8")] }),
   } as buildConnector.BuildOptions);
   const rules = parseConnectToRules(policy.connectTo);
   return (options: buildConnector.Options, callback: buildConnector.Callback): void => {

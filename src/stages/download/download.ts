@@ -7,12 +7,12 @@
  * done marker is written here, last, once the worker reports success. A re-run skips shards
  * whose marker matches their digest (img2dataset's incremental mode); `overwrite` starts over.
  */
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { DownloadConfig } from "../../config/schema.js";
-import { errorMessage } from "../../errors.js";
+import { ConfigError, errorMessage } from "../../errors.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { type StageReporter, silentReporter } from "../../runner/reporter.js";
@@ -69,8 +69,9 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
   const reporter = options.reporter ?? silentReporter;
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
   await initRoot(storage);
-  const config = (await loadConfig(storage, { download: options.config ?? {} })).download;
   const cwd = options.cwd ?? process.cwd();
+  const loaded = (await loadConfig(storage, { download: options.config ?? {} })).download;
+  const config = { ...loaded, caCertificates: await checkedCaCertificates(loaded, cwd) };
   const blocklistPath = config.blocklist === "" ? "" : resolve(cwd, config.blocklist);
   const blocklistIdentity = await fileIdentity(blocklistPath);
 
@@ -194,6 +195,21 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
     seconds,
     samplesPerSecond: totals.count / Math.max(seconds, 0.001),
   };
+}
+
+/** The absolute path of `caCertificates` once it is known to hold a PEM certificate; "" for none. */
+async function checkedCaCertificates(config: DownloadConfig, cwd: string): Promise<string> {
+  if (config.caCertificates === "") return "";
+  const path = resolve(cwd, config.caCertificates);
+  const text = await readFile(path, "utf8").catch((error: NodeJS.ErrnoException) => {
+    throw new ConfigError(
+      `download.caCertificates: cannot read ${path} (${error.code ?? error.message})`,
+    );
+  });
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new ConfigError(`download.caCertificates: ${path} holds no PEM certificate`);
+  }
+  return path;
 }
 
 /** A blocklist's identity for shard digests: editing the list redoes the shards. */

@@ -29,6 +29,7 @@ export type FetcherOptions = Pick<
   | "disallowedHeaderDirectives"
   | "allowPrivateAddresses"
   | "connectTo"
+  | "caCertificates"
   | "contentTypeCheck"
 > & {
   /** Keep-alive connections (and so simultaneous requests) to one origin. */
@@ -85,6 +86,7 @@ export class ImageFetcher {
         {
           allowPrivateAddresses: options.allowPrivateAddresses,
           connectTo: options.connectTo,
+          caCertificates: options.caCertificates,
           dnsCacheSeconds: options.dnsCacheSeconds,
           connectTimeoutMs: timeoutMs,
         },

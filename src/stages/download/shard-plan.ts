@@ -58,6 +58,7 @@ export function outputConfig(config: DownloadConfig): Partial<DownloadConfig> {
     userAgentToken: _token,
     allowPrivateAddresses: _private,
     connectTo: _connectTo,
+    caCertificates: _ca,
     ...output
   } = config;
   return output;
