@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { renderShapeImage, type ShapeColour, type ShapeName } from "../scripts/shape-images.js";
+import { generateScoreHeads } from "../scripts/score-heads/generate.js";
 import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
@@ -72,6 +73,7 @@ test("embed reads what download writes: every downloaded pair is embedded with i
     failed_to_embed: 0,
     captions_truncated: 0,
     damaged_tar_members: 0,
+    score_errors: 0,
   });
   const metadata = await readParquet(new LocalStorage(root), layout.embeddingMetadata("00000"));
   assert.deepEqual(
@@ -85,5 +87,49 @@ test("embed reads what download writes: every downloaded pair is embedded with i
   const similarity = metadata.map((row) => row.similarity as number);
   assert.ok((similarity[0] as number) > 0.3 && (similarity[1] as number) > 0.3, `${similarity}`);
   assert.ok((similarity[2] as number) < 0.2, `${similarity}`);
+  for (const row of metadata) {
+    for (const name of ["punsafe", "pwatermark", "ptoxic"]) {
+      const value = row[name] as number;
+      assert.ok(value >= 0 && value <= 1, `${name} ${value} is a probability`);
+    }
+    const aesthetic = row.AESTHETIC_SCORE as number;
+    assert.ok(aesthetic >= 0 && aesthetic <= 10, `AESTHETIC_SCORE ${aesthetic} is on 0–10`);
+    assert.equal(row.score_error, null);
+  }
+
+  // Trained heads replace the zero-shot defaults; the changed config redoes the shard.
+  const heads = join(root, "heads");
+  await generateScoreHeads(heads);
+  const configPath = join(root, "clipcrawl.json");
+  const config = JSON.parse(await readFile(configPath, "utf8")) as Record<string, unknown>;
+  config.scores = {
+    ...(JSON.parse(await readFile(join(heads, "scores.json"), "utf8")) as object),
+    punsafe: {
+      kind: "onnx",
+      input: "image",
+      model: "heads/red-mlp.onnx",
+      activation: "softmax",
+      outputIndex: 1,
+    },
+    ptoxic: { kind: "onnx", input: "text", model: "heads/unstable-red-circle.onnx" },
+    pwatermark: { kind: "linear", input: "image", weights: "heads/red-circle.npy" },
+  };
+  await writeFile(configPath, JSON.stringify(config));
+  const rescored = await embed({ root, config: { model: modelDir, threads: 1 } });
+  assert.equal(rescored.shardsWritten, 1, "a new scores config redoes the shard");
+  assert.equal(rescored.totals.score_errors, 2);
+  const scored = await readParquet(new LocalStorage(root), layout.embeddingMetadata("00000"));
+  const [redCircle, blueStar, greenSquare] = scored;
+  assert.ok((redCircle?.punsafe as number) > 0.9, `red circle punsafe ${redCircle?.punsafe}`);
+  assert.ok((blueStar?.punsafe as number) < 0.1, `blue star punsafe ${blueStar?.punsafe}`);
+  assert.ok((redCircle?.pwatermark as number) > (blueStar?.pwatermark as number));
+  assert.equal(typeof redCircle?.ptoxic, "number");
+  assert.equal(redCircle?.score_error, null);
+  for (const row of [blueStar, greenSquare]) {
+    assert.equal(row?.status, "embedded", "a NaN score does not lose the pair");
+    assert.equal(row?.ptoxic, null);
+    assert.equal(row?.score_error, "ptoxic head returned NaN");
+    assert.equal(typeof row?.punsafe, "number");
+  }
   await rm(work, { recursive: true, force: true });
 });

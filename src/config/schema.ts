@@ -4,6 +4,7 @@
  * Each stage owns one section; later stages add theirs here.
  */
 import { z } from "zod";
+import { scoresConfigSchema } from "../models/heads/score-config.js";
 import { MODEL_PRECISION_SUFFIX, type ModelPrecision } from "../models/model-files.js";
 
 export const extractConfigSchema = z
@@ -297,6 +298,7 @@ export const configSchema = z
     extract: extractConfigSchema.default(extractConfigSchema.parse({})),
     download: downloadConfigSchema.default(downloadConfigSchema.parse({})),
     embed: embedConfigSchema.default(embedConfigSchema.parse({})),
+    scores: scoresConfigSchema.default(() => scoresConfigSchema.parse({})),
     provenance: z
       .object({ createdWith: z.string(), createdAt: z.string() })
       .strict()
@@ -308,6 +310,7 @@ export const configSchema = z
 export type ExtractConfig = z.infer<typeof extractConfigSchema>;
 export type DownloadConfig = z.infer<typeof downloadConfigSchema>;
 export type EmbedConfig = z.infer<typeof embedConfigSchema>;
+export type { ScoresConfig } from "../models/heads/score-config.js";
 export type ClipcrawlConfig = z.infer<typeof configSchema>;
 /** The sections a stage's CLI flags can override. */
 export type StageSection = "extract" | "download" | "embed";

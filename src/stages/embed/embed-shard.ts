@@ -8,7 +8,9 @@
  * A model that fails to run is a shard-level exception.
  */
 import type { TarEntry, WebdatasetSample } from "../../io/tar-reader.js";
+import type { EmbeddingMatrix } from "../../models/clip-model.js";
 import { cosineSimilarity, embeddingRow, type TextEmbeddings } from "../../models/embedder.js";
+import type { ScoredBatch } from "../../models/heads/score-heads.js";
 import type { EncodedImages, PreparedImages } from "./image-encoder.js";
 
 /** Extensions webdataset writers use for the image of a sample, in order of preference. */
@@ -33,6 +35,10 @@ export interface SampleOutcome {
   /** L2-normalised rows, for embedded samples. */
   image: Float32Array | null;
   text: Float32Array | null;
+  /** One value per score head (null where the head gave no number), for embedded samples. */
+  scores: Record<string, number | null>;
+  /** Why a score is missing, e.g. `punsafe head returned NaN`; null when every head answered. */
+  scoreError: string | null;
 }
 
 export interface EmbedShardInput {
@@ -53,6 +59,8 @@ export interface EmbedShardTimings {
   imageSeconds: number;
   /** Tokenising and the text tower. */
   textSeconds: number;
+  /** The score heads. */
+  scoreSeconds: number;
 }
 
 export interface EmbeddedShard {
@@ -83,6 +91,16 @@ export interface ShardEncoders {
     encode(prepared: PreparedImages): Promise<EncodedImages>;
   };
   texts: { embedTexts(captions: readonly string[]): Promise<TextEmbeddings> };
+  /** The score heads, run on every batch that embedded; none when undefined. */
+  scores?: {
+    readonly names: readonly string[];
+    readonly needsImageBytes: boolean;
+    score(batch: {
+      image: EmbeddingMatrix;
+      text: EmbeddingMatrix;
+      imageBytes?: readonly Uint8Array[];
+    }): Promise<ScoredBatch>;
+  };
 }
 
 export async function embedShard(
@@ -106,6 +124,7 @@ export async function embedShard(
     preprocessSeconds: 0,
     imageSeconds: 0,
     textSeconds: 0,
+    scoreSeconds: 0,
   };
   let unexpectedSamples = 0;
   let pending: Pending[] = [];
@@ -130,6 +149,15 @@ export async function embedShard(
       images.indices.map((index) => (batch[index] as Pending).caption),
     );
     timings.textSeconds += (performance.now() - started) / 1000;
+    started = performance.now();
+    const scored = await encoders.scores?.score({
+      image: images.embeddings,
+      text: texts.embeddings,
+      ...(encoders.scores.needsImageBytes
+        ? { imageBytes: images.indices.map((index) => (batch[index] as Pending).image) }
+        : {}),
+    });
+    timings.scoreSeconds += (performance.now() - started) / 1000;
     images.indices.forEach((index, row) => {
       const sample = batch[index] as Pending;
       const image = Float32Array.from(embeddingRow(images.embeddings, row));
@@ -143,6 +171,10 @@ export async function embedShard(
         captionTruncated: texts.truncated[row] ?? false,
         image,
         text,
+        scores: Object.fromEntries(
+          (encoders.scores?.names ?? []).map((name) => [name, scored?.values[name]?.[row] ?? null]),
+        ),
+        scoreError: scored?.errors[row] ?? null,
       };
     });
   };
@@ -226,6 +258,8 @@ function failed(key: string, caption: string, message: string): SampleOutcome {
     captionTruncated: null,
     image: null,
     text: null,
+    scores: {},
+    scoreError: null,
   };
 }
 

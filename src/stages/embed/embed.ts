@@ -20,13 +20,14 @@ import { LocalStorage } from "../../io/local-storage.js";
 import type { FileInfo } from "../../io/storage.js";
 import { ClipModel } from "../../models/clip-model.js";
 import { ClipEmbedder } from "../../models/embedder.js";
+import { ScoreHeads } from "../../models/heads/score-heads.js";
 import { locateClipModelFiles } from "../../models/model-files.js";
 import { type StageReporter, silentReporter } from "../../runner/reporter.js";
 import { ShardState } from "../../runner/shard-state.js";
 import { type EmbeddedShard, embedShard, type ShardEncoders } from "./embed-shard.js";
 import { writeEmbeddingShard } from "./embedding-writer.js";
 import { PipelinedImageEncoder } from "./image-encoder.js";
-import { modelDigest } from "./model-identity.js";
+import { modelDigest, scoresDigest } from "./model-identity.js";
 import { type PlannedEmbedShard, planImageShards, planInputShards } from "./shard-plan.js";
 
 export const EMBED_STAGE = "embed";
@@ -53,6 +54,8 @@ export interface EmbedCounts {
   /** Captions longer than the model's context, cut as CLIP cuts them. */
   captions_truncated: number;
   damaged_tar_members: number;
+  /** Embedded samples for which at least one score head gave no number (NaN, undecodable). */
+  score_errors: number;
 }
 
 export interface EmbedShardStats extends EmbedCounts {
@@ -63,6 +66,8 @@ export interface EmbedShardStats extends EmbedCounts {
   model: { folder: string; precision: EmbedConfig["precision"]; digest: string };
   /** Error message → count over the samples that failed. */
   status_dict: Record<string, number>;
+  /** Score error → count over the embedded samples that have one. */
+  score_error_dict: Record<string, number>;
   damaged: string[];
   unexpected_tar_samples: number;
   mean_similarity: number | null;
@@ -72,6 +77,7 @@ export interface EmbedShardStats extends EmbedCounts {
     preprocess: number;
     image: number;
     text: number;
+    score: number;
     write: number;
     total: number;
   };
@@ -110,7 +116,8 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
   const cwd = options.cwd ?? process.cwd();
   await initRoot(storage);
-  const config = (await loadConfig(storage, { embed: options.config ?? {} })).embed;
+  const fullConfig = await loadConfig(storage, { embed: options.config ?? {} });
+  const config = fullConfig.embed;
   if (config.model.trim() === "") {
     throw new ConfigError(
       "embed needs a CLIP model folder: set embed.model in clipcrawl.json or pass --model PATH (clipcrawl model fetch downloads one)",
@@ -119,7 +126,11 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const files = await locateClipModelFiles(resolve(cwd, config.model), config.precision);
   const digest = await modelDigest(files);
   const modelInfo = { folder: files.folder, precision: config.precision, digest };
-  const identity = { model: digest, outputDtype: config.outputDtype };
+  const identity = {
+    model: digest,
+    outputDtype: config.outputDtype,
+    scores: await scoresDigest(fullConfig.scores, storage.root),
+  };
 
   const inputs = options.inputs ?? [];
   const plan =
@@ -158,6 +169,14 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
       intraOpThreads: config.threads,
     });
     dimensions = model.embeddingSize;
+    const scores = await ScoreHeads.load(fullConfig.scores, {
+      model,
+      baseDir: storage.root,
+      threads: config.threads,
+    }).catch(async (error: unknown) => {
+      await model.release();
+      throw error;
+    });
     const texts = new ClipEmbedder(model, { batchSize: config.batchSize });
     const images = new PipelinedImageEncoder(
       model,
@@ -169,6 +188,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
       dimensions: model.embeddingSize,
       images,
       texts,
+      scores,
     };
     try {
       for (const shard of pending) {
@@ -195,6 +215,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
       }
     } finally {
       await images.close();
+      await scores.release();
       await model.release();
     }
   }
@@ -240,6 +261,7 @@ async function runShard(
       embedded,
       await opened.source(),
       config.outputDtype,
+      encoders.scores?.names,
     );
     const written = performance.now();
     const stats = shardStats(shard, embedded, config, model, {
@@ -247,6 +269,7 @@ async function runShard(
       preprocess: embedded.timings.preprocessSeconds,
       image: embedded.timings.imageSeconds,
       text: embedded.timings.textSeconds,
+      score: embedded.timings.scoreSeconds,
       write: (written - writeStarted) / 1000,
       total: (written - started) / 1000,
     });
@@ -273,9 +296,15 @@ function shardStats(
   let similaritySum = 0;
   let embeddedCount = 0;
   let truncated = 0;
+  let scoreErrors = 0;
+  const scoreErrorDict: Record<string, number> = {};
   for (const outcome of embedded.outcomes) {
     if (outcome.status === "embedded") {
       embeddedCount++;
+      if (outcome.scoreError !== null) {
+        scoreErrors++;
+        scoreErrorDict[outcome.scoreError] = (scoreErrorDict[outcome.scoreError] ?? 0) + 1;
+      }
       similaritySum += outcome.similarity ?? 0;
       if (outcome.captionTruncated === true) truncated++;
     } else {
@@ -291,6 +320,8 @@ function shardStats(
     failed_to_embed: embedded.outcomes.length - embeddedCount,
     captions_truncated: truncated,
     damaged_tar_members: embedded.damagedMembers.length,
+    score_errors: scoreErrors,
+    score_error_dict: scoreErrorDict,
     dimensions: embedded.dimensions,
     output_dtype: config.outputDtype,
     model,
@@ -329,6 +360,7 @@ function emptyEmbedCounts(): EmbedCounts {
     failed_to_embed: 0,
     captions_truncated: 0,
     damaged_tar_members: 0,
+    score_errors: 0,
   };
 }
 
@@ -339,6 +371,7 @@ function countsOf(stats: EmbedCounts): EmbedCounts {
     failed_to_embed: stats.failed_to_embed,
     captions_truncated: stats.captions_truncated,
     damaged_tar_members: stats.damaged_tar_members,
+    score_errors: stats.score_errors,
   };
 }
 

@@ -3,7 +3,8 @@
  * - `embeddings/img_emb/img_emb_NNNNN.npy`, `text_emb/text_emb_NNNNN.npy`: one L2-normalised
  *   row per embedded sample, float16 (as clip-retrieval) or float32;
  * - `embeddings/metadata/metadata_NNNNN.parquet`: the same rows in the same order, the columns
- *   of the image shard's parquet plus `similarity`, `caption_truncated`, `status`;
+ *   of the image shard's parquet plus `similarity`, `caption_truncated`, `status`, one column
+ *   per score head (`punsafe`, `pwatermark`, `ptoxic`, `AESTHETIC_SCORE`) and `score_error`;
  * - `embeddings/failures/failures_NNNNN.parquet`: the samples that could not be embedded, same
  *   columns, with `status` `failed_to_embed` and `error_message`.
  * Failures are kept out of the npy/metadata pair so that autofaiss and clip-back, which index
@@ -50,6 +51,7 @@ export async function writeEmbeddingShard(
   embedded: EmbeddedShard,
   source: string | undefined,
   dtype: EmbedConfig["outputDtype"],
+  scoreNames: readonly string[] = [],
 ): Promise<EmbeddingShardFiles> {
   const files: EmbeddingShardFiles = {
     imageEmbeddings: layout.imageEmbeddings(shard),
@@ -63,7 +65,7 @@ export async function writeEmbeddingShard(
     npyOf(rows, embedded.dimensions, "image", dtype),
   );
   await storage.writeAtomic(files.textEmbeddings, npyOf(rows, embedded.dimensions, "text", dtype));
-  await writeMetadata(storage, files, embedded.outcomes, source, rows.length);
+  await writeMetadata(storage, files, embedded.outcomes, source, rows.length, scoreNames);
   return files;
 }
 
@@ -89,12 +91,13 @@ async function writeMetadata(
   outcomes: readonly SampleOutcome[],
   source: string | undefined,
   embeddedRows: number,
+  scoreNames: readonly string[],
 ): Promise<void> {
   const connection = await duckdbConnection();
   const table = `embed_outcomes_${randomBytes(6).toString("hex")}`;
   try {
     await connection.run(
-      `CREATE TEMP TABLE ${table} (position INTEGER, key VARCHAR, caption VARCHAR, similarity DOUBLE, caption_truncated BOOLEAN, status VARCHAR, error_message VARCHAR)`,
+      `CREATE TEMP TABLE ${table} (position INTEGER, key VARCHAR, caption VARCHAR, similarity DOUBLE, caption_truncated BOOLEAN, status VARCHAR, error_message VARCHAR${scoreNames.map((name) => `, ${quoteIdentifier(name)} DOUBLE`).join("")}, score_error VARCHAR)`,
     );
     const appender = await connection.createAppender(table);
     outcomes.forEach((outcome, position) => {
@@ -108,6 +111,13 @@ async function writeMetadata(
       appender.appendVarchar(outcome.status);
       if (outcome.errorMessage === null) appender.appendNull();
       else appender.appendVarchar(outcome.errorMessage);
+      for (const name of scoreNames) {
+        const value = outcome.scores[name] ?? null;
+        if (value === null) appender.appendNull();
+        else appender.appendDouble(value);
+      }
+      if (outcome.scoreError === null) appender.appendNull();
+      else appender.appendVarchar(outcome.scoreError);
       appender.endRow();
     });
     appender.closeSync();
@@ -118,7 +128,9 @@ async function writeMetadata(
       const described = await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`);
       const names = described.getRowObjects().map((row) => String(row.column_name));
       hasUrl = names.includes("url");
-      carried = names.filter((name) => !OWN_COLUMNS.includes(name));
+      carried = names.filter(
+        (name) => !OWN_COLUMNS.includes(name) && !scoreNames.includes(name) && name !== "score_error",
+      );
     }
     const select = (where: string) => {
       const columns = [
@@ -129,6 +141,8 @@ async function writeMetadata(
         "o.caption_truncated",
         "o.status",
         "o.error_message",
+        ...scoreNames.map((name) => `o.${quoteIdentifier(name)}`),
+        "o.score_error",
         ...carried.map((name) => `d.${quoteIdentifier(name)}`),
       ];
       const join =

@@ -6,6 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { resolve } from "node:path";
+import type { ScoresConfig } from "../../config/schema.js";
 import type { ClipModelFiles } from "../../models/model-files.js";
 
 export async function modelDigest(files: ClipModelFiles): Promise<string> {
@@ -20,6 +22,24 @@ export async function modelDigest(files: ClipModelFiles): Promise<string> {
   ] as const;
   for (const role of roles) {
     digest.update(`${role}\0${await fileSha256(files[role])}\n`);
+  }
+  return digest.digest("hex");
+}
+
+/**
+ * The score heads' identity: their config (prompts included) and the SHA-256 of every model or
+ * weights file they name, so editing a prompt or replacing a head redoes the shards. A file that
+ * cannot be read counts as "missing" here; loading the heads then says what is wrong.
+ */
+export async function scoresDigest(scores: ScoresConfig, baseDir: string): Promise<string> {
+  const digest = createHash("sha256");
+  for (const [name, head] of Object.entries(scores)) {
+    digest.update(`${name}\0${JSON.stringify(head)}\n`);
+    const file = "model" in head ? head.model : "weights" in head ? head.weights : undefined;
+    if (file !== undefined) {
+      const hash = await fileSha256(resolve(baseDir, file)).catch(() => "missing");
+      digest.update(`${file}\0${hash}\n`);
+    }
   }
   return digest.digest("hex");
 }
