@@ -129,7 +129,8 @@ async function writeMetadata(
       const names = described.getRowObjects().map((row) => String(row.column_name));
       hasUrl = names.includes("url");
       carried = names.filter(
-        (name) => !OWN_COLUMNS.includes(name) && !scoreNames.includes(name) && name !== "score_error",
+        (name) =>
+          !OWN_COLUMNS.includes(name) && !scoreNames.includes(name) && name !== "score_error",
       );
     }
     const select = (where: string) => {
