@@ -11,6 +11,7 @@ export type {
   DownloadConfig,
   EmbedConfig,
   ExtractConfig,
+  FilterConfig,
 } from "./config/schema.js";
 export { ClipcrawlError, ConfigError, InputError } from "./errors.js";
 export { LocalStorage } from "./io/local-storage.js";
@@ -40,6 +41,15 @@ export {
   extract,
 } from "./stages/extract/extract.js";
 export type { WatFileStats } from "./stages/extract/wat-file-stats.js";
+export type { DropReason } from "./stages/filter/drop-rules.js";
+export {
+  type FailedFilterShard,
+  type FilterCounts,
+  type FilterOptions,
+  type FilterShardStats,
+  type FilterSummary,
+  filter,
+} from "./stages/filter/filter.js";
 export { VERSION } from "./version.js";
 
 import { initRoot } from "./config/init-root.js";

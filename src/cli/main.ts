@@ -7,6 +7,7 @@ import { registerDemo } from "./commands/demo.js";
 import { registerDownload } from "./commands/download.js";
 import { registerEmbed } from "./commands/embed.js";
 import { registerExtract } from "./commands/extract.js";
+import { registerFilter } from "./commands/filter.js";
 import { registerInit } from "./commands/init.js";
 import { registerModel } from "./commands/model.js";
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerExtract(program);
   registerDownload(program);
   registerEmbed(program);
+  registerFilter(program);
   registerModel(program);
   registerDemo(program);
   return program;

@@ -16,6 +16,7 @@ import { type StageReporter, silentReporter } from "../runner/reporter.js";
 import { type DownloadSummary, download } from "../stages/download/download.js";
 import { type EmbedSummary, embed } from "../stages/embed/embed.js";
 import { type ExtractSummary, extract } from "../stages/extract/extract.js";
+import { type FilterSummary, filter } from "../stages/filter/filter.js";
 import { startDemoImageServer } from "./image-server.js";
 import { ensureSampleWatFiles } from "./sample-wat.js";
 
@@ -37,6 +38,9 @@ export interface DemoResult {
   extract: ExtractSummary;
   download: DownloadSummary;
   embed: EmbedSummary;
+  filter: FilterSummary;
+  /** Pairs the dataset kept, per language tier, a few of each. */
+  kept: DemoExample[];
   examples: DemoExample[];
   ok: boolean;
 }
@@ -53,14 +57,17 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
   const downloadSummary = await downloadFromDemoWeb(storage, reporter);
   const modelFolder = await ensureDemoModel(storage);
   const embedSummary = await embed({ root: storage, config: { model: modelFolder }, reporter });
+  const filterSummary = await filter({ root: storage, reporter });
   return {
     root: storage.root,
     sampleFiles,
     extract: extractSummary,
     download: downloadSummary,
     embed: embedSummary,
+    filter: filterSummary,
+    kept: await keptPerTier(storage),
     examples: await examplesPerTier(storage),
-    ok: extractSummary.ok && downloadSummary.ok && embedSummary.ok,
+    ok: extractSummary.ok && downloadSummary.ok && embedSummary.ok && filterSummary.ok,
   };
 }
 
@@ -102,6 +109,32 @@ async function ensureDemoModel(storage: LocalStorage): Promise<string> {
     await generateTinyClipModel(folder);
   }
   return folder;
+}
+
+async function keptPerTier(storage: LocalStorage): Promise<DemoExample[]> {
+  if (!(await storage.exists(layout.datasetShard("00000")))) return [];
+  const rows = await readParquet(storage, layout.datasetShard("00000"), [
+    "URL",
+    "TEXT",
+    "LANGUAGE",
+    "similarity",
+  ]);
+  const kept: DemoExample[] = [];
+  const perLanguage = new Map<string, number>();
+  for (const row of rows) {
+    const language = String(row.LANGUAGE);
+    const tier = language === "" ? "nolang" : language === "en" ? "en" : "multi";
+    const seen = perLanguage.get(tier) ?? 0;
+    if (seen >= 3) continue;
+    perLanguage.set(tier, seen + 1);
+    kept.push({
+      url: String(row.URL),
+      text: `${String(row.TEXT)}  (similarity ${(row.similarity as number).toFixed(3)})`,
+      language,
+      tier,
+    });
+  }
+  return kept;
 }
 
 async function examplesPerTier(storage: LocalStorage): Promise<DemoExample[]> {

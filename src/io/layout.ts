@@ -22,10 +22,15 @@ export const layout = {
   embeddingsFolder: () => "embeddings",
   imageEmbeddings: (shard: string) => `embeddings/img_emb/img_emb_${shard}.npy`,
   textEmbeddings: (shard: string) => `embeddings/text_emb/text_emb_${shard}.npy`,
+  embeddingMetadataFolder: () => "embeddings/metadata",
   embeddingMetadata: (shard: string) => `embeddings/metadata/metadata_${shard}.parquet`,
   /** Samples that could not be embedded, with status and error_message (not in the npy files). */
   embeddingFailures: (shard: string) => `embeddings/failures/failures_${shard}.parquet`,
   embeddingStats: (shard: string) => `embeddings/${shard}_stats.json`,
+  datasetFolder: () => "dataset",
+  /** The final rows in the LAION schema; shard NNNNN is filtered from embeddings shard NNNNN. */
+  datasetShard: (shard: string) => `dataset/${shard}.parquet`,
+  datasetStats: (shard: string) => `dataset/${shard}_stats.json`,
   doneMarker: (stage: string, shard: string) => `_state/${stage}/${shard}.json`,
   stateFolder: (stage: string) => `_state/${stage}`,
 } as const;

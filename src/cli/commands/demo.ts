@@ -4,6 +4,7 @@ import { terminalReporter } from "../terminal-reporter.js";
 import { describeSummary as describeDownload } from "./download.js";
 import { describeSummary as describeEmbed } from "./embed.js";
 import { describeSummary as describeExtract } from "./extract.js";
+import { describeSummary as describeFilter } from "./filter.js";
 
 export function registerDemo(program: Command): void {
   program
@@ -29,6 +30,12 @@ export function registerDemo(program: Command): void {
       }
       process.stdout.write(`\n${describeDownload(result.download)}`);
       process.stdout.write(`\n${describeEmbed(result.embed)}`);
+      process.stdout.write(`\n${describeFilter(result.filter)}`);
+      process.stdout.write("\nsome pairs the dataset kept:\n");
+      for (const pair of result.kept) {
+        const language = pair.language === "" ? "?" : pair.language;
+        process.stdout.write(`  [${pair.tier}/${language}] ${pair.url}\n      ← ${pair.text}\n`);
+      }
       process.stdout.write(`\ndataset root: ${result.root}\n`);
       if (!result.ok) process.exitCode = 1;
     });

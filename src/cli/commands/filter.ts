@@ -1,0 +1,69 @@
+import type { Command } from "commander";
+import type { FilterConfig } from "../../config/schema.js";
+import { type FilterSummary, filter } from "../../stages/filter/filter.js";
+import { addConfigOptions, configOverrides } from "../config-options.js";
+import { runStageCommand } from "../run-stage.js";
+import { formatCount } from "../terminal-reporter.js";
+
+interface FilterFlags {
+  root: string;
+  overwrite?: boolean;
+  json?: boolean;
+  [key: string]: unknown;
+}
+
+export function registerFilter(program: Command): void {
+  const command = program
+    .command("filter")
+    .description(
+      "embeddings → the final dataset in <root>/dataset/ (LAION's columns), every dropped pair counted by reason",
+    )
+    .option("--root <dir>", "the dataset root", ".")
+    .option("--overwrite", "redo every shard (default: skip finished shards)")
+    .option("--json", "print the summary as JSON");
+  addConfigOptions(command, "filter");
+  command.addHelpText(
+    "after",
+    "\nExamples:\n  clipcrawl filter --root ./data\n" +
+      "  clipcrawl filter --root ./data --min-similarity-en 0.3 --min-image-width 256 --min-image-height 256\n" +
+      "  clipcrawl filter --root ./data --sha256-blocklist takedown.txt --domain-blocklist domains.txt --max-punsafe 0.5",
+  );
+  command.action(async (flags: FilterFlags) => {
+    await runStageCommand(
+      flags.json,
+      (reporter) =>
+        filter({
+          root: flags.root,
+          overwrite: flags.overwrite === true,
+          config: configOverrides(flags, "filter") as Partial<FilterConfig>,
+          reporter,
+        }),
+      describeSummary,
+    );
+  });
+}
+
+export function describeSummary(summary: FilterSummary): string {
+  const { totals, blocklists } = summary;
+  const reasons = Object.entries(totals.dropped_by_reason)
+    .filter(([, count]) => count > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([reason, count]) => `    ${formatCount(count).padStart(7)}  ${reason}`);
+  const tiers = Object.entries(totals.kept_by_tier)
+    .map(([tier, count]) => `${formatCount(count)} ${tier}`)
+    .join(", ");
+  const listed = blocklists.urls + blocklists.domains + blocklists.sha256;
+  return [
+    `filter: ${summary.shards} shards (${summary.shardsWritten} written, ${summary.shardsSkipped} already done), ${summary.failedShards.length} failed`,
+    `  ${formatCount(totals.samples)} pairs: ${formatCount(totals.kept)} kept (${tiers}), ${formatCount(totals.dropped)} dropped`,
+    ...(reasons.length === 0 ? [] : ["  dropped by reason:", ...reasons]),
+    ...(listed === 0 && blocklists.badLines === 0
+      ? []
+      : [
+          `  blocklists: ${formatCount(blocklists.urls)} URLs, ${formatCount(blocklists.domains)} domains, ${formatCount(blocklists.sha256)} SHA-256 digests${blocklists.badLines === 0 ? "" : ` (${blocklists.badLines} bad ${blocklists.badLines === 1 ? "line" : "lines"} ignored)`}`,
+        ]),
+    ...summary.failedShards.map((failed) => `  shard ${failed.shard} failed: ${failed.error}`),
+    `  ${summary.seconds.toFixed(1)} s, ${summary.samplesPerSecond.toFixed(0)} pairs/s`,
+    "",
+  ].join("\n");
+}

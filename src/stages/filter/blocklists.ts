@@ -1,0 +1,163 @@
+/**
+ * The filter's three blocklists: image URLs, domains (each covering its subdomains) and SHA-256
+ * digests of image bytes (as takedown lists like Re-LAION's give them). One entry a line; `#`
+ * starts a comment (as in download's blocklist: dataset URLs carry no fragment, extract strips
+ * them). A line that is not a valid entry is reported with its file and line number and the rest
+ * of the list still applies: one typo must not switch a takedown list off.
+ *
+ * Entries are normalised the way the dataset's values are written (URLs by the WHATWG parser
+ * that extract uses, host names lower-case and punycoded, digests lower-case hex), so a list
+ * written by hand matches the same pairs as a machine-made one. The digest of the entries goes
+ * into every shard digest: editing a list redoes the shards.
+ */
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import type { FilterConfig } from "../../config/schema.js";
+import { InputError } from "../../errors.js";
+
+export type BlocklistKind = "url" | "domain" | "sha256";
+
+export interface BadBlocklistLine {
+  file: string;
+  line: number;
+  text: string;
+  reason: string;
+}
+
+export interface Blocklist {
+  kind: BlocklistKind;
+  /** The file it was read from; "" when none is configured. */
+  file: string;
+  entries: ReadonlySet<string>;
+  badLines: readonly BadBlocklistLine[];
+}
+
+export interface Blocklists {
+  url: Blocklist;
+  domain: Blocklist;
+  sha256: Blocklist;
+}
+
+/** Table names the shard queries join against; temporary, so private to one connection. */
+export const BLOCKLIST_TABLES: Record<BlocklistKind, { table: string; column: string }> = {
+  url: { table: "filter_blocked_urls", column: "url" },
+  domain: { table: "filter_blocked_domains", column: "domain" },
+  sha256: { table: "filter_blocked_sha256", column: "sha256" },
+};
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** Characters of a URL that are not part of its host (`:` outside an IPv6 literal). */
+const NOT_IN_A_HOST = /[/?@\\\s]|^[^[].*:/;
+/** What the WHATWG parser leaves in a host name or IP literal. */
+const HOST_CHARACTERS = /^[a-z0-9._-]+$|^\[[0-9a-f:.]+\]$/;
+
+/** Reads the lists the config names (paths relative to `cwd`); a list that cannot be read stops the stage. */
+export async function loadBlocklists(config: FilterConfig, cwd: string): Promise<Blocklists> {
+  return {
+    url: await loadBlocklist("url", config.urlBlocklist, cwd),
+    domain: await loadBlocklist("domain", config.domainBlocklist, cwd),
+    sha256: await loadBlocklist("sha256", config.sha256Blocklist, cwd),
+  };
+}
+
+async function loadBlocklist(kind: BlocklistKind, path: string, cwd: string): Promise<Blocklist> {
+  if (path.trim() === "") return { kind, file: "", entries: new Set(), badLines: [] };
+  const file = resolve(cwd, path);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    const reason =
+      (error as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : String(error);
+    throw new InputError("CC_BLOCKLIST", file, `cannot read the ${kind} blocklist: ${reason}`);
+  }
+  return parseBlocklist(kind, text, file);
+}
+
+export function parseBlocklist(kind: BlocklistKind, text: string, file: string): Blocklist {
+  const entries = new Set<string>();
+  const badLines: BadBlocklistLine[] = [];
+  const lines = text.split(/\r?\n/);
+  lines.forEach((raw, index) => {
+    const entry = raw.replace(/#.*/, "").trim();
+    if (entry === "") return;
+    const parsed = NORMALISE[kind](entry);
+    if (typeof parsed === "string") {
+      badLines.push({ file, line: index + 1, text: entry, reason: parsed });
+      return;
+    }
+    for (const value of parsed.values) entries.add(value);
+  });
+  return { kind, file, entries, badLines };
+}
+
+/** The values an entry matches, or why it is not a valid entry. */
+const NORMALISE: Record<BlocklistKind, (entry: string) => { values: string[] } | string> = {
+  url: (entry) => {
+    if (!URL.canParse(entry)) return "not a URL";
+    const url = new URL(entry);
+    if (url.protocol !== "http:" && url.protocol !== "https:") return "not an http(s) URL";
+    url.hash = "";
+    // The entry as written too: URLs from tars and image folders were never normalised.
+    return { values: [...new Set([url.href, entry])] };
+  },
+  domain: (entry) => {
+    if (entry.includes("://")) return "not a domain (a URL? URLs go in urlBlocklist)";
+    const bare = entry
+      .replace(/^\*?\./, "")
+      .replace(/\.$/, "")
+      .toLowerCase();
+    // A host and nothing else: the parser would read `a.com/x` or `a.com:80` as host a.com.
+    if (bare === "" || NOT_IN_A_HOST.test(bare) || !URL.canParse(`http://${bare}/`)) {
+      return "not a domain";
+    }
+    const host = new URL(`http://${bare}/`).hostname;
+    return HOST_CHARACTERS.test(host) ? { values: [host] } : "not a domain";
+  },
+  sha256: (entry) => {
+    const digest = entry.toLowerCase();
+    return SHA256_HEX.test(digest)
+      ? { values: [digest] }
+      : "not a SHA-256 digest (64 hexadecimal characters)";
+  },
+};
+
+/** One line per bad entry, for the reporter. */
+export function describeBadLine(bad: BadBlocklistLine): string {
+  return `${bad.file}:${bad.line}: ${bad.reason}, line ignored: ${JSON.stringify(bad.text)}`;
+}
+
+/** What the lists contribute to a shard digest: their entries, not where the files are. */
+export function blocklistsDigest(lists: Blocklists): Record<BlocklistKind, string> {
+  const digest = (list: Blocklist) => {
+    const hash = createHash("sha256");
+    for (const entry of [...list.entries].sort()) hash.update(`${entry}\n`);
+    return hash.digest("hex");
+  };
+  return { url: digest(lists.url), domain: digest(lists.domain), sha256: digest(lists.sha256) };
+}
+
+/** Loads the lists into temporary tables of the connection the shard queries run on. */
+export async function createBlocklistTables(
+  connection: DuckDBConnection,
+  lists: Blocklists,
+): Promise<void> {
+  for (const kind of ["url", "domain", "sha256"] as const) {
+    const { table, column } = BLOCKLIST_TABLES[kind];
+    await connection.run(`CREATE OR REPLACE TEMP TABLE ${table} (${column} VARCHAR)`);
+    const appender = await connection.createAppender(table);
+    for (const entry of lists[kind].entries) {
+      appender.appendVarchar(entry);
+      appender.endRow();
+    }
+    appender.closeSync();
+  }
+}
+
+export async function dropBlocklistTables(connection: DuckDBConnection): Promise<void> {
+  for (const { table } of Object.values(BLOCKLIST_TABLES)) {
+    await connection.run(`DROP TABLE IF EXISTS ${table}`);
+  }
+}

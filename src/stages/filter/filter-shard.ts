@@ -1,0 +1,238 @@
+/**
+ * One shard of `filter`, in DuckDB: the metadata parquet's rows are mapped onto the dataset's
+ * columns (laion-schema.ts), each row gets its drop reason or none (drop-rules.ts), the reasons
+ * are counted, and the kept rows are written in their metadata order as `dataset/NNNNN.parquet`.
+ * The samples embed could not embed (its failures parquet) are counted as `failed_to_embed`.
+ *
+ * Rows are joined against the blocklist tables the connection holds; the `hash` column and the
+ * URL domains come from clipcrawl's own functions (sql-functions.ts), registered on the connection.
+ */
+import { randomBytes } from "node:crypto";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import type { FilterConfig } from "../../config/schema.js";
+import { InputError } from "../../errors.js";
+import { quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
+import type { DatasetStorage } from "../../io/storage.js";
+import type { LanguageTier } from "../extract/language-tier.js";
+import { BLOCKLIST_TABLES, type Blocklists } from "./blocklists.js";
+import {
+  DROP_REASONS,
+  type DropReason,
+  dropReasonExpression,
+  LANGUAGE_TIERS,
+} from "./drop-rules.js";
+import {
+  DATASET_COLUMNS,
+  type DatasetColumnType,
+  REQUIRED_METADATA_COLUMNS,
+  SCORE_COLUMNS,
+} from "./laion-schema.js";
+import { PAIR_HASH_FUNCTION, URL_DOMAINS_FUNCTION } from "./sql-functions.js";
+
+export interface FilterShardInput {
+  /** Root-relative paths. */
+  metadata: string;
+  failures: string;
+  /** Where the kept rows go (root-relative). */
+  output: string;
+}
+
+export interface FilteredShard {
+  /** Pairs the shard accounts for: embedded (metadata rows) and failed to embed. */
+  samples: number;
+  kept: number;
+  dropped: number;
+  droppedByReason: Record<DropReason, number>;
+  keptByTier: Record<LanguageTier, number>;
+  meanSimilarityKept: number | null;
+}
+
+export async function filterShard(
+  connection: DuckDBConnection,
+  storage: DatasetStorage,
+  input: FilterShardInput,
+  config: FilterConfig,
+  lists: Blocklists,
+): Promise<FilteredShard> {
+  const suffix = randomBytes(6).toString("hex");
+  const domainHits = `filter_domain_hits_${suffix}`;
+  const decided = `filter_decided_${suffix}`;
+  try {
+    const metadataPath = await storage.localPath(input.metadata);
+    const source = `read_parquet(${quoteLiteral(metadataPath)}, file_row_number = true)`;
+    const columns = await readable(storage, input.metadata, () => columnNames(connection, source));
+    for (const required of REQUIRED_METADATA_COLUMNS) {
+      if (!columns.has(required)) {
+        throw new InputError(
+          "CC_NOT_EMBEDDING_METADATA",
+          storage.describe(input.metadata),
+          `no column ${required}: not embed's metadata`,
+        );
+      }
+    }
+    // Domain hits first, from the url column alone, so the rows are read and stored once.
+    if (lists.domain.entries.size > 0) {
+      await readable(storage, input.metadata, () =>
+        connection.run(
+          `CREATE TEMP TABLE ${domainHits} AS ${domainHitsQuery(source, columns.get("url") as string)}`,
+        ),
+      );
+    }
+    await readable(storage, input.metadata, () =>
+      connection.run(
+        `CREATE TEMP TABLE ${decided} AS SELECT *, ${dropReasonExpression(config, lists, domainHits)} AS drop_reason FROM (${prepareRows(source, columns)})`,
+      ),
+    );
+    const counted = await countReasons(connection, decided);
+    counted.droppedByReason.failed_to_embed = await countFailures(connection, storage, input);
+    const dropped = Object.values(counted.droppedByReason).reduce((sum, count) => sum + count, 0);
+
+    const kept = DATASET_COLUMNS.map((column) =>
+      column.name === "hash"
+        ? `${PAIR_HASH_FUNCTION}(URL, TEXT) AS hash`
+        : quoteIdentifier(column.name),
+    );
+    await storage.writeAtomicWith(input.output, async (localPath) => {
+      await connection.run(
+        `COPY (SELECT ${kept.join(", ")} FROM ${decided} WHERE drop_reason IS NULL ORDER BY row_index) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
+      );
+    });
+    return { ...counted, samples: counted.kept + dropped, dropped };
+  } finally {
+    for (const table of [domainHits, decided]) {
+      await connection.run(`DROP TABLE IF EXISTS ${table}`);
+    }
+  }
+}
+
+/** The metadata's rows as the dataset's columns, plus `row_index` and `tier`. */
+function prepareRows(source: string, columns: ReadonlyMap<string, string>): string {
+  const column = (name: string, type: DatasetColumnType) => {
+    const actual = columns.get(name.toLowerCase());
+    return actual === undefined
+      ? `CAST(NULL AS ${type})`
+      : `CAST(m.${quoteIdentifier(actual)} AS ${type})`;
+  };
+  const original = (side: "width" | "height") =>
+    `coalesce(${column(`original_${side}`, "BIGINT")}, ${column(side, "BIGINT")})`;
+  const language = column("language", "VARCHAR");
+  const listedTier = column("language_tier", "VARCHAR");
+  // Where extract's tier is missing (tars and folders from elsewhere), it follows from the code.
+  const tier = `CASE WHEN ${listedTier} IN ('en', 'multi', 'nolang') THEN ${listedTier} WHEN ${language} = 'en' THEN 'en' WHEN coalesce(${language}, '') = '' THEN 'nolang' ELSE 'multi' END`;
+  const selected: Record<string, string> = {
+    URL: column("url", "VARCHAR"),
+    TEXT: column("caption", "VARCHAR"),
+    WIDTH: original("width"),
+    HEIGHT: original("height"),
+    similarity: column("similarity", "DOUBLE"),
+    ...Object.fromEntries(SCORE_COLUMNS.map((score) => [score, column(score, "DOUBLE")])),
+    LANGUAGE: language,
+    key: column("key", "VARCHAR"),
+    sha256: column("sha256", "VARCHAR"),
+    page_url: column("page_url", "VARCHAR"),
+    source: column("source", "VARCHAR"),
+  };
+  const list = [
+    "m.file_row_number AS row_index",
+    ...Object.entries(selected).map(([name, value]) => `${value} AS ${quoteIdentifier(name)}`),
+    `${tier} AS tier`,
+  ];
+  return `SELECT ${list.join(", ")} FROM ${source} m`;
+}
+
+/** Rows whose host, or a domain above it, is in the domain blocklist (one join, any list size). */
+function domainHitsQuery(source: string, urlColumn: string): string {
+  const { table, column } = BLOCKLIST_TABLES.domain;
+  const domains = `${URL_DOMAINS_FUNCTION}(CAST(m.${quoteIdentifier(urlColumn)} AS VARCHAR))`;
+  return `SELECT DISTINCT d.row_index
+    FROM (SELECT m.file_row_number AS row_index, unnest(${domains}) AS domain FROM ${source} m) d
+    JOIN ${table} b ON d.domain = b.${column}`;
+}
+
+async function countReasons(
+  connection: DuckDBConnection,
+  decided: string,
+): Promise<Omit<FilteredShard, "samples" | "dropped">> {
+  const droppedByReason = Object.fromEntries(DROP_REASONS.map((reason) => [reason, 0])) as Record<
+    DropReason,
+    number
+  >;
+  const keptByTier = Object.fromEntries(LANGUAGE_TIERS.map((tier) => [tier, 0])) as Record<
+    LanguageTier,
+    number
+  >;
+  const reader = await connection.runAndReadAll(
+    `SELECT drop_reason, tier, count(*) AS n, sum(similarity) AS similarity FROM ${decided} GROUP BY ALL`,
+  );
+  let kept = 0;
+  let similarity = 0;
+  for (const row of reader.getRowObjects()) {
+    const count = Number(row.n);
+    if (row.drop_reason === null) {
+      kept += count;
+      similarity += Number(row.similarity ?? 0);
+      keptByTier[row.tier as LanguageTier] += count;
+    } else {
+      droppedByReason[row.drop_reason as DropReason] += count;
+    }
+  }
+  return {
+    kept,
+    droppedByReason,
+    keptByTier,
+    meanSimilarityKept: kept === 0 ? null : similarity / kept,
+  };
+}
+
+/** Embed's failures parquet; a root without one (embedded elsewhere) has no failures to count. */
+async function countFailures(
+  connection: DuckDBConnection,
+  storage: DatasetStorage,
+  input: FilterShardInput,
+): Promise<number> {
+  if (!(await storage.exists(input.failures))) return 0;
+  const path = quoteLiteral(await storage.localPath(input.failures));
+  const reader = await readable(storage, input.failures, () =>
+    connection.runAndReadAll(`SELECT count(*) AS n FROM read_parquet(${path})`),
+  );
+  return Number(reader.getRowObjects()[0]?.n ?? 0);
+}
+
+/** Lower-case name → name as written, of a relation's columns. */
+async function columnNames(
+  connection: DuckDBConnection,
+  relation: string,
+): Promise<Map<string, string>> {
+  const described = await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${relation}`);
+  const names = new Map<string, string>();
+  for (const row of described.getRowObjects()) {
+    const name = String(row.column_name);
+    if (name !== "file_row_number") names.set(name.toLowerCase(), name);
+  }
+  return names;
+}
+
+/**
+ * Runs a step that reads an input file; DuckDB's error (a damaged footer or page) becomes one
+ * line naming the file, and the stage goes on with the other shards.
+ */
+async function readable<T>(
+  storage: DatasetStorage,
+  path: string,
+  read: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    const where = storage.describe(path);
+    // DuckDB's first line says what is wrong (its others quote the query); the path is ours.
+    const firstLine = (message.split("\n").find((line) => line.trim() !== "") ?? message)
+      .replaceAll(` '${await storage.localPath(path)}'`, "")
+      .trim();
+    throw new InputError("CC_BAD_PARQUET", where, `cannot read the parquet file: ${firstLine}`, {
+      cause: error,
+    });
+  }
+}

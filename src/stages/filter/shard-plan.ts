@@ -1,0 +1,92 @@
+/**
+ * Which shards `filter` reads and the digest of everything each one's output depends on: the
+ * metadata and failures parquets of `embeddings/` (their size and modification time, and embed's
+ * own digest for the shard: reading every file on every re-run would cost more than a skip check
+ * should), the filter config, and the blocklists' entries. Changing a threshold, editing a
+ * blocklist, or re-embedding a shard redoes it. Output NNNNN = input NNNNN.
+ */
+import { stat } from "node:fs/promises";
+import type { FilterConfig } from "../../config/schema.js";
+import { InputError } from "../../errors.js";
+import { layout } from "../../io/layout.js";
+import type { DatasetStorage } from "../../io/storage.js";
+import { digestOf, ShardState } from "../../runner/shard-state.js";
+import type { BlocklistKind } from "./blocklists.js";
+
+/** Bump when the output of the same input and config changes, so finished shards are redone. */
+export const FILTER_FORMAT_VERSION = 1;
+
+const METADATA_SHARD = /^metadata_(\d{5})\.parquet$/;
+const EMBED_STAGE = "embed";
+
+export interface PlannedFilterShard {
+  name: string;
+  /** Root-relative paths of the inputs. */
+  metadata: string;
+  failures: string;
+  digest: string;
+}
+
+/** What the shard's output depends on besides its inputs. */
+export interface FilterIdentity {
+  /** The config with the blocklist paths left out: the lists count by their entries. */
+  rules: Omit<FilterConfig, "urlBlocklist" | "domainBlocklist" | "sha256Blocklist">;
+  blocklists: Record<BlocklistKind, string>;
+}
+
+export function filterIdentity(
+  config: FilterConfig,
+  blocklists: Record<BlocklistKind, string>,
+): FilterIdentity {
+  const {
+    urlBlocklist: _url,
+    domainBlocklist: _domain,
+    sha256Blocklist: _sha256,
+    ...rules
+  } = config;
+  return { rules, blocklists };
+}
+
+export async function planFilterShards(
+  storage: DatasetStorage,
+  identity: FilterIdentity,
+): Promise<PlannedFilterShard[]> {
+  const folder = layout.embeddingMetadataFolder();
+  const names = (await storage.list(folder))
+    .map((name) => METADATA_SHARD.exec(name)?.[1])
+    .filter((name): name is string => name !== undefined);
+  if (names.length === 0) {
+    throw new InputError(
+      "CC_NO_EMBEDDING_SHARDS",
+      storage.describe(folder),
+      "no embedding shards (metadata_NNNNN.parquet); run clipcrawl embed first",
+    );
+  }
+  const embeds = new ShardState(storage, EMBED_STAGE);
+  const planned: PlannedFilterShard[] = [];
+  for (const name of names) {
+    const metadata = layout.embeddingMetadata(name);
+    const failures = layout.embeddingFailures(name);
+    const marker = await embeds.read(name);
+    planned.push({
+      name,
+      metadata,
+      failures,
+      digest: digestOf({
+        version: FILTER_FORMAT_VERSION,
+        metadata: await fileIdentity(storage, metadata),
+        failures: await fileIdentity(storage, failures),
+        embed: marker?.inputDigest ?? null,
+        ...identity,
+      }),
+    });
+  }
+  return planned;
+}
+
+/** Size and modification time: a re-written file (embed redone) changes at least the latter. */
+async function fileIdentity(storage: DatasetStorage, path: string): Promise<unknown> {
+  if (!(await storage.exists(path))) return { missing: true };
+  const info = await stat(await storage.localPath(path));
+  return { bytes: info.size, modified: info.mtimeMs };
+}
