@@ -8,7 +8,10 @@
  * spaces) and carries no words borrowed from another language. Ukrainian captions each contain a
  * letter that Russian lacks (і, ї, є, ґ), and Japanese captions contain kana, so that a careful
  * detector can tell them from Russian and Chinese.
+ *
+ * The alts of the coloured-shape images are phrased here too, in each language that shows them.
  */
+import type { ShapeColour, ShapeName } from "./shape-images.js";
 
 export const CAPTION_LANGUAGES = [
   "en",
@@ -814,4 +817,251 @@ export function allLabelledCaptions(): LabelledCaption[] {
   }
   for (const text of NO_LANGUAGE_ALTS) labelled.push({ text, language: null });
   return labelled;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alt texts of the coloured-shape images
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Languages whose pages show the coloured-shape images, with alts in the page's language: the
+ * English tier for the CLIP model, the others for the multilingual text model.
+ */
+export const SHAPE_ALT_LANGUAGES = ["en", "de", "fr", "es", "it", "pt", "nl"] as const;
+export type ShapeAltLanguage = (typeof SHAPE_ALT_LANGUAGES)[number];
+
+export function isShapeAltLanguage(language: string): language is ShapeAltLanguage {
+  return (SHAPE_ALT_LANGUAGES as readonly string[]).includes(language);
+}
+
+/**
+ * Every way the sample's alts describe a coloured shape in one language, as pages write them
+ * (a full sentence, an icon or sticker listing, a bare "colour shape"); the generator picks one.
+ * The surface it lies on is named too, white under every colour but white, black under white,
+ * with the colour word placed as the language places it ("a white background", "fond blanc").
+ */
+export function shapeAltPhrasings(
+  language: ShapeAltLanguage,
+  colour: ShapeColour,
+  shape: ShapeName,
+): readonly string[] {
+  const surface: ShapeColour = colour === "white" ? "black" : "white";
+  return SHAPE_PHRASINGS[language](colour, shape, surface);
+}
+
+type Gender = "m" | "f" | "n";
+type Phrasings = (colour: ShapeColour, shape: ShapeName, surface: ShapeColour) => string[];
+
+const SHAPE_PHRASINGS: Readonly<Record<ShapeAltLanguage, Phrasings>> = {
+  en: (colour, shape, surface) => [
+    `a ${colour} ${shape} on a ${surface} background`,
+    `${capitalise(colour)} ${shape} icon`,
+    `A simple ${colour} ${shape} shape`,
+    `Illustration of a ${colour} ${shape}`,
+    `${capitalise(colour)} ${shape} sticker in a flat design`,
+    `Plain ${colour} ${shape} printed on a ${surface} card`,
+    `${colour} ${shape}`,
+  ],
+  // Adjectives take the strong endings: -er / -es in the nominative (also after "ein"), -em in
+  // the dative (after "auf"), -en after "einem".
+  de: (colour, shape, surface) => {
+    const [noun, gender] = GERMAN_NOUNS[shape];
+    const stem = GERMAN_COLOUR_STEMS[colour];
+    const adjective = stem + (gender === "m" ? "er" : "es");
+    const onSurface = `auf ${GERMAN_COLOUR_STEMS[surface]}em`;
+    return [
+      `Ein ${adjective} ${noun} ${onSurface} Hintergrund`,
+      `${capitalise(adjective)} ${noun} als Icon`,
+      `Einfache Form: ${adjective} ${noun}`,
+      `Illustration mit einem ${stem}en ${noun}`,
+      `${capitalise(adjective)} ${noun} als Aufkleber im flachen Design`,
+      `${capitalise(adjective)} ${noun}, gedruckt ${onSurface} Papier`,
+      `${adjective} ${noun}`,
+    ];
+  },
+  fr: (colour, shape, surface) => {
+    const [noun, gender] = FRENCH_NOUNS[shape];
+    const adjective = FRENCH_COLOURS[colour][gender === "f" ? 1 : 0];
+    const surfaceColour = FRENCH_COLOURS[surface][0];
+    const article = gender === "f" ? "une" : "un";
+    return [
+      `${capitalise(article)} ${noun} ${adjective} sur fond ${surfaceColour}`,
+      `Icône ${noun} ${adjective}`,
+      `Forme simple : ${noun} ${adjective}`,
+      `Illustration d'${article} ${noun} ${adjective}`,
+      `Autocollant ${noun} ${adjective} au design plat`,
+      `${capitalise(noun)} ${adjective} imprimé${gender === "f" ? "e" : ""} sur papier ${surfaceColour}`,
+      `${noun} ${adjective}`,
+    ];
+  },
+  es: (colour, shape, surface) => {
+    const [noun, gender] = SPANISH_NOUNS[shape];
+    const adjective = SPANISH_COLOURS[colour][gender === "f" ? 1 : 0];
+    const surfaceColour = SPANISH_COLOURS[surface][0];
+    const article = gender === "f" ? "una" : "un";
+    return [
+      `${capitalise(article)} ${noun} ${adjective} sobre fondo ${surfaceColour}`,
+      `Icono de ${noun} ${adjective}`,
+      `Forma simple: ${noun} ${adjective}`,
+      `Ilustración de ${article} ${noun} ${adjective}`,
+      `Pegatina de ${noun} ${adjective} con diseño plano`,
+      `${capitalise(noun)} ${adjective} impres${gender === "f" ? "a" : "o"} en papel ${surfaceColour}`,
+      `${noun} ${adjective}`,
+    ];
+  },
+  it: (colour, shape, surface) => {
+    const [noun, gender] = ITALIAN_NOUNS[shape];
+    const adjective = ITALIAN_COLOURS[colour][gender === "f" ? 1 : 0];
+    const article = gender === "f" ? "una" : "un";
+    return [
+      `${capitalise(article)} ${noun} ${adjective} su sfondo ${ITALIAN_COLOURS[surface][0]}`,
+      `Icona ${noun} ${adjective}`,
+      `Forma semplice: ${noun} ${adjective}`,
+      `Illustrazione di ${article} ${noun} ${adjective}`,
+      `Adesivo ${noun} ${adjective} dal design piatto`,
+      // "carta" is feminine.
+      `${capitalise(noun)} ${adjective} stampat${gender === "f" ? "a" : "o"} su carta ${ITALIAN_COLOURS[surface][1]}`,
+      `${noun} ${adjective}`,
+    ];
+  },
+  pt: (colour, shape, surface) => {
+    const [noun, gender] = PORTUGUESE_NOUNS[shape];
+    const adjective = PORTUGUESE_COLOURS[colour][gender === "f" ? 1 : 0];
+    const surfaceColour = PORTUGUESE_COLOURS[surface][0];
+    const article = gender === "f" ? "uma" : "um";
+    return [
+      `${capitalise(article)} ${noun} ${adjective} sobre fundo ${surfaceColour}`,
+      `Ícone de ${noun} ${adjective}`,
+      `Forma simples: ${noun} ${adjective}`,
+      `Ilustração de ${article} ${noun} ${adjective}`,
+      `Adesivo de ${noun} ${adjective} com design plano`,
+      `${capitalise(noun)} ${adjective} impress${gender === "f" ? "a" : "o"} em papel ${surfaceColour}`,
+      `${noun} ${adjective}`,
+    ];
+  },
+  // After "een" and without an article, an adjective takes -e before a de-word and stays bare
+  // before a het-word ("een rode cirkel", "een rood vierkant", "op wit papier").
+  nl: (colour, shape, surface) => {
+    const [noun, gender] = DUTCH_NOUNS[shape];
+    const adjective = DUTCH_COLOURS[colour][gender === "het" ? 0 : 1];
+    const [bareSurface, inflectedSurface] = DUTCH_COLOURS[surface];
+    return [
+      `Een ${adjective} ${noun} op een ${inflectedSurface} achtergrond`,
+      `${capitalise(adjective)} ${noun} icoon`,
+      `Eenvoudige vorm: ${adjective} ${noun}`,
+      `Illustratie van een ${adjective} ${noun}`,
+      `Sticker met een ${adjective} ${noun} in een plat ontwerp`,
+      `${capitalise(adjective)} ${noun} gedrukt op ${bareSurface} papier`,
+      `${adjective} ${noun}`,
+    ];
+  },
+};
+
+const GERMAN_NOUNS: Readonly<Record<ShapeName, readonly [string, Gender]>> = {
+  circle: ["Kreis", "m"],
+  square: ["Quadrat", "n"],
+  triangle: ["Dreieck", "n"],
+  star: ["Stern", "m"],
+};
+const GERMAN_COLOUR_STEMS: Readonly<Record<ShapeColour, string>> = {
+  red: "rot",
+  green: "grün",
+  blue: "blau",
+  yellow: "gelb",
+  purple: "violett",
+  orange: "orangefarben",
+  black: "schwarz",
+  white: "weiß",
+};
+
+/** Two forms of each colour adjective: masculine and feminine, or in Dutch bare and inflected. */
+type ColourForms = Readonly<Record<ShapeColour, readonly [string, string]>>;
+
+const FRENCH_NOUNS: Readonly<Record<ShapeName, readonly [string, Gender]>> = {
+  circle: ["cercle", "m"],
+  square: ["carré", "m"],
+  triangle: ["triangle", "m"],
+  star: ["étoile", "f"],
+};
+const FRENCH_COLOURS: ColourForms = {
+  red: ["rouge", "rouge"],
+  green: ["vert", "verte"],
+  blue: ["bleu", "bleue"],
+  yellow: ["jaune", "jaune"],
+  purple: ["violet", "violette"],
+  orange: ["orange", "orange"],
+  black: ["noir", "noire"],
+  white: ["blanc", "blanche"],
+};
+
+const SPANISH_NOUNS: Readonly<Record<ShapeName, readonly [string, Gender]>> = {
+  circle: ["círculo", "m"],
+  square: ["cuadrado", "m"],
+  triangle: ["triángulo", "m"],
+  star: ["estrella", "f"],
+};
+const SPANISH_COLOURS: ColourForms = {
+  red: ["rojo", "roja"],
+  green: ["verde", "verde"],
+  blue: ["azul", "azul"],
+  yellow: ["amarillo", "amarilla"],
+  purple: ["morado", "morada"],
+  orange: ["naranja", "naranja"],
+  black: ["negro", "negra"],
+  white: ["blanco", "blanca"],
+};
+
+const ITALIAN_NOUNS: Readonly<Record<ShapeName, readonly [string, Gender]>> = {
+  circle: ["cerchio", "m"],
+  square: ["quadrato", "m"],
+  triangle: ["triangolo", "m"],
+  star: ["stella", "f"],
+};
+const ITALIAN_COLOURS: ColourForms = {
+  red: ["rosso", "rossa"],
+  green: ["verde", "verde"],
+  blue: ["blu", "blu"],
+  yellow: ["giallo", "gialla"],
+  purple: ["viola", "viola"],
+  orange: ["arancione", "arancione"],
+  black: ["nero", "nera"],
+  white: ["bianco", "bianca"],
+};
+
+const PORTUGUESE_NOUNS: Readonly<Record<ShapeName, readonly [string, Gender]>> = {
+  circle: ["círculo", "m"],
+  square: ["quadrado", "m"],
+  triangle: ["triângulo", "m"],
+  star: ["estrela", "f"],
+};
+const PORTUGUESE_COLOURS: ColourForms = {
+  red: ["vermelho", "vermelha"],
+  green: ["verde", "verde"],
+  blue: ["azul", "azul"],
+  yellow: ["amarelo", "amarela"],
+  purple: ["roxo", "roxa"],
+  orange: ["laranja", "laranja"],
+  black: ["preto", "preta"],
+  white: ["branco", "branca"],
+};
+
+const DUTCH_NOUNS: Readonly<Record<ShapeName, readonly [string, "de" | "het"]>> = {
+  circle: ["cirkel", "de"],
+  square: ["vierkant", "het"],
+  triangle: ["driehoek", "de"],
+  star: ["ster", "de"],
+};
+const DUTCH_COLOURS: ColourForms = {
+  red: ["rood", "rode"],
+  green: ["groen", "groene"],
+  blue: ["blauw", "blauwe"],
+  yellow: ["geel", "gele"],
+  purple: ["paars", "paarse"],
+  orange: ["oranje", "oranje"],
+  black: ["zwart", "zwarte"],
+  white: ["wit", "witte"],
+};
+
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

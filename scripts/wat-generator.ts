@@ -12,8 +12,9 @@
  * The pages are built to exercise an image–alt-text extractor: every kind of link the extractor
  * emits, image URLs in every form found in the wild, alt texts in twenty languages with leftover
  * HTML entities, odd whitespace, emoji, very short and very long alts, duplicates across pages,
- * a few pages with thousands of links, and coloured-shape images whose alt is right about 80 % of
- * the time (for a CLIP filtering demo).
+ * a few pages with thousands of links, and coloured-shape images whose alt, in the page's
+ * language (English, German, French, Spanish, Italian, Portuguese or Dutch), is right about 80 % of
+ * the time (for a CLIP filtering demo, multilingual tier included).
  *
  * Everything random comes from seeded generators, and each capture is a pure function of its
  * index and of where it starts in the source WARC. The same options therefore give a
@@ -31,9 +32,13 @@ import {
   CAPTIONS_BY_LANGUAGE,
   type CaptionLanguage,
   HOST_NAME_WORDS,
+  isShapeAltLanguage,
   NAVIGATION_LABELS,
   NO_LANGUAGE_ALTS,
+  type ShapeAltLanguage,
+  shapeAltPhrasings,
 } from "./sample-captions.js";
+import type { ShapeColour, ShapeName } from "./shape-images.js";
 
 // ---------------------------------------------------------------------------------------------
 // Public API
@@ -976,8 +981,9 @@ function addCatalogueGrid(context: PageContext, list: LinkList): void {
     list.add(link("A@/href", productUrl, {}));
     const thumbnail = siteImageUrl(site, `catalog/${id}/thumb.jpg`);
     const kind = random.next();
-    if (site.language === "en" && random.chance(SHAPE_SHARE)) list.add(shapeImage(random));
-    else if (kind < 0.7) list.add(imageLink(thumbnail, caption));
+    if (isShapeAltLanguage(site.language) && random.chance(SHAPE_SHARE)) {
+      list.add(shapeImage(random, site.language));
+    } else if (kind < 0.7) list.add(imageLink(thumbnail, caption));
     else if (kind < 0.9) list.add(imageLink(thumbnail, undefined));
     else list.add(contentImage(context));
     if (random.chance(0.3)) list.add(link("A@/href", productUrl, { text: anchorText(caption) }));
@@ -993,8 +999,8 @@ function addCatalogueGrid(context: PageContext, list: LinkList): void {
 
 function contentImage(context: PageContext): WatLink {
   const { random, site, captions } = context;
-  if (site.language === "en" && random.chance(CONTENT_IMAGE_SHAPE_CHANCE))
-    return shapeImage(random);
+  if (isShapeAltLanguage(site.language) && random.chance(CONTENT_IMAGE_SHAPE_CHANCE))
+    return shapeImage(random, site.language);
   const alt = contentImageAlt(context);
   // CMSs name uploads after their title or keep the camera's name, never after a garbled alt.
   const stem =
@@ -1100,48 +1106,37 @@ function keywordStuffedAlt(random: SeededRandom, language: CaptionLanguage): str
   return text;
 }
 
-/** Share of the IMG links of English pages that show a coloured shape. */
+/** Share of the IMG links of pages in a SHAPE_ALT_LANGUAGES language that show a coloured shape. */
 const SHAPE_SHARE = 0.3;
 /** Logos, banners and odd URLs are IMG links too: this share of content images gives SHAPE_SHARE. */
 const CONTENT_IMAGE_SHAPE_CHANCE = 0.6;
 
 /**
- * A coloured-shape image for the CLIP demo. About one alt in five describes another colour or
- * shape, so that filtering by image–text similarity has something to remove.
+ * A coloured-shape image for the CLIP demo, its alt in the page's language. About one alt in five
+ * describes another colour or shape, so that filtering by image–text similarity has something to
+ * remove.
  */
-function shapeImage(random: SeededRandom): WatLink {
+function shapeImage(random: SeededRandom, language: ShapeAltLanguage): WatLink {
   const colour = random.pick(SHAPE_COLOURS);
   const shape = random.pick(SHAPE_NAMES);
   const variant = String(random.int(0, 199)).padStart(4, "0");
   const url = `https://${SHAPE_IMAGE_HOST}/img/${colour}-${shape}-${variant}.jpg`;
-  if (random.chance(0.8)) return imageLink(url, shapeAlt(random, colour, shape));
+  if (random.chance(0.8)) return imageLink(url, shapeAlt(random, language, colour, shape));
   const wrongColour = random.chance(0.6) ? differentFrom(random, SHAPE_COLOURS, colour) : colour;
   const wrongShape =
     wrongColour === colour || random.chance(0.3)
       ? differentFrom(random, SHAPE_NAMES, shape)
       : shape;
-  return imageLink(url, shapeAlt(random, wrongColour, wrongShape));
+  return imageLink(url, shapeAlt(random, language, wrongColour, wrongShape));
 }
 
-function shapeAlt(random: SeededRandom, colour: string, shape: string): string {
-  const background = colour === "white" ? "black" : "white";
-  const capitalised = colour.charAt(0).toUpperCase() + colour.slice(1);
-  switch (random.int(0, 6)) {
-    case 0:
-      return `a ${colour} ${shape} on a ${background} background`;
-    case 1:
-      return `${capitalised} ${shape} icon`;
-    case 2:
-      return `A simple ${colour} ${shape} shape`;
-    case 3:
-      return `Illustration of a ${colour} ${shape}`;
-    case 4:
-      return `${capitalised} ${shape} sticker in a flat design`;
-    case 5:
-      return `Plain ${colour} ${shape} printed on a ${background} card`;
-    default:
-      return `${colour} ${shape}`;
-  }
+function shapeAlt(
+  random: SeededRandom,
+  language: ShapeAltLanguage,
+  colour: ShapeColour,
+  shape: ShapeName,
+): string {
+  return random.pick(shapeAltPhrasings(language, colour, shape));
 }
 
 function differentFrom<T>(random: SeededRandom, items: readonly T[], excluded: T): T {

@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import { generateScoreHeads } from "../scripts/score-heads/generate.js";
 import { renderShapeImage, type ShapeColour, type ShapeName } from "../scripts/shape-images.js";
 import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
+import { generateTinyMultilingualTextModel } from "../scripts/tiny-clip/generate-multilingual.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { readParquet } from "../src/io/parquet.js";
@@ -131,5 +132,65 @@ test("embed reads what download writes: every downloaded pair is embedded with i
     assert.equal(row?.score_error, "ptoxic head returned NaN");
     assert.equal(typeof row?.punsafe, "number");
   }
+  await rm(work, { recursive: true, force: true });
+});
+
+test("captions of multilingualTiers go through the multilingual text model", async () => {
+  const work = await tempDir("embed-multilingual");
+  const root = join(work, "root");
+  const clipDir = join(work, "clip");
+  const multilingualDir = join(work, "multilingual");
+  await generateTinyClipModel(clipDir);
+  await generateTinyMultilingualTextModel(multilingualDir);
+  const port = (server.address() as AddressInfo).port;
+  const rows = [
+    ["http://shapes.test/red-circle-1.jpg", "ein roter Kreis", "multi"],
+    ["http://shapes.test/blue-star-2.jpg", "a blue star", "en"],
+    ["http://shapes.test/green-square-3.jpg", "un carré vert", "multi"],
+    ["http://shapes.test/green-square-4.jpg", "un cercle rouge", "multi"],
+  ];
+  await writeFile(
+    join(work, "list.csv"),
+    `url,caption,language_tier\n${rows.map((row) => row.join(",")).join("\n")}\n`,
+  );
+  await download({
+    root,
+    inputs: [join(work, "list.csv")],
+    config: {
+      captionCol: "caption",
+      saveAdditionalColumns: ["language_tier"],
+      allowPrivateAddresses: true,
+      connectTo: [`shapes.test:80:127.0.0.1:${port}`],
+      retries: 0,
+      workers: 1,
+      imageSize: 64,
+    },
+  });
+  const storage = new LocalStorage(root);
+
+  const englishOnly = await embed({ root, config: { model: clipDir, threads: 1 } });
+  assert.equal(englishOnly.multilingualModel, null);
+  const before = await readParquet(storage, layout.embeddingMetadata("00000"));
+  assert.deepEqual(
+    before.map((row) => row.text_tower),
+    ["clip", "clip", "clip", "clip"],
+  );
+  assert.ok((before[0]?.similarity as number) < 0.26, "CLIP's English tower misses German");
+
+  const summary = await embed({
+    root,
+    config: { model: clipDir, multilingualModel: multilingualDir, threads: 1 },
+  });
+  assert.equal(summary.shardsWritten, 1, "adding the multilingual model redoes the shard");
+  const after = await readParquet(storage, layout.embeddingMetadata("00000"));
+  assert.deepEqual(
+    after.map((row) => row.text_tower),
+    ["multilingual", "clip", "multilingual", "multilingual"],
+  );
+  const similarity = after.map((row) => row.similarity as number);
+  assert.ok((similarity[0] as number) > 0.9, `roter Kreis on a red circle: ${similarity[0]}`);
+  assert.ok((similarity[1] as number) > 0.9, `a blue star on a blue star: ${similarity[1]}`);
+  assert.ok((similarity[2] as number) > 0.9, `carré vert on a green square: ${similarity[2]}`);
+  assert.ok((similarity[3] as number) < 0.2, `cercle rouge on a green square: ${similarity[3]}`);
   await rm(work, { recursive: true, force: true });
 });

@@ -8,6 +8,10 @@
  * word; vocabulary = the 256 byte characters, the same with `</w>`, one entry per merge, then
  * `<|startoftext|>` and `<|endoftext|>`. Only the merges differ: they are learnt here, the classic
  * way (repeatedly merge the most frequent adjacent pair), on the sample's own captions.
+ *
+ * The special tokens can be another model family's: the tiny multilingual text model uses
+ * XLM-R's (`<s>`, `</s>`, `<pad>`, `<unk>`), as M-CLIP's tokenizer does, so that a pad token that
+ * is not the end token is exercised too.
  */
 
 export const START_OF_TEXT = "<|startoftext|>";
@@ -15,6 +19,34 @@ export const END_OF_TEXT = "<|endoftext|>";
 export const END_OF_WORD = "</w>";
 /** CLIP's word pattern (Hugging Face's conversion of it, without the special tokens). */
 export const CLIP_WORD_PATTERN = String.raw`'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`;
+
+export interface SpecialTokens {
+  start: string;
+  end: string;
+  pad: string;
+  unknown: string;
+}
+
+/** CLIP's: the end token also pads and stands for unknown text. */
+export const CLIP_SPECIAL_TOKENS: SpecialTokens = {
+  start: START_OF_TEXT,
+  end: END_OF_TEXT,
+  pad: END_OF_TEXT,
+  unknown: END_OF_TEXT,
+};
+
+/** XLM-RoBERTa's, which multilingual CLIP text towers (M-CLIP) inherit. */
+export const XLM_R_SPECIAL_TOKENS: SpecialTokens = {
+  start: "<s>",
+  end: "</s>",
+  pad: "<pad>",
+  unknown: "<unk>",
+};
+
+/** Each special token once, in the order the vocabulary lists them. */
+function distinctSpecialTokens(specials: SpecialTokens): string[] {
+  return [...new Set([specials.start, specials.end, specials.pad, specials.unknown])];
+}
 
 export interface TrainedBpe {
   /** Merge rules, highest priority first. */
@@ -39,6 +71,12 @@ export function byteAlphabet(): { byte: number; symbol: string }[] {
   return alphabet;
 }
 
+/** A word as the vocabulary spells it: each UTF-8 byte as its printable character. */
+export function byteLevel(word: string): string {
+  const symbolOf = new Map(byteAlphabet().map(({ byte, symbol }) => [byte, symbol]));
+  return [...new TextEncoder().encode(word)].map((byte) => symbolOf.get(byte) as string).join("");
+}
+
 /** CLIP's text normalisation and word split: what the tokenizer sees before BPE. */
 export function clipWords(text: string): string[] {
   const normalised = text.normalize("NFC").replace(/\s+/gu, " ").toLowerCase();
@@ -48,10 +86,12 @@ export function clipWords(text: string): string[] {
 /**
  * Learns merges until no adjacent pair occurs `minPairFrequency` times. `requiredWords` are
  * counted as frequent enough to end up as single tokens (the words the model gives meaning to).
+ * The special tokens end the vocabulary.
  */
 export function trainBpe(
   corpus: readonly string[],
   requiredWords: readonly string[],
+  specials: SpecialTokens = CLIP_SPECIAL_TOKENS,
   minPairFrequency = 2,
 ): TrainedBpe {
   const symbolOf = new Map(byteAlphabet().map(({ byte, symbol }) => [byte, symbol]));
@@ -99,8 +139,7 @@ export function trainBpe(
     // Two merges can spell the same token ("ab c", "a bc"); it is one vocabulary entry.
     if (!vocab.has(left + right)) vocab.set(left + right, vocab.size);
   }
-  vocab.set(START_OF_TEXT, vocab.size);
-  vocab.set(END_OF_TEXT, vocab.size);
+  for (const token of distinctSpecialTokens(specials)) vocab.set(token, vocab.size);
   return { merges, vocab };
 }
 
@@ -118,11 +157,10 @@ function mergePair(symbols: string[], left: string, right: string): string[] {
 }
 
 /** The `tokenizer.json` document, in the layout of Hugging Face's CLIP tokenizers. */
-export function tokenizerJson(bpe: TrainedBpe): object {
-  const startId = bpe.vocab.get(START_OF_TEXT) as number;
-  const endId = bpe.vocab.get(END_OF_TEXT) as number;
-  const specialToken = (id: number, content: string) => ({
-    id,
+export function tokenizerJson(bpe: TrainedBpe, specials = CLIP_SPECIAL_TOKENS): object {
+  const idOf = (token: string) => bpe.vocab.get(token) as number;
+  const specialToken = (content: string) => ({
+    id: idOf(content),
     content,
     single_word: false,
     lstrip: false,
@@ -134,7 +172,7 @@ export function tokenizerJson(bpe: TrainedBpe): object {
     version: "1.0",
     truncation: null,
     padding: null,
-    added_tokens: [specialToken(startId, START_OF_TEXT), specialToken(endId, END_OF_TEXT)],
+    added_tokens: distinctSpecialTokens(specials).map(specialToken),
     normalizer: {
       type: "Sequence",
       normalizers: [
@@ -157,8 +195,8 @@ export function tokenizerJson(bpe: TrainedBpe): object {
     },
     post_processor: {
       type: "RobertaProcessing",
-      sep: [END_OF_TEXT, endId],
-      cls: [START_OF_TEXT, startId],
+      sep: [specials.end, idOf(specials.end)],
+      cls: [specials.start, idOf(specials.start)],
       trim_offsets: false,
       add_prefix_space: false,
     },
@@ -166,7 +204,7 @@ export function tokenizerJson(bpe: TrainedBpe): object {
     model: {
       type: "BPE",
       dropout: null,
-      unk_token: END_OF_TEXT,
+      unk_token: specials.unknown,
       continuing_subword_prefix: "",
       end_of_word_suffix: END_OF_WORD,
       fuse_unk: false,
@@ -177,14 +215,18 @@ export function tokenizerJson(bpe: TrainedBpe): object {
   };
 }
 
-/** The `tokenizer_config.json` of a CLIP tokenizer with the given context length. */
-export function tokenizerConfigJson(contextLength: number): object {
+/** The `tokenizer_config.json` of a tokenizer with the given context length. */
+export function tokenizerConfigJson(
+  contextLength: number,
+  specials = CLIP_SPECIAL_TOKENS,
+  tokenizerClass = "CLIPTokenizer",
+): object {
   return {
-    tokenizer_class: "CLIPTokenizer",
-    bos_token: START_OF_TEXT,
-    eos_token: END_OF_TEXT,
-    unk_token: END_OF_TEXT,
-    pad_token: END_OF_TEXT,
+    tokenizer_class: tokenizerClass,
+    bos_token: specials.start,
+    eos_token: specials.end,
+    unk_token: specials.unknown,
+    pad_token: specials.pad,
     model_max_length: contextLength,
     do_lower_case: true,
     add_prefix_space: false,

@@ -50,7 +50,7 @@ export async function generateTinyClipModel(outDir: string): Promise<TinyClipSum
   const startId = bpe.vocab.get(START_OF_TEXT) as number;
   const endId = bpe.vocab.get(END_OF_TEXT) as number;
 
-  const files: [string, Uint8Array | string][] = [
+  const files: ModelFile[] = [
     ["config.json", json(modelConfig(bpe.vocab.size, startId, endId))],
     ["tokenizer.json", json(tokenizerJson(bpe))],
     ["tokenizer_config.json", json(tokenizerConfigJson(TINY_CLIP_CONTEXT_LENGTH))],
@@ -65,17 +65,28 @@ export async function generateTinyClipModel(outDir: string): Promise<TinyClipSum
       }),
     ],
   ];
-  await mkdir(join(folder, "onnx"), { recursive: true });
-  for (const [path, contents] of files) await writeFile(join(folder, path), contents);
   return {
     folder,
-    files: files.map(([path, contents]) => ({
-      path,
-      bytes: typeof contents === "string" ? Buffer.byteLength(contents) : contents.byteLength,
-    })),
+    files: await writeModelFolder(folder, files),
     vocabularySize: bpe.vocab.size,
     embeddingSize: PROJECTION_DIM,
   };
+}
+
+/** A file of a model folder: its path in the folder and its contents. */
+export type ModelFile = [string, Uint8Array | string];
+
+/** Writes the files under `folder` (creating `onnx/`), and lists their sizes. */
+export async function writeModelFolder(
+  folder: string,
+  files: readonly ModelFile[],
+): Promise<{ path: string; bytes: number }[]> {
+  await mkdir(join(folder, "onnx"), { recursive: true });
+  for (const [path, contents] of files) await writeFile(join(folder, path), contents);
+  return files.map(([path, contents]) => ({
+    path,
+    bytes: typeof contents === "string" ? Buffer.byteLength(contents) : contents.byteLength,
+  }));
 }
 
 /** English text the sample holds: its captions, its navigation labels, and the shape alts. */
@@ -144,7 +155,7 @@ function preprocessorConfig(): object {
   };
 }
 
-function json(value: object): string {
+export function json(value: object): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
 

@@ -288,6 +288,16 @@ export const embedConfigSchema = z
       .enum(["float16", "float32"])
       .default("float16")
       .describe("dtype of the .npy embeddings (clip-retrieval writes float16)"),
+    multilingualModel: z
+      .string()
+      .default("")
+      .describe(
+        "text-only model folder (onnx/text_model.onnx, tokenizer.json, …) that maps captions of multilingualTiers into the CLIP model's space, as LAION used multilingual CLIP; empty: the CLIP text tower for every caption",
+      ),
+    multilingualTiers: z
+      .array(z.enum(["en", "multi", "nolang"]))
+      .default(["multi", "nolang"])
+      .describe("language tiers whose captions go through multilingualModel when one is set"),
   })
   .strict();
 

@@ -4,10 +4,12 @@
  *
  * The sample's image URLs name hosts that do not exist, so the demo starts its own web on
  * 127.0.0.1 (image-server.ts) and points `download` at it with `connectTo` rules and the
- * server's certificate; the CLIP model is the tiny fixture model, generated into the root.
+ * server's certificate; the CLIP model is the tiny fixture model and its multilingual text
+ * tower, generated into the root.
  */
 
 import { generateTinyClipModel } from "../../scripts/tiny-clip/generate.js";
+import { generateTinyMultilingualTextModel } from "../../scripts/tiny-clip/generate-multilingual.js";
 import { layout } from "../io/layout.js";
 import { LocalStorage } from "../io/local-storage.js";
 import { readParquet } from "../io/parquet.js";
@@ -45,8 +47,9 @@ export interface DemoResult {
   ok: boolean;
 }
 
-/** Where the demo keeps its model and the certificate of its web, inside the root. */
+/** Where the demo keeps its models and the certificate of its web, inside the root. */
 export const DEMO_MODEL_FOLDER = "demo/tiny-clip";
+export const DEMO_MULTILINGUAL_FOLDER = "demo/tiny-multilingual";
 const DEMO_CERTIFICATE = "demo/web-ca.pem";
 
 export async function demo(options: DemoOptions): Promise<DemoResult> {
@@ -55,8 +58,8 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
   const sampleFiles = await ensureSampleWatFiles(storage);
   const extractSummary = await extract({ root: storage, inputs: sampleFiles, reporter });
   const downloadSummary = await downloadFromDemoWeb(storage, reporter);
-  const modelFolder = await ensureDemoModel(storage);
-  const embedSummary = await embed({ root: storage, config: { model: modelFolder }, reporter });
+  const models = await ensureDemoModels(storage);
+  const embedSummary = await embed({ root: storage, config: models, reporter });
   const filterSummary = await filter({ root: storage, reporter });
   return {
     root: storage.root,
@@ -103,12 +106,18 @@ async function candidateHosts(storage: DatasetStorage): Promise<Set<string>> {
   return hosts;
 }
 
-async function ensureDemoModel(storage: LocalStorage): Promise<string> {
-  const folder = await storage.localPath(DEMO_MODEL_FOLDER);
+async function ensureDemoModels(
+  storage: LocalStorage,
+): Promise<{ model: string; multilingualModel: string }> {
+  const model = await storage.localPath(DEMO_MODEL_FOLDER);
   if (!(await storage.exists(`${DEMO_MODEL_FOLDER}/onnx/vision_model.onnx`))) {
-    await generateTinyClipModel(folder);
+    await generateTinyClipModel(model);
   }
-  return folder;
+  const multilingualModel = await storage.localPath(DEMO_MULTILINGUAL_FOLDER);
+  if (!(await storage.exists(`${DEMO_MULTILINGUAL_FOLDER}/onnx/text_model.onnx`))) {
+    await generateTinyMultilingualTextModel(multilingualModel);
+  }
+  return { model, multilingualModel };
 }
 
 async function keptPerTier(storage: LocalStorage): Promise<DemoExample[]> {

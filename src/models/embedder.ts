@@ -1,17 +1,32 @@
 /**
  * Captions and images → L2-normalised CLIP embeddings, in batches of a configurable size.
+ * TextEmbedder embeds captions with any model that has a text tower (a CLIP model, or a text-only
+ * model such as a multilingual one); ClipEmbedder adds images.
  *
  * Errors are data at the sample level: an image that does not decode is reported with its index
  * and message and the rest of the batch is embedded; a caption longer than the context is
  * truncated and flagged. A model that fails to run stops the batch with an exception.
  */
 import { asBuffer, decodeError } from "../io/image-format.js";
-import type { ClipModel, EmbeddingMatrix } from "./clip-model.js";
+import type { ClipModel } from "./clip-model.js";
 import type { PixelBatch } from "./image-preprocessing.js";
+import type { EmbeddingMatrix } from "./onnx-tower.js";
+import type { ClipTokenizer, TokenBatch } from "./tokenizer.js";
 
-export interface ClipEmbedderOptions {
+/** What embedding captions needs from a model: ClipModel and TextModel both have it. */
+export interface CaptionModel {
+  readonly tokenizer: ClipTokenizer;
+  readonly embeddingSize: number;
+  readonly fixedSequenceLength: number | undefined;
+  encodeText(batch: TokenBatch): Promise<EmbeddingMatrix>;
+}
+
+export interface TextEmbedderOptions {
   /** Samples per ONNX run (default 64). */
   batchSize?: number;
+}
+
+export interface ClipEmbedderOptions extends TextEmbedderOptions {
   /** Images decoded and resized at once (default 8); sharp runs them on its own threads. */
   preprocessConcurrency?: number;
 }
@@ -36,18 +51,13 @@ export interface ImageEmbeddings {
   failures: ImageFailure[];
 }
 
-export class ClipEmbedder {
-  readonly model: ClipModel;
+export class TextEmbedder {
+  readonly model: CaptionModel;
   readonly batchSize: number;
-  readonly preprocessConcurrency: number;
 
-  constructor(model: ClipModel, options: ClipEmbedderOptions = {}) {
+  constructor(model: CaptionModel, options: TextEmbedderOptions = {}) {
     this.model = model;
     this.batchSize = positiveInteger("batchSize", options.batchSize ?? 64);
-    this.preprocessConcurrency = positiveInteger(
-      "preprocessConcurrency",
-      options.preprocessConcurrency ?? 8,
-    );
   }
 
   async embedTexts(captions: readonly string[]): Promise<TextEmbeddings> {
@@ -63,6 +73,27 @@ export class ClipEmbedder {
       truncated.push(...batch.truncated);
     }
     return { embeddings: matrix(captions.length, this.model.embeddingSize, data), truncated };
+  }
+}
+
+export class ClipEmbedder {
+  readonly model: ClipModel;
+  readonly batchSize: number;
+  readonly preprocessConcurrency: number;
+  readonly #texts: TextEmbedder;
+
+  constructor(model: ClipModel, options: ClipEmbedderOptions = {}) {
+    this.model = model;
+    this.#texts = new TextEmbedder(model, options);
+    this.batchSize = this.#texts.batchSize;
+    this.preprocessConcurrency = positiveInteger(
+      "preprocessConcurrency",
+      options.preprocessConcurrency ?? 8,
+    );
+  }
+
+  embedTexts(captions: readonly string[]): Promise<TextEmbeddings> {
+    return this.#texts.embedTexts(captions);
   }
 
   async embedImages(images: readonly Uint8Array[]): Promise<ImageEmbeddings> {

@@ -1,9 +1,10 @@
 /**
- * The files of a CLIP model folder in the Hugging Face / transformers.js layout, found and
- * checked before anything is loaded: config.json, tokenizer.json, tokenizer_config.json,
- * preprocessor_config.json, and the two ONNX towers in the precision asked for
- * (`onnx/text_model.onnx`, `onnx/text_model_quantized.onnx`, `onnx/vision_model_fp16.onnx`, …,
- * named as transformers.js names its dtypes).
+ * The files of a model folder in the Hugging Face / transformers.js layout, found and checked
+ * before anything is loaded. A CLIP folder holds config.json, tokenizer.json,
+ * tokenizer_config.json, preprocessor_config.json and two ONNX towers; a text-only folder (a
+ * multilingual text encoder trained into a CLIP model's space) the same minus the vision parts.
+ * Towers come in the precision asked for (`onnx/text_model.onnx`, `onnx/text_model_quantized.onnx`,
+ * `onnx/vision_model_fp16.onnx`, …, named as transformers.js names its dtypes).
  */
 import { readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -23,21 +24,54 @@ export const MODEL_PRECISION_SUFFIX = {
 
 export type ModelPrecision = keyof typeof MODEL_PRECISION_SUFFIX;
 
-export interface ClipModelFiles {
+/** A text-only model folder: a tokenizer and a text tower. */
+export interface TextModelFiles {
   folder: string;
   config: string;
   tokenizer: string;
   tokenizerConfig: string;
-  preprocessorConfig: string;
   textModel: string;
+}
+
+export interface ClipModelFiles extends TextModelFiles {
+  preprocessorConfig: string;
   visionModel: string;
 }
 
 /** Checks that every file is there; the error names the first missing file and the folder. */
-export async function locateClipModelFiles(
+export function locateClipModelFiles(
   folder: string,
   precision: ModelPrecision = "fp32",
 ): Promise<ClipModelFiles> {
+  return locateModelFiles(folder, precision, (suffix) => ({
+    config: "config.json",
+    tokenizer: "tokenizer.json",
+    tokenizerConfig: "tokenizer_config.json",
+    preprocessorConfig: "preprocessor_config.json",
+    textModel: `onnx/text_model${suffix}.onnx`,
+    visionModel: `onnx/vision_model${suffix}.onnx`,
+  }));
+}
+
+/** The text-only layout: the CLIP one without preprocessor_config.json and the vision tower. */
+export function locateTextModelFiles(
+  folder: string,
+  precision: ModelPrecision = "fp32",
+): Promise<TextModelFiles> {
+  return locateModelFiles(folder, precision, (suffix) => ({
+    config: "config.json",
+    tokenizer: "tokenizer.json",
+    tokenizerConfig: "tokenizer_config.json",
+    textModel: `onnx/text_model${suffix}.onnx`,
+  }));
+}
+
+/** `layout` gives each file's path in the folder, towers named with the precision's suffix. */
+async function locateModelFiles<Files extends { folder: string }>(
+  folder: string,
+  precision: ModelPrecision,
+  layout: (suffix: string) => Omit<Files, "folder">,
+): Promise<Files> {
   const root = resolve(folder);
   const suffix = MODEL_PRECISION_SUFFIX[precision];
   if (suffix === undefined) {
@@ -48,18 +82,9 @@ export async function locateClipModelFiles(
   if (!folderStat?.isDirectory()) {
     throw new ModelError("CC_MODEL_MISSING_FILE", `model folder ${root} does not exist`);
   }
-  const files: ClipModelFiles = {
-    folder: root,
-    config: "config.json",
-    tokenizer: "tokenizer.json",
-    tokenizerConfig: "tokenizer_config.json",
-    preprocessorConfig: "preprocessor_config.json",
-    textModel: `onnx/text_model${suffix}.onnx`,
-    visionModel: `onnx/vision_model${suffix}.onnx`,
-  };
-  for (const key of Object.keys(files) as (keyof ClipModelFiles)[]) {
-    if (key === "folder") continue;
-    const relative = files[key];
+  const relativePaths = layout(suffix) as Record<string, string>;
+  const files: Record<string, string> = { folder: root };
+  for (const [role, relative] of Object.entries(relativePaths)) {
     const path = join(root, relative);
     const fileStat = await stat(path).catch(() => undefined);
     if (!fileStat?.isFile()) {
@@ -68,9 +93,9 @@ export async function locateClipModelFiles(
         `model folder ${root} has no ${relative}${precision === "fp32" ? "" : ` (precision ${precision})`}`,
       );
     }
-    files[key] = path;
+    files[role] = path;
   }
-  return files;
+  return files as unknown as Files;
 }
 
 /** Reads a JSON file of a model folder; a parse error names the file. */

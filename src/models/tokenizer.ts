@@ -1,6 +1,8 @@
 /**
  * Caption tokenisation with a model's own `tokenizer.json`, through Hugging Face's JavaScript
  * tokenizers (`@huggingface/tokenizers`, the tokenizer half of transformers.js, pure JS, offline).
+ * CLIP's BPE and a multilingual text model's tokenizer (XLM-R's `<s>`, `</s>`, `<pad>`) alike:
+ * the special tokens and the context length come from the folder's configs.
  *
  * Captions longer than the context length are truncated as CLIP truncates them: the start token,
  * the first `contextLength − 2` tokens of the caption, then the end token, so that a model that
@@ -32,7 +34,10 @@ export interface TokenBatch {
 export interface TokenizerFiles {
   tokenizer: string;
   tokenizerConfig: string;
-  /** config.json, whose text_config.max_position_embeddings bounds the context. */
+  /**
+   * config.json, whose text_config.max_position_embeddings (CLIP) or max_position_embeddings (a
+   * text-only model) bounds the context.
+   */
   config?: string;
 }
 
@@ -156,9 +161,10 @@ function contextLengthOf(
     limits.push(fromTokenizer);
   }
   const textConfig = modelConfig.text_config;
-  if (typeof textConfig === "object" && textConfig !== null) {
-    const positions = (textConfig as Record<string, unknown>).max_position_embeddings;
-    if (typeof positions === "number") limits.push(positions);
-  }
+  const positions =
+    typeof textConfig === "object" && textConfig !== null
+      ? (textConfig as Record<string, unknown>).max_position_embeddings
+      : modelConfig.max_position_embeddings;
+  if (typeof positions === "number") limits.push(positions);
   return limits.length === 0 ? undefined : Math.min(...limits);
 }

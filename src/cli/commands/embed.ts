@@ -56,6 +56,9 @@ export function describeSummary(summary: EmbedSummary): string {
   return [
     `embed (${summary.source}): ${summary.shards} shards (${summary.shardsWritten} written, ${summary.shardsSkipped} already done), ${summary.failedShards.length} failed`,
     `  model ${summary.model.folder} (${summary.model.precision}${summary.model.dimensions === null ? "" : `, ${summary.model.dimensions}-d`})`,
+    ...(summary.multilingualModel === null
+      ? []
+      : [`  multilingual text model ${summary.multilingualModel}`]),
     `  ${formatCount(totals.samples)} samples: ${formatCount(totals.embedded)} embedded, ${formatCount(totals.failed_to_embed)} failed_to_embed, ${formatCount(totals.captions_truncated)} captions truncated, ${formatCount(totals.damaged_tar_members)} damaged tar members, ${formatCount(totals.score_errors)} with a score error`,
     ...(errors.length === 0 ? [] : ["  most frequent errors:", ...errors]),
     ...summary.failedShards.map((failed) => `  shard ${failed.shard} failed: ${failed.error}`),

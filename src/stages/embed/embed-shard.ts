@@ -9,8 +9,9 @@
  */
 import type { TarEntry, WebdatasetSample } from "../../io/tar-reader.js";
 import type { EmbeddingMatrix } from "../../models/clip-model.js";
-import { cosineSimilarity, embeddingRow, type TextEmbeddings } from "../../models/embedder.js";
+import { cosineSimilarity, embeddingRow } from "../../models/embedder.js";
 import type { ScoredBatch } from "../../models/heads/score-heads.js";
+import type { CaptionEncoder, TextTowerName } from "./caption-encoder.js";
 import type { EncodedImages, PreparedImages } from "./image-encoder.js";
 
 /** Extensions webdataset writers use for the image of a sample, in order of preference. */
@@ -20,6 +21,8 @@ export const IMAGE_EXTENSIONS = ["jpg", "jpeg", "png", "webp", "gif", "tif", "ti
 export interface ExpectedSample {
   key: string;
   caption: string | null;
+  /** extract's language tier, which picks the text tower; null when the shard has none. */
+  languageTier?: string | null;
 }
 
 export type EmbedSampleStatus = "embedded" | "failed_to_embed";
@@ -32,6 +35,8 @@ export interface SampleOutcome {
   errorMessage: string | null;
   similarity: number | null;
   captionTruncated: boolean | null;
+  /** Which text tower embedded the caption. */
+  textTower: TextTowerName | null;
   /** L2-normalised rows, for embedded samples. */
   image: Float32Array | null;
   text: Float32Array | null;
@@ -79,6 +84,7 @@ export const DECODE_FAILED = "image does not decode";
 interface Pending {
   position: number;
   caption: string;
+  tier: string | null;
   image: Buffer;
 }
 
@@ -90,7 +96,7 @@ export interface ShardEncoders {
     prepare(images: readonly Uint8Array[]): Promise<PreparedImages>;
     encode(prepared: PreparedImages): Promise<EncodedImages>;
   };
-  texts: { embedTexts(captions: readonly string[]): Promise<TextEmbeddings> };
+  texts: Pick<CaptionEncoder, "embedCaptions">;
   /** The score heads, run on every batch that embedded; none when undefined. */
   scores?: {
     readonly names: readonly string[];
@@ -110,10 +116,12 @@ export async function embedShard(
   const outcomes: (SampleOutcome | undefined)[] = [];
   const expectedKeys = new Map<string, number>();
   const expectedCaptions: (string | null)[] = [];
+  const expectedTiers: (string | null)[] = [];
   if (input.expected !== undefined) {
     for (const [position, sample] of input.expected.entries()) {
       expectedKeys.set(sample.key, position);
       expectedCaptions.push(sample.caption);
+      expectedTiers.push(sample.languageTier ?? null);
       outcomes.push(undefined);
     }
   }
@@ -145,8 +153,11 @@ export async function embedShard(
     }
     if (images.indices.length === 0) return;
     started = performance.now();
-    const texts = await encoders.texts.embedTexts(
-      images.indices.map((index) => (batch[index] as Pending).caption),
+    const texts = await encoders.texts.embedCaptions(
+      images.indices.map((index) => {
+        const sample = batch[index] as Pending;
+        return { text: sample.caption, tier: sample.tier };
+      }),
     );
     timings.textSeconds += (performance.now() - started) / 1000;
     started = performance.now();
@@ -169,6 +180,7 @@ export async function embedShard(
         errorMessage: null,
         similarity: cosineSimilarity(image, text),
         captionTruncated: texts.truncated[row] ?? false,
+        textTower: texts.towers[row] ?? null,
         image,
         text,
         scores: Object.fromEntries(
@@ -213,6 +225,7 @@ export async function embedShard(
       position = keys.length;
       keys.push(sample.key);
       expectedCaptions.push(null);
+      expectedTiers.push(null);
       outcomes.push(undefined);
     } else {
       const found = expectedKeys.get(sample.key);
@@ -228,7 +241,8 @@ export async function embedShard(
       outcomes[position] = failed(sample.key, caption, missingReason(damagedMembers));
       continue;
     }
-    pending.push({ position, caption, image });
+    const tier = expectedTiers[position] ?? tierOf(sample);
+    pending.push({ position, caption, tier, image });
     if (pending.length >= encoders.batchSize) await flush();
   }
   await flush();
@@ -256,6 +270,7 @@ function failed(key: string, caption: string, message: string): SampleOutcome {
     errorMessage: message,
     similarity: null,
     captionTruncated: null,
+    textTower: null,
     image: null,
     text: null,
     scores: {},
@@ -284,6 +299,18 @@ function imageOf(sample: WebdatasetSample): Buffer | undefined {
     if (data !== undefined) return data;
   }
   return undefined;
+}
+
+/** `language_tier` from the sample's KEY.json, as download writes it for candidate shards. */
+function tierOf(sample: WebdatasetSample): string | null {
+  const json = sample.files.get("json");
+  if (json === undefined) return null;
+  try {
+    const parsed = JSON.parse(json.toString("utf8")) as Record<string, unknown>;
+    return typeof parsed.language_tier === "string" ? parsed.language_tier : null;
+  } catch {
+    return null;
+  }
 }
 
 function textOf(sample: WebdatasetSample): string | undefined {

@@ -19,11 +19,17 @@ import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import type { FileInfo } from "../../io/storage.js";
 import { ClipModel } from "../../models/clip-model.js";
-import { ClipEmbedder } from "../../models/embedder.js";
+import { ClipEmbedder, TextEmbedder } from "../../models/embedder.js";
 import { ScoreHeads } from "../../models/heads/score-heads.js";
-import { locateClipModelFiles } from "../../models/model-files.js";
+import {
+  locateClipModelFiles,
+  locateTextModelFiles,
+  type TextModelFiles,
+} from "../../models/model-files.js";
+import { checkEmbeddingSizesMatch, TextModel } from "../../models/text-model.js";
 import { type StageReporter, silentReporter } from "../../runner/reporter.js";
 import { ShardState } from "../../runner/shard-state.js";
+import { CaptionEncoder } from "./caption-encoder.js";
 import { type EmbeddedShard, embedShard, type ShardEncoders } from "./embed-shard.js";
 import { writeEmbeddingShard } from "./embedding-writer.js";
 import { PipelinedImageEncoder } from "./image-encoder.js";
@@ -96,6 +102,8 @@ export interface EmbedSummary {
   ok: boolean;
   source: "images" | "inputs";
   model: { folder: string; precision: EmbedConfig["precision"]; dimensions: number | null };
+  /** The text-only model for multilingualTiers, when one is configured. */
+  multilingualModel: string | null;
   shards: number;
   shardsWritten: number;
   shardsSkipped: number;
@@ -126,8 +134,16 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const files = await locateClipModelFiles(resolve(cwd, config.model), config.precision);
   const digest = await modelDigest(files);
   const modelInfo = { folder: files.folder, precision: config.precision, digest };
+  const multilingualFiles =
+    config.multilingualModel.trim() === ""
+      ? undefined
+      : await locateTextModelFiles(resolve(cwd, config.multilingualModel), config.precision);
   const identity = {
     model: digest,
+    multilingual:
+      multilingualFiles === undefined
+        ? null
+        : { model: await modelDigest(multilingualFiles), tiers: config.multilingualTiers },
     outputDtype: config.outputDtype,
     scores: await scoresDigest(fullConfig.scores, storage.root),
   };
@@ -177,7 +193,24 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
       await model.release();
       throw error;
     });
-    const texts = new ClipEmbedder(model, { batchSize: config.batchSize });
+    const multilingual =
+      multilingualFiles === undefined
+        ? undefined
+        : await loadMultilingualModel(multilingualFiles, model, config).catch(
+            async (error: unknown) => {
+              await Promise.all([scores.release(), model.release()]);
+              throw error;
+            },
+          );
+    const texts = new CaptionEncoder(
+      new ClipEmbedder(model, { batchSize: config.batchSize }),
+      multilingual === undefined
+        ? undefined
+        : {
+            encoder: new TextEmbedder(multilingual, { batchSize: config.batchSize }),
+            tiers: config.multilingualTiers,
+          },
+    );
     const images = new PipelinedImageEncoder(
       model,
       preprocessWorkers(config.preprocessWorkers),
@@ -216,6 +249,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     } finally {
       await images.close();
       await scores.release();
+      await multilingual?.release();
       await model.release();
     }
   }
@@ -225,6 +259,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     ok: failedShards.length === 0,
     source: inputs.length === 0 ? "images" : "inputs",
     model: { folder: files.folder, precision: config.precision, dimensions },
+    multilingualModel: multilingualFiles?.folder ?? null,
     shards: plan.length,
     shardsWritten,
     shardsSkipped,
@@ -236,6 +271,24 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     seconds,
     samplesPerSecond: totals.samples / Math.max(seconds, 0.001),
   };
+}
+
+async function loadMultilingualModel(
+  files: TextModelFiles,
+  clip: ClipModel,
+  config: EmbedConfig,
+): Promise<TextModel> {
+  const model = await TextModel.load(files.folder, {
+    precision: config.precision,
+    intraOpThreads: config.threads,
+  });
+  try {
+    checkEmbeddingSizesMatch(model, clip);
+  } catch (error) {
+    await model.release();
+    throw error;
+  }
+  return model;
 }
 
 async function runShard(

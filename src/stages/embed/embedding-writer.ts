@@ -30,6 +30,7 @@ const OWN_COLUMNS = [
   "caption",
   "similarity",
   "caption_truncated",
+  "text_tower",
   "status",
   "error_message",
 ];
@@ -97,7 +98,7 @@ async function writeMetadata(
   const table = `embed_outcomes_${randomBytes(6).toString("hex")}`;
   try {
     await connection.run(
-      `CREATE TEMP TABLE ${table} (position INTEGER, key VARCHAR, caption VARCHAR, similarity DOUBLE, caption_truncated BOOLEAN, status VARCHAR, error_message VARCHAR${scoreNames.map((name) => `, ${quoteIdentifier(name)} DOUBLE`).join("")}, score_error VARCHAR)`,
+      `CREATE TEMP TABLE ${table} (position INTEGER, key VARCHAR, caption VARCHAR, similarity DOUBLE, caption_truncated BOOLEAN, text_tower VARCHAR, status VARCHAR, error_message VARCHAR${scoreNames.map((name) => `, ${quoteIdentifier(name)} DOUBLE`).join("")}, score_error VARCHAR)`,
     );
     const appender = await connection.createAppender(table);
     outcomes.forEach((outcome, position) => {
@@ -108,6 +109,8 @@ async function writeMetadata(
       else appender.appendDouble(outcome.similarity);
       if (outcome.captionTruncated === null) appender.appendNull();
       else appender.appendBoolean(outcome.captionTruncated);
+      if (outcome.textTower === null) appender.appendNull();
+      else appender.appendVarchar(outcome.textTower);
       appender.appendVarchar(outcome.status);
       if (outcome.errorMessage === null) appender.appendNull();
       else appender.appendVarchar(outcome.errorMessage);
@@ -140,6 +143,7 @@ async function writeMetadata(
         "o.caption",
         "o.similarity",
         "o.caption_truncated",
+        "o.text_tower",
         "o.status",
         "o.error_message",
         ...scoreNames.map((name) => `o.${quoteIdentifier(name)}`),

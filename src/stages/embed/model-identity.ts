@@ -1,16 +1,16 @@
 /**
  * A model's identity for shard digests: the SHA-256 of every file that shapes an embedding (the
  * two towers in the chosen precision, the tokenizer and its config, the preprocessor config, the
- * model config). Another model, or the same folder with new weights, redoes every shard; moving
- * the folder does not.
+ * model config; a text-only multilingual model has no vision parts). Another model, or the same
+ * folder with new weights, redoes every shard; moving the folder does not.
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { resolve } from "node:path";
 import type { ScoresConfig } from "../../config/schema.js";
-import type { ClipModelFiles } from "../../models/model-files.js";
+import type { ClipModelFiles, TextModelFiles } from "../../models/model-files.js";
 
-export async function modelDigest(files: ClipModelFiles): Promise<string> {
+export async function modelDigest(files: ClipModelFiles | TextModelFiles): Promise<string> {
   const digest = createHash("sha256");
   const roles = [
     "config",
@@ -21,7 +21,8 @@ export async function modelDigest(files: ClipModelFiles): Promise<string> {
     "visionModel",
   ] as const;
   for (const role of roles) {
-    digest.update(`${role}\0${await fileSha256(files[role])}\n`);
+    const path = (files as Partial<ClipModelFiles>)[role];
+    if (path !== undefined) digest.update(`${role}\0${await fileSha256(path)}\n`);
   }
   return digest.digest("hex");
 }

@@ -102,12 +102,14 @@ export async function planImageShards(
             "missing: embed reads webdataset shards (download's outputFormat webdataset)",
           );
         }
-        const rows = await readParquet(storage, parquet, ["key", "caption", "status"]);
+        // Every column: language_tier is there only for shards cut from candidates.
+        const rows = await readParquet(storage, parquet);
         const expected = rows
           .filter((row) => row.status === "success")
           .map((row) => ({
             key: String(row.key),
             caption: typeof row.caption === "string" ? row.caption : null,
+            languageTier: typeof row.language_tier === "string" ? row.language_tier : null,
           }));
         return {
           expected,
