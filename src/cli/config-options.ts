@@ -18,7 +18,8 @@ interface FieldInfo {
 
 export function addConfigOptions(command: Command, section: StageSection): Command {
   for (const field of sectionFields(section)) {
-    const shown = ` (default: ${JSON.stringify(field.defaultValue)}; config ${section}.${field.key})`;
+    const fallback = field.defaultValue === undefined ? "none" : JSON.stringify(field.defaultValue);
+    const shown = ` (default: ${fallback}; config ${section}.${field.key})`;
     if (field.kind === "boolean") {
       command.addOption(new Option(`--${field.flag}`, `${field.description}${shown}`));
       command.addOption(new Option(`--no-${field.flag}`, `turn off --${field.flag}`).hideHelp());
