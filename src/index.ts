@@ -1,4 +1,14 @@
 /** The clipcrawl library: every CLI command is one of these typed functions. */
+
+export {
+  ClipClient,
+  ClipClientError,
+  type ClipClientOptions,
+  type ClipModality,
+  type ClipQuery,
+  type ClipResult,
+  type KnnServiceRequest,
+} from "./client/clip-client.js";
 export {
   type ConfigOverrides,
   defaultConfig,
@@ -12,12 +22,53 @@ export type {
   EmbedConfig,
   ExtractConfig,
   FilterConfig,
+  IndexConfig,
+  ServeConfig,
 } from "./config/schema.js";
 export { ClipcrawlError, ConfigError, InputError } from "./errors.js";
+export type { AuditEntry, AuditFileChange } from "./governance/audit-log.js";
+export { REMOVAL_KINDS, type RemovalKind } from "./governance/removal-lists.js";
+export {
+  type CompletedRemoval,
+  type IndexAction,
+  type RemoveOptions,
+  type RemoveSummary,
+  remove,
+} from "./governance/remove.js";
+export {
+  type SampleHistory,
+  type SampleRemoval,
+  type ShowOptions,
+  type StageRow,
+  showSample,
+} from "./governance/sample-history.js";
 export { LocalStorage } from "./io/local-storage.js";
 export { decodeNpy, encodeNpy, type NpyArray, NpyFormatError } from "./io/npy.js";
 export type { DatasetStorage } from "./io/storage.js";
-export type { StageProgress, StageReporter } from "./runner/reporter.js";
+export {
+  type DistributedRunOptions,
+  type DistributedRunSummary,
+  runDistributed,
+} from "./runner/distributed/coordinator.js";
+export { type DashboardOptions, startDashboard } from "./runner/distributed/dashboard.js";
+export type { QueueOptions } from "./runner/distributed/queue-names.js";
+export { type QueueStatus, queueStatus } from "./runner/distributed/queue-status.js";
+export {
+  type RunningWorker,
+  startShardWorker,
+  type WorkerOptions,
+} from "./runner/distributed/shard-worker.js";
+export { type RunOptions, type RunSummary, runPipeline } from "./runner/local-runner.js";
+export type { PipelineObserver, StageSnapshot } from "./runner/pipeline-progress.js";
+export { PIPELINE_STAGES, type PipelineStage } from "./runner/pipeline-stages.js";
+export type { ShardEvent, StageProgress, StageReporter } from "./runner/reporter.js";
+export { type RunStatusReport, runStatus } from "./runner/run-status.js";
+export {
+  type IndexSource,
+  type RunningServer,
+  type ServeOptions,
+  serve,
+} from "./server/serve.js";
 export {
   type DownloadOptions,
   type DownloadSummary,
@@ -50,6 +101,32 @@ export {
   type FilterSummary,
   filter,
 } from "./stages/filter/filter.js";
+export {
+  buildIndex,
+  type FailedIndexShard,
+  type IndexOptions,
+  type IndexSummary,
+} from "./stages/index/build-index.js";
+export {
+  ClipIndex,
+  type MetadataValue,
+  type OpenIndexOptions,
+  openIndex,
+  type SearchFilters,
+  type SearchQuery,
+  type SearchReport,
+  type SearchResult,
+} from "./stages/index/clip-index.js";
+export type { IndexManifest, IndexParams, Modality } from "./stages/index/index-manifest.js";
+export {
+  SUBSET_FORMATS,
+  type SubsetFormat,
+  type SubsetOptions,
+  type SubsetSummary,
+  subset,
+} from "./stages/subset/subset.js";
+export type { ColumnRange } from "./stages/subset/subset-summary.js";
+export type { WebdatasetCopy } from "./stages/subset/webdataset-copy.js";
 export { VERSION } from "./version.js";
 
 import { initRoot } from "./config/init-root.js";

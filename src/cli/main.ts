@@ -3,6 +3,8 @@
 import { Command } from "commander";
 import { ClipcrawlError, errorMessage } from "../errors.js";
 import { VERSION } from "../version.js";
+import { registerIndex } from "./commands/build-index.js";
+import { registerDashboard } from "./commands/dashboard.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerDownload } from "./commands/download.js";
 import { registerEmbed } from "./commands/embed.js";
@@ -10,6 +12,13 @@ import { registerExtract } from "./commands/extract.js";
 import { registerFilter } from "./commands/filter.js";
 import { registerInit } from "./commands/init.js";
 import { registerModel } from "./commands/model.js";
+import { registerRemove } from "./commands/remove.js";
+import { registerRun } from "./commands/run.js";
+import { registerServe } from "./commands/serve.js";
+import { registerShow } from "./commands/show.js";
+import { registerStatus } from "./commands/status.js";
+import { registerSubset } from "./commands/subset.js";
+import { registerWorker } from "./commands/worker.js";
 
 export function buildProgram(): Command {
   const program = new Command("clipcrawl")
@@ -24,6 +33,15 @@ export function buildProgram(): Command {
   registerDownload(program);
   registerEmbed(program);
   registerFilter(program);
+  registerSubset(program);
+  registerRemove(program);
+  registerShow(program);
+  registerIndex(program);
+  registerRun(program);
+  registerServe(program);
+  registerWorker(program);
+  registerStatus(program);
+  registerDashboard(program);
   registerModel(program);
   registerDemo(program);
   return program;

@@ -407,6 +407,174 @@ export const filterConfigSchema = z
   })
   .strict();
 
+/**
+ * What `clipcrawl index` builds (see src/stages/index/README.md). The engine's parameters are
+ * chosen from the number of vectors and the memory budget as autofaiss chooses faiss's (exact
+ * search for small sets, a graph index above), unless set here.
+ */
+export const indexConfigSchema = z
+  .object({
+    memoryBudgetMb: z
+      .number()
+      .gt(0)
+      .default(4096)
+      .describe(
+        "memory the image and text indices may take together, in MB; picks the quantization and connectivity when they are auto",
+      ),
+    flatMaxVectors: z
+      .number()
+      .int()
+      .min(0)
+      .default(1000)
+      .describe(
+        "indices of up to this many vectors are searched exactly (autofaiss's Flat threshold); above, through the HNSW graph",
+      ),
+    quantization: z
+      .enum(["auto", "f32", "f16", "i8"])
+      .default("auto")
+      .describe(
+        "how the graph index stores vectors; auto: the most precise that fits memoryBudgetMb",
+      ),
+    connectivity: z
+      .number()
+      .int()
+      .min(0)
+      .max(128)
+      .default(0)
+      .describe("HNSW links per node (faiss's M); 0: chosen from the memory budget (8 to 16)"),
+    expansionAdd: z
+      .number()
+      .int()
+      .min(0)
+      .default(128)
+      .describe("HNSW candidate list while adding (faiss's efConstruction); 0: the engine's"),
+    expansionSearch: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        "HNSW candidate list while searching (faiss's efSearch); 0: chosen from the index size for recall@10 ≥ 0.95",
+      ),
+    duplicateThreshold: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.96)
+      .describe("image embeddings at least this cosine-similar share a near-duplicate group"),
+    duplicateNeighbors: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(10)
+      .describe("nearest neighbours of each image looked at for its near-duplicates"),
+    threads: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        "threads that build the graph and look for near-duplicates; 0 means one per CPU core",
+      ),
+  })
+  .strict();
+
+/**
+ * How `clipcrawl serve` answers (see src/server/README.md): where it listens, the limits every
+ * request is held to, and the prompts of the violence detector. The defaults are safe for a
+ * public address: loopback only, bounded bodies and images, a per-client rate.
+ */
+export const serveConfigSchema = z
+  .object({
+    host: z
+      .string()
+      .min(1)
+      .default("127.0.0.1")
+      .describe("address to listen on; 0.0.0.0 or :: to be reachable from other machines"),
+    port: z.number().int().min(0).max(65_535).default(1234).describe("port (clip-back's default)"),
+    allowPrivateUrls: z
+      .boolean()
+      .default(false)
+      .describe("let image_url queries reach private, loopback and link-local addresses"),
+    maxResults: z
+      .number()
+      .int()
+      .min(1)
+      .default(10_000)
+      .describe("largest num_images and num_result_ids a query may ask for"),
+    maxExport: z
+      .number()
+      .int()
+      .min(1)
+      .default(100_000)
+      .describe("most rows an export (its expand) may gather"),
+    maxImageBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(10 * 1024 * 1024)
+      .describe("largest query image, in bytes, sent as base64 or fetched from image_url"),
+    maxImagePixels: z
+      .number()
+      .int()
+      .min(1)
+      .default(40_000_000)
+      .describe("query images with more pixels are refused before decoding"),
+    imageUrlTimeoutSeconds: z
+      .number()
+      .gt(0)
+      .default(10)
+      .describe("seconds an image_url download may take in all (clip-back: 10)"),
+    requestTimeoutSeconds: z
+      .number()
+      .gt(0)
+      .default(60)
+      .describe("seconds a client has to send its whole request"),
+    rateLimitPerMinute: z
+      .number()
+      .int()
+      .min(0)
+      .default(1200)
+      .describe("requests one client address may make per minute; 0: no limit"),
+    corsOrigins: z
+      .array(z.string().min(1))
+      .default(["*"])
+      .describe("origins browsers may call the API from (* for any, as clip-back)"),
+    violencePrompts: z
+      .array(z.string().min(1))
+      .min(1)
+      .default([
+        "a violent picture",
+        "a bloody wound",
+        "people fighting",
+        "a gun pointed at someone",
+      ])
+      .describe(
+        "prompts of the violence detector: an image closer to these than to safePrompts is dropped",
+      ),
+    safePrompts: z
+      .array(z.string().min(1))
+      .min(1)
+      .default(["a picture", "a peaceful photo", "an everyday scene", "a product photo"])
+      .describe("the prompts violencePrompts compete with"),
+    threads: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("onnxruntime threads for each query model tower; 0: the engine's choice"),
+    expansionSearch: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        "HNSW candidate list of a query (faiss's efSearch): lower is faster, higher finds more of the true neighbours; 0: the index's own",
+      ),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     $schema: z.string().optional(),
@@ -416,6 +584,8 @@ export const configSchema = z
     embed: embedConfigSchema.default(embedConfigSchema.parse({})),
     scores: scoresConfigSchema.default(() => scoresConfigSchema.parse({})),
     filter: filterConfigSchema.default(filterConfigSchema.parse({})),
+    index: indexConfigSchema.default(indexConfigSchema.parse({})),
+    serve: serveConfigSchema.default(serveConfigSchema.parse({})),
     provenance: z
       .object({ createdWith: z.string(), createdAt: z.string() })
       .strict()
@@ -429,13 +599,17 @@ export type DownloadConfig = z.infer<typeof downloadConfigSchema>;
 export type EmbedConfig = z.infer<typeof embedConfigSchema>;
 export type { ScoresConfig } from "../models/heads/score-config.js";
 export type FilterConfig = z.infer<typeof filterConfigSchema>;
+export type IndexConfig = z.infer<typeof indexConfigSchema>;
+export type ServeConfig = z.infer<typeof serveConfigSchema>;
 export type ClipcrawlConfig = z.infer<typeof configSchema>;
 /** The sections a stage's CLI flags can override. */
-export type StageSection = "extract" | "download" | "embed" | "filter";
+export type StageSection = "extract" | "download" | "embed" | "filter" | "index" | "serve";
 
 export const stageSectionSchemas = {
   extract: extractConfigSchema,
   download: downloadConfigSchema,
   embed: embedConfigSchema,
   filter: filterConfigSchema,
+  index: indexConfigSchema,
+  serve: serveConfigSchema,
 } as const;

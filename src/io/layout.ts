@@ -31,6 +31,27 @@ export const layout = {
   /** The final rows in the LAION schema; shard NNNNN is filtered from embeddings shard NNNNN. */
   datasetShard: (shard: string) => `dataset/${shard}.parquet`,
   datasetStats: (shard: string) => `dataset/${shard}_stats.json`,
+  indexFolder: () => "index",
+  /** The index's commit point: its parameters, segments and the files of its generation. */
+  indexManifest: () => "index/manifest.json",
+  /** The HNSW graph of one modality ("image" | "text"), as written by generation N. */
+  indexGraph: (modality: string, generation: string) => `index/${modality}-${generation}.usearch`,
+  /** The near-duplicate group id of every index row, in id order, as of generation N. */
+  indexDuplicateGroups: (generation: string) => `index/dup_groups-${generation}.parquet`,
+  /** A segment: the rows one input shard added, immutable once the manifest names it. */
+  indexSegmentFolder: (segment: string) => `index/segments/${segment}`,
+  indexSegmentVectors: (segment: string, modality: string) =>
+    `index/segments/${segment}/${modality}_emb.npy`,
+  indexSegmentMetadata: (segment: string) => `index/segments/${segment}/metadata.parquet`,
+  governanceFolder: () => "_governance",
+  /** Append-only: one JSON line per removal (what, when, why, how many per file). */
+  auditLog: () => "_governance/audit.jsonl",
+  /** What `clipcrawl remove` took out, by kind (urls, domains, sha256, md5, sha1, keys). */
+  governanceBlocklist: (kind: string) => `_governance/blocklists/${kind}.txt`,
+  /** A removal's plan, written before its first rewrite and deleted after its commit. */
+  removalJournal: (id: string) => `_governance/pending/${id}.json`,
+  removalJournalFolder: () => "_governance/pending",
+  removalLock: () => "_governance/remove.lock",
   doneMarker: (stage: string, shard: string) => `_state/${stage}/${shard}.json`,
   stateFolder: (stage: string) => `_state/${stage}`,
 } as const;

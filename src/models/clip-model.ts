@@ -72,6 +72,10 @@ export class ClipModel {
       interOpNumThreads: 1,
       graphOptimizationLevel: "all",
       executionMode: "sequential",
+      // Idle intra-op threads sleep instead of spinning: the embed stage decodes the next batch
+      // on the same cores while a tower runs, and a spinning thread takes its time (measured on
+      // 2 cores: 10–20% less CPU an image, and more images/s, in fp32 and int8).
+      extra: { session: { intra_op: { allow_spinning: "0" } } },
     };
     const text = await TextTower.open(files.textModel, sessionOptions);
     let vision: Tower;

@@ -15,7 +15,7 @@ import sharp from "sharp";
 import { z } from "zod";
 import { ModelError } from "./model-error.js";
 import { readModelJson } from "./model-files.js";
-import { isSupportedResample, pilResize, type RgbImage } from "./pil-resample.js";
+import { isSupportedResample, type PixelRegion, pilResize, type RgbImage } from "./pil-resample.js";
 
 export type ResizeTarget = { shortestEdge: number } | { height: number; width: number };
 
@@ -125,9 +125,11 @@ function squareOrBox(
 
 export class ClipImagePreprocessor {
   readonly config: ImagePreprocessorConfig;
+  readonly #channelTables: Float32Array[];
 
   constructor(config: ImagePreprocessorConfig) {
     this.config = config;
+    this.#channelTables = channelTables(config);
   }
 
   static async load(preprocessorConfigPath: string): Promise<ClipImagePreprocessor> {
@@ -147,35 +149,52 @@ export class ClipImagePreprocessor {
 
   /** One image's encoded bytes → float32 [3, height, width]. Throws on undecodable bytes. */
   async preprocess(image: Uint8Array): Promise<PixelBatch> {
-    const rgb = await decodeRgb(image, this.config.convertRgb);
-    const resized = this.#resize(rgb);
-    const cropped = centreCrop(resized, this.config.crop);
+    return this.preprocessRgb(await decodeRgb(image, this.config.convertRgb));
+  }
+
+  /**
+   * Decoded pixels → float32 [3, height, width]. The resize computes only the pixels the centre
+   * crop keeps, which are PIL's own (each output pixel depends on the input alone).
+   */
+  preprocessRgb(rgb: RgbImage): PixelBatch {
+    const target = this.config.resize;
+    const resized = target === undefined ? rgb : resizedSize(rgb.height, rgb.width, target);
+    const cropped = pilResize(
+      rgb,
+      resized.width,
+      resized.height,
+      this.config.resample,
+      centreCropRegion(resized, this.config.crop),
+    );
     const pixels = this.#toTensor(cropped);
     return { batchSize: 1, height: cropped.height, width: cropped.width, pixels };
   }
 
-  #resize(image: RgbImage): RgbImage {
-    const target = this.config.resize;
-    if (target === undefined) return image;
-    const { height, width } = resizedSize(image.height, image.width, target);
-    return pilResize(image, width, height, this.config.resample);
-  }
-
+  /** Rescale and normalise, through a table of the 256 values each channel can take. */
   #toTensor(image: RgbImage): Float32Array {
-    const { rescaleFactor, normalize } = this.config;
     const planeSize = image.height * image.width;
     const tensor = new Float32Array(3 * planeSize);
+    const source = image.data;
     for (let channel = 0; channel < 3; channel++) {
-      const scale = rescaleFactor ?? 1;
-      const mean = normalize?.mean[channel] ?? 0;
-      const std = normalize?.std[channel] ?? 1;
+      const table = this.#channelTables[channel] as Float32Array;
+      const plane = channel * planeSize;
       for (let pixel = 0; pixel < planeSize; pixel++) {
-        const value = (image.data[pixel * 3 + channel] as number) * scale;
-        tensor[channel * planeSize + pixel] = (value - mean) / std;
+        tensor[plane + pixel] = table[source[pixel * 3 + channel] as number] as number;
       }
     }
     return tensor;
   }
+}
+
+/** Per channel, the float32 of (level × rescale − mean) / std for every 8-bit level. */
+function channelTables(config: ImagePreprocessorConfig): Float32Array[] {
+  const { rescaleFactor, normalize } = config;
+  return [0, 1, 2].map((channel) => {
+    const scale = rescaleFactor ?? 1;
+    const mean = normalize?.mean[channel] ?? 0;
+    const std = normalize?.std[channel] ?? 1;
+    return Float32Array.from({ length: 256 }, (_, level) => (level * scale - mean) / std);
+  });
 }
 
 /**
@@ -211,28 +230,19 @@ export function resizedSize(
 }
 
 /**
- * Hugging Face's center_crop: offset floor((size − crop) / 2); where the image is smaller than
- * the crop, the missing pixels are zeros (black before normalisation).
+ * Hugging Face's center_crop as a region of the resized image: offset floor((size − crop) / 2);
+ * where the image is smaller than the crop, the region reaches outside it and those pixels are
+ * zeros (black before normalisation).
  */
-function centreCrop(
-  image: RgbImage,
+function centreCropRegion(
+  image: { height: number; width: number },
   crop: { height: number; width: number } | undefined,
-): RgbImage {
-  if (crop === undefined || (crop.height === image.height && crop.width === image.width)) {
-    return image;
-  }
-  const top = Math.floor((image.height - crop.height) / 2);
-  const left = Math.floor((image.width - crop.width) / 2);
-  const data = new Uint8Array(crop.height * crop.width * 3);
-  for (let row = 0; row < crop.height; row++) {
-    const sourceRow = row + top;
-    if (sourceRow < 0 || sourceRow >= image.height) continue;
-    for (let column = 0; column < crop.width; column++) {
-      const sourceColumn = column + left;
-      if (sourceColumn < 0 || sourceColumn >= image.width) continue;
-      const from = (sourceRow * image.width + sourceColumn) * 3;
-      data.set(image.data.subarray(from, from + 3), (row * crop.width + column) * 3);
-    }
-  }
-  return { data, height: crop.height, width: crop.width };
+): PixelRegion {
+  if (crop === undefined) return { top: 0, left: 0, height: image.height, width: image.width };
+  return {
+    top: Math.floor((image.height - crop.height) / 2),
+    left: Math.floor((image.width - crop.width) / 2),
+    height: crop.height,
+    width: crop.width,
+  };
 }

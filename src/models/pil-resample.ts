@@ -75,28 +75,87 @@ export function isSupportedResample(code: number): boolean {
   return code === PIL_RESAMPLE.nearest || FILTERS[code] !== undefined;
 }
 
-/** Resizes like PIL's `Image.resize((width, height), resample=code)`. */
-export function pilResize(image: RgbImage, width: number, height: number, code: number): RgbImage {
-  if (width === image.width && height === image.height) return image;
-  if (code === PIL_RESAMPLE.nearest) return nearestResize(image, width, height);
-  const filter = FILTERS[code];
-  if (filter === undefined) throw new RangeError(`unknown PIL resample filter ${code}`);
-  const horizontal = coefficients(image.width, width, filter);
-  const vertical = coefficients(image.height, height, filter);
-  let current = image;
-  if (width !== image.width) {
-    // Only the rows the vertical pass reads are resampled horizontally, as PIL does.
-    const firstRow = vertical.bounds[0] as number;
-    const lastRow =
-      (vertical.bounds[(height - 1) * 2] as number) +
-      (vertical.bounds[(height - 1) * 2 + 1] as number);
-    current = horizontalPass(image, firstRow, lastRow, horizontal);
-    for (let row = 0; row < height; row++) {
-      vertical.bounds[row * 2] = (vertical.bounds[row * 2] as number) - firstRow;
-    }
+/**
+ * Part of a resized image, in its coordinates: what a centre crop keeps. Rows and columns outside
+ * the resized image come out as zeros (Hugging Face pads a crop larger than the image so).
+ */
+export interface PixelRegion {
+  top: number;
+  left: number;
+  height: number;
+  width: number;
+}
+
+/**
+ * Resizes like PIL's `Image.resize((width, height), resample=code)`. With a region, only the
+ * pixels of that region are computed (each output pixel depends on the input alone, so they are
+ * the same as PIL's) and the result is the region's size.
+ */
+export function pilResize(
+  image: RgbImage,
+  width: number,
+  height: number,
+  code: number,
+  region?: PixelRegion,
+): RgbImage {
+  const area = region ?? { top: 0, left: 0, height, width };
+  const rowStart = clamp(area.top, 0, height);
+  const rowEnd = clamp(area.top + area.height, 0, height);
+  const columnStart = clamp(area.left, 0, width);
+  const columnEnd = clamp(area.left + area.width, 0, width);
+  if (rowStart >= rowEnd || columnStart >= columnEnd) {
+    return { data: new Uint8Array(area.height * area.width * 3), ...size(area) };
   }
-  if (height !== image.height) current = verticalPass(current, height, vertical);
-  return current;
+  const window = { rowStart, rowEnd, columnStart, columnEnd };
+  let resized: RgbImage;
+  if (width === image.width && height === image.height) {
+    resized = copyWindow(image, window);
+  } else if (code === PIL_RESAMPLE.nearest) {
+    resized = nearestResize(image, width, height, window);
+  } else {
+    const filter = FILTERS[code];
+    if (filter === undefined) throw new RangeError(`unknown PIL resample filter ${code}`);
+    resized = convolutionResize(image, width, height, code, window);
+  }
+  return placeInArea(resized, window, area);
+}
+
+/** The output rows and columns [start, end) that lie inside the resized image. */
+interface OutputWindow {
+  rowStart: number;
+  rowEnd: number;
+  columnStart: number;
+  columnEnd: number;
+}
+
+function convolutionResize(
+  image: RgbImage,
+  width: number,
+  height: number,
+  code: number,
+  window: OutputWindow,
+): RgbImage {
+  const resizesRows = height !== image.height;
+  const vertical = resizesRows ? cachedCoefficients(image.height, height, code) : undefined;
+  // Only the input rows the vertical pass reads are resampled horizontally, as PIL does.
+  let firstRow = window.rowStart;
+  let lastRow = window.rowEnd;
+  if (vertical !== undefined) {
+    firstRow = vertical.bounds[window.rowStart * 2] as number;
+    const last = (window.rowEnd - 1) * 2;
+    lastRow = (vertical.bounds[last] as number) + (vertical.bounds[last + 1] as number);
+  }
+  const rows =
+    width !== image.width
+      ? horizontalPass(
+          image,
+          firstRow,
+          lastRow,
+          window,
+          cachedCoefficients(image.width, width, code),
+        )
+      : copyWindow(image, { ...window, rowStart: firstRow, rowEnd: lastRow });
+  return vertical === undefined ? rows : verticalPass(rows, firstRow, window, vertical);
 }
 
 interface Coefficients {
@@ -139,84 +198,165 @@ function coefficients(inputSize: number, outputSize: number, filter: Filter): Co
   return { bounds, weights, size };
 }
 
+/**
+ * Coefficients depend only on the sizes and the filter, and a dataset's images come in few
+ * sizes: computing them costs as much as a pass, so they are kept.
+ */
+const coefficientCache = new Map<string, Coefficients>();
+const COEFFICIENT_CACHE_SIZE = 256;
+
+function cachedCoefficients(inputSize: number, outputSize: number, code: number): Coefficients {
+  const key = `${inputSize}:${outputSize}:${code}`;
+  let cached = coefficientCache.get(key);
+  if (cached === undefined) {
+    if (coefficientCache.size >= COEFFICIENT_CACHE_SIZE) coefficientCache.clear();
+    cached = coefficients(inputSize, outputSize, FILTERS[code] as Filter);
+    coefficientCache.set(key, cached);
+  }
+  return cached;
+}
+
+/** Input rows [firstRow, lastRow) → those rows resampled to the window's columns. */
 function horizontalPass(
   image: RgbImage,
   firstRow: number,
   lastRow: number,
+  window: OutputWindow,
   { bounds, weights, size }: Coefficients,
 ): RgbImage {
-  const width = bounds.length / 2;
+  const source = image.data;
+  const sourceStride = image.width * 3;
+  const width = window.columnEnd - window.columnStart;
   const height = lastRow - firstRow;
   const data = new Uint8Array(width * height * 3);
   for (let row = 0; row < height; row++) {
-    const sourceRow = (row + firstRow) * image.width * 3;
-    for (let column = 0; column < width; column++) {
-      const first = bounds[column * 2] as number;
+    const rowOffset = (row + firstRow) * sourceStride;
+    let target = row * width * 3;
+    for (let column = window.columnStart; column < window.columnEnd; column++) {
+      const first = rowOffset + (bounds[column * 2] as number) * 3;
       const taps = bounds[column * 2 + 1] as number;
+      const weightOffset = column * size;
       let red = HALF;
       let green = HALF;
       let blue = HALF;
       for (let tap = 0; tap < taps; tap++) {
-        const weight = weights[column * size + tap] as number;
-        const source = sourceRow + (first + tap) * 3;
-        red += (image.data[source] as number) * weight;
-        green += (image.data[source + 1] as number) * weight;
-        blue += (image.data[source + 2] as number) * weight;
+        const weight = weights[weightOffset + tap] as number;
+        const at = first + tap * 3;
+        red = (red + Math.imul(source[at] as number, weight)) | 0;
+        green = (green + Math.imul(source[at + 1] as number, weight)) | 0;
+        blue = (blue + Math.imul(source[at + 2] as number, weight)) | 0;
       }
-      const target = (row * width + column) * 3;
       data[target] = clip8(red);
       data[target + 1] = clip8(green);
       data[target + 2] = clip8(blue);
+      target += 3;
     }
   }
   return { data, height, width };
 }
 
+/** Rows resampled horizontally (starting at input row `firstRow`) → the window's rows. */
 function verticalPass(
   image: RgbImage,
-  height: number,
+  firstRow: number,
+  window: OutputWindow,
   { bounds, weights, size }: Coefficients,
 ): RgbImage {
+  const source = image.data;
   const { width } = image;
+  const stride = width * 3;
+  const height = window.rowEnd - window.rowStart;
   const data = new Uint8Array(width * height * 3);
   for (let row = 0; row < height; row++) {
-    const first = bounds[row * 2] as number;
-    const taps = bounds[row * 2 + 1] as number;
-    for (let column = 0; column < width; column++) {
+    const output = row + window.rowStart;
+    const first = ((bounds[output * 2] as number) - firstRow) * stride;
+    const taps = bounds[output * 2 + 1] as number;
+    const weightOffset = output * size;
+    let target = row * stride;
+    for (let offset = 0; offset < stride; offset += 3) {
       let red = HALF;
       let green = HALF;
       let blue = HALF;
       for (let tap = 0; tap < taps; tap++) {
-        const weight = weights[row * size + tap] as number;
-        const source = ((first + tap) * width + column) * 3;
-        red += (image.data[source] as number) * weight;
-        green += (image.data[source + 1] as number) * weight;
-        blue += (image.data[source + 2] as number) * weight;
+        const weight = weights[weightOffset + tap] as number;
+        const at = first + tap * stride + offset;
+        red = (red + Math.imul(source[at] as number, weight)) | 0;
+        green = (green + Math.imul(source[at + 1] as number, weight)) | 0;
+        blue = (blue + Math.imul(source[at + 2] as number, weight)) | 0;
       }
-      const target = (row * width + column) * 3;
       data[target] = clip8(red);
       data[target + 1] = clip8(green);
       data[target + 2] = clip8(blue);
+      target += 3;
     }
   }
   return { data, height, width };
+}
+
+/** The window's pixels of an image that needs no resampling. */
+function copyWindow(image: RgbImage, window: OutputWindow): RgbImage {
+  const width = window.columnEnd - window.columnStart;
+  const height = window.rowEnd - window.rowStart;
+  if (width === image.width && height === image.height) return image;
+  const data = new Uint8Array(width * height * 3);
+  for (let row = 0; row < height; row++) {
+    const from = ((row + window.rowStart) * image.width + window.columnStart) * 3;
+    data.set(image.data.subarray(from, from + width * 3), row * width * 3);
+  }
+  return { data, height, width };
+}
+
+/** The window's pixels at their place in the region, zeros around them. */
+function placeInArea(image: RgbImage, window: OutputWindow, area: PixelRegion): RgbImage {
+  if (image.width === area.width && image.height === area.height) return image;
+  const data = new Uint8Array(area.height * area.width * 3);
+  const top = window.rowStart - area.top;
+  const left = window.columnStart - area.left;
+  for (let row = 0; row < image.height; row++) {
+    const from = row * image.width * 3;
+    data.set(
+      image.data.subarray(from, from + image.width * 3),
+      ((row + top) * area.width + left) * 3,
+    );
+  }
+  return { data, ...size(area) };
+}
+
+function size(area: PixelRegion): { height: number; width: number } {
+  return { height: area.height, width: area.width };
+}
+
+function clamp(value: number, low: number, high: number): number {
+  return Math.min(high, Math.max(low, value));
 }
 
 /**
  * PIL's nearest resize (ImagingScaleAffine): the source pixel under each output pixel's centre,
  * positions accumulated by repeated addition in double precision, as PIL does.
  */
-function nearestResize(image: RgbImage, width: number, height: number): RgbImage {
+function nearestResize(
+  image: RgbImage,
+  width: number,
+  height: number,
+  window: OutputWindow,
+): RgbImage {
   const columns = sourcePositions(image.width, width);
   const rows = sourcePositions(image.height, height);
-  const data = new Uint8Array(width * height * 3);
-  for (let row = 0; row < height; row++) {
-    for (let column = 0; column < width; column++) {
-      const source = ((rows[row] as number) * image.width + (columns[column] as number)) * 3;
-      data.set(image.data.subarray(source, source + 3), (row * width + column) * 3);
+  const outputWidth = window.columnEnd - window.columnStart;
+  const outputHeight = window.rowEnd - window.rowStart;
+  const data = new Uint8Array(outputWidth * outputHeight * 3);
+  let target = 0;
+  for (let row = window.rowStart; row < window.rowEnd; row++) {
+    const rowOffset = (rows[row] as number) * image.width;
+    for (let column = window.columnStart; column < window.columnEnd; column++) {
+      const source = (rowOffset + (columns[column] as number)) * 3;
+      data[target] = image.data[source] as number;
+      data[target + 1] = image.data[source + 1] as number;
+      data[target + 2] = image.data[source + 2] as number;
+      target += 3;
     }
   }
-  return { data, height, width };
+  return { data, height: outputHeight, width: outputWidth };
 }
 
 function sourcePositions(inputSize: number, outputSize: number): Int32Array {
@@ -230,10 +370,11 @@ function sourcePositions(inputSize: number, outputSize: number): Int32Array {
   return positions;
 }
 
+/** PIL's clip8 on its int32 accumulator. */
 function clip8(accumulator: number): number {
   if (accumulator <= 0) return 0;
   if (accumulator >= 256 * FIXED_ONE) return 255;
-  return Math.floor(accumulator / FIXED_ONE);
+  return accumulator >> PRECISION_BITS;
 }
 
 function sinc(x: number): number {

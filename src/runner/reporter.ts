@@ -13,9 +13,22 @@ export interface StageProgress {
   notes?: Record<string, string>;
 }
 
+/** One shard of a stage is over: written (with its done marker's counts), skipped as done, or failed. */
+export interface ShardEvent {
+  stage: string;
+  shard: string;
+  outcome: "written" | "skipped" | "failed";
+  /** The counts of the shard's done marker (written shards). */
+  counts?: Record<string, number>;
+  /** Why it failed (failed shards). */
+  error?: string;
+}
+
 export interface StageReporter {
   warn(line: string): void;
   progress(update: StageProgress): void;
+  /** Each shard as it is over, so a runner can hand it to the next stage at once. */
+  shardFinished?(event: ShardEvent): void;
 }
 
 export const silentReporter: StageReporter = {

@@ -1,6 +1,13 @@
 import type { Command } from "commander";
 import { defaultModelsDir, fetchModel, hubEndpoint } from "../../models/hub-download.js";
+import { quantizeClipModel } from "../../models/onnx-quantize.js";
 import { formatCount } from "../terminal-reporter.js";
+
+interface ModelQuantizeFlags {
+  perTensor?: boolean;
+  operator: "DynamicQuantizeMatMul" | "MatMulInteger";
+  json?: boolean;
+}
 
 interface ModelFetchFlags {
   revision: string;
@@ -62,5 +69,43 @@ export function registerModel(program: Command): void {
           ? `${JSON.stringify(fetched, null, 2)}\n`
           : `${fetched.repoId}@${fetched.commit ?? fetched.revision}: ${fetched.files.length} files in ${fetched.folder} (${formatCount(fetched.downloadedBytes)} bytes downloaded)\n`,
       );
+    });
+  model
+    .command("quantize")
+    .description(
+      "write int8 towers (onnx/*_model_quantized.onnx, what embed.precision quantized loads) beside a model folder's fp32 ones",
+    )
+    .argument("<model-folder>", "a CLIP model folder in the Hugging Face layout")
+    .option("--per-tensor", "one weight scale per MatMul instead of one per output column")
+    .option(
+      "--operator <op>",
+      "DynamicQuantizeMatMul (onnxruntime, fastest) or MatMulInteger (standard ONNX)",
+      "DynamicQuantizeMatMul",
+    )
+    .option("--json", "print the result as JSON")
+    .addHelpText(
+      "after",
+      "\nExample:\n  clipcrawl model quantize ~/.cache/clipcrawl/models/openai/clip-vit-base-patch32\n  clipcrawl embed --model … --precision quantized",
+    )
+    .action(async (folder: string, flags: ModelQuantizeFlags) => {
+      if (!["DynamicQuantizeMatMul", "MatMulInteger"].includes(flags.operator)) {
+        model.error(
+          `error: --operator takes DynamicQuantizeMatMul or MatMulInteger, got ${JSON.stringify(flags.operator)}`,
+        );
+      }
+      const result = await quantizeClipModel(folder, {
+        operator: flags.operator,
+        perChannel: flags.perTensor !== true,
+      });
+      if (flags.json === true) {
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        return;
+      }
+      for (const tower of result.towers) {
+        const { report } = tower;
+        process.stdout.write(
+          `${tower.output}: ${report.quantizedMatMuls} MatMuls int8 (${report.floatMatMuls} left float), ${formatCount(report.bytesBefore)} → ${formatCount(report.bytesAfter)} bytes\n`,
+        );
+      }
     });
 }

@@ -13,9 +13,11 @@ import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { DownloadConfig } from "../../config/schema.js";
 import { ConfigError, errorMessage } from "../../errors.js";
+import { downloadBlocklistFile } from "../../governance/stage-blocklists.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { type StageReporter, silentReporter } from "../../runner/reporter.js";
+import { ShardSelection, unplannedShardError } from "../../runner/shard-selection.js";
 import { ShardState } from "../../runner/shard-state.js";
 import { defaultParallelism, siblingModule, WorkerPool } from "../../runner/worker-pool.js";
 import type { DownloadShardResult } from "./download-shard.js";
@@ -36,6 +38,13 @@ export interface DownloadOptions {
   config?: Partial<DownloadConfig>;
   /** Delete `images/` and the download markers first and redo every shard. */
   overwrite?: boolean;
+  /**
+   * Only these shards run (names like "00003", of the plan every run makes); the others are
+   * neither run nor counted. A runner's job is one shard.
+   */
+  shards?: readonly string[];
+  /** Once aborted, no further shard starts; the running ones finish (a runner's Ctrl-C). */
+  signal?: AbortSignal;
   reporter?: StageReporter;
   cwd?: string;
 }
@@ -90,11 +99,16 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
           blocklistIdentity,
         );
 
-  const poolSize = Math.max(1, Math.min(defaultParallelism(config.workers), plan.totalShards));
+  const selection = ShardSelection.of(options.shards);
+  const shardsTotal = selection.count(plan.totalShards);
+  const poolSize = Math.max(1, Math.min(defaultParallelism(config.workers), shardsTotal));
   const limits: HostLimits = {
     concurrency: Math.max(1, Math.ceil(config.concurrency / poolSize)),
     perHost: Math.max(1, Math.ceil(config.perHostConcurrency / poolSize)),
   };
+  // The workers also skip what `clipcrawl remove` took out (not part of the digests: a removal
+  // rewrites the finished shards it touches itself).
+  const workerBlocklist = await downloadBlocklistFile(storage, blocklistPath);
   const pool = new WorkerPool<DownloadWorkerTask, DownloadShardResult>(
     siblingModule(import.meta.url, "download-worker"),
     poolSize,
@@ -111,7 +125,7 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
     reporter.progress({
       stage: DOWNLOAD_STAGE,
       shardsDone,
-      shardsTotal: plan.totalShards,
+      shardsTotal,
       counters: { samples: totals.count },
       notes: {
         success:
@@ -133,7 +147,7 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
           config,
         },
         limits,
-        blocklistPath,
+        blocklistPath: workerBlocklist.path,
       });
       await state.markDone({
         shard: shard.name,
@@ -142,6 +156,12 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
         counts: { ...result.counts },
       });
       shardsWritten++;
+      reporter.shardFinished?.({
+        stage: DOWNLOAD_STAGE,
+        shard: shard.name,
+        outcome: "written",
+        counts: { ...result.counts },
+      });
       addStatusCounts(totals, result.counts);
       bytesDownloaded += result.bytesDownloaded;
       for (const [label, count] of Object.entries(result.statusDict)) {
@@ -151,6 +171,12 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
       const message = errorMessage(error);
       failedShards.push({ shard: shard.name, error: message });
       reporter.warn(`download shard ${shard.name} failed: ${message}`);
+      reporter.shardFinished?.({
+        stage: DOWNLOAD_STAGE,
+        shard: shard.name,
+        outcome: "failed",
+        error: message,
+      });
     }
     shardsDone++;
     report();
@@ -162,9 +188,12 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
   const running = new Set<Promise<void>>();
   try {
     for await (const shard of plan.shards) {
+      if (options.signal?.aborted === true) break;
+      if (!selection.includes(shard.name)) continue;
       if (options.overwrite !== true && (await state.findDone(shard.name, shard.digest))) {
         shardsSkipped++;
         shardsDone++;
+        reporter.shardFinished?.({ stage: DOWNLOAD_STAGE, shard: shard.name, outcome: "skipped" });
         report();
         continue;
       }
@@ -176,14 +205,18 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
   } finally {
     await Promise.allSettled(running);
     await pool.close();
+    await workerBlocklist.dispose();
   }
 
+  for (const shard of selection.unplanned()) {
+    failedShards.push({ shard, error: unplannedShardError(DOWNLOAD_STAGE, plan.totalShards) });
+  }
   const seconds = (performance.now() - started) / 1000;
   failedShards.sort((a, b) => (a.shard < b.shard ? -1 : 1));
   return {
     ok: failedShards.length === 0,
     source: plan.source,
-    shards: plan.totalShards,
+    shards: shardsTotal,
     shardsWritten,
     shardsSkipped,
     failedShards,

@@ -28,6 +28,7 @@ import {
 } from "../../models/model-files.js";
 import { checkEmbeddingSizesMatch, TextModel } from "../../models/text-model.js";
 import { type StageReporter, silentReporter } from "../../runner/reporter.js";
+import { ShardSelection, unplannedShardError } from "../../runner/shard-selection.js";
 import { ShardState } from "../../runner/shard-state.js";
 import { CaptionEncoder } from "./caption-encoder.js";
 import { type EmbeddedShard, embedShard, type ShardEncoders } from "./embed-shard.js";
@@ -47,6 +48,8 @@ export interface EmbedOptions {
   config?: Partial<EmbedConfig>;
   /** Redo every shard even when its done marker matches. */
   overwrite?: boolean;
+  /** Only these shards run (names like "00003"); the others are neither run nor counted. */
+  shards?: readonly string[];
   reporter?: StageReporter;
   /** Relative model paths and inputs are resolved against it (default: the process's). */
   cwd?: string;
@@ -154,11 +157,15 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
       ? await planImageShards(storage, identity)
       : await planInputShards(inputs, cwd, identity);
   const state = new ShardState(storage, EMBED_STAGE);
+  const selection = ShardSelection.of(options.shards);
+  const shardsTotal = selection.count(plan.length);
   const pending: PlannedEmbedShard[] = [];
   let shardsSkipped = 0;
   for (const shard of plan) {
+    if (!selection.includes(shard.name)) continue;
     if (options.overwrite !== true && (await state.findDone(shard.name, shard.digest))) {
       shardsSkipped++;
+      reporter.shardFinished?.({ stage: EMBED_STAGE, shard: shard.name, outcome: "skipped" });
     } else {
       pending.push(shard);
     }
@@ -166,7 +173,10 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
 
   const totals = emptyEmbedCounts();
   const errors = new Map<string, number>();
-  const failedShards: FailedEmbedShard[] = [];
+  const failedShards: FailedEmbedShard[] = selection.unplanned().map((shard) => ({
+    shard,
+    error: unplannedShardError(EMBED_STAGE, plan.length),
+  }));
   let shardsWritten = 0;
   let shardsDone = shardsSkipped;
   let dimensions: number | null = null;
@@ -174,7 +184,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     reporter.progress({
       stage: EMBED_STAGE,
       shardsDone,
-      shardsTotal: plan.length,
+      shardsTotal,
       counters: { samples: totals.samples, embedded: totals.embedded },
     });
   report();
@@ -234,6 +244,12 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
             counts: { ...countsOf(stats) },
           });
           shardsWritten++;
+          reporter.shardFinished?.({
+            stage: EMBED_STAGE,
+            shard: shard.name,
+            outcome: "written",
+            counts: { ...countsOf(stats) },
+          });
           addCounts(totals, stats);
           for (const [message, count] of Object.entries(stats.status_dict)) {
             errors.set(message, (errors.get(message) ?? 0) + count);
@@ -242,6 +258,12 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
           const message = errorMessage(error);
           failedShards.push({ shard: shard.name, error: message });
           reporter.warn(`embed shard ${shard.name} (${shard.input}) failed: ${message}`);
+          reporter.shardFinished?.({
+            stage: EMBED_STAGE,
+            shard: shard.name,
+            outcome: "failed",
+            error: message,
+          });
         }
         shardsDone++;
         report();
@@ -260,7 +282,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     source: inputs.length === 0 ? "images" : "inputs",
     model: { folder: files.folder, precision: config.precision, dimensions },
     multilingualModel: multilingualFiles?.folder ?? null,
-    shards: plan.length,
+    shards: shardsTotal,
     shardsWritten,
     shardsSkipped,
     failedShards,

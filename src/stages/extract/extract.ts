@@ -20,11 +20,12 @@ import { LocalStorage } from "../../io/local-storage.js";
 import { readParquet } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../runner/reporter.js";
+import { ShardSelection } from "../../runner/shard-selection.js";
 import { digestOf, ShardState } from "../../runner/shard-state.js";
 import { defaultParallelism, siblingModule, WorkerPool } from "../../runner/worker-pool.js";
 import { BloomFilter, type BloomFilterReport } from "./bloom-filter.js";
 import type { ExtractTask } from "./extract-worker.js";
-import { HASH_LANES } from "./pair-hash.js";
+import { HASH_LANES, hashPair } from "./pair-hash.js";
 import { emptyWatFileStats, type WatFileResult, type WatFileStats } from "./wat-file-stats.js";
 import { resolveWatInputs, type WatInput } from "./wat-inputs.js";
 
@@ -41,8 +42,32 @@ export interface ExtractOptions {
   limit?: number | undefined;
   /** Values that override the root's clipcrawl.json for this run. */
   config?: Partial<ExtractConfig>;
+  /**
+   * Only these shards run (names like "00003", one per input in input order); the others are
+   * neither run nor counted. Their digests still chain through every earlier input.
+   */
+  shards?: readonly string[];
+  /** The cross-file dedup filter, when it is shared with other processes (see SharedPairFilter). */
+  sharedFilter?: SharedPairFilter;
   reporter?: StageReporter;
   cwd?: string;
+}
+
+/**
+ * A cross-file dedup filter that other processes share (a distributed runner's, in Redis, one
+ * process a shard). It must take shards in input order, as this process's own filter does, so
+ * which copy of a duplicate survives is decided the same way; as a run starts it is empty, and
+ * a finished shard offers its pairs at its turn, as the local filter is rebuilt.
+ */
+export interface SharedPairFilter {
+  /**
+   * Adds shard `index`'s pair hashes (HASH_LANES a row) at the shard's turn; returns the rows
+   * seen before. The same call again (a retry) returns the same rows.
+   */
+  duplicates(index: number, lanes: Uint32Array): Promise<Uint32Array>;
+  /** Shard `index` adds no pairs this time (already done, or its input failed): its turn passes. */
+  pass(index: number): Promise<void>;
+  report(): Promise<BloomFilterReport>;
 }
 
 export interface FailedInput {
@@ -103,9 +128,14 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
   for (const failed of failedInputs) reporter.warn(failed.error);
 
   const state = new ShardState(storage, EXTRACT_STAGE);
-  const shards = await planShards(resolved.inputs, extractConfig, state);
+  const selection = ShardSelection.of(options.shards);
+  const shards = (await planShards(resolved.inputs, extractConfig, state)).filter((shard) =>
+    selection.includes(shard.name),
+  );
+  const shared = options.sharedFilter;
+  // With a shared filter this one stays empty: the smallest allowed.
   const bloom = BloomFilter.forCapacity(
-    extractConfig.bloomCapacity,
+    shared === undefined ? extractConfig.bloomCapacity : 1000,
     extractConfig.bloomFalsePositiveRate,
   );
   const totals = emptyWatFileStats();
@@ -152,13 +182,16 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
     });
   reportProgress(0);
   try {
-    for (const shard of shards) {
+    for (const [position, shard] of shards.entries()) {
       if (shard.done) {
         summary.shardsSkipped++;
+        if (shared !== undefined) {
+          await shared.duplicates(shard.index, await shardPairLanes(storage, shard.name));
+        }
         // Later shards were deduplicated against this one's pairs: put them back in the filter.
-        if (shard.index < lastPending) await addShardPairsToFilter(storage, shard.name, bloom);
+        else if (position < lastPending) await addShardPairsToFilter(storage, shard.name, bloom);
       } else {
-        dispatch(shard.index + window);
+        dispatch(position + window);
         const { port, result: pending } = running.get(shard.index) as RunningShard;
         running.delete(shard.index);
         const lanes = await Promise.race([
@@ -166,8 +199,13 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
           pending.then(() => undefined),
         ]);
         if (lanes !== undefined) {
-          const dropped = crossFileDuplicates(bloom, lanes);
+          const dropped =
+            shared === undefined
+              ? crossFileDuplicates(bloom, lanes)
+              : await shared.duplicates(shard.index, lanes);
           port.postMessage(dropped, [dropped.buffer as ArrayBuffer]);
+        } else if (shared !== undefined) {
+          await shared.pass(shard.index);
         }
         const result = await pending;
         port.close();
@@ -180,7 +218,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
         }
         if (result.written) summary.shardsWritten++;
       }
-      reportProgress(shard.index + 1);
+      reportProgress(position + 1);
     }
   } finally {
     // Only reached early on an error: shards still running are abandoned (their outputs are
@@ -195,7 +233,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
     ...summary,
     failedInputs,
     totals,
-    bloomFilter: bloom.report(),
+    bloomFilter: shared === undefined ? bloom.report() : await shared.report(),
     seconds: (performance.now() - started) / 1000,
   };
 }
@@ -278,6 +316,15 @@ function crossFileDuplicates(bloom: BloomFilter, lanes: Uint32Array): Uint32Arra
 
 function nextMessage<T>(port: MessagePort): Promise<T> {
   return new Promise((resolve) => port.once("message", resolve));
+}
+
+async function shardPairLanes(storage: DatasetStorage, shard: string): Promise<Uint32Array> {
+  const rows = await readParquet(storage, layout.candidates(shard), ["url", "text"]);
+  const lanes = new Uint32Array(rows.length * HASH_LANES);
+  for (const [index, row] of rows.entries()) {
+    hashPair(String(row.url), String(row.text), lanes, index * HASH_LANES);
+  }
+  return lanes;
 }
 
 async function addShardPairsToFilter(

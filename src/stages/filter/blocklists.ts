@@ -77,24 +77,39 @@ async function loadBlocklist(kind: BlocklistKind, path: string, cwd: string): Pr
 }
 
 export function parseBlocklist(kind: BlocklistKind, text: string, file: string): Blocklist {
+  return { kind, ...parseListLines(text, file, NORMALISE_BLOCKLIST_ENTRY[kind]) };
+}
+
+/** The values an entry matches, or why it is not a valid entry. */
+export type EntryNormaliser = (entry: string) => { values: string[] } | string;
+
+/**
+ * A list file's lines (one entry a line, `#` starts a comment) through `normalise`: the values
+ * of the good lines, and each bad line with its file, number and reason. Shared with the lists
+ * of `clipcrawl remove` (src/governance/), which adds MD5, SHA-1 and key lists.
+ */
+export function parseListLines(
+  text: string,
+  file: string,
+  normalise: EntryNormaliser,
+): { file: string; entries: Set<string>; badLines: BadBlocklistLine[] } {
   const entries = new Set<string>();
   const badLines: BadBlocklistLine[] = [];
   const lines = text.split(/\r?\n/);
   lines.forEach((raw, index) => {
     const entry = raw.replace(/#.*/, "").trim();
     if (entry === "") return;
-    const parsed = NORMALISE[kind](entry);
+    const parsed = normalise(entry);
     if (typeof parsed === "string") {
       badLines.push({ file, line: index + 1, text: entry, reason: parsed });
       return;
     }
     for (const value of parsed.values) entries.add(value);
   });
-  return { kind, file, entries, badLines };
+  return { file, entries, badLines };
 }
 
-/** The values an entry matches, or why it is not a valid entry. */
-const NORMALISE: Record<BlocklistKind, (entry: string) => { values: string[] } | string> = {
+export const NORMALISE_BLOCKLIST_ENTRY: Record<BlocklistKind, EntryNormaliser> = {
   url: (entry) => {
     if (!URL.canParse(entry)) return "not a URL";
     const url = new URL(entry);

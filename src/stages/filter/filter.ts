@@ -14,11 +14,13 @@ import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { FilterConfig } from "../../config/schema.js";
 import { errorMessage } from "../../errors.js";
+import { withGovernanceBlocklists } from "../../governance/stage-blocklists.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import type { FileInfo } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../runner/reporter.js";
+import { ShardSelection, unplannedShardError } from "../../runner/shard-selection.js";
 import { ShardState } from "../../runner/shard-state.js";
 import type { LanguageTier } from "../extract/language-tier.js";
 import {
@@ -43,6 +45,8 @@ export interface FilterOptions {
   config?: Partial<FilterConfig>;
   /** Redo every shard even when its done marker matches. */
   overwrite?: boolean;
+  /** Only these shards run (names like "00003"); the others are neither run nor counted. */
+  shards?: readonly string[];
   reporter?: StageReporter;
   /** Relative blocklist paths are resolved against it (default: the process's). */
   cwd?: string;
@@ -96,31 +100,42 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
   await initRoot(storage);
   const config = (await loadConfig(storage, { filter: options.config ?? {} })).filter;
-  const lists = await loadBlocklists(config, options.cwd ?? process.cwd());
+  // The root's governance lists too: what `clipcrawl remove` took out stays out.
+  const lists = await withGovernanceBlocklists(
+    storage,
+    await loadBlocklists(config, options.cwd ?? process.cwd()),
+  );
   const badLines = [...lists.url.badLines, ...lists.domain.badLines, ...lists.sha256.badLines];
   for (const bad of badLines) reporter.warn(describeBadLine(bad));
 
   const plan = await planFilterShards(storage, filterIdentity(config, blocklistsDigest(lists)));
   const state = new ShardState(storage, FILTER_STAGE);
+  const selection = ShardSelection.of(options.shards);
+  const shardsTotal = selection.count(plan.length);
   const pending: PlannedFilterShard[] = [];
   let shardsSkipped = 0;
   for (const shard of plan) {
+    if (!selection.includes(shard.name)) continue;
     if (options.overwrite !== true && (await state.findDone(shard.name, shard.digest))) {
       shardsSkipped++;
+      reporter.shardFinished?.({ stage: FILTER_STAGE, shard: shard.name, outcome: "skipped" });
     } else {
       pending.push(shard);
     }
   }
 
   const totals = emptyFilterCounts();
-  const failedShards: FailedFilterShard[] = [];
+  const failedShards: FailedFilterShard[] = selection.unplanned().map((shard) => ({
+    shard,
+    error: unplannedShardError(FILTER_STAGE, plan.length),
+  }));
   let shardsWritten = 0;
   let shardsDone = shardsSkipped;
   const report = () =>
     reporter.progress({
       stage: FILTER_STAGE,
       shardsDone,
-      shardsTotal: plan.length,
+      shardsTotal,
       counters: { pairs: totals.samples, kept: totals.kept },
     });
   report();
@@ -140,11 +155,23 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
             counts: flatCounts(stats),
           });
           shardsWritten++;
+          reporter.shardFinished?.({
+            stage: FILTER_STAGE,
+            shard: shard.name,
+            outcome: "written",
+            counts: flatCounts(stats),
+          });
           addCounts(totals, stats);
         } catch (error) {
           const message = errorMessage(error);
           failedShards.push({ shard: shard.name, error: message });
           reporter.warn(`filter shard ${shard.name} failed: ${message}`);
+          reporter.shardFinished?.({
+            stage: FILTER_STAGE,
+            shard: shard.name,
+            outcome: "failed",
+            error: message,
+          });
         }
         shardsDone++;
         report();
@@ -158,7 +185,7 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
   const seconds = (performance.now() - started) / 1000;
   return {
     ok: failedShards.length === 0,
-    shards: plan.length,
+    shards: shardsTotal,
     shardsWritten,
     shardsSkipped,
     failedShards,

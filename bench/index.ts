@@ -1,0 +1,601 @@
+/**
+ * `clipcrawl index` and its query path against faiss on the same vectors, in the same run.
+ *
+ * Vectors: N synthetic 512-d L2-normalised embeddings drawn from a mixture of clusters (cluster
+ * centres, each with its own spread), written once as embeddings shards (img_emb/text_emb
+ * float16 .npy + metadata parquet with score and language columns) that both clipcrawl and the
+ * faiss peer read. Queries come from the same mixture; the truth is exact search over the stored
+ * (float16) vectors.
+ *
+ * Measured: build time and size of the stage (both graphs, near-duplicate groups, metadata), then
+ * on the image graph recall@10 and queries per second for a sweep of the search candidate list:
+ * one thread, one query per call through `ClipIndex.search` (the serve hot path); and W worker
+ * threads, each with the index memory-mapped, one query per call. Filtered queries (safe mode,
+ * a 1% language, deduplication) report their QPS and how many returned k. faiss (HNSW with the
+ * same M and efConstruction; IVF-PQ as autofaiss builds it, with and without re-ranking) runs on
+ * the same files. Target: at recall@10 ≥ 0.95, clipcrawl's QPS ≥ faiss's.
+ *
+ *   npm run bench -- index [--vectors 1000000] [--queries 1000] [--workers 2] [--no-faiss]
+ */
+import { spawnSync } from "node:child_process";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import { cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { isMainThread } from "node:worker_threads";
+import { layout, shardName } from "../src/io/layout.js";
+import { LocalStorage } from "../src/io/local-storage.js";
+import { encodeNpy } from "../src/io/npy.js";
+import { writeParquet } from "../src/io/parquet.js";
+import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
+import { serveWorkerTasks, WorkerPool } from "../src/runner/worker-pool.js";
+import { buildIndex, type IndexSummary } from "../src/stages/index/build-index.js";
+import { type ClipIndex, openIndex, type SearchFilters } from "../src/stages/index/clip-index.js";
+import { exactNeighbours } from "../src/stages/index/graph.js";
+import { readManifest } from "../src/stages/index/index-manifest.js";
+import { benchDataPath, printTable } from "./support.js";
+
+const DIMENSIONS = 512;
+const K = 10;
+const ROWS_PER_SHARD = 100_000;
+const CONNECTIVITY = 16;
+const EXPANSION_ADD = 128;
+const EXPANSIONS = [16, 32, 48, 64, 96, 128, 192, 256];
+const LANGUAGES = ["en", "de", "fr", "es", "ja", "sw"];
+
+interface Row {
+  engine: string;
+  params: string;
+  build: string;
+  mb: string;
+  recall: number;
+  qps1: number;
+  qpsN: number;
+  note?: string;
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      vectors: { type: "string", default: "1000000" },
+      queries: { type: "string", default: "1000" },
+      workers: { type: "string", default: String(cpus().length) },
+      "no-faiss": { type: "boolean", default: false },
+    },
+  });
+  const vectors = Number(values.vectors);
+  const queryCount = Number(values.queries);
+  const workers = Number(values.workers);
+  const load = () =>
+    loadavg()
+      .map((value) => value.toFixed(2))
+      .join(" ");
+  console.log(`${cpus().length} cores, load average at start: ${load()}`);
+
+  const folder = await benchDataPath(`index-${vectors}`);
+  const root = join(folder, "root");
+  const data = await ensureData(root, folder, vectors, queryCount);
+
+  await rm(join(root, "index"), { recursive: true, force: true });
+  await rm(join(root, "_state", "index"), { recursive: true, force: true });
+  const summary = await buildIndex({
+    root,
+    config: {
+      threads: cpus().length,
+      connectivity: CONNECTIVITY,
+      expansionAdd: EXPANSION_ADD,
+      memoryBudgetMb: 1e6,
+      quantization: "f32",
+    },
+  });
+  if (!summary.ok) throw new Error(`index failed: ${JSON.stringify(summary.failedShards)}`);
+  const indexBytes = await folderBytes(join(root, "index"));
+  const manifest = await readManifest(new LocalStorage(root));
+  if (manifest === undefined) throw new Error("no manifest after a successful build");
+  const imageGraphBytes = (await stat(join(root, manifest.files.graphs.image))).size;
+  console.log(describeBuild(summary, indexBytes));
+
+  const rows: Row[] = [];
+  const graphBuild = `${(summary.timings.graph / 2).toFixed(1)} (one graph)`;
+  let chosen: number | undefined;
+  for (const expansion of EXPANSIONS) {
+    const index = await openIndex(root, { expansionSearch: expansion });
+    const { recall, qps } = measureSingle(index, data.queries, data.truth);
+    index.close();
+    rows.push({
+      engine: "clipcrawl (usearch HNSW)",
+      params: `M=${CONNECTIVITY} efC=${EXPANSION_ADD} ef=${expansion} f32`,
+      build: graphBuild,
+      mb: (imageGraphBytes / 1e6).toFixed(0),
+      recall,
+      qps1: qps,
+      qpsN: Number.NaN,
+    });
+    if (chosen === undefined && recall >= 0.95) chosen = expansion;
+  }
+  const pool = new WorkerPool<QueryTask, QueryResult>(new URL(import.meta.url), workers);
+  try {
+    for (const row of rows) {
+      const expansion = Number(/ef=(\d+)/.exec(row.params)?.[1]);
+      row.qpsN = await measureConcurrent(pool, workers, root, expansion, data.queries);
+    }
+  } finally {
+    await pool.close();
+  }
+
+  if (chosen !== undefined) {
+    const index = await openIndex(root, { expansionSearch: chosen });
+    for (const [label, filters] of filterCases()) {
+      const measured = measureFiltered(index, data.queries, filters);
+      rows.push({
+        engine: "clipcrawl filtered",
+        params: `ef=${chosen} ${label}`,
+        build: "",
+        mb: "",
+        recall: Number.NaN,
+        qps1: measured.qps,
+        qpsN: Number.NaN,
+        note: `${(measured.full * 100).toFixed(1)}% returned k; plans ${measured.paths}`,
+      });
+    }
+    index.close();
+  }
+
+  if (values["no-faiss"] !== true) {
+    console.log(`running faiss on the same vectors (load average ${load()})`);
+    rows.push(...runFaiss(root, data, workers));
+  }
+
+  printTable([
+    [
+      "engine",
+      "params",
+      "build s",
+      "MB",
+      "recall@10",
+      "QPS 1 thread",
+      `QPS ${workers} threads`,
+      "",
+    ],
+    ...rows.map((row) => [
+      row.engine,
+      row.params,
+      row.build,
+      row.mb,
+      Number.isNaN(row.recall) ? "" : row.recall.toFixed(3),
+      row.qps1.toFixed(0),
+      Number.isNaN(row.qpsN) ? "" : row.qpsN.toFixed(0),
+      row.note ?? "",
+    ]),
+  ]);
+  report(rows, workers);
+  console.log(`load average at end: ${load()}`);
+}
+
+/** Best QPS at recall@10 ≥ 0.95 per engine, clipcrawl's against faiss's best. */
+function report(rows: readonly Row[], workers: number): void {
+  const best = (engine: string, pick: (row: Row) => number) =>
+    Math.max(
+      0,
+      ...rows.filter((row) => row.engine.startsWith(engine) && row.recall >= 0.95).map(pick),
+    );
+  for (const [label, pick] of [
+    ["1 thread", (row: Row) => row.qps1],
+    [`${workers} threads`, (row: Row) => row.qpsN],
+  ] as const) {
+    const ours = best("clipcrawl (", pick);
+    const faiss = best("faiss", pick);
+    console.log(
+      `at recall@10 ≥ 0.95, ${label}: clipcrawl ${ours.toFixed(0)} QPS, faiss ${faiss.toFixed(0)} QPS → ${faiss === 0 ? "n/a" : (ours / faiss).toFixed(2)}× (target ≥ 1)`,
+    );
+  }
+}
+
+function filterCases(): [string, SearchFilters][] {
+  return [
+    ["safe (punsafe ≤ 0.5)", { maxPunsafe: 0.5 }],
+    ["safe + watermark ≤ 0.8 + dedup", { maxPunsafe: 0.5, maxPwatermark: 0.8, deduplicate: true }],
+    ["aesthetic ≥ 7", { minAestheticScore: 7 }],
+    ["language sw (1%)", { languages: ["sw"] }],
+  ];
+}
+
+function measureSingle(
+  index: ClipIndex,
+  queries: Float32Array,
+  truth: Uint32Array,
+): { recall: number; qps: number } {
+  const count = queries.length / DIMENSIONS;
+  for (let query = 0; query < Math.min(count, 200); query++) {
+    index.search({ vector: row(queries, query), k: K, modality: "image" });
+  }
+  let hits = 0;
+  const started = performance.now();
+  const found: number[][] = [];
+  for (let query = 0; query < count; query++) {
+    const results = index.search({ vector: row(queries, query), k: K, modality: "image" });
+    found.push(results.map((result) => result.id));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  found.forEach((ids, query) => {
+    const expected = new Set(truth.subarray(query * K, (query + 1) * K));
+    for (const id of ids) if (expected.has(id)) hits++;
+  });
+  return { recall: hits / (count * K), qps: count / seconds };
+}
+
+function measureFiltered(
+  index: ClipIndex,
+  queries: Float32Array,
+  filters: SearchFilters,
+): { qps: number; full: number; paths: string } {
+  const count = queries.length / DIMENSIONS;
+  const paths = new Map<string, number>();
+  let full = 0;
+  const started = performance.now();
+  for (let query = 0; query < count; query++) {
+    const report = index.searchWithReport({
+      vector: row(queries, query),
+      k: K,
+      modality: "image",
+      filters,
+    });
+    if (report.results.length === K) full++;
+    const label = `${report.path}${report.rounds > 1 ? `×${report.rounds}` : ""}`;
+    paths.set(label, (paths.get(label) ?? 0) + 1);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const described = [...paths.entries()].map(([label, n]) => `${label} ${n}`).join(", ");
+  return { qps: count / seconds, full: full / count, paths: described };
+}
+
+interface QueryTask {
+  root: string;
+  expansion: number;
+  queries: Float32Array;
+  /** Only open the index (warm-up), do not search. */
+  openOnly: boolean;
+}
+
+interface QueryResult {
+  seconds: number;
+  count: number;
+}
+
+const opened = new Map<string, Promise<ClipIndex>>();
+
+async function answerQueries(task: QueryTask): Promise<QueryResult> {
+  const key = `${task.root}#${task.expansion}`;
+  if (!opened.has(key)) opened.set(key, openIndex(task.root, { expansionSearch: task.expansion }));
+  const index = await (opened.get(key) as Promise<ClipIndex>);
+  if (task.openOnly) return { seconds: 0, count: 0 };
+  const count = task.queries.length / DIMENSIONS;
+  const started = performance.now();
+  for (let query = 0; query < count; query++) {
+    index.search({ vector: row(task.queries, query), k: K, modality: "image" });
+  }
+  return { seconds: (performance.now() - started) / 1000, count };
+}
+
+/** W workers, each with the index memory-mapped, run their share of the queries at once. */
+async function measureConcurrent(
+  pool: WorkerPool<QueryTask, QueryResult>,
+  workers: number,
+  root: string,
+  expansion: number,
+  queries: Float32Array,
+): Promise<number> {
+  const count = queries.length / DIMENSIONS;
+  const shares = Array.from({ length: workers }, (_, worker) => {
+    const from = Math.floor((worker * count) / workers);
+    const to = Math.floor(((worker + 1) * count) / workers);
+    return queries.slice(from * DIMENSIONS, to * DIMENSIONS);
+  });
+  // Open the index in every worker and warm its caches with the full query set, then time.
+  await Promise.all(shares.map(() => pool.run({ root, expansion, queries, openOnly: true })));
+  await Promise.all(shares.map(() => pool.run({ root, expansion, queries, openOnly: false })));
+  const started = performance.now();
+  await Promise.all(
+    shares.map((share) => pool.run({ root, expansion, queries: share, openOnly: false })),
+  );
+  return count / ((performance.now() - started) / 1000);
+}
+
+function runFaiss(root: string, data: BenchData, workers: number): Row[] {
+  const script = new URL("./peers/faiss_index.py", import.meta.url).pathname;
+  const result = spawnSync(
+    "/usr/bin/python3",
+    [
+      script,
+      join(root, "embeddings", "img_emb"),
+      data.queriesPath,
+      data.truthPath,
+      String(workers),
+      String(CONNECTIVITY),
+      String(EXPANSION_ADD),
+      join(root, ".."),
+    ],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 },
+  );
+  if (result.status !== 0) {
+    console.log(
+      `faiss peer stopped (${result.signal ?? `exit ${result.status}`}; needs apt-get install -y python3-faiss libopenblas0-pthread): its rows so far follow`,
+    );
+  }
+  return (result.stdout ?? "")
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => {
+      const peer = JSON.parse(line) as {
+        engine: string;
+        params: string;
+        build_s: number;
+        bytes: number;
+        recall: number;
+        qps_call: number;
+        qps_batch_1: number;
+        qps_batch_n: number;
+      };
+      return {
+        engine: peer.engine,
+        params: peer.params,
+        build: peer.build_s.toFixed(1),
+        mb: (peer.bytes / 1e6).toFixed(0),
+        recall: peer.recall,
+        qps1: peer.qps_call,
+        qpsN: peer.qps_batch_n,
+        note: `1 thread batched: ${peer.qps_batch_1.toFixed(0)} QPS`,
+      };
+    });
+}
+
+interface BenchData {
+  queries: Float32Array;
+  truth: Uint32Array;
+  queriesPath: string;
+  truthPath: string;
+}
+
+/**
+ * The vectors (as embeddings shards), the queries and the exact top-10 of each query; generated
+ * once per size and kept in bench/.data/.
+ */
+async function ensureData(
+  root: string,
+  folder: string,
+  vectors: number,
+  queryCount: number,
+): Promise<BenchData> {
+  const queriesPath = join(folder, `queries-${queryCount}.npy`);
+  const truthPath = join(folder, `truth-${queryCount}.npy`);
+  const mixture = new ClusterMixture(Math.max(50, Math.round(vectors / 1000)), 20240601);
+  const queries = new Float32Array(queryCount * DIMENSIONS);
+  const queryRandom = random(7);
+  for (let query = 0; query < queryCount; query++) {
+    mixture.sample(queryRandom, queries, query * DIMENSIONS);
+  }
+  const storage = new LocalStorage(folder);
+  const shards = Math.ceil(vectors / ROWS_PER_SHARD);
+  const marker = join(root, "embeddings", `complete-${vectors}`);
+  const complete = await stat(marker).then(
+    () => true,
+    () => false,
+  );
+  const best = new TopK(queryCount, K);
+  const started = performance.now();
+  const rootStorage = new LocalStorage(root);
+  const dataRandom = random(11);
+  let done = 0;
+  for (let shard = 0; shard < shards; shard++) {
+    const rows = Math.min(ROWS_PER_SHARD, vectors - done);
+    const images = new Float32Array(rows * DIMENSIONS);
+    for (let row = 0; row < rows; row++) mixture.sample(dataRandom, images, row * DIMENSIONS);
+    const imageBits = toFloat16Bits(images);
+    const stored = fromFloat16Bits(imageBits);
+    best.add(queries, stored, done);
+    if (!complete) {
+      const name = shardName(shard);
+      const texts = new Float32Array(rows * DIMENSIONS);
+      for (let row = 0; row < rows; row++) {
+        mixture.caption(dataRandom, stored, row * DIMENSIONS, texts, row * DIMENSIONS);
+      }
+      await rootStorage.writeAtomic(
+        layout.imageEmbeddings(name),
+        encodeNpy({ dtype: "<f2", shape: [rows, DIMENSIONS], data: imageBits }),
+      );
+      await rootStorage.writeAtomic(
+        layout.textEmbeddings(name),
+        encodeNpy({ dtype: "<f2", shape: [rows, DIMENSIONS], data: toFloat16Bits(texts) }),
+      );
+      await writeMetadata(rootStorage, name, done, rows, dataRandom);
+    }
+    done += rows;
+    process.stdout.write(
+      `\r${complete ? "computing the truth over" : "generating"} ${done}/${vectors} vectors (${((performance.now() - started) / 1000).toFixed(0)} s)`,
+    );
+  }
+  process.stdout.write("\n");
+  if (!complete) await mkdir(join(root, "embeddings"), { recursive: true });
+  if (!complete) await rootStorage.writeAtomic(`embeddings/complete-${vectors}`, "");
+  await storage.writeAtomic(
+    `queries-${queryCount}.npy`,
+    encodeNpy({ dtype: "<f4", shape: [queryCount, DIMENSIONS], data: queries }),
+  );
+  const truth = best.ids();
+  await storage.writeAtomic(
+    `truth-${queryCount}.npy`,
+    encodeNpy({ dtype: "<f8", shape: [queryCount, K], data: Float64Array.from(truth) }),
+  );
+  for (let query = 0; query < queryCount; query++) normalise(queries, query * DIMENSIONS);
+  return { queries, truth, queriesPath, truthPath };
+}
+
+async function writeMetadata(
+  storage: LocalStorage,
+  shard: string,
+  firstRow: number,
+  rows: number,
+  next: () => number,
+): Promise<void> {
+  const ids = Array.from({ length: rows }, (_, index) => firstRow + index);
+  const scores = ids.map(() => ({
+    // Most rows safe, as on the web: P(punsafe ≤ 0.5) ≈ 0.79.
+    punsafe: next() ** 3,
+    pwatermark: next() ** 2,
+    aesthetic: 3 + 5 * next() ** 1.5,
+    language: next() < 0.01 ? "sw" : (LANGUAGES[Math.floor(next() * 5)] as string),
+  }));
+  await writeParquet(
+    storage,
+    layout.embeddingMetadata(shard),
+    [
+      { name: "key", type: "VARCHAR", value: (id: number) => String(id).padStart(9, "0") },
+      { name: "url", type: "VARCHAR", value: (id: number) => `https://img.example/${id}.jpg` },
+      { name: "caption", type: "VARCHAR", value: (id: number) => `synthetic caption ${id}` },
+      { name: "similarity", type: "DOUBLE", value: () => 0.3 },
+      {
+        name: "language",
+        type: "VARCHAR",
+        value: (id: number) => scores[id - firstRow]?.language ?? "",
+      },
+      {
+        name: "punsafe",
+        type: "DOUBLE",
+        value: (id: number) => scores[id - firstRow]?.punsafe ?? null,
+      },
+      {
+        name: "pwatermark",
+        type: "DOUBLE",
+        value: (id: number) => scores[id - firstRow]?.pwatermark ?? null,
+      },
+      {
+        name: "AESTHETIC_SCORE",
+        type: "DOUBLE",
+        value: (id: number) => scores[id - firstRow]?.aesthetic ?? null,
+      },
+    ],
+    ids,
+  );
+}
+
+/** Centres drawn at random, each cluster with its own spread; samples are L2-normalised. */
+class ClusterMixture {
+  private readonly centres: Float32Array;
+  private readonly spreads: Float32Array;
+
+  constructor(
+    readonly clusters: number,
+    seed: number,
+  ) {
+    const next = random(seed);
+    this.centres = new Float32Array(clusters * DIMENSIONS);
+    for (let index = 0; index < this.centres.length; index++) this.centres[index] = gaussian(next);
+    this.spreads = Float32Array.from({ length: clusters }, () => 0.8 + 0.8 * next());
+  }
+
+  sample(next: () => number, out: Float32Array, offset: number): void {
+    const cluster = Math.floor(next() * this.clusters);
+    const spread = this.spreads[cluster] as number;
+    const base = cluster * DIMENSIONS;
+    for (let dim = 0; dim < DIMENSIONS; dim++) {
+      out[offset + dim] = (this.centres[base + dim] as number) + spread * gaussian(next);
+    }
+    normalise(out, offset);
+  }
+
+  /** A caption embedding: its image's, moved as far again at random. */
+  caption(
+    next: () => number,
+    image: Float32Array,
+    imageOffset: number,
+    out: Float32Array,
+    offset: number,
+  ): void {
+    for (let dim = 0; dim < DIMENSIONS; dim++) {
+      out[offset + dim] = (image[imageOffset + dim] as number) + 0.05 * gaussian(next);
+    }
+    normalise(out, offset);
+  }
+}
+
+/** The exact top-k of each query over the vectors seen so far (inner product). */
+class TopK {
+  private readonly scores: Float32Array;
+  private readonly best: Uint32Array;
+
+  constructor(
+    queries: number,
+    private readonly k: number,
+  ) {
+    this.scores = new Float32Array(queries * k).fill(Number.NEGATIVE_INFINITY);
+    this.best = new Uint32Array(queries * k);
+  }
+
+  add(queries: Float32Array, vectors: Float32Array, firstId: number): void {
+    const found = exactNeighbours(vectors, queries, DIMENSIONS, this.k, cpus().length);
+    found.forEach((matches, query) => {
+      const slot = query * this.k;
+      for (let index = 0; index < matches.ids.length; index++) {
+        const score = matches.similarities[index] as number;
+        if (score <= (this.scores[slot + this.k - 1] as number)) break;
+        let position = this.k - 1;
+        while (position > 0 && (this.scores[slot + position - 1] as number) < score) {
+          this.scores[slot + position] = this.scores[slot + position - 1] as number;
+          this.best[slot + position] = this.best[slot + position - 1] as number;
+          position--;
+        }
+        this.scores[slot + position] = score;
+        this.best[slot + position] = firstId + (matches.ids[index] as number);
+      }
+    });
+  }
+
+  ids(): Uint32Array {
+    return this.best;
+  }
+}
+
+function row(matrix: Float32Array, index: number): Float32Array {
+  return matrix.subarray(index * DIMENSIONS, (index + 1) * DIMENSIONS);
+}
+
+function normalise(values: Float32Array, offset: number): void {
+  let norm = 0;
+  for (let dim = 0; dim < DIMENSIONS; dim++) norm += (values[offset + dim] as number) ** 2;
+  const scale = 1 / Math.sqrt(norm);
+  for (let dim = 0; dim < DIMENSIONS; dim++) {
+    values[offset + dim] = (values[offset + dim] as number) * scale;
+  }
+}
+
+/** Deterministic pseudo-random numbers (mulberry32). */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let value = state;
+    value = Math.imul(value ^ (value >>> 15), value | 1);
+    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
+    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussian(next: () => number): number {
+  return Math.sqrt(-2 * Math.log(next() + 1e-12)) * Math.cos(2 * Math.PI * next());
+}
+
+async function folderBytes(folder: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(folder, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
+  }
+  return total;
+}
+
+function describeBuild(summary: IndexSummary, bytes: number): string {
+  const { timings } = summary;
+  return `clipcrawl index: ${summary.rows} rows, ${summary.dimensions}-d, ${timings.total.toFixed(1)} s (read ${timings.read.toFixed(1)}, both graphs ${timings.graph.toFixed(1)}, near-duplicates ${timings.duplicates.toFixed(1)}, write ${timings.write.toFixed(1)}); index folder ${(bytes / 1e6).toFixed(0)} MB; ${summary.duplicateGroups} near-duplicate groups`;
+}
+
+if (!isMainThread) serveWorkerTasks(answerQueries);

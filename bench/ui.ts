@@ -1,0 +1,1 @@
+export { main } from "../web/bench/ui-bench.js";

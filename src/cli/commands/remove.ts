@@ -1,0 +1,107 @@
+import type { Command } from "commander";
+import type { RemovalKind } from "../../governance/removal-lists.js";
+import { type IndexAction, type RemoveSummary, remove } from "../../governance/remove.js";
+import { runStageCommand } from "../run-stage.js";
+import { formatCount } from "../terminal-reporter.js";
+
+interface RemoveFlags {
+  root: string;
+  urls?: string;
+  domains?: string;
+  sha256?: string;
+  md5?: string;
+  sha1?: string;
+  keys?: string;
+  reason?: string;
+  reapply?: boolean;
+  index: string;
+  json?: boolean;
+}
+
+export function registerRemove(program: Command): void {
+  const command = program
+    .command("remove")
+    .description(
+      "take samples out of the root everywhere they live (image shards, embeddings, dataset, index), with an audit log; download and filter keep them out",
+    )
+    .option("--root <dir>", "the dataset root", ".")
+    .option("--urls <file>", "image URLs, one a line")
+    .option("--domains <file>", "domains, one a line; a domain covers its subdomains")
+    .option("--sha256 <file>", "SHA-256 digests of image bytes, one a line")
+    .option("--md5 <file>", "MD5 digests of image bytes, one a line (takedown lists)")
+    .option("--sha1 <file>", "SHA-1 digests of image bytes, one a line (takedown lists)")
+    .option("--keys <file>", "sample keys, one a line")
+    .option("--reason <text>", "why: kept in the audit log (_governance/audit.jsonl)")
+    .option(
+      "--reapply",
+      "apply every list of _governance/blocklists again (takes out copies that came in since)",
+    )
+    .option(
+      "--index <action>",
+      "an index holding removed samples is rebuilt without them, or deleted: rebuild | delete",
+      "rebuild",
+    )
+    .option("--json", "print the summary as JSON");
+  command.addHelpText(
+    "after",
+    "\nLists: one entry a line, # starts a comment; a bad line is reported and the rest applied.\n" +
+      "An interrupted removal is completed by the next clipcrawl remove on the root.\n" +
+      "\nExamples:\n  clipcrawl remove --root ./data --md5 takedown-md5.txt --sha1 takedown-sha1.txt --reason 'hash list 2024-08'\n" +
+      "  clipcrawl remove --root ./data --domains opt-out-domains.txt --reason 'site owner opt-out'\n" +
+      "  clipcrawl remove --root ./data --keys keys.txt --index delete",
+  );
+  command.action(async (flags: RemoveFlags) => {
+    if (flags.index !== "rebuild" && flags.index !== "delete") {
+      command.error(`error: --index takes rebuild or delete, got ${JSON.stringify(flags.index)}`);
+    }
+    const lists: Partial<Record<RemovalKind, string>> = {
+      urls: flags.urls,
+      domains: flags.domains,
+      sha256: flags.sha256,
+      md5: flags.md5,
+      sha1: flags.sha1,
+      keys: flags.keys,
+    };
+    await runStageCommand(
+      flags.json,
+      (reporter) =>
+        remove({
+          root: flags.root,
+          lists,
+          reason: flags.reason,
+          reapply: flags.reapply === true,
+          index: flags.index as IndexAction,
+          reporter,
+        }),
+      describeSummary,
+    );
+  });
+}
+
+export function describeSummary(summary: RemoveSummary): string {
+  const lines: string[] = [];
+  for (const removal of summary.removals) {
+    const asked = Object.entries(removal.request)
+      .map(([kind, list]) => `${formatCount(list?.entries ?? 0)} ${kind}`)
+      .join(", ");
+    const changed = removal.files.filter((file) => file.removed > 0);
+    lines.push(
+      `remove ${removal.removal}${removal.resumed ? " (completed after an interruption)" : ""}: ${asked === "" ? "pending removal" : asked} → ${formatCount(removal.samples)} samples removed`,
+      `  ${changed.length} files rewritten (${formatCount(removal.bytesRewritten / 1e6)} MB written); index ${removal.index}`,
+    );
+    for (const file of changed.slice(0, 12)) {
+      lines.push(`    ${formatCount(file.removed).padStart(7)}  ${file.path}`);
+    }
+    if (changed.length > 12) lines.push(`    … and ${changed.length - 12} more files`);
+  }
+  if (summary.badLines > 0) {
+    lines.push(
+      `  ${summary.badLines} bad list ${summary.badLines === 1 ? "line" : "lines"} ignored (see above)`,
+    );
+  }
+  lines.push(
+    `  ${summary.seconds.toFixed(1)} s; audit log: _governance/audit.jsonl; lists: _governance/blocklists/`,
+    "",
+  );
+  return lines.join("\n");
+}

@@ -1,0 +1,180 @@
+import type { Command } from "commander";
+import type { DistributedRunSummary } from "../../runner/distributed/coordinator.js";
+import { type RunSummary, runPipeline } from "../../runner/local-runner.js";
+import { PIPELINE_STAGES, SUCCESS_MEANING } from "../../runner/pipeline-stages.js";
+import {
+  formatDuration,
+  type ProgressDisplay,
+  progressDisplay,
+} from "../../runner/progress-display.js";
+import { formatCount } from "../terminal-reporter.js";
+import { type QueueFlags, queueOptionsFromFlags } from "./worker.js";
+
+interface RunFlags extends QueueFlags {
+  root: string;
+  crawl?: string;
+  limit?: string;
+  workers?: string;
+  attempts?: string;
+  json?: boolean;
+}
+
+export function registerRun(program: Command): void {
+  const command = program
+    .command("run")
+    .description(
+      "every stage (extract → download → embed → filter → index), resumable: on this machine, or over a Redis job queue with --queue",
+    )
+    .argument("[inputs...]", "WAT files, globs, URLs or listings; default: the previous run's")
+    .option("--root <dir>", "the dataset root", ".")
+    .option("--crawl <id>", "a Common Crawl id, e.g. CC-MAIN-2024-10: reads its wat.paths.gz")
+    .option("--limit <n>", "only the first n WAT files")
+    .option("--workers <n>", "download shards at once on this machine (default: download.workers)")
+    .option("--queue <url>", "distribute the shards as jobs on this Redis (redis://host:6379)")
+    .option("--prefix <name>", "key prefix of the queues in Redis", "clipcrawl")
+    .option("--attempts <n>", "tries of a job before it fails (with --queue)", "3")
+    .option("--json", "print the summary as JSON");
+  command.addHelpText(
+    "after",
+    "\nThe root's clipcrawl.json configures every stage (embed.model must name a CLIP model).\n" +
+      "Ctrl-C stops starting shards and waits for the running ones; a second Ctrl-C stops at once.\n" +
+      "A re-run (after Ctrl-C, a crash or kill -9) redoes only unfinished shards.\n" +
+      "\nExamples:\n  clipcrawl run 'crawl/*.warc.wat.gz' --root ./data\n" +
+      "  clipcrawl run --root ./data                          # resume the last run\n" +
+      "  clipcrawl run crawl/ --root /shared/data --queue redis://queue-host:6379\n" +
+      "  clipcrawl worker --queue redis://queue-host:6379     # on every machine",
+  );
+  command.action(async (inputs: string[], flags: RunFlags) => {
+    const limit = positiveInteger(command, "--limit", flags.limit);
+    const workers = positiveInteger(command, "--workers", flags.workers);
+    const attempts = positiveInteger(command, "--attempts", flags.attempts);
+    const display = progressDisplay({ quiet: flags.json === true });
+    const stop = stopOnInterrupt(display);
+    try {
+      if (flags.queue !== undefined) {
+        // BullMQ loads only for distributed runs.
+        const { runDistributed } = await import("../../runner/distributed/coordinator.js");
+        const summary = await runDistributed({
+          root: flags.root,
+          inputs,
+          crawl: flags.crawl,
+          limit,
+          queue: queueOptionsFromFlags(flags),
+          attempts: attempts ?? 3,
+          observer: display,
+          signal: stop.signal,
+        });
+        display.stop();
+        print(flags.json, summary, describeDistributedSummary);
+        if (!summary.ok) process.exitCode = 1;
+      } else {
+        const summary = await runPipeline({
+          root: flags.root,
+          inputs,
+          crawl: flags.crawl,
+          limit,
+          ...(workers === undefined ? {} : { workers }),
+          observer: display,
+          signal: stop.signal,
+        });
+        display.stop();
+        print(flags.json, summary, describeRunSummary);
+        if (summary.interrupted) process.exitCode = 130;
+        else if (!summary.ok) process.exitCode = 1;
+      }
+    } finally {
+      display.stop();
+      stop.dispose();
+    }
+  });
+}
+
+function print<T>(json: boolean | undefined, summary: T, describe: (summary: T) => string): void {
+  process.stdout.write(json === true ? `${JSON.stringify(summary, null, 2)}\n` : describe(summary));
+}
+
+/** First Ctrl-C (or SIGTERM): stop starting work; the second: leave now (a re-run resumes). */
+function stopOnInterrupt(display: ProgressDisplay): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) {
+      display.stop();
+      process.stderr.write("clipcrawl: stopped; `clipcrawl run` again resumes\n");
+      process.exit(130);
+    }
+    display.warn(
+      "clipcrawl: stopping: no new shards start, running ones finish (Ctrl-C again to stop now)",
+    );
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+}
+
+function positiveInteger(command: Command, flag: string, value: string | undefined) {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!(Number.isInteger(number) && number > 0)) {
+    command.error(`error: ${flag} takes a positive whole number, got ${JSON.stringify(value)}`);
+  }
+  return number;
+}
+
+export function describeRunSummary(summary: RunSummary): string {
+  const verdict = summary.interrupted
+    ? "interrupted (run again to resume)"
+    : summary.ok
+      ? "complete"
+      : "finished with failures (run again to retry them)";
+  const lines = [`run: ${verdict} in ${formatDuration(summary.seconds)}, root ${summary.root}`];
+  for (const stage of PIPELINE_STAGES) {
+    const totals = summary.stages[stage];
+    if (totals.shards === null && totals.done === 0 && totals.failed === 0) continue;
+    const rate = totals.seconds > 0 ? totals.samples / totals.seconds : 0;
+    const ok =
+      totals.samples > 0 && stage !== "extract"
+        ? `, ${formatCount(totals.successes)} ${SUCCESS_MEANING[stage]} (${((100 * totals.successes) / totals.samples).toFixed(1)}%)`
+        : "";
+    const samples =
+      totals.samples > 0
+        ? `, ${formatCount(totals.samples)} samples, ${formatCount(rate)}/s${ok}`
+        : "";
+    lines.push(
+      `  ${stage.padEnd(8)} ${totals.done}/${totals.shards ?? "?"} shards${totals.failed > 0 ? ` (${totals.failed} failed)` : ""}${samples}`,
+    );
+  }
+  for (const failed of summary.failed) {
+    lines.push(`  ${failed.stage} ${failed.shard} failed: ${failed.error}`);
+  }
+  if (summary.logPath !== null) lines.push(`  log: ${summary.logPath}`);
+  return `${lines.join("\n")}\n`;
+}
+
+export function describeDistributedSummary(summary: DistributedRunSummary): string {
+  const verdict = summary.interrupted
+    ? "coordinator stopped (jobs stay queued; run again to watch and finish)"
+    : summary.ok
+      ? "complete"
+      : "finished with failed jobs (run again to retry them)";
+  const lines = [
+    `run on ${summary.queue}: ${verdict} in ${formatDuration(summary.seconds)}, root ${summary.root}`,
+  ];
+  for (const stage of PIPELINE_STAGES) {
+    const totals = summary.stages[stage];
+    if (totals.jobs === 0) continue;
+    lines.push(
+      `  ${stage.padEnd(8)} ${totals.completed}/${totals.jobs} jobs completed${totals.failed > 0 ? `, ${totals.failed} failed` : ""}`,
+    );
+  }
+  for (const failed of summary.failed) {
+    lines.push(`  ${failed.stage} ${failed.shard} failed: ${failed.error}`);
+  }
+  return `${lines.join("\n")}\n`;
+}

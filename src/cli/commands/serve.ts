@@ -1,0 +1,92 @@
+import { basename, resolve } from "node:path";
+import type { Command } from "commander";
+import type { ServeConfig } from "../../config/schema.js";
+import { ConfigError } from "../../errors.js";
+import { readIndicesFile } from "../../server/indices-file.js";
+import { type IndexSource, serve, serveConfigOf } from "../../server/serve.js";
+import { addConfigOptions, configOverrides } from "../config-options.js";
+
+interface ServeFlags {
+  root: string;
+  indices?: string;
+  name?: string;
+  model?: string | false;
+  multilingualModel?: string;
+  webRoot?: string;
+  [key: string]: unknown;
+}
+
+export function registerServe(program: Command): void {
+  const command = program
+    .command("serve")
+    .description(
+      "search API (clip-back's /knn-service, /metadata, /indices-list) and the web UI over one or more indices",
+    )
+    .option("--root <dir>", "the dataset root whose index is served", ".")
+    .option(
+      "--indices <file>",
+      'JSON file of several indices: {"name": "root" or {"root", "model", "multilingualModel"}}',
+    )
+    .option(
+      "--name <name>",
+      "name of the --root index in /indices-list (default: the root's folder name)",
+    )
+    .option(
+      "--model <dir>",
+      "CLIP model of the queries (default: the one the root was embedded with)",
+    )
+    .option("--no-model", "serve without a model: embedding_input queries only")
+    .option("--multilingual-model <dir>", "multilingual text model behind use_mclip")
+    .option(
+      "--web-root <dir>",
+      "folder of the web UI's built files (default: the package's web/dist)",
+    );
+  addConfigOptions(command, "serve");
+  command.addHelpText(
+    "after",
+    "\nA bearer token for the routes that change data is read from CLIPCRAWL_SERVE_TOKEN.\n" +
+      "\nExamples:\n  clipcrawl serve --root ./data\n" +
+      "  clipcrawl serve --indices indices.json --host 0.0.0.0 --port 8080 --rate-limit-per-minute 600",
+  );
+  command.action(async (flags: ServeFlags) => {
+    const sources = await indexSources(flags);
+    const config = await serveConfigOf(
+      sources[0]?.root ?? flags.root,
+      configOverrides(flags, "serve") as Partial<ServeConfig>,
+    );
+    const server = await serve({ indices: sources, config, webRoot: flags.webRoot });
+    process.stdout.write(
+      `clipcrawl serve: ${server.url} (indices: ${server.indices.join(", ")}); Ctrl-C stops it\n`,
+    );
+    await new Promise<void>((resolveStop) => {
+      const stop = () => resolveStop();
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+    await server.close();
+  });
+}
+
+async function indexSources(flags: ServeFlags): Promise<IndexSource[]> {
+  if (flags.indices !== undefined) {
+    if (flags.model !== undefined || flags.name !== undefined) {
+      throw new ConfigError(
+        "--model and --name are for --root; name each index's model in the --indices file",
+      );
+    }
+    return readIndicesFile(flags.indices);
+  }
+  const root = resolve(flags.root);
+  const name =
+    flags.name ??
+    (basename(root)
+      .replace(/[^\w.-]+/g, "-")
+      .slice(0, 64) ||
+      "index");
+  const source: IndexSource = { name, root };
+  if (flags.model === false) source.model = null;
+  else if (flags.model !== undefined) source.model = resolve(flags.model);
+  if (flags.multilingualModel !== undefined)
+    source.multilingualModel = resolve(flags.multilingualModel);
+  return [source];
+}

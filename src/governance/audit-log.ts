@@ -1,0 +1,57 @@
+/**
+ * `_governance/audit.jsonl`: one JSON line per completed removal — what was asked (the lists and
+ * their sizes), when, why, and how many rows or samples left each file. Lines are only ever
+ * added. A line is added by rewriting the file atomically with the line at its end, so a crash
+ * never leaves half a line; a removal resumed after a crash adds its line once (it looks for its
+ * id first).
+ */
+import { layout } from "../io/layout.js";
+import type { DatasetStorage } from "../io/storage.js";
+import type { RemovalKind } from "./removal-lists.js";
+
+export interface AuditFileChange {
+  path: string;
+  /** Rows (parquet, npy) or samples (tar, image folder) taken out of the file. */
+  removed: number;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+export interface AuditEntry {
+  removal: string;
+  started: string;
+  finished: string;
+  reason: string;
+  /** The lists asked for: file, entries applied, bad lines ignored. */
+  request: Partial<Record<RemovalKind, { file: string; entries: number; badLines: number }>>;
+  /** Distinct sample keys removed. */
+  samples: number;
+  /** The keys themselves, so `clipcrawl show KEY` can tell a sample's removal. */
+  keys: string[];
+  files: AuditFileChange[];
+  /** What happened to the kNN index (see remove.ts). */
+  index: string;
+}
+
+export async function readAuditLog(storage: DatasetStorage): Promise<AuditEntry[]> {
+  const path = layout.auditLog();
+  if (!(await storage.exists(path))) return [];
+  const entries: AuditEntry[] = [];
+  for (const line of (await storage.readText(path)).split("\n")) {
+    if (line.trim() === "") continue;
+    try {
+      entries.push(JSON.parse(line) as AuditEntry);
+    } catch {
+      // A line edited by hand: the others still count.
+    }
+  }
+  return entries;
+}
+
+export async function appendAuditEntry(storage: DatasetStorage, entry: AuditEntry): Promise<void> {
+  const path = layout.auditLog();
+  const existing = (await storage.exists(path)) ? await storage.readText(path) : "";
+  if (existing.includes(`{"removal":${JSON.stringify(entry.removal)},`)) return;
+  const separator = existing === "" || existing.endsWith("\n") ? "" : "\n";
+  await storage.writeAtomic(path, `${existing}${separator}${JSON.stringify(entry)}\n`);
+}

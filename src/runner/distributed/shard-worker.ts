@@ -1,0 +1,256 @@
+/**
+ * `clipcrawl worker`: takes shard jobs from the stage queues and runs each through its stage
+ * function (pipeline-stages.ts), exactly as the local runner does; then adds the shard's
+ * next-stage job, so download → embed → filter pipeline across the cluster without waiting for
+ * anyone. The job id is the same for the same run, stage and shard, so adding it twice (a retry
+ * after a crash between the add and the completion) adds it once.
+ *
+ * Faults: a worker killed mid-job stops renewing the job's lock; another worker's stalled-job
+ * check puts it back in the queue and it runs again elsewhere (done markers and atomic writes
+ * make that safe). A shard that fails (a poison input, a stage error) fails its job, with the
+ * stage's one-line reason, and is retried up to the job's attempts; the worker goes on. Redis
+ * going away pauses everything; ioredis reconnects and the workers carry on.
+ */
+import { hostname } from "node:os";
+import { DelayedError, type Job, Queue, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import { loadConfig } from "../../config/config-file.js";
+import { errorMessage } from "../../errors.js";
+import { shardName } from "../../io/layout.js";
+import { LocalStorage } from "../../io/local-storage.js";
+import { extract } from "../../stages/extract/extract.js";
+import {
+  PIPELINE_STAGES,
+  type PipelineStage,
+  runShardBatch,
+  type SHARD_STAGES,
+} from "../pipeline-stages.js";
+import type { StageReporter } from "../reporter.js";
+import { type RunLogger, silentLogger } from "../run-log.js";
+import { readRunState } from "../run-state.js";
+import {
+  jobId,
+  type QueueOptions,
+  queueName,
+  RunKeys,
+  redisOptions,
+  type ShardJobData,
+} from "./queue-names.js";
+import { RedisPairFilter, TurnNotComing } from "./redis-pair-filter.js";
+
+export interface WorkerOptions {
+  queue: QueueOptions;
+  /** Stages this worker takes jobs of (default: all). */
+  stages?: readonly PipelineStage[];
+  /** Jobs of each stage at once (default 1). */
+  concurrency?: number;
+  /**
+   * Seconds a job's lock lasts without renewal (renewed every half of it while the job runs): how
+   * soon a killed worker's job is retried elsewhere. Default 30.
+   */
+  lockSeconds?: number;
+  logger?: RunLogger;
+  /** Shown in the dashboard and `status` as the job's worker (default host:pid). */
+  name?: string;
+}
+
+/** What a completed job returns (seen in the dashboard and by the coordinator). */
+export interface ShardJobResult {
+  samples: number;
+  successes: number;
+  skipped: number;
+  seconds: number;
+  superseded?: boolean;
+}
+
+export interface RunningWorker {
+  readonly name: string;
+  /** Stops taking jobs and waits for the running ones (`force`: abandons them; they stall). */
+  close(force?: boolean): Promise<void>;
+}
+
+const NEXT_STAGE: Partial<Record<PipelineStage, PipelineStage>> = {
+  download: "embed",
+  embed: "filter",
+};
+
+export async function startShardWorker(options: WorkerOptions): Promise<RunningWorker> {
+  const stages = options.stages ?? PIPELINE_STAGES;
+  const concurrency = Math.max(1, options.concurrency ?? 1);
+  const lockDuration = Math.round((options.lockSeconds ?? 30) * 1000);
+  const logger = options.logger ?? silentLogger;
+  const name = options.name ?? `${hostname()}:${process.pid}`;
+  const connection = redisOptions(options.queue.url);
+  const { prefix } = options.queue;
+  const redis = new Redis(connection);
+  redis.on("error", () => {}); // ioredis reconnects by itself; the log gets the workers' errors.
+  const queues = new Map(
+    PIPELINE_STAGES.map((stage) => [stage, new Queue(queueName(stage), { connection, prefix })]),
+  );
+  for (const queue of queues.values()) queue.on("error", () => {});
+
+  const processJob = async (job: Job<ShardJobData>, token?: string): Promise<ShardJobResult> => {
+    const data = job.data;
+    const started = performance.now();
+    const current = await redis.get(RunKeys.currentRun(prefix, data.root));
+    if (current !== null && current !== data.runId) {
+      logger.info({ event: "job superseded", job: job.id, current });
+      return { samples: 0, successes: 0, skipped: 0, seconds: 0, superseded: true };
+    }
+    logger.info({
+      event: "job started",
+      job: job.id,
+      stage: data.stage,
+      shard: data.shard,
+      attempt: job.attemptsMade + 1,
+    });
+    const storage = new LocalStorage(data.root);
+    const reporter: StageReporter = {
+      warn: (line) => logger.warn({ event: "warning", job: job.id }, line),
+      progress: () => {},
+    };
+    try {
+      const result =
+        data.stage === "extract"
+          ? await runExtractJob(job, storage, reporter)
+          : await runStageJob(data, storage, reporter);
+      const next = NEXT_STAGE[data.stage];
+      if (next !== undefined) {
+        await (queues.get(next) as Queue).add(
+          next,
+          { ...data, stage: next },
+          jobOptions(data.runId, next, data.shard, data.attempts),
+        );
+      }
+      const seconds = (performance.now() - started) / 1000;
+      logger.info({ event: "job completed", job: job.id, ...result, seconds });
+      return { ...result, seconds };
+    } catch (error) {
+      if (error instanceof TurnNotComing) {
+        // Another shard's turn, and its job waits for a free slot: give this slot up.
+        logger.info({ event: "job yields its slot", job: job.id, reason: error.message });
+        await job.moveToDelayed(Date.now() + 500, token);
+        throw new DelayedError();
+      }
+      logger.warn({
+        event: "job failed",
+        job: job.id,
+        attempt: job.attemptsMade + 1,
+        error: errorMessage(error),
+      });
+      throw error;
+    }
+  };
+
+  const runStageJob = async (
+    data: ShardJobData,
+    storage: LocalStorage,
+    reporter: StageReporter,
+  ) => {
+    const stage = data.stage as (typeof SHARD_STAGES)[number] | "index";
+    const result = await runShardBatch(stage, {
+      storage,
+      shards: [data.shard],
+      reporter,
+      downloadsInParallel: concurrency,
+    });
+    const failed = result.outcomes.find((outcome) => !outcome.ok);
+    if (failed !== undefined)
+      throw new Error(failed.error ?? `${stage} shard ${data.shard} failed`);
+    return { samples: result.samples, successes: result.successes, skipped: result.skipped };
+  };
+
+  const runExtractJob = async (
+    job: Job<ShardJobData>,
+    storage: LocalStorage,
+    reporter: StageReporter,
+  ) => {
+    const data = job.data;
+    const state = await readRunState(storage);
+    if (state === undefined || state.inputs.length === 0) {
+      throw new Error(
+        `${storage.describe("_state/run.json")} names no inputs: the run that queued this job is gone`,
+      );
+    }
+    const config = (await loadConfig(storage)).extract;
+    const keys = new RunKeys(prefix, data.root, data.runId);
+    const extractQueue = queues.get("extract") as Queue;
+    const filter: RedisPairFilter = new RedisPairFilter(redis, keys, {
+      capacity: config.bloomCapacity,
+      falsePositiveRate: config.bloomFalsePositiveRate,
+      whileWaiting: async (cursor) => {
+        const blocking = jobId(data.runId, "extract", shardName(cursor));
+        const stateOf = await extractQueue.getJobState(blocking);
+        if (stateOf === "active") return;
+        if (stateOf === "failed" || stateOf === "completed") {
+          // That shard's job is over without taking its turn (it died on its last try).
+          await filter.passTurn(cursor);
+          return;
+        }
+        throw new TurnNotComing(`shard ${shardName(cursor)} has the turn and is ${stateOf}`);
+      },
+    });
+    const summary = await extract({
+      root: storage,
+      inputs: state.inputs,
+      shards: [data.shard],
+      sharedFilter: filter,
+      config: { workers: 1 },
+      reporter,
+    });
+    if (!summary.ok) {
+      throw new Error(summary.failedInputs.map((failed) => failed.error).join("; "));
+    }
+    return {
+      samples: summary.totals.kept,
+      successes: summary.totals.kept,
+      skipped: summary.shardsSkipped,
+    };
+  };
+
+  const workers = stages.map((stage) => {
+    const worker = new Worker<ShardJobData, ShardJobResult>(queueName(stage), processJob, {
+      connection,
+      prefix,
+      concurrency,
+      lockDuration,
+      stalledInterval: lockDuration,
+      maxStalledCount: 2,
+      name,
+    });
+    worker.on("error", (error) =>
+      logger.warn({ event: "worker error", stage, error: errorMessage(error) }),
+    );
+    return worker;
+  });
+  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
+  logger.info({
+    event: "worker started",
+    name,
+    stages,
+    concurrency,
+    lockSeconds: lockDuration / 1000,
+  });
+
+  return {
+    name,
+    close: async (force = false) => {
+      await Promise.all(workers.map((worker) => worker.close(force)));
+      await Promise.all([...queues.values()].map((queue) => queue.close()));
+      redis.disconnect();
+      logger.info({ event: "worker stopped", name });
+    },
+  };
+}
+
+/** Options every shard job is added with. */
+export function jobOptions(runId: string, stage: PipelineStage, shard: string, attempts: number) {
+  return {
+    jobId: jobId(runId, stage, shard),
+    attempts,
+    backoff: { type: "exponential", delay: 1000 },
+    // Failed jobs stay, with their reasons, for `status` and the dashboard; completed ones for a day.
+    removeOnComplete: { age: 24 * 3600 },
+    removeOnFail: false,
+  } as const;
+}

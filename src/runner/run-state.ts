@@ -1,0 +1,179 @@
+/**
+ * The run state file, `<root>/_state/run.json`: what the last `clipcrawl run` on this root was
+ * doing — its inputs (so a re-run needs no arguments), the shards of each stage, which shards were
+ * running and which failed, and why. Done markers stay the truth about what is finished; this file
+ * adds what markers cannot say (running, failed, interrupted) for `clipcrawl status`.
+ *
+ * Written atomically, at most a few times a second, so a `kill -9` leaves the last state: a
+ * "running" file whose process is gone reads as interrupted.
+ */
+import { hostname } from "node:os";
+import type { DatasetStorage } from "../io/storage.js";
+import type { PipelineStage, ShardOutcome } from "./pipeline-stages.js";
+
+export const RUN_STATE_FILE = "_state/run.json";
+
+export type RunStatus = "running" | "finished" | "failed" | "interrupted";
+
+export interface RunningShard {
+  stage: PipelineStage;
+  shard: string;
+  since: string;
+}
+
+export interface FailedRunShard {
+  stage: PipelineStage;
+  shard: string;
+  error: string;
+  at: string;
+}
+
+export interface RunState {
+  mode: "local" | "distributed";
+  status: RunStatus;
+  host: string;
+  pid: number;
+  startedAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  /** The WAT inputs, expanded (files, URLs), in shard order. */
+  inputs: string[];
+  /** Shards per stage, once planned. */
+  shards: Partial<Record<PipelineStage, number>>;
+  running: RunningShard[];
+  failed: FailedRunShard[];
+  /** For a distributed run: where its jobs are (no password). */
+  queue: { url: string; prefix: string; runId: string } | null;
+}
+
+export async function readRunState(storage: DatasetStorage): Promise<RunState | undefined> {
+  if (!(await storage.exists(RUN_STATE_FILE))) return undefined;
+  try {
+    return JSON.parse(await storage.readText(RUN_STATE_FILE)) as RunState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keeps the run state file up to date as a run goes. */
+export class RunStateRecorder {
+  private readonly state: RunState;
+  private writing: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly storage: DatasetStorage,
+    init: Pick<RunState, "mode" | "inputs" | "queue">,
+  ) {
+    const now = new Date().toISOString();
+    this.state = {
+      ...init,
+      status: "running",
+      host: hostname(),
+      pid: process.pid,
+      startedAt: now,
+      updatedAt: now,
+      finishedAt: null,
+      shards: {},
+      running: [],
+      failed: [],
+    };
+  }
+
+  get current(): Readonly<RunState> {
+    return this.state;
+  }
+
+  setInputs(inputs: string[]): void {
+    this.state.inputs = inputs;
+    this.changed();
+  }
+
+  setShards(stage: PipelineStage, count: number): void {
+    this.state.shards[stage] = count;
+    this.changed();
+  }
+
+  started(stage: PipelineStage, shards: readonly string[]): void {
+    const since = new Date().toISOString();
+    for (const shard of shards) this.state.running.push({ stage, shard, since });
+    // A retried shard is no longer failed.
+    this.state.failed = this.state.failed.filter(
+      (item) => !(item.stage === stage && shards.includes(item.shard)),
+    );
+    this.changed();
+  }
+
+  /** The shards of `stage` running now (a long call reports them as it goes). */
+  setRunning(stage: PipelineStage, shards: readonly string[]): void {
+    const since = new Date().toISOString();
+    const before = new Map(
+      this.state.running.filter((item) => item.stage === stage).map((item) => [item.shard, item]),
+    );
+    this.state.running = [
+      ...this.state.running.filter((item) => item.stage !== stage),
+      ...shards.map((shard) => before.get(shard) ?? { stage, shard, since }),
+    ];
+    this.changed();
+  }
+
+  finished(stage: PipelineStage, outcomes: readonly ShardOutcome[]): void {
+    const done = new Set(outcomes.map((outcome) => outcome.shard));
+    this.state.running = this.state.running.filter(
+      (item) => !(item.stage === stage && done.has(item.shard)),
+    );
+    const at = new Date().toISOString();
+    for (const outcome of outcomes) {
+      if (!outcome.ok) {
+        this.state.failed.push({
+          stage,
+          shard: outcome.shard,
+          error: outcome.error ?? "failed",
+          at,
+        });
+      }
+    }
+    this.changed();
+  }
+
+  failed(stage: PipelineStage, shard: string, error: string): void {
+    this.finished(stage, [{ shard, ok: false, error }]);
+  }
+
+  /** Writes the final state now. */
+  async close(status: Exclude<RunStatus, "running">): Promise<void> {
+    this.state.status = status;
+    this.state.finishedAt = new Date().toISOString();
+    this.state.running = [];
+    await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.state.updatedAt = new Date().toISOString();
+    const text = `${JSON.stringify(this.state, null, 2)}\n`;
+    this.writing = this.writing.then(() => this.storage.writeAtomic(RUN_STATE_FILE, text));
+    await this.writing;
+  }
+
+  private changed(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flush().catch(() => {});
+    }, 200);
+  }
+}
+
+/** True when the process that wrote a "running" state is still alive (same host only). */
+export function runIsAlive(state: RunState): boolean {
+  if (state.status !== "running") return false;
+  if (state.host !== hostname()) return true;
+  try {
+    process.kill(state.pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * clip-back's routes, field for field (docs/http-api.md): `GET /indices-list`,
+ * `POST /knn-service`, `POST /metadata`. ClipClient and clip-front call these unchanged.
+ */
+import type { FastifyInstance } from "fastify";
+import { runKnnQuery } from "./knn-query.js";
+import { asObject, parseKnnQuery, stringField } from "./knn-request.js";
+import { RequestError } from "./request-error.js";
+import { knnAnswer, resultMetadata } from "./result-rows.js";
+import type { ServerContext } from "./server-context.js";
+
+export function registerClipBackRoutes(app: FastifyInstance, context: ServerContext): void {
+  app.get("/indices-list", async () => context.names);
+
+  app.post("/knn-service", async (request) => {
+    const query = parseKnnQuery(request.body, context.limits);
+    const served = context.index(query.indexName);
+    const results = await runKnnQuery(served, query, context.embedding);
+    return context.metrics.timeSync("metadata", served.name, () =>
+      knnAnswer(served, results, query.numImages),
+    );
+  });
+
+  app.post("/metadata", async (request) => {
+    const fields = asObject(request.body);
+    const served = context.index(stringField(fields, "indice_name", 256));
+    const ids = metadataIds(fields.ids, served.index.size, context.limits.maxResults);
+    if (ids.length === 0) return [];
+    const metadata = context.metrics.timeSync("metadata", served.name, () =>
+      resultMetadata(served, ids),
+    );
+    return ids.map((id, position) => ({ id, metadata: metadata[position] }));
+  });
+}
+
+function metadataIds(value: unknown, rows: number, limit: number): number[] {
+  if (!Array.isArray(value)) throw new RequestError("ids", "ids must be an array of row ids");
+  if (value.length > limit) {
+    throw new RequestError("ids", `ids has ${value.length} entries; the limit is ${limit}`);
+  }
+  for (const id of value) {
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= rows) {
+      throw new RequestError(
+        "ids",
+        `id ${JSON.stringify(id)} is not a row of the index (0 … ${rows - 1})`,
+      );
+    }
+  }
+  return value as number[];
+}

@@ -1,0 +1,229 @@
+/**
+ * One index as the server holds it: the ClipIndex, the CLIP model that embeds its queries (and
+ * the multilingual text model behind `use_mclip`), and what is derived from its rows once, when
+ * first needed: the aesthetic embeddings, the violence flags, the key → row map of the
+ * thumbnails, the statistics page. Several ServedIndex live side by side, each with its model.
+ */
+import { resolve } from "node:path";
+import { ClipcrawlError, errorMessage } from "../errors.js";
+import { LocalStorage } from "../io/local-storage.js";
+import { ClipModel } from "../models/clip-model.js";
+import { ClipEmbedder, TextEmbedder } from "../models/embedder.js";
+import { checkEmbeddingSizesMatch, TextModel } from "../models/text-model.js";
+import { type ClipIndex, openIndex } from "../stages/index/clip-index.js";
+import { type AestheticEmbeddings, computeAestheticEmbeddings } from "./aesthetic-embeddings.js";
+import { type IndexModels, resolveIndexModels } from "./index-models.js";
+import { type IndexStats, readIndexStats } from "./index-stats.js";
+import { RESULT_COLUMNS } from "./result-rows.js";
+import { ThumbnailStore } from "./thumbnails.js";
+import {
+  computeViolenceFlags,
+  type ViolenceFlags,
+  type ViolencePrompts,
+} from "./violence-detector.js";
+
+/** An index to serve: a dataset root under a name, and optionally the models of its queries. */
+export interface IndexSource {
+  name: string;
+  root: string;
+  /**
+   * CLIP model folder; default: the one the root was embedded with (see index-models.ts). null:
+   * no model, only `embedding_input` queries (an index whose model is not at hand).
+   */
+  model?: string | null;
+  /** Multilingual text model folder for `use_mclip`. */
+  multilingualModel?: string;
+}
+
+export interface ServedIndexOptions {
+  /** onnxruntime threads per tower; 0: the engine's choice. */
+  threads: number;
+  /** The graph's candidate list per query; 0: the index's own. */
+  expansionSearch: number;
+  violencePrompts: ViolencePrompts;
+}
+
+/** The models that embed an index's queries. */
+export interface QueryModels {
+  folders: IndexModels;
+  clip: ClipModel;
+  embedder: ClipEmbedder;
+  multilingual: { model: TextModel; embedder: TextEmbedder } | undefined;
+}
+
+/** What `/api/indices` says of an index. */
+export interface IndexDescription {
+  name: string;
+  rows: number;
+  dimensions: number;
+  modalities: ("image" | "text")[];
+  hasMultilingual: boolean;
+  /** false when only embedding_input queries are answered (served without a model). */
+  hasModel: boolean;
+  columns: string[];
+}
+
+export class ServedIndex {
+  readonly thumbnails: ThumbnailStore;
+  private aesthetic: Promise<AestheticEmbeddings> | undefined;
+  private violence: Promise<ViolenceFlags> | undefined;
+  private statistics: Promise<IndexStats> | undefined;
+  private keys: Map<string, number> | undefined;
+
+  private constructor(
+    readonly name: string,
+    readonly storage: LocalStorage,
+    readonly index: ClipIndex,
+    /** undefined: served without a model (embedding_input queries only). */
+    readonly models: QueryModels | undefined,
+    private readonly options: ServedIndexOptions,
+  ) {
+    this.thumbnails = new ThumbnailStore(storage);
+  }
+
+  /** Fails with one line naming the index and what is missing (index, model, files). */
+  static async load(source: IndexSource, options: ServedIndexOptions): Promise<ServedIndex> {
+    try {
+      return await ServedIndex.open(source, options);
+    } catch (error) {
+      if (error instanceof ClipcrawlError) throw error;
+      throw new ClipcrawlError(
+        "CC_SERVE_INDEX",
+        `index ${source.name} (${resolve(source.root)}): ${errorMessage(error)}`,
+        { cause: error },
+      );
+    }
+  }
+
+  private static async open(
+    source: IndexSource,
+    options: ServedIndexOptions,
+  ): Promise<ServedIndex> {
+    const storage = new LocalStorage(resolve(source.root));
+    const index = await openIndex(
+      storage,
+      options.expansionSearch > 0 ? { expansionSearch: options.expansionSearch } : {},
+    );
+    try {
+      const models =
+        source.model === null ? undefined : await loadQueryModels(source, storage, index, options);
+      return new ServedIndex(source.name, storage, index, models, options);
+    } catch (error) {
+      index.close();
+      throw error;
+    }
+  }
+
+  describe(): IndexDescription {
+    return {
+      name: this.name,
+      rows: this.index.size,
+      dimensions: this.index.dimensions,
+      modalities: ["image", "text"],
+      hasMultilingual: this.models?.multilingual !== undefined,
+      hasModel: this.models !== undefined,
+      columns: RESULT_COLUMNS.map((column) => column.output),
+    };
+  }
+
+  /** The per-score mean image embeddings (computed on first use, then kept). */
+  aestheticEmbeddings(): Promise<AestheticEmbeddings> {
+    this.aesthetic ??= computeAestheticEmbeddings(this.storage, this.index);
+    return this.aesthetic;
+  }
+
+  /**
+   * One byte a row, 1 where the violence detector flags the image (first use computes it);
+   * undefined without a model to embed the prompts, as clip-back skips a detector it lacks.
+   */
+  violenceFlags(): Promise<ViolenceFlags | undefined> {
+    const embedder = this.models?.embedder;
+    if (embedder === undefined) return Promise.resolve(undefined);
+    this.violence ??= computeViolenceFlags(
+      this.storage,
+      this.index,
+      embedder,
+      this.options.violencePrompts,
+    );
+    return this.violence;
+  }
+
+  stats(): Promise<IndexStats> {
+    this.statistics ??= readIndexStats(this.storage, this.index);
+    return this.statistics;
+  }
+
+  /** The row of a sample key, or undefined when the index has no such row. */
+  rowOfKey(key: string): number | undefined {
+    if (this.keys === undefined) {
+      const keys = new Map<string, number>();
+      const batch = 10_000;
+      for (let start = 0; start < this.index.size; start += batch) {
+        const ids = Array.from(
+          { length: Math.min(batch, this.index.size - start) },
+          (_, offset) => start + offset,
+        );
+        this.index.metadata(ids, ["key"]).forEach((row, offset) => {
+          if (typeof row.key === "string" && !keys.has(row.key)) keys.set(row.key, start + offset);
+        });
+      }
+      this.keys = keys;
+    }
+    return this.keys.get(key);
+  }
+
+  /**
+   * Starts the derived data in the background, one scan after the other, so the first queries
+   * that need it do not wait.
+   */
+  warm(): void {
+    this.aestheticEmbeddings()
+      .catch(() => undefined)
+      .then(() => this.violenceFlags())
+      .catch(() => {
+        // reported to the query that needs it
+      });
+  }
+
+  async close(): Promise<void> {
+    // Background scans finish before the files they read are closed.
+    await Promise.allSettled([this.aesthetic, this.violence, this.statistics]);
+    this.index.close();
+    await Promise.all([this.models?.clip.release(), this.models?.multilingual?.model.release()]);
+  }
+}
+
+async function loadQueryModels(
+  source: IndexSource,
+  storage: LocalStorage,
+  index: ClipIndex,
+  options: ServedIndexOptions,
+): Promise<QueryModels> {
+  const folders = await resolveIndexModels(source.name, storage, {
+    ...(source.model === undefined || source.model === null ? {} : { model: source.model }),
+    ...(source.multilingualModel === undefined
+      ? {}
+      : { multilingualModel: source.multilingualModel }),
+  });
+  const sessionOptions = { precision: folders.precision, intraOpThreads: options.threads };
+  const clip = await ClipModel.load(folders.model, sessionOptions);
+  let text: TextModel | undefined;
+  try {
+    if (clip.embeddingSize !== index.dimensions) {
+      throw new Error(
+        `index ${source.name}: the model ${folders.model} embeds in ${clip.embeddingSize} dimensions, the index in ${index.dimensions}; give the model the root was embedded with (--model)`,
+      );
+    }
+    let multilingual: QueryModels["multilingual"];
+    if (folders.multilingualModel !== undefined) {
+      text = await TextModel.load(folders.multilingualModel, sessionOptions);
+      checkEmbeddingSizesMatch(text, clip);
+      multilingual = { model: text, embedder: new TextEmbedder(text) };
+    }
+    const embedder = new ClipEmbedder(clip, { batchSize: 1, preprocessConcurrency: 1 });
+    return { folders, clip, embedder, multilingual };
+  } catch (error) {
+    await Promise.all([clip.release(), text?.release()]);
+    throw error;
+  }
+}

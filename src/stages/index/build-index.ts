@@ -1,0 +1,427 @@
+/**
+ * `clipcrawl index`: the dataset's rows (or every embedded row, before filter has run) → an
+ * image and a text kNN index with the metadata that queries filter on, under `<root>/index/`
+ * (see README.md and index-manifest.ts).
+ *
+ * Input shards become segments in the order they are added; ids run on across segments. A new
+ * shard is added to the existing graphs (HNSW grows by insertion, so nothing is rebuilt); a
+ * shard whose input changed, a removed shard, or a changed parameter rebuilds from scratch. The
+ * near-duplicate groups are found with the image graph as rows are added. Every file a build
+ * writes has a name of its own and the manifest is written last, so a crash leaves the previous
+ * index intact; done markers follow the manifest.
+ */
+import { cpus } from "node:os";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { loadConfig } from "../../config/config-file.js";
+import { initRoot } from "../../config/init-root.js";
+import type { IndexConfig } from "../../config/schema.js";
+import { errorMessage, InputError } from "../../errors.js";
+import { layout } from "../../io/layout.js";
+import { LocalStorage } from "../../io/local-storage.js";
+import { duckdbConnection, quoteLiteral } from "../../io/parquet.js";
+import type { DatasetStorage, FileInfo } from "../../io/storage.js";
+import { type StageReporter, silentReporter } from "../../runner/reporter.js";
+import { digestOf, ShardState } from "../../runner/shard-state.js";
+import { VERSION } from "../../version.js";
+import { DuplicateGroups, readDuplicateGroups, writeDuplicateGroups } from "./duplicate-groups.js";
+import { VectorGraph } from "./graph.js";
+import { removeUnreferencedFiles } from "./index-cleanup.js";
+import {
+  generationName,
+  graphPath,
+  INDEX_FORMAT_VERSION,
+  type IndexManifest,
+  type IndexParams,
+  type IndexSegment,
+  MODALITIES,
+  type Modality,
+  readManifest,
+  writeManifest,
+} from "./index-manifest.js";
+import { chooseIndexParams, defaultExpansionSearch, graphBytes } from "./index-params.js";
+import { type PlannedIndexShard, planIndexShards } from "./index-plan.js";
+import { readIndexShard, releaseIndexShard, writeSegment } from "./index-shard.js";
+
+export const INDEX_STAGE = "index";
+
+export interface IndexOptions {
+  /** The dataset root: a directory path, or a LocalStorage. */
+  root: string | LocalStorage;
+  /** Values that override the root's clipcrawl.json for this run. */
+  config?: Partial<IndexConfig>;
+  /** Rebuild from scratch even when the index could be extended. */
+  overwrite?: boolean;
+  reporter?: StageReporter;
+}
+
+export interface FailedIndexShard {
+  shard: string;
+  error: string;
+}
+
+export interface IndexSummary {
+  /** True when every input shard is in the index. */
+  ok: boolean;
+  source: IndexManifest["source"];
+  shards: number;
+  shardsAdded: number;
+  shardsSkipped: number;
+  failedShards: FailedIndexShard[];
+  /** Embedding shards that filter has not turned into dataset shards yet (not indexed). */
+  waiting: string[];
+  /** True when this run built the index from scratch (no index, or it could not be extended). */
+  rebuilt: boolean;
+  /** Rows in the index now, and how many this run added. */
+  rows: number;
+  rowsAdded: number;
+  dimensions: number | null;
+  duplicateGroups: number;
+  params: IndexParams | null;
+  /** Estimated memory of the two graphs, and whether it exceeds the budget. */
+  graphBytes: number;
+  overBudget: boolean;
+  /** Wall seconds per step. */
+  timings: { read: number; graph: number; duplicates: number; write: number; total: number };
+  rowsPerSecond: number;
+}
+
+interface BuildState {
+  params: IndexParams;
+  dimensions: number;
+  graphs: Record<Modality, VectorGraph>;
+  groups: DuplicateGroups;
+  segments: IndexSegment[];
+  rows: number;
+  overBudget: boolean;
+}
+
+export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
+  const started = performance.now();
+  const reporter = options.reporter ?? silentReporter;
+  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  await initRoot(storage);
+  const config = (await loadConfig(storage, { index: options.config ?? {} })).index;
+  const threads = config.threads > 0 ? config.threads : cpus().length;
+
+  const plan = await planIndexShards(storage);
+  const identity = digestOf({
+    version: INDEX_FORMAT_VERSION,
+    source: plan.source,
+    // What shapes the stored graphs and groups; threads and the search list do not.
+    config: { ...config, threads: undefined, expansionSearch: undefined },
+  });
+  const previous = options.overwrite === true ? undefined : await readManifest(storage);
+  const planned = new Map(plan.shards.map((shard) => [shard.name, shard]));
+  const extendable =
+    previous !== undefined &&
+    previous.identity === identity &&
+    previous.segments.every((segment) => planned.get(segment.shard)?.digest === segment.digest) &&
+    (await filesPresent(storage, previous));
+  const base = extendable ? previous : undefined;
+  const inIndex = new Set(base?.segments.map((segment) => segment.shard) ?? []);
+  const pending = plan.shards.filter((shard) => !inIndex.has(shard.name));
+  const state = new ShardState(storage, INDEX_STAGE);
+
+  const timings = { read: 0, graph: 0, duplicates: 0, write: 0, total: 0 };
+  const failedShards: FailedIndexShard[] = [];
+  const added: { shard: PlannedIndexShard; segment: IndexSegment }[] = [];
+  let shardsDone = plan.shards.length - pending.length;
+  const report = (rows: number) =>
+    reporter.progress({
+      stage: INDEX_STAGE,
+      shardsDone,
+      shardsTotal: plan.shards.length,
+      counters: { rows },
+    });
+  report(base?.rows ?? 0);
+
+  let build: BuildState | undefined;
+  let manifest: IndexManifest | undefined = base;
+  if (pending.length > 0) {
+    const generation = (previous?.generation ?? 0) + 1;
+    const connection = await duckdbConnection();
+    try {
+      const expectedRows = (base?.rows ?? 0) + (await countRows(connection, storage, pending));
+      build = base === undefined ? undefined : await reopen(storage, base, config, expectedRows);
+      for (const shard of pending) {
+        const step = performance.now();
+        let rows: Awaited<ReturnType<typeof readIndexShard>> | undefined;
+        const segmentName = `${generationName(generation)}-${shard.name}`;
+        try {
+          rows = await readIndexShard(storage, connection, shard);
+          if (build !== undefined && rows.dimensions !== build.dimensions) {
+            throw new InputError(
+              "CC_EMBEDDINGS_MISMATCH",
+              storage.describe(shard.imageVectors),
+              `${rows.dimensions}-d embeddings, the index holds ${build.dimensions}-d`,
+            );
+          }
+          await writeSegment(storage, connection, segmentName, rows);
+        } catch (error) {
+          if (rows !== undefined) await releaseIndexShard(connection, rows);
+          const message = errorMessage(error);
+          failedShards.push({ shard: shard.name, error: message });
+          reporter.warn(`index shard ${shard.name} failed: ${message}`);
+          shardsDone++;
+          report(build?.rows ?? 0);
+          continue;
+        }
+        await releaseIndexShard(connection, rows);
+        timings.read += (performance.now() - step) / 1000;
+
+        build ??= createBuild(config, expectedRows, rows.dimensions);
+        const firstId = build.rows;
+        const graphStep = performance.now();
+        build.graphs.image.add(firstId, rows.image, threads);
+        build.graphs.text.add(firstId, rows.text, threads);
+        build.rows += rows.rows;
+        const duplicateStep = performance.now();
+        timings.graph += (duplicateStep - graphStep) / 1000;
+        build.groups.grow(build.rows);
+        joinDuplicates(build, rows.image, firstId, threads);
+        timings.duplicates += (performance.now() - duplicateStep) / 1000;
+        const segment: IndexSegment = {
+          shard: shard.name,
+          digest: shard.digest,
+          name: segmentName,
+          firstId,
+          rows: rows.rows,
+        };
+        build.segments.push(segment);
+        added.push({ shard, segment });
+        shardsDone++;
+        report(build.rows);
+      }
+
+      if (build !== undefined && added.length > 0) {
+        const writeStep = performance.now();
+        manifest = await commit(storage, build, generation, plan.source, identity);
+        for (const { shard, segment } of added) {
+          await state.markDone({
+            shard: shard.name,
+            inputDigest: shard.digest,
+            outputs: await segmentFiles(storage, segment.name),
+            counts: { rows: segment.rows },
+          });
+        }
+        await removeUnreferencedFiles(storage, manifest);
+        timings.write = (performance.now() - writeStep) / 1000;
+      }
+    } finally {
+      connection.closeSync();
+    }
+  }
+  if (manifest !== undefined) await markMissing(storage, state, manifest, planned);
+
+  timings.total = (performance.now() - started) / 1000;
+  const rowsAdded = added.reduce((sum, entry) => sum + entry.segment.rows, 0);
+  return {
+    ok: failedShards.length === 0,
+    source: plan.source,
+    shards: plan.shards.length,
+    shardsAdded: added.length,
+    shardsSkipped: plan.shards.length - pending.length,
+    failedShards,
+    waiting: plan.waiting,
+    rebuilt: base === undefined && added.length > 0,
+    rows: manifest?.rows ?? 0,
+    rowsAdded,
+    dimensions: manifest?.dimensions ?? null,
+    duplicateGroups: manifest?.duplicateGroups ?? 0,
+    params: manifest?.params ?? null,
+    graphBytes: manifest?.graphBytes ?? 0,
+    overBudget: build?.overBudget ?? false,
+    timings,
+    rowsPerSecond: rowsAdded / Math.max(timings.total, 0.001),
+  };
+}
+
+function createBuild(config: IndexConfig, expectedRows: number, dimensions: number): BuildState {
+  const chosen = chooseIndexParams(config, expectedRows, dimensions);
+  return {
+    params: chosen.params,
+    dimensions,
+    graphs: {
+      image: VectorGraph.create(dimensions, chosen.params),
+      text: VectorGraph.create(dimensions, chosen.params),
+    },
+    groups: new DuplicateGroups(),
+    segments: [],
+    rows: 0,
+    overBudget: chosen.overBudget,
+  };
+}
+
+/** The previous build's graphs (loaded to be added to) and groups. */
+async function reopen(
+  storage: DatasetStorage,
+  manifest: IndexManifest,
+  config: IndexConfig,
+  expectedRows: number,
+): Promise<BuildState> {
+  const params: IndexParams = {
+    ...manifest.params,
+    expansionSearch:
+      config.expansionSearch > 0 ? config.expansionSearch : defaultExpansionSearch(expectedRows),
+  };
+  const open = async (modality: Modality) =>
+    VectorGraph.open(
+      await storage.localPath(manifest.files.graphs[modality]),
+      manifest.dimensions,
+      params,
+      "load",
+    );
+  const graphs = { image: await open("image"), text: await open("text") };
+  for (const modality of MODALITIES) {
+    if (graphs[modality].size !== manifest.rows) {
+      throw new Error(
+        `${storage.describe(manifest.files.graphs[modality])} holds ${graphs[modality].size} vectors, the manifest says ${manifest.rows}; run clipcrawl index --overwrite`,
+      );
+    }
+  }
+  const groups = await readDuplicateGroups(storage, manifest.files.duplicateGroups, manifest.rows);
+  return {
+    params,
+    dimensions: manifest.dimensions,
+    graphs,
+    groups: new DuplicateGroups(groups),
+    segments: manifest.segments.slice(),
+    rows: manifest.rows,
+    overBudget: false,
+  };
+}
+
+/** Joins each new row with the neighbours the image graph finds above the threshold. */
+function joinDuplicates(
+  build: BuildState,
+  vectors: Float32Array,
+  firstId: number,
+  threads: number,
+): void {
+  const { dimensions, params, groups } = build;
+  const rows = vectors.length / dimensions;
+  const batch = 4096;
+  for (let start = 0; start < rows; start += batch) {
+    const end = Math.min(rows, start + batch);
+    const found = build.graphs.image.searchBatch(
+      vectors.subarray(start * dimensions, end * dimensions),
+      params.duplicateNeighbors + 1,
+      threads,
+    );
+    found.forEach((matches, offset) => {
+      const id = firstId + start + offset;
+      for (let index = 0; index < matches.ids.length; index++) {
+        if ((matches.similarities[index] as number) < params.duplicateThreshold) break;
+        const other = matches.ids[index] as number;
+        if (other !== id) groups.union(id, other);
+      }
+    });
+  }
+}
+
+async function commit(
+  storage: DatasetStorage,
+  build: BuildState,
+  generation: number,
+  source: IndexManifest["source"],
+  identity: string,
+): Promise<IndexManifest> {
+  const graphs = {} as Record<Modality, string>;
+  for (const modality of MODALITIES) {
+    const path = graphPath(modality, generation);
+    await storage.writeAtomicWith(path, async (localPath) => {
+      build.graphs[modality].save(localPath);
+    });
+    graphs[modality] = path;
+  }
+  const { groups, count } = build.groups.resolve();
+  const duplicateGroups = layout.indexDuplicateGroups(generationName(generation));
+  await writeDuplicateGroups(storage, duplicateGroups, groups);
+  const manifest: IndexManifest = {
+    format: INDEX_FORMAT_VERSION,
+    generation,
+    source,
+    dimensions: build.dimensions,
+    rows: build.rows,
+    identity,
+    params: build.params,
+    segments: build.segments,
+    files: { graphs, duplicateGroups },
+    duplicateGroups: count,
+    graphBytes:
+      2 *
+      graphBytes(
+        build.rows,
+        build.dimensions,
+        build.params.quantization,
+        build.params.connectivity,
+      ),
+    createdWith: VERSION,
+    builtAt: new Date().toISOString(),
+  };
+  await writeManifest(storage, manifest);
+  return manifest;
+}
+
+/** Rows of the pending shards (dataset rows, or embedded rows), to size the index up front. */
+async function countRows(
+  connection: DuckDBConnection,
+  storage: DatasetStorage,
+  shards: readonly PlannedIndexShard[],
+): Promise<number> {
+  let total = 0;
+  for (const shard of shards) {
+    const path = shard.dataset ?? shard.metadata;
+    try {
+      const reader = await connection.runAndReadAll(
+        `SELECT count(*) AS n FROM read_parquet(${quoteLiteral(await storage.localPath(path))})`,
+      );
+      total += Number(reader.getRowObjects()[0]?.n ?? 0);
+    } catch {
+      // An unreadable shard fails with its own message when it is read.
+    }
+  }
+  return total;
+}
+
+async function filesPresent(storage: DatasetStorage, manifest: IndexManifest): Promise<boolean> {
+  const paths = [
+    ...MODALITIES.map((modality) => manifest.files.graphs[modality]),
+    manifest.files.duplicateGroups,
+    ...manifest.segments.flatMap((segment) => [
+      layout.indexSegmentMetadata(segment.name),
+      ...MODALITIES.map((modality) => layout.indexSegmentVectors(segment.name, modality)),
+    ]),
+  ];
+  for (const path of paths) if (!(await storage.exists(path))) return false;
+  return true;
+}
+
+async function segmentFiles(storage: DatasetStorage, segment: string): Promise<FileInfo[]> {
+  const paths = [
+    layout.indexSegmentMetadata(segment),
+    ...MODALITIES.map((modality) => layout.indexSegmentVectors(segment, modality)),
+  ];
+  const infos = await Promise.all(paths.map((path) => storage.stat(path)));
+  return infos.map((info, index) => info ?? { path: paths[index] as string, bytes: -1 });
+}
+
+/** A crash between the manifest and the markers leaves indexed shards unmarked: mark them. */
+async function markMissing(
+  storage: DatasetStorage,
+  state: ShardState,
+  manifest: IndexManifest,
+  planned: ReadonlyMap<string, PlannedIndexShard>,
+): Promise<void> {
+  for (const segment of manifest.segments) {
+    const shard = planned.get(segment.shard);
+    if (shard === undefined || shard.digest !== segment.digest) continue;
+    if (await state.findDone(segment.shard, segment.digest)) continue;
+    await state.markDone({
+      shard: segment.shard,
+      inputDigest: segment.digest,
+      outputs: await segmentFiles(storage, segment.name),
+      counts: { rows: segment.rows },
+    });
+  }
+}

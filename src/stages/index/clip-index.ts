@@ -1,0 +1,338 @@
+/**
+ * The query side of an index, for `clipcrawl serve`: `openIndex(root)` reads the manifest,
+ * memory-maps the two graphs, loads the metadata columns and the near-duplicate groups, and
+ * answers `search` and `metadata` synchronously (no await on the hot path).
+ *
+ * How a query is answered (the filter design; measured in docs/index-engine.md):
+ * - an index of at most `flatMaxVectors` rows: exact search over every row that passes;
+ * - no filter: the graph, k results;
+ * - a filter: the planner estimates how many rows pass (sorted score values, language counts).
+ *   When scoring those rows exactly costs less than the graph search that would find k of them,
+ *   it does that (a rare language, a strict aesthetic threshold); otherwise it asks the graph
+ *   for k / selectivity × 1.5 candidates, keeps those that pass, and asks again for more, sized
+ *   by the pass rate it saw, until k pass, the graph is exhausted, or exact search is cheaper.
+ * So a filtered query returns k rows whenever k rows pass.
+ */
+
+import { layout } from "../../io/layout.js";
+import { LocalStorage } from "../../io/local-storage.js";
+import { duckdbConnection } from "../../io/parquet.js";
+import type { DatasetStorage } from "../../io/storage.js";
+import { readDuplicateGroups } from "./duplicate-groups.js";
+import { VectorGraph } from "./graph.js";
+import { DUPLICATE_GROUP_COLUMN, INDEX_COLUMNS, SEGMENT_COLUMNS } from "./index-columns.js";
+import { type IndexManifest, MODALITIES, type Modality, readManifest } from "./index-manifest.js";
+import { MetadataColumns, type MetadataValue } from "./metadata-columns.js";
+import { type CompiledFilter, FilterColumns, type SearchFilters } from "./search-filters.js";
+import { SegmentVectors } from "./segment-vectors.js";
+
+export type { MetadataValue } from "./metadata-columns.js";
+export type { SearchFilters } from "./search-filters.js";
+
+export interface OpenIndexOptions {
+  /** Memory-map the graphs (the default: several processes share one copy) or load them. */
+  mapGraphs?: boolean;
+  /** The graph's candidate list per search; default: the manifest's. */
+  expansionSearch?: number;
+  /**
+   * Hold the float16 vectors used by exact search in memory; default: when they take at most
+   * 1 GB together. Otherwise they are read from the segment files when needed.
+   */
+  vectorsInMemory?: boolean;
+}
+
+export interface SearchQuery {
+  /** The query embedding; any norm (similarities are cosines). */
+  vector: Float32Array | readonly number[];
+  k: number;
+  /** Which index: image embeddings or caption embeddings. */
+  modality: Modality;
+  filters?: SearchFilters;
+}
+
+export interface SearchResult {
+  /** The row id: its position in the index, as clip-back's ids. */
+  id: number;
+  /** Cosine similarity of the query and the row's embedding. */
+  similarity: number;
+}
+
+export interface SearchReport {
+  results: SearchResult[];
+  /** How the planner answered: the graph (with over-fetch when filtered) or exact search. */
+  path: "graph" | "exact";
+  /** Rows the graph returned over all its rounds, or rows scored exactly. */
+  candidates: number;
+  rounds: number;
+}
+
+const DEFAULT_VECTOR_MEMORY = 1e9;
+const OVERFETCH_MARGIN = 1.5;
+/**
+ * Costs in units of one graph distance computation (usearch, SIMD), measured on 512-d vectors
+ * (bench/index.ts): scoring a row exactly in JavaScript (float16 table lookups) costs about 8;
+ * testing a candidate row's filter about 1/16.
+ */
+const EXACT_ROW_COST = 8;
+const CANDIDATE_COST = 1 / 16;
+
+export class ClipIndex {
+  private constructor(
+    readonly manifest: IndexManifest,
+    private readonly graphs: Record<Modality, VectorGraph>,
+    private readonly vectors: Record<Modality, SegmentVectors>,
+    private readonly columns: MetadataColumns,
+    private readonly groups: Uint32Array,
+    private readonly filterColumns: FilterColumns,
+    readonly expansionSearch: number,
+  ) {}
+
+  static async open(
+    root: string | DatasetStorage,
+    options: OpenIndexOptions = {},
+  ): Promise<ClipIndex> {
+    const storage = typeof root === "string" ? new LocalStorage(root) : root;
+    const manifest = await readManifest(storage);
+    if (manifest === undefined) {
+      throw new Error(
+        `no index at ${storage.describe(layout.indexManifest())}; run clipcrawl index first`,
+      );
+    }
+    const expansionSearch = options.expansionSearch ?? manifest.params.expansionSearch;
+    const settings = { ...manifest.params, expansionSearch };
+    const mode = options.mapGraphs === false ? "load" : "view";
+    const graphs = {} as Record<Modality, VectorGraph>;
+    const vectors = {} as Record<Modality, SegmentVectors>;
+    const vectorBytes = manifest.rows * manifest.dimensions * 2 * MODALITIES.length;
+    const inMemory = options.vectorsInMemory ?? vectorBytes <= DEFAULT_VECTOR_MEMORY;
+    for (const modality of MODALITIES) {
+      const path = await storage.localPath(manifest.files.graphs[modality]);
+      graphs[modality] = VectorGraph.open(path, manifest.dimensions, settings, mode);
+      if (graphs[modality].size !== manifest.rows) {
+        throw new Error(
+          `${path} holds ${graphs[modality].size} vectors, the manifest says ${manifest.rows}`,
+        );
+      }
+      const files = await Promise.all(
+        manifest.segments.map(async (segment) => ({
+          path: await storage.localPath(layout.indexSegmentVectors(segment.name, modality)),
+          firstId: segment.firstId,
+          rows: segment.rows,
+        })),
+      );
+      vectors[modality] = await SegmentVectors.open(files, manifest.dimensions, inMemory);
+    }
+    const connection = await duckdbConnection();
+    let columns: MetadataColumns;
+    try {
+      const files = await Promise.all(
+        manifest.segments.map((segment) =>
+          storage.localPath(layout.indexSegmentMetadata(segment.name)),
+        ),
+      );
+      columns = await MetadataColumns.load(connection, files, SEGMENT_COLUMNS, manifest.rows);
+    } finally {
+      connection.closeSync();
+    }
+    const groups = await readDuplicateGroups(
+      storage,
+      manifest.files.duplicateGroups,
+      manifest.rows,
+    );
+    const filterColumns = new FilterColumns(
+      manifest.rows,
+      columns,
+      groups,
+      manifest.duplicateGroups,
+    );
+    return new ClipIndex(
+      manifest,
+      graphs,
+      vectors,
+      columns,
+      groups,
+      filterColumns,
+      expansionSearch,
+    );
+  }
+
+  get size(): number {
+    return this.manifest.rows;
+  }
+
+  get dimensions(): number {
+    return this.manifest.dimensions;
+  }
+
+  /** The metadata columns `metadata` can return. */
+  get columnNames(): string[] {
+    return INDEX_COLUMNS.map((column) => column.name);
+  }
+
+  search(query: SearchQuery): SearchResult[] {
+    return this.searchWithReport(query).results;
+  }
+
+  searchWithReport(query: SearchQuery): SearchReport {
+    const k = query.k;
+    if (!Number.isInteger(k) || k < 1)
+      throw new RangeError(`k must be a positive integer, got ${k}`);
+    const graph = this.graphs[query.modality];
+    const vectors = this.vectors[query.modality];
+    if (graph === undefined || vectors === undefined) {
+      throw new RangeError(`modality must be "image" or "text", got ${String(query.modality)}`);
+    }
+    const vector = this.normalised(query.vector);
+    const filter = this.filterColumns.compile(query.filters);
+    const rows = this.manifest.rows;
+    if (rows === 0) return { results: [], path: "exact", candidates: 0, rounds: 0 };
+    if (rows <= this.manifest.params.flatMaxVectors) {
+      return this.exact(vector, k, filter, vectors);
+    }
+    if (filter.trivial && !filter.deduplicate) {
+      const found = graph.search(vector, k);
+      const results: SearchResult[] = [];
+      for (let index = 0; index < found.ids.length; index++) {
+        results.push({
+          id: found.ids[index] as number,
+          similarity: found.similarities[index] as number,
+        });
+      }
+      return { results, path: "graph", candidates: found.ids.length, rounds: 1 };
+    }
+
+    const passing = Math.max(1, rows * filter.selectivity);
+    let fetch = Math.min(rows, Math.ceil((k / filter.selectivity) * OVERFETCH_MARGIN) + 10);
+    if (this.exactCost(passing, filter) <= this.graphCost(fetch)) {
+      return this.exact(vector, k, filter, vectors);
+    }
+    let candidates = 0;
+    for (let round = 1; ; round++) {
+      const found = graph.search(vector, fetch);
+      candidates += found.ids.length;
+      const results: SearchResult[] = [];
+      const seen = filter.deduplicate ? new Set<number>() : undefined;
+      let accepted = 0;
+      for (let index = 0; index < found.ids.length; index++) {
+        const id = found.ids[index] as number;
+        if (!filter.accepts(id)) continue;
+        accepted++;
+        if (seen !== undefined) {
+          const group = this.groups[id] as number;
+          if (seen.has(group)) continue;
+          seen.add(group);
+        }
+        if (results.length < k) {
+          results.push({ id, similarity: found.similarities[index] as number });
+        }
+      }
+      if (results.length >= k || found.ids.length < fetch || fetch >= rows) {
+        return { results, path: "graph", candidates, rounds: round };
+      }
+      const passRate = Math.max(results.length, 1) / Math.max(found.ids.length, 1);
+      const next = Math.min(
+        rows,
+        Math.max(fetch * 2, Math.ceil((k / passRate) * OVERFETCH_MARGIN) + 10),
+      );
+      if (this.exactCost(Math.max(passing, accepted), filter) <= this.graphCost(next)) {
+        const exact = this.exact(vector, k, filter, vectors);
+        return { ...exact, candidates: candidates + exact.candidates, rounds: round + 1 };
+      }
+      fetch = next;
+    }
+  }
+
+  /** Values of `columns` (default: all) for each id, in the order given; unknown ids throw. */
+  metadata(
+    ids: readonly number[],
+    columns: readonly string[] = this.columnNames,
+  ): Record<string, MetadataValue>[] {
+    for (const column of columns) {
+      if (column !== DUPLICATE_GROUP_COLUMN.name && !this.columns.has(column)) {
+        throw new RangeError(`unknown metadata column ${column}`);
+      }
+    }
+    return ids.map((id) => {
+      if (!Number.isInteger(id) || id < 0 || id >= this.manifest.rows) {
+        throw new RangeError(`id ${id} is not in the index (0 … ${this.manifest.rows - 1})`);
+      }
+      const row: Record<string, MetadataValue> = {};
+      for (const column of columns) {
+        row[column] =
+          column === DUPLICATE_GROUP_COLUMN.name
+            ? (this.groups[id] as number)
+            : this.columns.value(column, id);
+      }
+      return row;
+    });
+  }
+
+  close(): void {
+    for (const modality of MODALITIES) this.vectors[modality].close();
+  }
+
+  private normalised(vector: Float32Array | readonly number[]): Float32Array {
+    const dimensions = this.manifest.dimensions;
+    if (vector.length !== dimensions) {
+      throw new RangeError(`query vector has ${vector.length} values, the index ${dimensions}`);
+    }
+    const out = new Float32Array(dimensions);
+    let norm = 0;
+    for (let index = 0; index < dimensions; index++) {
+      const value = Number(vector[index]);
+      if (!Number.isFinite(value))
+        throw new RangeError(`query vector value ${index} is not a number`);
+      out[index] = value;
+      norm += value * value;
+    }
+    if (norm === 0) throw new RangeError("query vector is all zeros");
+    const scale = 1 / Math.sqrt(norm);
+    for (let index = 0; index < dimensions; index++) out[index] = (out[index] as number) * scale;
+    return out;
+  }
+
+  /** Distance computations of a graph search with `fetch` results (HNSW visits ~2M per step). */
+  private graphCost(fetch: number): number {
+    return Math.max(fetch, this.expansionSearch) * this.manifest.params.connectivity * 2;
+  }
+
+  private exactCost(passing: number, filter: CompiledFilter): number {
+    return passing * EXACT_ROW_COST + filter.candidateCount * CANDIDATE_COST;
+  }
+
+  private exact(
+    vector: Float32Array,
+    k: number,
+    filter: CompiledFilter,
+    vectors: SegmentVectors,
+  ): SearchReport {
+    const chosen = filter.passing();
+    const count = chosen.length;
+    const scores = new Float32Array(count);
+    vectors.dotMany(vector, chosen, scores);
+    const order = Uint32Array.from({ length: count }, (_, index) => index).sort(
+      (a, b) => (scores[b] as number) - (scores[a] as number) || a - b,
+    );
+    const results: SearchResult[] = [];
+    const seen = filter.deduplicate ? new Set<number>() : undefined;
+    for (const index of order) {
+      const id = chosen[index] as number;
+      if (seen !== undefined) {
+        const group = this.groups[id] as number;
+        if (seen.has(group)) continue;
+        seen.add(group);
+      }
+      results.push({ id, similarity: scores[index] as number });
+      if (results.length >= k) break;
+    }
+    return { results, path: "exact", candidates: count, rounds: 1 };
+  }
+}
+
+/** Opens the index of a dataset root for querying (see ClipIndex). */
+export function openIndex(
+  root: string | DatasetStorage,
+  options: OpenIndexOptions = {},
+): Promise<ClipIndex> {
+  return ClipIndex.open(root, options);
+}

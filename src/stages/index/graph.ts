@@ -1,0 +1,149 @@
+/**
+ * The HNSW graph of one modality, on usearch. Keys are index row ids; the metric is cosine, so
+ * a returned distance d is a similarity of 1 − d whatever the query's norm.
+ *
+ * usearch's ESM entry cannot find its native binary (its directory lookup recurses forever under
+ * `import`), so it is loaded through `require`; the prebuilt binary inside the package is used and
+ * no install script is needed.
+ */
+import { createRequire } from "node:module";
+import type { GraphQuantization, IndexParams } from "./index-manifest.js";
+
+type Usearch = typeof import("usearch");
+type UsearchIndex = import("usearch").Index;
+
+let loaded: Usearch | undefined;
+
+function usearch(): Usearch {
+  loaded ??= createRequire(import.meta.url)("usearch") as Usearch;
+  return loaded;
+}
+
+export interface GraphMatches {
+  ids: Uint32Array;
+  similarities: Float32Array;
+}
+
+export class VectorGraph {
+  private constructor(
+    private readonly index: UsearchIndex,
+    readonly dimensions: number,
+  ) {}
+
+  static create(dimensions: number, params: GraphSettings): VectorGraph {
+    return new VectorGraph(newIndex(dimensions, params), dimensions);
+  }
+
+  /** A saved graph: loaded into memory (to add to it) or memory-mapped read-only (`view`). */
+  static open(
+    path: string,
+    dimensions: number,
+    params: GraphSettings,
+    mode: "load" | "view",
+  ): VectorGraph {
+    const index = newIndex(dimensions, params);
+    if (mode === "view") index.view(path);
+    else index.load(path);
+    return new VectorGraph(index, dimensions);
+  }
+
+  get size(): number {
+    return this.index.size();
+  }
+
+  /** Adds rows `firstId …` from a row-major matrix. */
+  add(firstId: number, vectors: Float32Array, threads: number): void {
+    const rows = vectors.length / this.dimensions;
+    const keys = new BigUint64Array(rows);
+    for (let row = 0; row < rows; row++) keys[row] = BigInt(firstId + row);
+    this.index.add(keys, vectors, threads);
+  }
+
+  /** The `count` nearest rows of one query, best first. */
+  search(query: Float32Array, count: number): GraphMatches {
+    const matches = this.index.search(query, count, 1);
+    return toGraphMatches(matches.keys, matches.distances, 0, matches.keys.length);
+  }
+
+  /** The `count` nearest rows of each query of a row-major matrix, on `threads` threads. */
+  searchBatch(queries: Float32Array, count: number, threads: number): GraphMatches[] {
+    const rows = queries.length / this.dimensions;
+    if (rows === 1) return [this.search(queries, count)];
+    const batch = this.index.search(
+      Array.from({ length: rows }, (_, row) =>
+        queries.subarray(row * this.dimensions, (row + 1) * this.dimensions),
+      ),
+      count,
+      threads,
+    );
+    const results: GraphMatches[] = [];
+    for (let row = 0; row < rows; row++) {
+      const found = Number(batch.counts[row]);
+      results.push(toGraphMatches(batch.keys, batch.distances, row * count, found));
+    }
+    return results;
+  }
+
+  save(path: string): void {
+    this.index.save(path);
+  }
+}
+
+/**
+ * The exact `count` nearest rows of each query (inner product over normalised rows), by brute
+ * force on `threads` threads: the truth that recall is measured against.
+ */
+export function exactNeighbours(
+  dataset: Float32Array,
+  queries: Float32Array,
+  dimensions: number,
+  count: number,
+  threads: number,
+): GraphMatches[] {
+  const { exactSearch, MetricKind } = usearch();
+  const rows = queries.length / dimensions;
+  const found = exactSearch(dataset, queries, dimensions, count, MetricKind.IP, threads);
+  if (rows === 1) return [toGraphMatches(found.keys, found.distances, 0, found.keys.length)];
+  const batch = found as import("usearch").BatchMatches;
+  return Array.from({ length: rows }, (_, row) =>
+    toGraphMatches(batch.keys, batch.distances, row * count, Number(batch.counts[row])),
+  );
+}
+
+export type GraphSettings = Pick<
+  IndexParams,
+  "quantization" | "connectivity" | "expansionAdd" | "expansionSearch"
+>;
+
+function newIndex(dimensions: number, params: GraphSettings): UsearchIndex {
+  const { Index, MetricKind, ScalarKind } = usearch();
+  const scalar: Record<GraphQuantization, import("usearch").ScalarKind> = {
+    f32: ScalarKind.F32,
+    f16: ScalarKind.F16,
+    i8: ScalarKind.I8,
+  };
+  return new Index({
+    dimensions,
+    metric: MetricKind.Cos,
+    quantization: scalar[params.quantization],
+    connectivity: params.connectivity,
+    expansion_add: params.expansionAdd,
+    expansion_search: params.expansionSearch,
+    multi: false,
+  });
+}
+
+function toGraphMatches(
+  keys: BigUint64Array,
+  distances: Float32Array,
+  offset: number,
+  count: number,
+): GraphMatches {
+  const ids = new Uint32Array(count);
+  const similarities = new Float32Array(count);
+  for (let index = 0; index < count; index++) {
+    ids[index] = Number(keys[offset + index]);
+    similarities[index] = 1 - (distances[offset + index] as number);
+  }
+  return { ids, similarities };
+}

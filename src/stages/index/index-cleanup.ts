@@ -1,0 +1,37 @@
+/**
+ * After a manifest is committed, the files of earlier generations that it no longer names (old
+ * graphs, old duplicate groups, segments of a rebuilt index, leftovers of a crashed build) are
+ * removed. A server that memory-mapped an old graph keeps reading it: an unlinked file lives on
+ * until it is unmapped.
+ */
+import { readdir } from "node:fs/promises";
+import { layout } from "../../io/layout.js";
+import type { DatasetStorage } from "../../io/storage.js";
+import { type IndexManifest, MODALITIES } from "./index-manifest.js";
+
+const GENERATION_FILE = /^(image|text)-g\d{6}\.usearch$|^dup_groups-g\d{6}\.parquet$/;
+
+export async function removeUnreferencedFiles(
+  storage: DatasetStorage,
+  manifest: IndexManifest,
+): Promise<void> {
+  const kept = new Set([
+    ...MODALITIES.map((modality) => manifest.files.graphs[modality]),
+    manifest.files.duplicateGroups,
+  ]);
+  for (const name of await storage.list(layout.indexFolder())) {
+    const path = `${layout.indexFolder()}/${name}`;
+    if (GENERATION_FILE.test(name) && !kept.has(path)) await storage.remove(path);
+  }
+  const segments = new Set(manifest.segments.map((segment) => segment.name));
+  const folder = layout.indexSegmentFolder("");
+  let entries: string[] = [];
+  try {
+    entries = await readdir(await storage.localPath(folder));
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    if (!segments.has(name)) await storage.remove(layout.indexSegmentFolder(name));
+  }
+}

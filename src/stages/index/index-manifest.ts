@@ -1,0 +1,89 @@
+/**
+ * `index/manifest.json`: the commit point of the index. A build writes every new file under a
+ * name of its own (segments, the graphs and the duplicate groups of its generation), then the
+ * manifest atomically; a crash before that leaves the previous manifest naming the previous
+ * files, which are still there. Readers (openIndex, serve) trust only what the manifest names.
+ */
+import { layout } from "../../io/layout.js";
+import type { DatasetStorage } from "../../io/storage.js";
+
+export const MODALITIES = ["image", "text"] as const;
+export type Modality = (typeof MODALITIES)[number];
+
+/** Bump when the files a build writes change meaning, so an older index is rebuilt. */
+export const INDEX_FORMAT_VERSION = 1;
+
+export type GraphQuantization = "f32" | "f16" | "i8";
+
+/** The parameters an index was built with (config values resolved for its size). */
+export interface IndexParams {
+  quantization: GraphQuantization;
+  connectivity: number;
+  expansionAdd: number;
+  /** The default candidate list of a search; openIndex may choose another. */
+  expansionSearch: number;
+  /** At most this many rows: every query is answered by exact search. */
+  flatMaxVectors: number;
+  duplicateThreshold: number;
+  duplicateNeighbors: number;
+}
+
+/** The rows one input shard added: ids firstId … firstId + rows − 1. */
+export interface IndexSegment {
+  /** The input shard (dataset/NNNNN.parquet, or embeddings shard NNNNN). */
+  shard: string;
+  /** Digest of the input files the rows were read from. */
+  digest: string;
+  /** Folder under index/segments/. */
+  name: string;
+  firstId: number;
+  rows: number;
+}
+
+export interface IndexManifest {
+  format: number;
+  /** Increases with every build; names the graph and duplicate-group files of this build. */
+  generation: number;
+  /** dataset: the rows of dataset/NNNNN.parquet; embeddings: every embedded row (no dataset yet). */
+  source: "dataset" | "embeddings";
+  dimensions: number;
+  rows: number;
+  /** Digest of the configured parameters and the source: when it changes, the index is rebuilt. */
+  identity: string;
+  params: IndexParams;
+  segments: IndexSegment[];
+  files: { graphs: Record<Modality, string>; duplicateGroups: string };
+  /** Number of distinct near-duplicate groups (rows − rows that duplicate an earlier row). */
+  duplicateGroups: number;
+  /** Estimated memory of the two graphs, in bytes. */
+  graphBytes: number;
+  createdWith: string;
+  builtAt: string;
+}
+
+export function generationName(generation: number): string {
+  return `g${String(generation).padStart(6, "0")}`;
+}
+
+export function graphPath(modality: Modality, generation: number): string {
+  return layout.indexGraph(modality, generationName(generation));
+}
+
+/** The manifest, or undefined when there is none or it cannot be read (the index is rebuilt). */
+export async function readManifest(storage: DatasetStorage): Promise<IndexManifest | undefined> {
+  const path = layout.indexManifest();
+  if (!(await storage.exists(path))) return undefined;
+  try {
+    const manifest = JSON.parse(await storage.readText(path)) as IndexManifest;
+    return manifest.format === INDEX_FORMAT_VERSION ? manifest : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeManifest(
+  storage: DatasetStorage,
+  manifest: IndexManifest,
+): Promise<void> {
+  await storage.writeAtomic(layout.indexManifest(), `${JSON.stringify(manifest, null, 2)}\n`);
+}

@@ -1,0 +1,89 @@
+/**
+ * Which input shards the index holds, and the digest of each one's input. The index holds the
+ * rows of the dataset (`dataset/NNNNN.parquet`, with their vectors from embeddings shard NNNNN);
+ * a root that has no dataset yet gets every embedded row (`embeddings/metadata/metadata_NNNNN`).
+ * A digest covers the input files' size and modification time and the upstream stages' own
+ * digests (hashing every file on every run would cost more than a skip check should).
+ */
+import { stat } from "node:fs/promises";
+import { InputError } from "../../errors.js";
+import { layout } from "../../io/layout.js";
+import type { DatasetStorage } from "../../io/storage.js";
+import { digestOf, ShardState } from "../../runner/shard-state.js";
+
+const DATASET_SHARD = /^(\d{5})\.parquet$/;
+const METADATA_SHARD = /^metadata_(\d{5})\.parquet$/;
+
+export interface PlannedIndexShard {
+  name: string;
+  digest: string;
+  /** Root-relative paths of the inputs. */
+  imageVectors: string;
+  textVectors: string;
+  metadata: string;
+  /** The dataset shard whose rows are indexed; absent: every row of `metadata`. */
+  dataset?: string;
+}
+
+export interface IndexPlan {
+  source: "dataset" | "embeddings";
+  shards: PlannedIndexShard[];
+  /** Embedding shards with no dataset shard yet (filter has not run on them): not indexed. */
+  waiting: string[];
+}
+
+export async function planIndexShards(storage: DatasetStorage): Promise<IndexPlan> {
+  const datasetNames = matching(await storage.list(layout.datasetFolder()), DATASET_SHARD);
+  const embeddedNames = matching(
+    await storage.list(layout.embeddingMetadataFolder()),
+    METADATA_SHARD,
+  );
+  const source = datasetNames.length > 0 ? "dataset" : "embeddings";
+  const names = source === "dataset" ? datasetNames : embeddedNames;
+  if (names.length === 0) {
+    throw new InputError(
+      "CC_NO_INDEX_INPUT",
+      storage.describe(layout.embeddingsFolder()),
+      "no embedding shards (metadata_NNNNN.parquet) and no dataset shards; run clipcrawl embed (and filter) first",
+    );
+  }
+  const embeds = new ShardState(storage, "embed");
+  const filters = new ShardState(storage, "filter");
+  const shards: PlannedIndexShard[] = [];
+  for (const name of names) {
+    const shard: PlannedIndexShard = {
+      name,
+      digest: "",
+      imageVectors: layout.imageEmbeddings(name),
+      textVectors: layout.textEmbeddings(name),
+      metadata: layout.embeddingMetadata(name),
+    };
+    if (source === "dataset") shard.dataset = layout.datasetShard(name);
+    shard.digest = digestOf({
+      image: await fileIdentity(storage, shard.imageVectors),
+      text: await fileIdentity(storage, shard.textVectors),
+      metadata: await fileIdentity(storage, shard.metadata),
+      dataset: shard.dataset === undefined ? null : await fileIdentity(storage, shard.dataset),
+      embed: (await embeds.read(name))?.inputDigest ?? null,
+      filter: source === "dataset" ? ((await filters.read(name))?.inputDigest ?? null) : null,
+    });
+    shards.push(shard);
+  }
+  const indexed = new Set(names);
+  const waiting = source === "dataset" ? embeddedNames.filter((name) => !indexed.has(name)) : [];
+  return { source, shards, waiting };
+}
+
+function matching(files: readonly string[], pattern: RegExp): string[] {
+  return files
+    .map((file) => pattern.exec(file)?.[1])
+    .filter((name): name is string => name !== undefined)
+    .sort();
+}
+
+/** Size and modification time: a re-written file changes at least the latter. */
+async function fileIdentity(storage: DatasetStorage, path: string): Promise<unknown> {
+  if (!(await storage.exists(path))) return { missing: true };
+  const info = await stat(await storage.localPath(path));
+  return { bytes: info.size, modified: info.mtimeMs };
+}

@@ -1,0 +1,502 @@
+/**
+ * `clipcrawl subset`: a well-defined slice of the dataset as a URL list that `clipcrawl download`
+ * and img2dataset fetch as it is (`url`, `caption`, and the columns asked for), in parquet, CSV
+ * or JSONL; optionally the slice's images copied from the root's tars as a new webdataset.
+ *
+ * The slice is a DuckDB `--where` over the dataset shards, kNN queries answered by the index
+ * (knn-selection.ts), or both (the k nearest rows that pass the condition); `--dedup` keeps one
+ * row per near-duplicate group (the index's groups), the one with the best similarity. Rows are
+ * gathered into one temporary DuckDB table — shards in batches for the progress bar, in dataset
+ * order (kNN: by query, best first) — from which the output file, the summary and the webdataset
+ * copy are written. The output file is written atomically.
+ */
+import { mkdir, readFile } from "node:fs/promises";
+import { basename, dirname, resolve } from "node:path";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { loadConfig } from "../../config/config-file.js";
+import { ClipcrawlError, InputError } from "../../errors.js";
+import { layout } from "../../io/layout.js";
+import { LocalStorage } from "../../io/local-storage.js";
+import { duckdbConnection, quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
+import { type StageReporter, silentReporter } from "../../runner/reporter.js";
+import { type ClipIndex, openIndex } from "../index/clip-index.js";
+import { readManifest } from "../index/index-manifest.js";
+import {
+  checkWhere,
+  type DatasetShard,
+  datasetColumns,
+  datasetShards,
+  parquetRelation,
+  resolveColumns,
+} from "./dataset-source.js";
+import { embedQueries, type KnnHit, type SubsetQuery, searchQueries } from "./knn-selection.js";
+import { type ColumnRange, summariseRows } from "./subset-summary.js";
+import { copyWebdataset, type WebdatasetCopy } from "./webdataset-copy.js";
+
+export const SUBSET_STAGE = "subset";
+export const SUBSET_FORMATS = ["parquet", "csv", "jsonl"] as const;
+export type SubsetFormat = (typeof SUBSET_FORMATS)[number];
+
+export interface SubsetOptions {
+  /** The dataset root: a directory path, or a LocalStorage. */
+  root: string | LocalStorage;
+  /** The URL list to write (relative to `cwd`). */
+  output: string;
+  /** Default: from the output's extension (.parquet, .csv, .jsonl / .json). */
+  format?: SubsetFormat;
+  /** A DuckDB condition on the dataset's columns, e.g. `LANGUAGE = 'en' AND punsafe < 0.1`. */
+  where?: string;
+  /** Text queries. */
+  queries?: readonly string[];
+  /** A file of text queries, one a line. */
+  queryFile?: string;
+  /** Image files used as queries. */
+  imageQueries?: readonly string[];
+  /** Rows per query (default 100). */
+  k?: number;
+  /** Which embeddings the queries are compared with (default image, as clip-retrieval). */
+  modality?: "image" | "text";
+  /** The CLIP model folder for the queries (default: embed.model of clipcrawl.json). */
+  model?: string;
+  /** One row per near-duplicate group (needs the index). */
+  dedup?: boolean;
+  /** Dataset columns to add after url and caption. */
+  columns?: readonly string[];
+  /** Copy the selected samples from the root's image tars into this folder as webdataset. */
+  webdataset?: string;
+  /** Samples per webdataset tar (default 10,000). */
+  webdatasetShardSize?: number;
+  /** Replace tars already in the webdataset folder. */
+  overwrite?: boolean;
+  reporter?: StageReporter;
+  cwd?: string;
+}
+
+export interface SubsetSummary {
+  ok: boolean;
+  output: string;
+  format: SubsetFormat;
+  columns: string[];
+  rows: number;
+  /** The dataset's shards, their rows and bytes (what was read). */
+  shards: number;
+  rowsScanned: number;
+  bytesScanned: number;
+  /** Rows per language, most frequent first ("" is no detected language). */
+  languages: Record<string, number>;
+  /** Over the selected rows: similarity, the scores, the original image size. */
+  ranges: Record<string, ColumnRange>;
+  knn: { queries: number; k: number; modality: "image" | "text"; rows: number } | null;
+  /** Rows left out as near-duplicates of a row kept. */
+  duplicatesDropped: number;
+  webdataset: WebdatasetCopy | null;
+  seconds: number;
+  rowsPerSecond: number;
+}
+
+/** Columns the summary reads, taken along whatever the output holds. */
+const SUMMARY_COLUMNS = [
+  "LANGUAGE",
+  "similarity",
+  "punsafe",
+  "pwatermark",
+  "ptoxic",
+  "AESTHETIC_SCORE",
+  "WIDTH",
+  "HEIGHT",
+];
+/** Read one query at a time per this many bytes of shards (and at most this many files). */
+const BATCH_BYTES = 256 * 1024 * 1024;
+const BATCH_FILES = 16;
+const ROWS_TABLE = "subset_rows";
+
+export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
+  const started = performance.now();
+  const reporter = options.reporter ?? silentReporter;
+  const cwd = options.cwd ?? process.cwd();
+  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const output = resolve(cwd, options.output);
+  const format = options.format ?? formatOfOutput(output);
+  const queries = await gatherQueries(options, cwd);
+  const k = options.k ?? 100;
+  if (!Number.isInteger(k) || k < 1) {
+    throw new ClipcrawlError("CC_SUBSET_K", `--k must be a positive whole number, got ${k}`);
+  }
+  const where = options.where?.trim() === "" ? undefined : options.where;
+  if ((await storage.list(layout.removalJournalFolder())).some((name) => name.endsWith(".json"))) {
+    reporter.warn(
+      "a removal is pending on this root (interrupted): run clipcrawl remove to complete it before subsets are shared",
+    );
+  }
+
+  const shards = await datasetShards(storage);
+  const connection = await duckdbConnection();
+  let index: ClipIndex | undefined;
+  try {
+    const available = await datasetColumns(connection, shards);
+    const knnColumns = queries.length > 0 ? ["query", "query_similarity"] : [];
+    const extra = resolveColumns(options.columns ?? [], available, knnColumns).filter(
+      (column) => column !== "URL" && column !== "TEXT",
+    );
+    if (where !== undefined) await checkWhere(connection, shards, where, available);
+
+    const datasetExtra = extra.filter((column) => !knnColumns.includes(column));
+    const carried = [
+      ...new Set([...datasetExtra, "key", ...SUMMARY_COLUMNS.filter((c) => available.includes(c))]),
+    ];
+    await connection.run(`DROP TABLE IF EXISTS ${ROWS_TABLE}`);
+
+    let knn: SubsetSummary["knn"] = null;
+    let rowsScanned = 0;
+    if (queries.length === 0) {
+      rowsScanned = await selectByWhere(connection, shards, where, carried, reporter);
+    } else {
+      index = await openIndexFor(storage);
+      const vectors = await embedQueries(queries, await queryModel(storage, options.model), cwd);
+      const passing =
+        where === undefined ? undefined : await passingKeys(connection, shards, where);
+      const hits = searchQueries(index as ClipIndex, vectors, {
+        k,
+        modality: options.modality ?? "image",
+        deduplicate: options.dedup === true,
+        passing,
+        onQuery: (done) =>
+          reporter.progress({
+            stage: SUBSET_STAGE,
+            shardsDone: done,
+            shardsTotal: queries.length,
+            counters: { queries: done },
+          }),
+      });
+      rowsScanned = await selectHits(connection, shards, hits, queries, carried);
+      knn = {
+        queries: queries.length,
+        k,
+        modality: options.modality ?? "image",
+        rows: hits.length,
+      };
+    }
+    const duplicatesDropped =
+      options.dedup === true ? await dropDuplicates(connection, storage, queries.length > 0) : 0;
+
+    const outputColumns = ["url", "caption", ...extra];
+    const rows = await writeOutput(connection, output, format, outputColumns, queries.length > 0);
+    const summary = await summariseRows(connection, ROWS_TABLE, available);
+    let webdataset: WebdatasetCopy | null = null;
+    if (options.webdataset !== undefined) {
+      const keysByShard = await selectedKeysByShard(connection);
+      let copied = 0;
+      webdataset = await copyWebdataset(
+        storage,
+        keysByShard,
+        resolve(cwd, options.webdataset),
+        options.webdatasetShardSize ?? 10_000,
+        options.overwrite === true,
+        () => {
+          copied++;
+          if (copied % 1000 === 0) {
+            reporter.progress({
+              stage: `${SUBSET_STAGE} webdataset`,
+              shardsDone: copied,
+              shardsTotal: rows,
+              counters: { samples: copied },
+            });
+          }
+        },
+      );
+      if (webdataset.missing > 0) {
+        reporter.warn(
+          `--webdataset: ${webdataset.missing} selected samples are in no local image tar (downloaded as files or parquet, or removed)`,
+        );
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      ok: true,
+      output,
+      format,
+      columns: outputColumns,
+      rows,
+      shards: shards.length,
+      rowsScanned,
+      bytesScanned: shards.reduce((sum, shard) => sum + shard.bytes, 0),
+      languages: summary.languages,
+      ranges: summary.ranges,
+      knn,
+      duplicatesDropped,
+      webdataset,
+      seconds,
+      rowsPerSecond: rowsScanned / Math.max(seconds, 0.001),
+    };
+  } finally {
+    index?.close();
+    await connection.run(`DROP TABLE IF EXISTS ${ROWS_TABLE}`);
+    await connection.run("DROP TABLE IF EXISTS subset_hits");
+    connection.closeSync();
+  }
+}
+
+export function formatOfOutput(path: string): SubsetFormat {
+  const lower = path.toLowerCase();
+  if (lower.endsWith(".parquet")) return "parquet";
+  if (lower.endsWith(".csv")) return "csv";
+  if (lower.endsWith(".jsonl") || lower.endsWith(".json") || lower.endsWith(".ndjson")) {
+    return "jsonl";
+  }
+  throw new ClipcrawlError(
+    "CC_SUBSET_OUTPUT",
+    `cannot tell the format of ${path} from its name: end it in .parquet, .csv or .jsonl, or give --format`,
+  );
+}
+
+async function gatherQueries(options: SubsetOptions, cwd: string): Promise<SubsetQuery[]> {
+  const queries: SubsetQuery[] = (options.queries ?? []).map((label) => ({ label, kind: "text" }));
+  if (options.queryFile !== undefined) {
+    const path = resolve(cwd, options.queryFile);
+    const text = await readFile(path, "utf8").catch(() => {
+      throw new InputError("CC_QUERY_FILE", path, "cannot read the query file");
+    });
+    for (const line of text.split(/\r?\n/)) {
+      if (line.trim() !== "") queries.push({ label: line.trim(), kind: "text" });
+    }
+  }
+  for (const image of options.imageQueries ?? []) queries.push({ label: image, kind: "image" });
+  return queries;
+}
+
+/**
+ * The model the queries need: the one given, else embed.model of clipcrawl.json, else the model
+ * embed recorded in its shard stats (the dataset's embeddings were made with it).
+ */
+async function queryModel(storage: LocalStorage, given: string | undefined): Promise<string> {
+  if (given !== undefined && given !== "") return given;
+  const configured = (await loadConfig(storage)).embed.model;
+  if (configured !== "") return configured;
+  for (const name of await storage.list(layout.embeddingsFolder())) {
+    if (!/^\d{5}_stats\.json$/.test(name)) continue;
+    const stats = JSON.parse(await storage.readText(`${layout.embeddingsFolder()}/${name}`)) as {
+      model?: { folder?: string };
+    };
+    if (typeof stats.model?.folder === "string") return stats.model.folder;
+  }
+  return "";
+}
+
+async function openIndexFor(storage: LocalStorage): Promise<ClipIndex> {
+  if ((await readManifest(storage)) === undefined) {
+    throw new ClipcrawlError(
+      "CC_NO_INDEX",
+      `kNN queries and --dedup need the root's index (${storage.describe(layout.indexManifest())}): run clipcrawl index first`,
+    );
+  }
+  return openIndex(storage);
+}
+
+/** The dataset's rows that pass `where`, shards in batches, in dataset order. */
+async function selectByWhere(
+  connection: DuckDBConnection,
+  shards: readonly DatasetShard[],
+  where: string | undefined,
+  carried: readonly string[],
+  reporter: StageReporter,
+): Promise<number> {
+  const select = selectList(carried);
+  const condition = where === undefined ? "TRUE" : `(\n${where}\n)`;
+  let scanned = 0;
+  let done = 0;
+  let selected = 0;
+  const report = () =>
+    reporter.progress({
+      stage: SUBSET_STAGE,
+      shardsDone: done,
+      shardsTotal: shards.length,
+      counters: { rows: scanned, selected },
+    });
+  report();
+  for (const batch of batches(shards)) {
+    const relation = parquetRelation(batch, true);
+    const query = `SELECT ${select}, ${shardExpression()} AS __shard, file_row_number AS __row FROM ${relation} WHERE ${condition}`;
+    if (done === 0) await connection.run(`CREATE TEMP TABLE ${ROWS_TABLE} AS ${query}`);
+    else await connection.run(`INSERT INTO ${ROWS_TABLE} ${query}`);
+    const counted = await connection.runAndReadAll(
+      `SELECT count(*) AS n FROM ${parquetRelation(batch)}`,
+    );
+    scanned += Number(counted.getRowObjects()[0]?.n ?? 0);
+    done += batch.length;
+    selected = await tableRows(connection);
+    report();
+  }
+  return scanned;
+}
+
+/** The kNN hits joined with their dataset rows, by query and best first. */
+async function selectHits(
+  connection: DuckDBConnection,
+  shards: readonly DatasetShard[],
+  hits: readonly KnnHit[],
+  queries: readonly SubsetQuery[],
+  carried: readonly string[],
+): Promise<number> {
+  await connection.run(
+    "CREATE OR REPLACE TEMP TABLE subset_hits (key VARCHAR, query_index INTEGER, query VARCHAR, query_similarity DOUBLE, dup_group BIGINT)",
+  );
+  const appender = await connection.createAppender("subset_hits");
+  for (const hit of hits) {
+    appender.appendVarchar(hit.key);
+    appender.appendInteger(hit.query);
+    appender.appendVarchar(queries[hit.query]?.label ?? "");
+    appender.appendDouble(hit.similarity);
+    if (hit.dupGroup === null) appender.appendNull();
+    else appender.appendBigInt(BigInt(hit.dupGroup));
+    appender.endRow();
+  }
+  appender.closeSync();
+  // A row several queries found is kept once, for the query it is most similar to.
+  await connection.run(
+    `CREATE TEMP TABLE ${ROWS_TABLE} AS
+     SELECT ${selectList(carried, "d.")}, ${shardExpression("d.")} AS __shard, d.file_row_number AS __row,
+       h.query_index AS __query, h.query, h.query_similarity, h.dup_group AS __group
+     FROM ${parquetRelation(shards, true)} d
+     JOIN (SELECT * FROM subset_hits QUALIFY row_number() OVER (PARTITION BY key ORDER BY query_similarity DESC, query_index) = 1) h
+       ON d.key = h.key`,
+  );
+  const counted = await connection.runAndReadAll(
+    `SELECT count(*) AS n FROM ${parquetRelation(shards)}`,
+  );
+  return Number(counted.getRowObjects()[0]?.n ?? 0);
+}
+
+async function passingKeys(
+  connection: DuckDBConnection,
+  shards: readonly DatasetShard[],
+  where: string,
+): Promise<Set<string>> {
+  const reader = await connection.runAndReadAll(
+    `SELECT key FROM ${parquetRelation(shards)} WHERE (\n${where}\n)`,
+  );
+  const keys = new Set<string>();
+  for (const column of reader.getColumns()) {
+    for (const key of column) if (typeof key === "string") keys.add(key);
+  }
+  return keys;
+}
+
+/**
+ * One row per near-duplicate group: the one with the best query similarity (kNN) or image–text
+ * similarity, ties to the earlier row. Rows the index does not hold are their own group.
+ */
+async function dropDuplicates(
+  connection: DuckDBConnection,
+  storage: LocalStorage,
+  knn: boolean,
+): Promise<number> {
+  const before = await tableRows(connection);
+  if (!knn) {
+    const manifest = await readManifest(storage);
+    if (manifest === undefined) {
+      throw new ClipcrawlError(
+        "CC_NO_INDEX",
+        "--dedup needs the near-duplicate groups of the root's index: run clipcrawl index first",
+      );
+    }
+    const segments = await Promise.all(
+      manifest.segments.map(
+        async (segment) =>
+          `SELECT key, ${segment.firstId} + file_row_number AS id FROM read_parquet(${quoteLiteral(await storage.localPath(layout.indexSegmentMetadata(segment.name)))}, file_row_number = true)`,
+      ),
+    );
+    const groups = quoteLiteral(await storage.localPath(manifest.files.duplicateGroups));
+    await connection.run(
+      `CREATE OR REPLACE TEMP TABLE subset_groups AS
+       SELECT s.key, g.dup_group FROM (${segments.join(" UNION ALL ")}) s
+       JOIN (SELECT file_row_number AS id, dup_group FROM read_parquet(${groups}, file_row_number = true)) g USING (id)`,
+    );
+    await connection.run(
+      `ALTER TABLE ${ROWS_TABLE} ADD COLUMN __group BIGINT; UPDATE ${ROWS_TABLE} r SET __group = g.dup_group FROM subset_groups g WHERE r.key = g.key`,
+    );
+    await connection.run("DROP TABLE subset_groups");
+  }
+  const score = knn ? "query_similarity" : "similarity";
+  await connection.run(
+    `DELETE FROM ${ROWS_TABLE} WHERE rowid NOT IN (
+       SELECT arg_min(rowid, [-coalesce(${score}, -1e308), __shard, __row]) FROM ${ROWS_TABLE}
+       GROUP BY coalesce(__group, -1 - rowid))`,
+  );
+  return before - (await tableRows(connection));
+}
+
+async function writeOutput(
+  connection: DuckDBConnection,
+  output: string,
+  format: SubsetFormat,
+  columns: readonly string[],
+  knn: boolean,
+): Promise<number> {
+  const select = columns.map((column) => {
+    if (column === "url") return "URL AS url";
+    if (column === "caption") return "TEXT AS caption";
+    return quoteIdentifier(column);
+  });
+  const order = knn ? "__query, query_similarity DESC, key" : "__shard, __row";
+  const options =
+    format === "parquet"
+      ? "FORMAT parquet, COMPRESSION snappy"
+      : format === "csv"
+        ? "FORMAT csv, HEADER true"
+        : "FORMAT json";
+  await mkdir(dirname(output), { recursive: true });
+  const folder = new LocalStorage(dirname(output));
+  await folder.writeAtomicWith(basename(output), async (localPath) => {
+    await connection.run(
+      `COPY (SELECT ${select.join(", ")} FROM ${ROWS_TABLE} ORDER BY ${order}) TO ${quoteLiteral(localPath)} (${options})`,
+    );
+  });
+  return tableRows(connection);
+}
+
+async function selectedKeysByShard(
+  connection: DuckDBConnection,
+): Promise<Map<string, Set<string>>> {
+  const reader = await connection.runAndReadAll(`SELECT __shard, key FROM ${ROWS_TABLE}`);
+  const byShard = new Map<string, Set<string>>();
+  for (const row of reader.getRowObjects()) {
+    const shard = String(row.__shard).padStart(5, "0");
+    const keys = byShard.get(shard) ?? new Set<string>();
+    keys.add(String(row.key));
+    byShard.set(shard, keys);
+  }
+  return byShard;
+}
+
+function selectList(carried: readonly string[], prefix = ""): string {
+  return [
+    `${prefix}URL`,
+    `${prefix}TEXT`,
+    ...carried.map((column) => `${prefix}${quoteIdentifier(column)}`),
+  ].join(", ");
+}
+
+/** The shard number from the `filename` column (dataset/NNNNN.parquet). */
+function shardExpression(prefix = ""): string {
+  return `CAST(regexp_extract(${prefix}filename, '(\\d{5})\\.parquet$', 1) AS INTEGER)`;
+}
+
+function* batches(shards: readonly DatasetShard[]): Generator<DatasetShard[]> {
+  let batch: DatasetShard[] = [];
+  let bytes = 0;
+  for (const shard of shards) {
+    batch.push(shard);
+    bytes += shard.bytes;
+    if (batch.length >= BATCH_FILES || bytes >= BATCH_BYTES) {
+      yield batch;
+      batch = [];
+      bytes = 0;
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
+async function tableRows(connection: DuckDBConnection): Promise<number> {
+  const reader = await connection.runAndReadAll(`SELECT count(*) AS n FROM ${ROWS_TABLE}`);
+  return Number(reader.getRowObjects()[0]?.n ?? 0);
+}

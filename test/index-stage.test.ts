@@ -1,0 +1,523 @@
+import assert from "node:assert/strict";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { layout } from "../src/io/layout.js";
+import { LocalStorage } from "../src/io/local-storage.js";
+import { encodeNpy } from "../src/io/npy.js";
+import { type ParquetColumn, writeParquet } from "../src/io/parquet.js";
+import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
+import { collectingReporter } from "../src/runner/reporter.js";
+import { buildIndex } from "../src/stages/index/build-index.js";
+import { type ClipIndex, openIndex } from "../src/stages/index/clip-index.js";
+import { runCli } from "./support/cli.js";
+import { tempDir } from "./support/temp.js";
+
+const DIMENSIONS = 32;
+
+interface FixtureRow {
+  key: string;
+  image: Float32Array;
+  text: Float32Array;
+  punsafe: number | null;
+  pwatermark: number;
+  aesthetic: number;
+  language: string;
+}
+
+/** Deterministic pseudo-random numbers (mulberry32). */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let value = state;
+    value = Math.imul(value ^ (value >>> 15), value | 1);
+    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
+    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Normalised, then rounded to float16 as embed stores it, so exact scores here are the index's. */
+function unit(values: Float32Array): Float32Array {
+  const norm = Math.sqrt(values.reduce((sum, value) => sum + value * value, 0));
+  return fromFloat16Bits(toFloat16Bits(values.map((value) => value / norm)));
+}
+
+function randomUnit(next: () => number): Float32Array {
+  return unit(Float32Array.from({ length: DIMENSIONS }, () => next() * 2 - 1));
+}
+
+/** `base` moved by a small random step: cosine with it ≈ 1 − scale²·d/6. */
+function near(base: Float32Array, next: () => number, scale: number): Float32Array {
+  return unit(base.map((value) => value + (next() * 2 - 1) * scale));
+}
+
+const dot = (left: Float32Array, right: Float32Array) =>
+  left.reduce((sum, value, index) => sum + value * (right[index] as number), 0);
+
+/** Rows whose vectors are random, plus the planted near-duplicates the caller adds. */
+function randomRows(shard: string, count: number, seed: number): FixtureRow[] {
+  const next = random(seed);
+  return Array.from({ length: count }, (_, index) => ({
+    key: `${shard}${String(index).padStart(4, "0")}`,
+    image: randomUnit(next),
+    text: randomUnit(next),
+    punsafe: index % 10 === 9 ? null : next(),
+    pwatermark: next(),
+    aesthetic: 3 + next() * 5,
+    language: index % 50 === 7 ? "sw" : index % 2 === 0 ? "en" : "fr",
+  }));
+}
+
+async function writeEmbeddingShard(
+  root: string,
+  shard: string,
+  rows: readonly FixtureRow[],
+): Promise<void> {
+  const storage = new LocalStorage(root);
+  const matrix = (side: "image" | "text") => {
+    const data = new Float32Array(rows.length * DIMENSIONS);
+    rows.forEach((row, index) => {
+      data.set(row[side], index * DIMENSIONS);
+    });
+    return encodeNpy({
+      dtype: "<f2",
+      shape: [rows.length, DIMENSIONS],
+      data: toFloat16Bits(data),
+    });
+  };
+  await storage.writeAtomic(layout.imageEmbeddings(shard), matrix("image"));
+  await storage.writeAtomic(layout.textEmbeddings(shard), matrix("text"));
+  const columns: ParquetColumn<FixtureRow>[] = [
+    { name: "key", type: "VARCHAR", value: (row) => row.key },
+    { name: "url", type: "VARCHAR", value: (row) => `https://img.example/${row.key}.jpg` },
+    { name: "caption", type: "VARCHAR", value: (row) => `caption of ${row.key}` },
+    { name: "similarity", type: "DOUBLE", value: (row) => dot(row.image, row.text) },
+    { name: "language", type: "VARCHAR", value: (row) => row.language },
+    { name: "width", type: "INTEGER", value: () => 256 },
+    { name: "height", type: "INTEGER", value: () => 256 },
+    { name: "punsafe", type: "DOUBLE", value: (row) => row.punsafe },
+    { name: "pwatermark", type: "DOUBLE", value: (row) => row.pwatermark },
+    { name: "AESTHETIC_SCORE", type: "DOUBLE", value: (row) => row.aesthetic },
+  ];
+  await writeParquet(storage, layout.embeddingMetadata(shard), columns, rows);
+}
+
+/** The k best ids by exact inner product among the rows that `keep` accepts. */
+function bruteForce(
+  rows: readonly FixtureRow[],
+  query: Float32Array,
+  k: number,
+  keep: (row: FixtureRow) => boolean = () => true,
+  side: "image" | "text" = "image",
+): number[] {
+  return rows
+    .map((row, id) => ({ id, score: dot(row[side], query), keep: keep(row) }))
+    .filter((entry) => entry.keep)
+    .sort((a, b) => b.score - a.score)
+    .slice(0, k)
+    .map((entry) => entry.id);
+}
+
+const overlap = (left: readonly number[], right: readonly number[]) =>
+  left.filter((id) => right.includes(id)).length / Math.max(1, right.length);
+
+let workDir: string;
+
+before(async () => {
+  workDir = await tempDir("index");
+});
+
+after(async () => {
+  await rm(workDir, { recursive: true, force: true });
+});
+
+test("small index: every embedded row, exact nearest neighbours for image and text queries", async () => {
+  const root = join(workDir, "small");
+  const rows = randomRows("00000", 120, 1);
+  await writeEmbeddingShard(root, "00000", rows);
+  const summary = await buildIndex({ root, config: { threads: 1 } });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+  assert.equal(summary.source, "embeddings");
+  assert.equal(summary.rows, 120);
+  assert.equal(summary.dimensions, DIMENSIONS);
+  const index = await openIndex(root);
+  try {
+    const next = random(99);
+    for (let query = 0; query < 20; query++) {
+      const vector = randomUnit(next);
+      for (const modality of ["image", "text"] as const) {
+        const report = index.searchWithReport({ vector, k: 10, modality });
+        assert.equal(report.path, "exact");
+        assert.deepEqual(
+          report.results.map((result) => result.id),
+          bruteForce(rows, vector, 10, () => true, modality),
+        );
+        const best = report.results[0];
+        assert.ok(best !== undefined);
+        const expected = dot((rows[best.id] as FixtureRow)[modality], vector);
+        assert.ok(Math.abs(best.similarity - expected) < 0.01, `${best.similarity} vs ${expected}`);
+      }
+    }
+    const [first] = index.metadata([5], ["key", "URL", "TEXT", "LANGUAGE", "WIDTH", "dup_group"]);
+    assert.deepEqual(first, {
+      key: "000000005",
+      URL: "https://img.example/000000005.jpg",
+      TEXT: "caption of 000000005",
+      LANGUAGE: "fr",
+      WIDTH: 256,
+      dup_group: 5,
+    });
+    assert.equal(index.metadata([9], ["punsafe"])[0]?.punsafe, null);
+  } finally {
+    index.close();
+  }
+});
+
+let large: { root: string; rows: FixtureRow[]; index: ClipIndex };
+
+async function largeIndex(): Promise<typeof large> {
+  if (large !== undefined) return large;
+  const root = join(workDir, "large");
+  const rows = randomRows("00000", 5000, 2);
+  await writeEmbeddingShard(root, "00000", rows);
+  const summary = await buildIndex({ root, config: { threads: 2, flatMaxVectors: 0 } });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+  large = { root, rows, index: await openIndex(root) };
+  return large;
+}
+
+test("graph search: recall@10 against exact search above 0.9 with no filter", async () => {
+  const { rows, index } = await largeIndex();
+  const next = random(7);
+  let recall = 0;
+  for (let query = 0; query < 30; query++) {
+    const vector = randomUnit(next);
+    const report = index.searchWithReport({ vector, k: 10, modality: "image" });
+    assert.equal(report.path, "graph");
+    assert.equal(report.results.length, 10);
+    recall += overlap(
+      report.results.map((result) => result.id),
+      bruteForce(rows, vector, 10),
+    );
+  }
+  assert.ok(recall / 30 >= 0.9, `recall ${recall / 30}`);
+});
+
+test("filters are applied inside the search: a filtered query still returns k passing rows", async () => {
+  const { rows, index } = await largeIndex();
+  const next = random(8);
+  const vector = randomUnit(next);
+  const cases = [
+    {
+      filters: { maxPunsafe: 0.8 },
+      keep: (row: FixtureRow) => row.punsafe === null || row.punsafe <= 0.8,
+    },
+    {
+      filters: { maxPunsafe: 0.3, maxPwatermark: 0.5, minAestheticScore: 5 },
+      keep: (row: FixtureRow) =>
+        (row.punsafe === null || row.punsafe <= 0.3) && row.pwatermark <= 0.5 && row.aesthetic >= 5,
+    },
+    { filters: { languages: ["sw"] }, keep: (row: FixtureRow) => row.language === "sw" },
+    {
+      filters: { languages: ["en", "sw"], minAestheticScore: 7.5 },
+      keep: (row: FixtureRow) => ["en", "sw"].includes(row.language) && row.aesthetic >= 7.5,
+    },
+  ];
+  const paths = new Set<string>();
+  for (const { filters, keep } of cases) {
+    const report = index.searchWithReport({ vector, k: 20, modality: "image", filters });
+    paths.add(report.path);
+    assert.equal(report.results.length, 20, JSON.stringify(filters));
+    for (const result of report.results) {
+      assert.ok(
+        keep(rows[result.id] as FixtureRow),
+        `row ${result.id} fails ${JSON.stringify(filters)}`,
+      );
+    }
+    const expected = bruteForce(rows, vector, 20, keep);
+    const found = report.results.map((result) => result.id);
+    assert.ok(
+      overlap(found, expected) >= 0.85,
+      `${JSON.stringify(filters)}: ${found} vs ${expected}`,
+    );
+  }
+  assert.deepEqual([...paths].sort(), ["exact", "graph"], "both plans were exercised");
+
+  const rare = index.search({ vector, k: 1000, modality: "text", filters: { languages: ["sw"] } });
+  assert.equal(rare.length, rows.filter((row) => row.language === "sw").length);
+  const none = index.search({ vector, k: 5, modality: "image", filters: { languages: ["xx"] } });
+  assert.deepEqual(none, []);
+});
+
+test("a filter that removes the query's whole neighbourhood still returns k rows", async () => {
+  const root = join(workDir, "neighbourhood");
+  const next = random(3);
+  const rows = randomRows("00000", 4000, 4);
+  const centre = randomUnit(next);
+  // 300 rows around the query, all unsafe: the graph's first candidates all fail the filter.
+  for (let index = 0; index < 300; index++) {
+    const row = rows[index] as FixtureRow;
+    row.image = near(centre, next, 0.15);
+    row.punsafe = 0.99;
+  }
+  await writeEmbeddingShard(root, "00000", rows);
+  const summary = await buildIndex({
+    root,
+    config: { threads: 2, flatMaxVectors: 0, duplicateThreshold: 0.999 },
+  });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+  const index = await openIndex(root);
+  try {
+    const keep = (row: FixtureRow) => row.punsafe === null || row.punsafe <= 0.5;
+    const report = index.searchWithReport({
+      vector: centre,
+      k: 10,
+      modality: "image",
+      filters: { maxPunsafe: 0.5 },
+    });
+    assert.equal(report.results.length, 10);
+    assert.ok(report.rounds > 1, `over-fetch adapted: ${JSON.stringify(report)}`);
+    for (const result of report.results) assert.ok(keep(rows[result.id] as FixtureRow));
+    assert.ok(
+      overlap(
+        report.results.map((result) => result.id),
+        bruteForce(rows, centre, 10, keep),
+      ) >= 0.8,
+    );
+  } finally {
+    index.close();
+  }
+});
+
+test("planted near-duplicates share a group, across shards too; deduplicate keeps one per group", async () => {
+  const root = join(workDir, "duplicates");
+  const next = random(5);
+  const first = randomRows("00000", 300, 6);
+  const second = randomRows("00001", 300, 7);
+  // A pair within shard 0, a chain of three across both shards, and a far pair below the threshold.
+  first[10] = {
+    ...(first[10] as FixtureRow),
+    image: near((first[3] as FixtureRow).image, next, 0.02),
+  };
+  first[20] = {
+    ...(first[20] as FixtureRow),
+    image: near((first[4] as FixtureRow).image, next, 0.02),
+  };
+  second[5] = {
+    ...(second[5] as FixtureRow),
+    image: near((first[20] as FixtureRow).image, next, 0.02),
+  };
+  first[30] = {
+    ...(first[30] as FixtureRow),
+    image: near((first[6] as FixtureRow).image, next, 0.2),
+  };
+  await writeEmbeddingShard(root, "00000", first);
+  await writeEmbeddingShard(root, "00001", second);
+  assert.ok(dot((first[30] as FixtureRow).image, (first[6] as FixtureRow).image) < 0.96);
+
+  const summary = await buildIndex({ root, config: { threads: 1, flatMaxVectors: 0 } });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+  assert.equal(summary.duplicateGroups, 600 - 3);
+  const index = await openIndex(root);
+  try {
+    const group = (id: number) => index.metadata([id], ["dup_group"])[0]?.dup_group;
+    assert.equal(group(10), 3);
+    assert.equal(group(3), 3);
+    assert.equal(group(20), 4);
+    assert.equal(group(300 + 5), 4);
+    assert.equal(group(30), 30);
+    assert.equal(group(6), 6);
+
+    const query = (first[4] as FixtureRow).image;
+    const plain = index.search({ vector: query, k: 5, modality: "image" }).map((r) => r.id);
+    assert.deepEqual(
+      plain.slice(0, 3).sort((a, b) => a - b),
+      [4, 20, 305],
+    );
+    const deduplicated = index.search({
+      vector: query,
+      k: 5,
+      modality: "image",
+      filters: { deduplicate: true },
+    });
+    assert.equal(deduplicated.length, 5);
+    const groups = deduplicated.map((result) => group(result.id));
+    assert.equal(new Set(groups).size, 5);
+    assert.equal(groups.filter((value) => value === 4).length, 1);
+  } finally {
+    index.close();
+  }
+});
+
+test("a new shard is added without a rebuild; a re-run skips; ids and groups carry over", async () => {
+  const root = join(workDir, "incremental");
+  const next = random(11);
+  const first = randomRows("00000", 400, 12);
+  const second = randomRows("00001", 400, 13);
+  second[7] = {
+    ...(second[7] as FixtureRow),
+    image: near((first[9] as FixtureRow).image, next, 0.02),
+  };
+  await writeEmbeddingShard(root, "00000", first);
+  const reporter = collectingReporter();
+  const one = await buildIndex({ root, config: { threads: 1, flatMaxVectors: 0 }, reporter });
+  assert.equal(one.ok, true, JSON.stringify(one));
+  assert.equal(one.rebuilt, true);
+  const storage = new LocalStorage(root);
+  const manifestOne = JSON.parse(await storage.readText(layout.indexManifest()));
+
+  await writeEmbeddingShard(root, "00001", second);
+  const two = await buildIndex({ root, config: { threads: 1, flatMaxVectors: 0 } });
+  assert.equal(two.ok, true, JSON.stringify(two));
+  assert.equal(two.rebuilt, false);
+  assert.equal(two.shardsAdded, 1);
+  assert.equal(two.shardsSkipped, 1);
+  assert.equal(two.rows, 800);
+  assert.equal(two.rowsAdded, 400);
+  const manifestTwo = JSON.parse(await storage.readText(layout.indexManifest()));
+  assert.deepEqual(manifestTwo.segments[0], manifestOne.segments[0], "shard 0's segment is kept");
+  assert.equal(manifestTwo.generation, manifestOne.generation + 1);
+  assert.equal(await storage.exists(manifestOne.files.graphs.image), false, "old graph removed");
+
+  const index = await openIndex(root);
+  try {
+    const found = index.search({
+      vector: (second[100] as FixtureRow).image,
+      k: 1,
+      modality: "image",
+    });
+    assert.equal(found[0]?.id, 500);
+    assert.equal(index.metadata([500], ["key"])[0]?.key, "000010100");
+    assert.equal(index.metadata([400 + 7], ["dup_group"])[0]?.dup_group, 9);
+  } finally {
+    index.close();
+  }
+
+  const three = await buildIndex({ root, config: { threads: 1, flatMaxVectors: 0 } });
+  assert.equal(three.ok, true);
+  assert.equal(three.shardsAdded, 0);
+  assert.equal(three.shardsSkipped, 2);
+  const manifestThree = JSON.parse(await storage.readText(layout.indexManifest()));
+  assert.equal(manifestThree.generation, manifestTwo.generation);
+  for (const shard of ["00000", "00001"]) {
+    assert.ok(await storage.exists(layout.doneMarker("index", shard)));
+  }
+
+  // A changed parameter (the duplicate threshold) rebuilds from scratch.
+  const four = await buildIndex({
+    root,
+    config: { threads: 1, flatMaxVectors: 0, duplicateThreshold: 0.9 },
+  });
+  assert.equal(four.rebuilt, true);
+  assert.equal(four.shardsAdded, 2);
+});
+
+test("a corrupt npy or a row count that differs from the metadata fails that shard with one line; the others are indexed", async () => {
+  const root = join(workDir, "damaged");
+  await writeEmbeddingShard(root, "00000", randomRows("00000", 50, 21));
+  await writeEmbeddingShard(root, "00001", randomRows("00001", 50, 22));
+  await writeEmbeddingShard(root, "00002", randomRows("00002", 50, 23));
+  await writeEmbeddingShard(root, "00003", randomRows("00003", 50, 24));
+  const storage = new LocalStorage(root);
+  const corrupt = await storage.localPath(layout.imageEmbeddings("00001"));
+  const bytes = await readFile(corrupt);
+  await writeFile(corrupt, bytes.subarray(0, bytes.length - 100));
+  const fewer = randomRows("00002", 49, 23);
+  await new LocalStorage(root).writeAtomic(
+    layout.textEmbeddings("00002"),
+    encodeNpy({
+      dtype: "<f2",
+      shape: [49, DIMENSIONS],
+      data: toFloat16Bits(new Float32Array(49 * DIMENSIONS).fill(0.1)),
+    }),
+  );
+  await new LocalStorage(root).writeAtomic(
+    layout.imageEmbeddings("00002"),
+    encodeNpy({
+      dtype: "<f2",
+      shape: [49, DIMENSIONS],
+      data: toFloat16Bits(Float32Array.from(fewer.flatMap((row) => [...row.image]))),
+    }),
+  );
+  const reporter = collectingReporter();
+  const summary = await buildIndex({ root, config: { threads: 1 }, reporter });
+  assert.equal(summary.ok, false);
+  assert.equal(summary.rows, 100);
+  assert.deepEqual(
+    summary.failedShards.map((failed) => failed.shard),
+    ["00001", "00002"],
+  );
+  const [npyError, countError] = summary.failedShards.map((failed) => failed.error);
+  assert.match(npyError as string, /img_emb_00001\.npy: .npy data is \d+ bytes/);
+  assert.match(
+    countError as string,
+    /metadata_00002\.parquet: 50 rows, .*img_emb_00002\.npy has 49/,
+  );
+  assert.equal(reporter.warnings.length, 2);
+  for (const line of reporter.warnings) assert.equal(line.includes("\n"), false);
+
+  // The repaired shards are added on the next run, without a rebuild.
+  await writeEmbeddingShard(root, "00001", randomRows("00001", 50, 22));
+  await writeEmbeddingShard(root, "00002", randomRows("00002", 50, 23));
+  const again = await buildIndex({ root, config: { threads: 1 } });
+  assert.equal(again.ok, true, JSON.stringify(again));
+  assert.equal(again.rebuilt, false);
+  assert.equal(again.rows, 200);
+});
+
+test("with a dataset, the index holds the dataset's rows with their vectors found by key", async () => {
+  const root = join(workDir, "dataset");
+  const rows = randomRows("00000", 200, 31);
+  await writeEmbeddingShard(root, "00000", rows);
+  await writeEmbeddingShard(root, "00001", randomRows("00001", 50, 32));
+  // The filter kept every third row, in reverse order (the index follows the dataset's order).
+  const kept = rows.filter((_, index) => index % 3 === 0).reverse();
+  const storage = new LocalStorage(root);
+  await writeParquet(
+    storage,
+    layout.datasetShard("00000"),
+    [
+      {
+        name: "URL",
+        type: "VARCHAR",
+        value: (row: FixtureRow) => `https://img.example/${row.key}.jpg`,
+      },
+      { name: "TEXT", type: "VARCHAR", value: (row: FixtureRow) => `caption of ${row.key}` },
+      { name: "punsafe", type: "DOUBLE", value: (row: FixtureRow) => row.punsafe },
+      { name: "LANGUAGE", type: "VARCHAR", value: (row: FixtureRow) => row.language },
+      { name: "key", type: "VARCHAR", value: (row: FixtureRow) => row.key },
+    ],
+    kept,
+  );
+  const summary = await buildIndex({ root, config: { threads: 1 } });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+  assert.equal(summary.source, "dataset");
+  assert.equal(summary.rows, kept.length);
+  assert.deepEqual(summary.waiting, ["00001"]);
+  const index = await openIndex(root);
+  try {
+    for (const position of [0, 17, kept.length - 1]) {
+      const row = kept[position] as FixtureRow;
+      const [best] = index.search({ vector: row.text, k: 1, modality: "text" });
+      assert.equal(best?.id, position);
+      assert.equal(index.metadata([position], ["key"])[0]?.key, row.key);
+    }
+  } finally {
+    index.close();
+  }
+});
+
+test("clipcrawl index builds from the command line and prints a JSON summary", async () => {
+  const root = join(workDir, "cli");
+  await writeEmbeddingShard(root, "00000", randomRows("00000", 80, 41));
+  const result = await runCli(["index", "--root", root, "--json", "--threads", "1"]);
+  assert.equal(result.code, 0, result.stderr);
+  const summary = JSON.parse(result.stdout);
+  assert.equal(summary.rows, 80);
+  assert.equal(summary.params.quantization, "f32");
+});
+
+after(() => {
+  large?.index.close();
+});
