@@ -58,7 +58,10 @@ export async function main(args: string[]): Promise<void> {
   const next = random(7);
   const centres = clusterCentres(random(1));
   const queries = Array.from({ length: queryCount }, () => mixtureVector(centres, next));
-  const truths = queries.map((query) => exactTopK(stored, query, k));
+  // Safe mode's truth: the exact neighbours among the rows it keeps (the synthetic vectors have
+  // no near-duplicates and every URL is distinct, so deduplicate drops nothing).
+  const keep = values.filtered ? (id: number) => punsafeOf(id) <= 0.5 : () => true;
+  const truths = queries.map((query) => exactTopK(stored, query, k, keep));
   const bodies = queries.map((query) =>
     JSON.stringify({
       embedding_input: Array.from(query, (value) => Number(value.toFixed(6))),
@@ -211,7 +214,7 @@ async function ensureIndex(root: string, vectors: number): Promise<StoredVectors
             type: "VARCHAR",
             value: (id) => LANGUAGES[id % LANGUAGES.length] ?? "",
           },
-          { name: "punsafe", type: "DOUBLE", value: (id) => ((id * 7919) % 1000) / 1000 },
+          { name: "punsafe", type: "DOUBLE", value: punsafeOf },
           { name: "AESTHETIC_SCORE", type: "DOUBLE", value: (id) => ((id * 104_729) % 1000) / 100 },
           { name: "width", type: "INTEGER", value: () => 256 },
           { name: "height", type: "INTEGER", value: () => 256 },
@@ -239,7 +242,16 @@ async function ensureIndex(root: string, vectors: number): Promise<StoredVectors
   return { rows, data };
 }
 
-function exactTopK(stored: StoredVectors, query: Float32Array, k: number): Set<number> {
+function punsafeOf(id: number): number {
+  return ((id * 7919) % 1000) / 1000;
+}
+
+function exactTopK(
+  stored: StoredVectors,
+  query: Float32Array,
+  k: number,
+  keep: (id: number) => boolean,
+): Set<number> {
   const scores = new Float32Array(stored.rows);
   for (let row = 0; row < stored.rows; row++) {
     let sum = 0;
@@ -249,9 +261,9 @@ function exactTopK(stored: StoredVectors, query: Float32Array, k: number): Set<n
     }
     scores[row] = sum;
   }
-  const order = Array.from({ length: stored.rows }, (_, row) => row).sort(
-    (a, b) => (scores[b] as number) - (scores[a] as number),
-  );
+  const order = Array.from({ length: stored.rows }, (_, row) => row)
+    .filter(keep)
+    .sort((a, b) => (scores[b] as number) - (scores[a] as number));
   return new Set(order.slice(0, k));
 }
 

@@ -69,6 +69,7 @@ export class ServedIndex {
   private violence: Promise<ViolenceFlags> | undefined;
   private statistics: Promise<IndexStats> | undefined;
   private keys: Map<string, number> | undefined;
+  private closed = false;
 
   private constructor(
     readonly name: string,
@@ -179,13 +180,14 @@ export class ServedIndex {
   warm(): void {
     this.aestheticEmbeddings()
       .catch(() => undefined)
-      .then(() => this.violenceFlags())
+      .then(() => (this.closed ? undefined : this.violenceFlags()))
       .catch(() => {
         // reported to the query that needs it
       });
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     // Background scans finish before the files they read are closed.
     await Promise.allSettled([this.aesthetic, this.violence, this.statistics]);
     this.index.close();
