@@ -72,9 +72,12 @@ export async function main(args: string[]): Promise<void> {
       .join(" ")}`,
   );
 
+  // Warm: the page cache (the subset reads cached files too) and DuckDB's native library.
   const cat = `cat ${paths.map((path) => `'${path}'`).join(" ")} > /dev/null`;
   timeShell(cat);
-  const catSeconds = timeShell(cat) ?? Number.NaN;
+  (await duckdbConnection()).closeSync();
+  // The machine is shared: each figure is the best of two runs.
+  const catSeconds = Math.min(timeShell(cat) ?? Number.NaN, timeShell(cat) ?? Number.NaN);
   const table: (string | number)[][] = [
     ["run", "rows out", "seconds", "rows/s", "MB/s parquet", "vs cat"],
     [
@@ -90,7 +93,9 @@ export async function main(args: string[]): Promise<void> {
     [`--where "${WHERE}"`, WHERE],
     [`--where "${BROAD_WHERE}"`, BROAD_WHERE],
   ] as const) {
-    const summary = await subset({ root, where, output: join(folder, "out.parquet") });
+    const first = await subset({ root, where, output: join(folder, "out.parquet") });
+    const second = await subset({ root, where, output: join(folder, "out.parquet") });
+    const summary = first.seconds <= second.seconds ? first : second;
     table.push([
       label,
       summary.rows,
@@ -153,6 +158,13 @@ export async function main(args: string[]): Promise<void> {
       .map((l) => l.toFixed(1))
       .join(" ")}`,
   );
+  const timings = removal?.timings;
+  if (timings !== undefined) {
+    const kinds = Object.entries(timings.rewrites)
+      .map(([kind, seconds]) => `${kind} ${seconds?.toFixed(1)} s`)
+      .join(", ");
+    console.log(`  plan ${timings.plan.toFixed(1)} s; rewrites: ${kinds}`);
+  }
 }
 
 /** Generates the root unless a complete one is there; returns the seconds it took. */

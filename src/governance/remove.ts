@@ -57,7 +57,7 @@ import {
   type RemovalLists,
   readRemovalRequest,
 } from "./removal-lists.js";
-import { type PlannedRewrite, planRemoval } from "./removal-plan.js";
+import { type PlannedRewrite, planRemoval, type RewriteKind } from "./removal-plan.js";
 
 export const REMOVE_STAGE = "remove";
 
@@ -86,6 +86,8 @@ export interface CompletedRemoval extends AuditEntry {
   /** True when this run completed a removal an earlier, interrupted run had started. */
   resumed: boolean;
   bytesRewritten: number;
+  /** Seconds: finding the samples (0 when resumed), rewriting files (by kind), the index. */
+  timings: { plan: number; rewrites: Partial<Record<RewriteKind, number>>; index: number };
 }
 
 export interface RemoveSummary {
@@ -142,14 +144,17 @@ export async function remove(options: RemoveOptions): Promise<RemoveSummary> {
       const digest = requestDigest(lists);
       // The same request again while it was pending: completing the journal completed it.
       if (!pending.some((journal) => journal.requestDigest === digest)) {
+        const planStarted = performance.now();
         const journal = await planJournal(storage, lists, digest, options);
+        const planSeconds = (performance.now() - planStarted) / 1000;
         // The entries asked for go into the lists before the journal, which does not carry them
         // (a takedown list can hold millions): a pending removal's are in the lists already.
         await appendToGovernanceLists(storage, [
           { heading: listHeading(journal), entries: listEntries(lists) },
         ]);
         await writeJournal(storage, journal);
-        removals.push(await execute(storage, journal, false, options, reporter));
+        const completed = await execute(storage, journal, false, options, reporter);
+        removals.push({ ...completed, timings: { ...completed.timings, plan: planSeconds } });
       }
     }
   } finally {
@@ -213,6 +218,7 @@ async function execute(
   ]);
 
   const done = await readProgress(storage, removal);
+  const rewriteSeconds: Partial<Record<RewriteKind, number>> = {};
   const files: AuditFileChange[] = [];
   let filesDone = 0;
   const report = () =>
@@ -228,7 +234,10 @@ async function execute(
     for (const rewrite of plan.rewrites) {
       let change = done.get(rewrite.path);
       if (change === undefined) {
+        const rewriteStarted = performance.now();
         const outcome = await applyRewrite(connection, storage, rewrite, removal);
+        rewriteSeconds[rewrite.kind] =
+          (rewriteSeconds[rewrite.kind] ?? 0) + (performance.now() - rewriteStarted) / 1000;
         if (outcome.damaged > 0) {
           reporter.warn(
             `${storage.describe(rewrite.path)}: ${outcome.damaged} damaged tar members could not be read and were left out of the rewritten tar`,
@@ -252,7 +261,9 @@ async function execute(
     connection.closeSync();
   }
   await refreshDoneMarkers(storage, new Set(plan.rewrites.map((rewrite) => rewrite.path)));
+  const indexStarted = performance.now();
   const index = plan.indexAffected ? await updateIndex(storage, options, reporter) : "not affected";
+  const indexSeconds = (performance.now() - indexStarted) / 1000;
 
   const entry: AuditEntry = {
     removal,
@@ -271,6 +282,7 @@ async function execute(
     ...entry,
     resumed,
     bytesRewritten: files.reduce((sum, file) => sum + file.bytesAfter, 0),
+    timings: { plan: 0, rewrites: rewriteSeconds, index: indexSeconds },
   };
 }
 

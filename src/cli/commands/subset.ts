@@ -50,7 +50,10 @@ export function registerSubset(program: Command): void {
     .option("--image-query <file>", "an image query (repeatable)", collect, [])
     .option("--k <n>", "rows per query", "100")
     .option("--modality <m>", "compare queries with the image or the text embeddings", "image")
-    .option("--model <dir>", "CLIP model folder for the queries (default: embed.model)")
+    .option(
+      "--model <dir>",
+      "CLIP model folder for the queries (default: embed.model, else the one embed used)",
+    )
     .option("--dedup", "one row per near-duplicate group (the index's groups)")
     .option("--columns <list>", "dataset columns to add after url and caption, comma-separated")
     .option("--webdataset <dir>", "also copy the selected samples from the root's image tars here")

@@ -89,14 +89,15 @@ export function resolveColumns(
 /**
  * Checks `where` against the dataset: one boolean expression over its columns. Throws a
  * ClipcrawlError whose message has DuckDB's reason and the position, with the expression and a
- * caret under the place.
+ * caret under the place. `joins`: the condition has a subquery, so DuckDB may join, and a join
+ * does not keep the rows in their order.
  */
 export async function checkWhere(
   connection: DuckDBConnection,
   shards: readonly DatasetShard[],
   where: string,
   columns: readonly string[],
-): Promise<void> {
+): Promise<{ joins: boolean }> {
   if (where.trim() === "") {
     throw new ClipcrawlError("CC_SUBSET_WHERE", "--where: empty expression");
   }
@@ -108,16 +109,20 @@ export async function checkWhere(
   }
   const tree = await parseTree(connection, `SELECT * FROM t WHERE (\n${where}\n)`);
   const plain = await parseTree(connection, "SELECT * FROM t WHERE (TRUE)");
-  if (tree === undefined || plain === undefined || tree !== plain) {
+  if (tree === undefined || plain === undefined || tree.rest !== plain.rest) {
     throw new ClipcrawlError(
       "CC_SUBSET_WHERE",
       `--where must be one condition on the dataset's columns (no closing parenthesis that ends it, UNION, ORDER BY, LIMIT …): ${JSON.stringify(where)}`,
     );
   }
+  return { joins: tree.where.includes('"class":"SUBQUERY"') };
 }
 
-/** The query's parse tree without its WHERE clause and source positions, as JSON. */
-async function parseTree(connection: DuckDBConnection, sql: string): Promise<string | undefined> {
+/** The query's WHERE clause and the rest of its parse tree (no source positions), as JSON. */
+async function parseTree(
+  connection: DuckDBConnection,
+  sql: string,
+): Promise<{ where: string; rest: string } | undefined> {
   const reader = await connection.runAndReadAll(
     `SELECT json_serialize_sql(${quoteLiteral(sql)}) AS tree`,
   );
@@ -128,8 +133,12 @@ async function parseTree(connection: DuckDBConnection, sql: string): Promise<str
   const statements = parsed.statements ?? [];
   if (parsed.error || statements.length !== 1 || statements[0]?.node === undefined)
     return undefined;
-  const node = { ...statements[0].node, where_clause: null };
-  return JSON.stringify(node, (name, value) => (name === "query_location" ? undefined : value));
+  const withoutPositions = (value: unknown) =>
+    JSON.stringify(value, (name, item) => (name === "query_location" ? undefined : item));
+  return {
+    where: withoutPositions(statements[0].node.where_clause),
+    rest: withoutPositions({ ...statements[0].node, where_clause: null }),
+  };
 }
 
 /**

@@ -105,9 +105,7 @@ const SUMMARY_COLUMNS = [
   "WIDTH",
   "HEIGHT",
 ];
-/** Read one query at a time per this many bytes of shards (and at most this many files). */
-const BATCH_BYTES = 256 * 1024 * 1024;
-const BATCH_FILES = 16;
+const PROGRESS_INTERVAL_MS = 250;
 const ROWS_TABLE = "subset_rows";
 
 export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
@@ -138,7 +136,8 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
     const extra = resolveColumns(options.columns ?? [], available, knnColumns).filter(
       (column) => column !== "URL" && column !== "TEXT",
     );
-    if (where !== undefined) await checkWhere(connection, shards, where, available);
+    const checked =
+      where === undefined ? undefined : await checkWhere(connection, shards, where, available);
 
     const datasetExtra = extra.filter((column) => !knnColumns.includes(column));
     const carried = [
@@ -147,10 +146,16 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
     await connection.run(`DROP TABLE IF EXISTS ${ROWS_TABLE}`);
 
     let knn: SubsetSummary["knn"] = null;
-    let rowsScanned = 0;
-    if (queries.length === 0) {
-      rowsScanned = await selectByWhere(connection, shards, where, carried, reporter);
-    } else {
+    const rowsScanned = await countRows(connection, shards);
+    // Where the selection is read from: the shards themselves for a plain condition (one pass
+    // to the file, one for the summary), else the table the kNN hits and dedup work on.
+    let selection = `(${whereSelection(shards, where)})`;
+    let order = checked?.joins === true ? "__shard, __row" : "";
+    if (queries.length === 0 && options.dedup === true) {
+      await connection.run(`CREATE TEMP TABLE ${ROWS_TABLE} AS SELECT * FROM ${selection}`);
+      selection = ROWS_TABLE;
+      order = "__shard, __row";
+    } else if (queries.length > 0) {
       index = await openIndexFor(storage);
       const vectors = await embedQueries(queries, await queryModel(storage, options.model), cwd);
       const passing =
@@ -168,7 +173,9 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
             counters: { queries: done },
           }),
       });
-      rowsScanned = await selectHits(connection, shards, hits, queries, carried);
+      await selectHits(connection, shards, hits, queries, carried);
+      selection = ROWS_TABLE;
+      order = "__query, query_similarity DESC, key";
       knn = {
         queries: queries.length,
         k,
@@ -180,11 +187,14 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
       options.dedup === true ? await dropDuplicates(connection, storage, queries.length > 0) : 0;
 
     const outputColumns = ["url", "caption", ...extra];
-    const rows = await writeOutput(connection, output, format, outputColumns, queries.length > 0);
-    const summary = await summariseRows(connection, ROWS_TABLE, available);
+    await watchProgress(connection, reporter, shards.length, () =>
+      writeOutput(connection, selection, order, output, format, outputColumns),
+    );
+    const summary = await summariseRows(connection, selection, available);
+    const rows = summary.rows;
     let webdataset: WebdatasetCopy | null = null;
     if (options.webdataset !== undefined) {
-      const keysByShard = await selectedKeysByShard(connection);
+      const keysByShard = await selectedKeysByShard(connection, selection);
       let copied = 0;
       webdataset = await copyWebdataset(
         storage,
@@ -292,41 +302,52 @@ async function openIndexFor(storage: LocalStorage): Promise<ClipIndex> {
   return openIndex(storage);
 }
 
-/** The dataset's rows that pass `where`, shards in batches, in dataset order. */
-async function selectByWhere(
+/** The dataset's rows that pass `where`, with their shard and position (dataset order). */
+function whereSelection(shards: readonly DatasetShard[], where: string | undefined): string {
+  const condition = where === undefined ? "TRUE" : `(\n${where}\n)`;
+  return `SELECT *, ${shardExpression()} AS __shard, file_row_number AS __row FROM ${parquetRelation(shards, true)} WHERE ${condition}`;
+}
+
+/** Rows of the shards, from their parquet footers. */
+async function countRows(
   connection: DuckDBConnection,
   shards: readonly DatasetShard[],
-  where: string | undefined,
-  carried: readonly string[],
-  reporter: StageReporter,
 ): Promise<number> {
-  const select = selectList(carried);
-  const condition = where === undefined ? "TRUE" : `(\n${where}\n)`;
-  let scanned = 0;
-  let done = 0;
-  let selected = 0;
-  const report = () =>
+  const reader = await connection.runAndReadAll(
+    `SELECT count(*) AS n FROM ${parquetRelation(shards)}`,
+  );
+  return Number(reader.getRowObjects()[0]?.n ?? 0);
+}
+
+/** Runs `work` while reporting DuckDB's progress on the connection's query (a share of rows). */
+async function watchProgress<T>(
+  connection: DuckDBConnection,
+  reporter: StageReporter,
+  shards: number,
+  work: () => Promise<T>,
+): Promise<T> {
+  const report = (share: number, rows: number) =>
     reporter.progress({
       stage: SUBSET_STAGE,
-      shardsDone: done,
-      shardsTotal: shards.length,
-      counters: { rows: scanned, selected },
+      shardsDone: Math.round(share * shards),
+      shardsTotal: shards,
+      counters: { rows },
     });
-  report();
-  for (const batch of batches(shards)) {
-    const relation = parquetRelation(batch, true);
-    const query = `SELECT ${select}, ${shardExpression()} AS __shard, file_row_number AS __row FROM ${relation} WHERE ${condition}`;
-    if (done === 0) await connection.run(`CREATE TEMP TABLE ${ROWS_TABLE} AS ${query}`);
-    else await connection.run(`INSERT INTO ${ROWS_TABLE} ${query}`);
-    const counted = await connection.runAndReadAll(
-      `SELECT count(*) AS n FROM ${parquetRelation(batch)}`,
-    );
-    scanned += Number(counted.getRowObjects()[0]?.n ?? 0);
-    done += batch.length;
-    selected = await tableRows(connection);
-    report();
+  let rows = 0;
+  report(0, rows);
+  const timer = setInterval(() => {
+    const progress = connection.progress;
+    if (progress.percentage >= 0) {
+      rows = Number(progress.rows_processed);
+      report(progress.percentage / 100, rows);
+    }
+  }, PROGRESS_INTERVAL_MS);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+    report(1, rows);
   }
-  return scanned;
 }
 
 /** The kNN hits joined with their dataset rows, by query and best first. */
@@ -427,17 +448,17 @@ async function dropDuplicates(
 
 async function writeOutput(
   connection: DuckDBConnection,
+  selection: string,
+  order: string,
   output: string,
   format: SubsetFormat,
   columns: readonly string[],
-  knn: boolean,
-): Promise<number> {
+): Promise<void> {
   const select = columns.map((column) => {
     if (column === "url") return "URL AS url";
     if (column === "caption") return "TEXT AS caption";
     return quoteIdentifier(column);
   });
-  const order = knn ? "__query, query_similarity DESC, key" : "__shard, __row";
   const options =
     format === "parquet"
       ? "FORMAT parquet, COMPRESSION snappy"
@@ -448,16 +469,16 @@ async function writeOutput(
   const folder = new LocalStorage(dirname(output));
   await folder.writeAtomicWith(basename(output), async (localPath) => {
     await connection.run(
-      `COPY (SELECT ${select.join(", ")} FROM ${ROWS_TABLE} ORDER BY ${order}) TO ${quoteLiteral(localPath)} (${options})`,
+      `COPY (SELECT ${select.join(", ")} FROM ${selection}${order === "" ? "" : ` ORDER BY ${order}`}) TO ${quoteLiteral(localPath)} (${options})`,
     );
   });
-  return tableRows(connection);
 }
 
 async function selectedKeysByShard(
   connection: DuckDBConnection,
+  selection: string,
 ): Promise<Map<string, Set<string>>> {
-  const reader = await connection.runAndReadAll(`SELECT __shard, key FROM ${ROWS_TABLE}`);
+  const reader = await connection.runAndReadAll(`SELECT __shard, key FROM ${selection}`);
   const byShard = new Map<string, Set<string>>();
   for (const row of reader.getRowObjects()) {
     const shard = String(row.__shard).padStart(5, "0");
@@ -479,21 +500,6 @@ function selectList(carried: readonly string[], prefix = ""): string {
 /** The shard number from the `filename` column (dataset/NNNNN.parquet). */
 function shardExpression(prefix = ""): string {
   return `CAST(regexp_extract(${prefix}filename, '(\\d{5})\\.parquet$', 1) AS INTEGER)`;
-}
-
-function* batches(shards: readonly DatasetShard[]): Generator<DatasetShard[]> {
-  let batch: DatasetShard[] = [];
-  let bytes = 0;
-  for (const shard of shards) {
-    batch.push(shard);
-    bytes += shard.bytes;
-    if (batch.length >= BATCH_FILES || bytes >= BATCH_BYTES) {
-      yield batch;
-      batch = [];
-      bytes = 0;
-    }
-  }
-  if (batch.length > 0) yield batch;
 }
 
 async function tableRows(connection: DuckDBConnection): Promise<number> {
