@@ -17,8 +17,7 @@
  * and shape pair has its own orthonormal axis, and both towers put a red circle (image or caption)
  * within a few degrees of the red-circle axis. Deterministic: the same bytes on every run.
  */
-import { mkdir, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { encodeNpy } from "../../src/io/npy.js";
@@ -30,6 +29,7 @@ import {
   PROJECTION_DIM,
   SHAPE_AXES,
 } from "../tiny-clip/concept-space.js";
+import { json, type ModelFile, writeModelFolder } from "../tiny-clip/generate.js";
 import { OnnxGraphBuilder, TensorType } from "../tiny-clip/onnx-graph.js";
 import { SHAPE_COLOURS, SHAPE_NAMES } from "../wat-generator.js";
 
@@ -186,7 +186,7 @@ export interface ScoreHeadsSummary {
 export async function generateScoreHeads(outDir: string): Promise<ScoreHeadsSummary> {
   const folder = resolve(outDir);
   const axis = conceptAxis("red", "circle");
-  const files: [string, Uint8Array | string][] = [
+  const files: ModelFile[] = [
     ["red-mlp.onnx", redMlpGraph()],
     ["unstable-red-circle.onnx", unstableGraph()],
     ["red-circle.npy", encodeNpy({ dtype: "<f4", shape: [PROJECTION_DIM, 1], data: axis })],
@@ -194,19 +194,7 @@ export async function generateScoreHeads(outDir: string): Promise<ScoreHeadsSumm
     ["redness.onnx", rednessGraph()],
     ["scores.json", json(exampleScoresConfig())],
   ];
-  await mkdir(folder, { recursive: true });
-  for (const [path, contents] of files) await writeFile(join(folder, path), contents);
-  return {
-    folder,
-    files: files.map(([path, contents]) => ({
-      path,
-      bytes: typeof contents === "string" ? Buffer.byteLength(contents) : contents.byteLength,
-    })),
-  };
-}
-
-function json(value: object): string {
-  return `${JSON.stringify(value, null, 2)}\n`;
+  return { folder, files: await writeModelFolder(folder, files) };
 }
 
 async function main(argv: string[]): Promise<void> {

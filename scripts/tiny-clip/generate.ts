@@ -11,7 +11,7 @@
  * The output is deterministic: the same bytes on every run.
  */
 import { mkdir, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { CAPTIONS_BY_LANGUAGE, NAVIGATION_LABELS } from "../sample-captions.js";
@@ -76,13 +76,15 @@ export async function generateTinyClipModel(outDir: string): Promise<TinyClipSum
 /** A file of a model folder: its path in the folder and its contents. */
 export type ModelFile = [string, Uint8Array | string];
 
-/** Writes the files under `folder` (creating `onnx/`), and lists their sizes. */
+/** Writes the files under `folder`, creating the folders they name, and lists their sizes. */
 export async function writeModelFolder(
   folder: string,
   files: readonly ModelFile[],
 ): Promise<{ path: string; bytes: number }[]> {
-  await mkdir(join(folder, "onnx"), { recursive: true });
-  for (const [path, contents] of files) await writeFile(join(folder, path), contents);
+  for (const [path, contents] of files) {
+    await mkdir(dirname(join(folder, path)), { recursive: true });
+    await writeFile(join(folder, path), contents);
+  }
   return files.map(([path, contents]) => ({
     path,
     bytes: typeof contents === "string" ? Buffer.byteLength(contents) : contents.byteLength,
