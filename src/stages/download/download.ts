@@ -12,12 +12,13 @@ import { isAbsolute, resolve } from "node:path";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { DownloadConfig } from "../../config/schema.js";
-import { ConfigError, errorMessage } from "../../errors.js";
+import { ConfigError } from "../../errors.js";
 import { downloadBlocklistFile } from "../../governance/stage-blocklists.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { type StageReporter, silentReporter } from "../../runner/reporter.js";
-import { ShardSelection, unplannedShardError } from "../../runner/shard-selection.js";
+import { type FailedShard, runShardLoop } from "../../runner/shard-loop.js";
+import { ShardSelection } from "../../runner/shard-selection.js";
 import { ShardState } from "../../runner/shard-state.js";
 import { defaultParallelism, siblingModule, WorkerPool } from "../../runner/worker-pool.js";
 import type { DownloadShardResult } from "./download-shard.js";
@@ -49,10 +50,7 @@ export interface DownloadOptions {
   cwd?: string;
 }
 
-export interface FailedShard {
-  shard: string;
-  error: string;
-}
+export type { FailedShard };
 
 export interface DownloadSummary {
   /** True when every shard was written (failed samples are data, not a failure of the run). */
@@ -100,126 +98,84 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
         );
 
   const selection = ShardSelection.of(options.shards);
-  const shardsTotal = selection.count(plan.totalShards);
-  const poolSize = Math.max(1, Math.min(defaultParallelism(config.workers), shardsTotal));
+  const poolSize = Math.max(
+    1,
+    Math.min(defaultParallelism(config.workers), selection.count(plan.totalShards)),
+  );
   const limits: HostLimits = {
     concurrency: Math.max(1, Math.ceil(config.concurrency / poolSize)),
     perHost: Math.max(1, Math.ceil(config.perHostConcurrency / poolSize)),
   };
-  // The workers also skip what `clipcrawl remove` took out (not part of the digests: a removal
-  // rewrites the finished shards it touches itself).
-  const workerBlocklist = await downloadBlocklistFile(storage, blocklistPath);
-  const pool = new WorkerPool<DownloadWorkerTask, DownloadShardResult>(
-    siblingModule(import.meta.url, "download-worker"),
-    poolSize,
-  );
 
   const totals = emptyStatusCounts();
   const statuses = new Map<string, number>();
-  const failedShards: FailedShard[] = [];
-  let shardsWritten = 0;
-  let shardsSkipped = 0;
-  let shardsDone = 0;
   let bytesDownloaded = 0;
-  const report = () =>
-    reporter.progress({
-      stage: DOWNLOAD_STAGE,
-      shardsDone,
-      shardsTotal,
+  const loop = await runShardLoop({
+    stage: DOWNLOAD_STAGE,
+    shards: plan.shards,
+    planned: plan.totalShards,
+    selection,
+    state,
+    overwrite: options.overwrite === true,
+    reporter,
+    signal: options.signal,
+    concurrency: poolSize * 2,
+    progress: () => ({
       counters: { samples: totals.count },
       notes: {
         success:
           totals.count === 0 ? "–" : `${((100 * totals.successes) / totals.count).toFixed(1)}%`,
       },
-    });
-
-  const runShard = async (shard: PlannedShard) => {
-    try {
-      const samples = await shard.load();
-      const result = await pool.run({
-        root: storage.root,
-        task: {
-          shardIndex: shard.index,
-          shard: shard.name,
-          samples,
-          extraColumns: plan.extraColumns,
-          hasCaptions: plan.hasCaptions,
-          config,
+    }),
+    open: async () => {
+      // The workers also skip what `clipcrawl remove` took out (not part of the digests: a
+      // removal rewrites the finished shards it touches itself).
+      const workerBlocklist = await downloadBlocklistFile(storage, blocklistPath);
+      const pool = new WorkerPool<DownloadWorkerTask, DownloadShardResult>(
+        siblingModule(import.meta.url, "download-worker"),
+        poolSize,
+      );
+      return {
+        run: async (shard: PlannedShard) => {
+          const samples = await shard.load();
+          const result = await pool.run({
+            root: storage.root,
+            task: {
+              shardIndex: shard.index,
+              shard: shard.name,
+              samples,
+              extraColumns: plan.extraColumns,
+              hasCaptions: plan.hasCaptions,
+              config,
+            },
+            limits,
+            blocklistPath: workerBlocklist.path,
+          });
+          return { outputs: result.outputs, counts: { ...result.counts }, result };
         },
-        limits,
-        blocklistPath: workerBlocklist.path,
-      });
-      await state.markDone({
-        shard: shard.name,
-        inputDigest: shard.digest,
-        outputs: result.outputs,
-        counts: { ...result.counts },
-      });
-      shardsWritten++;
-      reporter.shardFinished?.({
-        stage: DOWNLOAD_STAGE,
-        shard: shard.name,
-        outcome: "written",
-        counts: { ...result.counts },
-      });
+        close: async () => {
+          await pool.close();
+          await workerBlocklist.dispose();
+        },
+      };
+    },
+    written: (result) => {
       addStatusCounts(totals, result.counts);
       bytesDownloaded += result.bytesDownloaded;
       for (const [label, count] of Object.entries(result.statusDict)) {
         statuses.set(label, (statuses.get(label) ?? 0) + count);
       }
-    } catch (error) {
-      const message = errorMessage(error);
-      failedShards.push({ shard: shard.name, error: message });
-      reporter.warn(`download shard ${shard.name} failed: ${message}`);
-      reporter.shardFinished?.({
-        stage: DOWNLOAD_STAGE,
-        shard: shard.name,
-        outcome: "failed",
-        error: message,
-      });
-    }
-    shardsDone++;
-    report();
-  };
+    },
+  });
 
-  // At once, so the bar's clock (and so samples/s and the ETA) starts with the run.
-  report();
-  const window = pool.size * 2;
-  const running = new Set<Promise<void>>();
-  try {
-    for await (const shard of plan.shards) {
-      if (options.signal?.aborted === true) break;
-      if (!selection.includes(shard.name)) continue;
-      if (options.overwrite !== true && (await state.findDone(shard.name, shard.digest))) {
-        shardsSkipped++;
-        shardsDone++;
-        reporter.shardFinished?.({ stage: DOWNLOAD_STAGE, shard: shard.name, outcome: "skipped" });
-        report();
-        continue;
-      }
-      while (running.size >= window) await Promise.race(running);
-      const job: Promise<void> = runShard(shard).finally(() => running.delete(job));
-      running.add(job);
-    }
-    await Promise.all(running);
-  } finally {
-    await Promise.allSettled(running);
-    await pool.close();
-    await workerBlocklist.dispose();
-  }
-
-  for (const shard of selection.unplanned()) {
-    failedShards.push({ shard, error: unplannedShardError(DOWNLOAD_STAGE, plan.totalShards) });
-  }
   const seconds = (performance.now() - started) / 1000;
-  failedShards.sort((a, b) => (a.shard < b.shard ? -1 : 1));
   return {
-    ok: failedShards.length === 0,
+    ok: loop.failedShards.length === 0,
     source: plan.source,
-    shards: shardsTotal,
-    shardsWritten,
-    shardsSkipped,
-    failedShards,
+    shards: loop.shardsTotal,
+    shardsWritten: loop.shardsWritten,
+    shardsSkipped: loop.shardsSkipped,
+    failedShards: loop.failedShards,
     totals,
     topStatuses: Object.fromEntries(
       [...statuses.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP_STATUSES),

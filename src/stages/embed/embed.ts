@@ -13,8 +13,8 @@ import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
-import type { EmbedConfig } from "../../config/schema.js";
-import { ConfigError, errorMessage } from "../../errors.js";
+import type { ClipcrawlConfig, EmbedConfig } from "../../config/schema.js";
+import { ConfigError } from "../../errors.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import type { FileInfo } from "../../io/storage.js";
@@ -22,13 +22,15 @@ import { ClipModel } from "../../models/clip-model.js";
 import { ClipEmbedder, TextEmbedder } from "../../models/embedder.js";
 import { ScoreHeads } from "../../models/heads/score-heads.js";
 import {
+  type ClipModelFiles,
   locateClipModelFiles,
   locateTextModelFiles,
   type TextModelFiles,
 } from "../../models/model-files.js";
 import { checkEmbeddingSizesMatch, TextModel } from "../../models/text-model.js";
 import { type StageReporter, silentReporter } from "../../runner/reporter.js";
-import { ShardSelection, unplannedShardError } from "../../runner/shard-selection.js";
+import { type FailedShard, runShardLoop } from "../../runner/shard-loop.js";
+import { ShardSelection } from "../../runner/shard-selection.js";
 import { ShardState } from "../../runner/shard-state.js";
 import { CaptionEncoder } from "./caption-encoder.js";
 import { type EmbeddedShard, embedShard, type ShardEncoders } from "./embed-shard.js";
@@ -95,10 +97,7 @@ export interface EmbedShardStats extends EmbedCounts {
   end_time: number;
 }
 
-export interface FailedEmbedShard {
-  shard: string;
-  error: string;
-}
+export type FailedEmbedShard = FailedShard;
 
 export interface EmbedSummary {
   /** True when every shard was written (failed samples are data, not a failure of the run). */
@@ -156,142 +155,116 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     inputs.length === 0
       ? await planImageShards(storage, identity)
       : await planInputShards(inputs, cwd, identity);
-  const state = new ShardState(storage, EMBED_STAGE);
-  const selection = ShardSelection.of(options.shards);
-  const shardsTotal = selection.count(plan.length);
-  const pending: PlannedEmbedShard[] = [];
-  let shardsSkipped = 0;
-  for (const shard of plan) {
-    if (!selection.includes(shard.name)) continue;
-    if (options.overwrite !== true && (await state.findDone(shard.name, shard.digest))) {
-      shardsSkipped++;
-      reporter.shardFinished?.({ stage: EMBED_STAGE, shard: shard.name, outcome: "skipped" });
-    } else {
-      pending.push(shard);
-    }
-  }
-
   const totals = emptyEmbedCounts();
   const errors = new Map<string, number>();
-  const failedShards: FailedEmbedShard[] = selection.unplanned().map((shard) => ({
-    shard,
-    error: unplannedShardError(EMBED_STAGE, plan.length),
-  }));
-  let shardsWritten = 0;
-  let shardsDone = shardsSkipped;
   let dimensions: number | null = null;
-  const report = () =>
-    reporter.progress({
-      stage: EMBED_STAGE,
-      shardsDone,
-      shardsTotal,
-      counters: { samples: totals.samples, embedded: totals.embedded },
-    });
-  report();
-
-  if (pending.length > 0) {
-    const model = await ClipModel.load(files.folder, {
-      precision: config.precision,
-      intraOpThreads: config.threads,
-    });
-    dimensions = model.embeddingSize;
-    const scores = await ScoreHeads.load(fullConfig.scores, {
-      model,
-      baseDir: storage.root,
-      threads: config.threads,
-    }).catch(async (error: unknown) => {
-      await model.release();
-      throw error;
-    });
-    const multilingual =
-      multilingualFiles === undefined
-        ? undefined
-        : await loadMultilingualModel(multilingualFiles, model, config).catch(
-            async (error: unknown) => {
-              await Promise.all([scores.release(), model.release()]);
-              throw error;
-            },
-          );
-    const texts = new CaptionEncoder(
-      new ClipEmbedder(model, { batchSize: config.batchSize }),
-      multilingual === undefined
-        ? undefined
-        : {
-            encoder: new TextEmbedder(multilingual, { batchSize: config.batchSize }),
-            tiers: config.multilingualTiers,
-          },
-    );
-    const images = new PipelinedImageEncoder(
-      model,
-      preprocessWorkers(config.preprocessWorkers),
-      config.decodeConcurrency,
-    );
-    const encoders: ShardEncoders = {
-      batchSize: config.batchSize,
-      dimensions: model.embeddingSize,
-      images,
-      texts,
-      scores,
-    };
-    try {
-      for (const shard of pending) {
-        try {
+  const loop = await runShardLoop({
+    stage: EMBED_STAGE,
+    shards: plan,
+    planned: plan.length,
+    selection: ShardSelection.of(options.shards),
+    state: new ShardState(storage, EMBED_STAGE),
+    overwrite: options.overwrite === true,
+    reporter,
+    progress: () => ({ counters: { samples: totals.samples, embedded: totals.embedded } }),
+    describe: (shard) => `${shard.name} (${shard.input})`,
+    open: async () => {
+      const encoders = await openEncoders(files, multilingualFiles, fullConfig, storage.root);
+      dimensions = encoders.dimensions;
+      return {
+        run: async (shard: PlannedEmbedShard) => {
           const stats = await runShard(storage, shard, encoders, config, modelInfo, reporter);
-          await state.markDone({
-            shard: shard.name,
-            inputDigest: shard.digest,
+          return {
             outputs: await outputInfo(storage, shard.name),
             counts: { ...countsOf(stats) },
-          });
-          shardsWritten++;
-          reporter.shardFinished?.({
-            stage: EMBED_STAGE,
-            shard: shard.name,
-            outcome: "written",
-            counts: { ...countsOf(stats) },
-          });
-          addCounts(totals, stats);
-          for (const [message, count] of Object.entries(stats.status_dict)) {
-            errors.set(message, (errors.get(message) ?? 0) + count);
-          }
-        } catch (error) {
-          const message = errorMessage(error);
-          failedShards.push({ shard: shard.name, error: message });
-          reporter.warn(`embed shard ${shard.name} (${shard.input}) failed: ${message}`);
-          reporter.shardFinished?.({
-            stage: EMBED_STAGE,
-            shard: shard.name,
-            outcome: "failed",
-            error: message,
-          });
-        }
-        shardsDone++;
-        report();
+            result: stats,
+          };
+        },
+        close: encoders.close,
+      };
+    },
+    written: (stats) => {
+      addCounts(totals, stats);
+      for (const [message, count] of Object.entries(stats.status_dict)) {
+        errors.set(message, (errors.get(message) ?? 0) + count);
       }
-    } finally {
-      await images.close();
-      await scores.release();
-      await multilingual?.release();
-      await model.release();
-    }
-  }
+    },
+  });
 
   const seconds = (performance.now() - started) / 1000;
   return {
-    ok: failedShards.length === 0,
+    ok: loop.failedShards.length === 0,
     source: inputs.length === 0 ? "images" : "inputs",
     model: { folder: files.folder, precision: config.precision, dimensions },
     multilingualModel: multilingualFiles?.folder ?? null,
-    shards: shardsTotal,
-    shardsWritten,
-    shardsSkipped,
-    failedShards,
+    shards: loop.shardsTotal,
+    shardsWritten: loop.shardsWritten,
+    shardsSkipped: loop.shardsSkipped,
+    failedShards: loop.failedShards,
     totals,
     topErrors: Object.fromEntries(
       [...errors.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP_ERRORS),
     ),
     seconds,
     samplesPerSecond: totals.samples / Math.max(seconds, 0.001),
+  };
+}
+
+/** The CLIP model, score heads and multilingual text model, and the encoders over them. */
+async function openEncoders(
+  files: ClipModelFiles,
+  multilingualFiles: TextModelFiles | undefined,
+  fullConfig: ClipcrawlConfig,
+  baseDir: string,
+): Promise<ShardEncoders & { close: () => Promise<void> }> {
+  const config = fullConfig.embed;
+  const model = await ClipModel.load(files.folder, {
+    precision: config.precision,
+    intraOpThreads: config.threads,
+  });
+  const scores = await ScoreHeads.load(fullConfig.scores, {
+    model,
+    baseDir,
+    threads: config.threads,
+  }).catch(async (error: unknown) => {
+    await model.release();
+    throw error;
+  });
+  const multilingual =
+    multilingualFiles === undefined
+      ? undefined
+      : await loadMultilingualModel(multilingualFiles, model, config).catch(
+          async (error: unknown) => {
+            await Promise.all([scores.release(), model.release()]);
+            throw error;
+          },
+        );
+  const texts = new CaptionEncoder(
+    new ClipEmbedder(model, { batchSize: config.batchSize }),
+    multilingual === undefined
+      ? undefined
+      : {
+          encoder: new TextEmbedder(multilingual, { batchSize: config.batchSize }),
+          tiers: config.multilingualTiers,
+        },
+  );
+  const images = new PipelinedImageEncoder(
+    model,
+    preprocessWorkers(config.preprocessWorkers),
+    config.decodeConcurrency,
+  );
+  return {
+    batchSize: config.batchSize,
+    dimensions: model.embeddingSize,
+    images,
+    texts,
+    scores,
+    close: async () => {
+      await images.close();
+      await scores.release();
+      await multilingual?.release();
+      await model.release();
+    },
   };
 }
 

@@ -13,14 +13,14 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { FilterConfig } from "../../config/schema.js";
-import { errorMessage } from "../../errors.js";
 import { withGovernanceBlocklists } from "../../governance/stage-blocklists.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import type { FileInfo } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../runner/reporter.js";
-import { ShardSelection, unplannedShardError } from "../../runner/shard-selection.js";
+import { type FailedShard, runShardLoop } from "../../runner/shard-loop.js";
+import { ShardSelection } from "../../runner/shard-selection.js";
 import { ShardState } from "../../runner/shard-state.js";
 import type { LanguageTier } from "../extract/language-tier.js";
 import {
@@ -75,10 +75,7 @@ export interface FilterShardStats extends FilterCounts {
   end_time: number;
 }
 
-export interface FailedFilterShard {
-  shard: string;
-  error: string;
-}
+export type FailedFilterShard = FailedShard;
 
 export interface FilterSummary {
   /** True when every shard was written. */
@@ -109,86 +106,51 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
   for (const bad of badLines) reporter.warn(describeBadLine(bad));
 
   const plan = await planFilterShards(storage, filterIdentity(config, blocklistsDigest(lists)));
-  const state = new ShardState(storage, FILTER_STAGE);
-  const selection = ShardSelection.of(options.shards);
-  const shardsTotal = selection.count(plan.length);
-  const pending: PlannedFilterShard[] = [];
-  let shardsSkipped = 0;
-  for (const shard of plan) {
-    if (!selection.includes(shard.name)) continue;
-    if (options.overwrite !== true && (await state.findDone(shard.name, shard.digest))) {
-      shardsSkipped++;
-      reporter.shardFinished?.({ stage: FILTER_STAGE, shard: shard.name, outcome: "skipped" });
-    } else {
-      pending.push(shard);
-    }
-  }
-
   const totals = emptyFilterCounts();
-  const failedShards: FailedFilterShard[] = selection.unplanned().map((shard) => ({
-    shard,
-    error: unplannedShardError(FILTER_STAGE, plan.length),
-  }));
-  let shardsWritten = 0;
-  let shardsDone = shardsSkipped;
-  const report = () =>
-    reporter.progress({
-      stage: FILTER_STAGE,
-      shardsDone,
-      shardsTotal,
-      counters: { pairs: totals.samples, kept: totals.kept },
-    });
-  report();
-
-  if (pending.length > 0) {
-    const connection = await duckdbConnection();
-    try {
-      await registerFilterFunctions(connection);
-      await createBlocklistTables(connection, lists);
-      for (const shard of pending) {
-        try {
+  const loop = await runShardLoop({
+    stage: FILTER_STAGE,
+    shards: plan,
+    planned: plan.length,
+    selection: ShardSelection.of(options.shards),
+    state: new ShardState(storage, FILTER_STAGE),
+    overwrite: options.overwrite === true,
+    reporter,
+    progress: () => ({ counters: { pairs: totals.samples, kept: totals.kept } }),
+    open: async () => {
+      const connection = await duckdbConnection();
+      const close = async () => {
+        await dropBlocklistTables(connection);
+        connection.closeSync();
+      };
+      try {
+        await registerFilterFunctions(connection);
+        await createBlocklistTables(connection, lists);
+      } catch (error) {
+        await close();
+        throw error;
+      }
+      return {
+        run: async (shard: PlannedFilterShard) => {
           const stats = await runShard(connection, storage, shard, config, lists);
-          await state.markDone({
-            shard: shard.name,
-            inputDigest: shard.digest,
+          return {
             outputs: await outputInfo(storage, shard.name),
             counts: flatCounts(stats),
-          });
-          shardsWritten++;
-          reporter.shardFinished?.({
-            stage: FILTER_STAGE,
-            shard: shard.name,
-            outcome: "written",
-            counts: flatCounts(stats),
-          });
-          addCounts(totals, stats);
-        } catch (error) {
-          const message = errorMessage(error);
-          failedShards.push({ shard: shard.name, error: message });
-          reporter.warn(`filter shard ${shard.name} failed: ${message}`);
-          reporter.shardFinished?.({
-            stage: FILTER_STAGE,
-            shard: shard.name,
-            outcome: "failed",
-            error: message,
-          });
-        }
-        shardsDone++;
-        report();
-      }
-    } finally {
-      await dropBlocklistTables(connection);
-      connection.closeSync();
-    }
-  }
+            result: stats,
+          };
+        },
+        close,
+      };
+    },
+    written: (stats) => addCounts(totals, stats),
+  });
 
   const seconds = (performance.now() - started) / 1000;
   return {
-    ok: failedShards.length === 0,
-    shards: shardsTotal,
-    shardsWritten,
-    shardsSkipped,
-    failedShards,
+    ok: loop.failedShards.length === 0,
+    shards: loop.shardsTotal,
+    shardsWritten: loop.shardsWritten,
+    shardsSkipped: loop.shardsSkipped,
+    failedShards: loop.failedShards,
     totals,
     blocklists: { ...listSizes(lists), badLines: badLines.length },
     seconds,
