@@ -16,6 +16,7 @@ import { registerRemove } from "./commands/remove.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
 import { registerShow } from "./commands/show.js";
+import { registerStats } from "./commands/stats.js";
 import { registerStatus } from "./commands/status.js";
 import { registerSubset } from "./commands/subset.js";
 import { registerWorker } from "./commands/worker.js";
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerSubset(program);
   registerRemove(program);
   registerShow(program);
+  registerStats(program);
   registerIndex(program);
   registerRun(program);
   registerServe(program);

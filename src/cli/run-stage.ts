@@ -1,20 +1,35 @@
 /** What every stage command does around its stage: progress, the summary, the exit code. */
+import { LocalStorage } from "../io/local-storage.js";
 import type { StageReporter } from "../runner/reporter.js";
+import { type ReportStage, recordRunReport, stageRunFromSummary } from "../runner/run-report.js";
 import { terminalReporter } from "./terminal-reporter.js";
 
 /**
  * Runs a stage with a terminal reporter, prints its summary (JSON with `--json`, else the
  * human description) and sets exit code 1 when the summary says not every input was processed.
+ * With `report`, the run report of the stage goes into its root (src/runner/run-report.ts).
  */
 export async function runStageCommand<Summary extends { ok: boolean }>(
   json: boolean | undefined,
   run: (reporter: StageReporter) => Promise<Summary>,
   describe: (summary: Summary) => string,
+  report?: { root: string; stage: ReportStage },
 ): Promise<Summary> {
   const reporter = terminalReporter({ quiet: json === true });
+  const started = new Date();
   let summary: Summary;
   try {
     summary = await run(reporter);
+    if (report !== undefined) {
+      await recordRunReport(
+        new LocalStorage(report.root),
+        report.stage,
+        started,
+        summary.ok,
+        { [report.stage]: stageRunFromSummary(report.stage, summary) },
+        (line) => reporter.warn(line),
+      );
+    }
   } finally {
     reporter.stop();
   }

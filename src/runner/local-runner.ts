@@ -33,6 +33,7 @@ import {
 import type { ShardEvent, StageReporter } from "./reporter.js";
 import { expandInputs } from "./run-inputs.js";
 import { openRunLog, type RunLogger } from "./run-log.js";
+import { recordRunReport, stageRunFromTotals } from "./run-report.js";
 import { type FailedRunShard, RunStateRecorder, readRunState } from "./run-state.js";
 import { defaultParallelism } from "./worker-pool.js";
 
@@ -79,6 +80,7 @@ export interface RunSummary {
 
 export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   const started = performance.now();
+  const startedAt = new Date();
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
   const cwd = options.cwd ?? process.cwd();
   await initRoot(storage);
@@ -97,7 +99,13 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   };
 
   const previous = await readRunState(storage);
-  const inputs = await expandInputs(options, config.extract.baseUrl, cwd, previous?.inputs ?? []);
+  const inputs = await expandInputs(
+    options,
+    config.extract.baseUrl,
+    cwd,
+    previous?.inputs ?? [],
+    config.extract.allowPrivateNetwork,
+  );
   const recorder = new RunStateRecorder(storage, {
     mode: "local",
     inputs: inputs.expanded,
@@ -200,6 +208,24 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
     failed: [...failed],
     seconds: (performance.now() - started) / 1000,
   };
+  await recordRunReport(
+    storage,
+    "run",
+    startedAt,
+    summary.ok,
+    Object.fromEntries(
+      Object.entries(summary.stages).map(([stage, totals]) => [
+        stage,
+        stageRunFromTotals({
+          ...totals,
+          errors: failed
+            .filter((item) => item.stage === stage)
+            .map((item) => `${item.shard}: ${item.error}`),
+        }),
+      ]),
+    ),
+    warn,
+  );
   logger.info({ event: "run finished", ok: summary.ok, interrupted, seconds: summary.seconds });
   return summary;
 }

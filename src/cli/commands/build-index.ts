@@ -39,6 +39,7 @@ export function registerIndex(program: Command): void {
           reporter,
         }),
       describeSummary,
+      { root: flags.root, stage: "index" },
     );
   });
 }

@@ -44,6 +44,7 @@ export function registerDownload(program: Command): void {
           reporter,
         }),
       describeSummary,
+      { root: flags.root, stage: "download" },
     );
   });
 }

@@ -44,6 +44,7 @@ export function registerEmbed(program: Command): void {
           reporter,
         }),
       describeSummary,
+      { root: flags.root, stage: "embed" },
     );
   });
 }

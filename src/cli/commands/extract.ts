@@ -50,6 +50,7 @@ export function registerExtract(program: Command): void {
           reporter,
         }),
       describeSummary,
+      { root: flags.root, stage: "extract" },
     );
   });
 }

@@ -39,6 +39,7 @@ export function registerFilter(program: Command): void {
           reporter,
         }),
       describeSummary,
+      { root: flags.root, stage: "filter" },
     );
   });
 }

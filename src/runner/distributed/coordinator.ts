@@ -29,6 +29,7 @@ import {
 } from "../pipeline-stages.js";
 import { expandInputs } from "../run-inputs.js";
 import { openRunLog, type RunLogger } from "../run-log.js";
+import { recordRunReport, stageRunFromTotals } from "../run-report.js";
 import { type FailedRunShard, RunStateRecorder, readRunState } from "../run-state.js";
 import {
   jobId,
@@ -92,6 +93,7 @@ export async function runDistributed(
   options: DistributedRunOptions,
 ): Promise<DistributedRunSummary> {
   const started = performance.now();
+  const startedAt = new Date();
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
   const cwd = options.cwd ?? process.cwd();
   const attempts = Math.max(1, options.attempts ?? 3);
@@ -125,7 +127,13 @@ export async function runDistributed(
   const root = storage.root;
   const runKey = RunKeys.currentRun(prefix, root);
   const previous = await readRunState(storage);
-  const inputs = await expandInputs(options, config.extract.baseUrl, cwd, previous?.inputs ?? []);
+  const inputs = await expandInputs(
+    options,
+    config.extract.baseUrl,
+    cwd,
+    previous?.inputs ?? [],
+    config.extract.allowPrivateNetwork,
+  );
   const recorder = new RunStateRecorder(storage, {
     mode: "distributed",
     inputs: inputs.expanded,
@@ -303,6 +311,27 @@ export async function runDistributed(
   const ok = !interrupted && indexed && failed.length === 0;
   await recorder.close(interrupted ? "interrupted" : ok ? "finished" : "failed");
   await closeAll(queues, redis);
+  await recordRunReport(
+    storage,
+    "run --queue",
+    startedAt,
+    ok,
+    Object.fromEntries(
+      Object.entries(stages).map(([stage, totals]) => [
+        stage,
+        stageRunFromTotals({
+          shards: totals.jobs,
+          done: totals.completed,
+          failed: totals.failed,
+          seconds: (performance.now() - started) / 1000,
+          errors: failed
+            .filter((item) => item.stage === stage)
+            .map((item) => `${item.shard}: ${item.error}`),
+        }),
+      ]),
+    ),
+    warn,
+  );
   logger.info({ event: "distributed run finished", ok, interrupted, requeues });
   return {
     ok,

@@ -1,0 +1,321 @@
+/**
+ * The run report (docs/run-report.md): after `clipcrawl run` (local or distributed) and after each
+ * stage command, one JSON file in the root, `_reports/run-<timestamp>.json`, and the same bytes as
+ * `_reports/latest.json`, both written atomically. Per stage it holds what the command did (its
+ * summary: shards, samples, seconds, samples/s, errors) and the stage's totals over the whole
+ * root, summed from the per-shard stats files the stages already write (`*_stats.json`): inputs,
+ * outputs, drops by reason, errors by kind. `clipcrawl stats` reads the latest one for the
+ * throughput of each stage.
+ *
+ * Nothing here runs a stage: it is built from what the stages returned and wrote.
+ */
+import { layout } from "../io/layout.js";
+import type { DatasetStorage } from "../io/storage.js";
+import { mergedCounts, readStatsFiles, type StatsFile } from "../stages/stats/dataset-stats.js";
+
+export const RUN_REPORT_VERSION = 1;
+export const RUN_REPORTS_FOLDER = "_reports";
+export const LATEST_RUN_REPORT = `${RUN_REPORTS_FOLDER}/latest.json`;
+export const REPORT_STAGES = ["extract", "download", "embed", "filter", "index"] as const;
+export type ReportStage = (typeof REPORT_STAGES)[number];
+/** Errors listed per stage; the rest are counted in `errorsOmitted`. */
+const MAX_ERRORS = 50;
+
+/** What one command did in one stage, from its summary. */
+export interface StageRun {
+  /** Shards (or inputs) the stage had to account for; null when unknown. */
+  shards: number | null;
+  shardsDone: number;
+  shardsSkipped: number;
+  shardsFailed: number;
+  /** Samples the stage processed in this run (written shards only). */
+  samples: number;
+  /** Samples it passed on (downloaded, embedded, kept...). */
+  outputs: number | null;
+  seconds: number;
+  samplesPerSecond: number;
+  errors: string[];
+  errorsOmitted: number;
+}
+
+/** A stage's totals over every shard of the root, from its `*_stats.json` files. */
+export interface StageTotals {
+  shards: number;
+  inputs: number;
+  outputs: number;
+  drops: Record<string, number>;
+  /** Error messages (download's status_dict, embed's) and their counts, largest first. */
+  errors: Record<string, number>;
+  /** From the first shard's start to the last shard's end, when the files have the times. */
+  wallSeconds: number | null;
+  /** Sum of the shards' own durations (the work, whatever ran in parallel). */
+  busySeconds: number | null;
+}
+
+export interface StageReport {
+  stage: ReportStage;
+  run: StageRun | null;
+  totals: StageTotals | null;
+}
+
+export interface RunReport {
+  version: typeof RUN_REPORT_VERSION;
+  /** `run`, `run --queue`, or the stage command (`download`, `filter`...). */
+  command: string;
+  ok: boolean;
+  startedAt: string;
+  finishedAt: string;
+  seconds: number;
+  stages: StageReport[];
+}
+
+/**
+ * A stage command's summary (extract, download, embed, filter, index all share the fields read
+ * here) as a StageRun.
+ */
+export function stageRunFromSummary(stage: ReportStage, summary: object): StageRun {
+  const value = summary as Record<string, unknown>;
+  const totals = (value.totals ?? {}) as Record<string, unknown>;
+  const number = (item: unknown) => (typeof item === "number" ? item : 0);
+  const failures = [
+    ...(Array.isArray(value.failedShards) ? value.failedShards : []),
+    ...(Array.isArray(value.failedInputs) ? value.failedInputs : []),
+  ] as { shard?: string; input?: string; error?: string }[];
+  const [samples, outputs] = stageCounts(stage, totals, value);
+  const seconds = number(value.seconds);
+  return {
+    shards: typeof value.shards === "number" ? value.shards : null,
+    shardsDone: number(value.shardsWritten ?? value.shardsAdded),
+    shardsSkipped: number(value.shardsSkipped),
+    shardsFailed: failures.length,
+    samples,
+    outputs,
+    seconds,
+    samplesPerSecond: perSecond(samples, seconds),
+    ...cappedErrors(
+      failures.map(
+        (failure) => `${failure.shard ?? failure.input ?? "?"}: ${failure.error ?? "failed"}`,
+      ),
+    ),
+  };
+}
+
+/** The local runner's or coordinator's per-stage numbers as a StageRun. */
+export function stageRunFromTotals(totals: {
+  shards: number | null;
+  done: number;
+  failed: number;
+  samples?: number;
+  successes?: number;
+  seconds?: number;
+  errors: string[];
+}): StageRun {
+  const samples = totals.samples ?? 0;
+  const seconds = totals.seconds ?? 0;
+  return {
+    shards: totals.shards,
+    shardsDone: totals.done,
+    shardsSkipped: 0,
+    shardsFailed: totals.failed,
+    samples,
+    outputs: totals.successes ?? null,
+    seconds,
+    samplesPerSecond: perSecond(samples, seconds),
+    ...cappedErrors(totals.errors),
+  };
+}
+
+/** Every stage's totals over the root's stats files (null for a stage with none). */
+export async function readStageTotals(
+  storage: DatasetStorage,
+): Promise<Record<ReportStage, StageTotals | null>> {
+  const extract = await readStatsFiles(storage, layout.candidatesFolder());
+  const download = await readStatsFiles(storage, layout.imagesFolder());
+  const embed = await readStatsFiles(storage, layout.embeddingsFolder());
+  const filter = await readStatsFiles(storage, layout.datasetFolder());
+  return {
+    extract: totals(extract, "imageLinks", "kept", ["dropped", "badRecords"], [], "seconds"),
+    download: totals(
+      download,
+      "count",
+      "successes",
+      ["failed_to_download", "failed_to_resize", "opted_out"],
+      ["status_dict"],
+      "duration",
+    ),
+    embed: totals(embed, "samples", "embedded", ["failed_to_embed"], ["status_dict"], "timings"),
+    filter: totals(filter, "samples", "kept", ["dropped_by_reason"], [], "duration"),
+    index: null,
+  };
+}
+
+/** The report of one command: its stages' runs, and the root's totals for every stage. */
+export async function buildRunReport(
+  storage: DatasetStorage,
+  command: string,
+  started: Date,
+  ok: boolean,
+  runs: Partial<Record<ReportStage, StageRun>>,
+): Promise<RunReport> {
+  const finished = new Date();
+  const totals = await readStageTotals(storage);
+  return {
+    version: RUN_REPORT_VERSION,
+    command,
+    ok,
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    seconds: (finished.getTime() - started.getTime()) / 1000,
+    stages: REPORT_STAGES.map((stage) => ({
+      stage,
+      run: runs[stage] ?? null,
+      totals: totals[stage],
+    })),
+  };
+}
+
+/** Writes the report as `_reports/run-<timestamp>.json` and `_reports/latest.json`; returns the first. */
+export async function writeRunReport(storage: DatasetStorage, report: RunReport): Promise<string> {
+  const text = `${JSON.stringify(report, null, 2)}\n`;
+  const stamp = report.finishedAt.replace(/[:.]/g, "-");
+  const path = `${RUN_REPORTS_FOLDER}/run-${stamp}.json`;
+  await storage.writeAtomic(path, text);
+  await storage.writeAtomic(LATEST_RUN_REPORT, text);
+  return path;
+}
+
+/** Builds and writes the report; a failure to write it is a warning, never the command's failure. */
+export async function recordRunReport(
+  storage: DatasetStorage,
+  command: string,
+  started: Date,
+  ok: boolean,
+  runs: Partial<Record<ReportStage, StageRun>>,
+  warn: (line: string) => void,
+): Promise<string | null> {
+  try {
+    return await writeRunReport(storage, await buildRunReport(storage, command, started, ok, runs));
+  } catch (error) {
+    warn(`could not write the run report: ${error instanceof Error ? error.message : error}`);
+    return null;
+  }
+}
+
+/** The latest run report of the root, or undefined when there is none (or it is unreadable). */
+export async function readLatestRunReport(storage: DatasetStorage): Promise<RunReport | undefined> {
+  try {
+    const report = JSON.parse(await storage.readText(LATEST_RUN_REPORT)) as RunReport;
+    return report.version === RUN_REPORT_VERSION && Array.isArray(report.stages)
+      ? report
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** [samples processed, samples passed on] of a stage summary's totals. */
+function stageCounts(
+  stage: ReportStage,
+  totals: Record<string, unknown>,
+  summary: Record<string, unknown>,
+): [number, number | null] {
+  const field = (name: string) => (typeof totals[name] === "number" ? totals[name] : 0);
+  switch (stage) {
+    case "extract":
+      return [field("imageLinks"), field("kept")];
+    case "download":
+      return [field("count"), field("successes")];
+    case "embed":
+      return [field("samples"), field("embedded")];
+    case "filter":
+      return [field("samples"), field("kept")];
+    case "index": {
+      const added = typeof summary.rowsAdded === "number" ? summary.rowsAdded : 0;
+      return [added, added];
+    }
+  }
+}
+
+function totals(
+  files: readonly StatsFile[],
+  inputs: string,
+  outputs: string,
+  dropFields: readonly string[],
+  errorFields: readonly string[],
+  seconds: string,
+): StageTotals | null {
+  if (files.length === 0) return null;
+  const drops: Record<string, number> = {};
+  const add = (name: string, count: number) => {
+    if (count > 0) drops[name] = (drops[name] ?? 0) + count;
+  };
+  for (const file of files) {
+    for (const field of dropFields) {
+      const value = file[field];
+      if (typeof value === "number") add(field, value);
+      else if (value !== null && typeof value === "object") {
+        for (const [name, count] of Object.entries(value)) {
+          if (typeof count === "number") add(name, count);
+        }
+      }
+    }
+  }
+  const errors = Object.fromEntries(
+    errorFields.flatMap((field) => mergedCounts(files, field, (name) => name !== "success")),
+  );
+  return {
+    shards: files.length,
+    inputs: sumField(files, inputs),
+    outputs: sumField(files, outputs),
+    drops,
+    errors,
+    wallSeconds: wallSeconds(files),
+    busySeconds: busySeconds(files, seconds),
+  };
+}
+
+function sumField(files: readonly StatsFile[], field: string): number {
+  return files.reduce((sum, file) => sum + (typeof file[field] === "number" ? file[field] : 0), 0);
+}
+
+function wallSeconds(files: readonly StatsFile[]): number | null {
+  const starts = files.map((file) => file.start_time).filter(isPositive);
+  const ends = files.map((file) => file.end_time).filter(isPositive);
+  if (starts.length === 0 || ends.length === 0) return null;
+  return Math.max(0, Math.max(...ends) - Math.min(...starts));
+}
+
+function busySeconds(files: readonly StatsFile[], field: string): number | null {
+  let total = 0;
+  let found = false;
+  for (const file of files) {
+    const value = file[field];
+    // embed keeps its per-step timings in an object whose `total` is the shard's.
+    const seconds =
+      typeof value === "number"
+        ? value
+        : value !== null && typeof value === "object"
+          ? (value as Record<string, unknown>).total
+          : undefined;
+    if (typeof seconds === "number") {
+      total += seconds;
+      found = true;
+    }
+  }
+  return found ? total : null;
+}
+
+function isPositive(value: unknown): value is number {
+  return typeof value === "number" && value > 0;
+}
+
+function perSecond(count: number, seconds: number): number {
+  return seconds > 0 ? count / seconds : 0;
+}
+
+function cappedErrors(errors: readonly string[]): { errors: string[]; errorsOmitted: number } {
+  return {
+    errors: errors.slice(0, MAX_ERRORS),
+    errorsOmitted: Math.max(0, errors.length - MAX_ERRORS),
+  };
+}

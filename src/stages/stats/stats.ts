@@ -1,0 +1,188 @@
+/**
+ * `clipcrawl stats`: the report of a dataset root a paper's data section needs, as JSON and as one
+ * self-contained HTML page with the web statistics page's plots.
+ *
+ * The numbers are the statistics page's (dataset-stats.ts, with the dataset shards as the kept
+ * rows), plus what only a whole-root report has: each stage's totals from its stats files
+ * (src/runner/run-report.ts), the top domains of the kept pairs, and each stage's throughput:
+ * from the latest run report when there is one, else from the shards' own timings.
+ */
+import { mkdir } from "node:fs/promises";
+import { basename, dirname, resolve } from "node:path";
+import { InputError } from "../../errors.js";
+import { layout } from "../../io/layout.js";
+import { LocalStorage } from "../../io/local-storage.js";
+import { duckdbConnection } from "../../io/parquet.js";
+import {
+  REPORT_STAGES,
+  type ReportStage,
+  readLatestRunReport,
+  readStageTotals,
+  type StageTotals,
+} from "../../runner/run-report.js";
+import { type DatasetStats, fileList, readDatasetStats } from "./dataset-stats.js";
+import { reportScriptPath, statsHtml } from "./stats-html.js";
+
+export const STATS_STAGE = "stats";
+/** Where the HTML report goes unless told: next to the run reports. */
+export const STATS_HTML = "_reports/stats.html";
+const TOP_DOMAINS = 20;
+
+export interface StatsOptions {
+  /** The dataset root: a directory path, or a LocalStorage. */
+  root: string | LocalStorage;
+  /** The HTML report to write (relative to `cwd`); default `<root>/_reports/stats.html`. */
+  html?: string;
+  /** The JSON file to write; default: none. */
+  json?: string;
+  /** The built chart script to inline; default: the package's web/dist/report/stats-report.js. */
+  script?: string;
+  cwd?: string;
+}
+
+export interface StageThroughput {
+  stage: ReportStage;
+  samples: number | null;
+  seconds: number | null;
+  samplesPerSecond: number | null;
+  /** "run report": the latest run's own figure; "shard stats": the stats files' timings. */
+  source: "run report" | "shard stats" | null;
+}
+
+export interface StatsReport extends DatasetStats {
+  root: string;
+  generatedAt: string;
+  /** Per stage, over the whole root: inputs, outputs, drops by reason, errors (null: not run). */
+  stages: Record<ReportStage, StageTotals | null>;
+  topDomains: [string, number][];
+  throughput: StageThroughput[];
+  /** The run report the throughput came from, when there was one. */
+  runReport: { command: string; finishedAt: string } | null;
+}
+
+export interface StatsSummary {
+  ok: boolean;
+  html: string;
+  json: string | null;
+  report: StatsReport;
+}
+
+export async function stats(options: StatsOptions): Promise<StatsSummary> {
+  const cwd = options.cwd ?? process.cwd();
+  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const kept = await keptShards(storage);
+  const rows = await keptRows(kept);
+  const report: StatsReport = {
+    root: storage.root,
+    generatedAt: new Date().toISOString(),
+    ...(await readDatasetStats(storage, { paths: kept, rows })),
+    stages: await readStageTotals(storage),
+    topDomains: await topDomains(kept),
+    throughput: [],
+    runReport: null,
+  };
+  const latest = await readLatestRunReport(storage);
+  report.runReport =
+    latest === undefined ? null : { command: latest.command, finishedAt: latest.finishedAt };
+  report.throughput = REPORT_STAGES.map((stage) =>
+    throughput(
+      stage,
+      latest?.stages.find((item) => item.stage === stage)?.run ?? null,
+      report.stages[stage],
+    ),
+  );
+
+  const html = resolve(cwd, options.html ?? (await storage.localPath(STATS_HTML)));
+  await writeFileAtomic(html, await statsHtml(report, options.script ?? reportScriptPath()));
+  let json: string | null = null;
+  if (options.json !== undefined) {
+    json = resolve(cwd, options.json);
+    await writeFileAtomic(json, `${JSON.stringify(report, null, 2)}\n`);
+  }
+  return { ok: true, html, json, report };
+}
+
+/** The dataset shards: the report needs filter to have run. */
+async function keptShards(storage: LocalStorage): Promise<string[]> {
+  const names = (await storage.list(layout.datasetFolder())).filter((name) =>
+    /^\d{5}\.parquet$/.test(name),
+  );
+  if (names.length === 0) {
+    throw new InputError(
+      "CC_NO_DATASET",
+      storage.describe(layout.datasetFolder()),
+      "no dataset shards (NNNNN.parquet) to report on: run clipcrawl run (or download, embed and filter) on this root first",
+    );
+  }
+  return Promise.all(names.map((name) => storage.localPath(`${layout.datasetFolder()}/${name}`)));
+}
+
+async function keptRows(paths: readonly string[]): Promise<number> {
+  const connection = await duckdbConnection();
+  try {
+    const reader = await connection.runAndReadAll(
+      `SELECT count(*)::BIGINT AS n FROM read_parquet(${fileList(paths)})`,
+    );
+    return Number(reader.getRowObjects()[0]?.n ?? 0);
+  } finally {
+    connection.closeSync();
+  }
+}
+
+/** The hosts of the kept pairs' image URLs, most frequent first. */
+async function topDomains(paths: readonly string[]): Promise<[string, number][]> {
+  const connection = await duckdbConnection();
+  try {
+    const reader = await connection.runAndReadAll(
+      `SELECT domain, count(*)::INTEGER AS n FROM (
+         SELECT lower(regexp_extract(URL, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)', 1)) AS domain
+         FROM read_parquet(${fileList(paths)}))
+       WHERE domain <> '' GROUP BY domain ORDER BY n DESC, domain LIMIT ${TOP_DOMAINS}`,
+    );
+    return reader.getRows() as [string, number][];
+  } finally {
+    connection.closeSync();
+  }
+}
+
+/**
+ * A stage's samples/s: the run report's when its run processed samples (a stage command, or the
+ * local runner), else the stats files' inputs over their wall time (first start to last end).
+ */
+function throughput(
+  stage: ReportStage,
+  run: { samples: number; seconds: number; samplesPerSecond: number } | null,
+  totals: StageTotals | null,
+): StageThroughput {
+  if (run !== null && run.samples > 0 && run.seconds > 0) {
+    return {
+      stage,
+      samples: run.samples,
+      seconds: run.seconds,
+      samplesPerSecond: run.samplesPerSecond,
+      source: "run report",
+    };
+  }
+  const seconds = totals?.wallSeconds ?? totals?.busySeconds ?? null;
+  if (totals === null || seconds === null || seconds <= 0) {
+    return {
+      stage,
+      samples: totals?.inputs ?? null,
+      seconds,
+      samplesPerSecond: null,
+      source: null,
+    };
+  }
+  return {
+    stage,
+    samples: totals.inputs,
+    seconds,
+    samplesPerSecond: totals.inputs / seconds,
+    source: "shard stats",
+  };
+}
+
+async function writeFileAtomic(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await new LocalStorage(dirname(path)).writeAtomic(basename(path), text);
+}
