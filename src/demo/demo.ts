@@ -1,6 +1,7 @@
 /**
- * `clipcrawl demo`: the pipeline on the bundled sample, end to end, in a dataset root of its own.
- * Every step is the production stage, resumable: a second run reuses what is done.
+ * `clipcrawl demo`: the pipeline on the bundled sample, end to end, in a dataset root of its own:
+ * extract → download → embed → filter → index (the CLI then serves the root). Every step is the
+ * production stage, resumable: a second run reuses what is done.
  *
  * The sample's image URLs name hosts that do not exist, so the demo starts its own web on
  * 127.0.0.1 (image-server.ts) and points `download` at it with `connectTo` rules and the
@@ -19,12 +20,36 @@ import { type DownloadSummary, download } from "../stages/download/download.js";
 import { type EmbedSummary, embed } from "../stages/embed/embed.js";
 import { type ExtractSummary, extract } from "../stages/extract/extract.js";
 import { type FilterSummary, filter } from "../stages/filter/filter.js";
+import { buildIndex, type IndexSummary } from "../stages/index/build-index.js";
 import { startDemoImageServer } from "./image-server.js";
 import { ensureSampleWatFiles } from "./sample-wat.js";
+
+export const DEMO_STAGES = ["extract", "download", "embed", "filter", "index"] as const;
+export type DemoStage = (typeof DEMO_STAGES)[number];
+
+/** The summary each stage returns. */
+export interface DemoSummaries {
+  extract: ExtractSummary;
+  download: DownloadSummary;
+  embed: EmbedSummary;
+  filter: FilterSummary;
+  index: IndexSummary;
+}
+
+/** Hears each stage start and finish, so a terminal can show where the demo is. */
+export interface DemoObserver {
+  stageStarted?(stage: DemoStage): void;
+  stageFinished?<Stage extends DemoStage>(
+    stage: Stage,
+    summary: DemoSummaries[Stage],
+    seconds: number,
+  ): void;
+}
 
 export interface DemoOptions {
   root: string;
   reporter?: StageReporter;
+  observer?: DemoObserver;
 }
 
 export interface DemoExample {
@@ -41,6 +66,9 @@ export interface DemoResult {
   download: DownloadSummary;
   embed: EmbedSummary;
   filter: FilterSummary;
+  index: IndexSummary;
+  /** Wall seconds of each stage in this run. */
+  seconds: Record<DemoStage, number>;
   /** Pairs the dataset kept, per language tier, a few of each. */
   kept: DemoExample[];
   examples: DemoExample[];
@@ -55,12 +83,31 @@ const DEMO_CERTIFICATE = "demo/web-ca.pem";
 export async function demo(options: DemoOptions): Promise<DemoResult> {
   const storage = new LocalStorage(options.root);
   const reporter = options.reporter ?? silentReporter;
+  const seconds = Object.fromEntries(DEMO_STAGES.map((stage) => [stage, 0])) as Record<
+    DemoStage,
+    number
+  >;
+  const step = async <Stage extends DemoStage>(
+    stage: Stage,
+    run: () => Promise<DemoSummaries[Stage]>,
+  ): Promise<DemoSummaries[Stage]> => {
+    options.observer?.stageStarted?.(stage);
+    const started = performance.now();
+    const summary = await run();
+    seconds[stage] = (performance.now() - started) / 1000;
+    options.observer?.stageFinished?.(stage, summary, seconds[stage]);
+    return summary;
+  };
   const sampleFiles = await ensureSampleWatFiles(storage);
-  const extractSummary = await extract({ root: storage, inputs: sampleFiles, reporter });
-  const downloadSummary = await downloadFromDemoWeb(storage, reporter);
-  const models = await ensureDemoModels(storage);
-  const embedSummary = await embed({ root: storage, config: models, reporter });
-  const filterSummary = await filter({ root: storage, reporter });
+  const extractSummary = await step("extract", () =>
+    extract({ root: storage, inputs: sampleFiles, reporter }),
+  );
+  const downloadSummary = await step("download", () => downloadFromDemoWeb(storage, reporter));
+  const embedSummary = await step("embed", async () =>
+    embed({ root: storage, config: await ensureDemoModels(storage), reporter }),
+  );
+  const filterSummary = await step("filter", () => filter({ root: storage, reporter }));
+  const indexSummary = await step("index", () => buildIndex({ root: storage, reporter }));
   return {
     root: storage.root,
     sampleFiles,
@@ -68,9 +115,13 @@ export async function demo(options: DemoOptions): Promise<DemoResult> {
     download: downloadSummary,
     embed: embedSummary,
     filter: filterSummary,
+    index: indexSummary,
+    seconds,
     kept: await keptPerTier(storage),
     examples: await examplesPerTier(storage),
-    ok: extractSummary.ok && downloadSummary.ok && embedSummary.ok && filterSummary.ok,
+    ok: [extractSummary, downloadSummary, embedSummary, filterSummary, indexSummary].every(
+      (summary) => summary.ok,
+    ),
   };
 }
 
@@ -85,7 +136,7 @@ async function downloadFromDemoWeb(
       root: storage,
       reporter,
       config: {
-        allowPrivateAddresses: true,
+        allowPrivateNetwork: true,
         connectTo: web.connectTo,
         caCertificates: await storage.localPath(DEMO_CERTIFICATE),
       },

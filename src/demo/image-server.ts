@@ -118,17 +118,20 @@ async function answer(request: IncomingMessage): Promise<Reply> {
   }
 }
 
-/** A few coloured blobs on a background, in a size and aspect ratio drawn from the digest. */
+/**
+ * A few coloured blobs on a background, in a size and aspect ratio drawn from the digest; small
+ * (128–255 × 96–223 pixels), since rendering them is most of what the demo's web costs.
+ */
 function renderPicture(digest: Buffer): Promise<Buffer> {
   const byte = (index: number) => digest[index % digest.length] as number;
-  const width = 160 + byte(4) * 2;
-  const height = 120 + byte(5) * 2;
+  const width = 128 + (byte(4) >> 1);
+  const height = 96 + (byte(5) >> 1);
   const colour = (index: number) => `rgb(${byte(index)},${byte(index + 1)},${byte(index + 2)})`;
   const blobs = Array.from({ length: 3 + (byte(6) % 4) }, (_, blob) => {
     const base = 7 + blob * 5;
     return (
       `<ellipse cx="${(byte(base) / 255) * width}" cy="${(byte(base + 1) / 255) * height}" ` +
-      `rx="${20 + byte(base + 2) / 3}" ry="${20 + byte(base + 3) / 3}" fill="${colour(base + 4)}"/>`
+      `rx="${12 + byte(base + 2) / 5}" ry="${12 + byte(base + 3) / 5}" fill="${colour(base + 4)}"/>`
     );
   }).join("");
   const svg =

@@ -1,42 +1,111 @@
+import { resolve } from "node:path";
 import type { Command } from "commander";
-import { demo } from "../../demo/demo.js";
+import { DEMO_STAGES, type DemoResult, type DemoStage, demo } from "../../demo/demo.js";
+import { ClipcrawlError, ConfigError } from "../../errors.js";
+import { serve } from "../../server/serve.js";
 import { terminalReporter } from "../terminal-reporter.js";
+import { describeSummary as describeIndex } from "./build-index.js";
 import { describeSummary as describeDownload } from "./download.js";
 import { describeSummary as describeEmbed } from "./embed.js";
 import { describeSummary as describeExtract } from "./extract.js";
 import { describeSummary as describeFilter } from "./filter.js";
 
+interface DemoFlags {
+  root: string;
+  serve: boolean;
+  port: string;
+  host: string;
+}
+
+const DESCRIBE: { [Stage in DemoStage]: (summary: never) => string } = {
+  extract: describeExtract,
+  download: describeDownload,
+  embed: describeEmbed,
+  filter: describeFilter,
+  index: describeIndex,
+};
+
 export function registerDemo(program: Command): void {
   program
     .command("demo")
     .description(
-      "build a dataset from the bundled sample Common Crawl files, every stage on this machine",
+      "build a dataset from the bundled sample Common Crawl files, every stage on this machine (extract → download from a local stand-in web → embed with a tiny CLIP model → filter → index), then serve its search UI",
     )
-    .option("--root <dir>", "where the demo dataset is built", "demo-data")
-    .addHelpText("after", "\nExample:\n  clipcrawl demo --root /tmp/clipcrawl-demo")
-    .action(async (flags: { root: string }) => {
-      const reporter = terminalReporter();
-      process.stdout.write(
-        `clipcrawl demo: building a dataset from the bundled sample in ${flags.root}\n`,
-      );
-      const result = await demo({ root: flags.root, reporter }).finally(() => reporter.stop());
-      process.stdout.write(describeExtract(result.extract));
-      process.stdout.write("\nsome candidate pairs (image URL ← alt text):\n");
-      for (const example of result.examples) {
-        const language = example.language === "" ? "?" : example.language;
-        process.stdout.write(
-          `  [${example.tier}/${language}] ${example.url}\n      ← ${example.text}\n`,
+    .option("--root <dir>", "where the demo dataset is built (a second run reuses it)", "demo-data")
+    .option("--no-serve", "build the dataset and its index, then exit (for scripts and CI)")
+    .option("--port <n>", "port of the search UI and API (0: any free port)", "1234")
+    .option("--host <address>", "address the server binds to", "127.0.0.1")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  clipcrawl demo\n  clipcrawl demo --root /tmp/clipcrawl-demo --port 8080\n  clipcrawl demo --no-serve --root /tmp/clipcrawl-demo",
+    )
+    .action(async (flags: DemoFlags) => {
+      const port = Number(flags.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+        throw new ConfigError(
+          `--port: expected a port number from 0 to 65535, got "${flags.port}"`,
         );
       }
-      process.stdout.write(`\n${describeDownload(result.download)}`);
-      process.stdout.write(`\n${describeEmbed(result.embed)}`);
-      process.stdout.write(`\n${describeFilter(result.filter)}`);
-      process.stdout.write("\nsome pairs the dataset kept:\n");
-      for (const pair of result.kept) {
-        const language = pair.language === "" ? "?" : pair.language;
-        process.stdout.write(`  [${pair.tier}/${language}] ${pair.url}\n      ← ${pair.text}\n`);
+      const result = await buildDemo(flags.root);
+      if (!result.ok) {
+        process.exitCode = 1;
+        process.stdout.write("\nsome stage did not process every shard (see above)\n");
       }
-      process.stdout.write(`\ndataset root: ${result.root}\n`);
-      if (!result.ok) process.exitCode = 1;
+      if (!flags.serve) return;
+      await serveDemo(result.root, flags.host, port);
     });
+}
+
+async function buildDemo(root: string): Promise<DemoResult> {
+  const reporter = terminalReporter();
+  const out = (text: string) => process.stdout.write(text);
+  out(`clipcrawl demo: building a dataset from the bundled sample in ${resolve(root)}\n`);
+  const result = await demo({
+    root,
+    reporter,
+    observer: {
+      stageStarted: (stage) =>
+        out(`\n[${DEMO_STAGES.indexOf(stage) + 1}/${DEMO_STAGES.length}] ${stage}…\n`),
+      stageFinished: (stage, summary, seconds) => {
+        reporter.stop();
+        out(DESCRIBE[stage](summary as never));
+        out(`  (${stage} took ${seconds.toFixed(1)} s)\n`);
+      },
+    },
+  }).finally(() => reporter.stop());
+  out("\nsome candidate pairs (image URL ← alt text):\n");
+  for (const example of result.examples) out(describePair(example));
+  out("\nsome pairs the dataset kept:\n");
+  for (const pair of result.kept) out(describePair(pair));
+  const total = Object.values(result.seconds).reduce((sum, seconds) => sum + seconds, 0);
+  out(`\ndataset root: ${result.root} (built in ${total.toFixed(1)} s)\n`);
+  return result;
+}
+
+function describePair(pair: DemoResult["kept"][number]): string {
+  const language = pair.language === "" ? "?" : pair.language;
+  return `  [${pair.tier}/${language}] ${pair.url}\n      ← ${pair.text}\n`;
+}
+
+async function serveDemo(root: string, host: string, port: number): Promise<void> {
+  const server = await serve({
+    indices: [{ name: "demo", root }],
+    config: { host, port },
+  }).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      throw new ClipcrawlError(
+        "CC_PORT_IN_USE",
+        `port ${port} on ${host} is in use: pick another with --port (0 takes any free one), or build only with --no-serve`,
+      );
+    }
+    throw error;
+  });
+  process.stdout.write(
+    `\nclipcrawl demo: search UI and API at ${server.url}/ (try "a red circle"); Ctrl-C stops it\n`,
+  );
+  await new Promise<void>((stopped) => {
+    process.once("SIGINT", stopped);
+    process.once("SIGTERM", stopped);
+  });
+  await server.close();
 }
