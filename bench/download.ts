@@ -20,7 +20,7 @@ import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { cpus, loadavg } from "node:os";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -28,14 +28,21 @@ import sharp from "sharp";
 import { downloadConfigSchema } from "../src/config/schema.js";
 import { download } from "../src/stages/download/download.js";
 import { ImageResizer } from "../src/stages/download/resizer.js";
-import { benchDataPath, printTable } from "./support.js";
+import {
+  type BenchRow,
+  benchDataPath,
+  loadAverage,
+  mulberry32,
+  photoLikePixels,
+  printTable,
+} from "./support.js";
 
 const PYTHON = "/usr/bin/python3";
 const OPENCV_PEER = fileURLToPath(new URL("./peers/opencv_resize.py", import.meta.url));
 const HOSTS = 16;
 const WARM_UP_IMAGES = 10;
 
-export async function main(args: string[]): Promise<void> {
+export async function main(args: string[]): Promise<BenchRow[] | undefined> {
   const { values } = parseArgs({
     args,
     options: {
@@ -52,8 +59,9 @@ export async function main(args: string[]): Promise<void> {
   });
   if (values["per-core-resize"]) {
     await perCoreResizeChild(Number(values.photos), Number(values["resize-passes"]));
-    return;
+    return undefined;
   }
+  const headline: BenchRow[] = [];
   const only = new Set(values.only.split(","));
   const cores = cpus().length;
   const photos = await ensurePhotos(Number(values.photos));
@@ -70,6 +78,12 @@ export async function main(args: string[]): Promise<void> {
         for (const workers of [cores, 1]) {
           const run = await timeDownload(server.port, Number(values.samples), { workers });
           rows.push([`end to end, resize to 256, ${workers} worker(s)`, ...run]);
+          headline.push({
+            stage: `download end to end, resize to 256, ${workers} worker(s)`,
+            unit: "samples/s",
+            clipcrawl: Number(run[2]),
+            target: "none",
+          });
         }
       }
       if (only.has("fetch")) {
@@ -91,6 +105,15 @@ export async function main(args: string[]): Promise<void> {
         });
         rows.push([`fetch only (resizing off), photos, ${cores} worker(s)`, ...photoRun]);
         printTable(rows);
+        headline.push({
+          stage: "download, fetch only (resizing off), web JPEGs",
+          unit: "fetches/s",
+          clipcrawl: Number(webRun[2]),
+          peer: { name: "bare undici client (ceiling)", value: Number(webCeiling[2]) },
+          ratio: Number(webRun[2]) / Number(webCeiling[2]),
+          target: "≥ 2,000 fetches/s",
+          met: Number(webRun[2]) >= 2000,
+        });
         console.log(
           `fetches/s with resizing off: ${webRun[2]} on web JPEGs (${await meanKb(webImages)} KB; ceiling of server + bare client ${webCeiling[2]}), ${photoRun[2]} on photos (${await meanKb(photos)} KB; ceiling ${photoCeiling[2]}); target ≥ 2,000`,
         );
@@ -137,12 +160,22 @@ export async function main(args: string[]): Promise<void> {
       printTable(rows);
       const ratio =
         oursMedian.images / oursMedian.seconds / (peerMedian.images / peerMedian.seconds);
+      headline.push({
+        stage: "download, decode + resize + encode, one core",
+        unit: "images/s",
+        clipcrawl: oursMedian.images / oursMedian.seconds,
+        peer: { name: "OpenCV", value: peerMedian.images / peerMedian.seconds },
+        ratio,
+        target: "≥ 1.5× OpenCV",
+        met: ratio >= 1.5,
+      });
       console.log(
         `clipcrawl / OpenCV per core: ${ratio.toFixed(2)}× (target ≥ 1.5×); rounds: clipcrawl ${ours.map(rate).join(", ")}, OpenCV ${peers.map(rate).join(", ")} images/s`,
       );
     }
   }
   console.log(`load average at end ${loadAverage()}`);
+  return headline;
 }
 
 interface RateRun {
@@ -153,12 +186,6 @@ interface RateRun {
 function median(runs: RateRun[]): RateRun {
   const sorted = [...runs].sort((a, b) => a.images / a.seconds - b.images / b.seconds);
   return sorted[Math.floor(sorted.length / 2)] as RateRun;
-}
-
-function loadAverage(): string {
-  return loadavg()
-    .map((value) => value.toFixed(2))
-    .join(" ");
 }
 
 async function meanKb(paths: string[]): Promise<string> {
@@ -187,7 +214,7 @@ async function timeDownload(
     root,
     inputs: [list],
     config: {
-      allowPrivateAddresses: true,
+      allowPrivateNetwork: true,
       connectTo: Array.from(
         { length: HOSTS },
         (_, index) => `h${index}.bench:80:127.0.0.1:${port}`,
@@ -218,27 +245,14 @@ async function ensurePhotos(count: number): Promise<string[]> {
   const aspects = [4 / 3, 3 / 2, 16 / 9, 1, 3 / 4, 2 / 3];
   const paths: string[] = [];
   for (let index = 0; index < count; index++) {
-    const long = 640 + Math.floor(random() * (2048 - 640));
-    const aspect = aspects[index % aspects.length] as number;
-    const width = aspect >= 1 ? long : Math.round(long * aspect);
-    const height = aspect >= 1 ? Math.round(long / aspect) : long;
-    const fieldWidth = Math.max(2, Math.round(width / 48));
-    const fieldHeight = Math.max(2, Math.round(height / 48));
-    const field = Buffer.alloc(fieldWidth * fieldHeight * 3);
-    for (let offset = 0; offset < field.length; offset++)
-      field[offset] = Math.floor(random() * 256);
-    const smooth = await sharp(field, {
-      raw: { width: fieldWidth, height: fieldHeight, channels: 3 },
-    })
-      .resize(width, height, { kernel: "cubic" })
-      .raw()
-      .toBuffer();
-    for (let offset = 0; offset < smooth.length; offset++) {
-      const grain = Math.floor(random() * 25) - 12;
-      smooth[offset] = Math.min(255, Math.max(0, (smooth[offset] as number) + grain));
-    }
+    const { pixels, width, height } = await photoLikePixels(random, {
+      long: 640 + Math.floor(random() * (2048 - 640)),
+      aspect: aspects[index % aspects.length] as number,
+      cell: 48,
+      grain: 12,
+    });
     const path = join(dir, `photo-${String(index).padStart(4, "0")}.jpg`);
-    await sharp(smooth, { raw: { width, height, channels: 3 } })
+    await sharp(pixels, { raw: { width, height, channels: 3 } })
       .jpeg({ quality: 88 })
       .toFile(path);
     paths.push(path);
@@ -257,17 +271,6 @@ async function ensureWebImages(photos: string[]): Promise<string[]> {
     paths.push(path);
   }
   return paths;
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

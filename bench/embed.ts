@@ -33,7 +33,7 @@
 import { type ChildProcessByStdio, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { cpus, loadavg } from "node:os";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
@@ -49,7 +49,14 @@ import type { PixelBatch } from "../src/models/image-preprocessing.js";
 import { quantizeClipModel } from "../src/models/onnx-quantize.js";
 import { ImageResizer } from "../src/stages/download/resizer.js";
 import { type EncodedImages, PipelinedImageEncoder } from "../src/stages/embed/image-encoder.js";
-import { benchDataPath, printTable } from "./support.js";
+import {
+  type BenchRow,
+  benchDataPath,
+  loadAverage,
+  mulberry32,
+  photoLikePixels,
+  printTable,
+} from "./support.js";
 
 const PYTHON = "/usr/bin/python3";
 const PEER = fileURLToPath(new URL("./peers/clip_torch.py", import.meta.url));
@@ -69,7 +76,7 @@ const TUNED_MALLOC = {
   MALLOC_TOP_PAD_: "268435456",
 };
 
-export async function main(args: string[]): Promise<void> {
+export async function main(args: string[]): Promise<BenchRow[] | undefined> {
   const { values } = parseArgs({
     args,
     options: {
@@ -121,11 +128,14 @@ export async function main(args: string[]): Promise<void> {
       `ViT-B/32-shaped CLIP, random weights (seed ${SEED}); batch ${batch}; ${threads} threads each side (PyTorch intra-op ${peer.threads}, onnxruntime intra-op ${threads}); ${cpus().length} cores (${cpus()[0]?.model ?? "?"}); PyTorch ${peer.version} on ${openBlas[0]}${process.env.OPENBLAS_CORETYPE ? ` (OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE})` : ""}, malloc ${values["peer-malloc"]}; int8 towers ${model.quantizeNote}`,
     );
     console.log(`load average at start ${loadAverage()}`);
+    const headline: BenchRow[] = [];
     try {
       if (only.has("vision")) {
-        await benchVision(
-          { fp32, int8, peer, scratchDir },
-          { count: Number(values.images), batch, rounds },
+        headline.push(
+          ...(await benchVision(
+            { fp32, int8, peer, scratchDir },
+            { count: Number(values.images), batch, rounds },
+          )),
         );
       }
       if (only.has("text")) {
@@ -138,6 +148,7 @@ export async function main(args: string[]): Promise<void> {
       await Promise.all([fp32.release(), int8.release()]);
     }
     console.log(`load average at end ${loadAverage()}`);
+    return headline;
   } finally {
     peer.stop();
   }
@@ -156,7 +167,7 @@ interface RunSettings {
   rounds: number;
 }
 
-async function benchVision(sides: Sides, settings: RunSettings): Promise<void> {
+async function benchVision(sides: Sides, settings: RunSettings): Promise<BenchRow[]> {
   const { fp32, int8, peer, scratchDir } = sides;
   const { batch, rounds } = settings;
   const imagePaths = await ensureImages(settings.count);
@@ -235,7 +246,7 @@ async function benchVision(sides: Sides, settings: RunSettings): Promise<void> {
   } finally {
     await Promise.all([encoders.fp32.close(), encoders.int8.close()]);
   }
-  if (outputs === undefined) return;
+  if (outputs === undefined) return [];
 
   const torchRaw = await readFloats(peerTensorsOut);
   const torchPilNormalised = normaliseRows(matrixOf(await readFloats(peerPilOut), count));
@@ -277,6 +288,34 @@ async function benchVision(sides: Sides, settings: RunSettings): Promise<void> {
   console.log(
     `targets: fp32 embed path ≥ ${TARGET_FP32}× PyTorch → ${fp32Ratio.toFixed(2)}× (${(median(runs.stageFp32) / torchPil).toFixed(2)}× PyTorch + PIL) ${verdict(fp32Ratio >= TARGET_FP32)}; int8 ≥ ${TARGET_INT8}× → ${int8Ratio.toFixed(2)}× (${(median(runs.stageInt8) / torchPil).toFixed(2)}×) ${verdict(int8Ratio >= TARGET_INT8)}; mean cosine ≥ ${TARGET_COSINE} → ${agreement.mean.toFixed(4)} (min ${agreement.min.toFixed(4)}) ${verdict(agreement.mean >= TARGET_COSINE)}`,
   );
+  const pytorch = { name: "PyTorch eval", value: torch };
+  return [
+    {
+      stage: "embed, JPEG → image embedding, fp32",
+      unit: "images/s",
+      clipcrawl: median(runs.stageFp32),
+      peer: pytorch,
+      ratio: fp32Ratio,
+      target: `≥ ${TARGET_FP32}× PyTorch`,
+      met: fp32Ratio >= TARGET_FP32,
+    },
+    {
+      stage: "embed, JPEG → image embedding, int8",
+      unit: "images/s",
+      clipcrawl: median(runs.stageInt8),
+      peer: pytorch,
+      ratio: int8Ratio,
+      target: `≥ ${TARGET_INT8}× PyTorch`,
+      met: int8Ratio >= TARGET_INT8,
+    },
+    {
+      stage: "embed, int8 vs fp32 mean cosine",
+      unit: "",
+      clipcrawl: agreement.mean,
+      target: `≥ ${TARGET_COSINE}`,
+      met: agreement.mean >= TARGET_COSINE,
+    },
+  ];
 }
 
 async function benchText(sides: Sides, settings: RunSettings): Promise<void> {
@@ -542,26 +581,13 @@ async function ensureImages(count: number): Promise<string[]> {
   const random = mulberry32(7);
   const aspects = [4 / 3, 3 / 2, 16 / 9, 1, 3 / 4, 2 / 3];
   for (const [index, path] of paths.entries()) {
-    const long = 400 + Math.floor(random() * 800);
-    const aspect = aspects[index % aspects.length] as number;
-    const width = aspect >= 1 ? long : Math.round(long * aspect);
-    const height = aspect >= 1 ? Math.round(long / aspect) : long;
-    const fieldWidth = Math.max(2, Math.round(width / 40));
-    const fieldHeight = Math.max(2, Math.round(height / 40));
-    const field = Buffer.alloc(fieldWidth * fieldHeight * 3);
-    for (let offset = 0; offset < field.length; offset++)
-      field[offset] = Math.floor(random() * 256);
-    const smooth = await sharp(field, {
-      raw: { width: fieldWidth, height: fieldHeight, channels: 3 },
-    })
-      .resize(width, height, { kernel: "cubic" })
-      .raw()
-      .toBuffer();
-    for (let offset = 0; offset < smooth.length; offset++) {
-      const grain = Math.floor(random() * 17) - 8;
-      smooth[offset] = Math.min(255, Math.max(0, (smooth[offset] as number) + grain));
-    }
-    const photo = await sharp(smooth, { raw: { width, height, channels: 3 } })
+    const { pixels, width, height } = await photoLikePixels(random, {
+      long: 400 + Math.floor(random() * 800),
+      aspect: aspects[index % aspects.length] as number,
+      cell: 40,
+      grain: 8,
+    });
+    const photo = await sharp(pixels, { raw: { width, height, channels: 3 } })
       .jpeg({ quality: 90 })
       .toBuffer();
     const resized = await resizer.resize(photo);
@@ -757,23 +783,6 @@ function verdict(met: boolean): string {
   return met ? "(met)" : "(NOT met)";
 }
 
-function loadAverage(): string {
-  return loadavg()
-    .map((value) => value.toFixed(2))
-    .join(" ");
-}
-
 function json(value: object): string {
   return `${JSON.stringify(value, null, 2)}\n`;
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -12,11 +12,18 @@ import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { writeWatFile } from "../scripts/wat-generator.js";
 import { extract } from "../src/stages/extract/extract.js";
-import { benchDataPath, fileBytes, megabytes, printTable, timeShell } from "./support.js";
+import {
+  type BenchRow,
+  benchDataPath,
+  fileBytes,
+  megabytes,
+  printTable,
+  timeShell,
+} from "./support.js";
 
 const MIB = 1024 * 1024;
 
-export async function main(args: string[]): Promise<void> {
+export async function main(args: string[]): Promise<BenchRow[]> {
   const { values } = parseArgs({
     args,
     options: { "size-mb": { type: "string", default: "120" } },
@@ -56,6 +63,26 @@ export async function main(args: string[]): Promise<void> {
   printTable(rows);
   const oneCoreRatio = rate(singleBytes, oneCore.seconds) / rate(singleBytes, zcatSingle);
   console.log(`target: one-core extract ≥ 0.5 of zcat's rate → ${oneCoreRatio.toFixed(2)}`);
+  const allRatio = rate(allBytes, allCores.seconds) / rate(allBytes, zcatParallel);
+  return [
+    {
+      stage: `extract, 1 worker, ${megabytes(singleBytes).toFixed(0)} MB WAT`,
+      unit: "MB/s",
+      clipcrawl: rate(singleBytes, oneCore.seconds),
+      peer: { name: "zcat", value: rate(singleBytes, zcatSingle) },
+      ratio: oneCoreRatio,
+      target: "≥ 0.5× zcat",
+      met: oneCoreRatio >= 0.5,
+    },
+    {
+      stage: `extract, ${cores} workers, ${megabytes(allBytes).toFixed(0)} MB WAT`,
+      unit: "MB/s",
+      clipcrawl: rate(allBytes, allCores.seconds),
+      peer: { name: `zcat × ${cores}`, value: rate(allBytes, zcatParallel) },
+      ratio: allRatio,
+      target: "none (one-core target above)",
+    },
+  ];
 }
 
 interface ExtractRun {

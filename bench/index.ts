@@ -33,7 +33,7 @@ import { buildIndex, type IndexSummary } from "../src/stages/index/build-index.j
 import { type ClipIndex, openIndex, type SearchFilters } from "../src/stages/index/clip-index.js";
 import { exactNeighbours } from "../src/stages/index/graph.js";
 import { readManifest } from "../src/stages/index/index-manifest.js";
-import { benchDataPath, printTable } from "./support.js";
+import { type BenchRow, benchDataPath, printTable } from "./support.js";
 
 const DIMENSIONS = 512;
 const K = 10;
@@ -54,7 +54,7 @@ interface Row {
   note?: string;
 }
 
-export async function main(args: string[]): Promise<void> {
+export async function main(args: string[]): Promise<BenchRow[]> {
   const { values } = parseArgs({
     args,
     options: {
@@ -169,17 +169,19 @@ export async function main(args: string[]): Promise<void> {
       row.note ?? "",
     ]),
   ]);
-  report(rows, workers);
+  const headline = report(rows, workers);
   console.log(`load average at end: ${load()}`);
+  return headline;
 }
 
 /** Best QPS at recall@10 ≥ 0.95 per engine, clipcrawl's against faiss's best. */
-function report(rows: readonly Row[], workers: number): void {
+function report(rows: readonly Row[], workers: number): BenchRow[] {
   const best = (engine: string, pick: (row: Row) => number) =>
     Math.max(
       0,
       ...rows.filter((row) => row.engine.startsWith(engine) && row.recall >= 0.95).map(pick),
     );
+  const headline: BenchRow[] = [];
   for (const [label, pick] of [
     ["1 thread", (row: Row) => row.qps1],
     [`${workers} threads`, (row: Row) => row.qpsN],
@@ -189,7 +191,21 @@ function report(rows: readonly Row[], workers: number): void {
     console.log(
       `at recall@10 ≥ 0.95, ${label}: clipcrawl ${ours.toFixed(0)} QPS, faiss ${faiss.toFixed(0)} QPS → ${faiss === 0 ? "n/a" : (ours / faiss).toFixed(2)}× (target ≥ 1)`,
     );
+    headline.push({
+      stage: `index search at recall@10 ≥ 0.95, ${label}`,
+      unit: "QPS",
+      clipcrawl: ours,
+      ...(faiss === 0
+        ? {}
+        : {
+            peer: { name: "faiss (best)", value: faiss },
+            ratio: ours / faiss,
+            met: ours >= faiss,
+          }),
+      target: "≥ 1× faiss",
+    });
   }
+  return headline;
 }
 
 function filterCases(): [string, SearchFilters][] {

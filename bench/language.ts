@@ -7,13 +7,14 @@
 import { loadModule } from "cld3-asm";
 import { allLabelledCaptions, NO_LANGUAGE_ALTS } from "../scripts/sample-captions.js";
 import { detectLanguage } from "../src/stages/extract/language.js";
+import type { BenchRow } from "./support.js";
 
 interface Detector {
   name: string;
   detect(text: string): { language: string; reliable: boolean };
 }
 
-export async function main(): Promise<void> {
+export async function main(): Promise<BenchRow[]> {
   const cld3 = await loadModule();
   const cld3Identifier = cld3.create(0, 1000);
   const detectors: Detector[] = [
@@ -51,6 +52,7 @@ export async function main(): Promise<void> {
     "worst languages",
   ];
   console.log(header.join(" | "));
+  const measured: { accuracy: number; perSecond: number }[] = [];
   for (const detector of detectors) {
     let right = 0;
     let reliableRight = 0;
@@ -91,8 +93,29 @@ export async function main(): Promise<void> {
         worst,
       ].join(" | "),
     );
+    measured.push({ accuracy: (100 * right) / captions.length, perSecond });
   }
   cld3Identifier.dispose();
+  const [eld, cld3Figures] = measured as [(typeof measured)[0], (typeof measured)[0]];
+  return [
+    {
+      stage: "language id accuracy (generated captions)",
+      unit: "%",
+      clipcrawl: eld.accuracy,
+      peer: { name: "CLD3", value: cld3Figures.accuracy },
+      ratio: eld.accuracy / cld3Figures.accuracy,
+      target: "≥ CLD3's",
+      met: eld.accuracy >= cld3Figures.accuracy,
+    },
+    {
+      stage: "language id speed",
+      unit: "texts/s",
+      clipcrawl: eld.perSecond,
+      peer: { name: "CLD3", value: cld3Figures.perSecond },
+      ratio: eld.perSecond / cld3Figures.perSecond,
+      target: "none",
+    },
+  ];
 }
 
 function percent(value: number): string {

@@ -33,13 +33,13 @@ import { RunKeys, redisOptions } from "../src/runner/distributed/queue-names.js"
 import { jobOptions, startShardWorker } from "../src/runner/distributed/shard-worker.js";
 import { runPipeline } from "../src/runner/local-runner.js";
 import { extract } from "../src/stages/extract/extract.js";
-import { benchDataPath, printTable } from "./support.js";
+import { type BenchRow, benchDataPath, printTable } from "./support.js";
 
 /** Candidate pairs a generated page yields, about (seed 7). */
 const PAIRS_PER_PAGE = 50;
 const PAGES_PER_FILE = 100;
 
-export async function main(args: string[]): Promise<void> {
+export async function main(args: string[]): Promise<BenchRow[]> {
   const { values } = parseArgs({
     args,
     options: {
@@ -59,8 +59,9 @@ export async function main(args: string[]): Promise<void> {
       .join(" ");
   console.log(`machine: ${cpus().length} cores, load average ${load()}`);
 
-  if (only.has("queue")) await queueOverhead(values.redis, Number(values.jobs));
-  if (!only.has("local") && !values.distributed) return;
+  const headline: BenchRow[] = [];
+  if (only.has("queue")) headline.push(await queueOverhead(values.redis, Number(values.jobs)));
+  if (!only.has("local") && !values.distributed) return headline;
 
   const work = await benchDataPath("run");
   const pages = Math.ceil(Number(values.pairs) / PAIRS_PER_PAGE);
@@ -86,7 +87,7 @@ export async function main(args: string[]): Promise<void> {
     const config = {
       download: {
         samplesPerShard: Number(values["samples-per-shard"]),
-        allowPrivateAddresses: true,
+        allowPrivateNetwork: true,
         connectTo: web.connectTo,
         caCertificates: certificate,
         retries: 0,
@@ -153,10 +154,20 @@ export async function main(args: string[]): Promise<void> {
       console.log(
         `download stage, 2 workers vs 1: ${speedup.toFixed(2)}× (target ≥ 1.8×; ${cpus().length} cores, the web on the same cores)`,
       );
+      headline.push({
+        stage: "run, download stage with 2 workers",
+        unit: "samples/s",
+        clipcrawl: rates[1] as number,
+        peer: { name: "1 worker", value: rates[0] as number },
+        ratio: speedup,
+        target: "≥ 1.8× 1 worker",
+        met: speedup >= 1.8,
+      });
     }
   } finally {
     await web.close();
   }
+  return headline;
 }
 
 /** Generated WAT files with about `pages` pages in all, written once. */
@@ -196,7 +207,7 @@ async function candidateHosts(root: string): Promise<Set<string>> {
  * worker (one, concurrency 1, as a shard job is), its processor reads the root's current run and
  * adds the next stage's job, and the job completes. Measured over `count` jobs end to end.
  */
-async function queueOverhead(url: string, count: number): Promise<void> {
+async function queueOverhead(url: string, count: number): Promise<BenchRow> {
   const prefix = `bench-queue-${Date.now().toString(36)}`;
   const connection = redisOptions(url);
   const redis = new Redis(connection);
@@ -249,6 +260,13 @@ async function queueOverhead(url: string, count: number): Promise<void> {
   console.log(
     `queue overhead: ${perJob.toFixed(2)} ms a job over ${count} jobs (take, current-run check, next job added, complete; one worker, one at a time) — target < 5 ms; queueing: ${perAdd.toFixed(2)} ms a job (bulk)`,
   );
+  return {
+    stage: "run --queue, overhead a shard job (Redis)",
+    unit: "ms",
+    clipcrawl: perJob,
+    target: "< 5 ms a job",
+    met: perJob < 5,
+  };
 }
 
 async function deletePrefix(url: string, prefix: string): Promise<void> {

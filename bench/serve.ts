@@ -26,17 +26,17 @@ import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
 import { serve } from "../src/server/serve.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import { readManifest } from "../src/stages/index/index-manifest.js";
-import { benchDataPath, printTable } from "./support.js";
+import { type BenchRow, benchDataPath, printTable } from "./support.js";
 
 const DIMENSIONS = 512;
 const ROWS_PER_SHARD = 50_000;
 const CLUSTERS = 64;
 const LANGUAGES = ["en", "de", "fr", "es", "ja"];
 
-export async function main(args: string[]): Promise<void> {
+export async function main(args: string[]): Promise<BenchRow[] | undefined> {
   if (args[0] === "--load-generator") {
     await loadGenerator(args.slice(1));
-    return;
+    return undefined;
   }
   const { values } = parseArgs({
     args,
@@ -156,6 +156,13 @@ export async function main(args: string[]): Promise<void> {
     ]),
   ]);
   console.log("target: ≥ 1,000 req/s on 2 cores at recall ≥ 0.95");
+  return loadRuns.map(({ expansion, recall, load }) => ({
+    stage: `serve /knn-service, ${values.connections} connections, recall ${recall.toFixed(3)} (expansionSearch ${expansionName(expansion)})`,
+    unit: "req/s",
+    clipcrawl: load.requestsPerSecond,
+    target: "≥ 1,000 req/s at recall ≥ 0.95",
+    met: load.requestsPerSecond >= 1000 && recall >= 0.95 && load.non2xx === 0,
+  }));
 }
 
 async function withServer(

@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { build } from "vite";
+import type { BenchRow } from "../../bench/support.js";
 import { serve } from "../../src/server/serve.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -22,7 +23,7 @@ const QUERIES = [
   "a purple circle",
 ];
 
-export async function main(args: string[]): Promise<void> {
+export async function main(args: string[]): Promise<BenchRow[]> {
   const { values } = parseArgs({
     args,
     options: {
@@ -96,6 +97,22 @@ export async function main(args: string[]): Promise<void> {
       `ui: Enter → first thumbnails painted, ${times.length} queries after 2 warm-up: median ${median.toFixed(0)} ms, min ${times[0]?.toFixed(0)} ms, max ${times.at(-1)?.toFixed(0)} ms (target < 200 ms)\n` +
         `ui: gzipped JS ${(initial / 1024).toFixed(1)} KB on the explore page, ${(total / 1024).toFixed(1)} KB with the statistics page (target < 150 KB)\n`,
     );
+    return [
+      {
+        stage: "ui, Enter → first thumbnails painted (median)",
+        unit: "ms",
+        clipcrawl: median,
+        target: "< 200 ms",
+        met: median < 200,
+      },
+      {
+        stage: "ui, gzipped JavaScript with the statistics page",
+        unit: "KB",
+        clipcrawl: total / 1024,
+        target: "< 150 KB",
+        met: total / 1024 < 150,
+      },
+    ];
   } finally {
     await browser.close();
     await server.close();
