@@ -29,7 +29,7 @@ after(async () => {
 /** Settings of every test run: the test host names go to the local server, timeouts are short. */
 function testConfig(overrides: Partial<DownloadConfig> = {}): Partial<DownloadConfig> {
   return {
-    allowPrivateAddresses: true,
+    allowPrivateNetwork: true,
     connectTo: [`img.test:80:127.0.0.1:${server.port}`, `other.test:80:127.0.0.1:${server.port}`],
     timeoutSeconds: 5,
     totalTimeoutSeconds: 1,
@@ -355,7 +355,7 @@ describe("safety and opt-outs", () => {
       join(root, "list.txt"),
       [
         `http://127.0.0.1:${server.port}/wide.jpg`,
-        "http://img.test/wide.jpg",
+        `http://localhost:${server.port}/wide.jpg`,
         "http://169.254.169.254/latest/meta-data/",
         "http://[::1]:9/x.jpg",
         "http://10.1.2.3/x.jpg",
@@ -364,16 +364,17 @@ describe("safety and opt-outs", () => {
     const summary = await download({
       root,
       inputs: [join(root, "list.txt")],
-      config: testConfig({ allowPrivateAddresses: false, workers: 1 }),
+      config: testConfig({ allowPrivateNetwork: false, workers: 1 }),
     });
     assert.equal(summary.totals.failed_to_download, 5);
     const errors = (await imageRows(root)).map((row) => row.error_message);
+    const hint = "--allow-private-network allows it";
     assert.deepEqual(errors, [
-      "private address 127.0.0.1 refused",
-      "private address 127.0.0.1 refused",
-      "private address 169.254.169.254 refused",
-      "private address ::1 refused",
-      "private address 10.1.2.3 refused",
+      `private address 127.0.0.1 refused (loopback; ${hint})`,
+      `private address 127.0.0.1 (localhost) refused (loopback; ${hint})`,
+      `private address 169.254.169.254 refused (linkLocal; ${hint})`,
+      `private address ::1 refused (loopback; ${hint})`,
+      `private address 10.1.2.3 refused (private; ${hint})`,
     ]);
     assert.equal(server.requests.get("/wide.jpg") ?? 0, before);
   });
@@ -559,7 +560,7 @@ describe("inputs and output formats", () => {
         "title",
         "--save-additional-columns",
         "license",
-        "--allow-private-addresses",
+        "--allow-private-network",
         "--connect-to",
         `img.test:80:127.0.0.1:${server.port}`,
         "--retries",

@@ -35,7 +35,7 @@ async function run(work: string, name: string, caCertificates: string) {
     root,
     inputs: [list],
     config: {
-      allowPrivateAddresses: true,
+      allowPrivateNetwork: true,
       connectTo: web.connectTo,
       caCertificates,
       retries: 0,

@@ -57,7 +57,7 @@ test("embed reads what download writes: every downloaded pair is embedded with i
     config: {
       captionCol: "caption",
       saveAdditionalColumns: ["lang"],
-      allowPrivateAddresses: true,
+      allowPrivateNetwork: true,
       connectTo: [`shapes.test:80:127.0.0.1:${port}`],
       retries: 0,
       workers: 1,
@@ -159,7 +159,7 @@ test("captions of multilingualTiers go through the multilingual text model", asy
     config: {
       captionCol: "caption",
       saveAdditionalColumns: ["language_tier"],
-      allowPrivateAddresses: true,
+      allowPrivateNetwork: true,
       connectTo: [`shapes.test:80:127.0.0.1:${port}`],
       retries: 0,
       workers: 1,

@@ -285,7 +285,7 @@ function describeHttp(): void {
         `${base}/cut.wat.gz`,
         `${base}/ok.wat.gz`,
       ],
-      config: { retries: 2, workers: 2 },
+      config: { retries: 2, workers: 2, allowPrivateNetwork: true },
       reporter,
     });
     assert.deepEqual(reporter.warnings, [`${base}/missing.wat.gz: HTTP 404`]);
@@ -308,7 +308,7 @@ function describeHttp(): void {
       inputs: [],
       crawl: "CC-MAIN-2024-10",
       limit: 1,
-      config: { baseUrl: `${base}/` },
+      config: { baseUrl: `${base}/`, allowPrivateNetwork: true },
     });
     assert.equal(summary.ok, true);
     assert.equal(summary.shards, 1);
@@ -317,7 +317,7 @@ function describeHttp(): void {
     const listing = await extract({
       root: await tempDir("extract-listing"),
       inputs: [`${base}/crawl-data/CC-MAIN-2024-10/wat.paths.gz`],
-      config: { baseUrl: `${base}/` },
+      config: { baseUrl: `${base}/`, allowPrivateNetwork: true },
     });
     assert.equal(listing.shards, 2);
   });

@@ -449,7 +449,7 @@ test("removed content does not come back: download skips the removed links, filt
   );
   const downloadConfig = {
     captionCol: "caption",
-    allowPrivateAddresses: true,
+    allowPrivateNetwork: true,
     connectTo: [`shapes.test:80:127.0.0.1:${port}`],
     retries: 0,
     workers: 1,

@@ -238,7 +238,7 @@ test("kNN queries go through the index: the k nearest rows, with --where, --dedu
   );
   const fetchConfig = {
     captionCol: "caption",
-    allowPrivateAddresses: true,
+    allowPrivateNetwork: true,
     connectTo: [`shapes.test:80:127.0.0.1:${port}`],
     retries: 0,
     workers: 1,

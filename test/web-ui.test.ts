@@ -112,7 +112,7 @@ async function buildDataset(folder: string): Promise<{ root: string; multilingua
     config: {
       captionCol: "caption",
       saveAdditionalColumns: ["language", "language_tier", "page_url", "source"],
-      allowPrivateAddresses: true,
+      allowPrivateNetwork: true,
       connectTo: [`shapes.test:80:127.0.0.1:${port}`],
       retries: 0,
       workers: 1,

@@ -18,9 +18,26 @@ export function defaultConfig(): ClipcrawlConfig {
 
 /** Validates a parsed JSON value; `source` names where it came from in error messages. */
 export function parseConfig(value: unknown, source: string): ClipcrawlConfig {
-  const result = configSchema.safeParse(value);
+  const result = configSchema.safeParse(renameDeprecatedKeys(value));
   if (result.success) return result.data;
   throw new ConfigError(formatIssues(result.error, value, source));
+}
+
+/** Keys renamed since a release: `clipcrawl init` wrote the old names into clipcrawl.json files. */
+const DEPRECATED_KEYS: ReadonlyArray<readonly [section: string, old: string, current: string]> = [
+  ["download", "allowPrivateAddresses", "allowPrivateNetwork"],
+];
+
+function renameDeprecatedKeys(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  let renamed = value as Record<string, unknown>;
+  for (const [section, old, current] of DEPRECATED_KEYS) {
+    const values = renamed[section];
+    if (values === null || typeof values !== "object" || !(old in values)) continue;
+    const { [old]: oldValue, ...rest } = values as Record<string, unknown>;
+    renamed = { ...renamed, [section]: { [current]: oldValue, ...rest } };
+  }
+  return renamed;
 }
 
 export async function readConfig(storage: DatasetStorage): Promise<ClipcrawlConfig | undefined> {

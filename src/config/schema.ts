@@ -56,6 +56,12 @@ export const extractConfigSchema = z
       .gt(0)
       .default(60)
       .describe("seconds without data before a WAT download attempt is abandoned"),
+    allowPrivateNetwork: z
+      .boolean()
+      .default(false)
+      .describe(
+        "let WAT and path-listing URLs reach private, loopback, link-local and other special-use addresses (a local mirror)",
+      ),
   })
   .strict();
 
@@ -145,11 +151,11 @@ export const downloadConfigSchema = z
       .string()
       .default("")
       .describe("file of URLs and domains (one a line) whose images are not fetched (opted_out)"),
-    allowPrivateAddresses: z
+    allowPrivateNetwork: z
       .boolean()
       .default(false)
       .describe(
-        "allow connections to private, loopback and link-local addresses (tests, local mirrors)",
+        "let image URLs reach private, loopback, link-local and other special-use addresses (tests, local mirrors); was allowPrivateAddresses",
       ),
     connectTo: z
       .array(connectToRule)

@@ -16,6 +16,7 @@ export async function expandInputs(
   baseUrl: string,
   cwd: string,
   previous: readonly string[],
+  allowPrivateNetwork = false,
 ): Promise<{ expanded: string[]; errors: string[] }> {
   const given = specs.inputs ?? [];
   if (given.length === 0 && specs.crawl === undefined)
@@ -23,6 +24,7 @@ export async function expandInputs(
   const resolved = await resolveWatInputs(given, {
     crawl: specs.crawl,
     baseUrl,
+    allowPrivateNetwork,
     limit: specs.limit,
     cwd,
   });

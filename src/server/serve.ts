@@ -64,7 +64,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     dnsCacheSeconds: 60,
     userAgentToken: "",
     disallowedHeaderDirectives: [],
-    allowPrivateAddresses: config.allowPrivateUrls,
+    allowPrivateNetwork: config.allowPrivateUrls,
     connectTo: [],
     caCertificates: "",
     contentTypeCheck: true,

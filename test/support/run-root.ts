@@ -65,7 +65,7 @@ export async function pipelineWorld(
         extract: { bloomCapacity: 20_000, workers: 1, ...extra.extract },
         download: {
           samplesPerShard: 12,
-          allowPrivateAddresses: true,
+          allowPrivateNetwork: true,
           connectTo: web.connectTo,
           caCertificates: certificate,
           retries: 0,

@@ -125,7 +125,7 @@ export async function buildServeFixture(work: string, web: ShapeWeb): Promise<Se
     config: {
       captionCol: "caption",
       saveAdditionalColumns: ["language", "language_tier"],
-      allowPrivateAddresses: true,
+      allowPrivateNetwork: true,
       connectTo: [`shapes.test:80:127.0.0.1:${port}`],
       retries: 0,
       workers: 1,

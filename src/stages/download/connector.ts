@@ -1,74 +1,30 @@
 /**
  * How the fetcher opens connections: host names resolved through a cache (c-ares, so thousands
  * of lookups in flight never queue behind image decoding on libuv's thread pool), every address
- * checked against the private-address policy *after* resolution (a public name may point at
- * 169.254.169.254, the cloud metadata service), and curl-style `connectTo` rules applied.
+ * checked against the network guard (src/io/network-guard.ts) *after* resolution (a public name
+ * may point at 169.254.169.254, the cloud metadata service), and curl-style `connectTo` rules
+ * applied. A `connectTo` target is the operator's own choice, not the input's, so it is reached
+ * whatever its address (a local mirror); only the URLs' own hosts are held to the guard.
  */
 import { Resolver, lookup as systemLookup } from "node:dns/promises";
 import { readFileSync } from "node:fs";
-import { BlockList, isIP, type LookupFunction } from "node:net";
+import { isIP, type LookupFunction } from "node:net";
 import { rootCertificates } from "node:tls";
 import { buildConnector } from "undici";
-import { ClipcrawlError } from "../../errors.js";
+import {
+  isPublicAddress,
+  PrivateAddressError,
+  refuseLiteralAddresses,
+} from "../../io/network-guard.js";
 
 export interface ConnectionPolicy {
-  allowPrivateAddresses: boolean;
+  allowPrivateNetwork: boolean;
   /** `HOST:PORT:TARGET_HOST:TARGET_PORT`, as curl --connect-to. */
   connectTo: readonly string[];
   /** Absolute path of a PEM file whose authorities are trusted besides the system's; "" for none. */
   caCertificates: string;
   dnsCacheSeconds: number;
   connectTimeoutMs: number;
-}
-
-/** Refused because the address is private, loopback, link-local or otherwise not public. */
-export class PrivateAddressError extends ClipcrawlError {
-  constructor(address: string) {
-    super("CC_PRIVATE_ADDRESS", `private address ${address} refused`);
-    this.name = "PrivateAddressError";
-  }
-}
-
-/** Addresses no crawler should reach: RFC 1918, loopback, link-local, CGNAT, multicast, … */
-const nonPublicAddresses = (() => {
-  const list = new BlockList();
-  for (const [network, prefix] of [
-    ["0.0.0.0", 8],
-    ["10.0.0.0", 8],
-    ["100.64.0.0", 10],
-    ["127.0.0.0", 8],
-    ["169.254.0.0", 16],
-    ["172.16.0.0", 12],
-    ["192.0.0.0", 24],
-    ["192.0.2.0", 24],
-    ["192.168.0.0", 16],
-    ["198.18.0.0", 15],
-    ["198.51.100.0", 24],
-    ["203.0.113.0", 24],
-    ["224.0.0.0", 4],
-    ["240.0.0.0", 4],
-  ] as const) {
-    list.addSubnet(network, prefix, "ipv4");
-  }
-  for (const [network, prefix] of [
-    ["::", 128],
-    ["::1", 128],
-    ["64:ff9b::", 96],
-    ["100::", 64],
-    ["2001:db8::", 32],
-    ["fc00::", 7],
-    ["fe80::", 10],
-    ["ff00::", 8],
-  ] as const) {
-    list.addSubnet(network, prefix, "ipv6");
-  }
-  return list;
-})();
-
-export function isPublicAddress(address: string): boolean {
-  const family = isIP(address);
-  if (family === 0) return false;
-  return !nonPublicAddresses.check(address, family === 4 ? "ipv4" : "ipv6");
 }
 
 interface ResolvedAddress {
@@ -86,30 +42,36 @@ export class CachingResolver {
 
   constructor(
     private readonly cacheSeconds: number,
-    private readonly allowPrivateAddresses: boolean,
+    private readonly allowPrivateNetwork: boolean,
   ) {}
 
   /** Usable addresses of a host name; rejects with the DNS error code or a PrivateAddressError. */
   async resolve(hostname: string): Promise<ResolvedAddress[]> {
-    const now = Date.now();
-    const cached = this.cache.get(hostname);
-    const answer =
-      cached !== undefined && cached.expires > now
-        ? cached.answer
-        : this.fetchAnswer(hostname, now);
-    const addresses = await answer;
-    const usable = addresses.filter((entry) => this.allows(entry.address));
-    if (usable.length === 0) throw new PrivateAddressError(addresses[0]?.address ?? hostname);
+    const addresses = await this.answer(hostname);
+    if (this.allowPrivateNetwork) return addresses;
+    const usable = addresses.filter((entry) => isPublicAddress(entry.address));
+    if (usable.length === 0) {
+      throw new PrivateAddressError(addresses[0]?.address ?? hostname, hostname);
+    }
     return usable;
-  }
-
-  allows(address: string): boolean {
-    return this.allowPrivateAddresses || isPublicAddress(address);
   }
 
   /** For net.connect: called with `all: true` under Happy Eyeballs, without it otherwise. */
   readonly lookup: LookupFunction = (hostname, options, callback) => {
-    this.resolve(hostname).then(
+    this.lookupWith(options, callback, this.resolve(hostname));
+  };
+
+  /** The same, for a `connectTo` target: every address the name has, private or not. */
+  readonly trustedLookup: LookupFunction = (hostname, options, callback) => {
+    this.lookupWith(options, callback, this.answer(hostname));
+  };
+
+  private lookupWith(
+    options: Parameters<LookupFunction>[1],
+    callback: Parameters<LookupFunction>[2],
+    answer: Promise<ResolvedAddress[]>,
+  ): void {
+    answer.then(
       (addresses) => {
         if (options.all === true) callback(null, addresses);
         else {
@@ -119,7 +81,16 @@ export class CachingResolver {
       },
       (error: NodeJS.ErrnoException) => callback(error, "", 4),
     );
-  };
+  }
+
+  /** Every address of the name, from the cache while it is fresh. */
+  private answer(hostname: string): Promise<ResolvedAddress[]> {
+    const now = Date.now();
+    const cached = this.cache.get(hostname);
+    return cached !== undefined && cached.expires > now
+      ? cached.answer
+      : this.fetchAnswer(hostname, now);
+  }
 
   private fetchAnswer(hostname: string, now: number): Promise<ResolvedAddress[]> {
     const answer = this.query(hostname);
@@ -189,27 +160,27 @@ export function parseConnectToRules(rules: readonly string[]): Map<string, Conne
 
 /** undici's connector with the policy above; TLS still verifies the certificate of the URL's host. */
 export function policyConnector(policy: ConnectionPolicy, resolver: CachingResolver) {
-  const connect = buildConnector({
-    timeout: policy.connectTimeoutMs,
-    lookup: resolver.lookup,
-    // `ca` replaces Node's bundled roots, so they are passed along with the extra authorities.
-    ...(policy.caCertificates === ""
-      ? {}
-      : { ca: [...rootCertificates, readFileSync(policy.caCertificates, "utf8")] }),
-  } as buildConnector.BuildOptions);
+  const options = (lookup: LookupFunction) =>
+    ({
+      timeout: policy.connectTimeoutMs,
+      lookup,
+      // `ca` replaces Node's bundled roots, so they are passed along with the extra authorities.
+      ...(policy.caCertificates === ""
+        ? {}
+        : { ca: [...rootCertificates, readFileSync(policy.caCertificates, "utf8")] }),
+    }) as buildConnector.BuildOptions;
+  const connect = refuseLiteralAddresses(
+    policy.allowPrivateNetwork,
+    buildConnector(options(resolver.lookup)),
+  );
+  const connectTrusted = buildConnector(options(resolver.trustedLookup));
   const rules = parseConnectToRules(policy.connectTo);
   return (options: buildConnector.Options, callback: buildConnector.Callback): void => {
     const port =
       options.port === "" ? (options.protocol === "https:" ? "443" : "80") : options.port;
     const rule = rules.get(`${options.hostname.toLowerCase()}:${port}`);
-    const target = rule === undefined ? options : redirectTo(options, rule);
-    // net.connect skips the lookup for an IP literal, so the policy is checked here for those.
-    const literal = target.hostname.replace(/^\[|\]$/g, "");
-    if (isIP(literal) !== 0 && !resolver.allows(literal)) {
-      callback(new PrivateAddressError(literal), null);
-      return;
-    }
-    connect(target, callback);
+    if (rule === undefined) connect(options, callback);
+    else connectTrusted(redirectTo(options, rule), callback);
   };
 }
 

@@ -27,7 +27,7 @@ export type FetcherOptions = Pick<
   | "dnsCacheSeconds"
   | "userAgentToken"
   | "disallowedHeaderDirectives"
-  | "allowPrivateAddresses"
+  | "allowPrivateNetwork"
   | "connectTo"
   | "caCertificates"
   | "contentTypeCheck"
@@ -80,11 +80,11 @@ export class ImageFetcher {
 
   constructor(private readonly options: FetcherOptions) {
     const timeoutMs = options.timeoutSeconds * 1000;
-    const resolver = new CachingResolver(options.dnsCacheSeconds, options.allowPrivateAddresses);
+    const resolver = new CachingResolver(options.dnsCacheSeconds, options.allowPrivateNetwork);
     this.agent = new Agent({
       connect: policyConnector(
         {
-          allowPrivateAddresses: options.allowPrivateAddresses,
+          allowPrivateNetwork: options.allowPrivateNetwork,
           connectTo: options.connectTo,
           caCertificates: options.caCertificates,
           dnsCacheSeconds: options.dnsCacheSeconds,

@@ -56,7 +56,7 @@ export function outputConfig(config: DownloadConfig): Partial<DownloadConfig> {
     retryBackoffSeconds: _backoff,
     dnsCacheSeconds: _dns,
     userAgentToken: _token,
-    allowPrivateAddresses: _private,
+    allowPrivateNetwork: _private,
     connectTo: _connectTo,
     caCertificates: _ca,
     ...output

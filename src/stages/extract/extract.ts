@@ -118,6 +118,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
   const resolved = await resolveWatInputs(options.inputs, {
     crawl: options.crawl,
     baseUrl: extractConfig.baseUrl,
+    allowPrivateNetwork: extractConfig.allowPrivateNetwork,
     limit: options.limit,
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   });

@@ -156,6 +156,7 @@ async function readPairs(
   const chunks = openWatInput(input, {
     retries: config.retries,
     timeoutSeconds: config.timeoutSeconds,
+    allowPrivateNetwork: config.allowPrivateNetwork,
   });
   for await (const event of gzipMembers(countBytes(chunks, stats))) {
     if ("damage" in event) {

@@ -9,7 +9,7 @@ import { gunzipSync } from "node:zlib";
 import { glob, isDynamicPattern } from "tinyglobby";
 import { request } from "undici";
 import { InputError } from "../../errors.js";
-import { httpDispatcher } from "../../io/http.js";
+import { guardedHttpDispatcher } from "../../io/network-guard.js";
 
 export type WatInput = { name: string } & (
   | { kind: "file"; path: string }
@@ -19,6 +19,8 @@ export type WatInput = { name: string } & (
 export interface ResolveInputsOptions {
   crawl?: string | undefined;
   baseUrl: string;
+  /** Let listing URLs reach private and other special-use addresses (extract.allowPrivateNetwork). */
+  allowPrivateNetwork?: boolean | undefined;
   limit?: number | undefined;
   cwd?: string;
 }
@@ -48,7 +50,7 @@ export async function resolveWatInputs(
   }
   for (const spec of allSpecs) {
     try {
-      inputs.push(...(await expandSpec(spec, cwd, options.baseUrl)));
+      inputs.push(...(await expandSpec(spec, cwd, options)));
     } catch (error) {
       if (error instanceof InputError) errors.push(error);
       else throw error;
@@ -58,11 +60,17 @@ export async function resolveWatInputs(
   return { inputs: limited, errors };
 }
 
-async function expandSpec(spec: string, cwd: string, baseUrl: string): Promise<WatInput[]> {
+async function expandSpec(
+  spec: string,
+  cwd: string,
+  options: ResolveInputsOptions,
+): Promise<WatInput[]> {
   const isUrl = /^https?:\/\//i.test(spec);
   if (isPathListing(spec)) {
-    const listing = isUrl ? await fetchListing(spec) : await readListing(resolve(cwd, spec), spec);
-    return parseListing(listing, spec, baseUrl);
+    const listing = isUrl
+      ? await fetchListing(spec, options.allowPrivateNetwork === true)
+      : await readListing(resolve(cwd, spec), spec);
+    return parseListing(listing, spec, options.baseUrl);
   }
   if (isUrl) return [{ name: spec, kind: "url", url: spec }];
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
@@ -98,10 +106,10 @@ async function readListing(path: string, spec: string): Promise<Buffer> {
   }
 }
 
-async function fetchListing(url: string): Promise<Buffer> {
+async function fetchListing(url: string, allowPrivateNetwork: boolean): Promise<Buffer> {
   try {
     const response = await request(url, {
-      dispatcher: httpDispatcher(),
+      dispatcher: guardedHttpDispatcher(allowPrivateNetwork),
       headersTimeout: 30_000,
       bodyTimeout: 30_000,
     });

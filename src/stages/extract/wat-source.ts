@@ -7,12 +7,15 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { request } from "undici";
 import { InputError } from "../../errors.js";
-import { httpDispatcher, isRetryableStatus, sleep } from "../../io/http.js";
+import { isRetryableStatus, sleep } from "../../io/http.js";
+import { guardedHttpDispatcher, privateAddressRefusal } from "../../io/network-guard.js";
 import type { WatInput } from "./wat-inputs.js";
 
 export interface WatSourceOptions {
   retries: number;
   timeoutSeconds: number;
+  /** Let the URL (and its redirects) reach private and other special-use addresses. */
+  allowPrivateNetwork: boolean;
   signal?: AbortSignal;
 }
 
@@ -51,13 +54,16 @@ async function* fetchWithResume(url: string, options: WatSourceOptions): AsyncGe
     let response: Awaited<ReturnType<typeof request>>;
     try {
       response = await request(url, {
-        dispatcher: httpDispatcher(),
+        dispatcher: guardedHttpDispatcher(options.allowPrivateNetwork),
         headers: received > 0 ? { range: `bytes=${received}-` } : {},
         headersTimeout: options.timeoutSeconds * 1000,
         bodyTimeout: options.timeoutSeconds * 1000,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
     } catch (error) {
+      // A refused address stays refused: no retries.
+      const refusal = privateAddressRefusal(error);
+      if (refusal !== undefined) throw new InputError(refusal.code, url, refusal.message);
       lastError = (error as Error).message;
       continue;
     }
