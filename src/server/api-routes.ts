@@ -88,14 +88,20 @@ export function registerApiRoutes(app: FastifyInstance, context: ServerContext):
   app.post("/api/export/jobs", { preHandler: requireToken(context.token) }, async (request) => {
     const exported = parseExportRequest(request.body, context.limits, context.config.maxExport);
     const served = context.index(exported.query.indexName);
+    // The job outlives the request: it holds the index open itself.
+    const release = served.lease();
     const id = context.exports.start(async (progress) => {
-      const folder = await exportFolder();
       try {
-        const path = await writeSubset(served, exported, context, folder, progress);
-        return { folder, path, format: exported.format };
-      } catch (error) {
-        await removeExportFolder(folder);
-        throw error;
+        const folder = await exportFolder();
+        try {
+          const path = await writeSubset(served, exported, context, folder, progress);
+          return { folder, path, format: exported.format };
+        } catch (error) {
+          await removeExportFolder(folder);
+          throw error;
+        }
+      } finally {
+        release();
       }
     });
     return { id };

@@ -3,9 +3,15 @@
  * the multilingual text model behind `use_mclip`), and what is derived from its rows once, when
  * first needed: the aesthetic embeddings, the violence flags, the key → row map of the
  * thumbnails, the statistics page. Several ServedIndex live side by side, each with its model.
+ *
+ * An index rewritten on disk (`clipcrawl remove`, `clipcrawl index`) is reopened as a new
+ * ServedIndex that keeps the models (see index-reloader.ts); the old one is closed when the last
+ * request that leased it is done, so a query never reads a closed index.
  */
-import { resolve } from "node:path";
+import { statSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { ClipcrawlError, errorMessage } from "../errors.js";
+import { layout } from "../io/layout.js";
 import { LocalStorage } from "../io/local-storage.js";
 import { ClipModel } from "../models/clip-model.js";
 import { ClipEmbedder, TextEmbedder } from "../models/embedder.js";
@@ -70,16 +76,29 @@ export class ServedIndex {
   private statistics: Promise<IndexStats> | undefined;
   private keys: Map<string, number> | undefined;
   private closed = false;
+  /** Requests (and export jobs) using this index now. */
+  private leases = 0;
+  /** Replaced by a newer generation: the index is closed once no lease is left. */
+  private retired = false;
+  private indexClosed: Promise<void> | undefined;
+  /** false once a reopened ServedIndex took the models over. */
+  private ownsModels = true;
 
   private constructor(
-    readonly name: string,
+    readonly source: IndexSource,
     readonly storage: LocalStorage,
     readonly index: ClipIndex,
     /** undefined: served without a model (embedding_input queries only). */
     readonly models: QueryModels | undefined,
     private readonly options: ServedIndexOptions,
+    /** The manifest's stamp when the index was opened (see manifestStamp). */
+    readonly stamp: string,
   ) {
     this.thumbnails = new ThumbnailStore(storage);
+  }
+
+  get name(): string {
+    return this.source.name;
   }
 
   /** Fails with one line naming the index and what is missing (index, model, files). */
@@ -101,18 +120,62 @@ export class ServedIndex {
     options: ServedIndexOptions,
   ): Promise<ServedIndex> {
     const storage = new LocalStorage(resolve(source.root));
-    const index = await openIndex(
-      storage,
-      options.expansionSearch > 0 ? { expansionSearch: options.expansionSearch } : {},
-    );
+    // Taken before the files are read: a rewrite in between changes it again, and is seen.
+    const stamp = manifestStamp(storage);
+    const index = await openIndexOf(storage, options);
     try {
       const models =
         source.model === null ? undefined : await loadQueryModels(source, storage, index, options);
-      return new ServedIndex(source.name, storage, index, models, options);
+      return new ServedIndex(source, storage, index, models, options, stamp);
     } catch (error) {
       index.close();
       throw error;
     }
+  }
+
+  /**
+   * The index's current files with this one's models; this one is retired (closed when its
+   * last lease ends). Throws, leaving this one as it is, when the files cannot be opened.
+   */
+  async reopen(): Promise<ServedIndex> {
+    const stamp = manifestStamp(this.storage);
+    const index = await openIndexOf(this.storage, this.options);
+    const modelSize = this.models?.clip.embeddingSize;
+    if (modelSize !== undefined && modelSize !== index.dimensions) {
+      index.close();
+      throw new Error(
+        `the rebuilt index has ${index.dimensions} dimensions, its model embeds in ${modelSize}`,
+      );
+    }
+    const next = new ServedIndex(
+      this.source,
+      this.storage,
+      index,
+      this.models,
+      this.options,
+      stamp,
+    );
+    this.ownsModels = false;
+    this.retire();
+    return next;
+  }
+
+  /** Marks the index in use until the returned function is called. */
+  lease(): () => void {
+    this.leases++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.leases--;
+      if (this.retired && this.leases === 0) void this.closeIndex();
+    };
+  }
+
+  /** No new requests get this index; it is closed once the running ones are done. */
+  retire(): void {
+    this.retired = true;
+    if (this.leases === 0) void this.closeIndex();
   }
 
   describe(): IndexDescription {
@@ -187,12 +250,41 @@ export class ServedIndex {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    // Background scans finish before the files they read are closed.
-    await Promise.allSettled([this.aesthetic, this.violence, this.statistics]);
-    this.index.close();
-    await Promise.all([this.models?.clip.release(), this.models?.multilingual?.model.release()]);
+    await this.closeIndex();
+    if (this.ownsModels) {
+      await Promise.all([this.models?.clip.release(), this.models?.multilingual?.model.release()]);
+    }
   }
+
+  private closeIndex(): Promise<void> {
+    this.indexClosed ??= (async () => {
+      this.closed = true;
+      // Background scans finish before the files they read are closed.
+      await Promise.allSettled([this.aesthetic, this.violence, this.statistics]);
+      this.index.close();
+    })();
+    return this.indexClosed;
+  }
+}
+
+/**
+ * What identifies the manifest's current version, from one stat: it is replaced by rename, so
+ * a rewrite changes its inode, and its time and size besides. "missing" when there is none.
+ */
+export function manifestStamp(storage: LocalStorage): string {
+  try {
+    const info = statSync(join(storage.root, layout.indexManifest()));
+    return `${info.ino}:${info.mtimeMs}:${info.size}`;
+  } catch {
+    return "missing";
+  }
+}
+
+function openIndexOf(storage: LocalStorage, options: ServedIndexOptions): Promise<ClipIndex> {
+  return openIndex(
+    storage,
+    options.expansionSearch > 0 ? { expansionSearch: options.expansionSearch } : {},
+  );
 }
 
 async function loadQueryModels(

@@ -61,6 +61,17 @@ export async function buildServerApp(
     reply.status(404).send({ error: `no route ${request.method} ${request.url.split("?")[0]}` }),
   );
 
+  // An index rewritten on disk (clipcrawl remove) is reopened before the request that notices it.
+  app.addHook("onRequest", async () => {
+    await context.refresh();
+  });
+  app.addHook("onRoute", (route) => {
+    const handler = route.handler;
+    route.handler = function (this: FastifyInstance, request, reply) {
+      return context.withLeases(() => handler.call(this, request, reply));
+    };
+  });
+
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
     if (UNMEASURED_ROUTES.has(route)) return;

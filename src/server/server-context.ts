@@ -1,25 +1,45 @@
 /**
  * What every route reads: the served indices by name, the serve config, the image_url fetcher,
  * the metrics and the export jobs. One per server; the routes get it when they are registered.
+ *
+ * The indices follow their files: before each request `refresh` compares every index's manifest
+ * with the one it was opened from (one stat), and an index rewritten since (`clipcrawl remove`
+ * rebuilds it without the removed rows) is reopened and swapped in, so the next query no longer
+ * sees removed samples. Each request leases the indices it takes (`withLeases`), so one still
+ * running finishes on the old index, which is closed after it.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { ServeConfig } from "../config/schema.js";
+import { errorMessage } from "../errors.js";
 import type { ImageFetcher } from "../stages/download/fetcher.js";
 import type { ExportJobs } from "./export-jobs.js";
 import type { KnnLimits } from "./knn-request.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { QueryEmbeddingContext } from "./query-embedding.js";
 import { RequestError } from "./request-error.js";
-import type { ServedIndex } from "./served-index.js";
+import { manifestStamp, type ServedIndex } from "./served-index.js";
 
 /** How deep pagination may go, in multiples of maxResults. */
 const MAX_DEPTH_PAGES = 10;
 
+/** The lease releases of the request being handled. */
+const requestLeases = new AsyncLocalStorage<Array<() => void>>();
+
+/** An index whose rewritten files could not be opened (or were deleted): 503 until they change. */
+interface UnavailableIndex {
+  stamp: string;
+  reason: string;
+}
+
 export class ServerContext {
   readonly limits: KnnLimits;
   readonly embedding: QueryEmbeddingContext;
+  private readonly reloads = new Map<string, Promise<void>>();
+  private readonly unavailable = new Map<string, UnavailableIndex>();
 
   constructor(
-    readonly indices: ReadonlyMap<string, ServedIndex>,
+    /** By name; `refresh` swaps in a reopened index. */
+    readonly indices: Map<string, ServedIndex>,
     readonly config: ServeConfig,
     readonly fetcher: ImageFetcher,
     readonly metrics: ServerMetrics,
@@ -56,6 +76,53 @@ export class ServerContext {
         status,
       );
     }
+    const unavailable = this.unavailable.get(served.name);
+    if (unavailable !== undefined) {
+      throw new RequestError(
+        field,
+        `index ${served.name} is not available: ${unavailable.reason}; run clipcrawl index on its root`,
+        503,
+      );
+    }
+    requestLeases.getStore()?.push(served.lease());
     return served;
+  }
+
+  /** Runs a route's handler; the indices it takes stay open until it is done. */
+  async withLeases<T>(handler: () => T | Promise<T>): Promise<T> {
+    const leases: Array<() => void> = [];
+    try {
+      return await requestLeases.run(leases, handler);
+    } finally {
+      for (const release of leases) release();
+    }
+  }
+
+  /** Reopens every index whose manifest changed since it was opened; cheap when none did. */
+  async refresh(): Promise<void> {
+    for (const [name, served] of this.indices) {
+      const stamp = manifestStamp(served.storage);
+      if (stamp === served.stamp || this.unavailable.get(name)?.stamp === stamp) continue;
+      let reload = this.reloads.get(name);
+      if (reload === undefined) {
+        reload = this.reload(name, served, stamp).finally(() => this.reloads.delete(name));
+        this.reloads.set(name, reload);
+      }
+      await reload;
+    }
+  }
+
+  private async reload(name: string, served: ServedIndex, stamp: string): Promise<void> {
+    try {
+      const next = await served.reopen();
+      this.indices.set(name, next);
+      this.unavailable.delete(name);
+      next.warm();
+    } catch (error) {
+      // Serving the old files would serve what was removed from them: refuse until rebuilt.
+      served.retire();
+      const reason = stamp === "missing" ? "its index was deleted" : errorMessage(error);
+      this.unavailable.set(name, { stamp, reason });
+    }
   }
 }
