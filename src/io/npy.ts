@@ -73,7 +73,12 @@ export function decodeNpy(bytes: Uint8Array): NpyArray {
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) {
-    throw new NpyFormatError(`unreadable .npy header ${JSON.stringify(header.trim())}`);
+    // Damaged bytes are shown escaped, so the message stays one readable line.
+    const shown = JSON.stringify(header.trim()).replace(
+      /[^\x20-\x7e]/g,
+      (character) => `\\x${character.charCodeAt(0).toString(16).padStart(2, "0")}`,
+    );
+    throw new NpyFormatError(`unreadable .npy header ${shown}`);
   }
   if (fortran === "True") throw new NpyFormatError("Fortran-ordered .npy arrays are not supported");
   const shape = shapeText
