@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** The `clipcrawl` command: commander wiring only; each command calls a library function. */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { ClipcrawlError, errorMessage } from "../errors.js";
 import { VERSION } from "../version.js";
@@ -63,4 +65,14 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+/** True when this file is the program node runs (through npm's bin link too), not an import. */
+function isProgram(): boolean {
+  try {
+    return realpathSync(process.argv[1] ?? "") === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+// Only as the program: scripts/cli-reference.ts imports buildProgram to write the CLI reference.
+if (isProgram()) await main();
