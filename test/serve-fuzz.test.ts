@@ -223,11 +223,30 @@ function wellTypedBody(next: () => number): unknown {
   };
 }
 
+/** A field nested thousands of levels deep, or an array far past every limit, in a valid body. */
+function oversizedBody(next: () => number): string {
+  const pick = <T>(list: readonly T[]) => list[Math.floor(next() * list.length)] as T;
+  const field = pick(FIELDS);
+  if (next() < 0.5) {
+    const depth = pick([100, 1_000, 10_000, 50_000]);
+    const [open, close] = pick([
+      ["[", "]"],
+      ['{"a":', "}"],
+      ['{"text":', "}"],
+    ] as const);
+    return `{"indice_name":"shapes","${field}":${open.repeat(depth)}1${close.repeat(depth)}}`;
+  }
+  const length = pick([10_001, 100_000, 150_000, 400_000]);
+  const item = pick(["0", "1e308", "-1", '"a"', "null", "[]", "0.5"]);
+  return `{"indice_name":"shapes","modality":"image","${field}":[${Array(length).fill(item).join(",")}]}`;
+}
+
 function randomRequest(next: () => number): { path: string; body: string; contentType?: string } {
   const path = next() < 0.75 ? "/knn-service" : "/metadata";
   const kind = next();
   let body: string;
-  if (kind < 0.3) body = JSON.stringify(plausibleBody(next));
+  if (next() < 0.03) body = oversizedBody(next);
+  else if (kind < 0.3) body = JSON.stringify(plausibleBody(next));
   else if (kind < 0.55) body = JSON.stringify(wellTypedBody(next));
   else if (kind < 0.8) body = JSON.stringify(randomValue(next)) ?? "null";
   else if (kind < 0.9) {
