@@ -70,28 +70,7 @@ export interface StatsSummary {
 export async function stats(options: StatsOptions): Promise<StatsSummary> {
   const cwd = options.cwd ?? process.cwd();
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
-  const kept = await keptShards(storage);
-  const rows = await keptRows(kept);
-  const report: StatsReport = {
-    root: storage.root,
-    generatedAt: new Date().toISOString(),
-    ...(await readDatasetStats(storage, { paths: kept, rows })),
-    stages: await readStageTotals(storage),
-    topDomains: await topDomains(kept),
-    throughput: [],
-    runReport: null,
-  };
-  const latest = await readLatestRunReport(storage);
-  report.runReport =
-    latest === undefined ? null : { command: latest.command, finishedAt: latest.finishedAt };
-  report.throughput = REPORT_STAGES.map((stage) =>
-    throughput(
-      stage,
-      latest?.stages.find((item) => item.stage === stage)?.run ?? null,
-      report.stages[stage],
-    ),
-  );
-
+  const report = await statsReport(storage);
   const html = resolve(cwd, options.html ?? (await storage.localPath(STATS_HTML)));
   await writeFileAtomic(html, await statsHtml(report, options.script ?? reportScriptPath()));
   let json: string | null = null;
@@ -100,6 +79,30 @@ export async function stats(options: StatsOptions): Promise<StatsSummary> {
     await writeFileAtomic(json, `${JSON.stringify(report, null, 2)}\n`);
   }
   return { ok: true, html, json, report };
+}
+
+/** The report's numbers (what `--json` writes). */
+export async function statsReport(storage: LocalStorage): Promise<StatsReport> {
+  const kept = await keptShards(storage);
+  const rows = await keptRows(kept);
+  const stages = await readStageTotals(storage);
+  const latest = await readLatestRunReport(storage);
+  return {
+    root: storage.root,
+    generatedAt: new Date().toISOString(),
+    ...(await readDatasetStats(storage, { paths: kept, rows })),
+    stages,
+    topDomains: await topDomains(kept),
+    throughput: REPORT_STAGES.map((stage) =>
+      throughput(
+        stage,
+        latest?.stages.find((item) => item.stage === stage)?.run ?? null,
+        stages[stage],
+      ),
+    ),
+    runReport:
+      latest === undefined ? null : { command: latest.command, finishedAt: latest.finishedAt },
+  };
 }
 
 /** The dataset shards: the report needs filter to have run. */
