@@ -58,12 +58,24 @@ async function sizeOf(storage: DatasetStorage, path: string): Promise<number> {
   return (await storage.stat(path))?.bytes ?? 0;
 }
 
-/** Drops the rows of `keys` from a parquet file that has a `key` column. */
-export async function dropParquetRows(
+/** How one kind of parquet rewrite treats the rows of the removed keys. */
+interface ParquetRewrite {
+  /** The rows still to remove, as a condition on top of `hit` (the row's key is removed). */
+  pending: (hit: string) => string;
+  /** The SELECT writing the new file from `source` (with its `file_row_number`). */
+  select: (source: string, hit: string) => Promise<string>;
+}
+
+/**
+ * The rewrite both parquet kinds share: count the rows still to remove and, when there are any,
+ * write the file anew from one SELECT in its row order (an anti-join alone does not keep it).
+ */
+async function rewriteParquet(
   connection: DuckDBConnection,
   storage: DatasetStorage,
   path: string,
   keys: readonly string[],
+  rewrite: ParquetRewrite,
 ): Promise<RewriteOutcome> {
   const bytesBefore = await sizeOf(storage, path);
   const table = await keyTable(connection, keys);
@@ -71,14 +83,14 @@ export async function dropParquetRows(
     const source = `read_parquet(${quoteLiteral(await storage.localPath(path))}, file_row_number = true)`;
     const hit = `coalesce(key IN (SELECT key FROM ${table}), false)`;
     const counted = await connection.runAndReadAll(
-      `SELECT count(*) FILTER (WHERE ${hit}) AS n FROM ${source}`,
+      `SELECT count(*) FILTER (WHERE ${rewrite.pending(hit)}) AS n FROM ${source}`,
     );
     const removed = Number(counted.getRowObjects()[0]?.n ?? 0);
     if (removed === 0) return { removed, damaged: 0, bytesBefore, bytesAfter: bytesBefore };
+    const select = await rewrite.select(source, hit);
     await storage.writeAtomicWith(path, async (localPath) => {
-      // ORDER BY: an anti-join alone does not keep the rows in their order.
       await connection.run(
-        `COPY (SELECT * EXCLUDE (file_row_number) FROM ${source} WHERE NOT ${hit} ORDER BY file_row_number) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
+        `COPY (${select} ORDER BY file_row_number) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
       );
     });
     return { removed, damaged: 0, bytesBefore, bytesAfter: await sizeOf(storage, path) };
@@ -87,49 +99,50 @@ export async function dropParquetRows(
   }
 }
 
+/** Drops the rows of `keys` from a parquet file that has a `key` column. */
+export function dropParquetRows(
+  connection: DuckDBConnection,
+  storage: DatasetStorage,
+  path: string,
+  keys: readonly string[],
+): Promise<RewriteOutcome> {
+  return rewriteParquet(connection, storage, path, keys, {
+    pending: (hit) => hit,
+    select: async (source, hit) =>
+      `SELECT * EXCLUDE (file_row_number) FROM ${source} WHERE NOT ${hit}`,
+  });
+}
+
 /** Turns the rows of `keys` in download's image parquet into tombstones (see the module comment). */
-export async function tombstoneImageRows(
+export function tombstoneImageRows(
   connection: DuckDBConnection,
   storage: DatasetStorage,
   path: string,
   keys: readonly string[],
   removal: string,
 ): Promise<RewriteOutcome> {
-  const bytesBefore = await sizeOf(storage, path);
-  const table = await keyTable(connection, keys);
-  try {
-    const source = `read_parquet(${quoteLiteral(await storage.localPath(path))}, file_row_number = true)`;
-    const hit = `coalesce(key IN (SELECT key FROM ${table}), false)`;
-    const counted = await connection.runAndReadAll(
-      `SELECT count(*) FILTER (WHERE ${hit} AND status IS DISTINCT FROM '${REMOVED_STATUS}') AS n FROM ${source}`,
-    );
-    const removed = Number(counted.getRowObjects()[0]?.n ?? 0);
-    if (removed === 0) return { removed, damaged: 0, bytesBefore, bytesAfter: bytesBefore };
-    const described = await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`);
-    const columns = described
-      .getRowObjects()
-      .map((row) => String(row.column_name))
-      .filter((name) => name !== "file_row_number");
-    const select = columns.map((name) => {
-      const column = quoteIdentifier(name);
-      if (name === "key") return column;
-      if (name === "status") {
-        return `CASE WHEN __hit THEN '${REMOVED_STATUS}' ELSE ${column} END AS ${column}`;
-      }
-      if (name === "error_message") {
-        return `CASE WHEN __hit THEN ${quoteLiteral(`removal ${removal}`)} ELSE ${column} END AS ${column}`;
-      }
-      return `CASE WHEN __hit THEN NULL ELSE ${column} END AS ${column}`;
-    });
-    await storage.writeAtomicWith(path, async (localPath) => {
-      await connection.run(
-        `COPY (SELECT ${select.join(", ")} FROM (SELECT *, ${hit} AS __hit FROM ${source}) ORDER BY file_row_number) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
-      );
-    });
-    return { removed, damaged: 0, bytesBefore, bytesAfter: await sizeOf(storage, path) };
-  } finally {
-    await connection.run(`DROP TABLE IF EXISTS ${table}`);
-  }
+  return rewriteParquet(connection, storage, path, keys, {
+    pending: (hit) => `${hit} AND status IS DISTINCT FROM '${REMOVED_STATUS}'`,
+    select: async (source, hit) => {
+      const described = await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`);
+      const columns = described
+        .getRowObjects()
+        .map((row) => String(row.column_name))
+        .filter((name) => name !== "file_row_number");
+      const select = columns.map((name) => {
+        const column = quoteIdentifier(name);
+        if (name === "key") return column;
+        if (name === "status") {
+          return `CASE WHEN __hit THEN '${REMOVED_STATUS}' ELSE ${column} END AS ${column}`;
+        }
+        if (name === "error_message") {
+          return `CASE WHEN __hit THEN ${quoteLiteral(`removal ${removal}`)} ELSE ${column} END AS ${column}`;
+        }
+        return `CASE WHEN __hit THEN NULL ELSE ${column} END AS ${column}`;
+      });
+      return `SELECT ${select.join(", ")} FROM (SELECT *, ${hit} AS __hit FROM ${source})`;
+    },
+  });
 }
 
 /** Drops the members of `keys` from a webdataset tar. */
