@@ -33,10 +33,18 @@ export async function buildServerApp(
   options: ServerAppOptions,
 ): Promise<FastifyInstance> {
   const { config } = context;
+  const requestTimeoutMs = config.requestTimeoutSeconds * 1000;
   const app = Fastify({
     logger: false,
     bodyLimit: Math.ceil((config.maxImageBytes * 4) / 3) + BODY_MARGIN,
-    requestTimeout: config.requestTimeoutSeconds * 1000,
+    requestTimeout: requestTimeoutMs,
+    // Node looks for overdue requests every 30 s by default (a slow client would hold its
+    // connection that much past the timeout), and enforces requestTimeout only when the headers
+    // timeout is not longer.
+    http: {
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, requestTimeoutMs / 4)),
+      headersTimeout: Math.min(60_000, requestTimeoutMs),
+    },
     return503OnClosing: true,
   });
 
