@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { parseConfig } from "../src/config/config-file.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { addressRange, isPublicAddress } from "../src/io/network-guard.js";
 import { type CellValue, readParquet } from "../src/io/parquet.js";
@@ -92,6 +93,18 @@ test("only globally routable unicast addresses are public", () => {
     assert.equal(isPublicAddress(address), false, address);
     assert.equal(addressRange(address), range, address);
   }
+});
+
+test("download.allowPrivateAddresses, the option's old name in clipcrawl.json files, still reads", () => {
+  const old = parseConfig({ download: { allowPrivateAddresses: true } }, "clipcrawl.json");
+  assert.equal(old.download.allowPrivateNetwork, true);
+  assert.equal("allowPrivateAddresses" in old.download, false);
+  const both = parseConfig(
+    { download: { allowPrivateAddresses: true, allowPrivateNetwork: false } },
+    "clipcrawl.json",
+  );
+  assert.equal(both.download.allowPrivateNetwork, false, "the new name wins");
+  assert.equal(parseConfig({}, "defaults").download.allowPrivateNetwork, false);
 });
 
 async function imageRows(root: string): Promise<Record<string, CellValue>[]> {
