@@ -60,9 +60,17 @@ async function runBench(bench: string, benchArgs: string[], keepGoing: boolean):
   try {
     const rows = await main(benchArgs);
     // A bench that returns nothing (a helper mode, a missing peer it has already explained)
-    // leaves its earlier rows as they are.
-    if (rows === undefined) return;
-    result = { bench, machine: currentMachine(loadStart), rows };
+    // leaves its earlier rows as they are when run alone; a run of every bench says so instead.
+    if (rows === undefined && !keepGoing) return;
+    result =
+      rows === undefined
+        ? {
+            bench,
+            machine: currentMachine(loadStart),
+            rows: [],
+            error: "no figures (see its output)",
+          }
+        : { bench, machine: currentMachine(loadStart), rows };
   } catch (error) {
     if (!keepGoing) throw error;
     const message = (error instanceof Error ? error.message : String(error)).split("\n")[0] ?? "";
