@@ -9,10 +9,11 @@ import sharp from "sharp";
 import type { DownloadConfig } from "../src/config/schema.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
-import { type CellValue, readParquet, writeParquet } from "../src/io/parquet.js";
+import { writeParquet } from "../src/io/parquet.js";
 import { ShardState } from "../src/runner/shard-state.js";
 import { download } from "../src/stages/download/download.js";
 import { runCli } from "./support/cli.js";
+import { imageRows } from "./support/image-rows.js";
 import { type ImageServer, startImageServer } from "./support/image-server.js";
 import { tempDir } from "./support/temp.js";
 
@@ -102,14 +103,6 @@ async function writeJsonl(path: string, rows: readonly ListRow[]): Promise<void>
 }
 
 /** The rows of every `images/NNNNN.parquet` of a root, in shard and key order. */
-async function imageRows(root: string): Promise<Record<string, CellValue>[]> {
-  const storage = new LocalStorage(root);
-  const names = (await storage.list("images")).filter((name) => /^\d{5}\.parquet$/.test(name));
-  const rows: Record<string, CellValue>[] = [];
-  for (const name of names) rows.push(...(await readParquet(storage, `images/${name}`)));
-  return rows;
-}
-
 /** A webdataset reader in a few lines: tar members grouped by key (the name up to its first dot). */
 function readWebdataset(tar: Buffer): Map<string, Map<string, Buffer>> {
   const samples = new Map<string, Map<string, Buffer>>();

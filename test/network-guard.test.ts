@@ -5,12 +5,11 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { parseConfig } from "../src/config/config-file.js";
-import { LocalStorage } from "../src/io/local-storage.js";
 import { addressRange, isPublicAddress } from "../src/io/network-guard.js";
-import { type CellValue, readParquet } from "../src/io/parquet.js";
 import { collectingReporter } from "../src/runner/reporter.js";
 import { download } from "../src/stages/download/download.js";
 import { extract } from "../src/stages/extract/extract.js";
+import { imageRows } from "./support/image-rows.js";
 import { testImage } from "./support/image-server.js";
 import { tempDir } from "./support/temp.js";
 import { gzipEach, warcinfoRecord, watPageRecord } from "./support/warc-build.js";
@@ -106,14 +105,6 @@ test("download.allowPrivateAddresses, the option's old name in clipcrawl.json fi
   assert.equal(both.download.allowPrivateNetwork, false, "the new name wins");
   assert.equal(parseConfig({}, "defaults").download.allowPrivateNetwork, false);
 });
-
-async function imageRows(root: string): Promise<Record<string, CellValue>[]> {
-  const storage = new LocalStorage(root);
-  const names = (await storage.list("images")).filter((name) => /^\d{5}\.parquet$/.test(name));
-  const rows: Record<string, CellValue>[] = [];
-  for (const name of names) rows.push(...(await readParquet(storage, `images/${name}`)));
-  return rows;
-}
 
 test("a WAT full of crafted image URLs reaches none of the crawler's own network; each gets its own error and the public one is fetched", async () => {
   const dir = await tempDir("network-guard-download");
