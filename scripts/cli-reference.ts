@@ -17,7 +17,11 @@ import { scoreHeadSchema } from "../src/models/heads/score-config.js";
 export const CLI_REFERENCE = fileURLToPath(new URL("../docs/cli-reference.md", import.meta.url));
 
 export function renderCliReference(): string {
-  const program = withoutEnvironment(["HF_ENDPOINT"], buildProgram);
+  // Defaults read from the environment are shown as an unset shell gives them, home as `~`.
+  const program = withEnvironment(
+    { HF_ENDPOINT: undefined, CLIPCRAWL_MODELS_DIR: undefined, HOME: "~" },
+    buildProgram,
+  );
   const commands = allCommands(program);
   const lines = [
     "# clipcrawl command-line reference",
@@ -50,14 +54,18 @@ export function renderCliReference(): string {
     .trimEnd()}\n`;
 }
 
-/** Help texts that name an environment variable's value show its default, whatever this shell has. */
-function withoutEnvironment<T>(names: readonly string[], build: () => T): T {
-  const saved = names.map((name) => [name, process.env[name]] as const);
-  for (const name of names) delete process.env[name];
+/** Runs `build` with these environment variables set (or unset), then restores them. */
+function withEnvironment<T>(values: Record<string, string | undefined>, build: () => T): T {
+  const saved = Object.keys(values).map((name) => [name, process.env[name]] as const);
+  const set = (name: string, value: string | undefined) => {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  };
+  for (const [name, value] of Object.entries(values)) set(name, value);
   try {
     return build();
   } finally {
-    for (const [name, value] of saved) if (value !== undefined) process.env[name] = value;
+    for (const [name, value] of saved) set(name, value);
   }
 }
 
