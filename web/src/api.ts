@@ -64,7 +64,8 @@ export interface Histogram {
 export interface DatasetStats {
   /** links, candidates, downloaded, embedded, kept; null where that stage's numbers are missing. */
   funnel: Record<string, number | null>;
-  thresholds: Record<string, number>;
+  /** Null before the filter stage has run. */
+  thresholds: Record<string, number> | null;
   similarity: Histogram;
   languages: [string, number][];
   sizes: { width: Histogram; height: Histogram };

@@ -109,13 +109,13 @@ export function renderStatsCharts(
 /** The similarity histogram with a rule at each language tier's threshold. */
 export function similarityChart(
   histogram: Histogram,
-  thresholds: Record<string, number>,
+  thresholds: Record<string, number> | null,
   options: ChartOptions = {},
 ): Element {
   if (isEmpty(histogram.bins)) return emptyNote("No pairs were embedded yet.", options);
   // Tiers sharing a threshold share one rule and one label ("multi, nolang ≥ 0.26").
   const tiersByValue = new Map<number, string[]>();
-  for (const [tier, value] of Object.entries(thresholds)) {
+  for (const [tier, value] of Object.entries(thresholds ?? {})) {
     tiersByValue.set(value, [...(tiersByValue.get(value) ?? []), tier]);
   }
   const rules = [...tiersByValue]

@@ -23,9 +23,7 @@ function render(): void {
   if (container === null || source === null) {
     throw new Error("the report page has no #charts or #stats-data element");
   }
-  const report = JSON.parse(source.textContent ?? "{}") as StatsReportData;
-  // A root without filter's stats has no thresholds to mark (null in the JSON).
-  const stats = { ...report, thresholds: report.thresholds ?? {} };
+  const stats = JSON.parse(source.textContent ?? "{}") as StatsReportData;
   const width = Math.min(640, Math.max(280, container.clientWidth - 32));
   renderStatsCharts(container, stats, MARKS, { width });
   const extra: [id: string, title: string, node: Element][] = [
