@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { runCli } from "./support/cli.js";
+import { type CliResult, runCli } from "./support/cli.js";
 import { tempDir } from "./support/temp.js";
 import { gzipEach, warcinfoRecord, watPageRecord } from "./support/warc-build.js";
 
@@ -74,5 +74,69 @@ test("a bad config value on the command line or in clipcrawl.json: one line, exi
   assert.match(
     file.stderr.trim(),
     /^clipcrawl: .*clipcrawl\.json: extract\.workers: .*>=0.*got -1$/,
+  );
+});
+
+/** The help of every command `clipcrawl --help` lists, and of `model`'s subcommands. */
+async function commandHelps(help: string, prefix: string[] = []): Promise<Map<string, string>> {
+  const section = help.split("\nCommands:\n")[1]?.split("\n\n")[0] ?? "";
+  const names = [...section.matchAll(/^ {2}([a-z][\w-]*)/gm)]
+    .map((match) => match[1] as string)
+    .filter((name) => name !== "help");
+  const helps = new Map<string, string>();
+  const outputs = await Promise.all(names.map((name) => runCli([...prefix, name, "--help"])));
+  for (const [index, name] of names.entries()) {
+    const { stdout } = outputs[index] as CliResult;
+    if (prefix.length === 0 && stdout.includes("\nCommands:\n")) {
+      for (const [sub, text] of await commandHelps(stdout, [name])) helps.set(sub, text);
+    } else helps.set([...prefix, name].join(" "), stdout);
+  }
+  return helps;
+}
+
+test("every command's --help shows its options with defaults and at least one example", async () => {
+  const top = await runCli(["--help"]);
+  assert.match(top.stdout, /\nExamples:\n {2}clipcrawl demo /);
+  const helps = await commandHelps(top.stdout);
+  for (const expected of ["extract", "serve", "demo", "model fetch", "model quantize"]) {
+    assert.ok(helps.has(expected), `${expected} is not listed`);
+  }
+  for (const [name, help] of helps) {
+    assert.match(help, new RegExp(`\\nExamples?:\\n {2}clipcrawl ${name}\\b`), name);
+    const root = help.replace(/\s+/g, " ").match(/--root <dir> .*?(?= --\w| -h, )/)?.[0];
+    if (root !== undefined) assert.match(root, /\(default: "[^"]+"\)/, `${name}: ${root}`);
+  }
+  const demo = (helps.get("demo") ?? "").replace(/\s+/g, " ");
+  assert.match(demo, /--port <n> .*\(default: "1234"\)/);
+  assert.match(demo, /--no-serve build the dataset and its index, then exit/);
+});
+
+test("an unknown option suggests the closest one", async () => {
+  const extract = await runCli(["extract", "--rot", "data"]);
+  assert.equal(extract.code, 1);
+  assert.match(extract.stderr, /unknown option '--rot'\n\(Did you mean --root\?\)/);
+  const demo = await runCli(["demo", "--prot", "8080"]);
+  assert.match(demo.stderr, /\(Did you mean --port\?\)/);
+});
+
+test("the errors a user causes name the fix", async () => {
+  const dir = await tempDir("cli-errors");
+  const noCandidates = await runCli(["download", "--root", dir]);
+  assert.equal(noCandidates.code, 1);
+  assert.match(noCandidates.stderr, /no candidate shards: run clipcrawl extract first/);
+  const noModel = await runCli(["embed", "--root", dir, "--model", join(dir, "no-model")]);
+  assert.equal(noModel.code, 1);
+  assert.match(
+    noModel.stderr,
+    /model folder .*no-model does not exist: fetch one with clipcrawl model fetch/,
+  );
+  const noIndex = await runCli(["serve", "--root", dir, "--port", "0"]);
+  assert.equal(noIndex.code, 1);
+  assert.match(noIndex.stderr, /run clipcrawl index first/);
+  const badPort = await runCli(["demo", "--root", dir, "--port", "http"]);
+  assert.equal(badPort.code, 2);
+  assert.equal(
+    badPort.stderr.trim(),
+    'clipcrawl: --port: expected a port number from 0 to 65535, got "http"',
   );
 });

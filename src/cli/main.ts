@@ -30,7 +30,14 @@ export function buildProgram(): Command {
     )
     .version(VERSION)
     .showSuggestionAfterError(true)
-    .showHelpAfterError("(run with --help for usage)");
+    .showHelpAfterError("(run with --help for usage)")
+    .addHelpText(
+      "after",
+      "\nEvery command's --help shows its options, their defaults and config keys, and examples.\n" +
+        "\nExamples:\n  clipcrawl demo                                      # every stage on a bundled sample, then its search UI\n" +
+        "  clipcrawl run 'crawl/*.warc.wat.gz' --root ./data   # a dataset from your WAT files\n" +
+        "  clipcrawl extract --help",
+    );
   registerInit(program);
   registerExtract(program);
   registerDownload(program);

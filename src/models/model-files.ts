@@ -80,7 +80,10 @@ async function locateModelFiles<Files extends { folder: string }>(
   }
   const folderStat = await stat(root).catch(() => undefined);
   if (!folderStat?.isDirectory()) {
-    throw new ModelError("CC_MODEL_MISSING_FILE", `model folder ${root} does not exist`);
+    throw new ModelError(
+      "CC_MODEL_MISSING_FILE",
+      `model folder ${root} does not exist: fetch one with clipcrawl model fetch <repo-id> (e.g. Xenova/clip-vit-base-patch32), or name a local Hugging Face-layout ONNX folder`,
+    );
   }
   const relativePaths = layout(suffix) as Record<string, string>;
   const files: Record<string, string> = { folder: root };

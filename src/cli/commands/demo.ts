@@ -28,6 +28,7 @@ const DESCRIBE: { [Stage in DemoStage]: (summary: never) => string } = {
 export function registerDemo(program: Command): void {
   program
     .command("demo")
+    .summary("the bundled sample through every stage on this machine, then its search UI")
     .description(
       "build a dataset from the bundled sample Common Crawl files, every stage on this machine (extract → download from a local stand-in web → embed with a tiny CLIP model → filter → index), then serve its search UI",
     )
