@@ -75,8 +75,12 @@ export async function buildServerApp(
   });
   app.addHook("onRoute", (route) => {
     const handler = route.handler;
-    route.handler = function (this: FastifyInstance, request, reply) {
-      return context.withLeases(() => handler.call(this, request, reply));
+    // A handler that sends on its own and returns nothing (@fastify/static's) must not resolve
+    // to undefined here: fastify would answer at once with an empty body. Returning the reply
+    // tells fastify the handler sends it.
+    route.handler = async function (this: FastifyInstance, request, reply) {
+      const result = await context.withLeases(() => handler.call(this, request, reply));
+      return result === undefined ? reply : result;
     };
   });
 
