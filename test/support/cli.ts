@@ -10,15 +10,24 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real `clipcrawl` CLI (from source, through tsx) as a user would. */
-export function runCli(
+export interface RunOptions {
+  cwd?: string;
+  /** The child's whole environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** SIGKILL after this long (default: none). */
+  timeoutMs?: number;
+}
+
+/** Runs a command to its end and collects what it printed. */
+export function runProcess(
+  command: string,
   args: string[],
-  options: { cwd?: string; timeoutMs?: number } = {},
+  options: RunOptions = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+    const child = spawn(command, args, {
       cwd: options.cwd,
-      env: { ...process.env, NO_COLOR: "1" },
+      env: options.env,
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -29,11 +38,26 @@ export function runCli(
     child.stderr.on("data", (chunk) => {
       stderr += chunk;
     });
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => child.kill("SIGKILL"), options.timeoutMs);
     child.on("error", reject);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+  });
+}
+
+/** Runs the real `clipcrawl` CLI (from source, through tsx) as a user would. */
+export function runCli(
+  args: string[],
+  options: { cwd?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return runProcess(process.execPath, ["--import", "tsx", MAIN, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, NO_COLOR: "1" },
+    timeoutMs: options.timeoutMs ?? 60_000,
   });
 }

@@ -108,5 +108,8 @@ async function serveDemo(root: string, host: string, port: number): Promise<void
     process.once("SIGINT", stopped);
     process.once("SIGTERM", stopped);
   });
-  await server.close();
+  const closed = server.close();
+  // A browser's keep-alive connections would otherwise hold the close for their whole timeout.
+  server.app.server.closeAllConnections();
+  await closed;
 }
