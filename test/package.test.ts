@@ -120,7 +120,7 @@ test("the installed demo builds every stage, then a second run serves the web UI
   for (const stage of ["extract", "download", "embed", "filter", "index"]) {
     assert.match(built.stdout, new RegExp(`\\] ${stage}…\\n${stage}\\b`), stage);
   }
-  assert.match(built.stdout, /index \(dataset\): 1 shards \(1 added/);
+  assert.match(built.stdout, /index \(dataset\): (\d+) shards \(\1 added/);
   assert.doesNotMatch(built.stdout, /search UI/);
 
   const bin = join(installed, "node_modules", ".bin", "clipcrawl");

@@ -79,6 +79,7 @@ export interface DemoResult {
 export const DEMO_MODEL_FOLDER = "demo/tiny-clip";
 export const DEMO_MULTILINGUAL_FOLDER = "demo/tiny-multilingual";
 const DEMO_CERTIFICATE = "demo/web-ca.pem";
+const DEMO_SAMPLES_PER_SHARD = 256;
 
 export async function demo(options: DemoOptions): Promise<DemoResult> {
   const storage = new LocalStorage(options.root);
@@ -136,6 +137,9 @@ async function downloadFromDemoWeb(
       root: storage,
       reporter,
       config: {
+        // Shards of a few hundred samples, so that the progress display moves during download
+        // and embed (it counts finished shards).
+        samplesPerShard: DEMO_SAMPLES_PER_SHARD,
         allowPrivateNetwork: true,
         connectTo: web.connectTo,
         caCertificates: await storage.localPath(DEMO_CERTIFICATE),
