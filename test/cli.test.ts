@@ -133,6 +133,9 @@ test("the errors a user causes name the fix", async () => {
   const noIndex = await runCli(["serve", "--root", dir, "--port", "0"]);
   assert.equal(noIndex.code, 1);
   assert.match(noIndex.stderr, /run clipcrawl index first/);
+  const noRoot = await runCli(["status", join(dir, "typo")]);
+  assert.equal(noRoot.code, 1);
+  assert.match(noRoot.stderr, /typo: not a clipcrawl dataset root .*clipcrawl init/);
   const badPort = await runCli(["demo", "--root", dir, "--port", "http"]);
   assert.equal(badPort.code, 2);
   assert.equal(

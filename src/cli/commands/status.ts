@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { errorMessage } from "../../errors.js";
+import { errorMessage, InputError } from "../../errors.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import type { QueueStatus } from "../../runner/distributed/queue-status.js";
 import { describeStatus, runStatus } from "../../runner/run-status.js";
@@ -27,7 +27,15 @@ export function registerStatus(program: Command): void {
       "\nExamples:\n  clipcrawl status ./data\n  clipcrawl status --root ./data --queue redis://queue-host:6379",
     )
     .action(async (positional: string | undefined, flags: StatusFlags) => {
-      const root = new LocalStorage(positional ?? flags.root ?? ".").root;
+      const storage = new LocalStorage(positional ?? flags.root ?? ".");
+      if (!(await storage.exists("clipcrawl.json"))) {
+        throw new InputError(
+          "CC_NOT_A_ROOT",
+          storage.root,
+          "not a clipcrawl dataset root (no clipcrawl.json): check the path, or start one with clipcrawl init or clipcrawl run --root",
+        );
+      }
+      const root = storage.root;
       const report = await runStatus(root);
       const recorded = report.run?.queue ?? null;
       const url = flags.queue ?? (recorded === null ? undefined : recorded.url);
