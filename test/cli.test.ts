@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { type CliResult, runCli } from "./support/cli.js";
@@ -136,6 +138,21 @@ test("the errors a user causes name the fix", async () => {
   const noRoot = await runCli(["status", join(dir, "typo")]);
   assert.equal(noRoot.code, 1);
   assert.match(noRoot.stderr, /typo: not a clipcrawl dataset root .*clipcrawl init/);
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+  const port = (busy.address() as AddressInfo).port;
+  const portInUse = await runCli(["demo", "--root", join(dir, "demo"), "--port", String(port)]);
+  busy.close();
+  assert.equal(portInUse.code, 1);
+  assert.match(
+    portInUse.stderr,
+    new RegExp(`port ${port} on 127.0.0.1 is in use: pick another with --port`),
+  );
+  assert.equal(
+    existsSync(join(dir, "demo")),
+    false,
+    "the demo was built before the port was checked",
+  );
   const badPort = await runCli(["demo", "--root", dir, "--port", "http"]);
   assert.equal(badPort.code, 2);
   assert.equal(

@@ -1,3 +1,4 @@
+import { createServer } from "node:net";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { DEMO_STAGES, type DemoResult, type DemoStage, demo } from "../../demo/demo.js";
@@ -47,6 +48,8 @@ export function registerDemo(program: Command): void {
           `--port: expected a port number from 0 to 65535, got "${flags.port}"`,
         );
       }
+      // Before the build, not after it: a busy port should not cost a user the build's wait.
+      if (flags.serve && port !== 0) await checkPortFree(flags.host, port);
       const result = await buildDemo(flags.root);
       if (!result.ok) {
         process.exitCode = 1;
@@ -88,18 +91,29 @@ function describePair(pair: DemoResult["kept"][number]): string {
   return `  [${pair.tier}/${language}] ${pair.url}\n      ← ${pair.text}\n`;
 }
 
+function portInUse(host: string, port: number): ClipcrawlError {
+  return new ClipcrawlError(
+    "CC_PORT_IN_USE",
+    `port ${port} on ${host} is in use: pick another with --port (0 takes any free one), or build only with --no-serve`,
+  );
+}
+
+async function checkPortFree(host: string, port: number): Promise<void> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once("error", (error: NodeJS.ErrnoException) =>
+      reject(error.code === "EADDRINUSE" ? portInUse(host, port) : error),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
 async function serveDemo(root: string, host: string, port: number): Promise<void> {
   const server = await serve({
     indices: [{ name: "demo", root }],
     config: { host, port },
   }).catch((error: unknown) => {
-    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
-      throw new ClipcrawlError(
-        "CC_PORT_IN_USE",
-        `port ${port} on ${host} is in use: pick another with --port (0 takes any free one), or build only with --no-serve`,
-      );
-    }
-    throw error;
+    throw (error as NodeJS.ErrnoException).code === "EADDRINUSE" ? portInUse(host, port) : error;
   });
   process.stdout.write(
     `\nclipcrawl demo: search UI and API at ${server.url}/ (try "a red circle"); Ctrl-C stops it\n`,
