@@ -100,15 +100,17 @@ export async function main(args: string[]): Promise<BenchRow[]> {
 
   try {
     const rows: (string | number)[][] = [
-      ["runner", "wall s", "pairs/s", "download s", "download samples/s", "ok", "load"],
+      ["runner", "wall s", "pairs/s", "download s", "download samples/s", "CPU busy", "ok", "load"],
     ];
     const rates: number[] = [];
     if (only.has("local")) {
       for (const workers of [1, 2]) {
         const root = await makeRoot(`local-${workers}`);
         const started = performance.now();
+        const cpu = process.cpuUsage();
         const summary = await runPipeline({ root, inputs, workers });
         const wall = (performance.now() - started) / 1000;
+        const busy = cpuBusy(cpu, wall);
         const download = summary.stages.download;
         const downloadRate = download.samples / Math.max(download.seconds, 0.001);
         rates.push(downloadRate);
@@ -118,6 +120,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
           (extracted.totals.kept / wall).toFixed(0),
           download.seconds.toFixed(1),
           downloadRate.toFixed(0),
+          busy,
           String(summary.ok),
           load(),
         ]);
@@ -132,14 +135,17 @@ export async function main(args: string[]): Promise<BenchRow[]> {
       try {
         const root = await makeRoot("distributed-2");
         const started = performance.now();
+        const cpu = process.cpuUsage();
         const summary = await runDistributed({ root, inputs, queue, pollMs: 200 });
         const wall = (performance.now() - started) / 1000;
+        const busy = cpuBusy(cpu, wall);
         rows.push([
           "distributed, 2 workers",
           wall.toFixed(1),
           (extracted.totals.kept / wall).toFixed(0),
           "",
           "",
+          busy,
           String(summary.ok),
           load(),
         ]);
@@ -168,6 +174,17 @@ export async function main(args: string[]): Promise<BenchRow[]> {
     await web.close();
   }
   return headline;
+}
+
+/**
+ * The share of the machine's cores this process kept busy (the runner, sharp's threads and the
+ * web it downloads from all run in it): near 100 % with one worker means the cores, not the
+ * workers, bound the download stage.
+ */
+function cpuBusy(since: NodeJS.CpuUsage, wallSeconds: number): string {
+  const used = process.cpuUsage(since);
+  const share = (used.user + used.system) / 1e6 / (wallSeconds * cpus().length);
+  return `${(share * 100).toFixed(0)} %`;
 }
 
 /** Generated WAT files with about `pages` pages in all, written once. */
