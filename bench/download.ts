@@ -25,6 +25,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
+import { seededUniform } from "../scripts/wat-generator.js";
 import { downloadConfigSchema } from "../src/config/schema.js";
 import { download } from "../src/stages/download/download.js";
 import { ImageResizer } from "../src/stages/download/resizer.js";
@@ -32,7 +33,6 @@ import {
   type BenchRow,
   benchDataPath,
   loadAverage,
-  mulberry32,
   photoLikePixels,
   printTable,
 } from "./support.js";
@@ -241,7 +241,7 @@ async function ensurePhotos(count: number): Promise<string[]> {
   const dir = join(folder, "..");
   const existing = (await readdir(dir)).filter((name) => name.startsWith("photo-")).sort();
   if (existing.length >= count) return existing.slice(0, count).map((name) => join(dir, name));
-  const random = mulberry32(42);
+  const random = seededUniform(42);
   const aspects = [4 / 3, 3 / 2, 16 / 9, 1, 3 / 4, 2 / 3];
   const paths: string[] = [];
   for (let index = 0; index < count; index++) {

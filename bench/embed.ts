@@ -42,6 +42,7 @@ import { parseArgs } from "node:util";
 import sharp from "sharp";
 import { CAPTIONS_BY_LANGUAGE } from "../scripts/sample-captions.js";
 import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
+import { seededUniform } from "../scripts/wat-generator.js";
 import { downloadConfigSchema, embedConfigSchema } from "../src/config/schema.js";
 import { ClipModel, type EmbeddingMatrix } from "../src/models/clip-model.js";
 import { ClipEmbedder, normaliseRows } from "../src/models/embedder.js";
@@ -53,7 +54,6 @@ import {
   type BenchRow,
   benchDataPath,
   loadAverage,
-  mulberry32,
   photoLikePixels,
   printTable,
 } from "./support.js";
@@ -578,7 +578,7 @@ async function ensureImages(count: number): Promise<string[]> {
   );
   if (paths.every((path) => existsSync(path))) return paths;
   const resizer = new ImageResizer(downloadConfigSchema.parse({}));
-  const random = mulberry32(7);
+  const random = seededUniform(7);
   const aspects = [4 / 3, 3 / 2, 16 / 9, 1, 3 / 4, 2 / 3];
   for (const [index, path] of paths.entries()) {
     const { pixels, width, height } = await photoLikePixels(random, {

@@ -23,6 +23,7 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { isMainThread } from "node:worker_threads";
+import { seededUniform } from "../scripts/wat-generator.js";
 import { layout, shardName } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { encodeNpy } from "../src/io/npy.js";
@@ -387,7 +388,7 @@ async function ensureData(
   const truthPath = join(folder, `truth-${queryCount}.npy`);
   const mixture = new ClusterMixture(Math.max(50, Math.round(vectors / 1000)), 20240601);
   const queries = new Float32Array(queryCount * DIMENSIONS);
-  const queryRandom = random(7);
+  const queryRandom = seededUniform(7);
   for (let query = 0; query < queryCount; query++) {
     mixture.sample(queryRandom, queries, query * DIMENSIONS);
   }
@@ -401,7 +402,7 @@ async function ensureData(
   const best = new TopK(queryCount, K);
   const started = performance.now();
   const rootStorage = new LocalStorage(root);
-  const dataRandom = random(11);
+  const dataRandom = seededUniform(11);
   let done = 0;
   for (let shard = 0; shard < shards; shard++) {
     const rows = Math.min(ROWS_PER_SHARD, vectors - done);
@@ -504,7 +505,7 @@ class ClusterMixture {
     readonly clusters: number,
     seed: number,
   ) {
-    const next = random(seed);
+    const next = seededUniform(seed);
     this.centres = new Float32Array(clusters * DIMENSIONS);
     for (let index = 0; index < this.centres.length; index++) this.centres[index] = gaussian(next);
     this.spreads = Float32Array.from({ length: clusters }, () => 0.8 + 0.8 * next());
@@ -583,18 +584,6 @@ function normalise(values: Float32Array, offset: number): void {
   for (let dim = 0; dim < DIMENSIONS; dim++) {
     values[offset + dim] = (values[offset + dim] as number) * scale;
   }
-}
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function gaussian(next: () => number): number {

@@ -18,6 +18,7 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { seededUniform } from "../scripts/wat-generator.js";
 import { layout, shardName } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { encodeNpy } from "../src/io/npy.js";
@@ -55,8 +56,8 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
   const root = await benchDataPath(`serve-${vectors}`);
   const stored = await ensureIndex(root, vectors);
 
-  const next = random(7);
-  const centres = clusterCentres(random(1));
+  const next = seededUniform(7);
+  const centres = clusterCentres(seededUniform(1));
   const queries = Array.from({ length: queryCount }, () => mixtureVector(centres, next));
   // Safe mode's truth: the exact neighbours among the rows it keeps (the synthetic vectors have
   // no near-duplicates and every URL is distinct, so deduplicate drops nothing).
@@ -192,8 +193,8 @@ async function ensureIndex(root: string, vectors: number): Promise<StoredVectors
   const storage = new LocalStorage(root);
   const manifest = await readManifest(storage);
   if (manifest?.rows !== vectors) {
-    const centres = clusterCentres(random(1));
-    const next = random(2);
+    const centres = clusterCentres(seededUniform(1));
+    const next = seededUniform(2);
     for (let start = 0, shard = 0; start < vectors; start += ROWS_PER_SHARD, shard++) {
       const rows = Math.min(ROWS_PER_SHARD, vectors - start);
       const image = new Float32Array(rows * DIMENSIONS);
@@ -399,18 +400,6 @@ function normalise(vector: Float32Array): void {
   for (let index = 0; index < vector.length; index++) {
     vector[index] = (vector[index] as number) / norm;
   }
-}
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function gaussian(next: () => number): number {

@@ -51,18 +51,6 @@ export function loadAverage(): string {
     .join(" ");
 }
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface PhotoShape {
   /** The long side in pixels. */
   long: number;

@@ -219,6 +219,12 @@ const BASE32_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const HEX_ALPHABET = "0123456789abcdef";
 const ALPHANUMERIC = "abcdefghijklmnopqrstuvwxyz0123456789";
 
+/** Uniform numbers in [0, 1) from `seed`, as a function (SeededRandom's `next`). */
+export function seededUniform(seed: number): () => number {
+  const random = new SeededRandom(seed);
+  return () => random.next();
+}
+
 /** mulberry32: tiny, fast, and good enough for test data. */
 export class SeededRandom {
   #state: number;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { seededUniform } from "../scripts/wat-generator.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { encodeNpy } from "../src/io/npy.js";
@@ -25,18 +26,6 @@ interface FixtureRow {
   language: string;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Normalised, then rounded to float16 as embed stores it, so exact scores here are the index's. */
 function unit(values: Float32Array): Float32Array {
   const norm = Math.sqrt(values.reduce((sum, value) => sum + value * value, 0));
@@ -57,7 +46,7 @@ const dot = (left: Float32Array, right: Float32Array) =>
 
 /** Rows whose vectors are random, plus the planted near-duplicates the caller adds. */
 function randomRows(shard: string, count: number, seed: number): FixtureRow[] {
-  const next = random(seed);
+  const next = seededUniform(seed);
   return Array.from({ length: count }, (_, index) => ({
     key: `${shard}${String(index).padStart(4, "0")}`,
     image: randomUnit(next),
@@ -143,7 +132,7 @@ test("small index: every embedded row, exact nearest neighbours for image and te
   assert.equal(summary.dimensions, DIMENSIONS);
   const index = await openIndex(root);
   try {
-    const next = random(99);
+    const next = seededUniform(99);
     for (let query = 0; query < 20; query++) {
       const vector = randomUnit(next);
       for (const modality of ["image", "text"] as const) {
@@ -189,7 +178,7 @@ async function largeIndex(): Promise<typeof large> {
 
 test("graph search: recall@10 against exact search above 0.9 with no filter", async () => {
   const { rows, index } = await largeIndex();
-  const next = random(7);
+  const next = seededUniform(7);
   let recall = 0;
   for (let query = 0; query < 30; query++) {
     const vector = randomUnit(next);
@@ -206,7 +195,7 @@ test("graph search: recall@10 against exact search above 0.9 with no filter", as
 
 test("filters are applied inside the search: a filtered query still returns k passing rows", async () => {
   const { rows, index } = await largeIndex();
-  const next = random(8);
+  const next = seededUniform(8);
   const vector = randomUnit(next);
   const cases = [
     {
@@ -252,7 +241,7 @@ test("filters are applied inside the search: a filtered query still returns k pa
 
 test("a filter that removes the query's whole neighbourhood still returns k rows", async () => {
   const root = join(workDir, "neighbourhood");
-  const next = random(3);
+  const next = seededUniform(3);
   const rows = randomRows("00000", 4000, 4);
   const centre = randomUnit(next);
   // 300 rows around the query, all unsafe: the graph's first candidates all fail the filter.
@@ -292,7 +281,7 @@ test("a filter that removes the query's whole neighbourhood still returns k rows
 
 test("planted near-duplicates share a group, across shards too; deduplicate keeps one per group", async () => {
   const root = join(workDir, "duplicates");
-  const next = random(5);
+  const next = seededUniform(5);
   const first = randomRows("00000", 300, 6);
   const second = randomRows("00001", 300, 7);
   // A pair within shard 0, a chain of three across both shards, and a far pair below the threshold.
@@ -352,7 +341,7 @@ test("planted near-duplicates share a group, across shards too; deduplicate keep
 
 test("a new shard is added without a rebuild; a re-run skips; ids and groups carry over", async () => {
   const root = join(workDir, "incremental");
-  const next = random(11);
+  const next = seededUniform(11);
   const first = randomRows("00000", 400, 12);
   const second = randomRows("00001", 400, 13);
   second[7] = {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import { after, before, test } from "node:test";
 import { renderShapeImage } from "../scripts/shape-images.js";
+import { seededUniform } from "../scripts/wat-generator.js";
 import { type RunningServer, serve } from "../src/server/serve.js";
 import { buildServeFixture, type ShapeWeb, startShapeWeb } from "./support/serve-fixture.js";
 import { tempDir } from "./support/temp.js";
@@ -27,18 +28,6 @@ after(async () => {
   await web?.close();
   await rm(work, { recursive: true, force: true });
 });
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FIELDS = [
   "text",
@@ -268,7 +257,7 @@ function randomRequest(next: () => number): { path: string; body: string; conten
 }
 
 test("a few thousand malformed requests to /knn-service and /metadata: no 5xx, the server lives on", async (t) => {
-  const next = random(20_260_101);
+  const next = seededUniform(20_260_101);
   const total = 3000;
   const statuses = new Map<number, number>();
   const failures: string[] = [];
