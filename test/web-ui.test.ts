@@ -10,7 +10,6 @@
  * installs the `chromium` package) a missing browser fails.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -29,25 +28,14 @@ import { download } from "../src/stages/download/download.js";
 import { embed } from "../src/stages/embed/embed.js";
 import { filter } from "../src/stages/filter/filter.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
+import { CHROMIUM, CHROMIUM_ARGS, chromiumSkipReason } from "./support/chromium.js";
 import { tempDir } from "./support/temp.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--no-first-run",
-];
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const SCREENSHOTS = join(REPO, "test-results", "web-ui");
 const INDEX = "shapes";
 
-const skipReason =
-  existsSync(CHROMIUM) || process.env.CI
-    ? false
-    : `${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium) to run the browser tests`;
+const skipReason = chromiumSkipReason;
 
 /** Image (served as /<image>.jpg by the shapes web), caption, language, tier; one repeated image, one mismatch per tier, one dead link. */
 const SAMPLES: [image: string, caption: string, language: string, tier: string][] = [

@@ -13,6 +13,7 @@ import { chromium } from "playwright-core";
 import { build } from "vite";
 import type { BenchRow } from "../../bench/support.js";
 import { serve } from "../../src/server/serve.js";
+import { CHROMIUM, CHROMIUM_ARGS } from "../../test/support/chromium.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const QUERIES = [
@@ -48,17 +49,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
     config: { port: 0 },
     webRoot,
   });
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--no-first-run",
-    ],
-  });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(server.url);
