@@ -1,45 +1,12 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { writeWatFile } from "../scripts/wat-generator.js";
 import { extract } from "../src/stages/extract/extract.js";
+import { runCliUntilKilled } from "./support/cli.js";
 import { tempDir } from "./support/temp.js";
-
-const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
-
-/** Starts `clipcrawl extract` and SIGKILLs it as soon as `killWhen` sees the root in a given state. */
-function extractUntilKilled(
-  inputs: string[],
-  root: string,
-  killWhen: () => boolean,
-): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", MAIN, "extract", ...inputs, "--root", root, "--workers", "1"],
-      {
-        stdio: "ignore",
-      },
-    );
-    const poll = setInterval(() => {
-      if (killWhen()) {
-        child.kill("SIGKILL");
-        clearInterval(poll);
-      }
-    }, 5);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      resolve(signal ?? `exit ${code}`);
-    });
-  });
-}
 
 test("kill -9 at several points, then a re-run: the shards are identical to an uninterrupted run", async () => {
   const dir = await tempDir("extract-kill");
@@ -69,7 +36,11 @@ test("kill -9 at several points, then a re-run: the shards are identical to an u
   ];
   for (const [name, reached] of killPoints) {
     const root = join(dir, name.replaceAll(" ", "-"));
-    const outcome = await extractUntilKilled(inputs, root, () => reached(root));
+    const outcome = await runCliUntilKilled(
+      ["extract", ...inputs, "--root", root, "--workers", "1"],
+      () => reached(root),
+      5,
+    );
     assert.equal(outcome, "SIGKILL", `the run was killed ${name}`);
     const resumed = await extract({ root, inputs, config: { workers: 1 } });
     assert.equal(resumed.ok, true, name);

@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createReadStream, existsSync, readdirSync, readFileSync } from "node:fs";
 import { cp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { renderShapeImage, type ShapeColour, type ShapeName } from "../scripts/shape-images.js";
 import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
 import { readAuditLog } from "../src/governance/audit-log.js";
@@ -25,10 +23,9 @@ import { download } from "../src/stages/download/download.js";
 import { TarWriter } from "../src/stages/download/ustar.js";
 import { embed } from "../src/stages/embed/embed.js";
 import { filter } from "../src/stages/filter/filter.js";
+import { runCliUntilKilled } from "./support/cli.js";
 import { type GeneratedSample, writeDatasetRoot } from "./support/dataset-root.js";
 import { tempDir } from "./support/temp.js";
-
-const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 
 /** The keys each kind of file holds, shard by shard: what a removal changes. */
 async function keysByFile(root: string): Promise<Map<string, string[]>> {
@@ -298,28 +295,6 @@ test("a tar rewrite is the tar download would have written without the removed s
   await rm(work, { recursive: true, force: true });
 });
 
-/** Starts `clipcrawl remove` and SIGKILLs it once `reached` sees the root in a given state. */
-function removeUntilKilled(args: string[], reached: () => boolean): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "remove", ...args], {
-      stdio: "ignore",
-    });
-    const poll = setInterval(() => {
-      if (reached()) {
-        child.kill("SIGKILL");
-        clearInterval(poll);
-      }
-    }, 2);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      resolve(signal ?? `exit ${code}`);
-    });
-  });
-}
-
 function progressLines(root: string): number {
   const folder = join(root, "_governance/pending");
   if (!existsSync(folder)) return 0;
@@ -381,7 +356,7 @@ test("remove killed at any point leaves every file fully old or fully new, and t
   for (const [name, reached] of killPoints) {
     const root = join(work, name.replaceAll(" ", "-"));
     await cp(pristine, root, { recursive: true, preserveTimestamps: true });
-    const outcome = await removeUntilKilled(args(root), () => reached(root));
+    const outcome = await runCliUntilKilled(["remove", ...args(root)], () => reached(root), 2);
     if (outcome === "SIGKILL") interrupted++;
 
     // Each file is whole: readable, with the samples of before or of after.

@@ -61,3 +61,30 @@ export function runCli(
     timeoutMs: options.timeoutMs ?? 60_000,
   });
 }
+
+/**
+ * Starts the real `clipcrawl` CLI and SIGKILLs it as soon as `reached()` is true (checked every
+ * `pollMs`), or after two minutes; resolves with the signal, or `exit CODE` when it ended first.
+ */
+export function runCliUntilKilled(
+  args: string[],
+  reached: () => boolean,
+  pollMs: number,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], { stdio: "ignore" });
+    const poll = setInterval(() => {
+      if (reached()) {
+        child.kill("SIGKILL");
+        clearInterval(poll);
+      }
+    }, pollMs);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      resolve(signal ?? `exit ${code}`);
+    });
+  });
+}
