@@ -34,7 +34,7 @@ import type { ShardEvent, StageReporter } from "./reporter.js";
 import { expandInputs } from "./run-inputs.js";
 import { openRunLog, type RunLogger } from "./run-log.js";
 import { recordRunReport, stageRunFromTotals } from "./run-report.js";
-import { type FailedRunShard, RunStateRecorder, readRunState } from "./run-state.js";
+import { type FailedRunShard, RunStateRecorder } from "./run-state.js";
 import { defaultParallelism } from "./worker-pool.js";
 
 export interface RunOptions {
@@ -98,14 +98,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
     observer.warn(line);
   };
 
-  const previous = await readRunState(storage);
-  const inputs = await expandInputs(
-    options,
-    config.extract.baseUrl,
-    cwd,
-    previous?.inputs ?? [],
-    config.extract.allowPrivateNetwork,
-  );
+  const inputs = await expandInputs(options, storage, config.extract, cwd);
   const recorder = new RunStateRecorder(storage, {
     mode: "local",
     inputs: inputs.expanded,

@@ -3,7 +3,10 @@
  * become extract shards 00000, 00001, … in order. The list is kept in the run state file, so a
  * re-run without arguments reads the same inputs, and a distributed extract job finds its own.
  */
+import type { ExtractConfig } from "../config/schema.js";
+import type { DatasetStorage } from "../io/storage.js";
 import { resolveWatInputs } from "../stages/extract/wat-inputs.js";
+import { readRunState } from "./run-state.js";
 
 export interface InputSpecs {
   inputs?: readonly string[] | undefined;
@@ -11,16 +14,18 @@ export interface InputSpecs {
   limit?: number | undefined;
 }
 
+/** The inputs given, expanded; none given: the previous run's, from the root's run state. */
 export async function expandInputs(
   specs: InputSpecs,
-  baseUrl: string,
+  storage: DatasetStorage,
+  extract: Pick<ExtractConfig, "baseUrl" | "allowPrivateNetwork">,
   cwd: string,
-  previous: readonly string[],
-  allowPrivateNetwork = false,
 ): Promise<{ expanded: string[]; errors: string[] }> {
+  const { baseUrl, allowPrivateNetwork } = extract;
   const given = specs.inputs ?? [];
-  if (given.length === 0 && specs.crawl === undefined)
-    return { expanded: [...previous], errors: [] };
+  if (given.length === 0 && specs.crawl === undefined) {
+    return { expanded: [...((await readRunState(storage))?.inputs ?? [])], errors: [] };
+  }
   const resolved = await resolveWatInputs(given, {
     crawl: specs.crawl,
     baseUrl,

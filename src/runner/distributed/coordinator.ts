@@ -30,7 +30,7 @@ import {
 import { expandInputs } from "../run-inputs.js";
 import { openRunLog, type RunLogger } from "../run-log.js";
 import { recordRunReport, stageRunFromTotals } from "../run-report.js";
-import { type FailedRunShard, RunStateRecorder, readRunState } from "../run-state.js";
+import { type FailedRunShard, RunStateRecorder } from "../run-state.js";
 import {
   jobId,
   newRunId,
@@ -126,14 +126,7 @@ export async function runDistributed(
   const runId = newRunId();
   const root = storage.root;
   const runKey = RunKeys.currentRun(prefix, root);
-  const previous = await readRunState(storage);
-  const inputs = await expandInputs(
-    options,
-    config.extract.baseUrl,
-    cwd,
-    previous?.inputs ?? [],
-    config.extract.allowPrivateNetwork,
-  );
+  const inputs = await expandInputs(options, storage, config.extract, cwd);
   const recorder = new RunStateRecorder(storage, {
     mode: "distributed",
     inputs: inputs.expanded,
