@@ -10,7 +10,7 @@
 import { rm } from "node:fs/promises";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { writeWatFile } from "../scripts/wat-generator.js";
+import { writeWatFile } from "../src/demo/sample/wat-generator.js";
 import { extract } from "../src/stages/extract/extract.js";
 import {
   type BenchRow,

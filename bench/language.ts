@@ -5,7 +5,7 @@
  * LAION used (gcld3) — through cld3-asm, on the same texts.
  */
 import { loadModule } from "cld3-asm";
-import { allLabelledCaptions, NO_LANGUAGE_ALTS } from "../scripts/sample-captions.js";
+import { allLabelledCaptions, NO_LANGUAGE_ALTS } from "../src/demo/sample/sample-captions.js";
 import { detectLanguage } from "../src/stages/extract/language.js";
 import type { BenchRow } from "./support.js";
 

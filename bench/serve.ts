@@ -18,7 +18,8 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { seededUniform } from "../scripts/wat-generator.js";
+import { seededUniform } from "../src/demo/sample/wat-generator.js";
+import { readManifest } from "../src/formats/index/index-manifest.js";
 import { layout, shardName } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { encodeNpy } from "../src/io/npy.js";
@@ -26,7 +27,6 @@ import { writeParquet } from "../src/io/parquet.js";
 import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
 import { serve } from "../src/server/serve.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
-import { readManifest } from "../src/stages/index/index-manifest.js";
 import { type BenchRow, benchDataPath, printTable } from "./support.js";
 
 const DIMENSIONS = 512;

@@ -18,7 +18,7 @@ import {
   SAMPLE_SEED,
   sampleFileName,
   writeWatFile,
-} from "./wat-generator.js";
+} from "../src/demo/sample/wat-generator.js";
 
 const MIB = 1024 * 1024;
 

@@ -26,8 +26,19 @@ export type {
   ServeConfig,
 } from "./config/schema.js";
 export { ClipcrawlError, ConfigError, InputError } from "./errors.js";
+export {
+  ClipIndex,
+  type MetadataValue,
+  type OpenIndexOptions,
+  openIndex,
+  type SearchFilters,
+  type SearchQuery,
+  type SearchReport,
+  type SearchResult,
+} from "./formats/index/clip-index.js";
+export type { IndexManifest, IndexParams, Modality } from "./formats/index/index-manifest.js";
+export { REMOVAL_KINDS, type RemovalKind } from "./formats/removal-lists.js";
 export type { AuditEntry, AuditFileChange } from "./governance/audit-log.js";
-export { REMOVAL_KINDS, type RemovalKind } from "./governance/removal-lists.js";
 export {
   type CompletedRemoval,
   type IndexAction,
@@ -45,6 +56,7 @@ export {
 export { LocalStorage } from "./io/local-storage.js";
 export { decodeNpy, encodeNpy, type NpyArray, NpyFormatError } from "./io/npy.js";
 export type { DatasetStorage } from "./io/storage.js";
+export { PIPELINE_STAGES, type PipelineStage } from "./pipeline/pipeline-stages.js";
 export {
   type DistributedRunOptions,
   type DistributedRunSummary,
@@ -60,8 +72,6 @@ export {
 } from "./runner/distributed/shard-worker.js";
 export { type RunOptions, type RunSummary, runPipeline } from "./runner/local-runner.js";
 export type { PipelineObserver, StageSnapshot } from "./runner/pipeline-progress.js";
-export { PIPELINE_STAGES, type PipelineStage } from "./runner/pipeline-stages.js";
-export type { ShardEvent, StageProgress, StageReporter } from "./runner/reporter.js";
 export { type RunStatusReport, runStatus } from "./runner/run-status.js";
 export {
   type IndexSource,
@@ -69,6 +79,7 @@ export {
   type ServeOptions,
   serve,
 } from "./server/serve.js";
+export type { ShardEvent, StageProgress, StageReporter } from "./shard/reporter.js";
 export {
   type DownloadOptions,
   type DownloadSummary,
@@ -107,17 +118,6 @@ export {
   type IndexOptions,
   type IndexSummary,
 } from "./stages/index/build-index.js";
-export {
-  ClipIndex,
-  type MetadataValue,
-  type OpenIndexOptions,
-  openIndex,
-  type SearchFilters,
-  type SearchQuery,
-  type SearchReport,
-  type SearchResult,
-} from "./stages/index/clip-index.js";
-export type { IndexManifest, IndexParams, Modality } from "./stages/index/index-manifest.js";
 export {
   SUBSET_FORMATS,
   type SubsetFormat,

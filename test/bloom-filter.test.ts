@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { hashPair, PairHashSet } from "../src/formats/pair-hash.js";
 import { BloomFilter } from "../src/stages/extract/bloom-filter.js";
-import { hashPair, PairHashSet } from "../src/stages/extract/pair-hash.js";
 
 test("the Bloom filter never forgets a pair it was given", () => {
   const filter = BloomFilter.forCapacity(10_000, 0.01);

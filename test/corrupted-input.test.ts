@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { collectingReporter } from "../src/runner/reporter.js";
+import { collectingReporter } from "../src/shard/reporter.js";
 import { download } from "../src/stages/download/download.js";
 import { embed } from "../src/stages/embed/embed.js";
 import { extract } from "../src/stages/extract/extract.js";

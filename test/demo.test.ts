@@ -7,8 +7,8 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { DEMO_STAGES, type DemoResult, type DemoStage, demo } from "../src/demo/demo.js";
-import { collectingReporter } from "../src/runner/reporter.js";
 import { type RunningServer, serve } from "../src/server/serve.js";
+import { collectingReporter } from "../src/shard/reporter.js";
 import { tempDir } from "./support/temp.js";
 
 let work: string;

@@ -10,7 +10,7 @@ import type { DownloadConfig } from "../src/config/schema.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { writeParquet } from "../src/io/parquet.js";
-import { ShardState } from "../src/runner/shard-state.js";
+import { ShardState } from "../src/shard/shard-state.js";
 import { download } from "../src/stages/download/download.js";
 import { runCli } from "./support/cli.js";
 import { imageRows } from "./support/image-rows.js";

@@ -6,16 +6,17 @@ import { open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
+import { BodyHashes } from "../src/io/fetch/body-hashes.js";
+import { parseConnectToRules } from "../src/io/fetch/connector.js";
+import { userAgent } from "../src/io/fetch/image-fetcher.js";
+import { Blocklist, disallowingDirective } from "../src/io/fetch/opt-out.js";
 import { isTruncated } from "../src/io/image-format.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { isPublicAddress } from "../src/io/network-guard.js";
 import { writeParquet } from "../src/io/parquet.js";
-import { BodyHashes } from "../src/stages/download/body-hashes.js";
-import { parseConnectToRules } from "../src/stages/download/connector.js";
+import { TarWriter } from "../src/io/tar-writer.js";
 import { runWithHostLimits } from "../src/stages/download/fetch-scheduler.js";
-import { userAgent } from "../src/stages/download/fetcher.js";
 import { ImageSpill, type SpilledImage } from "../src/stages/download/image-spill.js";
-import { Blocklist, disallowingDirective } from "../src/stages/download/opt-out.js";
 import { planGeometry, roundHalfEven } from "../src/stages/download/resizer.js";
 import { sampleKey } from "../src/stages/download/samples.js";
 import {
@@ -23,7 +24,6 @@ import {
   resolveUrlListFiles,
   urlListMapping,
 } from "../src/stages/download/url-lists.js";
-import { TarWriter } from "../src/stages/download/ustar.js";
 import { testImage } from "./support/image-server.js";
 import { tempDir } from "./support/temp.js";
 

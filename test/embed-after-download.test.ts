@@ -5,9 +5,13 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { generateScoreHeads } from "../scripts/score-heads/generate.js";
-import { renderShapeImage, type ShapeColour, type ShapeName } from "../scripts/shape-images.js";
-import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
-import { generateTinyMultilingualTextModel } from "../scripts/tiny-clip/generate-multilingual.js";
+import {
+  renderShapeImage,
+  type ShapeColour,
+  type ShapeName,
+} from "../src/demo/sample/shape-images.js";
+import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
+import { generateTinyMultilingualTextModel } from "../src/demo/tiny-clip/generate-multilingual.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { readParquet } from "../src/io/parquet.js";

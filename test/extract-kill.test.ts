@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { writeWatFile } from "../scripts/wat-generator.js";
+import { writeWatFile } from "../src/demo/sample/wat-generator.js";
 import { extract } from "../src/stages/extract/extract.js";
 import { runCliUntilKilled } from "./support/cli.js";
 import { tempDir } from "./support/temp.js";

@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { readParquet } from "../src/io/parquet.js";
-import { collectingReporter } from "../src/runner/reporter.js";
+import { collectingReporter } from "../src/shard/reporter.js";
 import { type ExtractSummary, extract } from "../src/stages/extract/extract.js";
 import { tempDir } from "./support/temp.js";
 import { gzipEach, warcinfoRecord, warcRecord, watPageRecord } from "./support/warc-build.js";

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
+import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
+import { parseBlocklist } from "../src/formats/blocklists.js";
+import { HASH_LANES, hashPair } from "../src/formats/pair-hash.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import {
@@ -13,10 +15,8 @@ import {
   readParquet,
   writeParquet,
 } from "../src/io/parquet.js";
-import { collectingReporter } from "../src/runner/reporter.js";
+import { collectingReporter } from "../src/shard/reporter.js";
 import { embed } from "../src/stages/embed/embed.js";
-import { HASH_LANES, hashPair } from "../src/stages/extract/pair-hash.js";
-import { parseBlocklist } from "../src/stages/filter/blocklists.js";
 import { DROP_REASONS, type DropReason } from "../src/stages/filter/drop-rules.js";
 import { type FilterShardStats, filter } from "../src/stages/filter/filter.js";
 import { runCli } from "./support/cli.js";

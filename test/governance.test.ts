@@ -5,8 +5,12 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { renderShapeImage, type ShapeColour, type ShapeName } from "../scripts/shape-images.js";
-import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
+import {
+  renderShapeImage,
+  type ShapeColour,
+  type ShapeName,
+} from "../src/demo/sample/shape-images.js";
+import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { readAuditLog } from "../src/governance/audit-log.js";
 import { dropTarSamples } from "../src/governance/file-rewrites.js";
 import { remove } from "../src/governance/remove.js";
@@ -16,11 +20,11 @@ import { LocalStorage } from "../src/io/local-storage.js";
 import { decodeNpy } from "../src/io/npy.js";
 import { readParquet } from "../src/io/parquet.js";
 import { readTarEntries, readWebdatasetSamples } from "../src/io/tar-reader.js";
+import { TarWriter } from "../src/io/tar-writer.js";
 import { fromFloat16Bits } from "../src/models/float16.js";
-import { collectingReporter } from "../src/runner/reporter.js";
-import { ShardState } from "../src/runner/shard-state.js";
+import { collectingReporter } from "../src/shard/reporter.js";
+import { ShardState } from "../src/shard/shard-state.js";
 import { download } from "../src/stages/download/download.js";
-import { TarWriter } from "../src/stages/download/ustar.js";
 import { embed } from "../src/stages/embed/embed.js";
 import { filter } from "../src/stages/filter/filter.js";
 import { runCliUntilKilled } from "./support/cli.js";

@@ -2,15 +2,15 @@ import assert from "node:assert/strict";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { seededUniform } from "../scripts/wat-generator.js";
+import { seededUniform } from "../src/demo/sample/wat-generator.js";
+import { type ClipIndex, openIndex } from "../src/formats/index/clip-index.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { encodeNpy } from "../src/io/npy.js";
 import { type ParquetColumn, writeParquet } from "../src/io/parquet.js";
 import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
-import { collectingReporter } from "../src/runner/reporter.js";
+import { collectingReporter } from "../src/shard/reporter.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
-import { type ClipIndex, openIndex } from "../src/stages/index/clip-index.js";
 import { runCli } from "./support/cli.js";
 import { tempDir } from "./support/temp.js";
 

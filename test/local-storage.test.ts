@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { LocalStorage } from "../src/io/local-storage.js";
-import { digestOf, ShardState } from "../src/runner/shard-state.js";
+import { digestOf, ShardState } from "../src/shard/shard-state.js";
 
 async function storage(): Promise<LocalStorage> {
   return new LocalStorage(await mkdtemp(join(tmpdir(), "clipcrawl-storage-")));

@@ -11,9 +11,13 @@ import {
   REDNESS_IMAGE_SIZE,
   redMlpWeights,
 } from "../scripts/score-heads/generate.js";
-import { renderShapeImage, type ShapeColour, type ShapeName } from "../scripts/shape-images.js";
-import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
-import { OnnxGraphBuilder, TensorType } from "../scripts/tiny-clip/onnx-graph.js";
+import {
+  renderShapeImage,
+  type ShapeColour,
+  type ShapeName,
+} from "../src/demo/sample/shape-images.js";
+import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
+import { OnnxGraphBuilder, TensorType } from "../src/demo/tiny-clip/onnx-graph.js";
 import { encodeNpy } from "../src/io/npy.js";
 import { ClipModel, type EmbeddingMatrix } from "../src/models/clip-model.js";
 import { ClipEmbedder, cosineSimilarity, embeddingRow } from "../src/models/embedder.js";

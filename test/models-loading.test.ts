@@ -3,7 +3,7 @@ import { copyFile, cp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import onnxProto from "onnx-proto";
-import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
+import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { ClipModel } from "../src/models/clip-model.js";
 import { ModelError } from "../src/models/model-error.js";
 import { tempDir } from "./support/temp.js";

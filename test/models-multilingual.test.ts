@@ -7,22 +7,22 @@ import {
   SHAPE_ALT_LANGUAGES,
   type ShapeAltLanguage,
   shapeAltPhrasings,
-} from "../scripts/sample-captions.js";
+} from "../src/demo/sample/sample-captions.js";
 import {
   parseShapeImageName,
   renderShapeImage,
   type ShapeColour,
   type ShapeName,
-} from "../scripts/shape-images.js";
-import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
-import { generateTinyMultilingualTextModel } from "../scripts/tiny-clip/generate-multilingual.js";
+} from "../src/demo/sample/shape-images.js";
 import {
   SAMPLE_SEED,
   SHAPE_COLOURS,
   SHAPE_IMAGE_HOST,
   SHAPE_NAMES,
   writeWatFile,
-} from "../scripts/wat-generator.js";
+} from "../src/demo/sample/wat-generator.js";
+import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
+import { generateTinyMultilingualTextModel } from "../src/demo/tiny-clip/generate-multilingual.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { readParquet } from "../src/io/parquet.js";
 import { ClipModel } from "../src/models/clip-model.js";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SeededRandom } from "../scripts/wat-generator.js";
+import { SeededRandom } from "../src/demo/sample/wat-generator.js";
 import {
   PIL_RESAMPLE,
   type PixelRegion,

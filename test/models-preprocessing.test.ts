@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
-import { renderShapeImage } from "../scripts/shape-images.js";
-import { SeededRandom } from "../scripts/wat-generator.js";
+import { renderShapeImage } from "../src/demo/sample/shape-images.js";
+import { SeededRandom } from "../src/demo/sample/wat-generator.js";
 import {
   ClipImagePreprocessor,
   parsePreprocessorConfig,

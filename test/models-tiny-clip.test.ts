@@ -7,9 +7,9 @@ import {
   renderShapeImage,
   type ShapeColour,
   type ShapeName,
-} from "../scripts/shape-images.js";
-import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
-import { SHAPE_COLOURS, SHAPE_NAMES } from "../scripts/wat-generator.js";
+} from "../src/demo/sample/shape-images.js";
+import { SHAPE_COLOURS, SHAPE_NAMES } from "../src/demo/sample/wat-generator.js";
+import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { ClipModel } from "../src/models/clip-model.js";
 import { ClipEmbedder, cosineSimilarity, embeddingRow } from "../src/models/embedder.js";
 import { tempDir } from "./support/temp.js";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
+import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { locateClipModelFiles } from "../src/models/model-files.js";
 import { ClipTokenizer } from "../src/models/tokenizer.js";
 import { tempDir } from "./support/temp.js";

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { parseConfig } from "../src/config/config-file.js";
 import { addressRange, isPublicAddress } from "../src/io/network-guard.js";
-import { collectingReporter } from "../src/runner/reporter.js";
+import { collectingReporter } from "../src/shard/reporter.js";
 import { download } from "../src/stages/download/download.js";
 import { extract } from "../src/stages/extract/extract.js";
 import { imageRows } from "./support/image-rows.js";

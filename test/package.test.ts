@@ -78,15 +78,14 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-test("the package holds the built code, the web bundle and the generators, no dev-only file", () => {
+test("the package holds the built code, the web bundle and the demo's generators, no dev-only file", () => {
   for (const path of [
     "dist/src/cli/main.js",
     "dist/src/index.js",
     "dist/src/stages/extract/extract-worker.js",
-    "dist/scripts/wat-generator.js",
-    "dist/scripts/tiny-clip/generate.js",
-    "dist/scripts/tiny-clip/generate-multilingual.js",
-    "dist/scripts/score-heads/generate.js",
+    "dist/src/demo/sample/wat-generator.js",
+    "dist/src/demo/tiny-clip/generate.js",
+    "dist/src/demo/tiny-clip/generate-multilingual.js",
     "web/dist/index.html",
     "README.md",
   ]) {

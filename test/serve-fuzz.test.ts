@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import { after, before, test } from "node:test";
-import { renderShapeImage } from "../scripts/shape-images.js";
-import { seededUniform } from "../scripts/wat-generator.js";
+import { renderShapeImage } from "../src/demo/sample/shape-images.js";
+import { seededUniform } from "../src/demo/sample/wat-generator.js";
 import { type RunningServer, serve } from "../src/server/serve.js";
 import { buildServeFixture, type ShapeWeb, startShapeWeb } from "./support/serve-fixture.js";
 import { tempDir } from "./support/temp.js";

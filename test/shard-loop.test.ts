@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import { test } from "node:test";
 import { LocalStorage } from "../src/io/local-storage.js";
-import type { ShardEvent, StageReporter } from "../src/runner/reporter.js";
-import { type LoopShard, runShardLoop, type ShardRunner } from "../src/runner/shard-loop.js";
-import { ShardSelection } from "../src/runner/shard-selection.js";
-import { ShardState } from "../src/runner/shard-state.js";
+import type { ShardEvent, StageReporter } from "../src/shard/reporter.js";
+import { type LoopShard, runShardLoop, type ShardRunner } from "../src/shard/shard-loop.js";
+import { ShardSelection } from "../src/shard/shard-selection.js";
+import { ShardState } from "../src/shard/shard-state.js";
 import { tempDir } from "./support/temp.js";
 
 /** A stage whose shard writes `out/NAME.txt` and fails for the names in `failing`. */

@@ -16,7 +16,7 @@ import { build } from "vite";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { duckdbConnection, quoteLiteral } from "../src/io/parquet.js";
-import { LATEST_RUN_REPORT, type RunReport, readStageTotals } from "../src/runner/run-report.js";
+import { LATEST_RUN_REPORT, type RunReport, readStageTotals } from "../src/pipeline/run-report.js";
 import { type StatsReport, stats } from "../src/stages/stats/stats.js";
 import { CHROMIUM, CHROMIUM_ARGS, chromiumSkipReason } from "./support/chromium.js";
 import { runCli } from "./support/cli.js";

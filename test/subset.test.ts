@@ -5,8 +5,12 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { renderShapeImage, type ShapeColour, type ShapeName } from "../scripts/shape-images.js";
-import { generateTinyClipModel } from "../scripts/tiny-clip/generate.js";
+import {
+  renderShapeImage,
+  type ShapeColour,
+  type ShapeName,
+} from "../src/demo/sample/shape-images.js";
+import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { readParquet } from "../src/io/parquet.js";

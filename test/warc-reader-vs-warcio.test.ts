@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { WARCParser } from "warcio";
-import { writeWatFile } from "../scripts/wat-generator.js";
+import { writeWatFile } from "../src/demo/sample/wat-generator.js";
 import { gzipMembers } from "../src/stages/extract/gzip-members.js";
 import { parseWarcRecords } from "../src/stages/extract/warc-records.js";
 import { tempDir } from "./support/temp.js";

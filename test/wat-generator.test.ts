@@ -10,7 +10,7 @@ import {
   CAPTION_LANGUAGES,
   CAPTIONS_BY_LANGUAGE,
   NO_LANGUAGE_ALTS,
-} from "../scripts/sample-captions.js";
+} from "../src/demo/sample/sample-captions.js";
 import {
   DEFAULT_PAGES_PER_FILE,
   SAMPLE_FILE_COUNT,
@@ -21,7 +21,7 @@ import {
   sampleFileName,
   type WatFileSummary,
   writeWatFile,
-} from "../scripts/wat-generator.js";
+} from "../src/demo/sample/wat-generator.js";
 
 // ---------------------------------------------------------------------------------------------
 // Reading WAT files back, independently of the generator

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { writeWatFile } from "../scripts/wat-generator.js";
+import { writeWatFile } from "../src/demo/sample/wat-generator.js";
 import { gzipMembers } from "../src/stages/extract/gzip-members.js";
 import { parseWarcRecords, type WarcRecord } from "../src/stages/extract/warc-records.js";
 import {

@@ -20,18 +20,18 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { encodeNpy } from "../../src/io/npy.js";
-import { IMAGENET_MEAN, IMAGENET_STD } from "../../src/models/heads/score-config.js";
-import type { ShapeColour, ShapeName } from "../shape-images.js";
+import type { ShapeColour, ShapeName } from "../../src/demo/sample/shape-images.js";
+import { SHAPE_COLOURS, SHAPE_NAMES } from "../../src/demo/sample/wat-generator.js";
 import {
   COLOUR_AXES,
   jointProjection,
   PROJECTION_DIM,
   SHAPE_AXES,
-} from "../tiny-clip/concept-space.js";
-import { json, type ModelFile, writeModelFolder } from "../tiny-clip/generate.js";
-import { OnnxGraphBuilder, TensorType } from "../tiny-clip/onnx-graph.js";
-import { SHAPE_COLOURS, SHAPE_NAMES } from "../wat-generator.js";
+} from "../../src/demo/tiny-clip/concept-space.js";
+import { json, type ModelFile, writeModelFolder } from "../../src/demo/tiny-clip/generate.js";
+import { OnnxGraphBuilder, TensorType } from "../../src/demo/tiny-clip/onnx-graph.js";
+import { encodeNpy } from "../../src/io/npy.js";
+import { IMAGENET_MEAN, IMAGENET_STD } from "../../src/models/heads/score-config.js";
 
 /** Side of the images the redness classifier takes. */
 export const REDNESS_IMAGE_SIZE = 32;

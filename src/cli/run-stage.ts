@@ -1,7 +1,7 @@
 /** What every stage command does around its stage: progress, the summary, the exit code. */
 import { LocalStorage } from "../io/local-storage.js";
-import type { StageReporter } from "../runner/reporter.js";
-import { type ReportStage, recordRunReport, stageRunFromSummary } from "../runner/run-report.js";
+import { type ReportStage, recordRunReport, stageRunFromSummary } from "../pipeline/run-report.js";
+import type { StageReporter } from "../shard/reporter.js";
 import { terminalReporter } from "./terminal-reporter.js";
 
 /**

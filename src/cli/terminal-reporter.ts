@@ -3,7 +3,7 @@
  * lines otherwise, so logs and pipes stay readable.
  */
 import cliProgress from "cli-progress";
-import type { StageProgress, StageReporter } from "../runner/reporter.js";
+import type { StageProgress, StageReporter } from "../shard/reporter.js";
 
 export interface TerminalReporter extends StageReporter {
   stop(): void;

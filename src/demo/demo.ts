@@ -9,13 +9,11 @@
  * tower, generated into the root.
  */
 
-import { generateTinyClipModel } from "../../scripts/tiny-clip/generate.js";
-import { generateTinyMultilingualTextModel } from "../../scripts/tiny-clip/generate-multilingual.js";
 import { layout } from "../io/layout.js";
 import { LocalStorage } from "../io/local-storage.js";
 import { readParquet } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
-import { type StageReporter, silentReporter } from "../runner/reporter.js";
+import { type StageReporter, silentReporter } from "../shard/reporter.js";
 import { type DownloadSummary, download } from "../stages/download/download.js";
 import { type EmbedSummary, embed } from "../stages/embed/embed.js";
 import { type ExtractSummary, extract } from "../stages/extract/extract.js";
@@ -23,6 +21,8 @@ import { type FilterSummary, filter } from "../stages/filter/filter.js";
 import { buildIndex, type IndexSummary } from "../stages/index/build-index.js";
 import { startDemoImageServer } from "./image-server.js";
 import { ensureSampleWatFiles } from "./sample-wat.js";
+import { generateTinyClipModel } from "./tiny-clip/generate.js";
+import { generateTinyMultilingualTextModel } from "./tiny-clip/generate-multilingual.js";
 
 export const DEMO_STAGES = ["extract", "download", "embed", "filter", "index"] as const;
 export type DemoStage = (typeof DEMO_STAGES)[number];

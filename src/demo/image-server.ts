@@ -18,8 +18,8 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Server } from "node:net";
 import { generate } from "selfsigned";
 import sharp from "sharp";
-import { parseShapeImageName, renderShapeImage } from "../../scripts/shape-images.js";
-import { SHAPE_IMAGE_HOST } from "../../scripts/wat-generator.js";
+import { parseShapeImageName, renderShapeImage } from "./sample/shape-images.js";
+import { SHAPE_IMAGE_HOST } from "./sample/wat-generator.js";
 
 export interface DemoImageServer {
   /** `HOST:PORT:127.0.0.1:LOCAL_PORT` for every host, ports 80 and 443. */

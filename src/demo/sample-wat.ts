@@ -8,8 +8,8 @@
  * language tier (English, the other languages, no language) and the coloured-shape images.
  */
 import { join } from "node:path";
-import { SAMPLE_SEED, sampleFileName, writeWatFile } from "../../scripts/wat-generator.js";
 import type { DatasetStorage } from "../io/storage.js";
+import { SAMPLE_SEED, sampleFileName, writeWatFile } from "./sample/wat-generator.js";
 
 export const SAMPLE_FOLDER = "sample";
 /** About 250 image–alt pairs a file, a fifth of them coloured shapes. */

@@ -5,9 +5,10 @@
  * never leaves half a line; a removal resumed after a crash adds its line once (it looks for its
  * id first).
  */
+
+import type { RemovalKind } from "../formats/removal-lists.js";
 import { layout } from "../io/layout.js";
 import type { DatasetStorage } from "../io/storage.js";
-import type { RemovalKind } from "./removal-lists.js";
 
 export interface AuditFileChange {
   path: string;

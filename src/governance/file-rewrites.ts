@@ -25,7 +25,7 @@ import { ClipcrawlError } from "../errors.js";
 import { quoteIdentifier, quoteLiteral } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
 import { readTarEntries, splitSampleName } from "../io/tar-reader.js";
-import { TarWriter } from "../stages/download/ustar.js";
+import { TarWriter } from "../io/tar-writer.js";
 
 /** What a rewrite took out, and the file's size before and after. */
 export interface RewriteOutcome {

@@ -14,13 +14,13 @@
 import { readdir } from "node:fs/promises";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError } from "../errors.js";
+import { readManifest } from "../formats/index/index-manifest.js";
+import { REMOVAL_KINDS, type RemovalKind, type RemovalLists } from "../formats/removal-lists.js";
+import { registerFilterFunctions, URL_DOMAINS_FUNCTION } from "../formats/sql-functions.js";
 import { layout } from "../io/layout.js";
 import type { LocalStorage } from "../io/local-storage.js";
 import { quoteLiteral } from "../io/parquet.js";
-import { registerFilterFunctions, URL_DOMAINS_FUNCTION } from "../stages/filter/sql-functions.js";
-import { readManifest } from "../stages/index/index-manifest.js";
 import { npyRows, REMOVED_STATUS } from "./file-rewrites.js";
-import { REMOVAL_KINDS, type RemovalKind, type RemovalLists } from "./removal-lists.js";
 
 export type RewriteKind =
   | "image-parquet"

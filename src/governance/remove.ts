@@ -21,13 +21,22 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError, errorMessage, InputError } from "../errors.js";
+import { describeBadLine } from "../formats/blocklists.js";
+import {
+  appendToGovernanceLists,
+  countEntries,
+  loadGovernanceLists,
+  REMOVAL_KINDS,
+  type RemovalKind,
+  type RemovalLists,
+  readRemovalRequest,
+} from "../formats/removal-lists.js";
 import { layout } from "../io/layout.js";
 import { LocalStorage } from "../io/local-storage.js";
 import { duckdbConnection } from "../io/parquet.js";
-import type { StageReporter } from "../runner/reporter.js";
-import { silentReporter } from "../runner/reporter.js";
-import { ShardState } from "../runner/shard-state.js";
-import { describeBadLine } from "../stages/filter/blocklists.js";
+import type { StageReporter } from "../shard/reporter.js";
+import { silentReporter } from "../shard/reporter.js";
+import { ShardState } from "../shard/shard-state.js";
 import { buildIndex } from "../stages/index/build-index.js";
 import { type AuditEntry, type AuditFileChange, appendAuditEntry } from "./audit-log.js";
 import {
@@ -48,15 +57,6 @@ import {
   readProgress,
   writeJournal,
 } from "./removal-journal.js";
-import {
-  appendToGovernanceLists,
-  countEntries,
-  loadGovernanceLists,
-  REMOVAL_KINDS,
-  type RemovalKind,
-  type RemovalLists,
-  readRemovalRequest,
-} from "./removal-lists.js";
 import { type PlannedRewrite, planRemoval, type RewriteKind } from "./removal-plan.js";
 
 export const REMOVE_STAGE = "remove";

@@ -16,21 +16,21 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../config/config-file.js";
 import type { FilterConfig } from "../config/schema.js";
 import { errorMessage, InputError } from "../errors.js";
-import { layout } from "../io/layout.js";
-import { LocalStorage } from "../io/local-storage.js";
-import { type CellValue, duckdbConnection, quoteLiteral } from "../io/parquet.js";
 import {
   type Blocklists,
   createBlocklistTables,
   dropBlocklistTables,
   loadBlocklists,
-} from "../stages/filter/blocklists.js";
+} from "../formats/blocklists.js";
+import { withGovernanceBlocklists } from "../formats/governance-blocklists.js";
+import { readManifest } from "../formats/index/index-manifest.js";
+import { registerFilterFunctions } from "../formats/sql-functions.js";
+import { layout } from "../io/layout.js";
+import { LocalStorage } from "../io/local-storage.js";
+import { type CellValue, duckdbConnection, quoteLiteral } from "../io/parquet.js";
 import { filterShard } from "../stages/filter/filter-shard.js";
-import { registerFilterFunctions } from "../stages/filter/sql-functions.js";
-import { readManifest } from "../stages/index/index-manifest.js";
 import { readAuditLog } from "./audit-log.js";
 import { REMOVED_STATUS } from "./file-rewrites.js";
-import { withGovernanceBlocklists } from "./stage-blocklists.js";
 
 export type JsonValue = string | number | boolean | null;
 

@@ -16,12 +16,6 @@ import { loadConfig } from "../config/config-file.js";
 import { initRoot } from "../config/init-root.js";
 import { ConfigError, errorMessage } from "../errors.js";
 import { LocalStorage } from "../io/local-storage.js";
-import { extract } from "../stages/extract/extract.js";
-import {
-  type PipelineObserver,
-  PipelineProgress,
-  type StageSnapshot,
-} from "./pipeline-progress.js";
 import {
   type PipelineStage,
   plannedImageShards,
@@ -29,13 +23,19 @@ import {
   type ShardStage,
   type StageBatchResult,
   WHOLE_DATASET,
-} from "./pipeline-stages.js";
-import type { ShardEvent, StageReporter } from "./reporter.js";
+} from "../pipeline/pipeline-stages.js";
+import { recordRunReport, stageRunFromTotals } from "../pipeline/run-report.js";
+import type { ShardEvent, StageReporter } from "../shard/reporter.js";
+import { defaultParallelism } from "../shard/worker-pool.js";
+import { extract } from "../stages/extract/extract.js";
+import {
+  type PipelineObserver,
+  PipelineProgress,
+  type StageSnapshot,
+} from "./pipeline-progress.js";
 import { expandInputs } from "./run-inputs.js";
 import { openRunLog, type RunLogger } from "./run-log.js";
-import { recordRunReport, stageRunFromTotals } from "./run-report.js";
 import { type FailedRunShard, RunStateRecorder } from "./run-state.js";
-import { defaultParallelism } from "./worker-pool.js";
 
 export interface RunOptions {
   /** The dataset root: a directory path, or a LocalStorage. */

@@ -11,8 +11,8 @@ import {
   SAMPLE_COUNTER,
   SHARD_COUNTS,
   type StageBatchResult,
-} from "./pipeline-stages.js";
-import type { ShardEvent, StageProgress, StageReporter } from "./reporter.js";
+} from "../pipeline/pipeline-stages.js";
+import type { ShardEvent, StageProgress, StageReporter } from "../shard/reporter.js";
 
 export interface StageSnapshot {
   stage: PipelineStage;

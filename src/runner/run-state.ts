@@ -9,7 +9,7 @@
  */
 import { hostname } from "node:os";
 import type { DatasetStorage } from "../io/storage.js";
-import type { PipelineStage, ShardOutcome } from "./pipeline-stages.js";
+import type { PipelineStage, ShardOutcome } from "../pipeline/pipeline-stages.js";
 
 export const RUN_STATE_FILE = "_state/run.json";
 

@@ -6,9 +6,9 @@
  * distributed run, from the job queue, where every failed job keeps its reason.
  */
 import { LocalStorage } from "../io/local-storage.js";
-import { PIPELINE_STAGES, type PipelineStage, WHOLE_DATASET } from "./pipeline-stages.js";
+import { PIPELINE_STAGES, type PipelineStage, WHOLE_DATASET } from "../pipeline/pipeline-stages.js";
+import { ShardState } from "../shard/shard-state.js";
 import { type RunState, readRunState, runIsAlive } from "./run-state.js";
-import { ShardState } from "./shard-state.js";
 
 export interface StageStatus {
   stage: PipelineStage;

@@ -10,8 +10,9 @@
  * The means are not normalised, as LAION's are not: a tight cluster of well-rated images pulls
  * harder than a diffuse one.
  */
+
+import type { ClipIndex } from "../formats/index/clip-index.js";
 import type { DatasetStorage } from "../io/storage.js";
-import type { ClipIndex } from "../stages/index/clip-index.js";
 import { scanImageVectors } from "./image-vector-scan.js";
 
 export const AESTHETIC_SCORES = 10;

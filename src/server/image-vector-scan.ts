@@ -5,10 +5,10 @@
  * index is never held in memory twice, and lets requests in between batches.
  */
 import { open } from "node:fs/promises";
+import type { IndexManifest } from "../formats/index/index-manifest.js";
 import { layout } from "../io/layout.js";
 import type { DatasetStorage } from "../io/storage.js";
 import { fromFloat16Bits } from "../models/float16.js";
-import type { IndexManifest } from "../stages/index/index-manifest.js";
 
 const ROWS_PER_BATCH = 4096;
 

@@ -3,12 +3,13 @@
  * the dataset statistics that `clipcrawl stats` also reports (src/stages/stats/dataset-stats.ts),
  * with the index's rows as the kept rows.
  */
+
+import { type DatasetStats, readDatasetStats } from "../formats/dataset-stats.js";
+import type { ClipIndex } from "../formats/index/clip-index.js";
 import { layout } from "../io/layout.js";
 import type { DatasetStorage } from "../io/storage.js";
-import type { ClipIndex } from "../stages/index/clip-index.js";
-import { type DatasetStats, readDatasetStats } from "../stages/stats/dataset-stats.js";
 
-export type { Histogram, HistogramBin } from "../stages/stats/dataset-stats.js";
+export type { Histogram, HistogramBin } from "../formats/dataset-stats.js";
 export type IndexStats = DatasetStats;
 
 export async function readIndexStats(

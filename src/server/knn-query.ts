@@ -3,7 +3,7 @@
  * filters it asks for (safe mode, deduplication, the violence detector, clipcrawl's score and
  * language filters), and the search, each step timed in the metrics.
  */
-import type { SearchFilters, SearchResult } from "../stages/index/clip-index.js";
+import type { SearchFilters, SearchResult } from "../formats/index/clip-index.js";
 import type { KnnQuery } from "./knn-request.js";
 import { findResults, SAFETY_THRESHOLD } from "./knn-search.js";
 import { type QueryEmbeddingContext, queryEmbedding } from "./query-embedding.js";

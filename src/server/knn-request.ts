@@ -8,7 +8,7 @@
  * default, `aesthetic_score` / `aesthetic_weight` may be `""` (off) or numeric strings, and
  * booleans may come as 0/1. Fields it does not know (`verbose`) are ignored.
  */
-import type { Modality } from "../stages/index/index-manifest.js";
+import type { Modality } from "../formats/index/index-manifest.js";
 import { RequestError } from "./request-error.js";
 
 export type QueryInput =

@@ -7,8 +7,8 @@
  * returns as many results as an unfiltered one whenever the index holds them (clip-retrieval
  * #283 is what post-filtering alone gives).
  */
-import type { SearchFilters, SearchResult } from "../stages/index/clip-index.js";
-import type { Modality } from "../stages/index/index-manifest.js";
+import type { SearchFilters, SearchResult } from "../formats/index/clip-index.js";
+import type { Modality } from "../formats/index/index-manifest.js";
 import type { ServedIndex } from "./served-index.js";
 import type { ViolenceFlags } from "./violence-detector.js";
 

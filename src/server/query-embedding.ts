@@ -8,9 +8,9 @@
  * wrong length.
  */
 import sharp from "sharp";
+import type { ImageFetcher } from "../io/fetch/image-fetcher.js";
 import { decodeError } from "../io/image-format.js";
 import type { ClipEmbedder } from "../models/embedder.js";
-import type { ImageFetcher } from "../stages/download/fetcher.js";
 import { mixAesthetic } from "./aesthetic-embeddings.js";
 import type { KnnQuery } from "./knn-request.js";
 import type { ServerMetrics } from "./metrics.js";

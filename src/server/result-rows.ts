@@ -4,7 +4,7 @@
  * dataset's `similarity` (the pair's image–text cosine) is left out: in a result, `similarity` is
  * the query's, as in clip-back. So are `hash` and `sha256`, which only `clipcrawl subset` needs.
  */
-import type { MetadataValue, SearchResult } from "../stages/index/clip-index.js";
+import type { MetadataValue, SearchResult } from "../formats/index/clip-index.js";
 import type { ServedIndex } from "./served-index.js";
 
 export interface ResultColumn {

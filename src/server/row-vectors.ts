@@ -4,10 +4,10 @@
  * nor a model run.
  */
 import { open } from "node:fs/promises";
+import type { IndexManifest, Modality } from "../formats/index/index-manifest.js";
 import { layout } from "../io/layout.js";
 import type { DatasetStorage } from "../io/storage.js";
 import { fromFloat16Bits } from "../models/float16.js";
-import type { IndexManifest, Modality } from "../stages/index/index-manifest.js";
 import { float16DataOffset } from "./image-vector-scan.js";
 
 /** The row's embedding, or undefined when the index has no such row. */

@@ -11,12 +11,12 @@
 import { statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ClipcrawlError, errorMessage } from "../errors.js";
+import { type ClipIndex, openIndex } from "../formats/index/clip-index.js";
 import { layout } from "../io/layout.js";
 import { LocalStorage } from "../io/local-storage.js";
 import { ClipModel } from "../models/clip-model.js";
 import { ClipEmbedder, TextEmbedder } from "../models/embedder.js";
 import { checkEmbeddingSizesMatch, TextModel } from "../models/text-model.js";
-import { type ClipIndex, openIndex } from "../stages/index/clip-index.js";
 import { type AestheticEmbeddings, computeAestheticEmbeddings } from "./aesthetic-embeddings.js";
 import { type IndexModels, resolveIndexModels } from "./index-models.js";
 import { type IndexStats, readIndexStats } from "./index-stats.js";

@@ -11,7 +11,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { ServeConfig } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
-import type { ImageFetcher } from "../stages/download/fetcher.js";
+import type { ImageFetcher } from "../io/fetch/image-fetcher.js";
 import type { ExportJobs } from "./export-jobs.js";
 import type { KnnLimits } from "./knn-request.js";
 import type { ServerMetrics } from "./metrics.js";

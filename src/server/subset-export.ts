@@ -9,8 +9,8 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { SearchResult } from "../formats/index/clip-index.js";
 import { duckdbConnection, quoteLiteral } from "../io/parquet.js";
-import type { SearchResult } from "../stages/index/clip-index.js";
 import {
   asObject,
   integerField,

@@ -13,7 +13,7 @@ import type { TextEmbedder } from "../models/embedder.js";
 
 type PromptEmbedder = Pick<TextEmbedder, "embedTexts">;
 
-import type { ClipIndex } from "../stages/index/clip-index.js";
+import type { ClipIndex } from "../formats/index/clip-index.js";
 import { scanImageVectors } from "./image-vector-scan.js";
 
 export interface ViolencePrompts {

@@ -16,12 +16,12 @@ import { layout, shardName } from "../../src/io/layout.js";
 import { LocalStorage } from "../../src/io/local-storage.js";
 import { encodeNpy } from "../../src/io/npy.js";
 import { type ParquetColumn, writeParquet } from "../../src/io/parquet.js";
+import { TarWriter } from "../../src/io/tar-writer.js";
 import { toFloat16Bits } from "../../src/models/float16.js";
-import { ShardState } from "../../src/runner/shard-state.js";
+import { ShardState } from "../../src/shard/shard-state.js";
 import type { ExtraColumn, SampleRecord } from "../../src/stages/download/samples.js";
 import { sampleKey } from "../../src/stages/download/samples.js";
 import { metadataColumns, sampleJson } from "../../src/stages/download/shard-writers.js";
-import { TarWriter } from "../../src/stages/download/ustar.js";
 
 export const DIMENSIONS = 8;
 export const LANGUAGES = ["en", "de", ""];

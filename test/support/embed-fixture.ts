@@ -6,14 +6,14 @@
  */
 import { open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { renderShapeImage } from "../../scripts/shape-images.js";
+import { renderShapeImage } from "../../src/demo/sample/shape-images.js";
 import { layout } from "../../src/io/layout.js";
 import { LocalStorage } from "../../src/io/local-storage.js";
 import { writeParquet } from "../../src/io/parquet.js";
+import { TarWriter } from "../../src/io/tar-writer.js";
 import type { ExtraColumn, SampleRecord } from "../../src/stages/download/samples.js";
 import { sampleKey, unfinishedRecord } from "../../src/stages/download/samples.js";
 import { metadataColumns, sampleJson } from "../../src/stages/download/shard-writers.js";
-import { TarWriter } from "../../src/stages/download/ustar.js";
 
 export const LONG_CAPTION = `an orange star ${"with many small words around it and ".repeat(12)}at the end`;
 

@@ -6,9 +6,9 @@
  */
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { generateTinyClipModel } from "../../scripts/tiny-clip/generate.js";
-import { writeWatFile } from "../../scripts/wat-generator.js";
 import { type DemoImageServer, startDemoImageServer } from "../../src/demo/image-server.js";
+import { writeWatFile } from "../../src/demo/sample/wat-generator.js";
+import { generateTinyClipModel } from "../../src/demo/tiny-clip/generate.js";
 import { layout } from "../../src/io/layout.js";
 import { LocalStorage } from "../../src/io/local-storage.js";
 import { readParquet } from "../../src/io/parquet.js";

@@ -14,9 +14,13 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { generateScoreHeads } from "../../scripts/score-heads/generate.js";
-import { renderShapeImage, type ShapeColour, type ShapeName } from "../../scripts/shape-images.js";
-import { generateTinyClipModel } from "../../scripts/tiny-clip/generate.js";
-import { generateTinyMultilingualTextModel } from "../../scripts/tiny-clip/generate-multilingual.js";
+import {
+  renderShapeImage,
+  type ShapeColour,
+  type ShapeName,
+} from "../../src/demo/sample/shape-images.js";
+import { generateTinyClipModel } from "../../src/demo/tiny-clip/generate.js";
+import { generateTinyMultilingualTextModel } from "../../src/demo/tiny-clip/generate-multilingual.js";
 import { download } from "../../src/stages/download/download.js";
 import { embed } from "../../src/stages/embed/embed.js";
 import { filter } from "../../src/stages/filter/filter.js";

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { RemovalKind } from "../../governance/removal-lists.js";
+import type { RemovalKind } from "../../formats/removal-lists.js";
 import { type IndexAction, type RemoveSummary, remove } from "../../governance/remove.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";

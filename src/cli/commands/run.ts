@@ -1,12 +1,8 @@
 import type { Command } from "commander";
+import { PIPELINE_STAGES, SUCCESS_MEANING } from "../../pipeline/pipeline-stages.js";
 import type { DistributedRunSummary } from "../../runner/distributed/coordinator.js";
 import { type RunSummary, runPipeline } from "../../runner/local-runner.js";
-import { PIPELINE_STAGES, SUCCESS_MEANING } from "../../runner/pipeline-stages.js";
-import {
-  formatDuration,
-  type ProgressDisplay,
-  progressDisplay,
-} from "../../runner/progress-display.js";
+import { formatDuration, type ProgressDisplay, progressDisplay } from "../progress-display.js";
 import { formatCount } from "../terminal-reporter.js";
 import { type QueueFlags, queueOptionsFromFlags } from "./worker.js";
 

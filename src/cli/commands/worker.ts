@@ -1,6 +1,6 @@
 import type { Command } from "commander";
+import { PIPELINE_STAGES, type PipelineStage } from "../../pipeline/pipeline-stages.js";
 import type { QueueOptions } from "../../runner/distributed/queue-names.js";
-import { PIPELINE_STAGES, type PipelineStage } from "../../runner/pipeline-stages.js";
 import { fileLogger, stderrLogger } from "../../runner/run-log.js";
 
 export interface QueueFlags {

@@ -20,16 +20,16 @@ import { initRoot } from "../../config/init-root.js";
 import { ConfigError, errorMessage } from "../../errors.js";
 import { shardName } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
-import { type PipelineObserver, PipelineProgress, silentObserver } from "../pipeline-progress.js";
 import {
   PIPELINE_STAGES,
   type PipelineStage,
   plannedImageShards,
   WHOLE_DATASET,
-} from "../pipeline-stages.js";
+} from "../../pipeline/pipeline-stages.js";
+import { recordRunReport, stageRunFromTotals } from "../../pipeline/run-report.js";
+import { type PipelineObserver, PipelineProgress, silentObserver } from "../pipeline-progress.js";
 import { expandInputs } from "../run-inputs.js";
 import { openRunLog, type RunLogger } from "../run-log.js";
-import { recordRunReport, stageRunFromTotals } from "../run-report.js";
 import { type FailedRunShard, RunStateRecorder } from "../run-state.js";
 import {
   jobId,

@@ -11,7 +11,7 @@ import { serve } from "@hono/node-server";
 import { serveStatic } from "@hono/node-server/serve-static";
 import { Queue } from "bullmq";
 import { Hono } from "hono";
-import { PIPELINE_STAGES } from "../pipeline-stages.js";
+import { PIPELINE_STAGES } from "../../pipeline/pipeline-stages.js";
 import { type QueueOptions, queueName, redisOptions } from "./queue-names.js";
 
 export interface DashboardOptions {

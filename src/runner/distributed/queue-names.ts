@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import type { RedisOptions } from "bullmq";
-import type { PipelineStage } from "../pipeline-stages.js";
+import type { PipelineStage } from "../../pipeline/pipeline-stages.js";
 
 export interface QueueOptions {
   /** redis://[user:password@]host:port[/db] */

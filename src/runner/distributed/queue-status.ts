@@ -4,7 +4,7 @@
  */
 import { type Job, Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { PIPELINE_STAGES, type PipelineStage } from "../pipeline-stages.js";
+import { PIPELINE_STAGES, type PipelineStage } from "../../pipeline/pipeline-stages.js";
 import {
   type QueueOptions,
   queueName,

@@ -18,14 +18,14 @@ import { loadConfig } from "../../config/config-file.js";
 import { errorMessage } from "../../errors.js";
 import { shardName } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
-import { extract } from "../../stages/extract/extract.js";
 import {
   PIPELINE_STAGES,
   type PipelineStage,
   runShardBatch,
   type SHARD_STAGES,
-} from "../pipeline-stages.js";
-import type { StageReporter } from "../reporter.js";
+} from "../../pipeline/pipeline-stages.js";
+import type { StageReporter } from "../../shard/reporter.js";
+import { extract } from "../../stages/extract/extract.js";
 import { type RunLogger, silentLogger } from "../run-log.js";
 import { readRunState } from "../run-state.js";
 import {

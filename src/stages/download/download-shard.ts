@@ -5,12 +5,12 @@
  * Sample-level problems are rows; only a failure to write the outputs throws.
  */
 import type { DownloadConfig } from "../../config/schema.js";
+import { ImageFetcher } from "../../io/fetch/image-fetcher.js";
+import { Blocklist } from "../../io/fetch/opt-out.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
 import { type HostLimits, hostOfUrl, runWithHostLimits } from "./fetch-scheduler.js";
-import { ImageFetcher } from "./fetcher.js";
 import { ImageSpill, type SpilledImage } from "./image-spill.js";
-import { Blocklist } from "./opt-out.js";
 import { ImageResizer } from "./resizer.js";
 import {
   type ExtraColumn,

@@ -4,8 +4,8 @@
  * and cached names carry over from one shard to the next.
  */
 import { LocalStorage } from "../../io/local-storage.js";
-import { digestOf } from "../../runner/shard-state.js";
-import { serveWorkerTasks } from "../../runner/worker-pool.js";
+import { digestOf } from "../../shard/shard-state.js";
+import { serveWorkerTasks } from "../../shard/worker-pool.js";
 import {
   createDownloadContext,
   type DownloadContext,

@@ -13,7 +13,7 @@ import type { DownloadConfig } from "../../config/schema.js";
 import { InputError } from "../../errors.js";
 import { layout, shardName } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
-import { digestOf, ShardState } from "../../runner/shard-state.js";
+import { digestOf, ShardState } from "../../shard/shard-state.js";
 import type { ExtraColumn, InputSample } from "./samples.js";
 import {
   countRows,

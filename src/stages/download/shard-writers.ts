@@ -10,8 +10,8 @@ import type { DownloadConfig } from "../../config/schema.js";
 import { layout } from "../../io/layout.js";
 import { type CellValue, type ParquetColumn, writeParquet } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
+import { TarWriter } from "../../io/tar-writer.js";
 import type { ExtraColumn, SampleRecord } from "./samples.js";
-import { TarWriter } from "./ustar.js";
 
 export interface CompletedShard {
   name: string;

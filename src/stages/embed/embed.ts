@@ -28,10 +28,10 @@ import {
   type TextModelFiles,
 } from "../../models/model-files.js";
 import { checkEmbeddingSizesMatch, TextModel } from "../../models/text-model.js";
-import { type StageReporter, silentReporter } from "../../runner/reporter.js";
-import { type FailedShard, runShardLoop } from "../../runner/shard-loop.js";
-import { ShardSelection } from "../../runner/shard-selection.js";
-import { ShardState } from "../../runner/shard-state.js";
+import { type StageReporter, silentReporter } from "../../shard/reporter.js";
+import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
+import { ShardSelection } from "../../shard/shard-selection.js";
+import { ShardState } from "../../shard/shard-state.js";
 import { CaptionEncoder } from "./caption-encoder.js";
 import { type EmbeddedShard, embedShard, type ShardEncoders } from "./embed-shard.js";
 import { writeEmbeddingShard } from "./embedding-writer.js";

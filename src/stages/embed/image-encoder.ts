@@ -9,7 +9,7 @@
  */
 import type { ClipModel, EmbeddingMatrix } from "../../models/clip-model.js";
 import { type ImageFailure, normaliseRows } from "../../models/embedder.js";
-import { siblingModule, WorkerPool } from "../../runner/worker-pool.js";
+import { siblingModule, WorkerPool } from "../../shard/worker-pool.js";
 import type { PreprocessedImage, PreprocessTask } from "./preprocess-worker.js";
 
 export interface PreparedImages {

@@ -6,7 +6,7 @@
  */
 import { asBuffer, decodeError } from "../../io/image-format.js";
 import { ClipImagePreprocessor } from "../../models/image-preprocessing.js";
-import { serveWorkerTasks } from "../../runner/worker-pool.js";
+import { serveWorkerTasks } from "../../shard/worker-pool.js";
 
 export interface PreprocessTask {
   preprocessorConfig: string;

@@ -27,7 +27,7 @@ import {
   type TarEntry,
   type WebdatasetSample,
 } from "../../io/tar-reader.js";
-import { digestOf, ShardState } from "../../runner/shard-state.js";
+import { digestOf, ShardState } from "../../shard/shard-state.js";
 import { type EmbedShardInput, IMAGE_EXTENSIONS } from "./embed-shard.js";
 
 /** Bump when the output of the same input and model changes, so finished shards are redone. */

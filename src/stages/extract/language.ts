@@ -6,7 +6,7 @@
  */
 import { eld } from "eld/medium";
 
-import type { LanguageTier } from "./language-tier.js";
+import type { LanguageTier } from "../../formats/language-tier.js";
 
 export type { LanguageTier };
 

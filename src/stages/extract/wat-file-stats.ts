@@ -3,8 +3,9 @@
  * wat-file.ts so the main thread can total results without loading the parser and the language
  * detector (whose tables take a second to load) — those belong to the worker threads.
  */
+
+import type { LanguageTier } from "../../formats/language-tier.js";
 import type { LinkDropReason } from "./candidate-pairs.js";
-import type { LanguageTier } from "./language-tier.js";
 
 export type DropReason = LinkDropReason | "duplicate";
 export type RecordProblem = "invalid_json" | "bad_warc_record" | "corrupt_gzip";

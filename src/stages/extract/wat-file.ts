@@ -7,13 +7,13 @@
 import { basename } from "node:path";
 import type { ExtractConfig } from "../../config/schema.js";
 import { errorMessage, InputError } from "../../errors.js";
+import type { LanguageTier } from "../../formats/language-tier.js";
+import { HASH_LANES, PairHashes, PairHashSet } from "../../formats/pair-hash.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { pageBaseUrl, resolveLink } from "./candidate-pairs.js";
 import { CandidateShardWriter } from "./candidate-shard-writer.js";
 import { gzipMembers } from "./gzip-members.js";
 import { type DetectedLanguage, detectLanguage } from "./language.js";
-import type { LanguageTier } from "./language-tier.js";
-import { HASH_LANES, PairHashes, PairHashSet } from "./pair-hash.js";
 import { parseWarcRecords, WarcFormatError, type WarcRecord } from "./warc-records.js";
 import {
   emptyWatFileStats,

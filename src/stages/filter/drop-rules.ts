@@ -12,9 +12,9 @@
  * score is unknown or NaN cannot pass a score threshold that is set (`score_missing`).
  */
 import type { FilterConfig } from "../../config/schema.js";
-import type { LanguageTier } from "../extract/language-tier.js";
-import { BLOCKLIST_TABLES, type Blocklists } from "./blocklists.js";
-import type { ScoreColumn } from "./laion-schema.js";
+import { BLOCKLIST_TABLES, type Blocklists } from "../../formats/blocklists.js";
+import type { ScoreColumn } from "../../formats/laion-schema.js";
+import type { LanguageTier } from "../../formats/language-tier.js";
 
 export const LANGUAGE_TIERS: readonly LanguageTier[] = ["en", "multi", "nolang"];
 

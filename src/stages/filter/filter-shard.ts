@@ -11,23 +11,23 @@ import { randomBytes } from "node:crypto";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import type { FilterConfig } from "../../config/schema.js";
 import { InputError } from "../../errors.js";
+import { BLOCKLIST_TABLES, type Blocklists } from "../../formats/blocklists.js";
+import {
+  DATASET_COLUMNS,
+  type DatasetColumnType,
+  REQUIRED_METADATA_COLUMNS,
+  SCORE_COLUMNS,
+} from "../../formats/laion-schema.js";
+import type { LanguageTier } from "../../formats/language-tier.js";
+import { PAIR_HASH_FUNCTION, URL_DOMAINS_FUNCTION } from "../../formats/sql-functions.js";
 import { quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
-import type { LanguageTier } from "../extract/language-tier.js";
-import { BLOCKLIST_TABLES, type Blocklists } from "./blocklists.js";
 import {
   DROP_REASONS,
   type DropReason,
   dropReasonExpression,
   LANGUAGE_TIERS,
 } from "./drop-rules.js";
-import {
-  DATASET_COLUMNS,
-  type DatasetColumnType,
-  REQUIRED_METADATA_COLUMNS,
-  SCORE_COLUMNS,
-} from "./laion-schema.js";
-import { PAIR_HASH_FUNCTION, URL_DOMAINS_FUNCTION } from "./sql-functions.js";
 
 export interface FilterShardInput {
   /** Root-relative paths. */

@@ -13,16 +13,6 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { FilterConfig } from "../../config/schema.js";
-import { withGovernanceBlocklists } from "../../governance/stage-blocklists.js";
-import { layout } from "../../io/layout.js";
-import { LocalStorage } from "../../io/local-storage.js";
-import { duckdbConnection } from "../../io/parquet.js";
-import type { FileInfo } from "../../io/storage.js";
-import { type StageReporter, silentReporter } from "../../runner/reporter.js";
-import { type FailedShard, runShardLoop } from "../../runner/shard-loop.js";
-import { ShardSelection } from "../../runner/shard-selection.js";
-import { ShardState } from "../../runner/shard-state.js";
-import type { LanguageTier } from "../extract/language-tier.js";
 import {
   type Blocklists,
   blocklistsDigest,
@@ -30,11 +20,21 @@ import {
   describeBadLine,
   dropBlocklistTables,
   loadBlocklists,
-} from "./blocklists.js";
+} from "../../formats/blocklists.js";
+import { withGovernanceBlocklists } from "../../formats/governance-blocklists.js";
+import type { LanguageTier } from "../../formats/language-tier.js";
+import { registerFilterFunctions } from "../../formats/sql-functions.js";
+import { layout } from "../../io/layout.js";
+import { LocalStorage } from "../../io/local-storage.js";
+import { duckdbConnection } from "../../io/parquet.js";
+import type { FileInfo } from "../../io/storage.js";
+import { type StageReporter, silentReporter } from "../../shard/reporter.js";
+import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
+import { ShardSelection } from "../../shard/shard-selection.js";
+import { ShardState } from "../../shard/shard-state.js";
 import { DROP_REASONS, type DropReason, LANGUAGE_TIERS } from "./drop-rules.js";
 import { type FilteredShard, filterShard } from "./filter-shard.js";
 import { filterIdentity, type PlannedFilterShard, planFilterShards } from "./shard-plan.js";
-import { registerFilterFunctions } from "./sql-functions.js";
 
 export const FILTER_STAGE = "filter";
 

@@ -16,16 +16,12 @@ import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { IndexConfig } from "../../config/schema.js";
 import { errorMessage, InputError } from "../../errors.js";
-import { layout } from "../../io/layout.js";
-import { LocalStorage } from "../../io/local-storage.js";
-import { duckdbConnection, quoteLiteral } from "../../io/parquet.js";
-import type { DatasetStorage, FileInfo } from "../../io/storage.js";
-import { type StageReporter, silentReporter } from "../../runner/reporter.js";
-import { digestOf, ShardState } from "../../runner/shard-state.js";
-import { VERSION } from "../../version.js";
-import { DuplicateGroups, readDuplicateGroups, writeDuplicateGroups } from "./duplicate-groups.js";
-import { VectorGraph } from "./graph.js";
-import { removeUnreferencedFiles } from "./index-cleanup.js";
+import {
+  DuplicateGroups,
+  readDuplicateGroups,
+  writeDuplicateGroups,
+} from "../../formats/index/duplicate-groups.js";
+import { VectorGraph } from "../../formats/index/graph.js";
 import {
   generationName,
   graphPath,
@@ -37,7 +33,15 @@ import {
   type Modality,
   readManifest,
   writeManifest,
-} from "./index-manifest.js";
+} from "../../formats/index/index-manifest.js";
+import { layout } from "../../io/layout.js";
+import { LocalStorage } from "../../io/local-storage.js";
+import { duckdbConnection, quoteLiteral } from "../../io/parquet.js";
+import type { DatasetStorage, FileInfo } from "../../io/storage.js";
+import { type StageReporter, silentReporter } from "../../shard/reporter.js";
+import { digestOf, ShardState } from "../../shard/shard-state.js";
+import { VERSION } from "../../version.js";
+import { removeUnreferencedFiles } from "./index-cleanup.js";
 import { chooseIndexParams, defaultExpansionSearch, graphBytes } from "./index-params.js";
 import { type PlannedIndexShard, planIndexShards } from "./index-plan.js";
 import { readIndexShard, releaseIndexShard, writeSegment } from "./index-shard.js";

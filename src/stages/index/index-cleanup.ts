@@ -5,9 +5,9 @@
  * until it is unmapped.
  */
 import { readdir } from "node:fs/promises";
+import { type IndexManifest, MODALITIES } from "../../formats/index/index-manifest.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
-import { type IndexManifest, MODALITIES } from "./index-manifest.js";
 
 const GENERATION_FILE = /^(image|text)-g\d{6}\.usearch$|^dup_groups-g\d{6}\.parquet$/;
 

@@ -5,7 +5,7 @@
  * precision does not fit. Every value set in the config wins over the choice.
  */
 import type { IndexConfig } from "../../config/schema.js";
-import type { GraphQuantization, IndexParams } from "./index-manifest.js";
+import type { GraphQuantization, IndexParams } from "../../formats/index/index-manifest.js";
 
 const SCALAR_BYTES: Record<GraphQuantization, number> = { f32: 4, f16: 2, i8: 1 };
 /** Links beyond 16 cost memory and add little recall on CLIP-like data (bench/index.ts). */

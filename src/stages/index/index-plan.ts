@@ -9,7 +9,7 @@ import { stat } from "node:fs/promises";
 import { InputError } from "../../errors.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
-import { digestOf, ShardState } from "../../runner/shard-state.js";
+import { digestOf, ShardState } from "../../shard/shard-state.js";
 
 const DATASET_SHARD = /^(\d{5})\.parquet$/;
 const METADATA_SHARD = /^metadata_(\d{5})\.parquet$/;

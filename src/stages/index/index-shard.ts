@@ -7,14 +7,14 @@
 import { randomBytes } from "node:crypto";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { InputError } from "../../errors.js";
+import { SEGMENT_COLUMNS, segmentColumnExpressions } from "../../formats/index/index-columns.js";
+import { encodeSegmentVectors } from "../../formats/index/segment-vectors.js";
 import { layout } from "../../io/layout.js";
 import { decodeNpy, type NpyArray } from "../../io/npy.js";
 import { quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { fromFloat16Bits } from "../../models/float16.js";
-import { SEGMENT_COLUMNS, segmentColumnExpressions } from "./index-columns.js";
 import type { PlannedIndexShard } from "./index-plan.js";
-import { encodeSegmentVectors } from "./segment-vectors.js";
 
 export interface IndexShardRows {
   shard: string;

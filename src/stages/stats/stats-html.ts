@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClipcrawlError } from "../../errors.js";
-import { REPORT_STAGES } from "../../runner/run-report.js";
+import { REPORT_STAGES } from "../../pipeline/run-report.js";
 import type { StatsReport } from "./stats.js";
 
 const SCRIPT = join("web", "dist", "report", "stats-report.js");

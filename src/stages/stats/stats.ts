@@ -10,6 +10,7 @@
 import { mkdir } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { InputError } from "../../errors.js";
+import { type DatasetStats, fileList, readDatasetStats } from "../../formats/dataset-stats.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { duckdbConnection } from "../../io/parquet.js";
@@ -19,8 +20,7 @@ import {
   readLatestRunReport,
   readStageTotals,
   type StageTotals,
-} from "../../runner/run-report.js";
-import { type DatasetStats, fileList, readDatasetStats } from "./dataset-stats.js";
+} from "../../pipeline/run-report.js";
 import { reportScriptPath, statsHtml } from "./stats-html.js";
 
 export const STATS_STAGE = "stats";

@@ -13,10 +13,10 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { ConfigError, InputError } from "../../errors.js";
+import type { ClipIndex } from "../../formats/index/clip-index.js";
+import type { Modality } from "../../formats/index/index-manifest.js";
 import { ClipModel } from "../../models/clip-model.js";
 import { ClipEmbedder, embeddingRow } from "../../models/embedder.js";
-import type { ClipIndex } from "../index/clip-index.js";
-import type { Modality } from "../index/index-manifest.js";
 
 export interface SubsetQuery {
   /** The text, or the image file as given. */

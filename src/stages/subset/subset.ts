@@ -15,12 +15,12 @@ import { basename, dirname, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
 import { ClipcrawlError, InputError } from "../../errors.js";
+import { type ClipIndex, openIndex } from "../../formats/index/clip-index.js";
+import { readManifest } from "../../formats/index/index-manifest.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { duckdbConnection, quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
-import { type StageReporter, silentReporter } from "../../runner/reporter.js";
-import { type ClipIndex, openIndex } from "../index/clip-index.js";
-import { readManifest } from "../index/index-manifest.js";
+import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import {
   checkWhere,
   type DatasetShard,

@@ -12,7 +12,7 @@ import { ClipcrawlError } from "../../errors.js";
 import { layout, shardName } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { readTarEntries, splitSampleName } from "../../io/tar-reader.js";
-import { TarWriter } from "../download/ustar.js";
+import { TarWriter } from "../../io/tar-writer.js";
 
 export interface WebdatasetCopy {
   folder: string;

@@ -10,12 +10,12 @@
 import { loadConfig } from "../config/config-file.js";
 import { errorMessage } from "../errors.js";
 import type { LocalStorage } from "../io/local-storage.js";
+import type { StageReporter } from "../shard/reporter.js";
 import { download } from "../stages/download/download.js";
 import { planCandidateShards } from "../stages/download/shard-plan.js";
 import { embed } from "../stages/embed/embed.js";
 import { filter } from "../stages/filter/filter.js";
 import { buildIndex } from "../stages/index/build-index.js";
-import type { StageReporter } from "./reporter.js";
 
 export const PIPELINE_STAGES = ["extract", "download", "embed", "filter", "index"] as const;
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];

@@ -17,8 +17,8 @@
  * multilingual tower also takes an `attention_mask`, as M-CLIP's does, and multiplies every
  * token's features by it.
  */
-import type { ShapeColour, ShapeName } from "../shape-images.js";
-import { SHAPE_COLOURS, SHAPE_NAMES } from "../wat-generator.js";
+import type { ShapeColour, ShapeName } from "../sample/shape-images.js";
+import { SHAPE_COLOURS, SHAPE_NAMES } from "../sample/wat-generator.js";
 import { byteLevel, END_OF_WORD } from "./bpe-tokenizer.js";
 import {
   BACKGROUND_NOUNS,

@@ -9,9 +9,10 @@
  *
  * Nothing here runs a stage: it is built from what the stages returned and wrote.
  */
+
+import { mergedCounts, readStatsFiles, type StatsFile } from "../formats/dataset-stats.js";
 import { layout } from "../io/layout.js";
 import type { DatasetStorage } from "../io/storage.js";
-import { mergedCounts, readStatsFiles, type StatsFile } from "../stages/stats/dataset-stats.js";
 
 export const RUN_REPORT_VERSION = 1;
 export const RUN_REPORTS_FOLDER = "_reports";

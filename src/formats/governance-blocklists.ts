@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InputError } from "../errors.js";
 import type { DatasetStorage } from "../io/storage.js";
-import type { Blocklist, Blocklists } from "../stages/filter/blocklists.js";
+import type { Blocklist, Blocklists } from "./blocklists.js";
 import { loadGovernanceLists, type RemovalList } from "./removal-lists.js";
 
 /** The filter's lists with the root's governance URL, domain and SHA-256 entries added. */

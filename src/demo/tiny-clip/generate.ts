@@ -14,8 +14,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { CAPTIONS_BY_LANGUAGE, NAVIGATION_LABELS } from "../sample-captions.js";
-import { SHAPE_COLOURS, SHAPE_NAMES } from "../wat-generator.js";
+import { CAPTIONS_BY_LANGUAGE, NAVIGATION_LABELS } from "../sample/sample-captions.js";
+import { SHAPE_COLOURS, SHAPE_NAMES } from "../sample/wat-generator.js";
 import {
   END_OF_TEXT,
   START_OF_TEXT,

@@ -15,7 +15,7 @@
  * Both are pure, so registering them again (the registration is database-wide) is harmless.
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { HASH_LANES, hashPair } from "../extract/pair-hash.js";
+import { HASH_LANES, hashPair } from "./pair-hash.js";
 
 export const PAIR_HASH_FUNCTION = "clipcrawl_pair_hash";
 export const URL_DOMAINS_FUNCTION = "clipcrawl_url_domains";

@@ -20,7 +20,7 @@ import {
   type EntryNormaliser,
   NORMALISE_BLOCKLIST_ENTRY,
   parseListLines,
-} from "../stages/filter/blocklists.js";
+} from "./blocklists.js";
 
 export const REMOVAL_KINDS = ["urls", "domains", "sha256", "md5", "sha1", "keys"] as const;
 export type RemovalKind = (typeof REMOVAL_KINDS)[number];

@@ -11,11 +11,7 @@ import { readFileSync } from "node:fs";
 import { isIP, type LookupFunction } from "node:net";
 import { rootCertificates } from "node:tls";
 import { buildConnector } from "undici";
-import {
-  isPublicAddress,
-  PrivateAddressError,
-  refuseLiteralAddresses,
-} from "../../io/network-guard.js";
+import { isPublicAddress, PrivateAddressError, refuseLiteralAddresses } from "../network-guard.js";
 
 export interface ConnectionPolicy {
   allowPrivateNetwork: boolean;

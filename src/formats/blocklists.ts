@@ -14,8 +14,8 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import type { FilterConfig } from "../../config/schema.js";
-import { InputError } from "../../errors.js";
+import type { FilterConfig } from "../config/schema.js";
+import { InputError } from "../errors.js";
 
 export type BlocklistKind = "url" | "domain" | "sha256";
 

@@ -22,8 +22,8 @@ import {
   NAVIGATION_LABELS,
   SHAPE_ALT_LANGUAGES,
   shapeAltPhrasings,
-} from "../sample-captions.js";
-import { SHAPE_COLOURS, SHAPE_NAMES } from "../wat-generator.js";
+} from "../sample/sample-captions.js";
+import { SHAPE_COLOURS, SHAPE_NAMES } from "../sample/wat-generator.js";
 import {
   tokenizerConfigJson,
   tokenizerJson,

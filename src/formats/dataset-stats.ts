@@ -7,9 +7,9 @@
  * shards. A stage the root has no stats for gives nulls and empty lists, not an error.
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { layout } from "../../io/layout.js";
-import { duckdbConnection, quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
-import type { DatasetStorage } from "../../io/storage.js";
+import { layout } from "../io/layout.js";
+import { duckdbConnection, quoteIdentifier, quoteLiteral } from "../io/parquet.js";
+import type { DatasetStorage } from "../io/storage.js";
 
 /** [lower, upper, count] */
 export type HistogramBin = [number, number, number];

@@ -9,7 +9,7 @@
  * constant on the "none" axes keeps every embedding non-zero (a caption without colour or shape
  * words still has a direction) while adding little to any cosine.
  */
-import { mixSeed, SeededRandom, SHAPE_COLOURS, SHAPE_NAMES } from "../wat-generator.js";
+import { mixSeed, SeededRandom, SHAPE_COLOURS, SHAPE_NAMES } from "../sample/wat-generator.js";
 
 export const COLOUR_AXES = [...SHAPE_COLOURS, "none"] as const;
 export const SHAPE_AXES = [...SHAPE_NAMES, "none"] as const;

@@ -4,8 +4,8 @@
  * bars. Off a terminal it prints only the warnings, so logs and pipes stay readable.
  */
 import cliProgress from "cli-progress";
-import { formatCount } from "../cli/terminal-reporter.js";
-import type { PipelineObserver, StageSnapshot } from "./pipeline-progress.js";
+import type { PipelineObserver, StageSnapshot } from "../runner/pipeline-progress.js";
+import { formatCount } from "./terminal-reporter.js";
 
 export interface ProgressDisplay extends PipelineObserver {
   stop(): void;

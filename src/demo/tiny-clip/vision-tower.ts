@@ -14,7 +14,7 @@
  * π/4 of it, a triangle half, a five-pointed star a third. Gaussian bumps (Sub, Div, Mul,
  * Exp) around those ratios give the shape vector.
  */
-import { type Rgb, SHAPE_PALETTE, type ShapeColour } from "../shape-images.js";
+import { type Rgb, SHAPE_PALETTE, type ShapeColour } from "../sample/shape-images.js";
 import { COLOUR_AXES, PROJECTION_DIM, SHAPE_AXES } from "./concept-space.js";
 import { OnnxGraphBuilder, TensorType } from "./onnx-graph.js";
 import { appendJointProjection } from "./text-tower.js";
