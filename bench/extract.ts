@@ -134,7 +134,7 @@ async function runExtract(inputs: string[], workers: number): Promise<ExtractRun
   await rm(root, { recursive: true, force: true });
   const summary = await extract({ root, inputs, config: { workers } });
   await rm(root, { recursive: true, force: true });
-  if (!summary.ok) throw new Error(`extract failed: ${JSON.stringify(summary.failedInputs)}`);
+  if (!summary.ok) throw new Error(`extract failed: ${JSON.stringify(summary.failedShards)}`);
   return { seconds: summary.seconds, records: summary.totals.records, pairs: summary.totals.kept };
 }
 

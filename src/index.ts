@@ -56,7 +56,7 @@ export {
 export { LocalStorage } from "./io/local-storage.js";
 export { decodeNpy, encodeNpy, type NpyArray, NpyFormatError } from "./io/npy.js";
 export type { DatasetStorage } from "./io/storage.js";
-export { PIPELINE_STAGES, type PipelineStage } from "./pipeline/pipeline-stages.js";
+export { PIPELINE, STAGE_NAMES, type StageName } from "./pipeline/pipeline.js";
 export {
   type DistributedRunOptions,
   type DistributedRunSummary,
@@ -80,6 +80,12 @@ export {
   serve,
 } from "./server/serve.js";
 export type { ShardEvent, StageProgress, StageReporter } from "./shard/reporter.js";
+export type {
+  AnyStageDefinition,
+  StageCall,
+  StageDefinition,
+  StageSummary,
+} from "./shard/stage-definition.js";
 export {
   type DownloadOptions,
   type DownloadSummary,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { BloomFilter } from "../src/formats/bloom-filter.js";
 import { hashPair, PairHashSet } from "../src/formats/pair-hash.js";
-import { BloomFilter } from "../src/stages/extract/bloom-filter.js";
 
 test("the Bloom filter never forgets a pair it was given", () => {
   const filter = BloomFilter.forCapacity(10_000, 0.01);

@@ -116,7 +116,7 @@ test("every stage reader meets a damaged file: one line naming it, the other sha
     ),
   );
   // Every shard but the two damaged ones (filter's 00002 has no dataset shard) is indexed.
-  assert.equal(indexed.shardsAdded, filtered.shards - 2);
+  assert.equal(indexed.shardsWritten, filtered.shards - 2);
   assert.ok(indexed.rows > 0);
 });
 

@@ -6,15 +6,16 @@ import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { DEMO_STAGES, type DemoResult, type DemoStage, demo } from "../src/demo/demo.js";
+import { type DemoResult, demo } from "../src/demo/demo.js";
+import { STAGE_NAMES, type StageName } from "../src/pipeline/pipeline.js";
 import { type RunningServer, serve } from "../src/server/serve.js";
 import { collectingReporter } from "../src/shard/reporter.js";
 import { tempDir } from "./support/temp.js";
 
 let work: string;
 let first: DemoResult;
-const started: DemoStage[] = [];
-const finished: DemoStage[] = [];
+const started: StageName[] = [];
+const finished: StageName[] = [];
 
 before(async () => {
   work = await tempDir("demo");
@@ -34,14 +35,14 @@ after(async () => {
 
 test("every stage runs, in order, and writes its shards", () => {
   assert.equal(first.ok, true);
-  assert.deepEqual(started, [...DEMO_STAGES]);
-  assert.deepEqual(finished, [...DEMO_STAGES]);
+  assert.deepEqual(started, [...STAGE_NAMES]);
+  assert.deepEqual(finished, [...STAGE_NAMES]);
   for (const stage of ["extract", "download", "embed", "filter"] as const) {
     const summary = first[stage];
     assert.ok(summary.shardsWritten > 0, `${stage} wrote no shard`);
     assert.equal(summary.shardsWritten, summary.shards, stage);
   }
-  assert.ok(first.index.shardsAdded > 0);
+  assert.ok(first.index.shardsWritten > 0);
   assert.equal(first.index.rows, first.filter.totals.kept);
 });
 
@@ -85,6 +86,6 @@ test("a second run reuses every stage's output", async () => {
     assert.equal(second[stage].shardsWritten, 0, stage);
     assert.equal(second[stage].shardsSkipped, first[stage].shards, stage);
   }
-  assert.equal(second.index.shardsAdded, 0);
+  assert.equal(second.index.shardsWritten, 0);
   assert.equal(second.index.rows, first.index.rows);
 });

@@ -118,7 +118,7 @@ test("a truncated WAT file yields the pairs before the cut, one error naming fil
     `${input}: gzip stream cut off in the member at offset ${cutAt}`,
   );
   assert.deepEqual(
-    summary.failedInputs.map((failed) => failed.input),
+    summary.failedShards.map((failed) => failed.input),
     [input],
   );
 });

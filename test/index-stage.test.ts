@@ -360,7 +360,7 @@ test("a new shard is added without a rebuild; a re-run skips; ids and groups car
   const two = await buildIndex({ root, config: { threads: 1, flatMaxVectors: 0 } });
   assert.equal(two.ok, true, JSON.stringify(two));
   assert.equal(two.rebuilt, false);
-  assert.equal(two.shardsAdded, 1);
+  assert.equal(two.shardsWritten, 1);
   assert.equal(two.shardsSkipped, 1);
   assert.equal(two.rows, 800);
   assert.equal(two.rowsAdded, 400);
@@ -385,7 +385,7 @@ test("a new shard is added without a rebuild; a re-run skips; ids and groups car
 
   const three = await buildIndex({ root, config: { threads: 1, flatMaxVectors: 0 } });
   assert.equal(three.ok, true);
-  assert.equal(three.shardsAdded, 0);
+  assert.equal(three.shardsWritten, 0);
   assert.equal(three.shardsSkipped, 2);
   const manifestThree = JSON.parse(await storage.readText(layout.indexManifest()));
   assert.equal(manifestThree.generation, manifestTwo.generation);
@@ -399,7 +399,7 @@ test("a new shard is added without a rebuild; a re-run skips; ids and groups car
     config: { threads: 1, flatMaxVectors: 0, duplicateThreshold: 0.9 },
   });
   assert.equal(four.rebuilt, true);
-  assert.equal(four.shardsAdded, 2);
+  assert.equal(four.shardsWritten, 2);
 });
 
 test("a corrupt npy or a row count that differs from the metadata fails that shard with one line; the others are indexed", async () => {

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Redis } from "ioredis";
+import { BloomFilter } from "../src/formats/bloom-filter.js";
 import { HASH_LANES, hashPair } from "../src/formats/pair-hash.js";
 import { RunKeys } from "../src/runner/distributed/queue-names.js";
 import { RedisPairFilter } from "../src/runner/distributed/redis-pair-filter.js";
-import { BloomFilter } from "../src/stages/extract/bloom-filter.js";
 import { deletePrefix, REDIS_URL, redisSkipReason, uniquePrefix } from "./support/redis.js";
 
 const skip = await redisSkipReason();

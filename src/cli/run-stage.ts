@@ -1,19 +1,31 @@
 /** What every stage command does around its stage: progress, the summary, the exit code. */
 import { LocalStorage } from "../io/local-storage.js";
-import { type ReportStage, recordRunReport, stageRunFromSummary } from "../pipeline/run-report.js";
+import { recordRunReport, stageRunFromSummary } from "../pipeline/run-report.js";
 import type { StageReporter } from "../shard/reporter.js";
+import type { StageSummary } from "../shard/stage-definition.js";
 import { terminalReporter } from "./terminal-reporter.js";
 
 /**
  * Runs a stage with a terminal reporter, prints its summary (JSON with `--json`, else the
  * human description) and sets exit code 1 when the summary says not every input was processed.
- * With `report`, the run report of the stage goes into its root (src/runner/run-report.ts).
+ * With `report`, the run report of the stage goes into its root (src/pipeline/run-report.ts).
  */
+export async function runStageCommand<Summary extends StageSummary>(
+  json: boolean | undefined,
+  run: (reporter: StageReporter) => Promise<Summary>,
+  describe: (summary: Summary) => string,
+  report: { root: string; stage: string },
+): Promise<Summary>;
 export async function runStageCommand<Summary extends { ok: boolean }>(
   json: boolean | undefined,
   run: (reporter: StageReporter) => Promise<Summary>,
   describe: (summary: Summary) => string,
-  report?: { root: string; stage: ReportStage },
+): Promise<Summary>;
+export async function runStageCommand<Summary extends { ok: boolean }>(
+  json: boolean | undefined,
+  run: (reporter: StageReporter) => Promise<Summary>,
+  describe: (summary: Summary) => string,
+  report?: { root: string; stage: string },
 ): Promise<Summary> {
   const reporter = terminalReporter({ quiet: json === true });
   const started = new Date();
@@ -26,7 +38,8 @@ export async function runStageCommand<Summary extends { ok: boolean }>(
         report.stage,
         started,
         summary.ok,
-        { [report.stage]: stageRunFromSummary(report.stage, summary) },
+        // The overloads admit a report only for a stage's summary.
+        { [report.stage]: stageRunFromSummary(summary as unknown as StageSummary) },
         (line) => reporter.warn(line),
       );
     }

@@ -1,49 +1,30 @@
 /**
- * `clipcrawl demo`: the pipeline on the bundled sample, end to end, in a dataset root of its own:
- * extract → download → embed → filter → index (the CLI then serves the root). Every step is the
+ * `clipcrawl demo`: the pipeline on the bundled sample, end to end, in a dataset root of its own
+ * (the CLI then serves the root). Every step is the
  * production stage, resumable: a second run reuses what is done.
  *
  * The sample's image URLs name hosts that do not exist, so the demo starts its own web on
  * 127.0.0.1 (image-server.ts) and points `download` at it with `connectTo` rules and the
  * server's certificate; the CLIP model is the tiny fixture model and its multilingual text
- * tower, generated into the root.
+ * tower, generated into the root. The stages and their order are the pipeline registry's.
  */
 
 import { layout } from "../io/layout.js";
 import { LocalStorage } from "../io/local-storage.js";
 import { readParquet } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
+import { PIPELINE, type StageName, type StageSummaries } from "../pipeline/pipeline.js";
 import { type StageReporter, silentReporter } from "../shard/reporter.js";
-import { type DownloadSummary, download } from "../stages/download/download.js";
-import { type EmbedSummary, embed } from "../stages/embed/embed.js";
-import { type ExtractSummary, extract } from "../stages/extract/extract.js";
-import { type FilterSummary, filter } from "../stages/filter/filter.js";
-import { buildIndex, type IndexSummary } from "../stages/index/build-index.js";
+import type { ConfigSections, StageSummary } from "../shard/stage-definition.js";
 import { startDemoImageServer } from "./image-server.js";
 import { ensureSampleWatFiles } from "./sample-wat.js";
 import { generateTinyClipModel } from "./tiny-clip/generate.js";
 import { generateTinyMultilingualTextModel } from "./tiny-clip/generate-multilingual.js";
 
-export const DEMO_STAGES = ["extract", "download", "embed", "filter", "index"] as const;
-export type DemoStage = (typeof DEMO_STAGES)[number];
-
-/** The summary each stage returns. */
-export interface DemoSummaries {
-  extract: ExtractSummary;
-  download: DownloadSummary;
-  embed: EmbedSummary;
-  filter: FilterSummary;
-  index: IndexSummary;
-}
-
 /** Hears each stage start and finish, so a terminal can show where the demo is. */
 export interface DemoObserver {
-  stageStarted?(stage: DemoStage): void;
-  stageFinished?<Stage extends DemoStage>(
-    stage: Stage,
-    summary: DemoSummaries[Stage],
-    seconds: number,
-  ): void;
+  stageStarted?(stage: StageName): void;
+  stageFinished?(stage: StageName, summary: StageSummary, seconds: number): void;
 }
 
 export interface DemoOptions {
@@ -59,21 +40,17 @@ export interface DemoExample {
   tier: string;
 }
 
-export interface DemoResult {
+/** What the demo did: each stage's summary (`result.download`, …), and what it built. */
+export type DemoResult = StageSummaries & {
   root: string;
   sampleFiles: string[];
-  extract: ExtractSummary;
-  download: DownloadSummary;
-  embed: EmbedSummary;
-  filter: FilterSummary;
-  index: IndexSummary;
   /** Wall seconds of each stage in this run. */
-  seconds: Record<DemoStage, number>;
+  seconds: Record<StageName, number>;
   /** Pairs the dataset kept, per language tier, a few of each. */
   kept: DemoExample[];
   examples: DemoExample[];
   ok: boolean;
-}
+};
 
 /** Where the demo keeps its models and the certificate of its web, inside the root. */
 export const DEMO_MODEL_FOLDER = "demo/tiny-clip";
@@ -81,62 +58,63 @@ export const DEMO_MULTILINGUAL_FOLDER = "demo/tiny-multilingual";
 const DEMO_CERTIFICATE = "demo/web-ca.pem";
 const DEMO_SAMPLES_PER_SHARD = 256;
 
+/** What a stage needs from the demo: config overrides, and what to stop once the stage is over. */
+interface DemoSetup {
+  config: ConfigSections;
+  close?: () => Promise<void>;
+}
+
+/**
+ * The stages that need something only the demo has: download its stand-in web (started once
+ * extract has named the hosts), embed the tiny models. Every other stage runs as configured.
+ */
+const DEMO_SETUP: Partial<Record<StageName, (storage: LocalStorage) => Promise<DemoSetup>>> = {
+  download: startDemoWeb,
+  embed: async (storage) => ({ config: { embed: await ensureDemoModels(storage) } }),
+};
+
 export async function demo(options: DemoOptions): Promise<DemoResult> {
   const storage = new LocalStorage(options.root);
   const reporter = options.reporter ?? silentReporter;
-  const seconds = Object.fromEntries(DEMO_STAGES.map((stage) => [stage, 0])) as Record<
-    DemoStage,
-    number
-  >;
-  const step = async <Stage extends DemoStage>(
-    stage: Stage,
-    run: () => Promise<DemoSummaries[Stage]>,
-  ): Promise<DemoSummaries[Stage]> => {
-    options.observer?.stageStarted?.(stage);
-    const started = performance.now();
-    const summary = await run();
-    seconds[stage] = (performance.now() - started) / 1000;
-    options.observer?.stageFinished?.(stage, summary, seconds[stage]);
-    return summary;
-  };
   const sampleFiles = await ensureSampleWatFiles(storage);
-  const extractSummary = await step("extract", () =>
-    extract({ root: storage, inputs: sampleFiles, reporter }),
-  );
-  const downloadSummary = await step("download", () => downloadFromDemoWeb(storage, reporter));
-  const embedSummary = await step("embed", async () =>
-    embed({ root: storage, config: await ensureDemoModels(storage), reporter }),
-  );
-  const filterSummary = await step("filter", () => filter({ root: storage, reporter }));
-  const indexSummary = await step("index", () => buildIndex({ root: storage, reporter }));
+  const summaries: Partial<Record<StageName, StageSummary>> = {};
+  const seconds = {} as Record<StageName, number>;
+  for (const stage of PIPELINE) {
+    options.observer?.stageStarted?.(stage.name);
+    const started = performance.now();
+    const setup = await DEMO_SETUP[stage.name]?.(storage);
+    let summary: StageSummary;
+    try {
+      summary = await stage.run({
+        storage,
+        inputs: sampleFiles,
+        reporter,
+        ...(setup === undefined ? {} : { config: setup.config }),
+      });
+    } finally {
+      await setup?.close?.();
+    }
+    seconds[stage.name] = (performance.now() - started) / 1000;
+    summaries[stage.name] = summary;
+    options.observer?.stageFinished?.(stage.name, summary, seconds[stage.name]);
+  }
   return {
+    ...(summaries as StageSummaries),
     root: storage.root,
     sampleFiles,
-    extract: extractSummary,
-    download: downloadSummary,
-    embed: embedSummary,
-    filter: filterSummary,
-    index: indexSummary,
     seconds,
     kept: await keptPerTier(storage),
     examples: await examplesPerTier(storage),
-    ok: [extractSummary, downloadSummary, embedSummary, filterSummary, indexSummary].every(
-      (summary) => summary.ok,
-    ),
+    ok: Object.values(summaries).every((summary) => summary.ok),
   };
 }
 
-async function downloadFromDemoWeb(
-  storage: LocalStorage,
-  reporter: StageReporter,
-): Promise<DownloadSummary> {
+async function startDemoWeb(storage: LocalStorage): Promise<DemoSetup> {
   const web = await startDemoImageServer(await candidateHosts(storage));
-  try {
-    await storage.writeAtomic(DEMO_CERTIFICATE, web.certificatePem);
-    return await download({
-      root: storage,
-      reporter,
-      config: {
+  await storage.writeAtomic(DEMO_CERTIFICATE, web.certificatePem);
+  return {
+    config: {
+      download: {
         // Shards of a few hundred samples, so that the progress display moves during download
         // and embed (it counts finished shards).
         samplesPerShard: DEMO_SAMPLES_PER_SHARD,
@@ -144,10 +122,9 @@ async function downloadFromDemoWeb(
         connectTo: web.connectTo,
         caCertificates: await storage.localPath(DEMO_CERTIFICATE),
       },
-    });
-  } finally {
-    await web.close();
-  }
+    },
+    close: () => web.close(),
+  };
 }
 
 async function candidateHosts(storage: DatasetStorage): Promise<Set<string>> {

@@ -9,16 +9,14 @@
  *
  * Nothing here runs a stage: it is built from what the stages returned and wrote.
  */
-
 import { mergedCounts, readStatsFiles, type StatsFile } from "../formats/dataset-stats.js";
-import { layout } from "../io/layout.js";
 import type { DatasetStorage } from "../io/storage.js";
+import type { StageSummary, StatsFileTotals } from "../shard/stage-definition.js";
+import { type PerStage, PIPELINE, perStage, type Stages } from "./pipeline.js";
 
 export const RUN_REPORT_VERSION = 1;
 export const RUN_REPORTS_FOLDER = "_reports";
 export const LATEST_RUN_REPORT = `${RUN_REPORTS_FOLDER}/latest.json`;
-export const REPORT_STAGES = ["extract", "download", "embed", "filter", "index"] as const;
-export type ReportStage = (typeof REPORT_STAGES)[number];
 /** Errors listed per stage; the rest are counted in `errorsOmitted`. */
 const MAX_ERRORS = 50;
 
@@ -54,7 +52,7 @@ export interface StageTotals {
 }
 
 export interface StageReport {
-  stage: ReportStage;
+  stage: string;
   run: StageRun | null;
   totals: StageTotals | null;
 }
@@ -70,34 +68,21 @@ export interface RunReport {
   stages: StageReport[];
 }
 
-/**
- * A stage command's summary (extract, download, embed, filter, index all share the fields read
- * here) as a StageRun.
- */
-export function stageRunFromSummary(stage: ReportStage, summary: object): StageRun {
-  const value = summary as Record<string, unknown>;
-  const totals = (value.totals ?? {}) as Record<string, unknown>;
-  const number = (item: unknown) => (typeof item === "number" ? item : 0);
-  const failures = [
-    ...(Array.isArray(value.failedShards) ? value.failedShards : []),
-    ...(Array.isArray(value.failedInputs) ? value.failedInputs : []),
-  ] as { shard?: string; input?: string; error?: string }[];
-  const [samples, outputs] = stageCounts(stage, totals, value);
-  const seconds = number(value.seconds);
+/** What one call of a stage function did, from its summary, as a StageRun. */
+export function stageRunFromSummary(summary: StageSummary): StageRun {
+  const failures = summary.failedShards.map(
+    (failure) => `${failure.shard || "inputs"}: ${failure.error}`,
+  );
   return {
-    shards: typeof value.shards === "number" ? value.shards : null,
-    shardsDone: number(value.shardsWritten ?? value.shardsAdded),
-    shardsSkipped: number(value.shardsSkipped),
+    shards: summary.shards,
+    shardsDone: summary.shardsWritten,
+    shardsSkipped: summary.shardsSkipped,
     shardsFailed: failures.length,
-    samples,
-    outputs,
-    seconds,
-    samplesPerSecond: perSecond(samples, seconds),
-    ...cappedErrors(
-      failures.map(
-        (failure) => `${failure.shard ?? failure.input ?? "?"}: ${failure.error ?? "failed"}`,
-      ),
-    ),
+    samples: summary.samples,
+    outputs: summary.outputs,
+    seconds: summary.seconds,
+    samplesPerSecond: perSecond(summary.samples, summary.seconds),
+    ...cappedErrors(failures),
   };
 }
 
@@ -129,25 +114,17 @@ export function stageRunFromTotals(totals: {
 /** Every stage's totals over the root's stats files (null for a stage with none). */
 export async function readStageTotals(
   storage: DatasetStorage,
-): Promise<Record<ReportStage, StageTotals | null>> {
-  const extract = await readStatsFiles(storage, layout.candidatesFolder());
-  const download = await readStatsFiles(storage, layout.imagesFolder());
-  const embed = await readStatsFiles(storage, layout.embeddingsFolder());
-  const filter = await readStatsFiles(storage, layout.datasetFolder());
-  return {
-    extract: totals(extract, "imageLinks", "kept", ["dropped", "badRecords"], [], "seconds"),
-    download: totals(
-      download,
-      "count",
-      "successes",
-      ["failed_to_download", "failed_to_resize", "opted_out"],
-      ["status_dict"],
-      "duration",
-    ),
-    embed: totals(embed, "samples", "embedded", ["failed_to_embed"], ["status_dict"], "timings"),
-    filter: totals(filter, "samples", "kept", ["dropped_by_reason"], [], "duration"),
-    index: null,
-  };
+  stages: Stages = PIPELINE,
+): Promise<PerStage<StageTotals | null>> {
+  const totals = new Map<string, StageTotals | null>();
+  for (const stage of stages) {
+    const files = stage.statsFiles;
+    totals.set(
+      stage.name,
+      files === undefined ? null : totalsOf(await readStatsFiles(storage, files.folder), files),
+    );
+  }
+  return perStage(stages, (stage) => totals.get(stage.name) ?? null);
 }
 
 /** The report of one command: its stages' runs, and the root's totals for every stage. */
@@ -156,10 +133,11 @@ export async function buildRunReport(
   command: string,
   started: Date,
   ok: boolean,
-  runs: Partial<Record<ReportStage, StageRun>>,
+  runs: Partial<Record<string, StageRun>>,
+  stages: Stages = PIPELINE,
 ): Promise<RunReport> {
   const finished = new Date();
-  const totals = await readStageTotals(storage);
+  const totals = await readStageTotals(storage, stages);
   return {
     version: RUN_REPORT_VERSION,
     command,
@@ -167,10 +145,10 @@ export async function buildRunReport(
     startedAt: started.toISOString(),
     finishedAt: finished.toISOString(),
     seconds: (finished.getTime() - started.getTime()) / 1000,
-    stages: REPORT_STAGES.map((stage) => ({
-      stage,
-      run: runs[stage] ?? null,
-      totals: totals[stage],
+    stages: stages.map(({ name }) => ({
+      stage: name,
+      run: runs[name] ?? null,
+      totals: totals[name] ?? null,
     })),
   };
 }
@@ -191,11 +169,15 @@ export async function recordRunReport(
   command: string,
   started: Date,
   ok: boolean,
-  runs: Partial<Record<ReportStage, StageRun>>,
+  runs: Partial<Record<string, StageRun>>,
   warn: (line: string) => void,
+  stages: Stages = PIPELINE,
 ): Promise<string | null> {
   try {
-    return await writeRunReport(storage, await buildRunReport(storage, command, started, ok, runs));
+    return await writeRunReport(
+      storage,
+      await buildRunReport(storage, command, started, ok, runs, stages),
+    );
   } catch (error) {
     warn(`could not write the run report: ${error instanceof Error ? error.message : error}`);
     return null;
@@ -214,38 +196,9 @@ export async function readLatestRunReport(storage: DatasetStorage): Promise<RunR
   }
 }
 
-/** [samples processed, samples passed on] of a stage summary's totals. */
-function stageCounts(
-  stage: ReportStage,
-  totals: Record<string, unknown>,
-  summary: Record<string, unknown>,
-): [number, number | null] {
-  const field = (name: string) => (typeof totals[name] === "number" ? totals[name] : 0);
-  switch (stage) {
-    case "extract":
-      return [field("imageLinks"), field("kept")];
-    case "download":
-      return [field("count"), field("successes")];
-    case "embed":
-      return [field("samples"), field("embedded")];
-    case "filter":
-      return [field("samples"), field("kept")];
-    case "index": {
-      const added = typeof summary.rowsAdded === "number" ? summary.rowsAdded : 0;
-      return [added, added];
-    }
-  }
-}
-
-function totals(
-  files: readonly StatsFile[],
-  inputs: string,
-  outputs: string,
-  dropFields: readonly string[],
-  errorFields: readonly string[],
-  seconds: string,
-): StageTotals | null {
+function totalsOf(files: readonly StatsFile[], spec: StatsFileTotals): StageTotals | null {
   if (files.length === 0) return null;
+  const { inputs, outputs, drops: dropFields, errors: errorFields, seconds } = spec;
   const drops: Record<string, number> = {};
   const add = (name: string, count: number) => {
     if (count > 0) drops[name] = (drops[name] ?? 0) + count;

@@ -1,33 +1,34 @@
 /**
  * `clipcrawl run`: the whole pipeline on this machine, resumable.
  *
- * extract runs first over every input (its own worker pool; see pipeline-stages.ts for why it is
- * a phase of its own). Then the image shards flow through three lanes at once: several download
- * lanes, one shard per call, and one embed and one filter lane that each take every shard ready
- * for them in one call (one model load for all of them), so shard N+1 downloads while shard N is
- * embedded and N-1 filtered. index runs last, once every shard is filtered.
+ * The stages come from the pipeline registry, cut into chains (src/pipeline/pipeline.ts): a
+ * chain starts with a stage that plans its own shards once the chain before it is over, and
+ * goes on through the stages that take its shards one by one. Within a chain the shards flow
+ * through lanes at once: the first stage runs as one call over every shard (several shards at a
+ * time where the stage allows), and each later stage takes, in one call, every shard ready for
+ * it (one model load for all of them), so shard N+1 downloads while shard N is embedded and N-1
+ * filtered.
  *
  * Nothing here writes a dataset file: every shard goes through its stage function, whose atomic
  * writes and done markers make a re-run after a crash (or `kill -9`) redo only unfinished shards
- * and produce the same bytes. Aborting (Ctrl-C) stops starting batches and waits for the running
+ * and produce the same bytes. Aborting (Ctrl-C) stops starting calls and waits for the running
  * ones.
  */
 import { loadConfig } from "../config/config-file.js";
 import { initRoot } from "../config/init-root.js";
-import { ConfigError, errorMessage } from "../errors.js";
+import { errorMessage } from "../errors.js";
 import { LocalStorage } from "../io/local-storage.js";
 import {
-  type PipelineStage,
-  plannedImageShards,
-  runShardBatch,
-  type ShardStage,
-  type StageBatchResult,
-  WHOLE_DATASET,
-} from "../pipeline/pipeline-stages.js";
+  type PerStage,
+  PIPELINE,
+  perStage,
+  type StageChain,
+  type Stages,
+  stageChains,
+} from "../pipeline/pipeline.js";
 import { recordRunReport, stageRunFromTotals } from "../pipeline/run-report.js";
 import type { ShardEvent, StageReporter } from "../shard/reporter.js";
-import { defaultParallelism } from "../shard/worker-pool.js";
-import { extract } from "../stages/extract/extract.js";
+import type { AnyStageDefinition } from "../shard/stage-definition.js";
 import {
   type PipelineObserver,
   PipelineProgress,
@@ -36,6 +37,7 @@ import {
 import { expandInputs } from "./run-inputs.js";
 import { openRunLog, type RunLogger } from "./run-log.js";
 import { type FailedRunShard, RunStateRecorder } from "./run-state.js";
+import { callStage, type StageCallResult } from "./stage-call.js";
 
 export interface RunOptions {
   /** The dataset root: a directory path, or a LocalStorage. */
@@ -47,14 +49,19 @@ export interface RunOptions {
   inputs?: readonly string[];
   crawl?: string | undefined;
   limit?: number | undefined;
-  /** Download shards at once; 0 or unset: download.workers of the config (0 there: one a core). */
+  /**
+   * Shards of a chain's first stage run at once (download's); 0 or unset: what the stage's
+   * config says (download.workers; 0 there: one a core).
+   */
   workers?: number;
   observer?: PipelineObserver;
-  /** Stops starting new batches; the running ones finish. */
+  /** Stops starting new calls; the running ones finish. */
   signal?: AbortSignal;
   /** Default: `<root>/_logs/run.log`. */
   logger?: RunLogger;
   cwd?: string;
+  /** The stages to run (default: the pipeline registry's). */
+  stages?: Stages;
 }
 
 export interface StageTotals {
@@ -73,7 +80,7 @@ export interface RunSummary {
   interrupted: boolean;
   root: string;
   logPath: string | null;
-  stages: Record<PipelineStage, StageTotals>;
+  stages: PerStage<StageTotals>;
   failed: FailedRunShard[];
   seconds: number;
 }
@@ -81,15 +88,12 @@ export interface RunSummary {
 export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   const started = performance.now();
   const startedAt = new Date();
+  const stages = options.stages ?? PIPELINE;
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
   const cwd = options.cwd ?? process.cwd();
   await initRoot(storage);
   const config = await loadConfig(storage);
-  if (config.embed.model.trim() === "") {
-    throw new ConfigError(
-      "run needs a CLIP model folder: set embed.model in clipcrawl.json (clipcrawl model fetch downloads one)",
-    );
-  }
+  for (const stage of stages) stage.checkConfig?.(config);
   const opened = options.logger === undefined ? await openRunLog(storage, "run") : undefined;
   const logger = options.logger ?? (opened as { logger: RunLogger }).logger;
   const observer = options.observer ?? { update: () => {}, warn: () => {} };
@@ -98,76 +102,38 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
     observer.warn(line);
   };
 
-  const inputs = await expandInputs(options, storage, config.extract, cwd);
+  const inputs = await expandInputs(stages, { ...options, cwd }, storage, config);
   const recorder = new RunStateRecorder(storage, {
     mode: "local",
     inputs: inputs.expanded,
     queue: null,
   });
   await recorder.flush();
-  const progress = new PipelineProgress(observer);
+  const progress = new PipelineProgress(stages, observer);
   const aborted = () => options.signal?.aborted === true;
   logger.info({ event: "run started", root: storage.root, inputs: inputs.expanded.length });
+  const context: LaneContext = {
+    storage,
+    progress,
+    recorder,
+    logger,
+    warn,
+    signal: options.signal,
+    inputs: inputs.expanded,
+    cwd,
+  };
 
   try {
-    // extract: one call over every input, on its own pool.
-    if (inputs.expanded.length > 0 || inputs.errors.length > 0) {
-      for (const error of inputs.errors) {
-        warn(error);
-        recorder.failed("extract", "inputs", error);
-      }
-      if (inputs.expanded.length > 0 && !aborted()) {
-        recorder.setShards("extract", inputs.expanded.length);
-        recorder.started("extract", [WHOLE_DATASET]);
-        const summary = await extract({
-          root: storage,
-          inputs: inputs.expanded,
-          reporter: progress.extractReporter(warn),
-          cwd,
-        });
-        progress.extractFinished(summary.failedInputs.length);
-        recorder.finished("extract", [{ shard: WHOLE_DATASET, ok: true }]);
-        for (const failed of summary.failedInputs) {
-          recorder.failed("extract", failed.input, failed.error);
-        }
-        logger.info({
-          event: "stage finished",
-          stage: "extract",
-          shards: summary.shards,
-          written: summary.shardsWritten,
-          skipped: summary.shardsSkipped,
-          failed: summary.failedInputs,
-          pairs: summary.totals.kept,
-          seconds: summary.seconds,
-        });
-      }
+    for (const error of inputs.errors) {
+      warn(error);
+      recorder.failed((stages[0] as AnyStageDefinition).name, "inputs", error);
     }
-
-    if (!aborted()) {
-      const shards = await plannedImageShards(storage);
-      for (const stage of ["download", "embed", "filter"] as const) {
-        recorder.setShards(stage, shards.length);
-        progress.setTotal(stage, shards.length);
-      }
-      const lanes = Math.max(
-        1,
-        Math.min(shards.length, defaultParallelism(options.workers || config.download.workers)),
-      );
-      const context = { storage, progress, recorder, logger, warn, signal: options.signal };
-      await new ShardLanes(context, lanes, aborted).run(shards);
-    }
-
-    const snapshot = progress.snapshot();
-    const filtered = byStage(snapshot).filter;
-    if (
-      !aborted() &&
-      filtered.shardsTotal !== null &&
-      filtered.shardsDone === filtered.shardsTotal
-    ) {
-      // The index stage marks each dataset shard it holds.
-      recorder.setShards("index", filtered.shardsTotal);
-      progress.setTotal("index", 1);
-      await runBatch("index", [WHOLE_DATASET], { storage, progress, recorder, logger, warn });
+    for (const [index, chain] of stageChains(stages).entries()) {
+      if (aborted()) break;
+      // With no inputs the first chain has nothing to do: the stages after it read the root.
+      if (index === 0 && inputs.expanded.length === 0) continue;
+      if (index > 0 && !chainMayStart(chain, progress.snapshot(), stages)) break;
+      await runChain(chain, context, options.workers);
     }
   } catch (error) {
     logger.error({ event: "run failed", error: errorMessage(error) });
@@ -175,29 +141,32 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
     throw error;
   }
 
-  const stages = byStage(progress.snapshot());
+  const snapshots = new Map(progress.snapshot().map((item) => [item.stage, item]));
   const interrupted = aborted();
   const failed = recorder.current.failed;
-  const complete = stages.index.shardsDone === 1 && failed.length === 0;
+  const last = snapshots.get((stages.at(-1) as AnyStageDefinition).name);
+  const complete =
+    last !== undefined &&
+    last.shardsTotal !== null &&
+    last.shardsDone === last.shardsTotal &&
+    failed.length === 0;
   await recorder.close(interrupted ? "interrupted" : complete ? "finished" : "failed");
   const summary: RunSummary = {
     ok: complete && !interrupted,
     interrupted,
     root: storage.root,
     logPath: opened?.logPath ?? null,
-    stages: Object.fromEntries(
-      Object.entries(stages).map(([stage, item]) => [
-        stage,
-        {
-          shards: item.shardsTotal,
-          done: item.shardsDone,
-          failed: item.shardsFailed,
-          samples: item.samples,
-          successes: item.successes,
-          seconds: item.seconds,
-        },
-      ]),
-    ) as Record<PipelineStage, StageTotals>,
+    stages: perStage(stages, (stage) => {
+      const item = snapshots.get(stage.name) as StageSnapshot;
+      return {
+        shards: item.shardsTotal,
+        done: item.shardsDone,
+        failed: item.shardsFailed,
+        samples: item.samples,
+        successes: item.successes,
+        seconds: item.seconds,
+      };
+    }),
     failed: [...failed],
     seconds: (performance.now() - started) / 1000,
   };
@@ -206,70 +175,116 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
     "run",
     startedAt,
     summary.ok,
-    Object.fromEntries(
-      Object.entries(summary.stages).map(([stage, totals]) => [
-        stage,
-        stageRunFromTotals({
-          ...totals,
-          errors: failed
-            .filter((item) => item.stage === stage)
-            .map((item) => `${item.shard}: ${item.error}`),
-        }),
-      ]),
+    perStage(stages, (stage) =>
+      stageRunFromTotals({
+        ...(summary.stages[stage.name] as StageTotals),
+        errors: failed
+          .filter((item) => item.stage === stage.name)
+          .map((item) => `${item.shard}: ${item.error}`),
+      }),
     ),
     warn,
+    stages,
   );
   logger.info({ event: "run finished", ok: summary.ok, interrupted, seconds: summary.seconds });
   return summary;
 }
 
-interface BatchContext {
+/**
+ * Whether a chain after the first may start: an `all shards done` chain only once every shard
+ * of the stage before it is done; an `all shards` one once that stage is over, whatever failed.
+ */
+function chainMayStart(
+  chain: StageChain,
+  snapshot: readonly StageSnapshot[],
+  stages: Stages,
+): boolean {
+  if (chain.link !== "all shards done") return true;
+  const first = chain.stages[0] as AnyStageDefinition;
+  const before = stages[stages.indexOf(first) - 1];
+  const previous = snapshot.find((item) => item.stage === before?.name);
+  return (
+    previous !== undefined &&
+    previous.shardsTotal !== null &&
+    previous.shardsDone === previous.shardsTotal
+  );
+}
+
+async function runChain(
+  chain: StageChain,
+  context: LaneContext,
+  workers: number | undefined,
+): Promise<void> {
+  const [head] = chain.stages as [AnyStageDefinition, ...AnyStageDefinition[]];
+  const shards = (await head.plan?.({ storage: context.storage, inputs: context.inputs })) ?? [];
+  for (const stage of chain.stages) {
+    context.recorder.setShards(stage.name, shards.length);
+    context.progress.setTotal(stage.name, shards.length);
+  }
+  if (shards.length === 0) return;
+  const parallel =
+    head.parallelism === undefined
+      ? undefined
+      : Math.max(1, Math.min(shards.length, workers || (await head.parallelism(context.storage))));
+  await new ShardLanes(context, chain.stages, parallel).run(shards);
+}
+
+interface LaneContext {
   storage: LocalStorage;
   progress: PipelineProgress;
   recorder: RunStateRecorder;
   logger: RunLogger;
   warn: (line: string) => void;
   signal?: AbortSignal | undefined;
+  inputs: readonly string[];
+  cwd: string;
 }
 
 /**
  * Runs one call of a stage on `shards`, `parallel` at once; `onShard` hears each shard as it is
  * over (before the call returns, for stages that report their shards).
  */
-async function runBatch(
-  stage: ShardStage | "index",
+async function runStageCall(
+  stage: AnyStageDefinition,
   shards: readonly string[],
-  context: BatchContext,
-  options: { parallel?: number; onShard?: (event: ShardEvent) => void } = {},
-): Promise<StageBatchResult> {
+  context: LaneContext,
+  options: { parallel?: number | undefined; onShard?: (event: ShardEvent) => void } = {},
+): Promise<StageCallResult> {
   const { progress, recorder, logger, warn } = context;
-  const parallel = options.parallel ?? 1;
-  const batch = progress.startBatch(stage, warn, shards.length, parallel);
+  const running = options.parallel ?? 1;
+  const batch = progress.startBatch(stage.name, warn, shards.length, running);
   const pending = [...shards];
-  recorder.setRunning(stage, pending.slice(0, parallel));
-  logger.info({ event: "batch started", stage, shards });
+  recorder.setRunning(stage.name, pending.slice(0, running));
+  logger.info({ event: "batch started", stage: stage.name, shards });
   const reporter: StageReporter = {
     ...batch.reporter,
     shardFinished: (event) => {
       batch.reporter.shardFinished?.(event);
       const at = pending.indexOf(event.shard);
       if (at >= 0) pending.splice(at, 1);
-      recorder.setRunning(stage, pending.slice(0, parallel));
+      recorder.setRunning(stage.name, pending.slice(0, running));
       const ok = event.outcome !== "failed";
-      recorder.finished(stage, [
+      recorder.finished(stage.name, [
         ok
           ? { shard: event.shard, ok }
           : { shard: event.shard, ok, error: event.error ?? "failed" },
       ]);
-      logger.info({ event: `shard ${event.outcome}`, stage, shard: event.shard, ...event.counts });
+      logger.info({
+        event: `shard ${event.outcome}`,
+        stage: stage.name,
+        shard: event.shard,
+        ...event.counts,
+      });
       options.onShard?.(event);
     },
   };
-  const result = await runShardBatch(stage, {
+  const result = await callStage(stage, {
     storage: context.storage,
     shards,
     reporter,
-    downloadWorkers: parallel,
+    inputs: context.inputs,
+    cwd: context.cwd,
+    ...(options.parallel === undefined ? {} : { parallel: options.parallel }),
     ...(context.signal === undefined ? {} : { signal: context.signal }),
   });
   // Shards the stage said nothing about: it threw before them (count them by the result), or the
@@ -284,12 +299,12 @@ async function runBatch(
       (outcome) => !pending.includes(outcome.shard) || unreported.includes(outcome),
     ),
   });
-  recorder.finished(stage, unreported);
-  recorder.setRunning(stage, []);
+  recorder.finished(stage.name, unreported);
+  recorder.setRunning(stage.name, []);
   for (const outcome of unreported) {
-    if (!outcome.ok) warn(`${stage} shard ${outcome.shard} failed: ${outcome.error}`);
+    if (!outcome.ok) warn(`${stage.name} shard ${outcome.shard} failed: ${outcome.error}`);
     options.onShard?.({
-      stage,
+      stage: stage.name,
       shard: outcome.shard,
       outcome: outcome.ok ? "written" : "failed",
       ...(outcome.error === undefined ? {} : { error: outcome.error }),
@@ -297,88 +312,86 @@ async function runBatch(
   }
   logger.info({
     event: "batch finished",
-    stage,
+    stage: stage.name,
     shards,
     failed: result.outcomes.filter((outcome) => !outcome.ok),
     skipped: result.skipped,
     samples: result.samples,
-    successes: result.successes,
+    outputs: result.outputs,
     seconds: result.seconds,
   });
   return result;
 }
 
 /**
- * download → embed → filter, overlapping across shards: one download call over every shard on
- * `lanes` threads; each shard it finishes is ready for embed, each shard embed finishes ready for
- * filter. embed and filter take every shard ready for them in one call.
+ * A chain's stages, overlapping across shards: one call of the first stage over every shard
+ * (`parallel` at a time); each shard it finishes is ready for the next stage, and so on. Every
+ * later stage takes every shard ready for it in one call.
  */
 class ShardLanes {
-  private readonly ready: Record<"embed" | "filter", string[]> = { embed: [], filter: [] };
-  private readonly wakers: Record<"embed" | "filter", (() => void) | undefined> = {
-    embed: undefined,
-    filter: undefined,
-  };
-  private readonly over: Record<"download" | "embed", boolean> = { download: false, embed: false };
+  private readonly ready: string[][];
+  private readonly wakers: ((() => void) | undefined)[];
+  private readonly over: boolean[];
 
   constructor(
-    private readonly context: BatchContext,
-    private readonly lanes: number,
-    private readonly aborted: () => boolean,
-  ) {}
-
-  async run(shards: readonly string[]): Promise<void> {
-    const downloads = runBatch("download", shards, this.context, {
-      parallel: this.lanes,
-      onShard: (event) => this.pass("embed", event),
-    }).finally(() => {
-      this.over.download = true;
-      this.wake("embed");
-    });
-    const embeds = this.consume("embed", () => this.over.download).finally(() => {
-      this.over.embed = true;
-      this.wake("filter");
-    });
-    const filters = this.consume("filter", () => this.over.embed);
-    await Promise.all([downloads, embeds, filters]);
+    private readonly context: LaneContext,
+    private readonly stages: readonly AnyStageDefinition[],
+    private readonly parallel: number | undefined,
+  ) {
+    this.ready = stages.map(() => []);
+    this.wakers = stages.map(() => undefined);
+    this.over = stages.map(() => false);
   }
 
-  /** Runs every shard ready for `stage` in one call, until the stage before it is over. */
-  private async consume(stage: "embed" | "filter", upstreamOver: () => boolean): Promise<void> {
-    for (;;) {
-      if (this.aborted()) return;
-      const batch = this.ready[stage].splice(0).sort();
-      if (batch.length > 0) {
-        await runBatch(stage, batch, this.context, {
-          onShard: (event) => {
-            if (stage === "embed") this.pass("filter", event);
-          },
+  async run(shards: readonly string[]): Promise<void> {
+    const head = runStageCall(this.stages[0] as AnyStageDefinition, shards, this.context, {
+      parallel: this.parallel,
+      onShard: (event) => this.pass(1, event),
+    }).finally(() => this.finish(0));
+    const followers = this.stages.slice(1).map((_, index) => this.consume(index + 1));
+    await Promise.all([head, ...followers]);
+  }
+
+  /** Runs every shard ready for stage `at` in one call, until the stage before it is over. */
+  private async consume(at: number): Promise<void> {
+    try {
+      for (;;) {
+        if (this.aborted()) return;
+        const batch = (this.ready[at] as string[]).splice(0).sort();
+        if (batch.length > 0) {
+          await runStageCall(this.stages[at] as AnyStageDefinition, batch, this.context, {
+            onShard: (event) => this.pass(at + 1, event),
+          });
+          continue;
+        }
+        if (this.over[at - 1]) return;
+        await new Promise<void>((resolve) => {
+          this.wakers[at] = resolve;
         });
-        continue;
       }
-      if (upstreamOver()) return;
-      await new Promise<void>((resolve) => {
-        this.wakers[stage] = resolve;
-      });
+    } finally {
+      this.finish(at);
     }
   }
 
-  private pass(next: "embed" | "filter", event: ShardEvent): void {
-    if (event.outcome === "failed" || this.aborted()) return;
-    this.ready[next].push(event.shard);
+  private pass(next: number, event: ShardEvent): void {
+    if (next >= this.stages.length || event.outcome === "failed" || this.aborted()) return;
+    (this.ready[next] as string[]).push(event.shard);
     this.wake(next);
   }
 
-  private wake(stage: "embed" | "filter"): void {
-    const waker = this.wakers[stage];
-    this.wakers[stage] = undefined;
+  private finish(at: number): void {
+    this.over[at] = true;
+    this.wake(at + 1);
+  }
+
+  private wake(at: number): void {
+    const waker = this.wakers[at];
+    this.wakers[at] = undefined;
     waker?.();
   }
-}
 
-function byStage(snapshot: readonly StageSnapshot[]): Record<PipelineStage, StageSnapshot> {
-  return Object.fromEntries(snapshot.map((item) => [item.stage, item])) as Record<
-    PipelineStage,
-    StageSnapshot
-  >;
+  private aborted(): boolean {
+    return this.context.signal?.aborted === true;
+  }
 }

@@ -5,17 +5,12 @@
  * CLI's bars, a status line) reads `snapshot()`.
  */
 
-import {
-  PIPELINE_STAGES,
-  type PipelineStage,
-  SAMPLE_COUNTER,
-  SHARD_COUNTS,
-  type StageBatchResult,
-} from "../pipeline/pipeline-stages.js";
+import type { Stages } from "../pipeline/pipeline.js";
 import type { ShardEvent, StageProgress, StageReporter } from "../shard/reporter.js";
+import type { StageCallResult } from "./stage-call.js";
 
 export interface StageSnapshot {
-  stage: PipelineStage;
+  stage: string;
   /** Unknown (null) until the stage is planned. */
   shardsTotal: number | null;
   shardsDone: number;
@@ -61,12 +56,15 @@ interface StageTally {
 }
 
 export class PipelineProgress {
-  private readonly tallies = new Map<PipelineStage, StageTally>();
+  private readonly tallies = new Map<string, StageTally>();
   private nextBatch = 0;
 
-  constructor(private readonly observer: PipelineObserver = silentObserver) {
-    for (const stage of PIPELINE_STAGES) {
-      this.tallies.set(stage, {
+  constructor(
+    stages: Stages,
+    private readonly observer: PipelineObserver = silentObserver,
+  ) {
+    for (const { name } of stages) {
+      this.tallies.set(name, {
         total: null,
         done: 0,
         failed: 0,
@@ -79,7 +77,7 @@ export class PipelineProgress {
     }
   }
 
-  setTotal(stage: PipelineStage, total: number): void {
+  setTotal(stage: string, total: number): void {
     this.tally(stage).total = total;
     this.changed();
   }
@@ -89,7 +87,7 @@ export class PipelineProgress {
    * to hand it (its shard events count shards as they finish), and the id to finish it with.
    */
   startBatch(
-    stage: PipelineStage,
+    stage: string,
     warn: (line: string) => void,
     shards = 1,
     parallel = 1,
@@ -103,7 +101,7 @@ export class PipelineProgress {
     const reporter: StageReporter = {
       warn,
       progress: (update: StageProgress) => {
-        batch.reported = update.counters[SAMPLE_COUNTER[stage]] ?? 0;
+        batch.reported = update.samples ?? 0;
         this.changed();
       },
       shardFinished: (event: ShardEvent) => {
@@ -111,10 +109,9 @@ export class PipelineProgress {
         batch.finished.add(event.shard);
         if (event.outcome === "failed") tally.failed++;
         else tally.done++;
-        const [samples, successes] = SHARD_COUNTS[stage];
-        const counted = event.counts?.[samples] ?? 0;
+        const counted = event.samples ?? 0;
         tally.samples += counted;
-        tally.successes += event.counts?.[successes] ?? 0;
+        tally.successes += event.outputs ?? 0;
         batch.credited += counted;
         tally.lastEnd = performance.now();
         this.changed();
@@ -124,7 +121,7 @@ export class PipelineProgress {
   }
 
   /** The call is over: its shards that sent no event count by the call's result. */
-  finishBatch(id: number, result: StageBatchResult): void {
+  finishBatch(id: number, result: StageCallResult): void {
     const tally = this.tally(result.stage);
     const batch = tally.batches.get(id);
     tally.batches.delete(id);
@@ -136,40 +133,14 @@ export class PipelineProgress {
     }
     if (batch === undefined || batch.finished.size === 0) {
       tally.samples += result.samples;
-      tally.successes += result.successes;
+      tally.successes += result.outputs;
     }
-    this.changed();
-  }
-
-  /** extract runs as one call over every input: its own progress updates are the stage's. */
-  extractReporter(warn: (line: string) => void): StageReporter {
-    const tally = this.tally("extract");
-    return {
-      warn,
-      progress: (update) => {
-        tally.firstStart ??= performance.now();
-        tally.total = update.shardsTotal;
-        tally.done = update.shardsDone;
-        tally.samples = update.counters[SAMPLE_COUNTER.extract] ?? 0;
-        tally.successes = tally.samples;
-        tally.lastEnd = performance.now();
-        this.changed();
-      },
-    };
-  }
-
-  /** extract is over: `failed` of the shards it counted as done are inputs it could not read. */
-  extractFinished(failed: number): void {
-    const tally = this.tally("extract");
-    tally.failed = failed;
-    tally.done = Math.max(0, tally.done - failed);
     this.changed();
   }
 
   snapshot(): StageSnapshot[] {
     const now = performance.now();
-    return PIPELINE_STAGES.map((stage) => {
-      const tally = this.tally(stage);
+    return [...this.tallies].map(([stage, tally]) => {
       let running = 0;
       let inFlight = 0;
       for (const batch of tally.batches.values()) {
@@ -200,7 +171,7 @@ export class PipelineProgress {
     });
   }
 
-  private tally(stage: PipelineStage): StageTally {
+  private tally(stage: string): StageTally {
     return this.tallies.get(stage) as StageTally;
   }
 

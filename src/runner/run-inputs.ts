@@ -1,40 +1,27 @@
 /**
- * A run's WAT inputs, expanded once (globs, listings, `--crawl`) into the files and URLs that
- * become extract shards 00000, 00001, … in order. The list is kept in the run state file, so a
- * re-run without arguments reads the same inputs, and a distributed extract job finds its own.
+ * A run's inputs, expanded once (globs, listings, `--crawl`) by the pipeline's first stage into
+ * the files and URLs that become its shards 00000, 00001, … in order. The list is kept in the
+ * run state file, so a re-run without arguments reads the same inputs, and a distributed job of
+ * the first stage finds its own.
  */
-import type { ExtractConfig } from "../config/schema.js";
+import type { ClipcrawlConfig } from "../config/schema.js";
 import type { DatasetStorage } from "../io/storage.js";
-import { resolveWatInputs } from "../stages/extract/wat-inputs.js";
+import type { Stages } from "../pipeline/pipeline.js";
+import type { InputSpecs } from "../shard/stage-definition.js";
 import { readRunState } from "./run-state.js";
-
-export interface InputSpecs {
-  inputs?: readonly string[] | undefined;
-  crawl?: string | undefined;
-  limit?: number | undefined;
-}
 
 /** The inputs given, expanded; none given: the previous run's, from the root's run state. */
 export async function expandInputs(
+  stages: Stages,
   specs: InputSpecs,
   storage: DatasetStorage,
-  extract: Pick<ExtractConfig, "baseUrl" | "allowPrivateNetwork">,
-  cwd: string,
+  config: ClipcrawlConfig,
 ): Promise<{ expanded: string[]; errors: string[] }> {
-  const { baseUrl, allowPrivateNetwork } = extract;
   const given = specs.inputs ?? [];
-  if (given.length === 0 && specs.crawl === undefined) {
+  const first = stages[0];
+  if ((given.length === 0 && specs.crawl === undefined) || first?.expandInputs === undefined) {
     return { expanded: [...((await readRunState(storage))?.inputs ?? [])], errors: [] };
   }
-  const resolved = await resolveWatInputs(given, {
-    crawl: specs.crawl,
-    baseUrl,
-    allowPrivateNetwork,
-    limit: specs.limit,
-    cwd,
-  });
-  return {
-    expanded: resolved.inputs.map((input) => (input.kind === "file" ? input.path : input.url)),
-    errors: resolved.errors.map((error) => error.message),
-  };
+  const { inputs, errors } = await first.expandInputs(specs, config);
+  return { expanded: inputs, errors };
 }

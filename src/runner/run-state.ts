@@ -9,20 +9,20 @@
  */
 import { hostname } from "node:os";
 import type { DatasetStorage } from "../io/storage.js";
-import type { PipelineStage, ShardOutcome } from "../pipeline/pipeline-stages.js";
+import type { ShardOutcome } from "./stage-call.js";
 
 export const RUN_STATE_FILE = "_state/run.json";
 
 export type RunStatus = "running" | "finished" | "failed" | "interrupted";
 
 export interface RunningShard {
-  stage: PipelineStage;
+  stage: string;
   shard: string;
   since: string;
 }
 
 export interface FailedRunShard {
-  stage: PipelineStage;
+  stage: string;
   shard: string;
   error: string;
   at: string;
@@ -39,7 +39,7 @@ export interface RunState {
   /** The WAT inputs, expanded (files, URLs), in shard order. */
   inputs: string[];
   /** Shards per stage, once planned. */
-  shards: Partial<Record<PipelineStage, number>>;
+  shards: Partial<Record<string, number>>;
   running: RunningShard[];
   failed: FailedRunShard[];
   /** For a distributed run: where its jobs are (no password). */
@@ -89,12 +89,12 @@ export class RunStateRecorder {
     this.changed();
   }
 
-  setShards(stage: PipelineStage, count: number): void {
+  setShards(stage: string, count: number): void {
     this.state.shards[stage] = count;
     this.changed();
   }
 
-  started(stage: PipelineStage, shards: readonly string[]): void {
+  started(stage: string, shards: readonly string[]): void {
     const since = new Date().toISOString();
     for (const shard of shards) this.state.running.push({ stage, shard, since });
     // A retried shard is no longer failed.
@@ -105,7 +105,7 @@ export class RunStateRecorder {
   }
 
   /** The shards of `stage` running now (a long call reports them as it goes). */
-  setRunning(stage: PipelineStage, shards: readonly string[]): void {
+  setRunning(stage: string, shards: readonly string[]): void {
     const since = new Date().toISOString();
     const before = new Map(
       this.state.running.filter((item) => item.stage === stage).map((item) => [item.shard, item]),
@@ -117,7 +117,7 @@ export class RunStateRecorder {
     this.changed();
   }
 
-  finished(stage: PipelineStage, outcomes: readonly ShardOutcome[]): void {
+  finished(stage: string, outcomes: readonly ShardOutcome[]): void {
     const done = new Set(outcomes.map((outcome) => outcome.shard));
     this.state.running = this.state.running.filter(
       (item) => !(item.stage === stage && done.has(item.shard)),
@@ -136,7 +136,7 @@ export class RunStateRecorder {
     this.changed();
   }
 
-  failed(stage: PipelineStage, shard: string, error: string): void {
+  failed(stage: string, shard: string, error: string): void {
     this.finished(stage, [{ shard, ok: false, error }]);
   }
 

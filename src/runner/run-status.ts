@@ -6,12 +6,13 @@
  * distributed run, from the job queue, where every failed job keeps its reason.
  */
 import { LocalStorage } from "../io/local-storage.js";
-import { PIPELINE_STAGES, type PipelineStage, WHOLE_DATASET } from "../pipeline/pipeline-stages.js";
+import { PIPELINE, type Stages } from "../pipeline/pipeline.js";
 import { ShardState } from "../shard/shard-state.js";
+import { WHOLE_DATASET } from "../shard/stage-definition.js";
 import { type RunState, readRunState, runIsAlive } from "./run-state.js";
 
 export interface StageStatus {
-  stage: PipelineStage;
+  stage: string;
   /** Shards the last run planned; null when it never got there. */
   shards: number | null;
   /** Shards with a done marker. */
@@ -32,15 +33,19 @@ export interface RunStatusReport {
   stages: StageStatus[];
 }
 
-export async function runStatus(root: string | LocalStorage): Promise<RunStatusReport> {
+export async function runStatus(
+  root: string | LocalStorage,
+  pipeline: Stages = PIPELINE,
+): Promise<RunStatusReport> {
   const storage = typeof root === "string" ? new LocalStorage(root) : root;
   const state = await readRunState(storage);
   const alive = state !== undefined && runIsAlive(state);
   const stages: StageStatus[] = [];
-  for (const stage of PIPELINE_STAGES) {
+  for (const [index, { name: stage }] of pipeline.entries()) {
     const markers = await new ShardState(storage, stage).list();
     const done = new Set(markers.map((marker) => marker.shard));
-    const planned = stage === "extract" ? state?.inputs.length : state?.shards[stage];
+    // The first stage's shards are the run's inputs, known before it plans anything.
+    const planned = state?.shards[stage] ?? (index === 0 ? state?.inputs.length : undefined);
     stages.push({
       stage,
       shards: planned ?? null,

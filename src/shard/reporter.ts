@@ -7,6 +7,8 @@ export interface StageProgress {
   stage: string;
   shardsDone: number;
   shardsTotal: number;
+  /** Samples a pipeline stage has processed so far in this call, as its summary's `samples` counts them. */
+  samples?: number;
   /** Running totals shown next to the bar, e.g. records, pairs kept. */
   counters: Record<string, number>;
   /** Values shown as they are after the counters, e.g. `{ success: "93.1%" }`. */
@@ -18,6 +20,9 @@ export interface ShardEvent {
   stage: string;
   shard: string;
   outcome: "written" | "skipped" | "failed";
+  /** Samples the shard processed and passed on (written shards), as the stage's summary counts them. */
+  samples?: number;
+  outputs?: number;
   /** The counts of the shard's done marker (written shards). */
   counts?: Record<string, number>;
   /** Why it failed (failed shards). */

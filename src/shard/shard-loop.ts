@@ -22,6 +22,9 @@ export interface LoopShard {
 export interface WrittenShard<R> {
   outputs: FileInfo[];
   counts: Record<string, number>;
+  /** Samples the shard processed and passed on, as the stage's summary counts them. */
+  samples: number;
+  passedOn: number;
   result: R;
 }
 
@@ -40,8 +43,8 @@ export interface ShardLoopOptions<S extends LoopShard, R> {
   state: ShardState;
   overwrite: boolean;
   reporter: StageReporter;
-  /** The counters (and notes) shown next to the progress bar, read at each report. */
-  progress: () => Pick<StageProgress, "counters" | "notes">;
+  /** The samples so far and the counters (and notes) shown next to the progress bar, read at each report. */
+  progress: () => Pick<StageProgress, "samples" | "counters" | "notes">;
   open: () => Promise<ShardRunner<S, R>>;
   /** Called with each written shard's result, once its marker is written. */
   written: (result: R, shard: S) => void;
@@ -80,13 +83,15 @@ export async function runShardLoop<S extends LoopShard, R>(
   let runner: Promise<ShardRunner<S, R>> | undefined;
   const runShard = async (shard: S, opened: ShardRunner<S, R>) => {
     try {
-      const { outputs, counts, result } = await opened.run(shard);
+      const { outputs, counts, samples, passedOn, result } = await opened.run(shard);
       await state.markDone({ shard: shard.name, inputDigest: shard.digest, outputs, counts });
       shardsWritten++;
       reporter.shardFinished?.({
         stage,
         shard: shard.name,
         outcome: "written",
+        samples,
+        outputs: passedOn,
         counts: { ...counts },
       });
       options.written(result, shard);
@@ -104,8 +109,10 @@ export async function runShardLoop<S extends LoopShard, R>(
   report();
   const window = Math.max(1, options.concurrency ?? 1);
   const running = new Set<Promise<void>>();
+  const planned = new Set<string>();
   try {
     for await (const shard of options.shards) {
+      planned.add(shard.name);
       if (options.signal?.aborted === true) break;
       if (!selection.includes(shard.name)) continue;
       if (!options.overwrite && (await state.findDone(shard.name, shard.digest))) {
@@ -127,7 +134,7 @@ export async function runShardLoop<S extends LoopShard, R>(
     if (runner !== undefined) await (await runner.catch(() => undefined))?.close();
   }
 
-  for (const shard of selection.unplanned()) {
+  for (const shard of selection.missingFrom(planned)) {
     failedShards.push({ shard, error: unplannedShardError(stage, options.planned) });
   }
   failedShards.sort((a, b) => (a.shard < b.shard ? -1 : a.shard > b.shard ? 1 : 0));

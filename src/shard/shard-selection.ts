@@ -4,8 +4,6 @@
  * output, is the same whether it runs alone or with every other shard.
  */
 export class ShardSelection {
-  private readonly seen = new Set<string>();
-
   private constructor(private readonly names: ReadonlySet<string> | undefined) {}
 
   /** `undefined` selects every planned shard. */
@@ -17,11 +15,9 @@ export class ShardSelection {
     return this.names === undefined;
   }
 
-  /** True when the planned shard runs; remembers it, for `unplanned()`. */
+  /** True when the planned shard runs. */
   includes(name: string): boolean {
-    if (this.names !== undefined && !this.names.has(name)) return false;
-    this.seen.add(name);
-    return true;
+    return this.names === undefined || this.names.has(name);
   }
 
   /** How many shards run out of `planned`. */
@@ -29,10 +25,10 @@ export class ShardSelection {
     return this.names === undefined ? planned : this.names.size;
   }
 
-  /** Named shards the plan did not hold (call after every planned shard was offered). */
-  unplanned(): string[] {
+  /** Named shards that are not among `planned` (every shard the plan holds). */
+  missingFrom(planned: ReadonlySet<string>): string[] {
     if (this.names === undefined) return [];
-    return [...this.names].filter((name) => !this.seen.has(name)).sort();
+    return [...this.names].filter((name) => !planned.has(name)).sort();
   }
 }
 

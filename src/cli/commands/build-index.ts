@@ -48,7 +48,7 @@ export function describeSummary(summary: IndexSummary): string {
   const params = summary.params;
   const { timings } = summary;
   return [
-    `index (${summary.source}): ${summary.shards} shards (${summary.shardsAdded} added${summary.rebuilt ? ", rebuilt" : ""}, ${summary.shardsSkipped} already in), ${summary.failedShards.length} failed`,
+    `index (${summary.source}): ${summary.shards} shards (${summary.shardsWritten} added${summary.rebuilt ? ", rebuilt" : ""}, ${summary.shardsSkipped} already in), ${summary.failedShards.length} failed`,
     `  ${formatCount(summary.rows)} rows (${formatCount(summary.rowsAdded)} added)${summary.dimensions === null ? "" : `, ${summary.dimensions}-d`}, ${formatCount(summary.duplicateGroups)} near-duplicate groups`,
     ...(params === null
       ? []

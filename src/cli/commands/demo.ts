@@ -1,8 +1,9 @@
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { DEMO_STAGES, type DemoResult, type DemoStage, demo } from "../../demo/demo.js";
+import { type DemoResult, demo } from "../../demo/demo.js";
 import { ClipcrawlError, ConfigError } from "../../errors.js";
+import { STAGE_NAMES, type StageName } from "../../pipeline/pipeline.js";
 import { serve } from "../../server/serve.js";
 import { terminalReporter } from "../terminal-reporter.js";
 import { describeSummary as describeIndex } from "./build-index.js";
@@ -18,7 +19,7 @@ interface DemoFlags {
   host: string;
 }
 
-const DESCRIBE: { [Stage in DemoStage]: (summary: never) => string } = {
+const DESCRIBE: { [Stage in StageName]: (summary: never) => string } = {
   extract: describeExtract,
   download: describeDownload,
   embed: describeEmbed,
@@ -69,7 +70,7 @@ async function buildDemo(root: string): Promise<DemoResult> {
     reporter,
     observer: {
       stageStarted: (stage) =>
-        out(`\n[${DEMO_STAGES.indexOf(stage) + 1}/${DEMO_STAGES.length}] ${stage}…\n`),
+        out(`\n[${STAGE_NAMES.indexOf(stage) + 1}/${STAGE_NAMES.length}] ${stage}…\n`),
       stageFinished: (stage, summary, seconds) => {
         reporter.stop();
         out(DESCRIBE[stage](summary as never));

@@ -67,7 +67,7 @@ export function describeSummary(summary: ExtractSummary): string {
     .join(", ");
   const rate = totals.compressedBytes / 1e6 / Math.max(summary.seconds, 0.001);
   return [
-    `extract: ${summary.shards} shards (${summary.shardsWritten} written, ${summary.shardsSkipped} already done), ${summary.failedInputs.length} inputs failed`,
+    `extract: ${summary.shards} shards (${summary.shardsWritten} written, ${summary.shardsSkipped} already done), ${summary.failedShards.length} inputs failed`,
     `  ${formatCount(totals.records)} records, ${formatCount(totals.htmlPages)} HTML pages, ${formatCount(totals.imageLinks)} image links → ${formatCount(totals.kept)} candidate pairs`,
     `  languages: en ${formatCount(totals.languageTiers.en)}, multi ${formatCount(totals.languageTiers.multi)}, nolang ${formatCount(totals.languageTiers.nolang)}`,
     `  dropped: ${dropped || "none"}`,

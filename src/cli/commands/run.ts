@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { PIPELINE_STAGES, SUCCESS_MEANING } from "../../pipeline/pipeline-stages.js";
+import { PIPELINE } from "../../pipeline/pipeline.js";
 import type { DistributedRunSummary } from "../../runner/distributed/coordinator.js";
 import { type RunSummary, runPipeline } from "../../runner/local-runner.js";
 import { formatDuration, type ProgressDisplay, progressDisplay } from "../progress-display.js";
@@ -130,20 +130,20 @@ export function describeRunSummary(summary: RunSummary): string {
       ? "complete"
       : "finished with failures (run again to retry them)";
   const lines = [`run: ${verdict} in ${formatDuration(summary.seconds)}, root ${summary.root}`];
-  for (const stage of PIPELINE_STAGES) {
-    const totals = summary.stages[stage];
+  for (const { name, counts } of PIPELINE) {
+    const totals = summary.stages[name];
     if (totals.shards === null && totals.done === 0 && totals.failed === 0) continue;
     const rate = totals.seconds > 0 ? totals.samples / totals.seconds : 0;
     const ok =
-      totals.samples > 0 && stage !== "extract"
-        ? `, ${formatCount(totals.successes)} ${SUCCESS_MEANING[stage]} (${((100 * totals.successes) / totals.samples).toFixed(1)}%)`
+      totals.samples > 0 && counts.outputs !== counts.samples
+        ? `, ${formatCount(totals.successes)} ${counts.outputs} (${((100 * totals.successes) / totals.samples).toFixed(1)}%)`
         : "";
     const samples =
       totals.samples > 0
-        ? `, ${formatCount(totals.samples)} samples, ${formatCount(rate)}/s${ok}`
+        ? `, ${formatCount(totals.samples)} ${counts.samples}, ${formatCount(rate)}/s${ok}`
         : "";
     lines.push(
-      `  ${stage.padEnd(8)} ${totals.done}/${totals.shards ?? "?"} shards${totals.failed > 0 ? ` (${totals.failed} failed)` : ""}${samples}`,
+      `  ${name.padEnd(8)} ${totals.done}/${totals.shards ?? "?"} shards${totals.failed > 0 ? ` (${totals.failed} failed)` : ""}${samples}`,
     );
   }
   for (const failed of summary.failed) {
@@ -162,11 +162,11 @@ export function describeDistributedSummary(summary: DistributedRunSummary): stri
   const lines = [
     `run on ${summary.queue}: ${verdict} in ${formatDuration(summary.seconds)}, root ${summary.root}`,
   ];
-  for (const stage of PIPELINE_STAGES) {
-    const totals = summary.stages[stage];
+  for (const { name } of PIPELINE) {
+    const totals = summary.stages[name];
     if (totals.jobs === 0) continue;
     lines.push(
-      `  ${stage.padEnd(8)} ${totals.completed}/${totals.jobs} jobs completed${totals.failed > 0 ? `, ${totals.failed} failed` : ""}`,
+      `  ${name.padEnd(8)} ${totals.completed}/${totals.jobs} jobs completed${totals.failed > 0 ? `, ${totals.failed} failed` : ""}`,
     );
   }
   for (const failed of summary.failed) {

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { PIPELINE_STAGES, type PipelineStage } from "../../pipeline/pipeline-stages.js";
+import { STAGE_NAMES } from "../../pipeline/pipeline.js";
 import type { QueueOptions } from "../../runner/distributed/queue-names.js";
 import { fileLogger, stderrLogger } from "../../runner/run-log.js";
 
@@ -31,7 +31,7 @@ export function registerWorker(program: Command): void {
     .option("--prefix <name>", "key prefix of the queues in Redis", "clipcrawl")
     .option(
       "--stages <list>",
-      `stages to take jobs of, comma-separated (default: all: ${PIPELINE_STAGES.join(",")})`,
+      `stages to take jobs of, comma-separated (default: all: ${STAGE_NAMES.join(",")})`,
     )
     .option("--concurrency <n>", "jobs of each stage at once", "1")
     .option(
@@ -89,18 +89,18 @@ export function registerWorker(program: Command): void {
   });
 }
 
-function parseStages(command: Command, list: string | undefined): PipelineStage[] {
-  if (list === undefined) return [...PIPELINE_STAGES];
+function parseStages(command: Command, list: string | undefined): string[] {
+  if (list === undefined) return [...STAGE_NAMES];
   const stages = list
     .split(",")
     .map((item) => item.trim())
     .filter((item) => item !== "");
   for (const stage of stages) {
-    if (!(PIPELINE_STAGES as readonly string[]).includes(stage)) {
+    if (!(STAGE_NAMES as readonly string[]).includes(stage)) {
       command.error(
-        `error: --stages: unknown stage "${stage}" (stages: ${PIPELINE_STAGES.join(", ")})`,
+        `error: --stages: unknown stage "${stage}" (stages: ${STAGE_NAMES.join(", ")})`,
       );
     }
   }
-  return stages as PipelineStage[];
+  return stages;
 }

@@ -1,10 +1,13 @@
 /**
  * `clipcrawl run --queue redis://…`: queues a run's shard jobs and watches them to the end.
  *
- * It queues one extract job per WAT file, waits until every one is over (their shards take turns
- * at the shared dedup filter, see redis-pair-filter.ts), plans the image shards and queues a
- * download job for each — workers add each shard's embed and filter jobs as the shard moves on —
- * and, once every shard is filtered, one index job. Meanwhile it shows the same per-stage
+ * It goes through the pipeline registry's chains (src/pipeline/pipeline.ts): for each, it plans
+ * the chain's first stage's shards and queues a job for each (one job in all for a stage that
+ * runs as one job, like index), and waits until every job of the chain is over — workers add each
+ * shard's job of the next stage in the chain as the shard moves on. So: one extract job per WAT
+ * file (their shards take turns at the shared dedup filter, see redis-pair-filter.ts), then a
+ * download job per image shard, followed shard by shard by embed and filter, then one index job
+ * once every shard is filtered. Meanwhile it shows the same per-stage
  * progress as a local run and keeps the run state file (`clipcrawl status`) up to date.
  *
  * Redis is a work queue, not the record: done markers on the shared root are. If Redis loses
@@ -17,16 +20,18 @@ import { type Job, Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
-import { ConfigError, errorMessage } from "../../errors.js";
-import { shardName } from "../../io/layout.js";
+import { errorMessage } from "../../errors.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import {
-  PIPELINE_STAGES,
-  type PipelineStage,
-  plannedImageShards,
-  WHOLE_DATASET,
-} from "../../pipeline/pipeline-stages.js";
+  nextStage,
+  type PerStage,
+  PIPELINE,
+  perStage,
+  type Stages,
+  stageChains,
+} from "../../pipeline/pipeline.js";
 import { recordRunReport, stageRunFromTotals } from "../../pipeline/run-report.js";
+import { type AnyStageDefinition, WHOLE_DATASET } from "../../shard/stage-definition.js";
 import { type PipelineObserver, PipelineProgress, silentObserver } from "../pipeline-progress.js";
 import { expandInputs } from "../run-inputs.js";
 import { openRunLog, type RunLogger } from "../run-log.js";
@@ -59,6 +64,8 @@ export interface DistributedRunOptions {
   /** How often job states are read, in ms (default 500). */
   pollMs?: number;
   cwd?: string;
+  /** The stages to run (default: the pipeline registry's); the workers must hold the same. */
+  pipeline?: Stages;
 }
 
 export interface DistributedStageTotals {
@@ -73,7 +80,7 @@ export interface DistributedRunSummary {
   root: string;
   queue: string;
   runId: string;
-  stages: Record<PipelineStage, DistributedStageTotals>;
+  stages: PerStage<DistributedStageTotals>;
   failed: FailedRunShard[];
   /** Times Redis was found empty mid-run and the phase's jobs queued again. */
   requeues: number;
@@ -83,7 +90,7 @@ export interface DistributedRunSummary {
 type TrackedState = "queued" | "active" | "completed" | "failed";
 
 interface TrackedJob {
-  stage: PipelineStage;
+  stage: string;
   shard: string;
   state: TrackedState;
   batch?: number;
@@ -98,13 +105,10 @@ export async function runDistributed(
   const cwd = options.cwd ?? process.cwd();
   const attempts = Math.max(1, options.attempts ?? 3);
   const pollMs = options.pollMs ?? 500;
+  const pipeline = options.pipeline ?? PIPELINE;
   await initRoot(storage);
   const config = await loadConfig(storage);
-  if (config.embed.model.trim() === "") {
-    throw new ConfigError(
-      "run needs a CLIP model folder: set embed.model in clipcrawl.json (clipcrawl model fetch downloads one)",
-    );
-  }
+  for (const stage of pipeline) stage.checkConfig?.(config);
   const logger = options.logger ?? (await openRunLog(storage, "run")).logger;
   const observer = options.observer ?? silentObserver;
   const warn = (line: string) => {
@@ -118,35 +122,35 @@ export async function runDistributed(
   const redis = new Redis(connection);
   redis.on("error", () => {});
   const queues = new Map(
-    PIPELINE_STAGES.map((stage) => [stage, new Queue(queueName(stage), { connection, prefix })]),
+    pipeline.map(({ name }) => [name, new Queue(queueName(name), { connection, prefix })]),
   );
   for (const queue of queues.values()) queue.on("error", () => {});
-  const queueOf = (stage: PipelineStage) => queues.get(stage) as Queue;
+  const queueOf = (stage: string) => queues.get(stage) as Queue;
 
   const runId = newRunId();
   const root = storage.root;
   const runKey = RunKeys.currentRun(prefix, root);
-  const inputs = await expandInputs(options, storage, config.extract, cwd);
+  const inputs = await expandInputs(pipeline, { ...options, cwd }, storage, config);
   const recorder = new RunStateRecorder(storage, {
     mode: "distributed",
     inputs: inputs.expanded,
     queue: { url: redactedUrl(options.queue.url), prefix, runId },
   });
   await recorder.flush();
-  const progress = new PipelineProgress(observer);
+  const progress = new PipelineProgress(pipeline, observer);
   const tracked = new Map<string, TrackedJob>();
   let requeues = 0;
-  let phaseJobs: { stage: PipelineStage; shard: string }[] = [];
+  let phaseJobs: { stage: string; shard: string }[] = [];
 
-  const dataOf = (stage: PipelineStage, shard: string): ShardJobData => ({
+  const dataOf = (stage: string, shard: string): ShardJobData => ({
     root,
     runId,
     stage,
     shard,
     attempts,
   });
-  const enqueue = async (jobs: readonly { stage: PipelineStage; shard: string }[]) => {
-    for (const stage of PIPELINE_STAGES) {
+  const enqueue = async (jobs: readonly { stage: string; shard: string }[]) => {
+    for (const { name: stage } of pipeline) {
       const ofStage = jobs.filter((job) => job.stage === stage);
       if (ofStage.length === 0) continue;
       await queueOf(stage).addBulk(
@@ -158,7 +162,7 @@ export async function runDistributed(
       );
     }
   };
-  const track = (stage: PipelineStage, shard: string) => {
+  const track = (stage: string, shard: string) => {
     const id = jobId(runId, stage, shard);
     if (!tracked.has(id)) tracked.set(id, { stage, shard, state: "queued" });
   };
@@ -202,7 +206,7 @@ export async function runDistributed(
         outcomes: [outcome],
         skipped: (found?.returnvalue?.skipped ?? 0) > 0 ? 1 : 0,
         samples: found?.returnvalue?.samples ?? 0,
-        successes: found?.returnvalue?.successes ?? 0,
+        outputs: found?.returnvalue?.successes ?? 0,
         seconds: found?.returnvalue?.seconds ?? 0,
       });
       recorder.started(job.stage, [job.shard]);
@@ -212,8 +216,8 @@ export async function runDistributed(
         warn(
           `${job.stage} shard ${job.shard} failed after ${found?.attemptsMade ?? attempts} tries: ${error}`,
         );
-      if (ok && job.stage === "download") track("embed", job.shard);
-      if (ok && job.stage === "embed") track("filter", job.shard);
+      const next = nextStage(pipeline, job.stage);
+      if (ok && next !== undefined) track(next.name, job.shard);
     }
   };
   const waitUntilOver = async () => {
@@ -241,42 +245,26 @@ export async function runDistributed(
 
     for (const error of inputs.errors) {
       warn(error);
-      recorder.failed("extract", "inputs", error);
+      recorder.failed((pipeline[0] as AnyStageDefinition).name, "inputs", error);
     }
-    if (inputs.expanded.length > 0) {
-      phaseJobs = inputs.expanded.map((_, index) => ({
-        stage: "extract",
-        shard: shardName(index),
-      }));
-      recorder.setShards("extract", phaseJobs.length);
-      progress.setTotal("extract", phaseJobs.length);
+    for (const [index, chain] of stageChains(pipeline).entries()) {
+      if (aborted()) break;
+      // With no inputs the first chain has nothing to do: the stages after it read the root.
+      if (index === 0 && inputs.expanded.length === 0) continue;
+      const head = chain.stages[0] as AnyStageDefinition;
+      if (index > 0 && chain.link === "all shards done") {
+        const before = pipeline[pipeline.indexOf(head) - 1] as AnyStageDefinition;
+        const ofBefore = [...tracked.values()].filter((job) => job.stage === before.name);
+        if (ofBefore.some((job) => job.state !== "completed")) break;
+      }
+      const shards = (await head.plan?.({ storage, inputs: inputs.expanded })) ?? [];
+      for (const stage of chain.stages) recorder.setShards(stage.name, shards.length);
+      const jobs = head.runsAs === "one job" && shards.length > 0 ? [WHOLE_DATASET] : shards;
+      for (const stage of chain.stages) progress.setTotal(stage.name, jobs.length);
+      phaseJobs = jobs.map((shard) => ({ stage: head.name, shard }));
       for (const job of phaseJobs) track(job.stage, job.shard);
       await enqueue(phaseJobs);
       await waitUntilOver();
-    }
-
-    if (!aborted()) {
-      const shards = await plannedImageShards(storage);
-      for (const stage of ["download", "embed", "filter"] as const) {
-        recorder.setShards(stage, shards.length);
-        progress.setTotal(stage, shards.length);
-      }
-      phaseJobs = shards.map((shard) => ({ stage: "download", shard }));
-      for (const shard of shards) track("download", shard);
-      await enqueue(phaseJobs);
-      await waitUntilOver();
-
-      const filtered = shards.every(
-        (shard) => tracked.get(jobId(runId, "filter", shard))?.state === "completed",
-      );
-      if (!aborted() && filtered) {
-        recorder.setShards("index", shards.length);
-        progress.setTotal("index", 1);
-        phaseJobs = [{ stage: "index", shard: WHOLE_DATASET }];
-        track("index", WHOLE_DATASET);
-        await enqueue(phaseJobs);
-        await waitUntilOver();
-      }
     }
   } catch (error) {
     logger.error({ event: "run failed", error: errorMessage(error) });
@@ -286,22 +274,18 @@ export async function runDistributed(
   }
 
   const interrupted = aborted();
-  const stages = Object.fromEntries(
-    PIPELINE_STAGES.map((stage) => {
-      const jobs = [...tracked.values()].filter((job) => job.stage === stage);
-      return [
-        stage,
-        {
-          jobs: jobs.length,
-          completed: jobs.filter((job) => job.state === "completed").length,
-          failed: jobs.filter((job) => job.state === "failed").length,
-        },
-      ];
-    }),
-  ) as Record<PipelineStage, DistributedStageTotals>;
-  const indexed = tracked.get(jobId(runId, "index", WHOLE_DATASET))?.state === "completed";
+  const stages = perStage(pipeline, ({ name }) => {
+    const jobs = [...tracked.values()].filter((job) => job.stage === name);
+    return {
+      jobs: jobs.length,
+      completed: jobs.filter((job) => job.state === "completed").length,
+      failed: jobs.filter((job) => job.state === "failed").length,
+    };
+  });
+  const last = stages[(pipeline.at(-1) as AnyStageDefinition).name];
+  const finishedAll = last !== undefined && last.jobs > 0 && last.completed === last.jobs;
   const failed = [...recorder.current.failed];
-  const ok = !interrupted && indexed && failed.length === 0;
+  const ok = !interrupted && finishedAll && failed.length === 0;
   await recorder.close(interrupted ? "interrupted" : ok ? "finished" : "failed");
   await closeAll(queues, redis);
   await recordRunReport(
@@ -309,21 +293,20 @@ export async function runDistributed(
     "run --queue",
     startedAt,
     ok,
-    Object.fromEntries(
-      Object.entries(stages).map(([stage, totals]) => [
-        stage,
-        stageRunFromTotals({
-          shards: totals.jobs,
-          done: totals.completed,
-          failed: totals.failed,
-          seconds: (performance.now() - started) / 1000,
-          errors: failed
-            .filter((item) => item.stage === stage)
-            .map((item) => `${item.shard}: ${item.error}`),
-        }),
-      ]),
-    ),
+    perStage(pipeline, ({ name }) => {
+      const totals = stages[name] as DistributedStageTotals;
+      return stageRunFromTotals({
+        shards: totals.jobs,
+        done: totals.completed,
+        failed: totals.failed,
+        seconds: (performance.now() - started) / 1000,
+        errors: failed
+          .filter((item) => item.stage === name)
+          .map((item) => `${item.shard}: ${item.error}`),
+      });
+    }),
     warn,
+    pipeline,
   );
   logger.info({ event: "distributed run finished", ok, interrupted, requeues });
   return {
@@ -339,7 +322,7 @@ export async function runDistributed(
   };
 }
 
-async function closeAll(queues: Map<PipelineStage, Queue>, redis: Redis): Promise<void> {
+async function closeAll(queues: Map<string, Queue>, redis: Redis): Promise<void> {
   await Promise.all([...queues.values()].map((queue) => queue.close()));
   redis.disconnect();
 }

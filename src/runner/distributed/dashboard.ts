@@ -11,7 +11,7 @@ import { serve } from "@hono/node-server";
 import { serveStatic } from "@hono/node-server/serve-static";
 import { Queue } from "bullmq";
 import { Hono } from "hono";
-import { PIPELINE_STAGES } from "../../pipeline/pipeline-stages.js";
+import { STAGE_NAMES } from "../../pipeline/pipeline.js";
 import { type QueueOptions, queueName, redisOptions } from "./queue-names.js";
 
 export interface DashboardOptions {
@@ -30,7 +30,7 @@ export interface RunningDashboard {
 
 export async function startDashboard(options: DashboardOptions): Promise<RunningDashboard> {
   const connection = redisOptions(options.queue.url);
-  const queues = PIPELINE_STAGES.map(
+  const queues = STAGE_NAMES.map(
     (stage) => new Queue(queueName(stage), { connection, prefix: options.queue.prefix }),
   );
   for (const queue of queues) queue.on("error", () => {});

@@ -6,7 +6,6 @@
  */
 import { createHash } from "node:crypto";
 import type { RedisOptions } from "bullmq";
-import type { PipelineStage } from "../../pipeline/pipeline-stages.js";
 
 export interface QueueOptions {
   /** redis://[user:password@]host:port[/db] */
@@ -19,18 +18,18 @@ export interface QueueOptions {
 export interface ShardJobData {
   root: string;
   runId: string;
-  stage: PipelineStage;
+  stage: string;
   shard: string;
   /** Tries each job of this run gets (the next stage's job is added with the same). */
   attempts: number;
 }
 
-export function queueName(stage: PipelineStage): string {
+export function queueName(stage: string): string {
   return stage;
 }
 
 /** Deterministic within a run: adding a job twice (a retry, a reconcile) adds it once. */
-export function jobId(runId: string, stage: PipelineStage, shard: string): string {
+export function jobId(runId: string, stage: string, shard: string): string {
   return `${runId}.${stage}.${shard}`;
 }
 

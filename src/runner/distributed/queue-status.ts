@@ -4,7 +4,7 @@
  */
 import { type Job, Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { PIPELINE_STAGES, type PipelineStage } from "../../pipeline/pipeline-stages.js";
+import { STAGE_NAMES } from "../../pipeline/pipeline.js";
 import {
   type QueueOptions,
   queueName,
@@ -18,7 +18,7 @@ import {
 const LISTED_JOBS = 1000;
 
 export interface QueueStageStatus {
-  stage: PipelineStage;
+  stage: string;
   waiting: number;
   active: { shard: string; worker: string | null; attempt: number }[];
   completed: number;
@@ -37,7 +37,7 @@ export async function queueStatus(root: string, options: QueueOptions): Promise<
   const connection = { ...redisOptions(options.url), retryStrategy: () => null };
   const redis = new Redis(connection);
   redis.on("error", () => {});
-  const queues = PIPELINE_STAGES.map(
+  const queues = STAGE_NAMES.map(
     (stage) =>
       [stage, new Queue(queueName(stage), { connection, prefix: options.prefix })] as const,
   );

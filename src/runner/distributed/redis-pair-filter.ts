@@ -16,9 +16,9 @@
  * added so far, out of turn — as a local re-run would do.
  */
 import type { Redis } from "ioredis";
+import type { BloomFilterReport } from "../../formats/bloom-filter.js";
 import { HASH_LANES } from "../../formats/pair-hash.js";
-import type { BloomFilterReport } from "../../stages/extract/bloom-filter.js";
-import type { SharedPairFilter } from "../../stages/extract/extract.js";
+import type { SharedPairFilter } from "../../shard/stage-definition.js";
 import type { RunKeys } from "./queue-names.js";
 
 /** Bits per Redis string (a string holds at most 2^32 bits; half keeps each key at 256 MB). */

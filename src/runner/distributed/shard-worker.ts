@@ -1,8 +1,8 @@
 /**
  * `clipcrawl worker`: takes shard jobs from the stage queues and runs each through its stage
- * function (pipeline-stages.ts), exactly as the local runner does; then adds the shard's
- * next-stage job, so download → embed → filter pipeline across the cluster without waiting for
- * anyone. The job id is the same for the same run, stage and shard, so adding it twice (a retry
+ * function (its declaration in the pipeline registry, src/pipeline/pipeline.ts), exactly as the
+ * local runner does; then adds the shard's job of the stage that takes it shard by shard, so
+ * download → embed → filter pipeline across the cluster without waiting for anyone. The job id is the same for the same run, stage and shard, so adding it twice (a retry
  * after a crash between the add and the completion) adds it once.
  *
  * Faults: a worker killed mid-job stops renewing the job's lock; another worker's stalled-job
@@ -14,20 +14,15 @@
 import { hostname } from "node:os";
 import { DelayedError, type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { loadConfig } from "../../config/config-file.js";
 import { errorMessage } from "../../errors.js";
 import { shardName } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
-import {
-  PIPELINE_STAGES,
-  type PipelineStage,
-  runShardBatch,
-  type SHARD_STAGES,
-} from "../../pipeline/pipeline-stages.js";
+import { nextStage, PIPELINE, type Stages, stageNamed } from "../../pipeline/pipeline.js";
 import type { StageReporter } from "../../shard/reporter.js";
-import { extract } from "../../stages/extract/extract.js";
+import type { StageCall } from "../../shard/stage-definition.js";
 import { type RunLogger, silentLogger } from "../run-log.js";
 import { readRunState } from "../run-state.js";
+import { shardOutcomes } from "../stage-call.js";
 import {
   jobId,
   type QueueOptions,
@@ -40,8 +35,10 @@ import { RedisPairFilter, TurnNotComing } from "./redis-pair-filter.js";
 
 export interface WorkerOptions {
   queue: QueueOptions;
-  /** Stages this worker takes jobs of (default: all). */
-  stages?: readonly PipelineStage[];
+  /** The pipeline the run's jobs belong to (default: the registry's). */
+  pipeline?: Stages;
+  /** Names of the stages this worker takes jobs of (default: all). */
+  stages?: readonly string[];
   /** Jobs of each stage at once (default 1). */
   concurrency?: number;
   /**
@@ -69,13 +66,9 @@ export interface RunningWorker {
   close(force?: boolean): Promise<void>;
 }
 
-const NEXT_STAGE: Partial<Record<PipelineStage, PipelineStage>> = {
-  download: "embed",
-  embed: "filter",
-};
-
 export async function startShardWorker(options: WorkerOptions): Promise<RunningWorker> {
-  const stages = options.stages ?? PIPELINE_STAGES;
+  const pipeline = options.pipeline ?? PIPELINE;
+  const stages = options.stages ?? pipeline.map((stage) => stage.name);
   const concurrency = Math.max(1, options.concurrency ?? 1);
   const lockDuration = Math.round((options.lockSeconds ?? 30) * 1000);
   const logger = options.logger ?? silentLogger;
@@ -85,7 +78,7 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
   const redis = new Redis(connection);
   redis.on("error", () => {}); // ioredis reconnects by itself; the log gets the workers' errors.
   const queues = new Map(
-    PIPELINE_STAGES.map((stage) => [stage, new Queue(queueName(stage), { connection, prefix })]),
+    pipeline.map(({ name }) => [name, new Queue(queueName(name), { connection, prefix })]),
   );
   for (const queue of queues.values()) queue.on("error", () => {});
 
@@ -110,11 +103,8 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
       progress: () => {},
     };
     try {
-      const result =
-        data.stage === "extract"
-          ? await runExtractJob(job, storage, reporter)
-          : await runStageJob(data, storage, reporter);
-      const next = NEXT_STAGE[data.stage];
+      const result = await runJob(job, storage, reporter);
+      const next = nextStage(pipeline, data.stage)?.name;
       if (next !== undefined) {
         await (queues.get(next) as Queue).add(
           next,
@@ -142,45 +132,53 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
     }
   };
 
-  const runStageJob = async (
-    data: ShardJobData,
-    storage: LocalStorage,
-    reporter: StageReporter,
-  ) => {
-    const stage = data.stage as (typeof SHARD_STAGES)[number] | "index";
-    const result = await runShardBatch(stage, {
+  /** One shard through its stage's function, as the local runner calls it, one shard at a time. */
+  const runJob = async (job: Job<ShardJobData>, storage: LocalStorage, reporter: StageReporter) => {
+    const data = job.data;
+    const stage = stageNamed(pipeline, data.stage);
+    const call: StageCall & { shards: readonly string[] } = {
       storage,
       shards: [data.shard],
       reporter,
-      downloadsInParallel: concurrency,
-    });
-    const failed = result.outcomes.find((outcome) => !outcome.ok);
-    if (failed !== undefined)
-      throw new Error(failed.error ?? `${stage} shard ${data.shard} failed`);
-    return { samples: result.samples, successes: result.successes, skipped: result.skipped };
+      parallel: 1,
+      share: concurrency,
+      sharedPairFilter: (settings) => sharedPairFilter(job, settings),
+    };
+    if (stage === pipeline[0]) {
+      const state = await readRunState(storage);
+      if (state === undefined || state.inputs.length === 0) {
+        throw new Error(
+          `${storage.describe("_state/run.json")} names no inputs: the run that queued this job is gone`,
+        );
+      }
+      call.inputs = state.inputs;
+    }
+    // A throw fails the job with its reason (and TurnNotComing reaches processJob).
+    const summary = await stage.run(call);
+    const failed = shardOutcomes(call.shards, summary).find((outcome) => !outcome.ok);
+    if (failed !== undefined) {
+      throw new Error(failed.error ?? `${data.stage} shard ${data.shard} failed`);
+    }
+    return { samples: summary.samples, successes: summary.outputs, skipped: summary.shardsSkipped };
   };
 
-  const runExtractJob = async (
+  /**
+   * The run's cross-shard dedup filter in Redis. Shards take turns in input order; while another
+   * shard's job holds the turn, this one waits, passes the turn of a job that is over without
+   * taking it, or gives its slot up when the job with the turn waits for one.
+   */
+  const sharedPairFilter = (
     job: Job<ShardJobData>,
-    storage: LocalStorage,
-    reporter: StageReporter,
-  ) => {
+    settings: { capacity: number; falsePositiveRate: number },
+  ): RedisPairFilter => {
     const data = job.data;
-    const state = await readRunState(storage);
-    if (state === undefined || state.inputs.length === 0) {
-      throw new Error(
-        `${storage.describe("_state/run.json")} names no inputs: the run that queued this job is gone`,
-      );
-    }
-    const config = (await loadConfig(storage)).extract;
     const keys = new RunKeys(prefix, data.root, data.runId);
-    const extractQueue = queues.get("extract") as Queue;
+    const queue = queues.get(data.stage) as Queue;
     const filter: RedisPairFilter = new RedisPairFilter(redis, keys, {
-      capacity: config.bloomCapacity,
-      falsePositiveRate: config.bloomFalsePositiveRate,
+      ...settings,
       whileWaiting: async (cursor) => {
-        const blocking = jobId(data.runId, "extract", shardName(cursor));
-        const stateOf = await extractQueue.getJobState(blocking);
+        const blocking = jobId(data.runId, data.stage, shardName(cursor));
+        const stateOf = await queue.getJobState(blocking);
         if (stateOf === "active") return;
         if (stateOf === "failed" || stateOf === "completed") {
           // That shard's job is over without taking its turn (it died on its last try).
@@ -190,22 +188,7 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
         throw new TurnNotComing(`shard ${shardName(cursor)} has the turn and is ${stateOf}`);
       },
     });
-    const summary = await extract({
-      root: storage,
-      inputs: state.inputs,
-      shards: [data.shard],
-      sharedFilter: filter,
-      config: { workers: 1 },
-      reporter,
-    });
-    if (!summary.ok) {
-      throw new Error(summary.failedInputs.map((failed) => failed.error).join("; "));
-    }
-    return {
-      samples: summary.totals.kept,
-      successes: summary.totals.kept,
-      skipped: summary.shardsSkipped,
-    };
+    return filter;
   };
 
   const workers = stages.map((stage) => {
@@ -244,7 +227,7 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
 }
 
 /** Options every shard job is added with. */
-export function jobOptions(runId: string, stage: PipelineStage, shard: string, attempts: number) {
+export function jobOptions(runId: string, stage: string, shard: string, attempts: number) {
   return {
     jobId: jobId(runId, stage, shard),
     attempts,

@@ -20,6 +20,7 @@ import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection } from "../../shard/shard-selection.js";
 import { ShardState } from "../../shard/shard-state.js";
+import type { StageSummary } from "../../shard/stage-definition.js";
 import { defaultParallelism, siblingModule, WorkerPool } from "../../shard/worker-pool.js";
 import type { DownloadShardResult } from "./download-shard.js";
 import type { DownloadWorkerTask } from "./download-worker.js";
@@ -52,14 +53,11 @@ export interface DownloadOptions {
 
 export type { FailedShard };
 
-export interface DownloadSummary {
+/** `samples` counts the samples tried, `outputs` the images downloaded. */
+export interface DownloadSummary extends StageSummary {
   /** True when every shard was written (failed samples are data, not a failure of the run). */
   ok: boolean;
   source: "candidates" | "url lists";
-  shards: number;
-  shardsWritten: number;
-  shardsSkipped: number;
-  failedShards: FailedShard[];
   /** Over the shards written in this run. */
   totals: StatusCounts;
   /** The most frequent outcomes ("success" and error messages) over the shards written. */
@@ -121,6 +119,7 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
     signal: options.signal,
     concurrency: poolSize * 2,
     progress: () => ({
+      samples: totals.count,
       counters: { samples: totals.count },
       notes: {
         success:
@@ -151,7 +150,13 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
             limits,
             blocklistPath: workerBlocklist.path,
           });
-          return { outputs: result.outputs, counts: { ...result.counts }, result };
+          return {
+            outputs: result.outputs,
+            counts: { ...result.counts },
+            samples: result.counts.count,
+            passedOn: result.counts.successes,
+            result,
+          };
         },
         close: async () => {
           await pool.close();
@@ -176,6 +181,8 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
     shardsWritten: loop.shardsWritten,
     shardsSkipped: loop.shardsSkipped,
     failedShards: loop.failedShards,
+    samples: totals.count,
+    outputs: totals.successes,
     totals,
     topStatuses: Object.fromEntries(
       [...statuses.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP_STATUSES),

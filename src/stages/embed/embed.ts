@@ -32,6 +32,7 @@ import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection } from "../../shard/shard-selection.js";
 import { ShardState } from "../../shard/shard-state.js";
+import type { StageSummary } from "../../shard/stage-definition.js";
 import { CaptionEncoder } from "./caption-encoder.js";
 import { type EmbeddedShard, embedShard, type ShardEncoders } from "./embed-shard.js";
 import { writeEmbeddingShard } from "./embedding-writer.js";
@@ -99,16 +100,14 @@ export interface EmbedShardStats extends EmbedCounts {
 
 export type FailedEmbedShard = FailedShard;
 
-export interface EmbedSummary {
+/** `samples` counts the samples read, `outputs` those embedded. */
+export interface EmbedSummary extends StageSummary {
   /** True when every shard was written (failed samples are data, not a failure of the run). */
   ok: boolean;
   source: "images" | "inputs";
   model: { folder: string; precision: EmbedConfig["precision"]; dimensions: number | null };
   /** The text-only model for multilingualTiers, when one is configured. */
   multilingualModel: string | null;
-  shards: number;
-  shardsWritten: number;
-  shardsSkipped: number;
   failedShards: FailedEmbedShard[];
   /** Over the shards written in this run. */
   totals: EmbedCounts;
@@ -166,17 +165,29 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     state: new ShardState(storage, EMBED_STAGE),
     overwrite: options.overwrite === true,
     reporter,
-    progress: () => ({ counters: { samples: totals.samples, embedded: totals.embedded } }),
+    progress: () => ({
+      samples: totals.samples,
+      counters: { samples: totals.samples, embedded: totals.embedded },
+    }),
     describe: (shard) => `${shard.name} (${shard.input})`,
     open: async () => {
       const encoders = await openEncoders(files, multilingualFiles, fullConfig, storage.root);
       dimensions = encoders.dimensions;
       return {
         run: async (shard: PlannedEmbedShard) => {
-          const stats = await runShard(storage, shard, encoders, config, modelInfo, reporter);
+          const stats = await writeEmbedShard(
+            storage,
+            shard,
+            encoders,
+            config,
+            modelInfo,
+            reporter,
+          );
           return {
             outputs: await outputInfo(storage, shard.name),
             counts: { ...countsOf(stats) },
+            samples: stats.samples,
+            passedOn: stats.embedded,
             result: stats,
           };
         },
@@ -201,6 +212,8 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     shardsWritten: loop.shardsWritten,
     shardsSkipped: loop.shardsSkipped,
     failedShards: loop.failedShards,
+    samples: totals.samples,
+    outputs: totals.embedded,
     totals,
     topErrors: Object.fromEntries(
       [...errors.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP_ERRORS),
@@ -286,7 +299,8 @@ async function loadMultilingualModel(
   return model;
 }
 
-async function runShard(
+/** Embeds one shard and writes its files and stats. */
+async function writeEmbedShard(
   storage: LocalStorage,
   shard: PlannedEmbedShard,
   encoders: ShardEncoders,

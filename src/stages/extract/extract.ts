@@ -15,16 +15,18 @@ import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { ExtractConfig } from "../../config/schema.js";
 import { errorMessage } from "../../errors.js";
+import { BloomFilter, type BloomFilterReport } from "../../formats/bloom-filter.js";
 import { HASH_LANES, hashPair } from "../../formats/pair-hash.js";
 import { layout, shardName } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { readParquet } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
+import type { FailedShard } from "../../shard/shard-loop.js";
 import { ShardSelection } from "../../shard/shard-selection.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
+import type { StageCall, StageSummary } from "../../shard/stage-definition.js";
 import { defaultParallelism, siblingModule, WorkerPool } from "../../shard/worker-pool.js";
-import { BloomFilter, type BloomFilterReport } from "./bloom-filter.js";
 import type { ExtractTask } from "./extract-worker.js";
 import { emptyWatFileStats, type WatFileResult, type WatFileStats } from "./wat-file-stats.js";
 import { resolveWatInputs, type WatInput } from "./wat-inputs.js";
@@ -47,41 +49,22 @@ export interface ExtractOptions {
    * neither run nor counted. Their digests still chain through every earlier input.
    */
   shards?: readonly string[];
-  /** The cross-file dedup filter, when it is shared with other processes (see SharedPairFilter). */
-  sharedFilter?: SharedPairFilter;
+  /** Opens the cross-file dedup filter, when it is shared with other processes. */
+  sharedPairFilter?: StageCall["sharedPairFilter"];
   reporter?: StageReporter;
   cwd?: string;
 }
 
-/**
- * A cross-file dedup filter that other processes share (a distributed runner's, in Redis, one
- * process a shard). It must take shards in input order, as this process's own filter does, so
- * which copy of a duplicate survives is decided the same way; as a run starts it is empty, and
- * a finished shard offers its pairs at its turn, as the local filter is rebuilt.
- */
-export interface SharedPairFilter {
-  /**
-   * Adds shard `index`'s pair hashes (HASH_LANES a row) at the shard's turn; returns the rows
-   * seen before. The same call again (a retry) returns the same rows.
-   */
-  duplicates(index: number, lanes: Uint32Array): Promise<Uint32Array>;
-  /** Shard `index` adds no pairs this time (already done, or its input failed): its turn passes. */
-  pass(index: number): Promise<void>;
-  report(): Promise<BloomFilterReport>;
-}
-
-export interface FailedInput {
+/** An input that could not be read: its shard (none when it could not even be expanded). */
+export interface FailedInput extends FailedShard {
   input: string;
-  error: string;
 }
 
-export interface ExtractSummary {
+/** `samples` counts image links read, `outputs` the pairs kept. */
+export interface ExtractSummary extends StageSummary {
   /** True when every input was read to its end. */
   ok: boolean;
-  shards: number;
-  shardsWritten: number;
-  shardsSkipped: number;
-  failedInputs: FailedInput[];
+  failedShards: FailedInput[];
   /** Totals over the shards written in this run. */
   totals: WatFileStats;
   bloomFilter: BloomFilterReport;
@@ -122,18 +105,22 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
     limit: options.limit,
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   });
-  const failedInputs: FailedInput[] = resolved.errors.map((error) => ({
+  const failedShards: FailedInput[] = resolved.errors.map((error) => ({
+    shard: "",
     input: error.input,
     error: error.message,
   }));
-  for (const failed of failedInputs) reporter.warn(failed.error);
+  for (const failed of failedShards) reporter.warn(failed.error);
 
   const state = new ShardState(storage, EXTRACT_STAGE);
   const selection = ShardSelection.of(options.shards);
   const shards = (await planShards(resolved.inputs, extractConfig, state)).filter((shard) =>
     selection.includes(shard.name),
   );
-  const shared = options.sharedFilter;
+  const shared = options.sharedPairFilter?.({
+    capacity: extractConfig.bloomCapacity,
+    falsePositiveRate: extractConfig.bloomFalsePositiveRate,
+  });
   // With a shared filter this one stays empty: the smallest allowed.
   const bloom = BloomFilter.forCapacity(
     shared === undefined ? extractConfig.bloomCapacity : 1000,
@@ -179,6 +166,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
       stage: EXTRACT_STAGE,
       shardsDone,
       shardsTotal: shards.length,
+      samples: totals.imageLinks,
       counters: { records: totals.records, pairs: totals.kept, bytes: totals.compressedBytes },
     });
   reportProgress(0);
@@ -186,6 +174,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
     for (const [position, shard] of shards.entries()) {
       if (shard.done) {
         summary.shardsSkipped++;
+        reporter.shardFinished?.({ stage: EXTRACT_STAGE, shard: shard.name, outcome: "skipped" });
         if (shared !== undefined) {
           await shared.duplicates(shard.index, await shardPairLanes(storage, shard.name));
         }
@@ -215,7 +204,21 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
         for (const line of result.problems) reporter.warn(line);
         if (result.failure !== undefined) {
           reporter.warn(result.failure);
-          failedInputs.push({ input: shard.input.name, error: result.failure });
+          failedShards.push({ shard: shard.name, input: shard.input.name, error: result.failure });
+          reporter.shardFinished?.({
+            stage: EXTRACT_STAGE,
+            shard: shard.name,
+            outcome: "failed",
+            error: result.failure,
+          });
+        } else {
+          reporter.shardFinished?.({
+            stage: EXTRACT_STAGE,
+            shard: shard.name,
+            outcome: "written",
+            samples: result.stats.imageLinks,
+            outputs: result.stats.kept,
+          });
         }
         if (result.written) summary.shardsWritten++;
       }
@@ -229,10 +232,12 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
   }
 
   return {
-    ok: failedInputs.length === 0,
+    ok: failedShards.length === 0,
     shards: shards.length,
     ...summary,
-    failedInputs,
+    failedShards,
+    samples: totals.imageLinks,
+    outputs: totals.kept,
     totals,
     bloomFilter: shared === undefined ? bloom.report() : await shared.report(),
     seconds: (performance.now() - started) / 1000,

@@ -32,6 +32,7 @@ import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection } from "../../shard/shard-selection.js";
 import { ShardState } from "../../shard/shard-state.js";
+import type { StageSummary } from "../../shard/stage-definition.js";
 import { DROP_REASONS, type DropReason, LANGUAGE_TIERS } from "./drop-rules.js";
 import { type FilteredShard, filterShard } from "./filter-shard.js";
 import { filterIdentity, type PlannedFilterShard, planFilterShards } from "./shard-plan.js";
@@ -77,12 +78,10 @@ export interface FilterShardStats extends FilterCounts {
 
 export type FailedFilterShard = FailedShard;
 
-export interface FilterSummary {
+/** `samples` counts the pairs read, `outputs` those kept. */
+export interface FilterSummary extends StageSummary {
   /** True when every shard was written. */
   ok: boolean;
-  shards: number;
-  shardsWritten: number;
-  shardsSkipped: number;
   failedShards: FailedFilterShard[];
   /** Over the shards written in this run. */
   totals: FilterCounts;
@@ -115,7 +114,10 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
     state: new ShardState(storage, FILTER_STAGE),
     overwrite: options.overwrite === true,
     reporter,
-    progress: () => ({ counters: { pairs: totals.samples, kept: totals.kept } }),
+    progress: () => ({
+      samples: totals.samples,
+      counters: { pairs: totals.samples, kept: totals.kept },
+    }),
     open: async () => {
       const connection = await duckdbConnection();
       const close = async () => {
@@ -131,10 +133,12 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
       }
       return {
         run: async (shard: PlannedFilterShard) => {
-          const stats = await runShard(connection, storage, shard, config, lists);
+          const stats = await writeFilterShard(connection, storage, shard, config, lists);
           return {
             outputs: await outputInfo(storage, shard.name),
             counts: flatCounts(stats),
+            samples: stats.samples,
+            passedOn: stats.kept,
             result: stats,
           };
         },
@@ -151,6 +155,8 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
     shardsWritten: loop.shardsWritten,
     shardsSkipped: loop.shardsSkipped,
     failedShards: loop.failedShards,
+    samples: totals.samples,
+    outputs: totals.kept,
     totals,
     blocklists: { ...listSizes(lists), badLines: badLines.length },
     seconds,
@@ -158,7 +164,8 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
   };
 }
 
-async function runShard(
+/** Filters one shard and writes its dataset file and stats. */
+async function writeFilterShard(
   connection: DuckDBConnection,
   storage: LocalStorage,
   shard: PlannedFilterShard,

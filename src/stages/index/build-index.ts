@@ -39,7 +39,9 @@ import { LocalStorage } from "../../io/local-storage.js";
 import { duckdbConnection, quoteLiteral } from "../../io/parquet.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
+import type { FailedShard } from "../../shard/shard-loop.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
+import type { StageSummary } from "../../shard/stage-definition.js";
 import { VERSION } from "../../version.js";
 import { removeUnreferencedFiles } from "./index-cleanup.js";
 import { chooseIndexParams, defaultExpansionSearch, graphBytes } from "./index-params.js";
@@ -58,19 +60,13 @@ export interface IndexOptions {
   reporter?: StageReporter;
 }
 
-export interface FailedIndexShard {
-  shard: string;
-  error: string;
-}
+export type FailedIndexShard = FailedShard;
 
-export interface IndexSummary {
+/** Its shards are the dataset shards; `samples` and `outputs` both count the rows added. */
+export interface IndexSummary extends StageSummary {
   /** True when every input shard is in the index. */
   ok: boolean;
   source: IndexManifest["source"];
-  shards: number;
-  shardsAdded: number;
-  shardsSkipped: number;
-  failedShards: FailedIndexShard[];
   /** Embedding shards that filter has not turned into dataset shards yet (not indexed). */
   waiting: string[];
   /** True when this run built the index from scratch (no index, or it could not be extended). */
@@ -135,6 +131,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
       stage: INDEX_STAGE,
       shardsDone,
       shardsTotal: plan.shards.length,
+      samples: rows,
       counters: { rows },
     });
   report(base?.rows ?? 0);
@@ -223,9 +220,12 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
     ok: failedShards.length === 0,
     source: plan.source,
     shards: plan.shards.length,
-    shardsAdded: added.length,
+    shardsWritten: added.length,
     shardsSkipped: plan.shards.length - pending.length,
     failedShards,
+    samples: rowsAdded,
+    outputs: rowsAdded,
+    seconds: timings.total,
     waiting: plan.waiting,
     rebuilt: base === undefined && added.length > 0,
     rows: manifest?.rows ?? 0,

@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClipcrawlError } from "../../errors.js";
-import { REPORT_STAGES } from "../../pipeline/run-report.js";
+import { STAGE_NAMES } from "../../pipeline/pipeline.js";
 import type { StatsReport } from "./stats.js";
 
 const SCRIPT = join("web", "dist", "report", "stats-report.js");
@@ -71,7 +71,7 @@ function stageTable(report: StatsReport): string {
     value === undefined ? "–" : value.toLocaleString("en");
   const cell = (text: string, numeric = true) =>
     `<td${numeric ? ' class="number"' : ""}>${escapeHtml(text)}</td>`;
-  const rows = REPORT_STAGES.map((stage) => {
+  const rows = STAGE_NAMES.map((stage) => {
     const totals = report.stages[stage] ?? undefined;
     const speed = report.throughput.find((item) => item.stage === stage);
     const drops = Object.entries(totals?.drops ?? {})

@@ -14,9 +14,8 @@ import { type DatasetStats, fileList, readDatasetStats } from "../../formats/dat
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { duckdbConnection } from "../../io/parquet.js";
+import { type PerStage, STAGE_NAMES } from "../../pipeline/pipeline.js";
 import {
-  REPORT_STAGES,
-  type ReportStage,
   readLatestRunReport,
   readStageTotals,
   type StageTotals,
@@ -41,7 +40,7 @@ export interface StatsOptions {
 }
 
 export interface StageThroughput {
-  stage: ReportStage;
+  stage: string;
   samples: number | null;
   seconds: number | null;
   samplesPerSecond: number | null;
@@ -53,7 +52,7 @@ export interface StatsReport extends DatasetStats {
   root: string;
   generatedAt: string;
   /** Per stage, over the whole root: inputs, outputs, drops by reason, errors (null: not run). */
-  stages: Record<ReportStage, StageTotals | null>;
+  stages: PerStage<StageTotals | null>;
   topDomains: [string, number][];
   throughput: StageThroughput[];
   /** The run report the throughput came from, when there was one. */
@@ -93,11 +92,11 @@ export async function statsReport(storage: LocalStorage): Promise<StatsReport> {
     ...(await readDatasetStats(storage, { paths: kept, rows })),
     stages,
     topDomains: await topDomains(kept),
-    throughput: REPORT_STAGES.map((stage) =>
+    throughput: STAGE_NAMES.map((stage) =>
       throughput(
         stage,
         latest?.stages.find((item) => item.stage === stage)?.run ?? null,
-        stages[stage],
+        stages[stage] ?? null,
       ),
     ),
     runReport:
@@ -153,7 +152,7 @@ async function topDomains(paths: readonly string[]): Promise<[string, number][]>
  * local runner), else the stats files' inputs over their wall time (first start to last end).
  */
 function throughput(
-  stage: ReportStage,
+  stage: string,
   run: { samples: number; seconds: number; samplesPerSecond: number } | null,
   totals: StageTotals | null,
 ): StageThroughput {

@@ -4,7 +4,7 @@
  * double hashing, so they can be computed anywhere — in the worker that found the pair, or for a
  * Redis-backed filter shared by many machines.
  */
-import { HASH_LANES, hashPair } from "../../formats/pair-hash.js";
+import { HASH_LANES, hashPair } from "./pair-hash.js";
 
 export interface BloomFilterReport {
   capacity: number;

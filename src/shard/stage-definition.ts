@@ -1,0 +1,158 @@
+/**
+ * What a pipeline stage is, to whoever runs it: the declaration each stage folder exports
+ * (`src/stages/<stage>/stage.ts`) and the pipeline registry lists in order
+ * (`src/pipeline/pipeline.ts`). Runners, the demo, `status`, the run report and `stats` read a
+ * stage only through this: its name, what it reads and writes, how its shards come from the
+ * stage before it, the call that runs some of its shards, and what its counts mean.
+ */
+import type { ClipcrawlConfig } from "../config/schema.js";
+import type { BloomFilterReport } from "../formats/bloom-filter.js";
+import type { LocalStorage } from "../io/local-storage.js";
+import type { StageReporter } from "./reporter.js";
+import type { FailedShard } from "./shard-loop.js";
+
+/** The one "shard" of a stage that runs over the whole dataset at once (index). */
+export const WHOLE_DATASET = "all";
+
+/** What every stage function returns; each stage's summary extends it with its own details. */
+export interface StageSummary {
+  /** True when every shard the call was given is done. */
+  ok: boolean;
+  /** Shards the call accounted for (the plan, or the shards it was asked for). */
+  shards: number;
+  shardsWritten: number;
+  /** Shards whose done marker matched, so they were not redone. */
+  shardsSkipped: number;
+  failedShards: FailedShard[];
+  /** Samples the written shards processed, and how many of them the stage passed on. */
+  samples: number;
+  outputs: number;
+  seconds: number;
+}
+
+/**
+ * How a stage's shards come from the stage before it:
+ * - `each shard`: its shard N is made from shard N of the stage before, as soon as that is done;
+ * - `all shards`: it plans its own shards from what the stage before wrote, once that is over;
+ * - `all shards done`: as `all shards`, but only once every shard of the stage before is done.
+ */
+export type StageLink = "each shard" | "all shards" | "all shards done";
+
+/**
+ * A cross-shard dedup filter that other processes share (a distributed runner's, in Redis, one
+ * process a shard). It must take shards in input order, as a process's own filter does, so
+ * which copy of a duplicate survives is decided the same way; as a run starts it is empty, and
+ * a finished shard offers its pairs at its turn, as the local filter is rebuilt.
+ */
+export interface SharedPairFilter {
+  /**
+   * Adds shard `index`'s pair hashes (HASH_LANES a row) at the shard's turn; returns the rows
+   * seen before. The same call again (a retry) returns the same rows.
+   */
+  duplicates(index: number, lanes: Uint32Array): Promise<Uint32Array>;
+  /** Shard `index` adds no pairs this time (already done, or its input failed): its turn passes. */
+  pass(index: number): Promise<void>;
+  report(): Promise<BloomFilterReport>;
+}
+
+/** Values that override the root's clipcrawl.json for one call, section by section. */
+export type ConfigSections = {
+  [Section in keyof ClipcrawlConfig]?: Partial<ClipcrawlConfig[Section]>;
+};
+
+/** One call of a stage over some of its shards, as a runner makes it. */
+export interface StageCall {
+  storage: LocalStorage;
+  /** The shards to run; unset: every shard the stage plans. */
+  shards?: readonly string[];
+  reporter: StageReporter;
+  /** Once aborted, no further shard starts; the running ones finish. */
+  signal?: AbortSignal;
+  /** Shards this call may run at once; unset: the stage's configured default. */
+  parallel?: number;
+  /**
+   * Calls of this stage running at once in this process: each takes that share of the stage's
+   * own global limits (download's connections).
+   */
+  share?: number;
+  /** Values that override the root's config for this call (the demo's web and models). */
+  config?: ConfigSections;
+  /** The run's inputs, in shard order (read by the first stage). */
+  inputs?: readonly string[];
+  /** A cross-shard dedup filter shared with other processes (a distributed run's). */
+  sharedPairFilter?: (settings: {
+    capacity: number;
+    falsePositiveRate: number;
+  }) => SharedPairFilter;
+  cwd?: string;
+}
+
+/** What a user named as a run's inputs: files, globs, URLs, listings, a crawl id. */
+export interface InputSpecs {
+  inputs?: readonly string[] | undefined;
+  crawl?: string | undefined;
+  limit?: number | undefined;
+  cwd: string;
+}
+
+/** Which fields of a stage's per-shard stats files (`*_stats.json`) the run report sums. */
+export interface StatsFileTotals {
+  /** The folder holding the stats files. */
+  folder: string;
+  /** The field counting samples in, and the one counting samples passed on. */
+  inputs: string;
+  outputs: string;
+  /** Fields holding drop counts: a number (the field names the reason) or reasons → counts. */
+  drops: readonly string[];
+  /** Fields holding error messages → counts. */
+  errors: readonly string[];
+  /** The field with the shard's own seconds (a number, or an object whose `total` is). */
+  seconds: string;
+}
+
+export interface StageDefinition<
+  Name extends string = string,
+  Summary extends StageSummary = StageSummary,
+> {
+  name: Name;
+  /** What it reads and writes in the dataset root, for people (status, docs). */
+  reads: string;
+  writes: string;
+  /** How its shards come from the stage before it (the first stage's come from the run's inputs). */
+  link: StageLink;
+  /**
+   * How a distributed run queues it: a job a shard, or one job for all its shards (named
+   * WHOLE_DATASET) when its shards must be done by one process (index holds its graphs in memory).
+   * Default: a job a shard.
+   */
+  runsAs?: "shard jobs" | "one job";
+  /** Fails fast, before a run starts, when the root's config cannot work for this stage. */
+  checkConfig?(config: ClipcrawlConfig): void;
+  /** What its summary's `samples` and `outputs` count, e.g. "image links" and "pairs kept". */
+  counts: { samples: string; outputs: string };
+  /** The section of clipcrawl.json that configures it, if any. */
+  configSection?: keyof ClipcrawlConfig;
+  /**
+   * The first stage only: what the user named, expanded into the run's inputs in shard order,
+   * and one line for each that could not be.
+   */
+  expandInputs?(
+    specs: InputSpecs,
+    config: ClipcrawlConfig,
+  ): Promise<{ inputs: string[]; errors: string[] }>;
+  /**
+   * The shards it will run, in order, once the stage before it is over: for the first stage and
+   * `all shards` links (an `each shard` stage runs the shards of the stage before).
+   */
+  plan?(call: Pick<StageCall, "storage" | "inputs">): Promise<string[]>;
+  /** Runs the named shards (all when none are named): the stage's own library function. */
+  run(call: StageCall): Promise<Summary>;
+  /** Shards a runner may run at once in one call, from the root's config (unset: the stage decides). */
+  parallelism?(storage: LocalStorage): Promise<number>;
+  /** Its stats files, for the run report's totals over the root; none for a stage without any. */
+  statsFiles?: StatsFileTotals;
+}
+
+/** A stage declaration of any summary type, as lists of stages hold them. */
+// biome-ignore lint/suspicious/noExplicitAny: a list holds stages of different summary types; each stage's own declaration is fully typed.
+export type AnyStageDefinition = StageDefinition<string, any>;

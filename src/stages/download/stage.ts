@@ -1,0 +1,51 @@
+/** The download stage as the pipeline registry lists it (src/shard/stage-definition.ts). */
+import { loadConfig } from "../../config/config-file.js";
+import { layout } from "../../io/layout.js";
+import type { StageDefinition } from "../../shard/stage-definition.js";
+import { defaultParallelism } from "../../shard/worker-pool.js";
+import { DOWNLOAD_STAGE, type DownloadSummary, download } from "./download.js";
+import { planCandidateShards } from "./shard-plan.js";
+
+export const downloadStage: StageDefinition<typeof DOWNLOAD_STAGE, DownloadSummary> = {
+  name: DOWNLOAD_STAGE,
+  reads: "candidates/*.parquet, re-cut into shards of download.samplesPerShard",
+  writes: "images/NNNNN.tar, .parquet and _stats.json",
+  link: "all shards",
+  counts: { samples: "samples", outputs: "images downloaded" },
+  configSection: "download",
+  plan: async ({ storage }) => {
+    const config = (await loadConfig(storage)).download;
+    // Only the names matter here: the blocklist's identity changes digests, not shard names.
+    const plan = await planCandidateShards(storage, config, null);
+    const names: string[] = [];
+    for await (const shard of plan.shards) names.push(shard.name);
+    return names;
+  },
+  parallelism: async (storage) => defaultParallelism((await loadConfig(storage)).download.workers),
+  run: async (call) => {
+    const overrides = call.config?.download ?? {};
+    const config = (await loadConfig(call.storage, { download: overrides })).download;
+    const share = Math.max(1, call.share ?? 1);
+    return download({
+      root: call.storage,
+      ...(call.shards === undefined ? {} : { shards: call.shards }),
+      reporter: call.reporter,
+      ...(call.signal === undefined ? {} : { signal: call.signal }),
+      ...(call.cwd === undefined ? {} : { cwd: call.cwd }),
+      config: {
+        ...overrides,
+        ...(call.parallel === undefined ? {} : { workers: Math.max(1, call.parallel) }),
+        concurrency: Math.max(1, Math.ceil(config.concurrency / share)),
+        perHostConcurrency: Math.max(1, Math.ceil(config.perHostConcurrency / share)),
+      },
+    });
+  },
+  statsFiles: {
+    folder: layout.imagesFolder(),
+    inputs: "count",
+    outputs: "successes",
+    drops: ["failed_to_download", "failed_to_resize", "opted_out"],
+    errors: ["status_dict"],
+    seconds: "duration",
+  },
+};

@@ -1,0 +1,49 @@
+/** The extract stage as the pipeline registry lists it (src/shard/stage-definition.ts). */
+import { layout, shardName } from "../../io/layout.js";
+import type { StageDefinition } from "../../shard/stage-definition.js";
+import { EXTRACT_STAGE, type ExtractSummary, extract } from "./extract.js";
+import { resolveWatInputs } from "./wat-inputs.js";
+
+export const extractStage: StageDefinition<typeof EXTRACT_STAGE, ExtractSummary> = {
+  name: EXTRACT_STAGE,
+  reads: "WAT files (the run's inputs)",
+  writes: "candidates/NNNNN.parquet, one shard per input",
+  link: "all shards",
+  counts: { samples: "image links", outputs: "pairs kept" },
+  configSection: "extract",
+  expandInputs: async (specs, config) => {
+    const resolved = await resolveWatInputs(specs.inputs ?? [], {
+      crawl: specs.crawl,
+      baseUrl: config.extract.baseUrl,
+      allowPrivateNetwork: config.extract.allowPrivateNetwork,
+      limit: specs.limit,
+      cwd: specs.cwd,
+    });
+    return {
+      inputs: resolved.inputs.map((input) => (input.kind === "file" ? input.path : input.url)),
+      errors: resolved.errors.map((error) => error.message),
+    };
+  },
+  plan: async ({ inputs }) => (inputs ?? []).map((_, index) => shardName(index)),
+  run: (call) =>
+    extract({
+      root: call.storage,
+      inputs: call.inputs ?? [],
+      ...(call.shards === undefined ? {} : { shards: call.shards }),
+      ...(call.sharedPairFilter === undefined ? {} : { sharedPairFilter: call.sharedPairFilter }),
+      config: {
+        ...call.config?.extract,
+        ...(call.parallel === undefined ? {} : { workers: call.parallel }),
+      },
+      reporter: call.reporter,
+      ...(call.cwd === undefined ? {} : { cwd: call.cwd }),
+    }),
+  statsFiles: {
+    folder: layout.candidatesFolder(),
+    inputs: "imageLinks",
+    outputs: "kept",
+    drops: ["dropped", "badRecords"],
+    errors: [],
+    seconds: "seconds",
+  },
+};
