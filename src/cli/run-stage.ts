@@ -7,7 +7,7 @@ import { terminalReporter } from "./terminal-reporter.js";
 /**
  * Runs a stage with a terminal reporter, prints its summary (JSON with `--json`, else the
  * human description) and sets exit code 1 when the summary says not every input was processed.
- * With `report`, the run report of the stage goes into its root (src/runner/run-report.ts).
+ * With `report`, the run report of the stage goes into its root (src/pipeline/run-report.ts).
  */
 export async function runStageCommand<Summary extends { ok: boolean }>(
   json: boolean | undefined,
