@@ -1,7 +1,7 @@
 /**
- * Language identification: accuracy on the generated multilingual captions (scripts/
- * sample-captions.ts, written and labelled by hand) and on no-language alt texts (file names,
- * product codes), plus throughput. Compares ELD (the extractor's choice) with CLD3 — the model
+ * Language identification: accuracy on the generated multilingual captions
+ * (src/demo/sample/sample-captions.ts, written and labelled by hand) and on no-language alt texts
+ * (file names, product codes), plus throughput. Compares ELD (the extractor's choice) with CLD3 — the model
  * LAION used (gcld3) — through cld3-asm, on the same texts.
  */
 import { loadModule } from "cld3-asm";

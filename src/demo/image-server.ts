@@ -4,7 +4,7 @@
  * `connectTo` rules (as curl --connect-to) and a certificate authority made for the run.
  *
  * What a URL returns is a pure function of the URL, so reruns see the same web:
- * - the coloured-shape host serves the shape its file name states (scripts/shape-images.ts);
+ * - the coloured-shape host serves the shape its file name states (sample/shape-images.ts);
  * - any other URL is, by a hash of it, a generated picture (about 40 %), missing (404 or 410),
  *   an HTML error page served as 200, or a JPEG cut short — the mix a real crawl meets.
  */

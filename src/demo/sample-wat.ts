@@ -1,6 +1,6 @@
 /**
  * The bundled sample: a few small Common Crawl–shaped WAT files, generated deterministically by
- * scripts/wat-generator.ts (so the package ships a generator, not megabytes of data).
+ * sample/wat-generator.ts (so the package ships a generator, not megabytes of data).
  *
  * The demo's files are shorter than the generator's default: SAMPLE_PAGES_PER_FILE captures stop
  * before the first catalogue page (thousands of image links), which would make download and embed

@@ -1,8 +1,8 @@
 /**
  * The cross-file (url, text) dedup filter: a Bloom filter sized from an expected capacity and a
- * target false-positive rate. Bit positions come from the pair's 128-bit hash (pair-hash.ts) by
- * double hashing, so they can be computed anywhere — in the worker that found the pair, or for a
- * Redis-backed filter shared by many machines.
+ * target false-positive rate. Bit positions come from the pair's 128-bit hash
+ * (src/formats/pair-hash.ts) by double hashing, so they can be computed anywhere — in the worker
+ * that found the pair, or for a Redis-backed filter shared by many machines.
  */
 import { HASH_LANES, hashPair } from "./pair-hash.js";
 

@@ -2,7 +2,7 @@
  * The lists `clipcrawl remove` takes and keeps: image URLs, domains (each covering its
  * subdomains), SHA-256 / MD5 / SHA-1 digests of the image bytes (Re-LAION's takedown lists come
  * as MD5 and SHA-1), and sample keys. A request file is parsed as the filter's blocklists are
- * (src/stages/filter/blocklists.ts: one entry a line, `#` comments, entries normalised, a bad
+ * (blocklists.ts: one entry a line, `#` comments, entries normalised, a bad
  * line reported and the rest applied: one typo must not switch a takedown list off).
  *
  * What a removal took out is kept under `_governance/blocklists/KIND.txt`, append-only, each

@@ -4,7 +4,7 @@
  *
  * - `clipcrawl_pair_hash(url, text)`: LAION's `hash` column. LAION's is an int64 hash of
  *   URL + TEXT (murmur3); ours is the first 64 bits of extract's 128-bit (url, text) pair hash
- *   (extract/pair-hash.ts), as a signed int64 like LAION's, so equal hashes mean the pair extract
+ *   (pair-hash.ts), as a signed int64 like LAION's, so equal hashes mean the pair extract
  *   deduplicated on. DuckDB's own `hash()` is not promised stable across its versions.
  * - `clipcrawl_url_domains(url)`: the URL's host as the WHATWG URL parser gives it (lower case,
  *   punycode, as the domain blocklist's entries are normalised and as download matches its

@@ -1,6 +1,6 @@
 /**
  * The statistics page's numbers (`/api/stats/:index`, docs/http-api.md) for one served index:
- * the dataset statistics that `clipcrawl stats` also reports (src/stages/stats/dataset-stats.ts),
+ * the dataset statistics that `clipcrawl stats` also reports (src/formats/dataset-stats.ts),
  * with the index's rows as the kept rows.
  */
 

@@ -1,6 +1,6 @@
 /**
  * Hand-built WARC/WAT records for tests that need one exact malformed or edge case; whole
- * realistic files come from scripts/wat-generator.ts.
+ * realistic files come from src/demo/sample/wat-generator.ts.
  */
 import { gzipSync } from "node:zlib";
 

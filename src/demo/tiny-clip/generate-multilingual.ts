@@ -5,7 +5,7 @@
  * ViT-B/32's. A German "roter Kreis auf weißem Hintergrund" embeds where the tiny CLIP text
  * tower puts "a red circle on a white background", and so near a red circle's image embedding.
  *
- *   npx tsx scripts/tiny-clip/generate-multilingual.ts --out DIR
+ *   npx tsx src/demo/tiny-clip/generate-multilingual.ts --out DIR
  *
  * Like M-CLIP's, the tokenizer uses XLM-R's special tokens (`<s>`, `</s>`, `<pad>`, `<unk>`) and
  * the tower takes an `attention_mask`. The tokenizer is trained on the sample's text in the seven

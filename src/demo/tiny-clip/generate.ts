@@ -2,7 +2,7 @@
  * Writes the tiny fixture CLIP model: a folder in the Hugging Face / transformers.js layout that
  * clipcrawl loads exactly as it loads a real CLIP checkpoint.
  *
- *   npx tsx scripts/tiny-clip/generate.ts --out DIR
+ *   npx tsx src/demo/tiny-clip/generate.ts --out DIR
  *
  * The folder holds config.json, tokenizer.json, tokenizer_config.json, preprocessor_config.json,
  * onnx/text_model.onnx and onnx/vision_model.onnx; a few KB of ONNX in all. Its weights are

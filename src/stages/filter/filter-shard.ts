@@ -1,11 +1,13 @@
 /**
  * One shard of `filter`, in DuckDB: the metadata parquet's rows are mapped onto the dataset's
- * columns (laion-schema.ts), each row gets its drop reason or none (drop-rules.ts), the reasons
- * are counted, and the kept rows are written in their metadata order as `dataset/NNNNN.parquet`.
- * The samples embed could not embed (its failures parquet) are counted as `failed_to_embed`.
+ * columns (src/formats/laion-schema.ts), each row gets its drop reason or none (drop-rules.ts),
+ * the reasons are counted, and the kept rows are written in their metadata order as
+ * `dataset/NNNNN.parquet`. The samples embed could not embed (its failures parquet) are counted
+ * as `failed_to_embed`.
  *
  * Rows are joined against the blocklist tables the connection holds; the `hash` column and the
- * URL domains come from clipcrawl's own functions (sql-functions.ts), registered on the connection.
+ * URL domains come from clipcrawl's own functions (src/formats/sql-functions.ts), registered on
+ * the connection.
  */
 import { randomBytes } from "node:crypto";
 import type { DuckDBConnection } from "@duckdb/node-api";

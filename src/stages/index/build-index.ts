@@ -1,7 +1,7 @@
 /**
  * `clipcrawl index`: the dataset's rows (or every embedded row, before filter has run) → an
  * image and a text kNN index with the metadata that queries filter on, under `<root>/index/`
- * (see README.md and index-manifest.ts).
+ * (see README.md and src/formats/index/index-manifest.ts).
  *
  * Input shards become segments in the order they are added; ids run on across segments. A new
  * shard is added to the existing graphs (HNSW grows by insertion, so nothing is rebuilt); a

@@ -2,9 +2,9 @@
  * `clipcrawl stats`: the report of a dataset root a paper's data section needs, as JSON and as one
  * self-contained HTML page with the web statistics page's plots.
  *
- * The numbers are the statistics page's (dataset-stats.ts, with the dataset shards as the kept
- * rows), plus what only a whole-root report has: each stage's totals from its stats files
- * (src/runner/run-report.ts), the top domains of the kept pairs, and each stage's throughput:
+ * The numbers are the statistics page's (src/formats/dataset-stats.ts, with the dataset shards as
+ * the kept rows), plus what only a whole-root report has: each stage's totals from its stats files
+ * (src/pipeline/run-report.ts), the top domains of the kept pairs, and each stage's throughput:
  * from the latest run report when there is one, else from the shards' own timings.
  */
 import { mkdir } from "node:fs/promises";
