@@ -16,15 +16,7 @@ export {
   parseConfig,
 } from "./config/config-file.js";
 export { type InitResult, initRoot } from "./config/init-root.js";
-export type {
-  ClipcrawlConfig,
-  DownloadConfig,
-  EmbedConfig,
-  ExtractConfig,
-  FilterConfig,
-  IndexConfig,
-  ServeConfig,
-} from "./config/schema.js";
+export type { ClipcrawlConfig } from "./config/schema.js";
 export { ClipcrawlError, ConfigError, InputError } from "./errors.js";
 export {
   ClipIndex,
@@ -73,6 +65,7 @@ export {
 export { type RunOptions, type RunSummary, runPipeline } from "./runner/local-runner.js";
 export type { PipelineObserver, StageSnapshot } from "./runner/pipeline-progress.js";
 export { type RunStatusReport, runStatus } from "./runner/run-status.js";
+export type { ServeConfig } from "./server/config.js";
 export {
   type IndexSource,
   type RunningServer,
@@ -80,6 +73,7 @@ export {
   serve,
 } from "./server/serve.js";
 export type { ShardEvent, StageProgress, StageReporter } from "./shard/reporter.js";
+export type { DownloadConfig } from "./stages/download/config.js";
 export {
   type DownloadOptions,
   type DownloadSummary,
@@ -88,6 +82,7 @@ export {
 } from "./stages/download/download.js";
 export type { SampleRecord, SampleStatus } from "./stages/download/samples.js";
 export type { ImageShardStats, StatusCounts } from "./stages/download/shard-stats.js";
+export type { EmbedConfig } from "./stages/embed/config.js";
 export {
   type EmbedCounts,
   type EmbedOptions,
@@ -96,6 +91,7 @@ export {
   embed,
   type FailedEmbedShard,
 } from "./stages/embed/embed.js";
+export type { ExtractConfig } from "./stages/extract/config.js";
 export {
   type CandidateShardStats,
   type ExtractOptions,
@@ -103,6 +99,7 @@ export {
   extract,
 } from "./stages/extract/extract.js";
 export type { WatFileStats } from "./stages/extract/wat-file-stats.js";
+export type { FilterConfig } from "./stages/filter/config.js";
 export type { DropReason } from "./stages/filter/drop-rules.js";
 export {
   type FailedFilterShard,
@@ -118,6 +115,7 @@ export {
   type IndexOptions,
   type IndexSummary,
 } from "./stages/index/build-index.js";
+export type { IndexConfig } from "./stages/index/config.js";
 export {
   SUBSET_FORMATS,
   type SubsetFormat,

@@ -3,8 +3,9 @@
  * become extract shards 00000, 00001, … in order. The list is kept in the run state file, so a
  * re-run without arguments reads the same inputs, and a distributed extract job finds its own.
  */
-import type { ExtractConfig } from "../config/schema.js";
+
 import type { DatasetStorage } from "../io/storage.js";
+import type { ExtractConfig } from "../stages/extract/config.js";
 import { resolveWatInputs } from "../stages/extract/wat-inputs.js";
 import { readRunState } from "./run-state.js";
 

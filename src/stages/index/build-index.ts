@@ -14,7 +14,6 @@ import { cpus } from "node:os";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
-import type { IndexConfig } from "../../config/schema.js";
 import { errorMessage, InputError } from "../../errors.js";
 import {
   DuplicateGroups,
@@ -41,6 +40,7 @@ import type { DatasetStorage, FileInfo } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
 import { VERSION } from "../../version.js";
+import type { IndexConfig } from "./config.js";
 import { removeUnreferencedFiles } from "./index-cleanup.js";
 import { chooseIndexParams, defaultExpansionSearch, graphBytes } from "./index-params.js";
 import { type PlannedIndexShard, planIndexShards } from "./index-plan.js";
