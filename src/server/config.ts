@@ -17,10 +17,12 @@ export const serveConfigSchema = z
       .default("127.0.0.1")
       .describe("address to listen on; 0.0.0.0 or :: to be reachable from other machines"),
     port: z.number().int().min(0).max(65_535).default(1234).describe("port (clip-back's default)"),
-    allowPrivateUrls: z
+    allowPrivateNetwork: z
       .boolean()
       .default(false)
-      .describe("let image_url queries reach private, loopback and link-local addresses"),
+      .describe(
+        "let image_url queries reach private, loopback, link-local and other special-use addresses (a local mirror); was allowPrivateUrls",
+      ),
     maxResults: z
       .number()
       .int()

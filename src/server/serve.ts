@@ -64,7 +64,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     dnsCacheSeconds: 60,
     userAgentToken: "",
     disallowedHeaderDirectives: [],
-    allowPrivateNetwork: config.allowPrivateUrls,
+    allowPrivateNetwork: config.allowPrivateNetwork,
     connectTo: [],
     caCertificates: "",
     contentTypeCheck: true,
