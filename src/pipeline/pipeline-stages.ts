@@ -85,6 +85,8 @@ export interface BatchOptions {
    * per-host concurrency (which download shares out among its own threads in turn).
    */
   downloadsInParallel?: number;
+  /** Over download's allowPrivateNetwork for this call (`run --allow-private-network`). */
+  allowPrivateNetwork?: boolean;
 }
 
 /** Runs a shard stage on the named shards. Per-shard failures are outcomes; a throw fails them all. */
@@ -126,6 +128,7 @@ export async function runShardBatch(
           workers: Math.max(1, options.downloadWorkers ?? 1),
           concurrency: Math.max(1, Math.ceil(config.concurrency / parallel)),
           perHostConcurrency: Math.max(1, Math.ceil(config.perHostConcurrency / parallel)),
+          ...(options.allowPrivateNetwork === true ? { allowPrivateNetwork: true } : {}),
         },
       });
       return finish(

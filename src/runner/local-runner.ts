@@ -49,6 +49,11 @@ export interface RunOptions {
   limit?: number | undefined;
   /** Download shards at once; 0 or unset: download.workers of the config (0 there: one a core). */
   workers?: number;
+  /**
+   * Let WAT, listing and image URLs reach private and other special-use addresses for this run
+   * (extract's and download's allowPrivateNetwork); unset: the config's.
+   */
+  allowPrivateNetwork?: boolean;
   observer?: PipelineObserver;
   /** Stops starting new batches; the running ones finish. */
   signal?: AbortSignal;
@@ -98,7 +103,13 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
     observer.warn(line);
   };
 
-  const inputs = await expandInputs(options, storage, config.extract, cwd);
+  const allowPrivateNetwork = options.allowPrivateNetwork === true;
+  const inputs = await expandInputs(
+    options,
+    storage,
+    allowPrivateNetwork ? { ...config.extract, allowPrivateNetwork } : config.extract,
+    cwd,
+  );
   const recorder = new RunStateRecorder(storage, {
     mode: "local",
     inputs: inputs.expanded,
@@ -124,6 +135,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
           inputs: inputs.expanded,
           reporter: progress.extractReporter(warn),
           cwd,
+          ...(allowPrivateNetwork ? { config: { allowPrivateNetwork } } : {}),
         });
         progress.extractFinished(summary.failedInputs.length);
         recorder.finished("extract", [{ shard: WHOLE_DATASET, ok: true }]);
@@ -153,7 +165,15 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
         1,
         Math.min(shards.length, defaultParallelism(options.workers || config.download.workers)),
       );
-      const context = { storage, progress, recorder, logger, warn, signal: options.signal };
+      const context = {
+        storage,
+        progress,
+        recorder,
+        logger,
+        warn,
+        signal: options.signal,
+        allowPrivateNetwork,
+      };
       await new ShardLanes(context, lanes, aborted).run(shards);
     }
 
@@ -230,6 +250,7 @@ interface BatchContext {
   logger: RunLogger;
   warn: (line: string) => void;
   signal?: AbortSignal | undefined;
+  allowPrivateNetwork?: boolean;
 }
 
 /**
@@ -271,6 +292,7 @@ async function runBatch(
     reporter,
     downloadWorkers: parallel,
     ...(context.signal === undefined ? {} : { signal: context.signal }),
+    allowPrivateNetwork: context.allowPrivateNetwork === true,
   });
   // Shards the stage said nothing about: it threw before them (count them by the result), or the
   // run was stopped before they started (they are not done, nor failed).

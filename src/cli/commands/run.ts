@@ -12,6 +12,7 @@ interface RunFlags extends QueueFlags {
   limit?: string;
   workers?: string;
   attempts?: string;
+  allowPrivateNetwork?: boolean;
   json?: boolean;
 }
 
@@ -29,6 +30,10 @@ export function registerRun(program: Command): void {
     .option("--queue <url>", "distribute the shards as jobs on this Redis (redis://host:6379)")
     .option("--prefix <name>", "key prefix of the queues in Redis", "clipcrawl")
     .option("--attempts <n>", "tries of a job before it fails (with --queue)", "3")
+    .option(
+      "--allow-private-network",
+      "let WAT, path-listing and image URLs reach private, loopback, link-local and other special-use addresses (a local mirror); default: extract.allowPrivateNetwork and download.allowPrivateNetwork",
+    )
     .option("--json", "print the summary as JSON");
   command.addHelpText(
     "after",
@@ -55,6 +60,7 @@ export function registerRun(program: Command): void {
           inputs,
           crawl: flags.crawl,
           limit,
+          allowPrivateNetwork: flags.allowPrivateNetwork === true,
           queue: queueOptionsFromFlags(flags),
           attempts: attempts ?? 3,
           observer: display,
@@ -69,6 +75,7 @@ export function registerRun(program: Command): void {
           inputs,
           crawl: flags.crawl,
           limit,
+          allowPrivateNetwork: flags.allowPrivateNetwork === true,
           ...(workers === undefined ? {} : { workers }),
           observer: display,
           signal: stop.signal,

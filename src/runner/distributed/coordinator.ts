@@ -49,6 +49,8 @@ export interface DistributedRunOptions {
   inputs?: readonly string[];
   crawl?: string | undefined;
   limit?: number | undefined;
+  /** As `runPipeline`'s: carried by the run's jobs. */
+  allowPrivateNetwork?: boolean;
   queue: QueueOptions;
   /** Tries of each job before it fails for good. */
   attempts?: number;
@@ -126,7 +128,13 @@ export async function runDistributed(
   const runId = newRunId();
   const root = storage.root;
   const runKey = RunKeys.currentRun(prefix, root);
-  const inputs = await expandInputs(options, storage, config.extract, cwd);
+  const allowPrivateNetwork = options.allowPrivateNetwork === true;
+  const inputs = await expandInputs(
+    options,
+    storage,
+    allowPrivateNetwork ? { ...config.extract, allowPrivateNetwork } : config.extract,
+    cwd,
+  );
   const recorder = new RunStateRecorder(storage, {
     mode: "distributed",
     inputs: inputs.expanded,
@@ -144,6 +152,7 @@ export async function runDistributed(
     stage,
     shard,
     attempts,
+    ...(allowPrivateNetwork ? { allowPrivateNetwork } : {}),
   });
   const enqueue = async (jobs: readonly { stage: PipelineStage; shard: string }[]) => {
     for (const stage of PIPELINE_STAGES) {

@@ -23,6 +23,8 @@ export interface ShardJobData {
   shard: string;
   /** Tries each job of this run gets (the next stage's job is added with the same). */
   attempts: number;
+  /** `run --queue … --allow-private-network`: extract's and download's jobs may reach private addresses. */
+  allowPrivateNetwork?: boolean;
 }
 
 export function queueName(stage: PipelineStage): string {

@@ -153,6 +153,7 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
       shards: [data.shard],
       reporter,
       downloadsInParallel: concurrency,
+      allowPrivateNetwork: data.allowPrivateNetwork === true,
     });
     const failed = result.outcomes.find((outcome) => !outcome.ok);
     if (failed !== undefined)
@@ -195,7 +196,10 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
       inputs: state.inputs,
       shards: [data.shard],
       sharedFilter: filter,
-      config: { workers: 1 },
+      config: {
+        workers: 1,
+        ...(data.allowPrivateNetwork === true ? { allowPrivateNetwork: true } : {}),
+      },
       reporter,
     });
     if (!summary.ok) {

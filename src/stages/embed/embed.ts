@@ -131,7 +131,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const config = fullConfig.embed;
   if (config.model.trim() === "") {
     throw new ConfigError(
-      "embed needs a CLIP model folder: set embed.model in clipcrawl.json or pass --model PATH (clipcrawl model fetch downloads one)",
+      "embed needs a CLIP model folder: set embed.model in clipcrawl.json (clipcrawl embed takes --model PATH for one run; clipcrawl model fetch downloads one)",
     );
   }
   const files = await locateClipModelFiles(resolve(cwd, config.model), config.precision);
