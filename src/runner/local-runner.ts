@@ -104,12 +104,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   };
 
   const allowPrivateNetwork = options.allowPrivateNetwork === true;
-  const inputs = await expandInputs(
-    options,
-    storage,
-    allowPrivateNetwork ? { ...config.extract, allowPrivateNetwork } : config.extract,
-    cwd,
-  );
+  const inputs = await expandInputs(options, storage, config.extract, cwd);
   const recorder = new RunStateRecorder(storage, {
     mode: "local",
     inputs: inputs.expanded,

@@ -13,6 +13,8 @@ export interface InputSpecs {
   inputs?: readonly string[] | undefined;
   crawl?: string | undefined;
   limit?: number | undefined;
+  /** Over extract.allowPrivateNetwork for listing URLs (`run --allow-private-network`). */
+  allowPrivateNetwork?: boolean | undefined;
 }
 
 /** The inputs given, expanded; none given: the previous run's, from the root's run state. */
@@ -22,7 +24,8 @@ export async function expandInputs(
   extract: Pick<ExtractConfig, "baseUrl" | "allowPrivateNetwork">,
   cwd: string,
 ): Promise<{ expanded: string[]; errors: string[] }> {
-  const { baseUrl, allowPrivateNetwork } = extract;
+  const { baseUrl } = extract;
+  const allowPrivateNetwork = specs.allowPrivateNetwork === true || extract.allowPrivateNetwork;
   const given = specs.inputs ?? [];
   if (given.length === 0 && specs.crawl === undefined) {
     return { expanded: [...((await readRunState(storage))?.inputs ?? [])], errors: [] };

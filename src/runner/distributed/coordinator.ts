@@ -129,12 +129,7 @@ export async function runDistributed(
   const root = storage.root;
   const runKey = RunKeys.currentRun(prefix, root);
   const allowPrivateNetwork = options.allowPrivateNetwork === true;
-  const inputs = await expandInputs(
-    options,
-    storage,
-    allowPrivateNetwork ? { ...config.extract, allowPrivateNetwork } : config.extract,
-    cwd,
-  );
+  const inputs = await expandInputs(options, storage, config.extract, cwd);
   const recorder = new RunStateRecorder(storage, {
     mode: "distributed",
     inputs: inputs.expanded,
