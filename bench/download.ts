@@ -25,8 +25,8 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
-import { downloadConfigSchema } from "../src/config/schema.js";
 import { seededUniform } from "../src/demo/sample/wat-generator.js";
+import { downloadConfigSchema } from "../src/stages/download/config.js";
 import { download } from "../src/stages/download/download.js";
 import { ImageResizer } from "../src/stages/download/resizer.js";
 import {

@@ -40,7 +40,6 @@ import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
-import { downloadConfigSchema, embedConfigSchema } from "../src/config/schema.js";
 import { CAPTIONS_BY_LANGUAGE } from "../src/demo/sample/sample-captions.js";
 import { seededUniform } from "../src/demo/sample/wat-generator.js";
 import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
@@ -48,7 +47,9 @@ import { ClipModel, type EmbeddingMatrix } from "../src/models/clip-model.js";
 import { ClipEmbedder, normaliseRows } from "../src/models/embedder.js";
 import type { PixelBatch } from "../src/models/image-preprocessing.js";
 import { quantizeClipModel } from "../src/models/onnx-quantize.js";
+import { downloadConfigSchema } from "../src/stages/download/config.js";
 import { ImageResizer } from "../src/stages/download/resizer.js";
+import { embedConfigSchema } from "../src/stages/embed/config.js";
 import { type EncodedImages, PipelinedImageEncoder } from "../src/stages/embed/image-encoder.js";
 import {
   type BenchRow,

@@ -16,15 +16,7 @@ export {
   parseConfig,
 } from "./config/config-file.js";
 export { type InitResult, initRoot } from "./config/init-root.js";
-export type {
-  ClipcrawlConfig,
-  DownloadConfig,
-  EmbedConfig,
-  ExtractConfig,
-  FilterConfig,
-  IndexConfig,
-  ServeConfig,
-} from "./config/schema.js";
+export type { ClipcrawlConfig } from "./config/schema.js";
 export { ClipcrawlError, ConfigError, InputError } from "./errors.js";
 export {
   ClipIndex,
@@ -73,6 +65,7 @@ export {
 export { type RunOptions, type RunSummary, runPipeline } from "./runner/local-runner.js";
 export type { PipelineObserver, StageSnapshot } from "./runner/pipeline-progress.js";
 export { type RunStatusReport, runStatus } from "./runner/run-status.js";
+export type { ServeConfig } from "./server/config.js";
 export {
   type IndexSource,
   type RunningServer,
@@ -86,6 +79,7 @@ export type {
   StageDefinition,
   StageSummary,
 } from "./shard/stage-definition.js";
+export type { DownloadConfig } from "./stages/download/config.js";
 export {
   type DownloadOptions,
   type DownloadSummary,
@@ -94,6 +88,7 @@ export {
 } from "./stages/download/download.js";
 export type { SampleRecord, SampleStatus } from "./stages/download/samples.js";
 export type { ImageShardStats, StatusCounts } from "./stages/download/shard-stats.js";
+export type { EmbedConfig } from "./stages/embed/config.js";
 export {
   type EmbedCounts,
   type EmbedOptions,
@@ -102,6 +97,7 @@ export {
   embed,
   type FailedEmbedShard,
 } from "./stages/embed/embed.js";
+export type { ExtractConfig } from "./stages/extract/config.js";
 export {
   type CandidateShardStats,
   type ExtractOptions,
@@ -109,6 +105,7 @@ export {
   extract,
 } from "./stages/extract/extract.js";
 export type { WatFileStats } from "./stages/extract/wat-file-stats.js";
+export type { FilterConfig } from "./stages/filter/config.js";
 export type { DropReason } from "./stages/filter/drop-rules.js";
 export {
   type FailedFilterShard,
@@ -124,6 +121,7 @@ export {
   type IndexOptions,
   type IndexSummary,
 } from "./stages/index/build-index.js";
+export type { IndexConfig } from "./stages/index/config.js";
 export {
   SUBSET_FORMATS,
   type SubsetFormat,

@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fetchModel, ModelFetchError } from "../src/models/hub-download.js";
+import { runCli } from "./support/cli.js";
 import { tempDir } from "./support/temp.js";
 
 /** A local imitation of the Hugging Face hub: the revision API, and /resolve/ redirecting to a CDN path. */
@@ -91,6 +92,9 @@ before(async () => {
 });
 after(() => server.close());
 
+/** The imitation hub is on 127.0.0.1: a local mirror, which the network guard lets through only when told. */
+const local = { allowPrivateNetwork: true };
+
 test("model fetch downloads the CLIP files of the repository (not the others), checked, through redirects", async () => {
   const modelsDir = await tempDir("models");
   const fetched = await fetchModel({
@@ -98,6 +102,7 @@ test("model fetch downloads the CLIP files of the repository (not the others), c
     modelsDir,
     endpoint,
     token: "secret-token",
+    ...local,
   });
   assert.equal(fetched.commit, "abc123");
   assert.deepEqual(fetched.files.map((file) => file.path).sort(), [
@@ -131,7 +136,7 @@ test("an interrupted download resumes with a Range request, and a re-run skips c
   const modelsDir = await tempDir("models-resume");
   cutNextVisionDownload = true;
   requests.length = 0;
-  await fetchModel({ repoId: "acme/tiny-clip", modelsDir, endpoint, retries: 2 });
+  await fetchModel({ repoId: "acme/tiny-clip", modelsDir, endpoint, retries: 2, ...local });
   const visionRequests = requests.filter((entry) => entry.path === "/cdn/onnx/vision_model.onnx");
   assert.equal(visionRequests.length, 2);
   assert.equal(visionRequests[1]?.range, "bytes=100000-");
@@ -140,7 +145,7 @@ test("an interrupted download resumes with a Range request, and a re-run skips c
     repoFiles["onnx/vision_model.onnx"],
   );
   requests.length = 0;
-  const again = await fetchModel({ repoId: "acme/tiny-clip", modelsDir, endpoint });
+  const again = await fetchModel({ repoId: "acme/tiny-clip", modelsDir, endpoint, ...local });
   assert.equal(again.downloadedBytes, 0);
   assert.equal(requests.filter((entry) => entry.path.startsWith("/cdn/")).length, 0);
 });
@@ -151,6 +156,7 @@ test("the quantized variant picks the _quantized ONNX files", async () => {
     modelsDir: await tempDir("models-q"),
     endpoint,
     variant: "quantized",
+    ...local,
   });
   assert.ok(fetched.files.some((file) => file.path === "onnx/vision_model_quantized.onnx"));
   assert.ok(!fetched.files.some((file) => file.path === "onnx/vision_model.onnx"));
@@ -160,7 +166,12 @@ test("a sha256 mismatch removes the partial file and says to run again", async (
   corruptVision = true;
   try {
     await assert.rejects(
-      fetchModel({ repoId: "acme/tiny-clip", modelsDir: await tempDir("models-bad"), endpoint }),
+      fetchModel({
+        repoId: "acme/tiny-clip",
+        modelsDir: await tempDir("models-bad"),
+        endpoint,
+        ...local,
+      }),
       /onnx\/vision_model\.onnx: sha256 [0-9a-f]+ does not match the hub's [0-9a-f]+; the partial file was removed, run again/,
     );
   } finally {
@@ -171,13 +182,19 @@ test("a sha256 mismatch removes the partial file and says to run again", async (
 test("unknown, private and malformed model ids get one clear line each", async () => {
   const modelsDir = await tempDir("models-errors");
   await assert.rejects(
-    fetchModel({ repoId: "acme/nothing", modelsDir, endpoint }),
+    fetchModel({ repoId: "acme/nothing", modelsDir, endpoint, ...local }),
     /no model acme\/nothing at revision main/,
   );
-  await assert.rejects(fetchModel({ repoId: "acme/private", modelsDir, endpoint }), /set HF_TOKEN/);
-  await assert.rejects(fetchModel({ repoId: "../../etc", modelsDir, endpoint }), ModelFetchError);
   await assert.rejects(
-    fetchModel({ repoId: "acme/tiny-clip", modelsDir, endpoint: "http://127.0.0.1:1" }),
+    fetchModel({ repoId: "acme/private", modelsDir, endpoint, ...local }),
+    /set HF_TOKEN/,
+  );
+  await assert.rejects(
+    fetchModel({ repoId: "../../etc", modelsDir, endpoint, ...local }),
+    ModelFetchError,
+  );
+  await assert.rejects(
+    fetchModel({ repoId: "acme/tiny-clip", modelsDir, endpoint: "http://127.0.0.1:1", ...local }),
     /cannot reach the model hub/,
   );
 });
@@ -188,8 +205,56 @@ test("HF_ENDPOINT is the default endpoint", async () => {
   try {
     const modelsDir = await tempDir("models-env");
     await writeFile(join(modelsDir, "marker"), "");
-    const fetched = await fetchModel({ repoId: "acme/tiny-clip", modelsDir });
+    const fetched = await fetchModel({ repoId: "acme/tiny-clip", modelsDir, ...local });
     assert.equal(fetched.commit, "abc123");
+  } finally {
+    if (saved === undefined) delete process.env.HF_ENDPOINT;
+    else process.env.HF_ENDPOINT = saved;
+  }
+});
+
+test("a hub on a private address is refused without --allow-private-network: one line naming the flag, nothing fetched", async () => {
+  const modelsDir = await tempDir("models-guard");
+  requests.length = 0;
+  await assert.rejects(
+    fetchModel({ repoId: "acme/tiny-clip", modelsDir, endpoint }),
+    (error: unknown) => {
+      assert.ok(error instanceof ModelFetchError);
+      assert.equal(
+        error.message,
+        `${endpoint}/api/models/acme/tiny-clip/revision/main?blobs=true: private address 127.0.0.1 refused (loopback; --allow-private-network allows it)`,
+      );
+      return true;
+    },
+  );
+  // A name is checked on the address it resolves to.
+  const byName = endpoint.replace("127.0.0.1", "localhost");
+  await assert.rejects(
+    fetchModel({ repoId: "acme/tiny-clip", modelsDir, endpoint: byName }),
+    /^ModelFetchError: http:\/\/localhost:\d+\/\S+: private address (127\.0\.0\.1|::1) \(localhost\) refused \(loopback; --allow-private-network allows it\)$/,
+  );
+  assert.equal(requests.length, 0, "no request reached the hub");
+});
+
+test("clipcrawl model fetch --allow-private-network fetches from a local mirror (HF_ENDPOINT); without it, one line and exit 1", async () => {
+  const modelsDir = await tempDir("models-cli");
+  const saved = process.env.HF_ENDPOINT;
+  process.env.HF_ENDPOINT = endpoint;
+  try {
+    const args = ["model", "fetch", "acme/tiny-clip", "--models-dir", modelsDir];
+    const refused = await runCli(args);
+    assert.equal(refused.code, 1);
+    assert.equal(
+      refused.stderr,
+      `clipcrawl: ${endpoint}/api/models/acme/tiny-clip/revision/main?blobs=true: private address 127.0.0.1 refused (loopback; --allow-private-network allows it)\n`,
+    );
+    const fetched = await runCli([...args, "--allow-private-network", "--json"]);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.equal(JSON.parse(fetched.stdout).commit, "abc123");
+    assert.deepEqual(
+      await readFile(join(modelsDir, "acme/tiny-clip/onnx/vision_model.onnx")),
+      repoFiles["onnx/vision_model.onnx"],
+    );
   } finally {
     if (saved === undefined) delete process.env.HF_ENDPOINT;
     else process.env.HF_ENDPOINT = saved;

@@ -106,6 +106,18 @@ test("download.allowPrivateAddresses, the option's old name in clipcrawl.json fi
   assert.equal(parseConfig({}, "defaults").download.allowPrivateNetwork, false);
 });
 
+test("serve.allowPrivateUrls, serve's old name of allowPrivateNetwork in clipcrawl.json files, still reads", () => {
+  const old = parseConfig({ serve: { allowPrivateUrls: true } }, "clipcrawl.json");
+  assert.equal(old.serve.allowPrivateNetwork, true);
+  assert.equal("allowPrivateUrls" in old.serve, false);
+  const both = parseConfig(
+    { serve: { allowPrivateUrls: true, allowPrivateNetwork: false } },
+    "clipcrawl.json",
+  );
+  assert.equal(both.serve.allowPrivateNetwork, false, "the new name wins");
+  assert.equal(parseConfig({}, "defaults").serve.allowPrivateNetwork, false);
+});
+
 test("a WAT full of crafted image URLs reaches none of the crawler's own network; each gets its own error and the public one is fetched", async () => {
   const dir = await tempDir("network-guard-download");
   const crafted = [

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -161,4 +163,34 @@ test("a shard that fails is reported by the run and by status, with its reason",
   const text = await runCli(["status", "--root", root]);
   assert.match(text.stdout, /embed .* failed/);
   assert.match(text.stdout, /no-such-model/);
+});
+
+test("run --allow-private-network reads WAT URLs on a private address (a local mirror); without it, the run names that flag", async () => {
+  const mirror = createServer((request, response) => {
+    readFile(join(dir, (request.url ?? "/").slice(1))).then(
+      (bytes) => response.end(bytes),
+      () => response.writeHead(404).end(),
+    );
+  });
+  await new Promise<void>((listening) => mirror.listen(0, "127.0.0.1", listening));
+  const url = `http://127.0.0.1:${(mirror.address() as AddressInfo).port}/in-0.warc.wat.gz`;
+  try {
+    const refusedRoot = join(dir, "mirror-refused");
+    await world.makeRoot(refusedRoot);
+    const refused = await runCli(["run", url, "--root", refusedRoot]);
+    assert.equal(refused.code, 1);
+    assert.equal(
+      refused.stderr.split("\n")[0],
+      `${url}: private address 127.0.0.1 refused (loopback; --allow-private-network allows it)`,
+    );
+    const allowedRoot = join(dir, "mirror-allowed");
+    await world.makeRoot(allowedRoot);
+    const allowed = await runCli(["run", url, "--root", allowedRoot, "--allow-private-network"], {
+      timeoutMs: 300_000,
+    });
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.ok(markers(allowedRoot, "filter") >= 1, "the mirror's WAT went through the stages");
+  } finally {
+    mirror.close();
+  }
 });

@@ -4,7 +4,13 @@ import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { defaultConfig } from "../src/config/config-file.js";
 import { type RunningServer, serve } from "../src/server/serve.js";
-import { buildServeFixture, type ShapeWeb, startShapeWeb } from "./support/serve-fixture.js";
+import { startCliServer } from "./support/cli.js";
+import {
+  buildServeFixture,
+  type ServeFixture,
+  type ShapeWeb,
+  startShapeWeb,
+} from "./support/serve-fixture.js";
 import { tempDir } from "./support/temp.js";
 
 /**
@@ -13,12 +19,13 @@ import { tempDir } from "./support/temp.js";
  */
 let work: string;
 let web: ShapeWeb;
+let fixture: ServeFixture;
 let server: RunningServer;
 
 before(async () => {
   work = await tempDir("serve-hardening");
   web = await startShapeWeb();
-  const fixture = await buildServeFixture(work, web);
+  fixture = await buildServeFixture(work, web);
   server = await serve({
     indices: [{ name: "shapes", root: fixture.root, model: null }],
     config: {
@@ -71,4 +78,30 @@ test("a client that does not finish sending its request is answered 408 and disc
   await closed;
   assert.match(answer, /^HTTP\/1\.1 408 /);
   assert.equal((await fetch(`${server.url}/health`)).status, 200, "other clients are served");
+});
+
+test("clipcrawl serve --allow-private-urls, the old name of --allow-private-network, still lets image_url reach a local web, with a one-line warning", async () => {
+  const cli = await startCliServer([
+    "serve",
+    "--root",
+    fixture.root,
+    "--port",
+    "0",
+    "--allow-private-urls",
+  ]);
+  try {
+    const answer = await fetch(`${cli.url}/knn-service`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ image_url: `${web.origin}/blue-star-9.jpg`, num_images: 1 }),
+    });
+    assert.equal(answer.status, 200, await answer.clone().text());
+    assert.equal(((await answer.json()) as unknown[]).length, 1);
+    assert.equal(
+      cli.stderr(),
+      "clipcrawl: --allow-private-urls is deprecated and goes in the next release; use --allow-private-network\n",
+    );
+  } finally {
+    assert.equal(await cli.stop(), 0, cli.stderr());
+  }
 });

@@ -14,6 +14,7 @@ import { duckdbConnection, quoteLiteral, readParquet } from "../src/io/parquet.j
 import { fromFloat16Bits } from "../src/models/float16.js";
 import { readIndicesFile } from "../src/server/indices-file.js";
 import { type RunningServer, serve } from "../src/server/serve.js";
+import { startCliServer } from "./support/cli.js";
 import {
   buildServeFixture,
   DUPLICATED_IMAGE,
@@ -40,7 +41,7 @@ before(async () => {
     indices: [{ name: "shapes", root: fixture.root, multilingualModel: fixture.multilingualModel }],
     config: {
       port: 0,
-      allowPrivateUrls: true,
+      allowPrivateNetwork: true,
       rateLimitPerMinute: 0,
       // The tiny model knows colours and shapes only: red circles stand in for violence.
       violencePrompts: ["a red circle"],
@@ -638,7 +639,7 @@ test("the TypeScript ClipClient and a Python requests client get the same answer
   );
 });
 
-test("without --allow-private-urls image_url refuses loopback; thumbnails missing from the shards redirect to the URL", async () => {
+test("without --allow-private-network image_url refuses loopback; thumbnails missing from the shards redirect to the URL", async () => {
   const copy = join(work, "copy");
   await cp(fixture.root, copy, { recursive: true });
   await rm(join(copy, layout.imageTar("00000")));
@@ -763,36 +764,15 @@ test("hardening: per-client rate limit, bearer token on export jobs, body size l
 });
 
 test("clipcrawl serve --root starts the server from the command line and stops on SIGTERM", async () => {
-  const main = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", main, "serve", "--root", fixture.root, "--port", "0", "--name", "cli"],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let stdout = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk) => {
-    stderr += chunk;
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no URL in time: ${stdout} ${stderr}`)),
-      60_000,
-    );
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      const match = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve(match[1] as string);
-      }
-    });
-    child.once("exit", () => reject(new Error(`exited: ${stderr}`)));
-  });
-  assert.deepEqual((await call(url, "/indices-list")).json, ["cli"]);
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  assert.equal(await exited, 0, stderr);
+  const server = await startCliServer([
+    "serve",
+    "--root",
+    fixture.root,
+    "--port",
+    "0",
+    "--name",
+    "cli",
+  ]);
+  assert.deepEqual((await call(server.url, "/indices-list")).json, ["cli"]);
+  assert.equal(await server.stop(), 0, server.stderr());
 });

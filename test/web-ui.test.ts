@@ -151,7 +151,7 @@ describe("web UI in Chromium", { skip: skipReason }, () => {
     server = await serve({
       indices: [{ name: INDEX, root: dataset.root, multilingualModel: dataset.multilingual }],
       // The image-URL query fetches from the shapes web on 127.0.0.1.
-      config: { port: 0, allowPrivateUrls: true },
+      config: { port: 0, allowPrivateNetwork: true },
       webRoot,
     });
     await mkdir(SCREENSHOTS, { recursive: true });

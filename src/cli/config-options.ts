@@ -1,7 +1,8 @@
 /**
  * CLI flags derived from the config schema, so a new config value is a new flag with its
  * description and default and nothing is written twice. Flags override clipcrawl.json for
- * one run; the schema validates their values like any other.
+ * one run; the schema validates their values like any other. A renamed flag keeps its old
+ * name for one release, hidden from help, with a one-line warning when it is used.
  */
 import { type Command, Option } from "commander";
 import { z } from "zod";
@@ -15,6 +16,11 @@ interface FieldInfo {
   defaultValue: unknown;
   choices?: readonly string[];
 }
+
+/** Old flag names still read for one release: section, old flag, the key it sets now. */
+const DEPRECATED_FLAGS: ReadonlyArray<readonly [StageSection, old: string, current: string]> = [
+  ["serve", "allow-private-urls", "allowPrivateNetwork"],
+];
 
 export function addConfigOptions(command: Command, section: StageSection): Command {
   for (const field of sectionFields(section)) {
@@ -31,6 +37,13 @@ export function addConfigOptions(command: Command, section: StageSection): Comma
     if (field.choices !== undefined) option.choices(field.choices);
     command.addOption(option);
   }
+  for (const [, old, current] of deprecatedFlags(section)) {
+    const now = `--${kebabCase(current)}`;
+    command.addOption(new Option(`--${old}`, `old name of ${now}`).hideHelp());
+    command.addOption(
+      new Option(`--no-${old}`, `old name of --no-${kebabCase(current)}`).hideHelp(),
+    );
+  }
   return command;
 }
 
@@ -38,8 +51,18 @@ export function addConfigOptions(command: Command, section: StageSection): Comma
 export function configOverrides(
   options: Record<string, unknown>,
   section: StageSection,
+  warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
 ): Record<string, unknown> {
   const overrides: Record<string, unknown> = {};
+  for (const [, old, current] of deprecatedFlags(section)) {
+    const value = options[camelCase(old)];
+    if (value === undefined) continue;
+    const no = value === false ? "no-" : "";
+    warn(
+      `clipcrawl: --${no}${old} is deprecated and goes in the next release; use --${no}${kebabCase(current)}`,
+    );
+    overrides[current] = value;
+  }
   for (const field of sectionFields(section)) {
     const value = options[camelCase(field.flag)];
     if (value === undefined) continue;
@@ -87,6 +110,10 @@ function sectionFields(section: StageSection): FieldInfo[] {
     if (inner instanceof z.ZodEnum) info.choices = inner.options.map(String);
     return info;
   });
+}
+
+function deprecatedFlags(section: StageSection) {
+  return DEPRECATED_FLAGS.filter(([of]) => of === section);
 }
 
 function kebabCase(name: string): string {

@@ -26,6 +26,7 @@ export function parseConfig(value: unknown, source: string): ClipcrawlConfig {
 /** Keys renamed since a release: `clipcrawl init` wrote the old names into clipcrawl.json files. */
 const DEPRECATED_KEYS: ReadonlyArray<readonly [section: string, old: string, current: string]> = [
   ["download", "allowPrivateAddresses", "allowPrivateNetwork"],
+  ["serve", "allowPrivateUrls", "allowPrivateNetwork"],
 ];
 
 function renameDeprecatedKeys(value: unknown): unknown {

@@ -14,7 +14,6 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import type { FilterConfig } from "../config/schema.js";
 import { InputError } from "../errors.js";
 
 export type BlocklistKind = "url" | "domain" | "sha256";
@@ -53,8 +52,15 @@ const NOT_IN_A_HOST = /[/?@\\\s]|^[^[].*:/;
 /** What the WHATWG parser leaves in a host name or IP literal. */
 const HOST_CHARACTERS = /^[a-z0-9._-]+$|^\[[0-9a-f:.]+\]$/;
 
+/** The blocklist files a config names (filter's keys of the same names); "" for none. */
+export interface BlocklistFiles {
+  urlBlocklist: string;
+  domainBlocklist: string;
+  sha256Blocklist: string;
+}
+
 /** Reads the lists the config names (paths relative to `cwd`); a list that cannot be read stops the stage. */
-export async function loadBlocklists(config: FilterConfig, cwd: string): Promise<Blocklists> {
+export async function loadBlocklists(config: BlocklistFiles, cwd: string): Promise<Blocklists> {
   return {
     url: await loadBlocklist("url", config.urlBlocklist, cwd),
     domain: await loadBlocklist("domain", config.domainBlocklist, cwd),

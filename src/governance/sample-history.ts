@@ -14,7 +14,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../config/config-file.js";
-import type { FilterConfig } from "../config/schema.js";
 import { errorMessage, InputError } from "../errors.js";
 import {
   type Blocklists,
@@ -28,6 +27,7 @@ import { registerFilterFunctions } from "../formats/sql-functions.js";
 import { layout } from "../io/layout.js";
 import { LocalStorage } from "../io/local-storage.js";
 import { type CellValue, duckdbConnection, quoteLiteral } from "../io/parquet.js";
+import type { FilterConfig } from "../stages/filter/config.js";
 import { filterShard } from "../stages/filter/filter-shard.js";
 import { readAuditLog } from "./audit-log.js";
 import { REMOVED_STATUS } from "./file-rewrites.js";

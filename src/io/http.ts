@@ -1,13 +1,7 @@
-/** The HTTP client of clipcrawl's own inputs (WAT files, path listings, model files): undici. */
-import { Agent, type Dispatcher, interceptors } from "undici";
-
-let agent: Dispatcher | undefined;
-
-/** A keep-alive agent that follows up to 5 redirects. */
-export function httpDispatcher(): Dispatcher {
-  agent ??= new Agent({ connections: 16 }).compose(interceptors.redirect({ maxRedirections: 5 }));
-  return agent;
-}
+/**
+ * What clipcrawl's own downloads (WAT files, path listings, model files) share besides their
+ * dispatcher, which is the network guard's (network-guard.ts).
+ */
 
 /** Statuses worth another attempt: the server may answer next time. */
 export function isRetryableStatus(status: number): boolean {

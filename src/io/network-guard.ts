@@ -1,7 +1,7 @@
 /**
- * The network guard of the stages that fetch URLs taken from their input (download's image URLs,
- * extract's WAT URLs and path listings): a crafted URL must not make the crawler reach its own
- * network. Only globally routable unicast addresses are allowed; private, loopback, link-local,
+ * The network guard of everything that fetches a URL it was given (download's image URLs,
+ * extract's WAT URLs and path listings, serve's image_url queries, model fetch's hub): a crafted
+ * URL must not make the crawler reach its own network. Only globally routable unicast addresses are allowed; private, loopback, link-local,
  * CGNAT, multicast, documentation, benchmarking, IPv4-mapped, NAT64, 6to4, unique-local and the
  * other IANA special-purpose ranges are refused (ipaddr.js keeps that table). The check runs on
  * the address a connection is actually opened to, after DNS resolution, for every connection
@@ -100,7 +100,7 @@ export function refuseLiteralAddresses(
 const guardedDispatchers = new Map<boolean, Dispatcher>();
 
 /**
- * The keep-alive agent of clipcrawl's own downloads of input-named URLs (WAT files, listings):
+ * The keep-alive agent of clipcrawl's own downloads of given URLs (WAT files, listings, models):
  * redirects followed (up to 5), every connection held to the policy.
  */
 export function guardedHttpDispatcher(allowPrivateNetwork: boolean): Dispatcher {

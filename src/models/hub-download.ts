@@ -3,16 +3,19 @@
  * only when asked — nothing else in clipcrawl downloads a model. The file list and sizes come
  * from the hub API; each file is downloaded to `<name>.part`, resumed with a Range request after
  * an interruption, checked against the size (and the LFS sha256 when the hub gives one), and
- * renamed into place. A re-run skips the files that are complete.
+ * renamed into place. A re-run skips the files that are complete. Every connection, redirects
+ * included, goes through the network guard (src/io/network-guard.ts): a hub on a private,
+ * loopback or link-local address (a local mirror) needs `allowPrivateNetwork`.
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { request } from "undici";
+import { type Dispatcher, request } from "undici";
 import { ClipcrawlError, errorMessage } from "../errors.js";
-import { httpDispatcher, isRetryableStatus, sleep } from "../io/http.js";
+import { isRetryableStatus, sleep } from "../io/http.js";
+import { guardedHttpDispatcher, privateAddressRefusal } from "../io/network-guard.js";
 
 export interface HubFile {
   path: string;
@@ -32,6 +35,8 @@ export interface FetchModelOptions {
   endpoint?: string;
   token?: string;
   retries?: number;
+  /** Let the hub and its redirects reach private and other special-use addresses (a local mirror). */
+  allowPrivateNetwork?: boolean;
   onFile?: (file: HubFile, state: "skipped" | "downloaded") => void;
 }
 
@@ -79,7 +84,9 @@ export async function fetchModel(options: FetchModelOptions): Promise<FetchedMod
   const endpoint = (options.endpoint ?? hubEndpoint()).replace(/\/+$/, "");
   const token = options.token ?? process.env.HF_TOKEN;
   const folder = join(options.modelsDir ?? defaultModelsDir(), options.repoId);
-  const listing = await repositoryListing(endpoint, options.repoId, revision, token);
+  const dispatcher = guardedHttpDispatcher(options.allowPrivateNetwork === true);
+  const hub: HubConnection = { endpoint, token, dispatcher };
+  const listing = await repositoryListing(hub, options.repoId, revision);
   const wanted = selectFiles(listing.files, options.variant ?? "fp32", options.include ?? []);
   let downloadedBytes = 0;
   for (const file of wanted) {
@@ -89,7 +96,7 @@ export async function fetchModel(options: FetchModelOptions): Promise<FetchedMod
       continue;
     }
     const url = `${endpoint}/${options.repoId}/resolve/${encodeURIComponent(revision)}/${file.path.split("/").map(encodeURIComponent).join("/")}`;
-    downloadedBytes += await downloadFile(url, target, file, token, options.retries ?? 5);
+    downloadedBytes += await downloadFile(hub, url, target, file, options.retries ?? 5);
     options.onFile?.(file, "downloaded");
   }
   const fetched = {
@@ -105,22 +112,30 @@ export async function fetchModel(options: FetchModelOptions): Promise<FetchedMod
   return fetched;
 }
 
+interface HubConnection {
+  endpoint: string;
+  token: string | undefined;
+  dispatcher: Dispatcher;
+}
+
 async function repositoryListing(
-  endpoint: string,
+  hub: HubConnection,
   repoId: string,
   revision: string,
-  token: string | undefined,
 ): Promise<{ commit: string | undefined; files: HubFile[] }> {
+  const { endpoint, token } = hub;
   const url = `${endpoint}/api/models/${repoId}/revision/${encodeURIComponent(revision)}?blobs=true`;
   let response: Awaited<ReturnType<typeof request>>;
   try {
     response = await request(url, {
-      dispatcher: httpDispatcher(),
+      dispatcher: hub.dispatcher,
       headers: authorization(token),
       headersTimeout: 30_000,
       bodyTimeout: 30_000,
     });
   } catch (error) {
+    const refusal = privateAddressRefusal(error);
+    if (refusal !== undefined) throw new ModelFetchError(`${url}: ${refusal.message}`);
     throw new ModelFetchError(
       `cannot reach the model hub at ${endpoint} (${errorMessage(error)}); set HF_ENDPOINT to use a mirror`,
     );
@@ -203,10 +218,10 @@ async function isComplete(target: string, file: HubFile): Promise<boolean> {
 }
 
 async function downloadFile(
+  hub: HubConnection,
   url: string,
   target: string,
   file: HubFile,
-  token: string | undefined,
   retries: number,
 ): Promise<number> {
   const partial = `${target}.part`;
@@ -224,15 +239,18 @@ async function downloadFile(
     let response: Awaited<ReturnType<typeof request>>;
     try {
       response = await request(url, {
-        dispatcher: httpDispatcher(),
+        dispatcher: hub.dispatcher,
         headers: {
-          ...authorization(token),
+          ...authorization(hub.token),
           ...(received > 0 ? { range: `bytes=${received}-` } : {}),
         },
         headersTimeout: 60_000,
         bodyTimeout: 60_000,
       });
     } catch (error) {
+      // A refused address stays refused: no retries.
+      const refusal = privateAddressRefusal(error);
+      if (refusal !== undefined) throw new ModelFetchError(`${file.path}: ${refusal.message}`);
       lastError = errorMessage(error);
       continue;
     }

@@ -28,7 +28,7 @@ import {
 } from "../pipeline/pipeline.js";
 import { recordRunReport, stageRunFromTotals } from "../pipeline/run-report.js";
 import type { ShardEvent, StageReporter } from "../shard/reporter.js";
-import type { AnyStageDefinition } from "../shard/stage-definition.js";
+import type { AnyStageDefinition, ConfigSections } from "../shard/stage-definition.js";
 import {
   type PipelineObserver,
   PipelineProgress,
@@ -54,6 +54,8 @@ export interface RunOptions {
    * config says (download.workers; 0 there: one a core).
    */
   workers?: number;
+  /** Values that override the root's clipcrawl.json for every stage of this run. */
+  config?: ConfigSections;
   observer?: PipelineObserver;
   /** Stops starting new calls; the running ones finish. */
   signal?: AbortSignal;
@@ -92,7 +94,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
   const cwd = options.cwd ?? process.cwd();
   await initRoot(storage);
-  const config = await loadConfig(storage);
+  const config = await loadConfig(storage, options.config);
   for (const stage of stages) stage.checkConfig?.(config);
   const opened = options.logger === undefined ? await openRunLog(storage, "run") : undefined;
   const logger = options.logger ?? (opened as { logger: RunLogger }).logger;
@@ -121,6 +123,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
     signal: options.signal,
     inputs: inputs.expanded,
     cwd,
+    config: options.config,
   };
 
   try {
@@ -238,6 +241,7 @@ interface LaneContext {
   signal?: AbortSignal | undefined;
   inputs: readonly string[];
   cwd: string;
+  config: ConfigSections | undefined;
 }
 
 /**
@@ -284,6 +288,7 @@ async function runStageCall(
     reporter,
     inputs: context.inputs,
     cwd: context.cwd,
+    ...(context.config === undefined ? {} : { config: context.config }),
     ...(options.parallel === undefined ? {} : { parallel: options.parallel }),
     ...(context.signal === undefined ? {} : { signal: context.signal }),
   });

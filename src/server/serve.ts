@@ -8,10 +8,10 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import { loadConfig, parseConfig } from "../config/config-file.js";
-import type { ServeConfig } from "../config/schema.js";
 import { ConfigError, errorMessage } from "../errors.js";
 import { ImageFetcher } from "../io/fetch/image-fetcher.js";
 import { LocalStorage } from "../io/local-storage.js";
+import type { ServeConfig } from "./config.js";
 import { ExportJobs } from "./export-jobs.js";
 import { checkIndexName } from "./indices-file.js";
 import { ServerMetrics } from "./metrics.js";
@@ -64,7 +64,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     dnsCacheSeconds: 60,
     userAgentToken: "",
     disallowedHeaderDirectives: [],
-    allowPrivateNetwork: config.allowPrivateUrls,
+    allowPrivateNetwork: config.allowPrivateNetwork,
     connectTo: [],
     caCertificates: "",
     contentTypeCheck: true,

@@ -9,9 +9,9 @@
  * running finishes on the old index, which is closed after it.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { ServeConfig } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
 import type { ImageFetcher } from "../io/fetch/image-fetcher.js";
+import type { ServeConfig } from "./config.js";
 import type { ExportJobs } from "./export-jobs.js";
 import type { KnnLimits } from "./knn-request.js";
 import type { ServerMetrics } from "./metrics.js";

@@ -88,3 +88,49 @@ export function runCliUntilKilled(
     });
   });
 }
+
+export interface CliServer {
+  /** The http://127.0.0.1:PORT the command printed. */
+  url: string;
+  /** What it has written to stderr so far. */
+  stderr(): string;
+  /** SIGTERM, then its exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts the real `clipcrawl` CLI (serve, demo) and resolves once it prints the URL it listens on. */
+export function startCliServer(args: string[]): Promise<CliServer> {
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`no URL in time: ${stdout} ${stderr}`));
+    }, 60_000);
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      const match = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+      if (match === null) return;
+      clearTimeout(timer);
+      resolve({
+        url: match[1] as string,
+        stderr: () => stderr,
+        stop: () => {
+          child.kill("SIGTERM");
+          return exited;
+        },
+      });
+    });
+    child.once("exit", () => {
+      clearTimeout(timer);
+      reject(new Error(`exited: ${stderr}`));
+    });
+  });
+}

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import type { IndexConfig } from "../../config/schema.js";
 import { buildIndex, type IndexSummary } from "../../stages/index/build-index.js";
+import type { IndexConfig } from "../../stages/index/config.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";

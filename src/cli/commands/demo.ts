@@ -17,6 +17,7 @@ interface DemoFlags {
   serve: boolean;
   port: string;
   host: string;
+  allowPrivateNetwork?: boolean;
 }
 
 const DESCRIBE: { [Stage in StageName]: (summary: never) => string } = {
@@ -38,6 +39,10 @@ export function registerDemo(program: Command): void {
     .option("--no-serve", "build the dataset and its index, then exit (for scripts and CI)")
     .option("--port <n>", "port of the search UI and API (0: any free port)", "1234")
     .option("--host <address>", "address the server binds to", "127.0.0.1")
+    .option(
+      "--allow-private-network",
+      "let the search UI's image_url queries reach private, loopback, link-local and other special-use addresses",
+    )
     .addHelpText(
       "after",
       "\nExamples:\n  clipcrawl demo\n  clipcrawl demo --root /tmp/clipcrawl-demo --port 8080\n  clipcrawl demo --no-serve --root /tmp/clipcrawl-demo",
@@ -57,7 +62,11 @@ export function registerDemo(program: Command): void {
         process.stdout.write("\nsome stage did not process every shard (see above)\n");
       }
       if (!flags.serve) return;
-      await serveDemo(result.root, flags.host, port);
+      await serveDemo(result.root, {
+        host: flags.host,
+        port,
+        allowPrivateNetwork: flags.allowPrivateNetwork === true,
+      });
     });
 }
 
@@ -109,13 +118,16 @@ async function checkPortFree(host: string, port: number): Promise<void> {
   });
 }
 
-async function serveDemo(root: string, host: string, port: number): Promise<void> {
-  const server = await serve({
-    indices: [{ name: "demo", root }],
-    config: { host, port },
-  }).catch((error: unknown) => {
-    throw (error as NodeJS.ErrnoException).code === "EADDRINUSE" ? portInUse(host, port) : error;
-  });
+async function serveDemo(
+  root: string,
+  config: { host: string; port: number; allowPrivateNetwork: boolean },
+): Promise<void> {
+  const { host, port } = config;
+  const server = await serve({ indices: [{ name: "demo", root }], config }).catch(
+    (error: unknown) => {
+      throw (error as NodeJS.ErrnoException).code === "EADDRINUSE" ? portInUse(host, port) : error;
+    },
+  );
   process.stdout.write(
     `\nclipcrawl demo: search UI and API at ${server.url}/ (try "a red circle"); Ctrl-C stops it\n`,
   );

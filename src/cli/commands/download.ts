@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { DownloadConfig } from "../../config/schema.js";
+import type { DownloadConfig } from "../../stages/download/config.js";
 import { type DownloadSummary, download } from "../../stages/download/download.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
 import { runStageCommand } from "../run-stage.js";

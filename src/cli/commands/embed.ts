@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { EmbedConfig } from "../../config/schema.js";
+import type { EmbedConfig } from "../../stages/embed/config.js";
 import { type EmbedSummary, embed } from "../../stages/embed/embed.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
 import { runStageCommand } from "../run-stage.js";

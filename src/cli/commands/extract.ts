@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { ExtractConfig } from "../../config/schema.js";
+import type { ExtractConfig } from "../../stages/extract/config.js";
 import { type ExtractSummary, extract } from "../../stages/extract/extract.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
 import { runStageCommand } from "../run-stage.js";

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { FilterConfig } from "../../config/schema.js";
+import type { FilterConfig } from "../../stages/filter/config.js";
 import { type FilterSummary, filter } from "../../stages/filter/filter.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
 import { runStageCommand } from "../run-stage.js";

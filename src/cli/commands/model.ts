@@ -14,6 +14,7 @@ interface ModelFetchFlags {
   modelsDir: string;
   variant: "fp32" | "quantized" | "fp16";
   include?: string;
+  allowPrivateNetwork?: boolean;
   json?: boolean;
 }
 
@@ -35,6 +36,10 @@ export function registerModel(program: Command): void {
     )
     .option("--variant <variant>", "ONNX weights: fp32, quantized or fp16", "fp32")
     .option("--include <paths>", "more files to fetch, comma-separated paths in the repository")
+    .option(
+      "--allow-private-network",
+      "let the hub and its redirects reach private, loopback, link-local and other special-use addresses (a local mirror)",
+    )
     .option("--json", "print the result as JSON")
     .addHelpText(
       "after",
@@ -57,6 +62,7 @@ export function registerModel(program: Command): void {
             ?.split(",")
             .map((path) => path.trim())
             .filter((path) => path !== "") ?? [],
+        allowPrivateNetwork: flags.allowPrivateNetwork === true,
         onFile: (file, state) => {
           if (!quiet)
             process.stderr.write(

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { PIPELINE } from "../../pipeline/pipeline.js";
 import type { DistributedRunSummary } from "../../runner/distributed/coordinator.js";
 import { type RunSummary, runPipeline } from "../../runner/local-runner.js";
+import type { ConfigSections } from "../../shard/stage-definition.js";
 import { formatDuration, type ProgressDisplay, progressDisplay } from "../progress-display.js";
 import { formatCount } from "../terminal-reporter.js";
 import { type QueueFlags, queueOptionsFromFlags } from "./worker.js";
@@ -12,6 +13,7 @@ interface RunFlags extends QueueFlags {
   limit?: string;
   workers?: string;
   attempts?: string;
+  allowPrivateNetwork?: boolean;
   json?: boolean;
 }
 
@@ -29,6 +31,10 @@ export function registerRun(program: Command): void {
     .option("--queue <url>", "distribute the shards as jobs on this Redis (redis://host:6379)")
     .option("--prefix <name>", "key prefix of the queues in Redis", "clipcrawl")
     .option("--attempts <n>", "tries of a job before it fails (with --queue)", "3")
+    .option(
+      "--allow-private-network",
+      "let WAT, path-listing and image URLs reach private, loopback, link-local and other special-use addresses (a local mirror); default: extract.allowPrivateNetwork and download.allowPrivateNetwork",
+    )
     .option("--json", "print the summary as JSON");
   command.addHelpText(
     "after",
@@ -55,6 +61,7 @@ export function registerRun(program: Command): void {
           inputs,
           crawl: flags.crawl,
           limit,
+          ...runConfig(flags),
           queue: queueOptionsFromFlags(flags),
           attempts: attempts ?? 3,
           observer: display,
@@ -69,6 +76,7 @@ export function registerRun(program: Command): void {
           inputs,
           crawl: flags.crawl,
           limit,
+          ...runConfig(flags),
           ...(workers === undefined ? {} : { workers }),
           observer: display,
           signal: stop.signal,
@@ -121,6 +129,18 @@ function positiveInteger(command: Command, flag: string, value: string | undefin
     command.error(`error: ${flag} takes a positive whole number, got ${JSON.stringify(value)}`);
   }
   return number;
+}
+
+/** The run's overrides of clipcrawl.json: `--allow-private-network` for the stages that fetch. */
+function runConfig(flags: RunFlags): { config?: ConfigSections } {
+  return flags.allowPrivateNetwork === true
+    ? {
+        config: {
+          extract: { allowPrivateNetwork: true },
+          download: { allowPrivateNetwork: true },
+        },
+      }
+    : {};
 }
 
 export function describeRunSummary(summary: RunSummary): string {

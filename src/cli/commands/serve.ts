@@ -1,7 +1,7 @@
 import { basename, resolve } from "node:path";
 import type { Command } from "commander";
-import type { ServeConfig } from "../../config/schema.js";
 import { ConfigError } from "../../errors.js";
+import type { ServeConfig } from "../../server/config.js";
 import { readIndicesFile } from "../../server/indices-file.js";
 import { type IndexSource, serve, serveConfigOf } from "../../server/serve.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";

@@ -8,7 +8,6 @@
 import type { Readable } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { Agent, type Dispatcher } from "undici";
-import type { DownloadConfig } from "../../config/schema.js";
 import { ClipcrawlError } from "../../errors.js";
 import { VERSION } from "../../version.js";
 import { sleep } from "../http.js";
@@ -16,25 +15,25 @@ import { BodyHashes, type ImageHashes } from "./body-hashes.js";
 import { CachingResolver, policyConnector } from "./connector.js";
 import { disallowingDirective } from "./opt-out.js";
 
-export type FetcherOptions = Pick<
-  DownloadConfig,
-  | "timeoutSeconds"
-  | "totalTimeoutSeconds"
-  | "retries"
-  | "retryBackoffSeconds"
-  | "maxRedirects"
-  | "maxBodyBytes"
-  | "dnsCacheSeconds"
-  | "userAgentToken"
-  | "disallowedHeaderDirectives"
-  | "allowPrivateNetwork"
-  | "connectTo"
-  | "caCertificates"
-  | "contentTypeCheck"
-> & {
+/** How the fetcher behaves: download's settings of the same names (see its config) or serve's. */
+export interface FetcherOptions {
+  timeoutSeconds: number;
+  totalTimeoutSeconds: number;
+  retries: number;
+  retryBackoffSeconds: number;
+  maxRedirects: number;
+  maxBodyBytes: number;
+  dnsCacheSeconds: number;
+  userAgentToken: string;
+  disallowedHeaderDirectives: readonly string[];
+  allowPrivateNetwork: boolean;
+  /** `HOST:PORT:TARGET_HOST:TARGET_PORT` rules, as curl --connect-to. */
+  connectTo: readonly string[];
+  caCertificates: string;
+  contentTypeCheck: boolean;
   /** Keep-alive connections (and so simultaneous requests) to one origin. */
   connectionsPerHost: number;
-};
+}
 
 export type FetchOutcome =
   | { status: "ok"; bytes: Buffer; hashes: ImageHashes; attempts: number }

@@ -31,7 +31,11 @@ import {
   stageChains,
 } from "../../pipeline/pipeline.js";
 import { recordRunReport, stageRunFromTotals } from "../../pipeline/run-report.js";
-import { type AnyStageDefinition, WHOLE_DATASET } from "../../shard/stage-definition.js";
+import {
+  type AnyStageDefinition,
+  type ConfigSections,
+  WHOLE_DATASET,
+} from "../../shard/stage-definition.js";
 import { type PipelineObserver, PipelineProgress, silentObserver } from "../pipeline-progress.js";
 import { expandInputs } from "../run-inputs.js";
 import { openRunLog, type RunLogger } from "../run-log.js";
@@ -54,6 +58,8 @@ export interface DistributedRunOptions {
   inputs?: readonly string[];
   crawl?: string | undefined;
   limit?: number | undefined;
+  /** Values that override the root's clipcrawl.json for every stage of this run (its jobs carry them). */
+  config?: ConfigSections;
   queue: QueueOptions;
   /** Tries of each job before it fails for good. */
   attempts?: number;
@@ -107,7 +113,7 @@ export async function runDistributed(
   const pollMs = options.pollMs ?? 500;
   const pipeline = options.pipeline ?? PIPELINE;
   await initRoot(storage);
-  const config = await loadConfig(storage);
+  const config = await loadConfig(storage, options.config);
   for (const stage of pipeline) stage.checkConfig?.(config);
   const logger = options.logger ?? (await openRunLog(storage, "run")).logger;
   const observer = options.observer ?? silentObserver;
@@ -148,6 +154,7 @@ export async function runDistributed(
     stage,
     shard,
     attempts,
+    ...(options.config === undefined ? {} : { config: options.config }),
   });
   const enqueue = async (jobs: readonly { stage: string; shard: string }[]) => {
     for (const { name: stage } of pipeline) {

@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import type { RedisOptions } from "bullmq";
+import type { ConfigSections } from "../../shard/stage-definition.js";
 
 export interface QueueOptions {
   /** redis://[user:password@]host:port[/db] */
@@ -22,6 +23,10 @@ export interface ShardJobData {
   shard: string;
   /** Tries each job of this run gets (the next stage's job is added with the same). */
   attempts: number;
+  /** The run's overrides of the root's config (`run --queue … --allow-private-network`). */
+  config?: ConfigSections;
+  /** `run --queue … --allow-private-network`: extract's and download's jobs may reach private addresses. */
+  allowPrivateNetwork?: boolean;
 }
 
 export function queueName(stage: string): string {

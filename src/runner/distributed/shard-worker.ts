@@ -142,6 +142,7 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
       reporter,
       parallel: 1,
       share: concurrency,
+      ...(data.config === undefined ? {} : { config: data.config }),
       sharedPairFilter: (settings) => sharedPairFilter(job, settings),
     };
     if (stage === pipeline[0]) {

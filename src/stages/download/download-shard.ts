@@ -4,11 +4,12 @@
  * memory, then a spill file), then the shard's outputs are written in key order and its stats last.
  * Sample-level problems are rows; only a failure to write the outputs throws.
  */
-import type { DownloadConfig } from "../../config/schema.js";
+
 import { ImageFetcher } from "../../io/fetch/image-fetcher.js";
 import { Blocklist } from "../../io/fetch/opt-out.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
+import type { DownloadConfig } from "./config.js";
 import { type HostLimits, hostOfUrl, runWithHostLimits } from "./fetch-scheduler.js";
 import { ImageSpill, type SpilledImage } from "./image-spill.js";
 import { ImageResizer } from "./resizer.js";

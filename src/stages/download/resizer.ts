@@ -6,8 +6,8 @@
  */
 import { availableParallelism } from "node:os";
 import sharp, { type Metadata, type Sharp } from "sharp";
-import type { DownloadConfig } from "../../config/schema.js";
 import { decodeError, sniffFormat } from "../../io/image-format.js";
+import type { DownloadConfig } from "./config.js";
 import { exifJson } from "./exif.js";
 
 export type ResizerOptions = Pick<

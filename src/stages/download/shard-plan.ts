@@ -9,11 +9,11 @@
  * - URL lists: streamed once, in order; the digest covers the rows themselves.
  */
 import { createHash } from "node:crypto";
-import type { DownloadConfig } from "../../config/schema.js";
 import { InputError } from "../../errors.js";
 import { layout, shardName } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
+import type { DownloadConfig } from "./config.js";
 import type { ExtraColumn, InputSample } from "./samples.js";
 import {
   countRows,

@@ -3,7 +3,7 @@
  * duration, start and end time, status_dict: error message → count, the config), plus
  * `opted_out`.
  */
-import type { DownloadConfig } from "../../config/schema.js";
+import type { DownloadConfig } from "./config.js";
 import type { SampleRecord, SampleStatus } from "./samples.js";
 
 /** As img2dataset's CappedCounter: past this many distinct messages, new ones are not listed. */

@@ -6,11 +6,11 @@
  * Every format writes the metadata of every sample, failures included, to `NNNNN.parquet`.
  */
 import { mkdir, open, rename, rm, writeFile } from "node:fs/promises";
-import type { DownloadConfig } from "../../config/schema.js";
 import { layout } from "../../io/layout.js";
 import { type CellValue, type ParquetColumn, writeParquet } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { TarWriter } from "../../io/tar-writer.js";
+import type { DownloadConfig } from "./config.js";
 import type { ExtraColumn, SampleRecord } from "./samples.js";
 
 export interface CompletedShard {

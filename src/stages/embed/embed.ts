@@ -13,7 +13,7 @@ import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
-import type { ClipcrawlConfig, EmbedConfig } from "../../config/schema.js";
+import type { ClipcrawlConfig } from "../../config/schema.js";
 import { ConfigError } from "../../errors.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
@@ -34,6 +34,7 @@ import { ShardSelection } from "../../shard/shard-selection.js";
 import { ShardState } from "../../shard/shard-state.js";
 import type { StageSummary } from "../../shard/stage-definition.js";
 import { CaptionEncoder } from "./caption-encoder.js";
+import type { EmbedConfig } from "./config.js";
 import { type EmbeddedShard, embedShard, type ShardEncoders } from "./embed-shard.js";
 import { writeEmbeddingShard } from "./embedding-writer.js";
 import { PipelinedImageEncoder } from "./image-encoder.js";
@@ -129,7 +130,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const config = fullConfig.embed;
   if (config.model.trim() === "") {
     throw new ConfigError(
-      "embed needs a CLIP model folder: set embed.model in clipcrawl.json or pass --model PATH (clipcrawl model fetch downloads one)",
+      "embed needs a CLIP model folder: set embed.model in clipcrawl.json (clipcrawl embed takes --model PATH for one run; clipcrawl model fetch downloads one)",
     );
   }
   const files = await locateClipModelFiles(resolve(cwd, config.model), config.precision);

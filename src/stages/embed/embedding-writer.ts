@@ -15,12 +15,12 @@
  * every column keeps its type without the stage knowing what the columns are.
  */
 import { randomBytes } from "node:crypto";
-import type { EmbedConfig } from "../../config/schema.js";
 import { layout } from "../../io/layout.js";
 import { encodeNpy } from "../../io/npy.js";
 import { duckdbConnection, quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { toFloat16Bits } from "../../models/float16.js";
+import type { EmbedConfig } from "./config.js";
 import type { EmbeddedShard, SampleOutcome } from "./embed-shard.js";
 
 /** Columns the stage writes itself; a source column of the same name is replaced. */

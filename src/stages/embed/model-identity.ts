@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { resolve } from "node:path";
-import type { ScoresConfig } from "../../config/schema.js";
+import type { ScoresConfig } from "../../models/heads/score-config.js";
 import type { ClipModelFiles, TextModelFiles } from "../../models/model-files.js";
 
 export async function modelDigest(files: ClipModelFiles | TextModelFiles): Promise<string> {

@@ -16,7 +16,6 @@ import { createReadStream } from "node:fs";
 import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, extname, join, relative, resolve } from "node:path";
-import type { EmbedConfig } from "../../config/schema.js";
 import { InputError } from "../../errors.js";
 import { layout, shardName } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
@@ -28,6 +27,7 @@ import {
   type WebdatasetSample,
 } from "../../io/tar-reader.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
+import type { EmbedConfig } from "./config.js";
 import { type EmbedShardInput, IMAGE_EXTENSIONS } from "./embed-shard.js";
 
 /** Bump when the output of the same input and model changes, so finished shards are redone. */

@@ -4,9 +4,9 @@
  */
 import { once } from "node:events";
 import type { MessagePort } from "node:worker_threads";
-import type { ExtractConfig } from "../../config/schema.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { serveWorkerTasks } from "../../shard/worker-pool.js";
+import type { ExtractConfig } from "./config.js";
 import { extractWatFile } from "./wat-file.js";
 import type { WatFileResult } from "./wat-file-stats.js";
 import type { WatInput } from "./wat-inputs.js";

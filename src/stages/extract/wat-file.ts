@@ -5,13 +5,13 @@
  * pairs' hashes go out through `decideDuplicates`, and the rows it names are left out.
  */
 import { basename } from "node:path";
-import type { ExtractConfig } from "../../config/schema.js";
 import { errorMessage, InputError } from "../../errors.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
 import { HASH_LANES, PairHashes, PairHashSet } from "../../formats/pair-hash.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { pageBaseUrl, resolveLink } from "./candidate-pairs.js";
 import { CandidateShardWriter } from "./candidate-shard-writer.js";
+import type { ExtractConfig } from "./config.js";
 import { gzipMembers } from "./gzip-members.js";
 import { type DetectedLanguage, detectLanguage } from "./language.js";
 import { parseWarcRecords, WarcFormatError, type WarcRecord } from "./warc-records.js";

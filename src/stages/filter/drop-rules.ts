@@ -11,10 +11,11 @@
  * judge by); a pair whose similarity is unknown or NaN is below every threshold; a pair whose
  * score is unknown or NaN cannot pass a score threshold that is set (`score_missing`).
  */
-import type { FilterConfig } from "../../config/schema.js";
+
 import { BLOCKLIST_TABLES, type Blocklists } from "../../formats/blocklists.js";
 import type { ScoreColumn } from "../../formats/laion-schema.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
+import type { FilterConfig } from "./config.js";
 
 export const LANGUAGE_TIERS: readonly LanguageTier[] = ["en", "multi", "nolang"];
 

@@ -11,7 +11,6 @@
  */
 import { randomBytes } from "node:crypto";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import type { FilterConfig } from "../../config/schema.js";
 import { InputError } from "../../errors.js";
 import { BLOCKLIST_TABLES, type Blocklists } from "../../formats/blocklists.js";
 import {
@@ -24,6 +23,7 @@ import type { LanguageTier } from "../../formats/language-tier.js";
 import { PAIR_HASH_FUNCTION, URL_DOMAINS_FUNCTION } from "../../formats/sql-functions.js";
 import { quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
+import type { FilterConfig } from "./config.js";
 import {
   DROP_REASONS,
   type DropReason,

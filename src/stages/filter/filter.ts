@@ -12,7 +12,6 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
-import type { FilterConfig } from "../../config/schema.js";
 import {
   type Blocklists,
   blocklistsDigest,
@@ -33,6 +32,7 @@ import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection } from "../../shard/shard-selection.js";
 import { ShardState } from "../../shard/shard-state.js";
 import type { StageSummary } from "../../shard/stage-definition.js";
+import type { FilterConfig } from "./config.js";
 import { DROP_REASONS, type DropReason, LANGUAGE_TIERS } from "./drop-rules.js";
 import { type FilteredShard, filterShard } from "./filter-shard.js";
 import { filterIdentity, type PlannedFilterShard, planFilterShards } from "./shard-plan.js";

@@ -6,12 +6,12 @@
  * blocklist, or re-embedding a shard redoes it. Output NNNNN = input NNNNN.
  */
 import { stat } from "node:fs/promises";
-import type { FilterConfig } from "../../config/schema.js";
 import { InputError } from "../../errors.js";
 import type { BlocklistKind } from "../../formats/blocklists.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
+import type { FilterConfig } from "./config.js";
 
 /** Bump when the output of the same input and config changes, so finished shards are redone. */
 export const FILTER_FORMAT_VERSION = 1;

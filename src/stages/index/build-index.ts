@@ -14,7 +14,6 @@ import { cpus } from "node:os";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
-import type { IndexConfig } from "../../config/schema.js";
 import { errorMessage, InputError } from "../../errors.js";
 import {
   DuplicateGroups,
@@ -43,6 +42,7 @@ import type { FailedShard } from "../../shard/shard-loop.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
 import type { StageSummary } from "../../shard/stage-definition.js";
 import { VERSION } from "../../version.js";
+import type { IndexConfig } from "./config.js";
 import { removeUnreferencedFiles } from "./index-cleanup.js";
 import { chooseIndexParams, defaultExpansionSearch, graphBytes } from "./index-params.js";
 import { type PlannedIndexShard, planIndexShards } from "./index-plan.js";

@@ -4,8 +4,9 @@
  * as many links as the budget allows up to a cap, and its vectors quantized only when full
  * precision does not fit. Every value set in the config wins over the choice.
  */
-import type { IndexConfig } from "../../config/schema.js";
+
 import type { GraphQuantization, IndexParams } from "../../formats/index/index-manifest.js";
+import type { IndexConfig } from "./config.js";
 
 const SCALAR_BYTES: Record<GraphQuantization, number> = { f32: 4, f16: 2, i8: 1 };
 /** Links beyond 16 cost memory and add little recall on CLIP-like data (bench/index.ts). */

@@ -1,0 +1,66 @@
+/**
+ * The `extract` section of clipcrawl.json: what counts as an image link, the dedup filter's size,
+ * and how WAT files are fetched. Composed into the root schema by src/config/schema.ts; the CLI
+ * derives extract's flags from it.
+ */
+import { z } from "zod";
+
+export const extractConfigSchema = z
+  .object({
+    minTextLength: z
+      .number()
+      .int()
+      .min(1)
+      .default(5)
+      .describe("drop alt texts shorter than this many characters after whitespace clean-up"),
+    linkPaths: z
+      .array(z.string().regex(/^[A-Z0-9]+@\/[a-z-]+$/i, "expected a WAT link path like IMG@/src"))
+      .min(1)
+      .default(["IMG@/src"])
+      .describe("WAT link paths that count as images (LAION used IMG@/src only)"),
+    bloomCapacity: z
+      .number()
+      .int()
+      .min(1000)
+      .default(10_000_000)
+      .describe(
+        "expected number of distinct (url, text) pairs the dedup Bloom filter is sized for",
+      ),
+    bloomFalsePositiveRate: z
+      .number()
+      .gt(0)
+      .max(0.5)
+      .default(0.001)
+      .describe("Bloom filter false-positive rate at capacity (a unique pair wrongly dropped)"),
+    workers: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("parallel WAT files (worker threads); 0 means one per CPU core"),
+    baseUrl: z
+      .url({ protocol: /^https?$/ })
+      .default("https://data.commoncrawl.org/")
+      .describe("Common Crawl base URL (or a mirror) for --crawl and relative wat.paths entries"),
+    retries: z
+      .number()
+      .int()
+      .min(0)
+      .max(20)
+      .default(5)
+      .describe("retries of a WAT download after a network error or HTTP 5xx, resuming with Range"),
+    timeoutSeconds: z
+      .number()
+      .gt(0)
+      .default(60)
+      .describe("seconds without data before a WAT download attempt is abandoned"),
+    allowPrivateNetwork: z
+      .boolean()
+      .default(false)
+      .describe(
+        "let WAT and path-listing URLs reach private, loopback, link-local and other special-use addresses (a local mirror)",
+      ),
+  })
+  .strict();
+
+export type ExtractConfig = z.infer<typeof extractConfigSchema>;
