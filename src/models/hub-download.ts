@@ -8,11 +8,11 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat, writeFile } from "node:fs/promises";
-import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { request } from "undici";
 import { ClipcrawlError, errorMessage } from "../errors.js";
 import { httpDispatcher, isRetryableStatus, sleep } from "../io/http.js";
+import { defaultModelsDir, hubEndpoint } from "./model-locations.js";
 
 export interface HubFile {
   path: string;
@@ -60,14 +60,6 @@ const CONFIG_FILES = [
 ];
 const TOWERS = ["text_model", "vision_model"];
 const MANIFEST = "clipcrawl-model.json";
-
-export function defaultModelsDir(): string {
-  return process.env.CLIPCRAWL_MODELS_DIR ?? join(homedir(), ".cache", "clipcrawl", "models");
-}
-
-export function hubEndpoint(): string {
-  return (process.env.HF_ENDPOINT ?? "https://huggingface.co").replace(/\/+$/, "");
-}
 
 export async function fetchModel(options: FetchModelOptions): Promise<FetchedModel> {
   if (!/^[\w.-]+(\/[\w.-]+)?$/.test(options.repoId) || options.repoId.includes("..")) {

@@ -6,16 +6,15 @@
  * extract is a phase of its own (a download shard is cut from the candidate rows of every WAT
  * file, so none can start before extract is over); download → embed → filter then run per image
  * shard (shard NNNNN of each comes from NNNNN of the one before), and index once at the end.
+ *
+ * The stage functions load when a batch first runs them: the CLI reads this registry to build its
+ * commands, and `clipcrawl --help` must not load onnxruntime, sharp or DuckDB.
  */
 import { loadConfig } from "../config/config-file.js";
 import { errorMessage } from "../errors.js";
 import type { LocalStorage } from "../io/local-storage.js";
 import type { StageReporter } from "../shard/reporter.js";
-import { download } from "../stages/download/download.js";
 import { planCandidateShards } from "../stages/download/shard-plan.js";
-import { embed } from "../stages/embed/embed.js";
-import { filter } from "../stages/filter/filter.js";
-import { buildIndex } from "../stages/index/build-index.js";
 
 export const PIPELINE_STAGES = ["extract", "download", "embed", "filter", "index"] as const;
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];
@@ -117,6 +116,7 @@ export async function runShardBatch(
     if (stage === "download") {
       const config = (await loadConfig(storage)).download;
       const parallel = Math.max(1, options.downloadsInParallel ?? 1);
+      const { download } = await import("../stages/download/download.js");
       const summary = await download({
         root: storage,
         shards,
@@ -136,6 +136,7 @@ export async function runShardBatch(
       );
     }
     if (stage === "embed") {
+      const { embed } = await import("../stages/embed/embed.js");
       const summary = await embed({ root: storage, shards, reporter });
       return finish(
         summary.failedShards,
@@ -145,6 +146,7 @@ export async function runShardBatch(
       );
     }
     if (stage === "filter") {
+      const { filter } = await import("../stages/filter/filter.js");
       const summary = await filter({ root: storage, shards, reporter });
       return finish(
         summary.failedShards,
@@ -154,6 +156,7 @@ export async function runShardBatch(
       );
     }
     // The index stage plugs in here: one call over every dataset shard, once filter is over.
+    const { buildIndex } = await import("../stages/index/build-index.js");
     const summary = await buildIndex({ root: storage, reporter });
     const failed = summary.failedShards.map((item) => `${item.shard}: ${item.error}`);
     return finish(

@@ -1,9 +1,8 @@
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { DEMO_STAGES, type DemoResult, type DemoStage, demo } from "../../demo/demo.js";
+import type { DemoResult, DemoStage } from "../../demo/demo.js";
 import { ClipcrawlError, ConfigError } from "../../errors.js";
-import { serve } from "../../server/serve.js";
 import { terminalReporter } from "../terminal-reporter.js";
 import { describeSummary as describeIndex } from "./build-index.js";
 import { describeSummary as describeDownload } from "./download.js";
@@ -61,6 +60,7 @@ export function registerDemo(program: Command): void {
 }
 
 async function buildDemo(root: string): Promise<DemoResult> {
+  const { DEMO_STAGES, demo } = await import("../../demo/demo.js");
   const reporter = terminalReporter();
   const out = (text: string) => process.stdout.write(text);
   out(`clipcrawl demo: building a dataset from the bundled sample in ${resolve(root)}\n`);
@@ -109,6 +109,7 @@ async function checkPortFree(host: string, port: number): Promise<void> {
 }
 
 async function serveDemo(root: string, host: string, port: number): Promise<void> {
+  const { serve } = await import("../../server/serve.js");
   const server = await serve({
     indices: [{ name: "demo", root }],
     config: { host, port },

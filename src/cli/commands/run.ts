@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { PIPELINE_STAGES, SUCCESS_MEANING } from "../../pipeline/pipeline-stages.js";
 import type { DistributedRunSummary } from "../../runner/distributed/coordinator.js";
-import { type RunSummary, runPipeline } from "../../runner/local-runner.js";
+import type { RunSummary } from "../../runner/local-runner.js";
 import { formatDuration, type ProgressDisplay, progressDisplay } from "../progress-display.js";
 import { formatCount } from "../terminal-reporter.js";
 import { type QueueFlags, queueOptionsFromFlags } from "./worker.js";
@@ -64,6 +64,7 @@ export function registerRun(program: Command): void {
         print(flags.json, summary, describeDistributedSummary);
         if (!summary.ok) process.exitCode = 1;
       } else {
+        const { runPipeline } = await import("../../runner/local-runner.js");
         const summary = await runPipeline({
           root: flags.root,
           inputs,
