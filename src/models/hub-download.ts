@@ -10,12 +10,12 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat, writeFile } from "node:fs/promises";
-import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { type Dispatcher, request } from "undici";
 import { ClipcrawlError, errorMessage } from "../errors.js";
 import { isRetryableStatus, sleep } from "../io/http.js";
 import { guardedHttpDispatcher, privateAddressRefusal } from "../io/network-guard.js";
+import { defaultModelsDir, hubEndpoint } from "./model-locations.js";
 
 export interface HubFile {
   path: string;
@@ -65,14 +65,6 @@ const CONFIG_FILES = [
 ];
 const TOWERS = ["text_model", "vision_model"];
 const MANIFEST = "clipcrawl-model.json";
-
-export function defaultModelsDir(): string {
-  return process.env.CLIPCRAWL_MODELS_DIR ?? join(homedir(), ".cache", "clipcrawl", "models");
-}
-
-export function hubEndpoint(): string {
-  return (process.env.HF_ENDPOINT ?? "https://huggingface.co").replace(/\/+$/, "");
-}
 
 export async function fetchModel(options: FetchModelOptions): Promise<FetchedModel> {
   if (!/^[\w.-]+(\/[\w.-]+)?$/.test(options.repoId) || options.repoId.includes("..")) {

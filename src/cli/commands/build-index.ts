@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { buildIndex, type IndexSummary } from "../../stages/index/build-index.js";
+import type { IndexSummary } from "../../stages/index/build-index.js";
 import type { IndexConfig } from "../../stages/index/config.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
 import { runStageCommand } from "../run-stage.js";
@@ -29,6 +29,7 @@ export function registerIndex(program: Command): void {
       "  clipcrawl index --root ./data --quantization f16 --connectivity 32 --overwrite",
   );
   command.action(async (flags: IndexFlags) => {
+    const { buildIndex } = await import("../../stages/index/build-index.js");
     await runStageCommand(
       flags.json,
       (reporter) =>

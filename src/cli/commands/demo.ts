@@ -1,10 +1,9 @@
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { type DemoResult, demo } from "../../demo/demo.js";
+import type { DemoResult } from "../../demo/demo.js";
 import { ClipcrawlError, ConfigError } from "../../errors.js";
 import { STAGE_NAMES, type StageName } from "../../pipeline/pipeline.js";
-import { serve } from "../../server/serve.js";
 import { terminalReporter } from "../terminal-reporter.js";
 import { describeSummary as describeIndex } from "./build-index.js";
 import { describeSummary as describeDownload } from "./download.js";
@@ -71,6 +70,7 @@ export function registerDemo(program: Command): void {
 }
 
 async function buildDemo(root: string): Promise<DemoResult> {
+  const { demo } = await import("../../demo/demo.js");
   const reporter = terminalReporter();
   const out = (text: string) => process.stdout.write(text);
   out(`clipcrawl demo: building a dataset from the bundled sample in ${resolve(root)}\n`);
@@ -122,6 +122,7 @@ async function serveDemo(
   root: string,
   config: { host: string; port: number; allowPrivateNetwork: boolean },
 ): Promise<void> {
+  const { serve } = await import("../../server/serve.js");
   const { host, port } = config;
   const server = await serve({ indices: [{ name: "demo", root }], config }).catch(
     (error: unknown) => {

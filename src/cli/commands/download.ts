@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { DownloadConfig } from "../../stages/download/config.js";
-import { type DownloadSummary, download } from "../../stages/download/download.js";
+import type { DownloadSummary } from "../../stages/download/download.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
@@ -33,6 +33,7 @@ export function registerDownload(program: Command): void {
       "  clipcrawl download list.csv --output-format files --image-size 384 --resize-mode center_crop --root ./data",
   );
   command.action(async (inputs: string[], flags: DownloadFlags) => {
+    const { download } = await import("../../stages/download/download.js");
     await runStageCommand(
       flags.json,
       (reporter) =>

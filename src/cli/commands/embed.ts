@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { EmbedConfig } from "../../stages/embed/config.js";
-import { type EmbedSummary, embed } from "../../stages/embed/embed.js";
+import type { EmbedSummary } from "../../stages/embed/embed.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
@@ -33,6 +33,7 @@ export function registerEmbed(program: Command): void {
       "  clipcrawl embed ./shards/ --root ./out --model ./model --output-dtype float32",
   );
   command.action(async (inputs: string[], flags: EmbedFlags) => {
+    const { embed } = await import("../../stages/embed/embed.js");
     await runStageCommand(
       flags.json,
       (reporter) =>

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { ExtractConfig } from "../../stages/extract/config.js";
-import { type ExtractSummary, extract } from "../../stages/extract/extract.js";
+import type { ExtractSummary } from "../../stages/extract/extract.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
@@ -38,6 +38,7 @@ export function registerExtract(program: Command): void {
         `error: --limit takes a positive whole number, got ${JSON.stringify(flags.limit)}`,
       );
     }
+    const { extract } = await import("../../stages/extract/extract.js");
     await runStageCommand(
       flags.json,
       (reporter) =>

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { FilterConfig } from "../../stages/filter/config.js";
-import { type FilterSummary, filter } from "../../stages/filter/filter.js";
+import type { FilterSummary } from "../../stages/filter/filter.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
@@ -29,6 +29,7 @@ export function registerFilter(program: Command): void {
       "  clipcrawl filter --root ./data --sha256-blocklist takedown.txt --domain-blocklist domains.txt --max-punsafe 0.5",
   );
   command.action(async (flags: FilterFlags) => {
+    const { filter } = await import("../../stages/filter/filter.js");
     await runStageCommand(
       flags.json,
       (reporter) =>

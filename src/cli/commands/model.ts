@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { defaultModelsDir, fetchModel, hubEndpoint } from "../../models/hub-download.js";
-import { quantizeClipModel } from "../../models/onnx-quantize.js";
+import { defaultModelsDir, hubEndpoint } from "../../models/model-locations.js";
 import { formatCount } from "../terminal-reporter.js";
 
 interface ModelQuantizeFlags {
@@ -52,6 +51,7 @@ export function registerModel(program: Command): void {
         );
       }
       const quiet = flags.json === true;
+      const { fetchModel } = await import("../../models/hub-download.js");
       const fetched = await fetchModel({
         repoId,
         revision: flags.revision,
@@ -99,6 +99,7 @@ export function registerModel(program: Command): void {
           `error: --operator takes DynamicQuantizeMatMul or MatMulInteger, got ${JSON.stringify(flags.operator)}`,
         );
       }
+      const { quantizeClipModel } = await import("../../models/onnx-quantize.js");
       const result = await quantizeClipModel(folder, {
         operator: flags.operator,
         perChannel: flags.perTensor !== true,

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { RemovalKind } from "../../formats/removal-lists.js";
-import { type IndexAction, type RemoveSummary, remove } from "../../governance/remove.js";
+import type { IndexAction, RemoveSummary } from "../../governance/remove.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
 
@@ -62,6 +62,7 @@ export function registerRemove(program: Command): void {
       sha1: flags.sha1,
       keys: flags.keys,
     };
+    const { remove } = await import("../../governance/remove.js");
     await runStageCommand(
       flags.json,
       (reporter) =>

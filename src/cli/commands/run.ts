@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { PIPELINE } from "../../pipeline/pipeline.js";
 import type { DistributedRunSummary } from "../../runner/distributed/coordinator.js";
-import { type RunSummary, runPipeline } from "../../runner/local-runner.js";
+import type { RunSummary } from "../../runner/local-runner.js";
 import type { ConfigSections } from "../../shard/stage-definition.js";
 import { formatDuration, type ProgressDisplay, progressDisplay } from "../progress-display.js";
 import { formatCount } from "../terminal-reporter.js";
@@ -71,6 +71,7 @@ export function registerRun(program: Command): void {
         print(flags.json, summary, describeDistributedSummary);
         if (!summary.ok) process.exitCode = 1;
       } else {
+        const { runPipeline } = await import("../../runner/local-runner.js");
         const summary = await runPipeline({
           root: flags.root,
           inputs,

@@ -2,8 +2,7 @@ import { basename, resolve } from "node:path";
 import type { Command } from "commander";
 import { ConfigError } from "../../errors.js";
 import type { ServeConfig } from "../../server/config.js";
-import { readIndicesFile } from "../../server/indices-file.js";
-import { type IndexSource, serve, serveConfigOf } from "../../server/serve.js";
+import type { IndexSource } from "../../server/serve.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
 
 interface ServeFlags {
@@ -49,6 +48,7 @@ export function registerServe(program: Command): void {
       "  clipcrawl serve --indices indices.json --host 0.0.0.0 --port 8080 --rate-limit-per-minute 600",
   );
   command.action(async (flags: ServeFlags) => {
+    const { serve, serveConfigOf } = await import("../../server/serve.js");
     const sources = await indexSources(flags);
     const config = await serveConfigOf(
       sources[0]?.root ?? flags.root,
@@ -74,6 +74,7 @@ async function indexSources(flags: ServeFlags): Promise<IndexSource[]> {
         "--model and --name are for --root; name each index's model in the --indices file",
       );
     }
+    const { readIndicesFile } = await import("../../server/indices-file.js");
     return readIndicesFile(flags.indices);
   }
   const root = resolve(flags.root);

@@ -1,10 +1,5 @@
 import type { Command } from "commander";
-import {
-  type JsonValue,
-  type SampleHistory,
-  type StageRow,
-  showSample,
-} from "../../governance/sample-history.js";
+import type { JsonValue, SampleHistory, StageRow } from "../../governance/sample-history.js";
 
 interface ShowFlags {
   root: string;
@@ -22,6 +17,7 @@ export function registerShow(program: Command): void {
     .option("--json", "print the history as JSON")
     .addHelpText("after", "\nExample:\n  clipcrawl show 000010005 --root ./data")
     .action(async (key: string, flags: ShowFlags) => {
+      const { showSample } = await import("../../governance/sample-history.js");
       const history = await showSample({ root: flags.root, key });
       process.stdout.write(
         flags.json === true ? `${JSON.stringify(history, null, 2)}\n` : describeHistory(history),

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { type StatsSummary, stats } from "../../stages/stats/stats.js";
+import type { StatsSummary } from "../../stages/stats/stats.js";
 import { formatCount } from "../terminal-reporter.js";
 
 interface StatsFlags {
@@ -22,6 +22,7 @@ export function registerStats(program: Command): void {
       "\nExample:\n  clipcrawl stats --root ./data -o report.html --json stats.json",
     )
     .action(async (flags: StatsFlags) => {
+      const { stats } = await import("../../stages/stats/stats.js");
       const summary = await stats({
         root: flags.root,
         ...(flags.output === undefined ? {} : { html: flags.output }),

@@ -1,10 +1,6 @@
 import type { Command } from "commander";
-import {
-  SUBSET_FORMATS,
-  type SubsetFormat,
-  type SubsetSummary,
-  subset,
-} from "../../stages/subset/subset.js";
+import type { SubsetSummary } from "../../stages/subset/subset.js";
+import { SUBSET_FORMATS, type SubsetFormat } from "../../stages/subset/subset-formats.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
 
@@ -86,6 +82,7 @@ export function registerSubset(program: Command): void {
       "--webdataset-shard-size",
       flags.webdatasetShardSize,
     );
+    const { subset } = await import("../../stages/subset/subset.js");
     await runStageCommand(
       flags.json,
       (reporter) =>

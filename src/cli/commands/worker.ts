@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { STAGE_NAMES } from "../../pipeline/pipeline.js";
 import type { QueueOptions } from "../../runner/distributed/queue-names.js";
-import { fileLogger, stderrLogger } from "../../runner/run-log.js";
 
 export interface QueueFlags {
   queue?: string;
@@ -60,6 +59,7 @@ export function registerWorker(program: Command): void {
       command.error(`error: --lock-seconds takes a positive number, got ${flags.lockSeconds}`);
     }
     const { startShardWorker } = await import("../../runner/distributed/shard-worker.js");
+    const { fileLogger, stderrLogger } = await import("../../runner/run-log.js");
     const logger = flags.log === undefined ? stderrLogger() : fileLogger(flags.log);
     const worker = await startShardWorker({
       queue: queueOptionsFromFlags(flags),

@@ -1,13 +1,15 @@
-/** The download stage as the pipeline registry lists it (src/shard/stage-definition.ts). */
+/**
+ * The download stage as the pipeline registry lists it (src/shard/stage-definition.ts). Its code
+ * loads when a call needs it, so reading the registry (the CLI's help) loads nothing heavy.
+ */
 import { loadConfig } from "../../config/config-file.js";
 import { layout } from "../../io/layout.js";
 import type { StageDefinition } from "../../shard/stage-definition.js";
 import { defaultParallelism } from "../../shard/worker-pool.js";
-import { DOWNLOAD_STAGE, type DownloadSummary, download } from "./download.js";
-import { planCandidateShards } from "./shard-plan.js";
+import type { DownloadSummary } from "./download.js";
 
-export const downloadStage: StageDefinition<typeof DOWNLOAD_STAGE, DownloadSummary> = {
-  name: DOWNLOAD_STAGE,
+export const downloadStage: StageDefinition<"download", DownloadSummary> = {
+  name: "download",
   reads: "candidates/*.parquet, re-cut into shards of download.samplesPerShard",
   writes: "images/NNNNN.tar, .parquet and _stats.json",
   link: "all shards",
@@ -15,6 +17,7 @@ export const downloadStage: StageDefinition<typeof DOWNLOAD_STAGE, DownloadSumma
   configSection: "download",
   plan: async ({ storage }) => {
     const config = (await loadConfig(storage)).download;
+    const { planCandidateShards } = await import("./shard-plan.js");
     // Only the names matter here: the blocklist's identity changes digests, not shard names.
     const plan = await planCandidateShards(storage, config, null);
     const names: string[] = [];
@@ -26,6 +29,7 @@ export const downloadStage: StageDefinition<typeof DOWNLOAD_STAGE, DownloadSumma
     const overrides = call.config?.download ?? {};
     const config = (await loadConfig(call.storage, { download: overrides })).download;
     const share = Math.max(1, call.share ?? 1);
+    const { download } = await import("./download.js");
     return download({
       root: call.storage,
       ...(call.shards === undefined ? {} : { shards: call.shards }),

@@ -1,11 +1,14 @@
-/** The embed stage as the pipeline registry lists it (src/shard/stage-definition.ts). */
+/**
+ * The embed stage as the pipeline registry lists it (src/shard/stage-definition.ts). Its code
+ * loads when a call needs it, so reading the registry (the CLI's help) loads nothing heavy.
+ */
 import { ConfigError } from "../../errors.js";
 import { layout } from "../../io/layout.js";
 import type { StageDefinition } from "../../shard/stage-definition.js";
-import { EMBED_STAGE, type EmbedSummary, embed } from "./embed.js";
+import type { EmbedSummary } from "./embed.js";
 
-export const embedStage: StageDefinition<typeof EMBED_STAGE, EmbedSummary> = {
-  name: EMBED_STAGE,
+export const embedStage: StageDefinition<"embed", EmbedSummary> = {
+  name: "embed",
   reads: "images/NNNNN.tar and .parquet",
   writes: "embeddings/{img_emb,text_emb,metadata}/…_NNNNN",
   link: "each shard",
@@ -18,8 +21,8 @@ export const embedStage: StageDefinition<typeof EMBED_STAGE, EmbedSummary> = {
       );
     }
   },
-  run: (call) =>
-    embed({
+  run: async (call) =>
+    (await import("./embed.js")).embed({
       root: call.storage,
       ...(call.shards === undefined ? {} : { shards: call.shards }),
       reporter: call.reporter,

@@ -1,17 +1,20 @@
-/** The extract stage as the pipeline registry lists it (src/shard/stage-definition.ts). */
+/**
+ * The extract stage as the pipeline registry lists it (src/shard/stage-definition.ts). Its code
+ * loads when a call needs it, so reading the registry (the CLI's help) loads nothing heavy.
+ */
 import { layout, shardName } from "../../io/layout.js";
 import type { StageDefinition } from "../../shard/stage-definition.js";
-import { EXTRACT_STAGE, type ExtractSummary, extract } from "./extract.js";
-import { resolveWatInputs } from "./wat-inputs.js";
+import type { ExtractSummary } from "./extract.js";
 
-export const extractStage: StageDefinition<typeof EXTRACT_STAGE, ExtractSummary> = {
-  name: EXTRACT_STAGE,
+export const extractStage: StageDefinition<"extract", ExtractSummary> = {
+  name: "extract",
   reads: "WAT files (the run's inputs)",
   writes: "candidates/NNNNN.parquet, one shard per input",
   link: "all shards",
   counts: { samples: "image links", outputs: "pairs kept" },
   configSection: "extract",
   expandInputs: async (specs, config) => {
+    const { resolveWatInputs } = await import("./wat-inputs.js");
     const resolved = await resolveWatInputs(specs.inputs ?? [], {
       crawl: specs.crawl,
       baseUrl: config.extract.baseUrl,
@@ -25,8 +28,8 @@ export const extractStage: StageDefinition<typeof EXTRACT_STAGE, ExtractSummary>
     };
   },
   plan: async ({ inputs }) => (inputs ?? []).map((_, index) => shardName(index)),
-  run: (call) =>
-    extract({
+  run: async (call) =>
+    (await import("./extract.js")).extract({
       root: call.storage,
       inputs: call.inputs ?? [],
       ...(call.shards === undefined ? {} : { shards: call.shards }),

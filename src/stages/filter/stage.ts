@@ -1,17 +1,20 @@
-/** The filter stage as the pipeline registry lists it (src/shard/stage-definition.ts). */
+/**
+ * The filter stage as the pipeline registry lists it (src/shard/stage-definition.ts). Its code
+ * loads when a call needs it, so reading the registry (the CLI's help) loads nothing heavy.
+ */
 import { layout } from "../../io/layout.js";
 import type { StageDefinition } from "../../shard/stage-definition.js";
-import { FILTER_STAGE, type FilterSummary, filter } from "./filter.js";
+import type { FilterSummary } from "./filter.js";
 
-export const filterStage: StageDefinition<typeof FILTER_STAGE, FilterSummary> = {
-  name: FILTER_STAGE,
+export const filterStage: StageDefinition<"filter", FilterSummary> = {
+  name: "filter",
   reads: "embeddings/metadata/metadata_NNNNN.parquet",
   writes: "dataset/NNNNN.parquet in the LAION schema",
   link: "each shard",
   counts: { samples: "pairs", outputs: "pairs kept" },
   configSection: "filter",
-  run: (call) =>
-    filter({
+  run: async (call) =>
+    (await import("./filter.js")).filter({
       root: call.storage,
       ...(call.shards === undefined ? {} : { shards: call.shards }),
       reporter: call.reporter,

@@ -1,10 +1,12 @@
-/** The index stage as the pipeline registry lists it (src/shard/stage-definition.ts). */
+/**
+ * The index stage as the pipeline registry lists it (src/shard/stage-definition.ts). Its code
+ * loads when a call needs it, so reading the registry (the CLI's help) loads nothing heavy.
+ */
 import type { StageDefinition } from "../../shard/stage-definition.js";
-import { buildIndex, INDEX_STAGE, type IndexSummary } from "./build-index.js";
-import { planIndexShards } from "./index-plan.js";
+import type { IndexSummary } from "./build-index.js";
 
-export const indexStage: StageDefinition<typeof INDEX_STAGE, IndexSummary> = {
-  name: INDEX_STAGE,
+export const indexStage: StageDefinition<"index", IndexSummary> = {
+  name: "index",
   reads: "dataset/*.parquet and the embeddings they kept",
   writes: "index/ (graphs, metadata columns, manifest.json last)",
   link: "all shards done",
@@ -13,9 +15,12 @@ export const indexStage: StageDefinition<typeof INDEX_STAGE, IndexSummary> = {
   runsAs: "one job",
   counts: { samples: "rows indexed", outputs: "rows indexed" },
   configSection: "index",
-  plan: async ({ storage }) => (await planIndexShards(storage)).shards.map((shard) => shard.name),
-  run: (call) =>
-    buildIndex({
+  plan: async ({ storage }) => {
+    const { planIndexShards } = await import("./index-plan.js");
+    return (await planIndexShards(storage)).shards.map((shard) => shard.name);
+  },
+  run: async (call) =>
+    (await import("./build-index.js")).buildIndex({
       root: call.storage,
       reporter: call.reporter,
       ...(call.config?.index === undefined ? {} : { config: call.config.index }),

@@ -30,12 +30,12 @@ import {
   resolveColumns,
 } from "./dataset-source.js";
 import { embedQueries, type KnnHit, type SubsetQuery, searchQueries } from "./knn-selection.js";
+import { SUBSET_FORMATS, type SubsetFormat } from "./subset-formats.js";
 import { type ColumnRange, summariseRows } from "./subset-summary.js";
 import { copyWebdataset, type WebdatasetCopy } from "./webdataset-copy.js";
 
 export const SUBSET_STAGE = "subset";
-export const SUBSET_FORMATS = ["parquet", "csv", "jsonl"] as const;
-export type SubsetFormat = (typeof SUBSET_FORMATS)[number];
+export { SUBSET_FORMATS, type SubsetFormat };
 
 export interface SubsetOptions {
   /** The dataset root: a directory path, or a LocalStorage. */
