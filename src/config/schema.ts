@@ -4,6 +4,7 @@
  * Each stage owns one section; later stages add theirs here.
  */
 import { z } from "zod";
+import { DEFAULT_MAX_IMAGE_PIXELS } from "../io/image-header.js";
 import { scoresConfigSchema } from "../models/heads/score-config.js";
 import { MODEL_PRECISION_SUFFIX, type ModelPrecision } from "../models/model-files.js";
 
@@ -231,7 +232,7 @@ export const downloadConfigSchema = z
       .number()
       .int()
       .min(1)
-      .default(89_478_485)
+      .default(DEFAULT_MAX_IMAGE_PIXELS)
       .describe(
         "decompression-bomb guard: larger images are refused before decoding (Pillow's limit)",
       ),
@@ -290,6 +291,14 @@ export const embedConfigSchema = z
       .min(1)
       .default(4)
       .describe("images each preprocessing worker decodes at once (sharp uses its own threads)"),
+    maxImagePixels: z
+      .number()
+      .int()
+      .min(1)
+      .default(DEFAULT_MAX_IMAGE_PIXELS)
+      .describe(
+        "decompression-bomb guard: larger images, and images that are not raster formats (SVG, PDF), are failed_to_embed before decoding (download's limit)",
+      ),
     outputDtype: z
       .enum(["float16", "float32"])
       .default("float16")

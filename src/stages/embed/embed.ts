@@ -226,6 +226,7 @@ async function openEncoders(
     model,
     baseDir,
     threads: config.threads,
+    maxImagePixels: config.maxImagePixels,
   }).catch(async (error: unknown) => {
     await model.release();
     throw error;
@@ -252,6 +253,7 @@ async function openEncoders(
     model,
     preprocessWorkers(config.preprocessWorkers),
     config.decodeConcurrency,
+    config.maxImagePixels,
   );
   return {
     batchSize: config.batchSize,
