@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { open, rm } from "node:fs/promises";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { renderShapeImage } from "../src/demo/sample/shape-images.js";
 import { layout } from "../src/io/layout.js";
