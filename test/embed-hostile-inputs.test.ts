@@ -8,10 +8,15 @@ import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { readParquet } from "../src/io/parquet.js";
-import { TarWriter, tarHeader } from "../src/io/tar-writer.js";
+import { TarWriter } from "../src/io/tar-writer.js";
 import type { EmbedSummary } from "../src/stages/embed/embed.js";
 import { runProcess } from "./support/cli.js";
-import { jpegDeclaring, pngBomb, svgDeclaring } from "./support/hostile-images.js";
+import {
+  jpegDeclaring,
+  pngBomb,
+  svgDeclaring,
+  tarHeaderClaiming,
+} from "./support/hostile-inputs.js";
 import { tempDir } from "./support/temp.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
@@ -34,24 +39,6 @@ before(async () => {
 after(async () => {
   await rm(workDir, { recursive: true, force: true });
 });
-
-/** A ustar header whose size field says `size` bytes in GNU base-256, checksum recomputed. */
-function headerClaiming(name: string, size: bigint): Buffer {
-  const header = tarHeader(name, 0);
-  const field = header.subarray(124, 136);
-  field.fill(0);
-  field[0] = 0x80;
-  let rest = size;
-  for (let index = field.length - 1; index >= 1; index--) {
-    field[index] = Number(rest & 0xffn);
-    rest >>= 8n;
-  }
-  header.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "latin1");
-  return header;
-}
 
 interface Member {
   name: string;
@@ -162,7 +149,7 @@ test("a tar member whose header claims 8 GB is reported, and the good samples af
       {
         name: "huge.jpg",
         data: renderShapeImage("green", "square", 9),
-        header: headerClaiming("huge.jpg", eightGb),
+        header: tarHeaderClaiming("huge.jpg", eightGb),
       },
       { name: "huge.txt", data: Buffer.from("a green square") },
       ...good(2, "green"),

@@ -30,7 +30,7 @@ import {
 import { ScoreHeads } from "../src/models/heads/score-heads.js";
 import { ModelError } from "../src/models/model-error.js";
 import { PIL_RESAMPLE, pilResize } from "../src/models/pil-resample.js";
-import { jpegDeclaring, svgDeclaring } from "./support/hostile-images.js";
+import { jpegDeclaring, svgDeclaring } from "./support/hostile-inputs.js";
 import { tempDir } from "./support/temp.js";
 
 let workDir: string;

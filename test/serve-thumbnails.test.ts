@@ -6,7 +6,7 @@ import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { TarWriter } from "../src/io/tar-writer.js";
 import { ThumbnailStore } from "../src/server/thumbnails.js";
-import { jpegDeclaring, pngBomb, svgDeclaring } from "./support/hostile-images.js";
+import { jpegDeclaring, pngBomb, svgDeclaring } from "./support/hostile-inputs.js";
 import { tempDir } from "./support/temp.js";
 
 let workDir: string;

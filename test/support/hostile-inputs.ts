@@ -1,10 +1,34 @@
 /**
- * Tiny files that cost a decoder far more than their size: a JPEG and a PNG whose headers declare
- * more pixels than the decompression-bomb limit, and an SVG (a document libvips would render at
- * the size it declares) meant to be saved under an image's name.
+ * Tiny inputs that cost a reader far more than their size: a JPEG and a PNG whose headers declare
+ * more pixels than the decompression-bomb limit, an SVG (a document libvips would render at the
+ * size it declares) meant to be saved under an image's name, and a tar header claiming any size.
  */
 import { deflateSync } from "node:zlib";
 import sharp from "sharp";
+import { tarHeader } from "../../src/io/tar-writer.js";
+
+/** A ustar header for `name` whose size field says `size` (GNU base-256), checksum recomputed. */
+export function tarHeaderClaiming(name: string, size: bigint): Buffer {
+  const header = tarHeader(name, 0);
+  const field = header.subarray(124, 136);
+  field.fill(0);
+  field[0] = 0x80;
+  let rest = size;
+  for (let index = field.length - 1; index >= 1; index--) {
+    field[index] = Number(rest & 0xffn);
+    rest >>= 8n;
+  }
+  return withChecksum(header);
+}
+
+/** The header with its checksum field rewritten for its current bytes. */
+export function withChecksum(header: Buffer): Buffer {
+  header.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "latin1");
+  return header;
+}
 
 /** A real 16 × 16 JPEG whose frame header is rewritten to declare width × height. */
 export async function jpegDeclaring(width: number, height: number): Promise<Buffer> {
