@@ -30,6 +30,7 @@ import {
 import { ScoreHeads } from "../src/models/heads/score-heads.js";
 import { ModelError } from "../src/models/model-error.js";
 import { PIL_RESAMPLE, pilResize } from "../src/models/pil-resample.js";
+import { jpegDeclaring, svgDeclaring } from "./support/hostile-inputs.js";
 import { tempDir } from "./support/temp.js";
 
 let workDir: string;
@@ -406,6 +407,37 @@ test("an image that does not decode is a row error of the pixel head alone, join
   } finally {
     await heads.release();
   }
+});
+
+test("the pixel head refuses a decompression bomb and an SVG from their headers, before decoding", async () => {
+  const { values, errors } = await scoreWith(
+    {
+      kind: "onnx-pixels",
+      model: "redness.onnx",
+      imageSize: REDNESS_IMAGE_SIZE,
+      activation: "softmax",
+      outputIndex: 1,
+    },
+    {
+      ...pairBatch,
+      imageBytes: [
+        pairImages[0] as Buffer,
+        await jpegDeclaring(16000, 16000),
+        svgDeclaring(16000, 16000),
+        pairImages[3] as Buffer,
+      ],
+    },
+  );
+  assert.deepEqual(errors, [
+    null,
+    "score head: image refused: decompression bomb: 16000x16000 pixels, over the limit of 89478485",
+    "score head: image refused: unsupported image format svg",
+    null,
+  ]);
+  assert.deepEqual(
+    values.map((value) => value === null),
+    [false, true, true, false],
+  );
 });
 
 test("a head that cannot load stops with one line naming the head and the file", async () => {

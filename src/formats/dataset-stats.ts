@@ -8,7 +8,12 @@
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { layout } from "../io/layout.js";
-import { duckdbConnection, quoteIdentifier, quoteLiteral } from "../io/parquet.js";
+import {
+  duckdbConnection,
+  parquetFileDamage,
+  quoteIdentifier,
+  quoteLiteral,
+} from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
 
 /** [lower, upper, count] */
@@ -110,8 +115,13 @@ async function existingFiles(
   folder: string,
   keep: (name: string) => boolean,
 ): Promise<string[]> {
-  const names = (await storage.list(folder)).filter(keep);
-  return Promise.all(names.map((name) => storage.localPath(`${folder}/${name}`)));
+  const paths: string[] = [];
+  for (const name of (await storage.list(folder)).filter(keep)) {
+    // A damaged file is left out of the distributions, as a damaged stats file of the counts.
+    if ((await parquetFileDamage(storage, `${folder}/${name}`)) !== undefined) continue;
+    paths.push(await storage.localPath(`${folder}/${name}`));
+  }
+  return paths;
 }
 
 /** A DuckDB list of files, or undefined when there are none. */

@@ -5,6 +5,8 @@
  * the same input always gets the same error_message.
  */
 
+import { ClipcrawlError } from "../errors.js";
+
 /** A Buffer view of image bytes (no copy); empty when there are none. */
 export function asBuffer(bytes: Uint8Array | undefined): Buffer {
   return bytes === undefined
@@ -31,6 +33,8 @@ export function sniffFormat(bytes: Buffer): string | undefined {
  * recognised from the bytes.
  */
 export function decodeError(error: unknown, bytes: Buffer): string {
+  // image-header.ts's refusal (a bomb, an SVG) already says why, in download's words.
+  if (error instanceof ClipcrawlError && error.code === "CC_IMAGE_REFUSED") return error.message;
   const message = error instanceof Error ? error.message : String(error);
   if (/unsupported image format/i.test(message)) return "invalid image: unsupported format";
   if (/exceeds pixel limit/i.test(message)) return "decompression bomb: over the pixel limit";

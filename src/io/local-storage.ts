@@ -33,6 +33,17 @@ export class LocalStorage implements DatasetStorage {
     return createReadStream(this.resolve(path));
   }
 
+  async readRange(path: string, offset: number, length: number): Promise<Buffer> {
+    const file = await open(this.resolve(path), "r");
+    try {
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await file.read(buffer, 0, length, offset);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await file.close();
+    }
+  }
+
   async stat(path: string): Promise<FileInfo | undefined> {
     try {
       const info = await stat(this.resolve(path));

@@ -117,3 +117,32 @@ export function quoteIdentifier(name: string): string {
 export function quoteLiteral(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
+
+/**
+ * Why a file cannot be a Parquet file, from its first 4 and last 8 bytes (the `PAR1` magic at
+ * both ends, a footer no longer than the file); undefined when it can be. What DuckDB would
+ * otherwise fail a whole multi-file query on ("No magic bytes found"), found for 12 bytes read.
+ */
+export async function parquetFileDamage(
+  storage: DatasetStorage,
+  path: string,
+): Promise<string | undefined> {
+  const bytes = (await storage.stat(path))?.bytes;
+  if (bytes === undefined) return "missing";
+  if (bytes < 12) return `not a Parquet file (${bytes} bytes)`;
+  const head = await storage.readRange(path, 0, 4);
+  const tail = await storage.readRange(path, bytes - 8, 8);
+  if (head.toString("latin1") !== PARQUET_MAGIC) {
+    return "not a Parquet file (no PAR1 magic at its start)";
+  }
+  if (tail.toString("latin1", 4) !== PARQUET_MAGIC) {
+    return "not a Parquet file (no PAR1 magic at its end: cut short or overwritten)";
+  }
+  const footer = tail.readUInt32LE(0);
+  if (footer > bytes - 12) {
+    return `not a Parquet file (its footer claims ${footer} bytes, the file has ${bytes})`;
+  }
+  return undefined;
+}
+
+const PARQUET_MAGIC = "PAR1";

@@ -17,6 +17,8 @@ export interface DatasetStorage {
   read(path: string): Promise<Buffer>;
   readText(path: string): Promise<string>;
   openRead(path: string): Readable;
+  /** `length` bytes from `offset` (fewer where the file ends first). */
+  readRange(path: string, offset: number, length: number): Promise<Buffer>;
   stat(path: string): Promise<FileInfo | undefined>;
   /** Files directly inside a folder, sorted by name; empty when the folder does not exist. */
   list(folder: string): Promise<string[]>;

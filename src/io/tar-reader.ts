@@ -5,14 +5,29 @@
  * A damaged archive is data, not an exception: a header whose checksum fails is reported once as
  * a `damaged` entry and the reader moves on block by block until the next valid header (the
  * member's data blocks cannot pass as a header by chance), so the samples around the damage are
- * still read. A member cut short by the end of the file is reported the same way.
+ * still read. A header's size is not trusted either: a member claiming more than
+ * `maxMemberBytes` is reported and skipped the same way without reading its data (memory stays
+ * bounded by the limit), and one whose claimed data runs past the end of the tar, or holds the
+ * ustar headers of the members after it, is reported and reading resumes at the first of those
+ * headers. A member cut short by the end of the file is reported the same way.
  */
 
 const BLOCK = 512;
 
+/**
+ * The largest member read by default: far above any web image (download's pixel limit at 3
+ * bytes a pixel is ~256 MiB uncompressed), and the most one member can cost in memory.
+ */
+export const DEFAULT_MAX_TAR_MEMBER_BYTES = 256 * 1024 * 1024;
+
 export type TarEntry =
   | { kind: "file"; name: string; data: Buffer; offset: number }
   | { kind: "damaged"; offset: number; message: string };
+
+export interface TarReaderOptions {
+  /** Members claiming more bytes are reported as damaged and skipped, unread. */
+  maxMemberBytes?: number;
+}
 
 /** A webdataset sample: the consecutive members sharing one key (`KEY.jpg`, `KEY.txt`, …). */
 export interface WebdatasetSample {
@@ -21,7 +36,11 @@ export interface WebdatasetSample {
   files: Map<string, Buffer>;
 }
 
-export async function* readTarEntries(source: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
+export async function* readTarEntries(
+  source: AsyncIterable<Uint8Array>,
+  options: TarReaderOptions = {},
+): AsyncGenerator<TarEntry> {
+  const maxMemberBytes = options.maxMemberBytes ?? DEFAULT_MAX_TAR_MEMBER_BYTES;
   const input = new ByteQueue(source[Symbol.asyncIterator]());
   let offset = 0;
   let resyncing = false;
@@ -47,15 +66,40 @@ export async function* readTarEntries(source: AsyncIterable<Uint8Array>): AsyncG
     const size = parseSize(header);
     const type = String.fromCharCode(header[156] as number);
     const name = longName ?? paxPath ?? headerName(header);
-    const dataOffset = offset + BLOCK;
-    const padded = Math.ceil(size / BLOCK) * BLOCK;
-    const data = await input.take(size);
-    const padding = await input.take(padded - size);
-    offset = dataOffset + padded;
-    if (data.length < size || padding.length < padded - size) {
-      yield { kind: "damaged", offset: dataOffset, message: `tar member ${name} is truncated` };
-      return;
+    const headerOffset = offset;
+    offset += BLOCK;
+    if (size > maxMemberBytes) {
+      longName = undefined;
+      paxPath = undefined;
+      resyncing = true;
+      yield {
+        kind: "damaged",
+        offset: headerOffset,
+        message: `tar member ${name} claims ${size} bytes, over the limit of ${maxMemberBytes}`,
+      };
+      continue;
     }
+    const padded = Math.ceil(size / BLOCK) * BLOCK;
+    const taken = await input.take(padded);
+    const nextHeader = firstUstarHeader(taken, /\.tar$/i.test(name));
+    if (taken.length < padded || nextHeader !== undefined) {
+      longName = undefined;
+      paxPath = undefined;
+      if (nextHeader === undefined) {
+        yield { kind: "damaged", offset: headerOffset, message: `tar member ${name} is truncated` };
+        return;
+      }
+      yield {
+        kind: "damaged",
+        offset: headerOffset,
+        message: `tar member ${name} claims ${size} bytes, past the next header at byte ${offset + nextHeader}`,
+      };
+      input.giveBack(taken.subarray(nextHeader));
+      offset += nextHeader;
+      continue;
+    }
+    offset += padded;
+    const data = taken.subarray(0, size);
     if (type === "L") {
       longName = cString(data);
       continue;
@@ -67,10 +111,27 @@ export async function* readTarEntries(source: AsyncIterable<Uint8Array>): AsyncG
     longName = undefined;
     paxPath = undefined;
     if (type === "0" || type === "\u0000" || type === "7") {
-      yield { kind: "file", name, data, offset: dataOffset - BLOCK };
+      yield { kind: "file", name, data, offset: headerOffset };
     }
   }
 }
+
+/**
+ * The position of the first block of a member's data that is a ustar header with a valid
+ * checksum: the member claimed more bytes than it has, and the members after it start there.
+ * Only ustar headers (magic at byte 257) count, so a chance match inside image bytes is out of
+ * the question; a `.tar` member may hold headers of its own and is not searched.
+ */
+function firstUstarHeader(data: Buffer, mayHoldTar: boolean): number | undefined {
+  if (mayHoldTar) return undefined;
+  for (let start = 0; start + BLOCK <= data.length; start += BLOCK) {
+    if (!USTAR_MAGIC.every((byte, index) => data[start + 257 + index] === byte)) continue;
+    if (checksumMatches(data.subarray(start, start + BLOCK))) return start;
+  }
+  return undefined;
+}
+
+const USTAR_MAGIC = [...Buffer.from("ustar", "latin1")];
 
 /**
  * Groups members into samples as webdataset does: the key is the path up to the first dot of the
@@ -134,6 +195,13 @@ class ByteQueue {
     this.#chunks = rest.length > 0 ? [rest] : [];
     this.#length = rest.length;
     return taken;
+  }
+
+  /** Puts bytes back in front, to be taken again. */
+  giveBack(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.#chunks.unshift(bytes);
+    this.#length += bytes.length;
   }
 }
 

@@ -8,6 +8,7 @@
  * truncated and flagged. A model that fails to run stops the batch with an exception.
  */
 import { asBuffer, decodeError } from "../io/image-format.js";
+import { isRefusal } from "../io/image-header.js";
 import type { ClipModel } from "./clip-model.js";
 import type { PixelBatch } from "./image-preprocessing.js";
 import type { EmbeddingMatrix } from "./onnx-tower.js";
@@ -41,6 +42,8 @@ export interface ImageFailure {
   /** Position of the image in the input list. */
   index: number;
   message: string;
+  /** Refused from its header (not a raster format, over the pixel limit), never decoded. */
+  refused?: boolean;
 }
 
 export interface ImageEmbeddings {
@@ -133,7 +136,11 @@ export class ClipEmbedder {
         if (result.status === "fulfilled") prepared.push({ index, pixels: result.value });
         else {
           const bytes = asBuffer(group[position]);
-          failures.push({ index, message: decodeError(result.reason, bytes) });
+          failures.push({
+            index,
+            message: decodeError(result.reason, bytes),
+            refused: isRefusal(result.reason),
+          });
         }
       });
     }

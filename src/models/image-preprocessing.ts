@@ -9,10 +9,13 @@
  * (cubic is Catmull-Rom in both), give pixels several levels apart; output sizes, crop offsets and
  * arithmetic follow Hugging Face's Python code. test/models-preprocessing compares the tensors
  * with PIL + numpy. Like Hugging Face's image loader, EXIF orientation is applied and alpha is
- * dropped, not composited.
+ * dropped, not composited. Before anything is decoded, the header must pass the shared rule
+ * (src/io/image-header.ts: a raster format, at most `maxImagePixels` pixels); a refused image
+ * throws an ImageRefusedError saying why.
  */
 import sharp from "sharp";
 import { z } from "zod";
+import { assertSafeToDecode, DEFAULT_MAX_IMAGE_PIXELS, decodeOptions } from "../io/image-header.js";
 import { ModelError } from "./model-error.js";
 import { readModelJson } from "./model-files.js";
 import { isSupportedResample, type PixelRegion, pilResize, type RgbImage } from "./pil-resample.js";
@@ -123,18 +126,31 @@ function squareOrBox(
   return size;
 }
 
+export interface ImageDecodeLimits {
+  /** Images with more pixels are refused from their header (default: Pillow's limit). */
+  maxImagePixels?: number;
+}
+
 export class ClipImagePreprocessor {
   readonly config: ImagePreprocessorConfig;
+  readonly maxImagePixels: number;
   readonly #channelTables: Float32Array[];
 
-  constructor(config: ImagePreprocessorConfig) {
+  constructor(config: ImagePreprocessorConfig, limits: ImageDecodeLimits = {}) {
     this.config = config;
+    this.maxImagePixels = limits.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS;
     this.#channelTables = channelTables(config);
   }
 
-  static async load(preprocessorConfigPath: string): Promise<ClipImagePreprocessor> {
+  static async load(
+    preprocessorConfigPath: string,
+    limits: ImageDecodeLimits = {},
+  ): Promise<ClipImagePreprocessor> {
     const document = await readModelJson(preprocessorConfigPath);
-    return new ClipImagePreprocessor(parsePreprocessorConfig(document, preprocessorConfigPath));
+    return new ClipImagePreprocessor(
+      parsePreprocessorConfig(document, preprocessorConfigPath),
+      limits,
+    );
   }
 
   /**
@@ -147,9 +163,13 @@ export class ClipImagePreprocessor {
     return resize && "height" in resize ? resize : undefined;
   }
 
-  /** One image's encoded bytes → float32 [3, height, width]. Throws on undecodable bytes. */
+  /**
+   * One image's encoded bytes → float32 [3, height, width]. Throws on undecodable bytes, and an
+   * ImageRefusedError on an image the header check refuses.
+   */
   async preprocess(image: Uint8Array): Promise<PixelBatch> {
-    return this.preprocessRgb(await decodeRgb(image, this.config.convertRgb));
+    await assertSafeToDecode(image, this.maxImagePixels);
+    return this.preprocessRgb(await decodeRgb(image, this.config.convertRgb, this.maxImagePixels));
   }
 
   /**
@@ -201,8 +221,12 @@ function channelTables(config: ImagePreprocessorConfig): Float32Array[] {
  * Decodes to 8-bit sRGB with three channels. Decoding happens at full size (no JPEG
  * shrink-on-load, which PIL does not do either) before any resampling.
  */
-async function decodeRgb(image: Uint8Array, convertRgb: boolean): Promise<RgbImage> {
-  let pipeline = sharp(image, { failOn: "error" }).autoOrient();
+async function decodeRgb(
+  image: Uint8Array,
+  convertRgb: boolean,
+  maxPixels: number,
+): Promise<RgbImage> {
+  let pipeline = sharp(image, decodeOptions(maxPixels)).autoOrient();
   if (convertRgb) pipeline = pipeline.removeAlpha().toColourspace("srgb");
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   if (info.channels === 3) return { data, height: info.height, width: info.width };

@@ -53,6 +53,14 @@ export function registerApiRoutes(app: FastifyInstance, context: ServerContext):
       );
     }
     const thumbnail = await served.thumbnails.find(key);
+    if (thumbnail !== undefined && "refused" in thumbnail) {
+      // Not the URL either: what the site serves is likely the same bytes.
+      throw new RequestError(
+        "key",
+        `the stored image for key ${JSON.stringify(key)} is not served: ${thumbnail.refused}`,
+        404,
+      );
+    }
     if (thumbnail !== undefined) {
       return reply
         .type(thumbnail.contentType)

@@ -7,9 +7,8 @@
  * does not decode, an image_url that is not http(s) or cannot be fetched, an embedding of the
  * wrong length.
  */
-import sharp from "sharp";
 import type { ImageFetcher } from "../io/fetch/image-fetcher.js";
-import { decodeError } from "../io/image-format.js";
+import { checkImageHeader } from "../io/image-header.js";
 import type { ClipEmbedder } from "../models/embedder.js";
 import { mixAesthetic } from "./aesthetic-embeddings.js";
 import type { KnnQuery } from "./knn-request.js";
@@ -115,8 +114,6 @@ async function imageEmbedding(
   return result.embeddings.data.slice(0, result.embeddings.dimensions);
 }
 
-const RASTER_FORMATS = new Set(["jpeg", "png", "webp", "gif", "avif", "heif", "tiff"]);
-
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 /** Standard or URL-safe base64, padded or not, line breaks allowed, a data: URL prefix too. */
@@ -152,34 +149,23 @@ async function downloadImage(url: string, context: QueryEmbeddingContext): Promi
   throw new RequestError("image_url", `image_url could not be fetched: ${reason}`);
 }
 
-/** Refuses what would cost too much to decode, from the header alone. */
+/**
+ * Refuses what would cost too much to decode, from the header alone (the rule every decoder
+ * shares: raster formats only, so SVG and PDF are never rendered on request; the pixel limit).
+ */
 async function checkImage(bytes: Buffer, field: string, limits: ImageLimits): Promise<void> {
-  let width: number | undefined;
-  let height: number | undefined;
-  let format: string | undefined;
-  try {
-    ({ width, height, format } = await sharp(bytes, { limitInputPixels: false }).metadata());
-  } catch (error) {
-    throw new RequestError(
-      field,
-      `${field} is not an image that decodes: ${decodeError(error, bytes)}`,
-    );
-  }
-  // Raster formats only: SVG and PDF would have libvips render documents on request.
-  if (format === undefined || !RASTER_FORMATS.has(format)) {
-    throw new RequestError(
-      field,
-      `${field} is a ${format ?? "unknown"} file; send a JPEG, PNG, WebP, GIF, AVIF or TIFF image`,
-    );
-  }
-  if (width === undefined || height === undefined) {
-    throw new RequestError(field, `${field} is not an image that decodes: no size in its header`);
-  }
-  if (width * height > limits.maxImagePixels) {
-    throw new RequestError(
-      field,
-      `${field} is ${width} × ${height} pixels; the limit is ${limits.maxImagePixels}`,
-    );
+  const checked = await checkImageHeader(bytes, limits.maxImagePixels);
+  if (checked.ok) return;
+  switch (checked.refusal) {
+    case "undecodable":
+      throw new RequestError(field, `${field} is not an image that decodes: ${checked.error}`);
+    case "unsupported_format":
+      throw new RequestError(
+        field,
+        `${field} is refused: ${checked.error}; send a JPEG, PNG, WebP, GIF, AVIF or TIFF image`,
+      );
+    case "decompression_bomb":
+      throw new RequestError(field, `${field} is refused: ${checked.error}`);
   }
 }
 

@@ -83,6 +83,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           threads: config.threads,
           expansionSearch: config.expansionSearch,
           violencePrompts: { violent: config.violencePrompts, safe: config.safePrompts },
+          maxImagePixels: config.maxImagePixels,
         }),
       );
     }

@@ -47,6 +47,8 @@ export interface ServedIndexOptions {
   /** The graph's candidate list per query; 0: the index's own. */
   expansionSearch: number;
   violencePrompts: ViolencePrompts;
+  /** Stored images with more pixels (or not raster images) are not served as thumbnails. */
+  maxImagePixels?: number;
 }
 
 /** The models that embed an index's queries. */
@@ -94,7 +96,7 @@ export class ServedIndex {
     /** The manifest's stamp when the index was opened (see manifestStamp). */
     readonly stamp: string,
   ) {
-    this.thumbnails = new ThumbnailStore(storage);
+    this.thumbnails = new ThumbnailStore(storage, options.maxImagePixels);
   }
 
   get name(): string {

@@ -5,9 +5,14 @@
  * the first request for a shard reads that tar's headers once into a key → (offset, size) map;
  * later requests read just the member's bytes. An `images/NNNNN/` folder (download's `files`
  * output) is read directly. What is not found is undefined: the route falls back to the URL.
+ *
+ * The browser decodes what is served, so stored bytes pass the rule every decoder shares
+ * (src/io/image-header.ts) first: a raster image within the pixel limit, served with the type of
+ * its real format, whatever its file name says. Anything else is `refused`, with the reason.
  */
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
+import { checkImageHeader, DEFAULT_MAX_IMAGE_PIXELS } from "../io/image-header.js";
 import { layout, SHARD_DIGITS } from "../io/layout.js";
 import type { LocalStorage } from "../io/local-storage.js";
 import { readTarEntries, splitSampleName } from "../io/tar-reader.js";
@@ -17,21 +22,27 @@ export interface Thumbnail {
   contentType: string;
 }
 
+/** A stored image that is not served: why (an SVG, a decompression bomb, bytes that do not decode). */
+export interface RefusedThumbnail {
+  refused: string;
+}
+
 interface TarMember {
   offset: number;
   size: number;
   extension: string;
 }
 
-const IMAGE_TYPES: Record<string, string> = {
-  jpg: "image/jpeg",
+/** File extensions an image member of a sample has. */
+const IMAGE_EXTENSIONS = ["jpg", "jpeg", "png", "webp", "gif", "avif", "bmp", "tif", "tiff"];
+
+/** The content type of each raster format, as sharp names it. */
+const TYPE_OF_FORMAT: Record<string, string> = {
   jpeg: "image/jpeg",
   png: "image/png",
   webp: "image/webp",
   gif: "image/gif",
   avif: "image/avif",
-  bmp: "image/bmp",
-  tif: "image/tiff",
   tiff: "image/tiff",
 };
 
@@ -40,9 +51,22 @@ const TAR_HEADER = 512;
 export class ThumbnailStore {
   private readonly tars = new Map<string, Promise<Map<string, TarMember> | undefined>>();
 
-  constructor(private readonly storage: LocalStorage) {}
+  constructor(
+    private readonly storage: LocalStorage,
+    private readonly maxImagePixels = DEFAULT_MAX_IMAGE_PIXELS,
+  ) {}
 
-  async find(key: string): Promise<Thumbnail | undefined> {
+  async find(key: string): Promise<Thumbnail | RefusedThumbnail | undefined> {
+    const bytes = await this.storedBytes(key);
+    if (bytes === undefined) return undefined;
+    const checked = await checkImageHeader(bytes, this.maxImagePixels);
+    if (!checked.ok) return { refused: checked.error };
+    const { format, compression } = checked.metadata;
+    const heif = compression === "av1" ? "image/avif" : "image/heic";
+    return { bytes, contentType: format === "heif" ? heif : (TYPE_OF_FORMAT[format] as string) };
+  }
+
+  private async storedBytes(key: string): Promise<Buffer | undefined> {
     const shard = key.slice(0, SHARD_DIGITS);
     if (!/^\d+$/.test(shard)) return undefined;
     const members = await this.tarMembers(shard);
@@ -53,8 +77,7 @@ export class ThumbnailStore {
       try {
         const bytes = Buffer.alloc(member.size);
         const { bytesRead } = await file.read(bytes, 0, member.size, member.offset);
-        if (bytesRead !== member.size) return undefined;
-        return { bytes, contentType: IMAGE_TYPES[member.extension] as string };
+        return bytesRead === member.size ? bytes : undefined;
       } finally {
         await file.close();
       }
@@ -80,7 +103,7 @@ export class ThumbnailStore {
       for await (const entry of readTarEntries(stream)) {
         if (entry.kind !== "file") continue;
         const { key, extension } = splitSampleName(entry.name);
-        if (IMAGE_TYPES[extension] === undefined) continue;
+        if (!IMAGE_EXTENSIONS.includes(extension)) continue;
         // A long name or pax header before the member would shift its data; the reader gives
         // the offset of the member's own header, whose data follows it.
         members.set(key, { offset: entry.offset + TAR_HEADER, size: entry.data.length, extension });
@@ -93,13 +116,11 @@ export class ThumbnailStore {
     return members;
   }
 
-  private async fromFolder(shard: string, key: string): Promise<Thumbnail | undefined> {
+  private async fromFolder(shard: string, key: string): Promise<Buffer | undefined> {
     if (!/^[\w-]+$/.test(key)) return undefined;
-    for (const [extension, contentType] of Object.entries(IMAGE_TYPES)) {
+    for (const extension of IMAGE_EXTENSIONS) {
       const path = `${layout.imageFilesFolder(shard)}/${key}.${extension}`;
-      if (await this.storage.exists(path)) {
-        return { bytes: await this.storage.read(path), contentType };
-      }
+      if (await this.storage.exists(path)) return this.storage.read(path);
     }
     return undefined;
   }

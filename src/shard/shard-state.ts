@@ -1,40 +1,93 @@
 /**
  * Done markers: `_state/<stage>/<shard>.json`, written after a shard's outputs, so a marker
  * proves its outputs are complete. A stage skips a shard whose marker names the same input
- * digest and whose outputs are still there with the recorded sizes; anything else is redone.
+ * digest and whose outputs still match it: the recorded size, and a checksum of the first and
+ * last 64 KiB (Parquet's magic and footer, a tar's first and last members), which catches a file
+ * replaced or overwritten at either end for two reads a file, whatever its size. Markers written
+ * before the checksum existed are checked by size alone. Anything else is redone.
  */
 import { createHash } from "node:crypto";
 import { layout } from "../io/layout.js";
 import type { DatasetStorage, FileInfo } from "../io/storage.js";
+
+/** An output file as its marker records it. */
+export interface MarkedOutput extends FileInfo {
+  /** `ends-sha256:HEX` of the first and last 64 KiB; absent in older markers and missing files. */
+  checksum?: string;
+}
 
 export interface DoneMarker {
   stage: string;
   shard: string;
   /** Digest of everything the output depends on: the inputs' identity and the stage's config. */
   inputDigest: string;
-  outputs: FileInfo[];
+  outputs: MarkedOutput[];
   counts: Record<string, number>;
 }
 
+const ENDS_BYTES = 64 * 1024;
+const CHECKSUM_SCHEME = "ends-sha256:";
+
 export class ShardState {
+  private readonly redo: ReadonlySet<string>;
+  private readonly redoOffered = new Set<string>();
+
   constructor(
     private readonly storage: DatasetStorage,
     readonly stage: string,
-  ) {}
+    /** `redo`: shards whose markers are disregarded, so they run again (`--redo`). */
+    options: { redo?: readonly string[] } = {},
+  ) {
+    this.redo = new Set(options.redo ?? []);
+  }
 
   /** The marker when the shard is done for exactly this input digest, else undefined. */
   async findDone(shard: string, inputDigest: string): Promise<DoneMarker | undefined> {
+    if (this.redo.has(shard)) {
+      this.redoOffered.add(shard);
+      return undefined;
+    }
     const marker = await this.read(shard);
     if (marker === undefined || marker.inputDigest !== inputDigest) return undefined;
-    for (const output of marker.outputs) {
-      const info = await this.storage.stat(output.path);
-      if (info?.bytes !== output.bytes) return undefined;
-    }
-    return marker;
+    return (await this.damagedOutputs(marker)).length === 0 ? marker : undefined;
   }
 
+  /** `redo` shards no findDone asked about: not in the stage's plan. */
+  redoNotPlanned(): string[] {
+    return [...this.redo].filter((shard) => !this.redoOffered.has(shard)).sort();
+  }
+
+  /** One line for each output that no longer matches the marker: missing, resized, rewritten. */
+  async damagedOutputs(marker: DoneMarker): Promise<string[]> {
+    const damaged: string[] = [];
+    for (const output of marker.outputs) {
+      const info = await this.storage.stat(output.path);
+      if (info?.bytes !== output.bytes) {
+        damaged.push(
+          info === undefined
+            ? `${output.path} is missing`
+            : `${output.path} is ${info.bytes} bytes, its done marker says ${output.bytes}`,
+        );
+      } else if (
+        output.checksum?.startsWith(CHECKSUM_SCHEME) === true &&
+        (await endsChecksum(this.storage, output.path, info.bytes)) !== output.checksum
+      ) {
+        damaged.push(`${output.path} has changed since its done marker was written (checksum)`);
+      }
+    }
+    return damaged;
+  }
+
+  /** Outputs that come without a checksum get one (a caller's still-valid ones are kept). */
   async markDone(marker: Omit<DoneMarker, "stage">): Promise<void> {
-    const full: DoneMarker = { stage: this.stage, ...marker };
+    const outputs = await Promise.all(
+      marker.outputs.map(async (output) =>
+        output.checksum !== undefined || output.bytes < 0
+          ? output
+          : { ...output, checksum: await endsChecksum(this.storage, output.path, output.bytes) },
+      ),
+    );
+    const full: DoneMarker = { stage: this.stage, ...marker, outputs };
     await this.storage.writeAtomic(
       layout.doneMarker(this.stage, marker.shard),
       `${JSON.stringify(full, null, 2)}\n`,
@@ -59,6 +112,20 @@ export class ShardState {
     );
     return markers.filter((marker): marker is DoneMarker => marker !== undefined);
   }
+}
+
+/**
+ * SHA-256 over the first and last 64 KiB (the whole file when it is smaller than both): a
+ * constant cost per file, where hashing a multi-GB tar whole would make every skip check read it.
+ */
+async function endsChecksum(storage: DatasetStorage, path: string, bytes: number): Promise<string> {
+  const hash = createHash("sha256");
+  if (bytes <= 2 * ENDS_BYTES) hash.update(await storage.readRange(path, 0, bytes));
+  else {
+    hash.update(await storage.readRange(path, 0, ENDS_BYTES));
+    hash.update(await storage.readRange(path, bytes - ENDS_BYTES, ENDS_BYTES));
+  }
+  return `${CHECKSUM_SCHEME}${hash.digest("hex")}`;
 }
 
 /** A stable digest of a JSON-serialisable value (object keys sorted). */

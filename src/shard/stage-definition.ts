@@ -126,6 +126,8 @@ export interface StageDefinition<
    * Default: a job a shard.
    */
   runsAs?: "shard jobs" | "one job";
+  /** Its command takes `--redo SHARD,…` to redo named shards (what `status` suggests for damage). */
+  redoOption?: boolean;
   /** Fails fast, before a run starts, when the root's config cannot work for this stage. */
   checkConfig?(config: ClipcrawlConfig): void;
   /** What its summary's `samples` and `outputs` count, e.g. "image links" and "pairs kept". */

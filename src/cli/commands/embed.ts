@@ -2,12 +2,14 @@ import type { Command } from "commander";
 import type { EmbedConfig } from "../../stages/embed/config.js";
 import type { EmbedSummary } from "../../stages/embed/embed.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
+import { addRedoOption } from "../redo-option.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
 
 interface EmbedFlags {
   root: string;
   overwrite?: boolean;
+  redo?: string[];
   json?: boolean;
   [key: string]: unknown;
 }
@@ -25,6 +27,7 @@ export function registerEmbed(program: Command): void {
     .option("--root <dir>", "the dataset root", ".")
     .option("--overwrite", "redo every shard (default: skip finished shards)")
     .option("--json", "print the summary as JSON");
+  addRedoOption(command);
   addConfigOptions(command, "embed");
   command.addHelpText(
     "after",
@@ -41,6 +44,7 @@ export function registerEmbed(program: Command): void {
           root: flags.root,
           inputs,
           overwrite: flags.overwrite === true,
+          redo: flags.redo,
           config: configOverrides(flags, "embed") as Partial<EmbedConfig>,
           reporter,
         }),

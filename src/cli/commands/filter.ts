@@ -2,12 +2,14 @@ import type { Command } from "commander";
 import type { FilterConfig } from "../../stages/filter/config.js";
 import type { FilterSummary } from "../../stages/filter/filter.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
+import { addRedoOption } from "../redo-option.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
 
 interface FilterFlags {
   root: string;
   overwrite?: boolean;
+  redo?: string[];
   json?: boolean;
   [key: string]: unknown;
 }
@@ -21,6 +23,7 @@ export function registerFilter(program: Command): void {
     .option("--root <dir>", "the dataset root", ".")
     .option("--overwrite", "redo every shard (default: skip finished shards)")
     .option("--json", "print the summary as JSON");
+  addRedoOption(command);
   addConfigOptions(command, "filter");
   command.addHelpText(
     "after",
@@ -36,6 +39,7 @@ export function registerFilter(program: Command): void {
         filter({
           root: flags.root,
           overwrite: flags.overwrite === true,
+          redo: flags.redo,
           config: configOverrides(flags, "filter") as Partial<FilterConfig>,
           reporter,
         }),

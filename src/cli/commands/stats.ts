@@ -28,7 +28,9 @@ export function registerStats(program: Command): void {
         ...(flags.output === undefined ? {} : { html: flags.output }),
         ...(flags.json === undefined ? {} : { json: flags.json }),
       });
+      for (const warning of summary.warnings) process.stderr.write(`stats: ${warning}\n`);
       process.stdout.write(describeStats(summary));
+      if (!summary.ok) process.exitCode = 1;
     });
 }
 

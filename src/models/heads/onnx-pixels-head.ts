@@ -5,11 +5,13 @@
  * preprocessing is the classifier's, not CLIP's: resize as torchvision's Resize does on a PIL image
  * (PIL's own resampling, pil-resample.ts), to [0, 1], minus mean, over std.
  *
- * An image that does not decode is a row error with download's stable wording; the rest of the
- * batch is scored.
+ * An image that does not decode, or that the shared header check refuses (not a raster format,
+ * over the pixel limit), is a row error with download's stable wording; the rest of the batch is
+ * scored.
  */
 import sharp from "sharp";
 import { asBuffer, decodeError } from "../../io/image-format.js";
+import { assertSafeToDecode, decodeOptions, isRefusal } from "../../io/image-header.js";
 import { resizedSize } from "../image-preprocessing.js";
 import { ModelError } from "../model-error.js";
 import { PIL_RESAMPLE, pilResize, type RgbImage } from "../pil-resample.js";
@@ -36,6 +38,7 @@ export class OnnxPixelsHead implements ScoreHead {
     readonly name: string,
     readonly config: OnnxPixelsHeadConfig,
     readonly model: OnnxHeadModel,
+    readonly maxImagePixels: number,
   ) {
     this.files = [model.path];
   }
@@ -44,7 +47,7 @@ export class OnnxPixelsHead implements ScoreHead {
     name: string,
     config: OnnxPixelsHeadConfig,
     path: string,
-    context: { threads: number },
+    context: { threads: number; maxImagePixels: number },
   ): Promise<OnnxPixelsHead> {
     const model = await openOnnxHead(name, path, {
       inputName: config.inputName,
@@ -76,7 +79,7 @@ export class OnnxPixelsHead implements ScoreHead {
         );
       }
       await probeOnnxHead(model, [PROBE_ROWS, 3, size, size], config.outputIndex);
-      return new OnnxPixelsHead(name, config, model);
+      return new OnnxPixelsHead(name, config, model, context.maxImagePixels);
     } catch (error) {
       await model.session.release();
       throw error;
@@ -104,7 +107,8 @@ export class OnnxPixelsHead implements ScoreHead {
         if (result.status === "fulfilled") decoded.push({ row, pixels: result.value });
         else {
           const reason = decodeError(result.reason, asBuffer(group[position]));
-          errors[row] = `${this.name} head: image does not decode: ${reason}`;
+          const what = isRefusal(result.reason) ? "image refused" : "image does not decode";
+          errors[row] = `${this.name} head: ${what}: ${reason}`;
         }
       });
     }
@@ -136,7 +140,8 @@ export class OnnxPixelsHead implements ScoreHead {
   async #pixels(bytes: Uint8Array): Promise<Float32Array> {
     const { imageSize: size, resizeMode, mean, std } = this.config;
     const resample = PIL_RESAMPLE[this.config.resample];
-    const rgb = await decodeRgb(bytes);
+    await assertSafeToDecode(bytes, this.maxImagePixels);
+    const rgb = await decodeRgb(bytes, this.maxImagePixels);
     let image: RgbImage;
     if (resizeMode === "squash") image = pilResize(rgb, size, size, resample);
     else {
@@ -158,8 +163,8 @@ export class OnnxPixelsHead implements ScoreHead {
 }
 
 /** Decodes to 8-bit sRGB, three channels, EXIF orientation applied, alpha dropped (as PIL's convert("RGB")). */
-async function decodeRgb(bytes: Uint8Array): Promise<RgbImage> {
-  const { data, info } = await sharp(bytes, { failOn: "error" })
+async function decodeRgb(bytes: Uint8Array, maxPixels: number): Promise<RgbImage> {
+  const { data, info } = await sharp(bytes, decodeOptions(maxPixels))
     .autoOrient()
     .removeAlpha()
     .toColourspace("srgb")

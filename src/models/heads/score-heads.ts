@@ -4,6 +4,7 @@
  * a head that cannot load stops everything with its one-line ModelError.
  */
 import { resolve } from "node:path";
+import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-header.js";
 import type { ClipModel } from "../clip-model.js";
 import { LinearHead } from "./linear-head.js";
 import { OnnxEmbeddingHead } from "./onnx-embedding-head.js";
@@ -19,6 +20,8 @@ export interface ScoreHeadsContext {
   baseDir: string;
   /** onnxruntime intra-op threads for each ONNX head; 0 or absent lets it choose (all cores). */
   threads?: number;
+  /** Pixel heads refuse larger images from their header (default: Pillow's limit). */
+  maxImagePixels?: number;
 }
 
 /** Per score column, a value or null for every row; per row, the errors of all heads or null. */
@@ -104,6 +107,7 @@ function loadHead(
     case "onnx-pixels":
       return OnnxPixelsHead.load(name, config, resolve(context.baseDir, config.model), {
         threads,
+        maxImagePixels: context.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
       });
   }
 }

@@ -5,6 +5,7 @@
  * download's flags from it.
  */
 import { z } from "zod";
+import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-header.js";
 
 /** curl's --connect-to rule: connections for HOST:PORT go to TARGET_HOST:TARGET_PORT instead. */
 const connectToRule = z
@@ -172,7 +173,7 @@ export const downloadConfigSchema = z
       .number()
       .int()
       .min(1)
-      .default(89_478_485)
+      .default(DEFAULT_MAX_IMAGE_PIXELS)
       .describe(
         "decompression-bomb guard: larger images are refused before decoding (Pillow's limit)",
       ),

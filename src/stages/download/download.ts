@@ -17,7 +17,7 @@ import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
-import { ShardSelection } from "../../shard/shard-selection.js";
+import { ShardSelection, unplannedShardError } from "../../shard/shard-selection.js";
 import { ShardState } from "../../shard/shard-state.js";
 import type { StageSummary } from "../../shard/stage-definition.js";
 import { defaultParallelism, siblingModule, WorkerPool } from "../../shard/worker-pool.js";
@@ -45,6 +45,8 @@ export interface DownloadOptions {
    * neither run nor counted. A runner's job is one shard.
    */
   shards?: readonly string[];
+  /** Redo these shards (names like "00002") even when their done markers match. */
+  redo?: readonly string[];
   /** Once aborted, no further shard starts; the running ones finish (a runner's Ctrl-C). */
   signal?: AbortSignal;
   reporter?: StageReporter;
@@ -80,7 +82,7 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
   const blocklistPath = config.blocklist === "" ? "" : resolve(cwd, config.blocklist);
   const blocklistIdentity = await fileIdentity(blocklistPath);
 
-  const state = new ShardState(storage, DOWNLOAD_STAGE);
+  const state = new ShardState(storage, DOWNLOAD_STAGE, { redo: options.redo });
   if (options.overwrite === true) {
     await storage.remove(layout.imagesFolder());
     await storage.remove(layout.stateFolder(DOWNLOAD_STAGE));
@@ -173,14 +175,23 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
     },
   });
 
+  // A --redo name the plan never offered: a typo, or a shard whose input is gone.
+  const redoUnplanned = options.overwrite === true ? [] : state.redoNotPlanned();
+  const failedShards = [
+    ...loop.failedShards,
+    ...redoUnplanned.map((shard) => ({
+      shard,
+      error: unplannedShardError(DOWNLOAD_STAGE, plan.totalShards),
+    })),
+  ];
   const seconds = (performance.now() - started) / 1000;
   return {
-    ok: loop.failedShards.length === 0,
+    ok: failedShards.length === 0,
     source: plan.source,
     shards: loop.shardsTotal,
     shardsWritten: loop.shardsWritten,
     shardsSkipped: loop.shardsSkipped,
-    failedShards: loop.failedShards,
+    failedShards,
     samples: totals.count,
     outputs: totals.successes,
     totals,

@@ -1,12 +1,14 @@
 /**
  * Decoding, checking, orienting, resizing and encoding one image with sharp (libvips), with
  * img2dataset's resize modes and size rules. The geometry is computed here, not by sharp, with
- * the same rounding as img2dataset (albumentations), so sizes match it exactly. The pixel
- * limit is checked on the header before any pixel is decoded (decompression bombs).
+ * the same rounding as img2dataset (albumentations), so sizes match it exactly. The header must
+ * pass the rule every decoder shares (src/io/image-header.ts: a raster format, within the pixel
+ * limit) before any pixel is decoded (decompression bombs, SVGs).
  */
 import { availableParallelism } from "node:os";
 import sharp, { type Metadata, type Sharp } from "sharp";
 import { decodeError, sniffFormat } from "../../io/image-format.js";
+import { checkImageHeader, decodeOptions } from "../../io/image-header.js";
 import type { DownloadConfig } from "./config.js";
 import { exifJson } from "./exif.js";
 
@@ -49,9 +51,6 @@ export interface Geometry {
 
 const WHITE = { r: 255, g: 255, b: 255, alpha: 1 };
 
-/** Raster formats a web image comes in; SVG, PDF and the like are not rendered. */
-const DECODABLE_FORMATS = new Set(["jpeg", "png", "webp", "gif", "tiff", "avif", "heif"]);
-
 const EXTENSION_OF_FORMAT: Record<string, string> = {
   jpeg: "jpg",
   png: "png",
@@ -72,22 +71,9 @@ export class ImageResizer {
   async resize(bytes: Buffer): Promise<ResizeOutcome> {
     const options = this.options;
     if (options.disableAllReencoding) return this.storeAsIs(bytes);
-    let metadata: Metadata;
-    try {
-      metadata = await sharp(bytes, { failOn: "error", limitInputPixels: false }).metadata();
-    } catch (error) {
-      return { ok: false, error: decodeError(error, bytes) };
-    }
-    if (!DECODABLE_FORMATS.has(metadata.format)) {
-      return { ok: false, error: `unsupported image format ${metadata.format}` };
-    }
-    const storedHeight = metadata.pageHeight ?? metadata.height;
-    if (metadata.width * storedHeight > options.maxImagePixels) {
-      return {
-        ok: false,
-        error: `decompression bomb: ${metadata.width}x${storedHeight} pixels, over the limit of ${options.maxImagePixels}`,
-      };
-    }
+    const header = await checkImageHeader(bytes, options.maxImagePixels);
+    if (!header.ok) return { ok: false, error: header.error };
+    const { metadata, height: storedHeight } = header;
     const rotated = (metadata.orientation ?? 1) >= 5;
     const originalWidth = rotated ? storedHeight : metadata.width;
     const originalHeight = rotated ? metadata.width : storedHeight;
@@ -139,8 +125,7 @@ export class ImageResizer {
   private pipeline(bytes: Buffer, metadata: Metadata, geometry: Geometry): Sharp {
     const options = this.options;
     let image = sharp(bytes, {
-      failOn: "error",
-      limitInputPixels: options.maxImagePixels,
+      ...decodeOptions(options.maxImagePixels),
       autoOrient: true,
       sequentialRead: true,
     });

@@ -15,6 +15,7 @@ export const downloadStage: StageDefinition<"download", DownloadSummary> = {
   link: "all shards",
   counts: { samples: "samples", outputs: "images downloaded" },
   configSection: "download",
+  redoOption: true,
   plan: async ({ storage }) => {
     const config = (await loadConfig(storage)).download;
     const { planCandidateShards } = await import("./shard-plan.js");

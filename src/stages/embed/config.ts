@@ -5,6 +5,7 @@
  * (`scores`) lives with the heads, in src/models/heads/score-config.ts.
  */
 import { z } from "zod";
+import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-header.js";
 import { MODEL_PRECISION_SUFFIX, type ModelPrecision } from "../../models/model-files.js";
 
 /** What `clipcrawl embed` runs and writes; the model is a local folder, never downloaded here. */
@@ -41,6 +42,14 @@ export const embedConfigSchema = z
       .min(1)
       .default(4)
       .describe("images each preprocessing worker decodes at once (sharp uses its own threads)"),
+    maxImagePixels: z
+      .number()
+      .int()
+      .min(1)
+      .default(DEFAULT_MAX_IMAGE_PIXELS)
+      .describe(
+        "decompression-bomb guard: larger images, and images that are not raster formats (SVG, PDF), are failed_to_embed before decoding (download's limit)",
+      ),
     outputDtype: z
       .enum(["float16", "float32"])
       .default("float16")

@@ -80,6 +80,8 @@ export interface EmbeddedShard {
 
 export const MISSING_FROM_TAR = "image missing from tar";
 export const DECODE_FAILED = "image does not decode";
+/** The header check refused it before decoding: not a raster format, or a decompression bomb. */
+export const IMAGE_REFUSED = "image refused";
 
 interface Pending {
   position: number;
@@ -148,7 +150,7 @@ export async function embedShard(
       outcomes[sample.position] = failed(
         keys[sample.position] as string,
         sample.caption,
-        `${DECODE_FAILED}: ${decodeReason(failure.message)}`,
+        `${failure.refused === true ? IMAGE_REFUSED : DECODE_FAILED}: ${decodeReason(failure.message)}`,
       );
     }
     if (images.indices.length === 0) return;

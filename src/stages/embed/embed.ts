@@ -30,7 +30,7 @@ import {
 import { checkEmbeddingSizesMatch, TextModel } from "../../models/text-model.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
-import { ShardSelection } from "../../shard/shard-selection.js";
+import { ShardSelection, unplannedShardError } from "../../shard/shard-selection.js";
 import { ShardState } from "../../shard/shard-state.js";
 import type { StageSummary } from "../../shard/stage-definition.js";
 import { CaptionEncoder } from "./caption-encoder.js";
@@ -54,6 +54,8 @@ export interface EmbedOptions {
   overwrite?: boolean;
   /** Only these shards run (names like "00003"); the others are neither run nor counted. */
   shards?: readonly string[];
+  /** Redo these shards (names like "00002") even when their done markers match. */
+  redo?: readonly string[];
   reporter?: StageReporter;
   /** Relative model paths and inputs are resolved against it (default: the process's). */
   cwd?: string;
@@ -158,12 +160,13 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const totals = emptyEmbedCounts();
   const errors = new Map<string, number>();
   let dimensions: number | null = null;
+  const state = new ShardState(storage, EMBED_STAGE, { redo: options.redo });
   const loop = await runShardLoop({
     stage: EMBED_STAGE,
     shards: plan,
     planned: plan.length,
     selection: ShardSelection.of(options.shards),
-    state: new ShardState(storage, EMBED_STAGE),
+    state,
     overwrite: options.overwrite === true,
     reporter,
     progress: () => ({
@@ -203,16 +206,25 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     },
   });
 
+  // A --redo name the plan never offered: a typo, or a shard whose input is gone.
+  const redoUnplanned = options.overwrite === true ? [] : state.redoNotPlanned();
+  const failedShards = [
+    ...loop.failedShards,
+    ...redoUnplanned.map((shard) => ({
+      shard,
+      error: unplannedShardError(EMBED_STAGE, plan.length),
+    })),
+  ];
   const seconds = (performance.now() - started) / 1000;
   return {
-    ok: loop.failedShards.length === 0,
+    ok: failedShards.length === 0,
     source: inputs.length === 0 ? "images" : "inputs",
     model: { folder: files.folder, precision: config.precision, dimensions },
     multilingualModel: multilingualFiles?.folder ?? null,
     shards: loop.shardsTotal,
     shardsWritten: loop.shardsWritten,
     shardsSkipped: loop.shardsSkipped,
-    failedShards: loop.failedShards,
+    failedShards,
     samples: totals.samples,
     outputs: totals.embedded,
     totals,
@@ -240,6 +252,7 @@ async function openEncoders(
     model,
     baseDir,
     threads: config.threads,
+    maxImagePixels: config.maxImagePixels,
   }).catch(async (error: unknown) => {
     await model.release();
     throw error;
@@ -266,6 +279,7 @@ async function openEncoders(
     model,
     preprocessWorkers(config.preprocessWorkers),
     config.decodeConcurrency,
+    config.maxImagePixels,
   );
   return {
     batchSize: config.batchSize,

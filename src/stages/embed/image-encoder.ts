@@ -7,6 +7,7 @@
  * The arithmetic is the models layer's (ClipImagePreprocessor, ClipModel, normaliseRows); only
  * where it runs differs from ClipEmbedder.embedImages.
  */
+import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-header.js";
 import type { ClipModel, EmbeddingMatrix } from "../../models/clip-model.js";
 import { type ImageFailure, normaliseRows } from "../../models/embedder.js";
 import { siblingModule, WorkerPool } from "../../shard/worker-pool.js";
@@ -32,6 +33,7 @@ export class PipelinedImageEncoder {
     private readonly model: ClipModel,
     workers: number,
     private readonly decodeConcurrency: number,
+    private readonly maxImagePixels = DEFAULT_MAX_IMAGE_PIXELS,
   ) {
     this.#pool = new WorkerPool(siblingModule(import.meta.url, "preprocess-worker"), workers);
   }
@@ -45,6 +47,7 @@ export class PipelinedImageEncoder {
           preprocessorConfig: this.model.files.preprocessorConfig,
           images: images.slice(start, start + chunkSize),
           concurrency: this.decodeConcurrency,
+          maxImagePixels: this.maxImagePixels,
         }),
       );
     }
@@ -54,7 +57,7 @@ export class PipelinedImageEncoder {
         prepared.indices.push(index);
         prepared.images.push(image);
       } else {
-        prepared.failures.push({ index, message: image.message });
+        prepared.failures.push({ index, message: image.message, refused: image.refused });
       }
     });
     return prepared;

@@ -14,6 +14,7 @@ export const embedStage: StageDefinition<"embed", EmbedSummary> = {
   link: "each shard",
   counts: { samples: "samples", outputs: "samples embedded" },
   configSection: "embed",
+  redoOption: true,
   checkConfig: (config) => {
     if (config.embed.model.trim() === "") {
       throw new ConfigError(

@@ -29,7 +29,7 @@ import { duckdbConnection } from "../../io/parquet.js";
 import type { FileInfo } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
-import { ShardSelection } from "../../shard/shard-selection.js";
+import { ShardSelection, unplannedShardError } from "../../shard/shard-selection.js";
 import { ShardState } from "../../shard/shard-state.js";
 import type { StageSummary } from "../../shard/stage-definition.js";
 import type { FilterConfig } from "./config.js";
@@ -48,6 +48,8 @@ export interface FilterOptions {
   overwrite?: boolean;
   /** Only these shards run (names like "00003"); the others are neither run nor counted. */
   shards?: readonly string[];
+  /** Redo these shards (names like "00002") even when their done markers match. */
+  redo?: readonly string[];
   reporter?: StageReporter;
   /** Relative blocklist paths are resolved against it (default: the process's). */
   cwd?: string;
@@ -106,12 +108,13 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
 
   const plan = await planFilterShards(storage, filterIdentity(config, blocklistsDigest(lists)));
   const totals = emptyFilterCounts();
+  const state = new ShardState(storage, FILTER_STAGE, { redo: options.redo });
   const loop = await runShardLoop({
     stage: FILTER_STAGE,
     shards: plan,
     planned: plan.length,
     selection: ShardSelection.of(options.shards),
-    state: new ShardState(storage, FILTER_STAGE),
+    state,
     overwrite: options.overwrite === true,
     reporter,
     progress: () => ({
@@ -148,13 +151,22 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
     written: (stats) => addCounts(totals, stats),
   });
 
+  // A --redo name the plan never offered: a typo, or a shard whose input is gone.
+  const redoUnplanned = options.overwrite === true ? [] : state.redoNotPlanned();
+  const failedShards = [
+    ...loop.failedShards,
+    ...redoUnplanned.map((shard) => ({
+      shard,
+      error: unplannedShardError(FILTER_STAGE, plan.length),
+    })),
+  ];
   const seconds = (performance.now() - started) / 1000;
   return {
-    ok: loop.failedShards.length === 0,
+    ok: failedShards.length === 0,
     shards: loop.shardsTotal,
     shardsWritten: loop.shardsWritten,
     shardsSkipped: loop.shardsSkipped,
-    failedShards: loop.failedShards,
+    failedShards,
     samples: totals.samples,
     outputs: totals.kept,
     totals,

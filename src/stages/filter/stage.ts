@@ -13,6 +13,7 @@ export const filterStage: StageDefinition<"filter", FilterSummary> = {
   link: "each shard",
   counts: { samples: "pairs", outputs: "pairs kept" },
   configSection: "filter",
+  redoOption: true,
   run: async (call) =>
     (await import("./filter.js")).filter({
       root: call.storage,

@@ -15,6 +15,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import { errorMessage, InputError } from "../../errors.js";
+import { describeDamagedShard } from "../../formats/dataset-shards.js";
 import {
   DuplicateGroups,
   readDuplicateGroups,
@@ -123,7 +124,12 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
   const state = new ShardState(storage, INDEX_STAGE);
 
   const timings = { read: 0, graph: 0, duplicates: 0, write: 0, total: 0 };
-  const failedShards: FailedIndexShard[] = [];
+  const failedShards: FailedIndexShard[] = plan.damaged.map((damaged) => ({
+    shard: damaged.shard,
+    error: describeDamagedShard(damaged, storage.root),
+  }));
+  for (const failed of failedShards)
+    reporter.warn(`index shard ${failed.shard} failed: ${failed.error}`);
   const added: { shard: PlannedIndexShard; segment: IndexSegment }[] = [];
   let shardsDone = plan.shards.length - pending.length;
   const report = (rows: number) =>

@@ -3,15 +3,16 @@
  * rows of the dataset (`dataset/NNNNN.parquet`, with their vectors from embeddings shard NNNNN);
  * a root that has no dataset yet gets every embedded row (`embeddings/metadata/metadata_NNNNN`).
  * A digest covers the input files' size and modification time and the upstream stages' own
- * digests (hashing every file on every run would cost more than a skip check should).
+ * digests (hashing every file on every run would cost more than a skip check should). A dataset
+ * shard that is not readable Parquet is left out of the plan and listed as damaged.
  */
 import { stat } from "node:fs/promises";
 import { InputError } from "../../errors.js";
+import { type DamagedDatasetShard, datasetShardFiles } from "../../formats/dataset-shards.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
 
-const DATASET_SHARD = /^(\d{5})\.parquet$/;
 const METADATA_SHARD = /^metadata_(\d{5})\.parquet$/;
 
 export interface PlannedIndexShard {
@@ -30,17 +31,21 @@ export interface IndexPlan {
   shards: PlannedIndexShard[];
   /** Embedding shards with no dataset shard yet (filter has not run on them): not indexed. */
   waiting: string[];
+  /** Dataset shards that are not readable Parquet: not indexed. */
+  damaged: DamagedDatasetShard[];
 }
 
 export async function planIndexShards(storage: DatasetStorage): Promise<IndexPlan> {
-  const datasetNames = matching(await storage.list(layout.datasetFolder()), DATASET_SHARD);
+  const dataset = await datasetShardFiles(storage);
+  const datasetNames = dataset.readable.map((shard) => shard.shard);
+  const damagedNames = new Set(dataset.damaged.map((shard) => shard.shard));
   const embeddedNames = matching(
     await storage.list(layout.embeddingMetadataFolder()),
     METADATA_SHARD,
   );
-  const source = datasetNames.length > 0 ? "dataset" : "embeddings";
+  const source = datasetNames.length + damagedNames.size > 0 ? "dataset" : "embeddings";
   const names = source === "dataset" ? datasetNames : embeddedNames;
-  if (names.length === 0) {
+  if (names.length === 0 && damagedNames.size === 0) {
     throw new InputError(
       "CC_NO_INDEX_INPUT",
       storage.describe(layout.embeddingsFolder()),
@@ -70,8 +75,11 @@ export async function planIndexShards(storage: DatasetStorage): Promise<IndexPla
     shards.push(shard);
   }
   const indexed = new Set(names);
-  const waiting = source === "dataset" ? embeddedNames.filter((name) => !indexed.has(name)) : [];
-  return { source, shards, waiting };
+  const waiting =
+    source === "dataset"
+      ? embeddedNames.filter((name) => !indexed.has(name) && !damagedNames.has(name))
+      : [];
+  return { source, shards, waiting, damaged: dataset.damaged };
 }
 
 function matching(files: readonly string[], pattern: RegExp): string[] {

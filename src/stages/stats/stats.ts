@@ -6,12 +6,18 @@
  * the kept rows), plus what only a whole-root report has: each stage's totals from its stats files
  * (src/pipeline/run-report.ts), the top domains of the kept pairs, and each stage's throughput:
  * from the latest run report when there is one, else from the shards' own timings.
+ *
+ * A dataset shard that is not readable Parquet is left out of the numbers and named in
+ * `damagedShards` with the command that redoes it; the summary is then not `ok`.
  */
 import { mkdir } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import { InputError } from "../../errors.js";
+import {
+  type DamagedDatasetShard,
+  describeDamagedShard,
+  readableDatasetShards,
+} from "../../formats/dataset-shards.js";
 import { type DatasetStats, fileList, readDatasetStats } from "../../formats/dataset-stats.js";
-import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import { type PerStage, STAGE_NAMES } from "../../pipeline/pipeline.js";
@@ -57,10 +63,15 @@ export interface StatsReport extends DatasetStats {
   throughput: StageThroughput[];
   /** The run report the throughput came from, when there was one. */
   runReport: { command: string; finishedAt: string } | null;
+  /** Dataset shards left out of the numbers: not readable Parquet. */
+  damagedShards: DamagedDatasetShard[];
 }
 
 export interface StatsSummary {
+  /** False when damaged dataset shards were left out. */
   ok: boolean;
+  /** One line for each damaged shard: what is wrong and the command that redoes it. */
+  warnings: string[];
   html: string;
   json: string | null;
   report: StatsReport;
@@ -77,12 +88,13 @@ export async function stats(options: StatsOptions): Promise<StatsSummary> {
     json = resolve(cwd, options.json);
     await writeFileAtomic(json, `${JSON.stringify(report, null, 2)}\n`);
   }
-  return { ok: true, html, json, report };
+  const warnings = report.damagedShards.map((shard) => describeDamagedShard(shard, storage.root));
+  return { ok: warnings.length === 0, warnings, html, json, report };
 }
 
 /** The report's numbers (what `--json` writes). */
 export async function statsReport(storage: LocalStorage): Promise<StatsReport> {
-  const kept = await keptShards(storage);
+  const { kept, damaged } = await keptShards(storage);
   const rows = await keptRows(kept);
   const stages = await readStageTotals(storage);
   const latest = await readLatestRunReport(storage);
@@ -101,22 +113,20 @@ export async function statsReport(storage: LocalStorage): Promise<StatsReport> {
     ),
     runReport:
       latest === undefined ? null : { command: latest.command, finishedAt: latest.finishedAt },
+    damagedShards: damaged,
   };
 }
 
-/** The dataset shards: the report needs filter to have run. */
-async function keptShards(storage: LocalStorage): Promise<string[]> {
-  const names = (await storage.list(layout.datasetFolder())).filter((name) =>
-    /^\d{5}\.parquet$/.test(name),
+/** The readable dataset shards' local paths, and the damaged ones: the report needs filter to have run. */
+async function keptShards(
+  storage: LocalStorage,
+): Promise<{ kept: string[]; damaged: DamagedDatasetShard[] }> {
+  const { readable, damaged } = await readableDatasetShards(
+    storage,
+    "no dataset shards (NNNNN.parquet) to report on: run clipcrawl run (or download, embed and filter) on this root first",
   );
-  if (names.length === 0) {
-    throw new InputError(
-      "CC_NO_DATASET",
-      storage.describe(layout.datasetFolder()),
-      "no dataset shards (NNNNN.parquet) to report on: run clipcrawl run (or download, embed and filter) on this root first",
-    );
-  }
-  return Promise.all(names.map((name) => storage.localPath(`${layout.datasetFolder()}/${name}`)));
+  const kept = await Promise.all(readable.map((shard) => storage.localPath(shard.path)));
+  return { kept, damaged };
 }
 
 async function keptRows(paths: readonly string[]): Promise<number> {

@@ -1,6 +1,7 @@
 /**
  * The dataset as subset reads it: the shards `dataset/NNNNN.parquet` (filter's output, LAION's
- * columns), their columns, and the checks a user's SQL gets before it runs — so that a mistake
+ * columns; a damaged one is left out and named, see src/formats/dataset-shards.ts), their
+ * columns, and the checks a user's SQL gets before it runs — so that a mistake
  * is one clear message, not a failure halfway through:
  *
  * - `--where` is parsed and bound by DuckDB against the dataset's columns; its error comes back
@@ -11,12 +12,10 @@
  * - `--columns` must name dataset columns.
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { ClipcrawlError, InputError } from "../../errors.js";
-import { layout } from "../../io/layout.js";
+import { ClipcrawlError } from "../../errors.js";
+import { type DamagedDatasetShard, readableDatasetShards } from "../../formats/dataset-shards.js";
 import type { LocalStorage } from "../../io/local-storage.js";
 import { quoteLiteral } from "../../io/parquet.js";
-
-const DATASET_SHARD = /^\d{5}\.parquet$/;
 
 export interface DatasetShard {
   /** Root-relative path. */
@@ -25,27 +24,22 @@ export interface DatasetShard {
   bytes: number;
 }
 
-export async function datasetShards(storage: LocalStorage): Promise<DatasetShard[]> {
-  const names = (await storage.list(layout.datasetFolder())).filter((name) =>
-    DATASET_SHARD.test(name),
+/** The readable shards, and the damaged ones left out; none readable is an error. */
+export async function datasetShards(
+  storage: LocalStorage,
+): Promise<{ shards: DatasetShard[]; damaged: DamagedDatasetShard[] }> {
+  const { readable, damaged } = await readableDatasetShards(
+    storage,
+    "no dataset shards (NNNNN.parquet); run clipcrawl filter first",
   );
-  if (names.length === 0) {
-    throw new InputError(
-      "CC_NO_DATASET",
-      storage.describe(layout.datasetFolder()),
-      "no dataset shards (NNNNN.parquet); run clipcrawl filter first",
-    );
-  }
-  return Promise.all(
-    names.map(async (name) => {
-      const path = `${layout.datasetFolder()}/${name}`;
-      return {
-        path,
-        localPath: await storage.localPath(path),
-        bytes: (await storage.stat(path))?.bytes ?? 0,
-      };
-    }),
+  const shards = await Promise.all(
+    readable.map(async (shard) => ({
+      path: shard.path,
+      localPath: await storage.localPath(shard.path),
+      bytes: shard.bytes,
+    })),
   );
+  return { shards, damaged };
 }
 
 /** A DuckDB relation over the shards (with `filename` and `file_row_number` when asked). */

@@ -15,6 +15,7 @@ import { basename, dirname, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
 import { ClipcrawlError, InputError } from "../../errors.js";
+import { describeDamagedShard } from "../../formats/dataset-shards.js";
 import { type ClipIndex, openIndex } from "../../formats/index/clip-index.js";
 import { readManifest } from "../../formats/index/index-manifest.js";
 import { layout } from "../../io/layout.js";
@@ -73,6 +74,7 @@ export interface SubsetOptions {
 }
 
 export interface SubsetSummary {
+  /** False when a damaged dataset shard was left out (named in `damagedShards`). */
   ok: boolean;
   output: string;
   format: SubsetFormat;
@@ -80,6 +82,8 @@ export interface SubsetSummary {
   rows: number;
   /** The dataset's shards, their rows and bytes (what was read). */
   shards: number;
+  /** Shards left out because they are not readable Parquet, each with what is wrong. */
+  damagedShards: { shard: string; path: string; reason: string }[];
   rowsScanned: number;
   bytesScanned: number;
   /** Rows per language, most frequent first ("" is no detected language). */
@@ -127,7 +131,9 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
     );
   }
 
-  const shards = await datasetShards(storage);
+  const { shards, damaged } = await datasetShards(storage);
+  for (const shard of damaged)
+    reporter.warn(`subset: ${describeDamagedShard(shard, storage.root)}`);
   const connection = await duckdbConnection();
   let index: ClipIndex | undefined;
   try {
@@ -222,12 +228,13 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
     }
     const seconds = (performance.now() - started) / 1000;
     return {
-      ok: true,
+      ok: damaged.length === 0,
       output,
       format,
       columns: outputColumns,
       rows,
       shards: shards.length,
+      damagedShards: damaged,
       rowsScanned,
       bytesScanned: shards.reduce((sum, shard) => sum + shard.bytes, 0),
       languages: summary.languages,

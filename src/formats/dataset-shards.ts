@@ -1,0 +1,82 @@
+/**
+ * The dataset's shards (`dataset/NNNNN.parquet`, filter's output) as every reader finds them
+ * (subset, stats, index): each one is first checked to be a Parquet file — the `PAR1` magic at
+ * both ends and a footer that fits, 12 bytes read — so that one damaged shard is named, with the
+ * command that redoes it, and the readers go on with the others, instead of DuckDB failing the
+ * whole query with "No magic bytes found".
+ */
+import { InputError } from "../errors.js";
+import { layout } from "../io/layout.js";
+import { parquetFileDamage } from "../io/parquet.js";
+import type { DatasetStorage } from "../io/storage.js";
+
+const DATASET_SHARD = /^(\d{5})\.parquet$/;
+
+export interface DatasetShardFile {
+  /** The shard's name, `NNNNN`. */
+  shard: string;
+  /** Root-relative path. */
+  path: string;
+  bytes: number;
+}
+
+export interface DamagedDatasetShard {
+  shard: string;
+  path: string;
+  /** What is wrong with the file, e.g. `not a Parquet file (no PAR1 magic at its start)`. */
+  reason: string;
+}
+
+export interface DatasetShards {
+  readable: DatasetShardFile[];
+  damaged: DamagedDatasetShard[];
+}
+
+/** The dataset shards in name order, split into the readable and the damaged ones. */
+export async function datasetShardFiles(storage: DatasetStorage): Promise<DatasetShards> {
+  const shards: DatasetShards = { readable: [], damaged: [] };
+  for (const name of await storage.list(layout.datasetFolder())) {
+    const shard = DATASET_SHARD.exec(name)?.[1];
+    if (shard === undefined) continue;
+    const path = layout.datasetShard(shard);
+    const bytes = (await storage.stat(path))?.bytes ?? 0;
+    const reason = await parquetFileDamage(storage, path);
+    if (reason === undefined) shards.readable.push({ shard, path, bytes });
+    else shards.damaged.push({ shard, path, reason });
+  }
+  return shards;
+}
+
+/**
+ * datasetShardFiles for a reader that needs at least one readable shard: none at all is an
+ * InputError with `advice` (what to run), all damaged one naming the command that redoes them.
+ */
+export async function readableDatasetShards(
+  storage: DatasetStorage,
+  advice: string,
+): Promise<DatasetShards> {
+  const shards = await datasetShardFiles(storage);
+  const { readable, damaged } = shards;
+  if (readable.length === 0 && damaged.length > 0) {
+    const names = damaged.map((shard) => shard.shard);
+    throw new InputError(
+      "CC_DATASET_DAMAGED",
+      storage.describe(layout.datasetFolder()),
+      `every dataset shard is damaged (${damaged[0]?.path}: ${damaged[0]?.reason}); redo them with: ${redoFilterCommand(storage.describe(""), names)}`,
+    );
+  }
+  if (readable.length === 0) {
+    throw new InputError("CC_NO_DATASET", storage.describe(layout.datasetFolder()), advice);
+  }
+  return shards;
+}
+
+/** One line: which shard, what is wrong, and the command that writes it again. */
+export function describeDamagedShard(damaged: DamagedDatasetShard, root: string): string {
+  return `${damaged.path} is damaged: ${damaged.reason}; redo it with: ${redoFilterCommand(root, [damaged.shard])}`;
+}
+
+/** `clipcrawl filter --root ROOT --redo 00002,00005`. */
+export function redoFilterCommand(root: string, shards: readonly string[]): string {
+  return `clipcrawl filter --root ${root} --redo ${shards.join(",")}`;
+}

@@ -1,0 +1,103 @@
+/**
+ * Whether image bytes are safe to decode, judged from their header before any pixel is decoded:
+ * the one rule every decoder in clipcrawl applies (download's resizer, embed's preprocessing, the
+ * pixel score heads, serve's image queries and thumbnails).
+ *
+ * - Raster formats only, the ones download accepts (as img2dataset's decoder): an SVG or a PDF is
+ *   a document that libvips would render at whatever size it declares, so it is refused whatever
+ *   its file name says.
+ * - At most `maxPixels` pixels (width × height of one frame): a few hundred bytes of JPEG can
+ *   declare 16000 × 16000, which decodes to 768 MB.
+ *
+ * The decoders then pass `decodeOptions(maxPixels)` to sharp, whose own `limitInputPixels` guards
+ * the decode itself should a header and the decoder disagree.
+ */
+import sharp, { type Metadata, type SharpOptions } from "sharp";
+import { ClipcrawlError } from "../errors.js";
+import { asBuffer, decodeError } from "./image-format.js";
+
+/** Pillow's decompression-bomb limit, download's default (`download.maxImagePixels`). */
+export const DEFAULT_MAX_IMAGE_PIXELS = 89_478_485;
+
+/** The raster formats a web image comes in, as sharp names them (AVIF is `heif`). */
+export const RASTER_IMAGE_FORMATS: ReadonlySet<string> = new Set([
+  "jpeg",
+  "png",
+  "webp",
+  "gif",
+  "tiff",
+  "avif",
+  "heif",
+]);
+
+export type ImageRefusal = "undecodable" | "unsupported_format" | "decompression_bomb";
+
+export type ImageHeaderCheck =
+  | { ok: true; metadata: Metadata; width: number; height: number }
+  | { ok: false; refusal: ImageRefusal; error: string };
+
+/** Thrown by decoders for an image the header check refuses; `message` is the reason. */
+export class ImageRefusedError extends ClipcrawlError {
+  readonly refusal: ImageRefusal;
+
+  constructor(refusal: ImageRefusal, message: string) {
+    super("CC_IMAGE_REFUSED", message);
+    this.name = "ImageRefusedError";
+    this.refusal = refusal;
+  }
+}
+
+/** Whether a decoder's error is a refusal of a readable header (a bomb, an SVG). */
+export function isRefusal(error: unknown): boolean {
+  return error instanceof ImageRefusedError && error.refusal !== "undecodable";
+}
+
+/**
+ * Reads the header only. The messages are download's (`unsupported image format svg`,
+ * `decompression bomb: 16000x16000 pixels, over the limit of 89478485`), so every stage counts a
+ * refused image under the same reason.
+ */
+export async function checkImageHeader(
+  bytes: Uint8Array,
+  maxPixels: number,
+): Promise<ImageHeaderCheck> {
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(bytes, { failOn: "error", limitInputPixels: false }).metadata();
+  } catch (error) {
+    return { ok: false, refusal: "undecodable", error: decodeError(error, asBuffer(bytes)) };
+  }
+  if (!RASTER_IMAGE_FORMATS.has(metadata.format)) {
+    return {
+      ok: false,
+      refusal: "unsupported_format",
+      error: `unsupported image format ${metadata.format}`,
+    };
+  }
+  // One frame is what a decoder without `pages` decodes.
+  const height = metadata.pageHeight ?? metadata.height;
+  const width = metadata.width;
+  if (!(width > 0) || !(height > 0)) {
+    return { ok: false, refusal: "undecodable", error: "invalid image: no size in its header" };
+  }
+  if (width * height > maxPixels) {
+    return {
+      ok: false,
+      refusal: "decompression_bomb",
+      error: `decompression bomb: ${width}x${height} pixels, over the limit of ${maxPixels}`,
+    };
+  }
+  return { ok: true, metadata, width, height };
+}
+
+/** checkImageHeader for decoders that throw: an ImageRefusedError when refused. */
+export async function assertSafeToDecode(bytes: Uint8Array, maxPixels: number): Promise<Metadata> {
+  const checked = await checkImageHeader(bytes, maxPixels);
+  if (!checked.ok) throw new ImageRefusedError(checked.refusal, checked.error);
+  return checked.metadata;
+}
+
+/** sharp's input options for a decode the header check allowed. */
+export function decodeOptions(maxPixels: number): SharpOptions {
+  return { failOn: "error", limitInputPixels: maxPixels };
+}
