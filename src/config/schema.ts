@@ -6,7 +6,6 @@
  * zod and small shared pieces, never the stage code that loads the config, so there is no cycle.
  */
 import { z } from "zod";
-import { DEFAULT_MAX_IMAGE_PIXELS } from "../io/image-header.js";
 import { scoresConfigSchema } from "../models/heads/score-config.js";
 import { serveConfigSchema } from "../server/config.js";
 import { downloadConfigSchema } from "../stages/download/config.js";
