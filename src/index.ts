@@ -130,9 +130,9 @@ export type { WebdatasetCopy } from "./stages/subset/webdataset-copy.js";
 export { VERSION } from "./version.js";
 
 import { initRoot } from "./config/init-root.js";
-import { LocalStorage } from "./io/local-storage.js";
+import { openRoot } from "./io/open-root.js";
 
 /** `clipcrawl init <root>` as a function. */
 export function init(root: string) {
-  return initRoot(new LocalStorage(root));
+  return initRoot(openRoot(root));
 }

@@ -10,7 +10,8 @@
  */
 
 import { layout } from "../io/layout.js";
-import { LocalStorage } from "../io/local-storage.js";
+import type { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { readParquet } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
 import { type StageReporter, silentReporter } from "../shard/reporter.js";
@@ -82,7 +83,7 @@ const DEMO_CERTIFICATE = "demo/web-ca.pem";
 const DEMO_SAMPLES_PER_SHARD = 256;
 
 export async function demo(options: DemoOptions): Promise<DemoResult> {
-  const storage = new LocalStorage(options.root);
+  const storage = openRoot(options.root);
   const reporter = options.reporter ?? silentReporter;
   const seconds = Object.fromEntries(DEMO_STAGES.map((stage) => [stage, 0])) as Record<
     DemoStage,

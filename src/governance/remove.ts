@@ -32,7 +32,8 @@ import {
   readRemovalRequest,
 } from "../formats/removal-lists.js";
 import { layout } from "../io/layout.js";
-import { LocalStorage } from "../io/local-storage.js";
+import type { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { duckdbConnection } from "../io/parquet.js";
 import type { StageReporter } from "../shard/reporter.js";
 import { silentReporter } from "../shard/reporter.js";
@@ -104,7 +105,7 @@ const KIND_STAGES = ["download", "embed", "filter"] as const;
 export async function remove(options: RemoveOptions): Promise<RemoveSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   if (!(await storage.exists("clipcrawl.json"))) {
     throw new InputError(
       "CC_NOT_A_ROOT",

@@ -27,6 +27,7 @@ import { readManifest } from "../formats/index/index-manifest.js";
 import { registerFilterFunctions } from "../formats/sql-functions.js";
 import { layout } from "../io/layout.js";
 import { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { type CellValue, duckdbConnection, quoteLiteral } from "../io/parquet.js";
 import { filterShard } from "../stages/filter/filter-shard.js";
 import { readAuditLog } from "./audit-log.js";
@@ -77,7 +78,7 @@ export interface ShowOptions {
 }
 
 export async function showSample(options: ShowOptions): Promise<SampleHistory> {
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   if (!(await storage.exists("clipcrawl.json"))) {
     throw new InputError(
       "CC_NOT_A_ROOT",

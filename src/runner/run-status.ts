@@ -5,7 +5,8 @@
  * and failed come from the run state file of the last `clipcrawl run` (local), and, for a
  * distributed run, from the job queue, where every failed job keeps its reason.
  */
-import { LocalStorage } from "../io/local-storage.js";
+import type { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { PIPELINE_STAGES, type PipelineStage, WHOLE_DATASET } from "../pipeline/pipeline-stages.js";
 import { ShardState } from "../shard/shard-state.js";
 import { type RunState, readRunState, runIsAlive } from "./run-state.js";
@@ -33,7 +34,7 @@ export interface RunStatusReport {
 }
 
 export async function runStatus(root: string | LocalStorage): Promise<RunStatusReport> {
-  const storage = typeof root === "string" ? new LocalStorage(root) : root;
+  const storage = openRoot(root);
   const state = await readRunState(storage);
   const alive = state !== undefined && runIsAlive(state);
   const stages: StageStatus[] = [];

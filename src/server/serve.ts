@@ -11,7 +11,7 @@ import { loadConfig, parseConfig } from "../config/config-file.js";
 import type { ServeConfig } from "../config/schema.js";
 import { ConfigError, errorMessage } from "../errors.js";
 import { ImageFetcher } from "../io/fetch/image-fetcher.js";
-import { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { ExportJobs } from "./export-jobs.js";
 import { checkIndexName } from "./indices-file.js";
 import { ServerMetrics } from "./metrics.js";
@@ -124,7 +124,7 @@ export async function serveConfigOf(
   root: string,
   overrides: Partial<ServeConfig> = {},
 ): Promise<ServeConfig> {
-  return (await loadConfig(new LocalStorage(root), { serve: overrides })).serve;
+  return (await loadConfig(openRoot(root), { serve: overrides })).serve;
 }
 
 /** web/dist of the package this module belongs to (from src/server or dist/src/server). */

@@ -17,7 +17,8 @@ import { Redis } from "ioredis";
 import { loadConfig } from "../../config/config-file.js";
 import { errorMessage } from "../../errors.js";
 import { shardName } from "../../io/layout.js";
-import { LocalStorage } from "../../io/local-storage.js";
+import type { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import {
   PIPELINE_STAGES,
   type PipelineStage,
@@ -104,7 +105,7 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
       shard: data.shard,
       attempt: job.attemptsMade + 1,
     });
-    const storage = new LocalStorage(data.root);
+    const storage = openRoot(data.root);
     const reporter: StageReporter = {
       warn: (line) => logger.warn({ event: "warning", job: job.id }, line),
       progress: () => {},

@@ -7,6 +7,7 @@
 import type { DownloadConfig } from "../../config/schema.js";
 import { ImageFetcher } from "../../io/fetch/image-fetcher.js";
 import { Blocklist } from "../../io/fetch/opt-out.js";
+import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
 import { type HostLimits, hostOfUrl, runWithHostLimits } from "./fetch-scheduler.js";
@@ -160,12 +161,7 @@ export async function downloadShard(
     };
     const statsPath = layout.imageStats(task.shard);
     await storage.writeAtomic(statsPath, `${JSON.stringify(stats, null, 2)}\n`);
-    const outputs = await Promise.all(
-      [...written, statsPath].map(async (path) => ({
-        path,
-        bytes: (await storage.stat(path))?.bytes ?? 0,
-      })),
-    );
+    const outputs = await outputInfo(storage, [...written, statsPath]);
     return {
       shard: task.shard,
       counts,

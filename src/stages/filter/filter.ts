@@ -24,10 +24,11 @@ import {
 import { withGovernanceBlocklists } from "../../formats/governance-blocklists.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
 import { registerFilterFunctions } from "../../formats/sql-functions.js";
+import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
-import { LocalStorage } from "../../io/local-storage.js";
+import type { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
-import type { FileInfo } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection } from "../../shard/shard-selection.js";
@@ -94,7 +95,7 @@ export interface FilterSummary {
 export async function filter(options: FilterOptions): Promise<FilterSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   await initRoot(storage);
   const config = (await loadConfig(storage, { filter: options.config ?? {} })).filter;
   // The root's governance lists too: what `clipcrawl remove` took out stays out.
@@ -133,7 +134,10 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
         run: async (shard: PlannedFilterShard) => {
           const stats = await runShard(connection, storage, shard, config, lists);
           return {
-            outputs: await outputInfo(storage, shard.name),
+            outputs: await outputInfo(storage, [
+              layout.datasetShard(shard.name),
+              layout.datasetStats(shard.name),
+            ]),
             counts: flatCounts(stats),
             result: stats,
           };
@@ -211,12 +215,6 @@ function listSizes(lists: Blocklists): FilterShardStats["blocklists"] {
     domains: lists.domain.entries.size,
     sha256: lists.sha256.entries.size,
   };
-}
-
-async function outputInfo(storage: LocalStorage, shard: string): Promise<FileInfo[]> {
-  const paths = [layout.datasetShard(shard), layout.datasetStats(shard)];
-  const infos = await Promise.all(paths.map((path) => storage.stat(path)));
-  return infos.map((info, index) => info ?? { path: paths[index] as string, bytes: -1 });
 }
 
 function emptyFilterCounts(): FilterCounts {

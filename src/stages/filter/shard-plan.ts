@@ -5,10 +5,10 @@
  * should), the filter config, and the blocklists' entries. Changing a threshold, editing a
  * blocklist, or re-embedding a shard redoes it. Output NNNNN = input NNNNN.
  */
-import { stat } from "node:fs/promises";
 import type { FilterConfig } from "../../config/schema.js";
 import { InputError } from "../../errors.js";
 import type { BlocklistKind } from "../../formats/blocklists.js";
+import { fileIdentity } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
@@ -82,11 +82,4 @@ export async function planFilterShards(
     });
   }
   return planned;
-}
-
-/** Size and modification time: a re-written file (embed redone) changes at least the latter. */
-async function fileIdentity(storage: DatasetStorage, path: string): Promise<unknown> {
-  if (!(await storage.exists(path))) return { missing: true };
-  const info = await stat(await storage.localPath(path));
-  return { bytes: info.size, modified: info.mtimeMs };
 }

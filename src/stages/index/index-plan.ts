@@ -5,8 +5,8 @@
  * A digest covers the input files' size and modification time and the upstream stages' own
  * digests (hashing every file on every run would cost more than a skip check should).
  */
-import { stat } from "node:fs/promises";
 import { InputError } from "../../errors.js";
+import { fileIdentity } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
@@ -79,11 +79,4 @@ function matching(files: readonly string[], pattern: RegExp): string[] {
     .map((file) => pattern.exec(file)?.[1])
     .filter((name): name is string => name !== undefined)
     .sort();
-}
-
-/** Size and modification time: a re-written file changes at least the latter. */
-async function fileIdentity(storage: DatasetStorage, path: string): Promise<unknown> {
-  if (!(await storage.exists(path))) return { missing: true };
-  const info = await stat(await storage.localPath(path));
-  return { bytes: info.size, modified: info.mtimeMs };
 }

@@ -13,6 +13,7 @@ import { InputError } from "../../errors.js";
 import { type DatasetStats, fileList, readDatasetStats } from "../../formats/dataset-stats.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import {
   REPORT_STAGES,
@@ -69,7 +70,7 @@ export interface StatsSummary {
 
 export async function stats(options: StatsOptions): Promise<StatsSummary> {
   const cwd = options.cwd ?? process.cwd();
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   const report = await statsReport(storage);
   const html = resolve(cwd, options.html ?? (await storage.localPath(STATS_HTML)));
   await writeFileAtomic(html, await statsHtml(report, options.script ?? reportScriptPath()));
