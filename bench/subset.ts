@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { initRoot } from "../src/config/init-root.js";
 import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
-import { remove } from "../src/governance/remove.js";
+import { remove } from "../src/index.js";
 import { layout, shardName } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { encodeNpy } from "../src/io/npy.js";

@@ -39,19 +39,17 @@ export {
 export type { IndexManifest, IndexParams, Modality } from "./formats/index/index-manifest.js";
 export { REMOVAL_KINDS, type RemovalKind } from "./formats/removal-lists.js";
 export type { AuditEntry, AuditFileChange } from "./governance/audit-log.js";
-export {
-  type CompletedRemoval,
-  type IndexAction,
-  type RemoveOptions,
-  type RemoveSummary,
-  remove,
+export type {
+  CompletedRemoval,
+  IndexAction,
+  RemoveOptions,
+  RemoveSummary,
 } from "./governance/remove.js";
-export {
-  type SampleHistory,
-  type SampleRemoval,
-  type ShowOptions,
-  type StageRow,
-  showSample,
+export type {
+  SampleHistory,
+  SampleRemoval,
+  ShowOptions,
+  StageRow,
 } from "./governance/sample-history.js";
 export { LocalStorage } from "./io/local-storage.js";
 export { decodeNpy, encodeNpy, type NpyArray, NpyFormatError } from "./io/npy.js";
@@ -130,9 +128,29 @@ export type { WebdatasetCopy } from "./stages/subset/webdataset-copy.js";
 export { VERSION } from "./version.js";
 
 import { initRoot } from "./config/init-root.js";
+import { type RemoveOptions, type RemoveSummary, removeSamples } from "./governance/remove.js";
+import {
+  type SampleHistory,
+  type ShowOptions,
+  sampleHistory,
+} from "./governance/sample-history.js";
 import { openRoot } from "./io/open-root.js";
+import { filterVerdict } from "./stages/filter/row-verdict.js";
+import { buildIndex } from "./stages/index/build-index.js";
 
 /** `clipcrawl init <root>` as a function. */
 export function init(root: string) {
   return initRoot(openRoot(root));
+}
+
+// Governance imports no stage: what it needs of one is handed in here.
+
+/** `clipcrawl remove`: an index holding removed samples is rebuilt by the index stage. */
+export function remove(options: RemoveOptions): Promise<RemoveSummary> {
+  return removeSamples(options, (root, reporter) => buildIndex({ root, reporter }));
+}
+
+/** `clipcrawl show KEY`: a pair filter dropped is judged again by the filter stage. */
+export function showSample(options: ShowOptions): Promise<SampleHistory> {
+  return sampleHistory(options, filterVerdict);
 }

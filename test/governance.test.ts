@@ -13,8 +13,7 @@ import {
 import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { readAuditLog } from "../src/governance/audit-log.js";
 import { dropTarSamples } from "../src/governance/file-rewrites.js";
-import { remove } from "../src/governance/remove.js";
-import { showSample } from "../src/governance/sample-history.js";
+import { remove, showSample } from "../src/index.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { decodeNpy } from "../src/io/npy.js";

@@ -150,7 +150,9 @@ export const downloadConfigSchema = z
     blocklist: z
       .string()
       .default("")
-      .describe("file of URLs and domains (one a line) whose images are not fetched (opted_out)"),
+      .describe(
+        "file of URLs and domains (not fetched) and MD5/SHA-1/SHA-256 digests of image bytes (not kept), one a line (opted_out)",
+      ),
     allowPrivateNetwork: z
       .boolean()
       .default(false)
@@ -384,6 +386,16 @@ export const filterConfigSchema = z
       .string()
       .default("")
       .describe("file of SHA-256 digests of image bytes to drop, one a line (takedown lists)"),
+    md5Blocklist: z
+      .string()
+      .default("")
+      .describe(
+        "file of MD5 digests of image bytes to drop, one a line (Re-LAION's takedown lists)",
+      ),
+    sha1Blocklist: z
+      .string()
+      .default("")
+      .describe("file of SHA-1 digests of image bytes to drop, one a line (takedown lists)"),
     maxPunsafe: z
       .number()
       .min(0)

@@ -2,7 +2,7 @@
  * The lists `clipcrawl remove` takes and keeps: image URLs, domains (each covering its
  * subdomains), SHA-256 / MD5 / SHA-1 digests of the image bytes (Re-LAION's takedown lists come
  * as MD5 and SHA-1), and sample keys. A request file is parsed as the filter's blocklists are
- * (src/stages/filter/blocklists.ts: one entry a line, `#` comments, entries normalised, a bad
+ * (blocklists.ts: one entry a line, `#` comments, entries normalised, a bad
  * line reported and the rest applied: one typo must not switch a takedown list off).
  *
  * What a removal took out is kept under `_governance/blocklists/KIND.txt`, append-only, each
@@ -35,21 +35,12 @@ export interface RemovalList {
 
 export type RemovalLists = Record<RemovalKind, RemovalList>;
 
-const hexDigest =
-  (name: string, length: number): EntryNormaliser =>
-  (entry) => {
-    const digest = entry.toLowerCase();
-    return new RegExp(`^[0-9a-f]{${length}}$`).test(digest)
-      ? { values: [digest] }
-      : `not ${name} digest (${length} hexadecimal characters)`;
-  };
-
 const NORMALISE: Record<RemovalKind, EntryNormaliser> = {
   urls: NORMALISE_BLOCKLIST_ENTRY.url,
   domains: NORMALISE_BLOCKLIST_ENTRY.domain,
   sha256: NORMALISE_BLOCKLIST_ENTRY.sha256,
-  md5: hexDigest("an MD5", 32),
-  sha1: hexDigest("a SHA-1", 40),
+  md5: NORMALISE_BLOCKLIST_ENTRY.md5,
+  sha1: NORMALISE_BLOCKLIST_ENTRY.sha1,
   keys: (entry) => (/^\S+$/.test(entry) ? { values: [entry] } : "not a sample key"),
 };
 

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { RemovalKind } from "../../formats/removal-lists.js";
-import { type IndexAction, type RemoveSummary, remove } from "../../governance/remove.js";
+import type { IndexAction, RemoveSummary } from "../../governance/remove.js";
+import { remove } from "../../index.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
 

@@ -1,10 +1,6 @@
 import type { Command } from "commander";
-import {
-  type JsonValue,
-  type SampleHistory,
-  type StageRow,
-  showSample,
-} from "../../governance/sample-history.js";
+import type { JsonValue, SampleHistory, StageRow } from "../../governance/sample-history.js";
+import { showSample } from "../../index.js";
 
 interface ShowFlags {
   root: string;

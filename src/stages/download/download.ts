@@ -13,6 +13,8 @@ import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { DownloadConfig } from "../../config/schema.js";
 import { ConfigError } from "../../errors.js";
+import { describeBadLine } from "../../formats/blocklists.js";
+import { DownloadBlocklist } from "../../formats/download-blocklist.js";
 import { downloadBlocklistFile } from "../../formats/governance-blocklists.js";
 import { localFileIdentity } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
@@ -82,6 +84,11 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
   const loaded = (await loadConfig(storage, { download: options.config ?? {} })).download;
   const config = { ...loaded, caCertificates: await checkedCaCertificates(loaded, cwd) };
   const blocklistPath = config.blocklist === "" ? "" : resolve(cwd, config.blocklist);
+  if (blocklistPath !== "") {
+    // Read here too so that a missing list stops the stage at once and bad lines are told once.
+    const blocklist = await DownloadBlocklist.load(blocklistPath);
+    for (const bad of blocklist.badLines) reporter.warn(describeBadLine(bad));
+  }
   // Editing the list redoes the shards.
   const blocklistIdentity =
     blocklistPath === ""

@@ -15,6 +15,7 @@ import { initRoot } from "../../config/init-root.js";
 import type { FilterConfig } from "../../config/schema.js";
 import {
   type Blocklists,
+  blocklistBadLines,
   blocklistsDigest,
   createBlocklistTables,
   describeBadLine,
@@ -63,6 +64,15 @@ export interface FilterCounts {
   kept_by_tier: Record<LanguageTier, number>;
 }
 
+/** Entries of each blocklist (the configured lists and the root's governance lists merged). */
+export interface BlocklistSizes {
+  urls: number;
+  domains: number;
+  sha256: number;
+  md5: number;
+  sha1: number;
+}
+
 export interface FilterShardStats extends FilterCounts {
   shard: string;
   /** The metadata parquet it read. */
@@ -70,7 +80,7 @@ export interface FilterShardStats extends FilterCounts {
   mean_similarity_kept: number | null;
   /** The rules applied (blocklists as their files and entry counts). */
   config: FilterConfig;
-  blocklists: { urls: number; domains: number; sha256: number };
+  blocklists: BlocklistSizes;
   duration: number;
   start_time: number;
   end_time: number;
@@ -87,7 +97,7 @@ export interface FilterSummary {
   failedShards: FailedFilterShard[];
   /** Over the shards written in this run. */
   totals: FilterCounts;
-  blocklists: { urls: number; domains: number; sha256: number; badLines: number };
+  blocklists: BlocklistSizes & { badLines: number };
   seconds: number;
   samplesPerSecond: number;
 }
@@ -103,7 +113,7 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
     storage,
     await loadBlocklists(config, options.cwd ?? process.cwd()),
   );
-  const badLines = [...lists.url.badLines, ...lists.domain.badLines, ...lists.sha256.badLines];
+  const badLines = blocklistBadLines(lists);
   for (const bad of badLines) reporter.warn(describeBadLine(bad));
 
   const plan = await planFilterShards(storage, filterIdentity(config, blocklistsDigest(lists)));
@@ -209,11 +219,13 @@ function shardStats(
   };
 }
 
-function listSizes(lists: Blocklists): FilterShardStats["blocklists"] {
+function listSizes(lists: Blocklists): BlocklistSizes {
   return {
     urls: lists.url.entries.size,
     domains: lists.domain.entries.size,
     sha256: lists.sha256.entries.size,
+    md5: lists.md5.entries.size,
+    sha1: lists.sha1.entries.size,
   };
 }
 
