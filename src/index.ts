@@ -54,6 +54,7 @@ export type {
 export { LocalStorage } from "./io/local-storage.js";
 export { decodeNpy, encodeNpy, type NpyArray, NpyFormatError } from "./io/npy.js";
 export type { DatasetStorage } from "./io/storage.js";
+export { remove, showSample } from "./pipeline/governance-commands.js";
 export { PIPELINE_STAGES, type PipelineStage } from "./pipeline/pipeline-stages.js";
 export {
   type DistributedRunOptions,
@@ -128,29 +129,9 @@ export type { WebdatasetCopy } from "./stages/subset/webdataset-copy.js";
 export { VERSION } from "./version.js";
 
 import { initRoot } from "./config/init-root.js";
-import { type RemoveOptions, type RemoveSummary, removeSamples } from "./governance/remove.js";
-import {
-  type SampleHistory,
-  type ShowOptions,
-  sampleHistory,
-} from "./governance/sample-history.js";
 import { openRoot } from "./io/open-root.js";
-import { filterVerdict } from "./stages/filter/row-verdict.js";
-import { buildIndex } from "./stages/index/build-index.js";
 
 /** `clipcrawl init <root>` as a function. */
 export function init(root: string) {
   return initRoot(openRoot(root));
-}
-
-// Governance imports no stage: what it needs of one is handed in here.
-
-/** `clipcrawl remove`: an index holding removed samples is rebuilt by the index stage. */
-export function remove(options: RemoveOptions): Promise<RemoveSummary> {
-  return removeSamples(options, (root, reporter) => buildIndex({ root, reporter }));
-}
-
-/** `clipcrawl show KEY`: a pair filter dropped is judged again by the filter stage. */
-export function showSample(options: ShowOptions): Promise<SampleHistory> {
-  return sampleHistory(options, filterVerdict);
 }

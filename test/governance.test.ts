@@ -13,7 +13,6 @@ import {
 import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { readAuditLog } from "../src/governance/audit-log.js";
 import { dropTarSamples } from "../src/governance/file-rewrites.js";
-import { remove, showSample } from "../src/index.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { decodeNpy } from "../src/io/npy.js";
@@ -21,6 +20,7 @@ import { readParquet } from "../src/io/parquet.js";
 import { readTarEntries, readWebdatasetSamples } from "../src/io/tar-reader.js";
 import { TarWriter } from "../src/io/tar-writer.js";
 import { fromFloat16Bits } from "../src/models/float16.js";
+import { remove, showSample } from "../src/pipeline/governance-commands.js";
 import { collectingReporter } from "../src/shard/reporter.js";
 import { ShardState } from "../src/shard/shard-state.js";
 import { download } from "../src/stages/download/download.js";

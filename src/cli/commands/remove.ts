@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { RemovalKind } from "../../formats/removal-lists.js";
 import type { IndexAction, RemoveSummary } from "../../governance/remove.js";
-import { remove } from "../../index.js";
+import { remove } from "../../pipeline/governance-commands.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
 

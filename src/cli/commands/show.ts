@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { JsonValue, SampleHistory, StageRow } from "../../governance/sample-history.js";
-import { showSample } from "../../index.js";
+import { showSample } from "../../pipeline/governance-commands.js";
 
 interface ShowFlags {
   root: string;
