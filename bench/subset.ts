@@ -24,13 +24,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { initRoot } from "../src/config/init-root.js";
 import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
-import { remove } from "../src/governance/remove.js";
 import { layout, shardName } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { encodeNpy } from "../src/io/npy.js";
 import { duckdbConnection, quoteLiteral } from "../src/io/parquet.js";
 import { TarWriter } from "../src/io/tar-writer.js";
 import { toFloat16Bits } from "../src/models/float16.js";
+import { remove } from "../src/pipeline/governance-commands.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import { subset } from "../src/stages/subset/subset.js";
 import {

@@ -31,23 +31,22 @@ export {
 export type { IndexManifest, IndexParams, Modality } from "./formats/index/index-manifest.js";
 export { REMOVAL_KINDS, type RemovalKind } from "./formats/removal-lists.js";
 export type { AuditEntry, AuditFileChange } from "./governance/audit-log.js";
-export {
-  type CompletedRemoval,
-  type IndexAction,
-  type RemoveOptions,
-  type RemoveSummary,
-  remove,
+export type {
+  CompletedRemoval,
+  IndexAction,
+  RemoveOptions,
+  RemoveSummary,
 } from "./governance/remove.js";
-export {
-  type SampleHistory,
-  type SampleRemoval,
-  type ShowOptions,
-  type StageRow,
-  showSample,
+export type {
+  SampleHistory,
+  SampleRemoval,
+  ShowOptions,
+  StageRow,
 } from "./governance/sample-history.js";
 export { LocalStorage } from "./io/local-storage.js";
 export { decodeNpy, encodeNpy, type NpyArray, NpyFormatError } from "./io/npy.js";
 export type { DatasetStorage } from "./io/storage.js";
+export { remove, showSample } from "./pipeline/governance-commands.js";
 export { PIPELINE, STAGE_NAMES, type StageName } from "./pipeline/pipeline.js";
 export {
   type DistributedRunOptions,
@@ -134,9 +133,9 @@ export type { WebdatasetCopy } from "./stages/subset/webdataset-copy.js";
 export { VERSION } from "./version.js";
 
 import { initRoot } from "./config/init-root.js";
-import { LocalStorage } from "./io/local-storage.js";
+import { openRoot } from "./io/open-root.js";
 
 /** `clipcrawl init <root>` as a function. */
 export function init(root: string) {
-  return initRoot(new LocalStorage(root));
+  return initRoot(openRoot(root));
 }

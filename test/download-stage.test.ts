@@ -9,6 +9,7 @@ import sharp from "sharp";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { writeParquet } from "../src/io/parquet.js";
+import { collectingReporter } from "../src/shard/reporter.js";
 import { ShardState } from "../src/shard/shard-state.js";
 import type { DownloadConfig } from "../src/stages/download/config.js";
 import { download } from "../src/stages/download/download.js";
@@ -402,6 +403,52 @@ describe("safety and opt-outs", () => {
       ],
     );
     assert.equal(server.requests.get("/many/1.jpg") ?? 0, before);
+  });
+
+  test("an image whose MD5, SHA-1 or SHA-256 is on the blocklist is fetched but not kept: opted_out", async () => {
+    const root = await tempDir("download-digest-blocklist");
+    const digest = (algorithm: string, path: string) =>
+      createHash(algorithm)
+        .update(server.images.get(path) as Buffer)
+        .digest("hex");
+    await writeFile(
+      join(root, "blocklist.txt"),
+      [
+        "# Re-LAION takedown hashes",
+        digest("md5", "/photo.jpg").toUpperCase(),
+        digest("sha1", "/small.png"),
+        digest("sha256", "/picture.webp"),
+        "not/a domain",
+      ].join("\n"),
+    );
+    await writeFile(
+      join(root, "list.txt"),
+      ["/photo.jpg", "/small.png", "/picture.webp", "/wide.jpg"]
+        .map((path) => `http://img.test${path}`)
+        .join("\n"),
+    );
+    const reporter = collectingReporter();
+    await download({
+      root,
+      inputs: [join(root, "list.txt")],
+      config: testConfig({ blocklist: join(root, "blocklist.txt"), workers: 1 }),
+      reporter,
+    });
+    const rows = await imageRows(root);
+    assert.deepEqual(
+      rows.map((row) => [row.status, row.error_message, row.md5]),
+      [
+        ["opted_out", "blocklisted md5", null],
+        ["opted_out", "blocklisted sha1", null],
+        ["opted_out", "blocklisted sha256", null],
+        ["success", null, digest("md5", "/wide.jpg")],
+      ],
+    );
+    const tar = readWebdataset(await readFile(join(root, layout.imageTar("00000"))));
+    assert.deepEqual([...tar.keys()], [rows[3]?.key], "nothing of a blocked image is kept");
+    assert.deepEqual(reporter.warnings, [
+      `${join(root, "blocklist.txt")}:5: not a domain, line ignored: "not/a domain"`,
+    ]);
   });
 
   test("no more requests to one host are in flight than the per-host limit", async () => {

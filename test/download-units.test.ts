@@ -6,10 +6,11 @@ import { open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
+import { DownloadBlocklist } from "../src/formats/download-blocklist.js";
 import { BodyHashes } from "../src/io/fetch/body-hashes.js";
 import { parseConnectToRules } from "../src/io/fetch/connector.js";
 import { userAgent } from "../src/io/fetch/image-fetcher.js";
-import { Blocklist, disallowingDirective } from "../src/io/fetch/opt-out.js";
+import { disallowingDirective } from "../src/io/fetch/opt-out.js";
 import { isTruncated } from "../src/io/image-format.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { isPublicAddress } from "../src/io/network-guard.js";
@@ -80,7 +81,9 @@ test("X-Robots-Tag directives apply when addressed to everyone or to us", () => 
 });
 
 test("the blocklist matches whole URLs and domains with their subdomains", () => {
-  const list = Blocklist.parse("# comment\nexample.com\nhttps://other.org/a.jpg\n*.wild.net\n");
+  const list = DownloadBlocklist.parse(
+    "# comment\nexample.com\nhttps://other.org/a.jpg\n*.wild.net\n",
+  );
   assert.equal(list.match(new URL("https://example.com/x.jpg")), "blocklisted domain");
   assert.equal(list.match(new URL("https://cdn.example.com/x.jpg")), "blocklisted domain");
   assert.equal(list.match(new URL("https://notexample.com/x.jpg")), undefined);

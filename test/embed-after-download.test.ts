@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,6 +18,7 @@ import { LocalStorage } from "../src/io/local-storage.js";
 import { readParquet } from "../src/io/parquet.js";
 import { download } from "../src/stages/download/download.js";
 import { embed } from "../src/stages/embed/embed.js";
+import { filter } from "../src/stages/filter/filter.js";
 import { tempDir } from "./support/temp.js";
 
 const server = createServer((request, response) => {
@@ -196,5 +198,62 @@ test("captions of multilingualTiers go through the multilingual text model", asy
   assert.ok((similarity[1] as number) > 0.9, `a blue star on a blue star: ${similarity[1]}`);
   assert.ok((similarity[2] as number) > 0.9, `carré vert on a green square: ${similarity[2]}`);
   assert.ok((similarity[3] as number) < 0.2, `cercle rouge on a green square: ${similarity[3]}`);
+  await rm(work, { recursive: true, force: true });
+});
+
+test("download's MD5 and SHA-1 reach filter: an image on a takedown hash list is dropped with its reason", async () => {
+  const work = await tempDir("filter-after-download");
+  const root = join(work, "root");
+  const modelDir = join(work, "model");
+  await generateTinyClipModel(modelDir);
+  const port = (server.address() as AddressInfo).port;
+  const rows = [
+    ["http://shapes.test/red-circle-1.jpg", "a red circle"],
+    ["http://shapes.test/blue-star-2.jpg", "a blue star"],
+    ["http://shapes.test/green-square-3.jpg", "a green square"],
+  ];
+  await writeFile(
+    join(work, "list.csv"),
+    `url,caption\n${rows.map((row) => row.join(",")).join("\n")}\n`,
+  );
+  await download({
+    root,
+    inputs: [join(work, "list.csv")],
+    config: {
+      captionCol: "caption",
+      allowPrivateNetwork: true,
+      connectTo: [`shapes.test:80:127.0.0.1:${port}`],
+      retries: 0,
+      workers: 1,
+      imageSize: 64,
+    },
+  });
+  await embed({ root, config: { model: modelDir, threads: 1 } });
+  // The lists hold digests of the bytes the server sends, as a takedown list would.
+  const digest = async (algorithm: string, colour: ShapeColour, shape: ShapeName, index: number) =>
+    createHash(algorithm)
+      .update(await renderShapeImage(colour, shape, index))
+      .digest("hex");
+  await writeFile(join(work, "md5.txt"), `${await digest("md5", "red", "circle", 1)}\n`);
+  await writeFile(join(work, "sha1.txt"), `${await digest("sha1", "blue", "star", 2)}\n`);
+  const summary = await filter({
+    root,
+    cwd: work,
+    config: {
+      md5Blocklist: "md5.txt",
+      sha1Blocklist: "sha1.txt",
+      minSimilarityEn: -1,
+      minSimilarityMulti: -1,
+      minSimilarityNolang: -1,
+    },
+  });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+  assert.equal(summary.totals.dropped_by_reason.md5_blocklisted, 1);
+  assert.equal(summary.totals.dropped_by_reason.sha1_blocklisted, 1);
+  const dataset = await readParquet(new LocalStorage(root), layout.datasetShard("00000"), ["URL"]);
+  assert.deepEqual(
+    dataset.map((row) => row.URL),
+    [rows[2]?.[0]],
+  );
   await rm(work, { recursive: true, force: true });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
@@ -34,6 +34,8 @@ interface MetadataRow {
   original_width: number | null;
   original_height: number | null;
   sha256: string;
+  md5: string;
+  sha1: string;
   language: string;
   language_tier: string;
   page_url: string;
@@ -86,6 +88,8 @@ function pair(overrides: Partial<MetadataRow> = {}): MetadataRow {
     original_width: 640,
     original_height: 480,
     sha256: index.toString(16).padStart(64, "a"),
+    md5: index.toString(16).padStart(32, "b"),
+    sha1: index.toString(16).padStart(40, "c"),
     language: "en",
     language_tier: "en",
     page_url: `https://pages.example/${index}`,
@@ -108,6 +112,8 @@ function metadataColumns(withScores: boolean): ParquetColumn<MetadataRow>[] {
     { name: "original_width", type: "INTEGER", value: (row) => row.original_width },
     { name: "original_height", type: "INTEGER", value: (row) => row.original_height },
     { name: "sha256", type: "VARCHAR", value: (row) => row.sha256 },
+    { name: "md5", type: "VARCHAR", value: (row) => row.md5 },
+    { name: "sha1", type: "VARCHAR", value: (row) => row.sha1 },
     { name: "language", type: "VARCHAR", value: (row) => row.language },
     { name: "language_score", type: "FLOAT", value: () => 0.9 },
     { name: "language_tier", type: "VARCHAR", value: (row) => row.language_tier },
@@ -249,9 +255,16 @@ test("filter keeps the pairs that pass every rule and counts each dropped pair u
   assert.equal(stats.dropped, dropped.length + 2);
   assert.equal(stats.samples, rows.length + 2);
   assert.deepEqual(stats.kept_by_tier, { en: 4, multi: 1, nolang: 1 });
-  assert.deepEqual(stats.blocklists, { urls: 1, domains: 1, sha256: 1 });
+  assert.deepEqual(stats.blocklists, { urls: 1, domains: 1, sha256: 1, md5: 0, sha1: 0 });
   assert.deepEqual(summary.totals.dropped_by_reason, stats.dropped_by_reason);
-  assert.deepEqual(summary.blocklists, { urls: 1, domains: 1, sha256: 1, badLines: 3 });
+  assert.deepEqual(summary.blocklists, {
+    urls: 1,
+    domains: 1,
+    sha256: 1,
+    md5: 0,
+    sha1: 0,
+    badLines: 3,
+  });
 
   // Each bad blocklist line is one warning naming its file and line; the rest of the list applied.
   assert.deepEqual(
@@ -262,6 +275,50 @@ test("filter keeps the pairs that pass every rule and counts each dropped pair u
       [join(workDir, "sha.txt"), "2", "not a SHA-256 digest (64 hexadecimal characters)"],
     ],
   );
+});
+
+test("a pair whose image MD5 or SHA-1 is on a takedown list is dropped and counted under its reason", async () => {
+  const root = join(workDir, "digests");
+  const byMd5 = pair();
+  const bySha1 = pair();
+  const byGovernanceSha1 = pair();
+  const kept = [pair(), pair()];
+  await writeMetadata(root, "00000", [byMd5, bySha1, byGovernanceSha1, ...kept]);
+  await writeFile(
+    join(workDir, "md5.txt"),
+    `# Re-LAION\n${byMd5.md5.toUpperCase()}\n${"f".repeat(40)}\n`,
+  );
+  await writeFile(join(workDir, "sha1.txt"), `${bySha1.sha1}\n`);
+  // What `clipcrawl remove` keeps in the root counts too.
+  await mkdir(join(root, "_governance/blocklists"), { recursive: true });
+  await writeFile(join(root, layout.governanceBlocklist("sha1")), `${byGovernanceSha1.sha1}\n`);
+  const reporter = collectingReporter();
+  const summary = await filter({
+    root,
+    cwd: workDir,
+    reporter,
+    config: { md5Blocklist: "md5.txt", sha1Blocklist: "sha1.txt" },
+  });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+  assert.deepEqual(
+    (await datasetRows(root, "00000")).map((row) => row.key),
+    kept.map((row) => row.key),
+  );
+  assert.deepEqual(
+    (await shardStats(root, "00000")).dropped_by_reason,
+    reasons({ md5_blocklisted: 1, sha1_blocklisted: 2 }),
+  );
+  assert.deepEqual(summary.blocklists, {
+    urls: 0,
+    domains: 0,
+    sha256: 0,
+    md5: 1,
+    sha1: 2,
+    badLines: 1,
+  });
+  assert.deepEqual(reporter.warnings, [
+    `${join(workDir, "md5.txt")}:3: not an MD5 digest (32 hexadecimal characters), line ignored: "${"f".repeat(40)}"`,
+  ]);
 });
 
 test("blocklist entries are normalised as the dataset writes its values; a bad line is reported, not applied", () => {

@@ -13,8 +13,6 @@ import {
 import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { readAuditLog } from "../src/governance/audit-log.js";
 import { dropTarSamples } from "../src/governance/file-rewrites.js";
-import { remove } from "../src/governance/remove.js";
-import { showSample } from "../src/governance/sample-history.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { decodeNpy } from "../src/io/npy.js";
@@ -22,6 +20,7 @@ import { readParquet } from "../src/io/parquet.js";
 import { readTarEntries, readWebdatasetSamples } from "../src/io/tar-reader.js";
 import { TarWriter } from "../src/io/tar-writer.js";
 import { fromFloat16Bits } from "../src/models/float16.js";
+import { remove, showSample } from "../src/pipeline/governance-commands.js";
 import { collectingReporter } from "../src/shard/reporter.js";
 import { ShardState } from "../src/shard/shard-state.js";
 import { download } from "../src/stages/download/download.js";
@@ -258,6 +257,11 @@ test("show tells a sample's way: candidate row with its provenance, download, em
   assert.equal(history.dropReason, null);
   const failed = samples.find((sample) => sample.downloaded && !sample.embedded) as GeneratedSample;
   assert.equal((await showSample({ root, key: failed.key })).dropReason, "failed_to_embed");
+  // This root's filter left no stats: the reason cannot be told, and show says why.
+  const dropped = samples.find((sample) => sample.embedded && !sample.kept) as GeneratedSample;
+  const unjudged = await showSample({ root, key: dropped.key });
+  assert.equal(unjudged.dropReason, null);
+  assert.deepEqual(unjudged.notes, [`filter has not run on shard ${dropped.shard}`]);
   assert.equal((await showSample({ root, key: "999999999" })).found, false);
   await rm(work, { recursive: true, force: true });
 });
@@ -477,6 +481,10 @@ test("removed content does not come back: download skips the removed links, filt
   assert.equal(second.embedded.shardsWritten, 1);
   assert.equal(second.filtered.totals.dropped_by_reason.sha256_blocklisted, 1);
   assert.deepEqual(await datasetUrls(), [rows[1]?.[0], rows[2]?.[0]]);
+  // show finds the mirror's reason again with filter's own query and the governance lists.
+  const mirror = await showSample({ root, key: "000000003" });
+  assert.equal(mirror.embedding?.values.url, rows[3]?.[0]);
+  assert.equal(mirror.dropReason, "sha256_blocklisted");
 
   // --reapply takes the mirror's image out of the tars and embeddings too.
   const reapplied = await remove({ root, reapply: true });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { remove } from "../src/governance/remove.js";
+import { remove } from "../src/pipeline/governance-commands.js";
 import { type RunningServer, serve } from "../src/server/serve.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import {

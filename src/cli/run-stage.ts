@@ -1,5 +1,5 @@
 /** What every stage command does around its stage: progress, the summary, the exit code. */
-import { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { recordRunReport, stageRunFromSummary } from "../pipeline/run-report.js";
 import type { StageReporter } from "../shard/reporter.js";
 import type { StageSummary } from "../shard/stage-definition.js";
@@ -34,7 +34,7 @@ export async function runStageCommand<Summary extends { ok: boolean }>(
     summary = await run(reporter);
     if (report !== undefined) {
       await recordRunReport(
-        new LocalStorage(report.root),
+        openRoot(report.root),
         report.stage,
         started,
         summary.ok,

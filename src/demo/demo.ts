@@ -10,7 +10,8 @@
  */
 
 import { layout } from "../io/layout.js";
-import { LocalStorage } from "../io/local-storage.js";
+import type { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { readParquet } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
 import { PIPELINE, type StageName, type StageSummaries } from "../pipeline/pipeline.js";
@@ -74,7 +75,7 @@ const DEMO_SETUP: Partial<Record<StageName, (storage: LocalStorage) => Promise<D
 };
 
 export async function demo(options: DemoOptions): Promise<DemoResult> {
-  const storage = new LocalStorage(options.root);
+  const storage = openRoot(options.root);
   const reporter = options.reporter ?? silentReporter;
   const sampleFiles = await ensureSampleWatFiles(storage);
   const summaries: Partial<Record<StageName, StageSummary>> = {};

@@ -1,9 +1,11 @@
 /**
- * The filter's three blocklists: image URLs, domains (each covering its subdomains) and SHA-256
- * digests of image bytes (as takedown lists like Re-LAION's give them). One entry a line; `#`
- * starts a comment (as in download's blocklist: dataset URLs carry no fragment, extract strips
- * them). A line that is not a valid entry is reported with its file and line number and the rest
- * of the list still applies: one typo must not switch a takedown list off.
+ * The filter's blocklists: image URLs, domains (each covering its subdomains) and digests of the
+ * image bytes: SHA-256, MD5 and SHA-1 (takedown lists like Re-LAION's come as MD5 and SHA-1;
+ * download records all three). One entry a line; `#` starts a comment (as in download's
+ * blocklist: dataset URLs carry no fragment, extract strips them). A line that is not a valid
+ * entry is reported with its file and line number and the rest of the list still applies: one
+ * typo must not switch a takedown list off. The same parser reads `clipcrawl remove`'s lists
+ * (removal-lists.ts) and download's blocklist (download-blocklist.ts).
  *
  * Entries are normalised the way the dataset's values are written (URLs by the WHATWG parser
  * that extract uses, host names lower-case and punycoded, digests lower-case hex), so a list
@@ -16,7 +18,24 @@ import { resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { InputError } from "../errors.js";
 
-export type BlocklistKind = "url" | "domain" | "sha256";
+export const BLOCKLIST_KINDS = ["url", "domain", "sha256", "md5", "sha1"] as const;
+export type BlocklistKind = (typeof BLOCKLIST_KINDS)[number];
+
+/** The kinds a sample is matched on by its image bytes, with the column that holds each. */
+export const DIGEST_KINDS = ["sha256", "md5", "sha1"] as const;
+export type DigestKind = (typeof DIGEST_KINDS)[number];
+
+/** The filter config key naming each kind's file. */
+export const BLOCKLIST_CONFIG_KEYS = {
+  url: "urlBlocklist",
+  domain: "domainBlocklist",
+  sha256: "sha256Blocklist",
+  md5: "md5Blocklist",
+  sha1: "sha1Blocklist",
+} as const satisfies Record<BlocklistKind, string>;
+
+/** The files of the lists, by filter's config keys (filter's config section satisfies it). */
+export type BlocklistConfig = Record<(typeof BLOCKLIST_CONFIG_KEYS)[BlocklistKind], string>;
 
 export interface BadBlocklistLine {
   file: string;
@@ -33,39 +52,40 @@ export interface Blocklist {
   badLines: readonly BadBlocklistLine[];
 }
 
-export interface Blocklists {
-  url: Blocklist;
-  domain: Blocklist;
-  sha256: Blocklist;
-}
+export type Blocklists = Record<BlocklistKind, Blocklist>;
 
 /** Table names the shard queries join against; temporary, so private to one connection. */
 export const BLOCKLIST_TABLES: Record<BlocklistKind, { table: string; column: string }> = {
   url: { table: "filter_blocked_urls", column: "url" },
   domain: { table: "filter_blocked_domains", column: "domain" },
   sha256: { table: "filter_blocked_sha256", column: "sha256" },
+  md5: { table: "filter_blocked_md5", column: "md5" },
+  sha1: { table: "filter_blocked_sha1", column: "sha1" },
 };
 
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Characters of a URL that are not part of its host (`:` outside an IPv6 literal). */
 const NOT_IN_A_HOST = /[/?@\\\s]|^[^[].*:/;
 /** What the WHATWG parser leaves in a host name or IP literal. */
 const HOST_CHARACTERS = /^[a-z0-9._-]+$|^\[[0-9a-f:.]+\]$/;
 
-/** The blocklist files a config names (filter's keys of the same names); "" for none. */
-export interface BlocklistFiles {
-  urlBlocklist: string;
-  domainBlocklist: string;
-  sha256Blocklist: string;
+/** Reads the lists the config names (paths relative to `cwd`); a list that cannot be read stops the stage. */
+export async function loadBlocklists(config: BlocklistConfig, cwd: string): Promise<Blocklists> {
+  const lists = emptyBlocklists();
+  for (const kind of BLOCKLIST_KINDS) {
+    lists[kind] = await loadBlocklist(kind, config[BLOCKLIST_CONFIG_KEYS[kind]], cwd);
+  }
+  return lists;
 }
 
-/** Reads the lists the config names (paths relative to `cwd`); a list that cannot be read stops the stage. */
-export async function loadBlocklists(config: BlocklistFiles, cwd: string): Promise<Blocklists> {
-  return {
-    url: await loadBlocklist("url", config.urlBlocklist, cwd),
-    domain: await loadBlocklist("domain", config.domainBlocklist, cwd),
-    sha256: await loadBlocklist("sha256", config.sha256Blocklist, cwd),
-  };
+export function emptyBlocklists(): Blocklists {
+  return Object.fromEntries(
+    BLOCKLIST_KINDS.map((kind) => [kind, { kind, file: "", entries: new Set(), badLines: [] }]),
+  ) as unknown as Blocklists;
+}
+
+/** Every bad line of the lists, in kind order. */
+export function blocklistBadLines(lists: Blocklists): BadBlocklistLine[] {
+  return BLOCKLIST_KINDS.flatMap((kind) => lists[kind].badLines);
 }
 
 async function loadBlocklist(kind: BlocklistKind, path: string, cwd: string): Promise<Blocklist> {
@@ -137,13 +157,20 @@ export const NORMALISE_BLOCKLIST_ENTRY: Record<BlocklistKind, EntryNormaliser> =
     const host = new URL(`http://${bare}/`).hostname;
     return HOST_CHARACTERS.test(host) ? { values: [host] } : "not a domain";
   },
-  sha256: (entry) => {
-    const digest = entry.toLowerCase();
-    return SHA256_HEX.test(digest)
-      ? { values: [digest] }
-      : "not a SHA-256 digest (64 hexadecimal characters)";
-  },
+  sha256: hexDigest("a SHA-256", 64),
+  md5: hexDigest("an MD5", 32),
+  sha1: hexDigest("a SHA-1", 40),
 };
+
+function hexDigest(name: string, length: number): EntryNormaliser {
+  const pattern = new RegExp(`^[0-9a-f]{${length}}$`);
+  return (entry) => {
+    const digest = entry.toLowerCase();
+    return pattern.test(digest)
+      ? { values: [digest] }
+      : `not ${name} digest (${length} hexadecimal characters)`;
+  };
+}
 
 /** One line per bad entry, for the reporter. */
 export function describeBadLine(bad: BadBlocklistLine): string {
@@ -157,7 +184,10 @@ export function blocklistsDigest(lists: Blocklists): Record<BlocklistKind, strin
     for (const entry of [...list.entries].sort()) hash.update(`${entry}\n`);
     return hash.digest("hex");
   };
-  return { url: digest(lists.url), domain: digest(lists.domain), sha256: digest(lists.sha256) };
+  return Object.fromEntries(BLOCKLIST_KINDS.map((kind) => [kind, digest(lists[kind])])) as Record<
+    BlocklistKind,
+    string
+  >;
 }
 
 /** Loads the lists into temporary tables of the connection the shard queries run on. */
@@ -165,7 +195,7 @@ export async function createBlocklistTables(
   connection: DuckDBConnection,
   lists: Blocklists,
 ): Promise<void> {
-  for (const kind of ["url", "domain", "sha256"] as const) {
+  for (const kind of BLOCKLIST_KINDS) {
     const { table, column } = BLOCKLIST_TABLES[kind];
     await connection.run(`CREATE OR REPLACE TEMP TABLE ${table} (${column} VARCHAR)`);
     const appender = await connection.createAppender(table);

@@ -35,21 +35,12 @@ export interface RemovalList {
 
 export type RemovalLists = Record<RemovalKind, RemovalList>;
 
-const hexDigest =
-  (name: string, length: number): EntryNormaliser =>
-  (entry) => {
-    const digest = entry.toLowerCase();
-    return new RegExp(`^[0-9a-f]{${length}}$`).test(digest)
-      ? { values: [digest] }
-      : `not ${name} digest (${length} hexadecimal characters)`;
-  };
-
 const NORMALISE: Record<RemovalKind, EntryNormaliser> = {
   urls: NORMALISE_BLOCKLIST_ENTRY.url,
   domains: NORMALISE_BLOCKLIST_ENTRY.domain,
   sha256: NORMALISE_BLOCKLIST_ENTRY.sha256,
-  md5: hexDigest("an MD5", 32),
-  sha1: hexDigest("a SHA-1", 40),
+  md5: NORMALISE_BLOCKLIST_ENTRY.md5,
+  sha1: NORMALISE_BLOCKLIST_ENTRY.sha1,
   keys: (entry) => (/^\S+$/.test(entry) ? { values: [entry] } : "not a sample key"),
 };
 

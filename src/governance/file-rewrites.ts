@@ -10,20 +10,29 @@
  * - download's image parquet: the rows stay as tombstones — key, status `removed`, the removal
  *   in error_message, every other value NULL — so every candidate still has its row and counts
  *   still add up, while nothing of the sample is left;
- * - webdataset tars: the members of the keys go (rewritten with download's tar writer, so the
- *   result is what download would have written without them);
- * - `.npy` embeddings: the rows at the planned positions go, streamed (a shard's matrix need not
- *   fit in memory); which rows those are comes from the metadata before its rewrite, and the row
- *   count says whether the file is old (rewrite) or new (done);
+ * - webdataset tars: the members of the keys go; the others' bytes are copied as they are
+ *   (src/io/tar-ranges.ts) when the tar is plain, as download writes it, else read member by
+ *   member and written with download's tar writer; either way the result is what download would
+ *   have written without them;
+ * - `.npy` embeddings: the rows at the planned positions go, streamed (src/io/npy-file.ts: a
+ *   shard's matrix need not fit in memory); which rows those are comes from the metadata before
+ *   its rewrite, and the row count says whether the file is old (rewrite) or new (done);
  * - image folders (download's `files` format): the key's files are deleted.
  */
 import { randomBytes } from "node:crypto";
-import { type FileHandle, open, readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { open } from "node:fs/promises";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError } from "../errors.js";
-import { quoteIdentifier, quoteLiteral } from "../io/parquet.js";
+import { NpyFormatError } from "../io/npy.js";
+import { copyNpyWithoutRows, readNpyFileHeader } from "../io/npy-file.js";
+import {
+  parquetRelation,
+  quoteIdentifier,
+  quoteLiteral,
+  writeParquetQuery,
+} from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
+import { copyTarRanges, readTarMemberRanges, type TarMemberRange } from "../io/tar-ranges.js";
 import { readTarEntries, splitSampleName } from "../io/tar-reader.js";
 import { TarWriter } from "../io/tar-writer.js";
 
@@ -80,7 +89,7 @@ async function rewriteParquet(
   const bytesBefore = await sizeOf(storage, path);
   const table = await keyTable(connection, keys);
   try {
-    const source = `read_parquet(${quoteLiteral(await storage.localPath(path))}, file_row_number = true)`;
+    const source = await parquetRelation(storage, path);
     const hit = `coalesce(key IN (SELECT key FROM ${table}), false)`;
     const counted = await connection.runAndReadAll(
       `SELECT count(*) FILTER (WHERE ${rewrite.pending(hit)}) AS n FROM ${source}`,
@@ -88,11 +97,7 @@ async function rewriteParquet(
     const removed = Number(counted.getRowObjects()[0]?.n ?? 0);
     if (removed === 0) return { removed, damaged: 0, bytesBefore, bytesAfter: bytesBefore };
     const select = await rewrite.select(source, hit);
-    await storage.writeAtomicWith(path, async (localPath) => {
-      await connection.run(
-        `COPY (${select} ORDER BY file_row_number) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
-      );
-    });
+    await writeParquetQuery(connection, storage, path, `${select} ORDER BY file_row_number`);
     return { removed, damaged: 0, bytesBefore, bytesAfter: await sizeOf(storage, path) };
   } finally {
     await connection.run(`DROP TABLE IF EXISTS ${table}`);
@@ -153,7 +158,7 @@ export async function dropTarSamples(
 ): Promise<RewriteOutcome> {
   const bytesBefore = await sizeOf(storage, path);
   const wanted = new Set(keys);
-  const members = await plainTarMembers(await storage.localPath(path));
+  const members = await readTarMemberRanges(await storage.localPath(path));
   if (members !== undefined) return copyTarMembers(storage, path, members, wanted, bytesBefore);
   const removedKeys = new Set<string>();
   let damaged = 0;
@@ -191,171 +196,29 @@ export async function dropTarSamples(
   };
 }
 
-const TAR_BLOCK = 512;
-/** GNU tar and download's writer pad archives to 20 blocks. */
-const TAR_RECORD = 20 * TAR_BLOCK;
-
-interface TarMember {
-  key: string;
-  /** Byte range of the header, data and padding. */
-  start: number;
-  end: number;
-}
-
-/**
- * Two buffers of COPY_BLOCK_BYTES kept for the process: a fresh buffer costs a page fault per
- * 4 KB on first touch, which measured as much as the copying itself on a virtual machine.
- */
-const scratch = { input: Buffer.alloc(0), output: Buffer.alloc(0) };
-
-function scratchBuffer(role: keyof typeof scratch): Buffer {
-  if (scratch[role].length < COPY_BLOCK_BYTES) scratch[role] = Buffer.alloc(COPY_BLOCK_BYTES);
-  return scratch[role];
-}
-
-/**
- * Reads a file through one large block at a time, for many small reads in file order. What
- * `bytes` returns is valid until the next call.
- */
-class BlockReader {
-  readonly #buffer = scratchBuffer("input");
-  #block: Buffer = Buffer.alloc(0);
-  #blockStart = 0;
-
-  constructor(
-    private readonly handle: FileHandle,
-    readonly size: number,
-  ) {}
-
-  /** `length` bytes at `offset` (at most COPY_BLOCK_BYTES; fewer at the end of the file). */
-  async bytes(offset: number, length: number): Promise<Buffer> {
-    const end = Math.min(offset + length, this.size);
-    if (offset < this.#blockStart || end > this.#blockStart + this.#block.length) {
-      const wanted = Math.min(this.#buffer.length, this.size - offset);
-      const { bytesRead } = await this.handle.read(this.#buffer, 0, wanted, offset);
-      this.#block = this.#buffer.subarray(0, bytesRead);
-      this.#blockStart = offset;
-    }
-    return this.#block.subarray(offset - this.#blockStart, end - this.#blockStart);
-  }
-}
-
-/**
- * The members of a tar whose every header is a plain, valid ustar file header (what download
- * writes), found by reading the headers only; undefined for anything else (long names, pax
- * headers, a damaged header), which the member-by-member path handles.
- */
-async function plainTarMembers(path: string): Promise<TarMember[] | undefined> {
-  const handle = await open(path, "r");
-  try {
-    const reader = new BlockReader(handle, (await handle.stat()).size);
-    const members: TarMember[] = [];
-    let offset = 0;
-    while (offset + TAR_BLOCK <= reader.size) {
-      const header = await reader.bytes(offset, TAR_BLOCK);
-      if (header.every((byte) => byte === 0)) return members;
-      const type = header[156];
-      if ((type !== 0x30 && type !== 0) || !plainChecksum(header)) return undefined;
-      const sizeText = header
-        .toString("latin1", 124, 136)
-        .replace(/[\0 ]+$/, "")
-        .trim();
-      if (!/^[0-7]+$/.test(sizeText)) return undefined;
-      const end =
-        offset + TAR_BLOCK + Math.ceil(Number.parseInt(sizeText, 8) / TAR_BLOCK) * TAR_BLOCK;
-      if (end > reader.size) return undefined;
-      const name = cString(header, 0, 100);
-      const prefix =
-        header.toString("latin1", 257, 262) === "ustar" ? cString(header, 345, 500) : "";
-      members.push({
-        key: splitSampleName(prefix === "" ? name : `${prefix}/${name}`).key,
-        start: offset,
-        end,
-      });
-      offset = end;
-    }
-    return undefined;
-  } finally {
-    await handle.close();
-  }
-}
-
-function cString(bytes: Buffer, start: number, end: number): string {
-  const zero = bytes.indexOf(0, start);
-  return bytes.toString("utf8", start, zero < 0 || zero > end ? end : zero);
-}
-
-function plainChecksum(header: Buffer): boolean {
-  const stored = Number.parseInt(
-    header
-      .toString("latin1", 148, 156)
-      .replace(/[\0 ]+$/, "")
-      .trim(),
-    8,
-  );
-  let sum = 0;
-  for (let index = 0; index < TAR_BLOCK; index++) {
-    sum += index >= 148 && index < 156 ? 0x20 : (header[index] as number);
-  }
-  return stored === sum;
-}
-
 /** Copies the byte ranges of the kept members as they are, then the end blocks. */
 async function copyTarMembers(
   storage: DatasetStorage,
   path: string,
-  members: readonly TarMember[],
+  members: readonly TarMemberRange[],
   wanted: ReadonlySet<string>,
   bytesBefore: number,
 ): Promise<RewriteOutcome> {
-  const removedKeys = new Set(
-    members.filter((member) => wanted.has(member.key)).map((member) => member.key),
-  );
+  const keyOf = (member: TarMemberRange) => splitSampleName(member.name).key;
+  const removedKeys = new Set(members.map(keyOf).filter((key) => wanted.has(key)));
   if (removedKeys.size === 0) {
     return { removed: 0, damaged: 0, bytesBefore, bytesAfter: bytesBefore };
   }
-  // Runs of consecutive kept members, copied as one range each.
-  const ranges: [number, number][] = [];
-  for (const member of members) {
-    if (wanted.has(member.key)) continue;
-    const last = ranges[ranges.length - 1];
-    if (last !== undefined && last[1] === member.start) last[1] = member.end;
-    else ranges.push([member.start, member.end]);
-  }
+  const kept = members.filter((member) => !wanted.has(keyOf(member)));
   const source = await storage.localPath(path);
   await storage.writeAtomicWith(path, async (localPath) => {
-    const input = await open(source, "r");
     const output = await open(localPath, "w");
     try {
-      const reader = new BlockReader(input, bytesBefore);
-      const staged = scratchBuffer("output");
-      let fill = 0;
-      let written = 0;
-      for (const [start, end] of ranges) {
-        for (let position = start; position < end; ) {
-          const room = staged.length - fill;
-          const piece = await reader.bytes(position, Math.min(room, end - position));
-          if (piece.length === 0) {
-            throw new ClipcrawlError("CC_TAR", `${source}: the file ends early`);
-          }
-          piece.copy(staged, fill);
-          fill += piece.length;
-          position += piece.length;
-          if (fill === staged.length) {
-            await output.write(staged, 0, fill);
-            written += fill;
-            fill = 0;
-          }
-        }
-      }
-      if (fill > 0) await output.write(staged, 0, fill);
-      written += fill;
-      const ending = written + 2 * TAR_BLOCK;
-      await output.write(
-        Buffer.alloc(2 * TAR_BLOCK + ((TAR_RECORD - (ending % TAR_RECORD)) % TAR_RECORD)),
-      );
+      const tar = new TarWriter(output);
+      await copyTarRanges(source, kept, tar);
+      await tar.finish();
     } finally {
-      await Promise.all([input.close(), output.close()]);
+      await output.close();
     }
   });
   return {
@@ -373,89 +236,31 @@ export async function dropFolderSamples(
   keys: readonly string[],
 ): Promise<RewriteOutcome> {
   const wanted = new Set(keys);
-  const local = await storage.localPath(folder);
-  const names = await readdir(local).catch(() => [] as string[]);
   const removedKeys = new Set<string>();
   let bytesBefore = 0;
-  for (const name of names) {
+  for (const name of await storage.list(folder)) {
     const { key } = splitSampleName(name);
     if (!wanted.has(key)) continue;
     bytesBefore += await sizeOf(storage, `${folder}/${name}`);
     removedKeys.add(key);
-    await rm(join(local, name), { force: true });
+    await storage.remove(`${folder}/${name}`);
   }
   return { removed: removedKeys.size, damaged: 0, bytesBefore, bytesAfter: 0 };
 }
 
-interface NpyLayout {
-  descr: string;
-  rows: number;
-  /** Values per row (the product of the other dimensions). */
-  rowValues: number;
-  shapeRest: number[];
-  itemSize: number;
-  dataOffset: number;
-}
-
-/** Bytes read per step when rewriting an `.npy` file. */
-const COPY_BLOCK_BYTES = 8 * 1024 * 1024;
-const NPY_ITEM_SIZES: Record<string, number> = { "<f2": 2, "<f4": 4, "<f8": 8 };
-const NPY_MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
-
-async function readNpyLayout(handle: FileHandle, describe: string): Promise<NpyLayout> {
-  const head = Buffer.alloc(4096);
-  const { bytesRead } = await handle.read(head, 0, head.length, 0);
-  const major = head[6];
-  if (bytesRead < 10 || !head.subarray(0, 6).equals(NPY_MAGIC) || (major !== 1 && major !== 2)) {
-    throw new ClipcrawlError("CC_NPY", `${describe}: not a .npy file clipcrawl can rewrite`);
-  }
-  const headerLength = major === 1 ? head.readUInt16LE(8) : head.readUInt32LE(8);
-  const headerStart = major === 1 ? 10 : 12;
-  const header = head.toString("latin1", headerStart, headerStart + headerLength);
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1] ?? "";
-  const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? "")
-    .split(",")
-    .map((part) => part.trim())
-    .filter((part) => part !== "")
-    .map(Number);
-  const itemSize = NPY_ITEM_SIZES[descr];
-  if (itemSize === undefined || shape.length === 0 || /True/.test(header)) {
-    throw new ClipcrawlError("CC_NPY", `${describe}: unsupported .npy header ${header.trim()}`);
-  }
-  const [rows, ...shapeRest] = shape as [number, ...number[]];
-  return {
-    descr,
-    rows,
-    rowValues: shapeRest.reduce((product, size) => product * size, 1),
-    shapeRest,
-    itemSize,
-    dataOffset: headerStart + headerLength,
-  };
-}
-
-/** A version 1.0 header as numpy.save (and src/io/npy.ts) writes it. */
-function npyHeader(descr: string, shape: readonly number[]): Buffer {
-  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
-  const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
-  const unpadded = NPY_MAGIC.length + 4 + dict.length + 1;
-  const padding = (64 - (unpadded % 64)) % 64;
-  const text = `${dict}${" ".repeat(padding)}\n`;
-  const prefix = Buffer.alloc(10);
-  NPY_MAGIC.copy(prefix, 0);
-  prefix[6] = 1;
-  prefix[7] = 0;
-  prefix.writeUInt16LE(text.length, 8);
-  return Buffer.concat([prefix, Buffer.from(text, "latin1")]);
-}
-
 /** Rows of an `.npy` file (its header's first dimension). */
 export async function npyRows(storage: DatasetStorage, path: string): Promise<number> {
-  const handle = await open(await storage.localPath(path), "r");
   try {
-    return (await readNpyLayout(handle, storage.describe(path))).rows;
-  } finally {
-    await handle.close();
+    return (await readNpyFileHeader(await storage.localPath(path))).shape[0] ?? 0;
+  } catch (error) {
+    throw npyError(storage, path, error);
   }
+}
+
+function npyError(storage: DatasetStorage, path: string, error: unknown): unknown {
+  return error instanceof NpyFormatError
+    ? new ClipcrawlError("CC_NPY", `${storage.describe(path)}: ${error.message}`)
+    : error;
 }
 
 /**
@@ -469,58 +274,20 @@ export async function dropNpyRows(
   rowsBefore: number,
 ): Promise<RewriteOutcome> {
   const bytesBefore = await sizeOf(storage, path);
-  const source = await storage.localPath(path);
-  const input = await open(source, "r");
-  let layout: NpyLayout;
-  try {
-    layout = await readNpyLayout(input, storage.describe(path));
-  } finally {
-    await input.close();
-  }
+  const rows = await npyRows(storage, path);
   const rowsAfter = rowsBefore - positions.length;
-  if (layout.rows === rowsAfter)
-    return { removed: 0, damaged: 0, bytesBefore, bytesAfter: bytesBefore };
-  if (layout.rows !== rowsBefore) {
+  if (rows === rowsAfter) return { removed: 0, damaged: 0, bytesBefore, bytesAfter: bytesBefore };
+  if (rows !== rowsBefore) {
     throw new ClipcrawlError(
       "CC_REMOVAL_CONFLICT",
-      `${storage.describe(path)} has ${layout.rows} rows; the removal was planned when it had ${rowsBefore} (and leaves ${rowsAfter}): it changed since`,
+      `${storage.describe(path)} has ${rows} rows; the removal was planned when it had ${rowsBefore} (and leaves ${rowsAfter}): it changed since`,
     );
   }
-  const rowBytes = layout.rowValues * layout.itemSize;
-  const dropped = new Set(positions);
+  const source = await storage.localPath(path);
   await storage.writeAtomicWith(path, async (localPath) => {
-    const input = await open(source, "r");
-    const output = await open(localPath, "w");
-    try {
-      await output.write(npyHeader(layout.descr, [rowsAfter, ...layout.shapeRest]));
-      // A block of rows at a time: the kept rows are packed and written in one go.
-      const blockRows = Math.max(1, Math.floor(COPY_BLOCK_BYTES / Math.max(rowBytes, 1)));
-      const block =
-        blockRows * rowBytes <= COPY_BLOCK_BYTES ? scratchBuffer("input") : Buffer.alloc(rowBytes);
-      const packed =
-        blockRows * rowBytes <= COPY_BLOCK_BYTES ? scratchBuffer("output") : Buffer.alloc(rowBytes);
-      for (let first = 0; first < layout.rows; first += blockRows) {
-        const count = Math.min(blockRows, layout.rows - first);
-        const { bytesRead } = await input.read(
-          block,
-          0,
-          count * rowBytes,
-          layout.dataOffset + first * rowBytes,
-        );
-        if (bytesRead < count * rowBytes) {
-          throw new ClipcrawlError("CC_NPY", `${storage.describe(path)}: the file ends early`);
-        }
-        let length = 0;
-        for (let row = 0; row < count; row++) {
-          if (dropped.has(first + row)) continue;
-          block.copy(packed, length, row * rowBytes, (row + 1) * rowBytes);
-          length += rowBytes;
-        }
-        if (length > 0) await output.write(packed, 0, length);
-      }
-    } finally {
-      await Promise.all([input.close(), output.close()]);
-    }
+    await copyNpyWithoutRows(source, localPath, new Set(positions)).catch((error: unknown) => {
+      throw npyError(storage, path, error);
+    });
   });
   return {
     removed: positions.length,

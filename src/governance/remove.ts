@@ -13,7 +13,8 @@
  *   4. rewrites: one file at a time, each atomically (file-rewrites.ts), each logged;
  *   5. done markers: the sizes of the rewritten outputs, so a finished download shard is not
  *      fetched again (embed, filter and index see their inputs changed and redo those shards);
- *   6. index: rebuilt without the removed rows (it offers no row removal), or deleted;
+ *   6. index: rebuilt without the removed rows (it offers no row removal), or deleted; the
+ *      rebuild is the index stage's, handed in by the caller (governance imports no stage);
  *   7. the audit line, then the journal is deleted.
  * A run first completes every pending removal, so re-running after a crash finishes the job;
  * a file is then either untouched or fully rewritten, never a mix.
@@ -32,12 +33,12 @@ import {
   readRemovalRequest,
 } from "../formats/removal-lists.js";
 import { layout } from "../io/layout.js";
-import { LocalStorage } from "../io/local-storage.js";
+import type { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { duckdbConnection } from "../io/parquet.js";
 import type { StageReporter } from "../shard/reporter.js";
 import { silentReporter } from "../shard/reporter.js";
 import { ShardState } from "../shard/shard-state.js";
-import { buildIndex } from "../stages/index/build-index.js";
 import { type AuditEntry, type AuditFileChange, appendAuditEntry } from "./audit-log.js";
 import {
   dropFolderSamples,
@@ -82,6 +83,21 @@ export interface RemoveOptions {
   cwd?: string;
 }
 
+/** Builds the root's index from its shards as they are now (the index stage's buildIndex). */
+export type IndexRebuild = (
+  storage: LocalStorage,
+  reporter: StageReporter,
+) => Promise<{
+  ok: boolean;
+  rows: number;
+  failedShards: readonly { shard: string; error: string }[];
+}>;
+
+interface IndexUpdate {
+  action: IndexAction;
+  rebuild: IndexRebuild;
+}
+
 export interface CompletedRemoval extends AuditEntry {
   /** True when this run completed a removal an earlier, interrupted run had started. */
   resumed: boolean;
@@ -101,10 +117,13 @@ export interface RemoveSummary {
 
 const KIND_STAGES = ["download", "embed", "filter"] as const;
 
-export async function remove(options: RemoveOptions): Promise<RemoveSummary> {
+export async function removeSamples(
+  options: RemoveOptions,
+  rebuildIndex: IndexRebuild,
+): Promise<RemoveSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   if (!(await storage.exists("clipcrawl.json"))) {
     throw new InputError(
       "CC_NOT_A_ROOT",
@@ -123,13 +142,14 @@ export async function remove(options: RemoveOptions): Promise<RemoveSummary> {
     );
   }
 
+  const indexUpdate: IndexUpdate = { action: options.index ?? "rebuild", rebuild: rebuildIndex };
   const release = await acquireRemovalLock(storage);
   const removals: CompletedRemoval[] = [];
   try {
     const pending = await pendingJournals(storage);
     for (const journal of pending) {
       reporter.warn(`completing removal ${journal.removal}, interrupted before it finished`);
-      removals.push(await execute(storage, journal, true, options, reporter));
+      removals.push(await execute(storage, journal, true, indexUpdate, reporter));
     }
     const lists =
       options.reapply === true ? mergeLists(request, await reappliedLists(storage)) : request;
@@ -153,7 +173,7 @@ export async function remove(options: RemoveOptions): Promise<RemoveSummary> {
           { heading: listHeading(journal), entries: listEntries(lists) },
         ]);
         await writeJournal(storage, journal);
-        const completed = await execute(storage, journal, false, options, reporter);
+        const completed = await execute(storage, journal, false, indexUpdate, reporter);
         removals.push({ ...completed, timings: { ...completed.timings, plan: planSeconds } });
       }
     }
@@ -206,7 +226,7 @@ async function execute(
   storage: LocalStorage,
   journal: RemovalJournal,
   resumed: boolean,
-  options: RemoveOptions,
+  indexUpdate: IndexUpdate,
   reporter: StageReporter,
 ): Promise<CompletedRemoval> {
   const { plan, removal } = journal;
@@ -262,7 +282,9 @@ async function execute(
   }
   await refreshDoneMarkers(storage, new Set(plan.rewrites.map((rewrite) => rewrite.path)));
   const indexStarted = performance.now();
-  const index = plan.indexAffected ? await updateIndex(storage, options, reporter) : "not affected";
+  const index = plan.indexAffected
+    ? await updateIndex(storage, indexUpdate, reporter)
+    : "not affected";
   const indexSeconds = (performance.now() - indexStarted) / 1000;
 
   const entry: AuditEntry = {
@@ -336,19 +358,19 @@ async function refreshDoneMarkers(
 /** The index offers no row removal: it is rebuilt from the rewritten shards, or deleted. */
 async function updateIndex(
   storage: LocalStorage,
-  options: RemoveOptions,
+  update: IndexUpdate,
   reporter: StageReporter,
 ): Promise<string> {
   const deleteIndex = async () => {
     await storage.remove(layout.indexFolder());
     await storage.remove(layout.stateFolder("index"));
   };
-  if (options.index === "delete") {
+  if (update.action === "delete") {
     await deleteIndex();
     return "deleted (run clipcrawl index to build it again)";
   }
   try {
-    const summary = await buildIndex({ root: storage, reporter });
+    const summary = await update.rebuild(storage, reporter);
     if (summary.ok) return `rebuilt (${summary.rows} rows)`;
     throw new Error(
       summary.failedShards.map((failed) => `${failed.shard}: ${failed.error}`).join("; "),

@@ -5,30 +5,18 @@
  * it by, its place in the index, and the removals that took it out.
  *
  * Nothing here is recorded for show's sake: every answer is read from the stage outputs. A
- * pair filter dropped has no row anywhere, so its reason is found again by running the filter's
- * own shard query (filter-shard.ts) on that one metadata row, with the rules the shard was
- * filtered with (its stats file) and the blocklists as they are now.
+ * pair filter dropped has no row anywhere, so its reason is asked of the filter stage (which
+ * runs its own shard query on that one metadata row); the caller hands that function in, since
+ * governance imports no stage (src/index.ts composes the two).
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { loadConfig } from "../config/config-file.js";
-import { errorMessage, InputError } from "../errors.js";
-import {
-  type Blocklists,
-  createBlocklistTables,
-  dropBlocklistTables,
-  loadBlocklists,
-} from "../formats/blocklists.js";
-import { withGovernanceBlocklists } from "../formats/governance-blocklists.js";
+import { InputError } from "../errors.js";
 import { readManifest } from "../formats/index/index-manifest.js";
-import { registerFilterFunctions } from "../formats/sql-functions.js";
 import { layout } from "../io/layout.js";
-import { LocalStorage } from "../io/local-storage.js";
+import type { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { type CellValue, duckdbConnection, quoteLiteral } from "../io/parquet.js";
-import type { FilterConfig } from "../stages/filter/config.js";
-import { filterShard } from "../stages/filter/filter-shard.js";
+import type { DatasetStorage } from "../io/storage.js";
 import { readAuditLog } from "./audit-log.js";
 import { REMOVED_STATUS } from "./file-rewrites.js";
 
@@ -76,8 +64,22 @@ export interface ShowOptions {
   cwd?: string;
 }
 
-export async function showSample(options: ShowOptions): Promise<SampleHistory> {
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+/**
+ * The filter stage's verdict on the row of `key` in the metadata file `metadata` (root-relative):
+ * its drop reason (null: kept, or not judged) and what could not be told.
+ */
+export type FilterVerdict = (
+  storage: DatasetStorage,
+  metadata: string,
+  key: string,
+  cwd: string,
+) => Promise<{ reason: string | null; notes: string[] }>;
+
+export async function sampleHistory(
+  options: ShowOptions,
+  filterVerdict: FilterVerdict,
+): Promise<SampleHistory> {
+  const storage = openRoot(options.root);
   if (!(await storage.exists("clipcrawl.json"))) {
     throw new InputError(
       "CC_NOT_A_ROOT",
@@ -114,13 +116,14 @@ export async function showSample(options: ShowOptions): Promise<SampleHistory> {
       history.embedding !== null &&
       history.embedding.values.status !== "failed_to_embed"
     ) {
-      history.dropReason = await dropReason(
-        connection,
+      const verdict = await filterVerdict(
         storage,
-        history.embedding,
-        options.cwd,
-        history.notes,
+        history.embedding.file,
+        String(history.embedding.values.key),
+        options.cwd ?? process.cwd(),
       );
+      history.dropReason = verdict.reason;
+      history.notes.push(...verdict.notes);
     } else if (history.embedding?.values.status === "failed_to_embed") {
       history.dropReason = "failed_to_embed";
     }
@@ -257,66 +260,6 @@ async function indexPlace(
     };
   }
   return null;
-}
-
-/** The filter's verdict on the one metadata row, by the filter's own shard query. */
-async function dropReason(
-  connection: DuckDBConnection,
-  storage: LocalStorage,
-  embedding: StageRow,
-  cwd: string | undefined,
-  notes: string[],
-): Promise<string | null> {
-  const shard = /(\d{5})\.parquet$/.exec(embedding.file)?.[1];
-  if (shard === undefined) return null;
-  const statsPath = layout.datasetStats(shard);
-  if (!(await storage.exists(statsPath))) {
-    notes.push(`filter has not run on shard ${shard}`);
-    return null;
-  }
-  const config =
-    (JSON.parse(await storage.readText(statsPath)) as { config?: FilterConfig }).config ??
-    (await loadConfig(storage)).filter;
-  let lists: Blocklists;
-  try {
-    lists = await loadBlocklists(config, cwd ?? process.cwd());
-  } catch (error) {
-    notes.push(
-      `the filter's blocklists cannot be read here (${errorMessage(error)}); judged without them`,
-    );
-    lists = await loadBlocklists(
-      { ...config, urlBlocklist: "", domainBlocklist: "", sha256Blocklist: "" },
-      "/",
-    );
-  }
-  lists = await withGovernanceBlocklists(storage, lists);
-  const work = await mkdtemp(join(tmpdir(), "clipcrawl-show-"));
-  const scratch = new LocalStorage(work);
-  try {
-    const source = quoteLiteral(await storage.localPath(embedding.file));
-    await connection.run(
-      `COPY (SELECT * FROM read_parquet(${source}) WHERE key = ${quoteLiteral(String(embedding.values.key))}) TO ${quoteLiteral(join(work, "metadata.parquet"))} (FORMAT parquet)`,
-    );
-    await registerFilterFunctions(connection);
-    await createBlocklistTables(connection, lists);
-    const judged = await filterShard(
-      connection,
-      scratch,
-      { metadata: "metadata.parquet", failures: "failures.parquet", output: "dataset.parquet" },
-      config,
-      lists,
-    );
-    const reason = Object.entries(judged.droppedByReason).find(([, count]) => count > 0)?.[0];
-    if (reason === undefined) {
-      notes.push(
-        `filter would keep it now: shard ${shard} was filtered before it was embedded as it is, or with other blocklists; re-run clipcrawl filter`,
-      );
-    }
-    return reason ?? null;
-  } finally {
-    await dropBlocklistTables(connection);
-    await rm(work, { recursive: true, force: true });
-  }
 }
 
 function jsonValues(values: Record<string, CellValue>): Record<string, JsonValue> {

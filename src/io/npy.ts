@@ -25,15 +25,18 @@ export class NpyFormatError extends Error {
   }
 }
 
-export function encodeNpy(array: NpyArray): Buffer {
-  const elements = array.shape.reduce((product, size) => product * size, 1);
-  if (elements !== array.data.length) {
-    throw new RangeError(
-      `npy shape [${array.shape.join(", ")}] needs ${elements} values, got ${array.data.length}`,
-    );
-  }
-  const shape = array.shape.length === 1 ? `(${array.shape[0]},)` : `(${array.shape.join(", ")})`;
-  const dict = `{'descr': '${array.dtype}', 'fortran_order': False, 'shape': ${shape}, }`;
+/** What an `.npy` header says: the array's dtype and shape, and where its data starts. */
+export interface NpyHeader {
+  dtype: NpyDtype;
+  shape: number[];
+  /** Bytes before the data: magic, version, header length and the header itself. */
+  dataOffset: number;
+}
+
+/** The magic string, version and header of a C-order array, as `numpy.save` writes them. */
+export function encodeNpyHeader(dtype: NpyDtype, shape: readonly number[]): Buffer {
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
+  const dict = `{'descr': '${dtype}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   // magic (6) + version (2) + header length (2) + dict + padding + newline
   const unpadded = MAGIC.length + 4 + dict.length + 1;
   const padding = (HEADER_ALIGNMENT - (unpadded % HEADER_ALIGNMENT)) % HEADER_ALIGNMENT;
@@ -44,11 +47,24 @@ export function encodeNpy(array: NpyArray): Buffer {
   prefix[6] = 1;
   prefix[7] = 0;
   prefix.writeUInt16LE(header.length, 8);
-  const body = littleEndianBytes(array.data);
-  return Buffer.concat([prefix, Buffer.from(header, "latin1"), body]);
+  return Buffer.concat([prefix, Buffer.from(header, "latin1")]);
 }
 
-export function decodeNpy(bytes: Uint8Array): NpyArray {
+export function encodeNpy(array: NpyArray): Buffer {
+  const elements = array.shape.reduce((product, size) => product * size, 1);
+  if (elements !== array.data.length) {
+    throw new RangeError(
+      `npy shape [${array.shape.join(", ")}] needs ${elements} values, got ${array.data.length}`,
+    );
+  }
+  return Buffer.concat([encodeNpyHeader(array.dtype, array.shape), littleEndianBytes(array.data)]);
+}
+
+/**
+ * The header of an `.npy` file from its first bytes (the whole file, or a prefix at least as long
+ * as the header: 65,546 bytes always are for version 1.0).
+ */
+export function decodeNpyHeader(bytes: Uint8Array): NpyHeader {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buffer.length < 10 || !buffer.subarray(0, 6).equals(MAGIC)) {
     throw new NpyFormatError("not a .npy file (bad magic string)");
@@ -66,9 +82,9 @@ export function decodeNpy(bytes: Uint8Array): NpyArray {
   } else {
     throw new NpyFormatError(`unsupported .npy version ${major}.${buffer[7]}`);
   }
-  const dataStart = headerStart + headerLength;
-  if (buffer.length < dataStart) throw new NpyFormatError("truncated .npy header");
-  const header = buffer.toString(major === 3 ? "utf8" : "latin1", headerStart, dataStart);
+  const dataOffset = headerStart + headerLength;
+  if (buffer.length < dataOffset) throw new NpyFormatError("truncated .npy header");
+  const header = buffer.toString(major === 3 ? "utf8" : "latin1", headerStart, dataOffset);
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
@@ -89,19 +105,31 @@ export function decodeNpy(bytes: Uint8Array): NpyArray {
   if (shape.some((size) => !Number.isInteger(size) || size < 0)) {
     throw new NpyFormatError(`bad .npy shape (${shapeText})`);
   }
+  if (!Object.hasOwn(ITEM_SIZES, descr))
+    throw new NpyFormatError(`unsupported .npy dtype ${descr}`);
+  return { dtype: descr as NpyDtype, shape, dataOffset };
+}
+
+/** Bytes of one value of the dtype. */
+export function npyItemSize(dtype: NpyDtype): number {
+  return ITEM_SIZES[dtype];
+}
+
+export function decodeNpy(bytes: Uint8Array): NpyArray {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const { dtype, shape, dataOffset } = decodeNpyHeader(buffer);
   const elements = shape.reduce((product, size) => product * size, 1);
-  const itemSize = ITEM_SIZES[descr as NpyDtype];
-  if (itemSize === undefined) throw new NpyFormatError(`unsupported .npy dtype ${descr}`);
-  const body = buffer.subarray(dataStart);
+  const itemSize = ITEM_SIZES[dtype];
+  const body = buffer.subarray(dataOffset);
   if (body.length !== elements * itemSize) {
     throw new NpyFormatError(
-      `.npy data is ${body.length} bytes, shape [${shape.join(", ")}] of ${descr} needs ${elements * itemSize}`,
+      `.npy data is ${body.length} bytes, shape [${shape.join(", ")}] of ${dtype} needs ${elements * itemSize}`,
     );
   }
   // Copy into an aligned buffer: the data may start at any offset of the file's buffer.
   const aligned = new Uint8Array(body).buffer;
   const view = new DataView(aligned);
-  switch (descr as NpyDtype) {
+  switch (dtype) {
     case "<f2": {
       const data = new Uint16Array(elements);
       for (let index = 0; index < elements; index++) data[index] = view.getUint16(index * 2, true);

@@ -61,6 +61,35 @@ export async function writeParquet<Row>(
   }
 }
 
+/** Writes the rows of a query (in its order, with its column types) as a Parquet file, atomically. */
+export async function writeParquetQuery(
+  connection: DuckDBConnection,
+  storage: DatasetStorage,
+  path: string,
+  query: string,
+): Promise<void> {
+  await storage.writeAtomicWith(path, async (localPath) => {
+    await connection.run(
+      `COPY (${query}) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
+    );
+  });
+}
+
+/**
+ * A root file (or several, with `union_by_name`) as a DuckDB relation, with each row's position
+ * in its file (`file_row_number`) and, for several files, the file's local path (`filename`).
+ */
+export async function parquetRelation(
+  storage: DatasetStorage,
+  paths: string | readonly string[],
+): Promise<string> {
+  if (typeof paths === "string") {
+    return `read_parquet(${quoteLiteral(await storage.localPath(paths))}, file_row_number = true)`;
+  }
+  const local = await Promise.all(paths.map((path) => storage.localPath(path)));
+  return `read_parquet([${local.map(quoteLiteral).join(", ")}], filename = true, file_row_number = true, union_by_name = true)`;
+}
+
 /** All rows of a Parquet file as plain objects (BIGINT as bigint). */
 export async function readParquet(
   storage: DatasetStorage,

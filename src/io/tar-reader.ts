@@ -54,7 +54,8 @@ export async function* readTarEntries(
       return;
     }
     if (!resyncing && isZeroBlock(header)) return;
-    if (!checksumMatches(header)) {
+    const parsed = parseTarHeader(header);
+    if (parsed === undefined) {
       if (!resyncing && !isZeroBlock(header)) {
         yield { kind: "damaged", offset, message: "tar header checksum mismatch" };
         resyncing = true;
@@ -63,9 +64,8 @@ export async function* readTarEntries(
       continue;
     }
     resyncing = false;
-    const size = parseSize(header);
-    const type = String.fromCharCode(header[156] as number);
-    const name = longName ?? paxPath ?? headerName(header);
+    const { size, type } = parsed;
+    const name = longName ?? paxPath ?? parsed.name;
     const headerOffset = offset;
     offset += BLOCK;
     if (size > maxMemberBytes) {
@@ -205,7 +205,26 @@ class ByteQueue {
   }
 }
 
-function isZeroBlock(block: Buffer): boolean {
+/** What a header block says of its member. */
+export interface TarHeader {
+  /** From the header alone (a GNU long name or pax path comes in a member before it). */
+  name: string;
+  size: number;
+  /** The type flag: `0` or NUL a regular file, `L` a GNU long name, `x` a pax header, … */
+  type: string;
+}
+
+/** A header block's fields; undefined when its checksum does not match (damage, or data). */
+export function parseTarHeader(block: Buffer): TarHeader | undefined {
+  if (!checksumMatches(block)) return undefined;
+  return {
+    name: headerName(block),
+    size: parseSize(block),
+    type: String.fromCharCode(block[156] as number),
+  };
+}
+
+export function isZeroBlock(block: Buffer): boolean {
   for (const byte of block) if (byte !== 0) return false;
   return true;
 }

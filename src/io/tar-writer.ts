@@ -25,6 +25,16 @@ export class TarWriter {
     if (this.pendingBytes >= WRITE_BUFFER_BYTES) await this.flush();
   }
 
+  /**
+   * Whole members of another archive (headers, data and padding), as they are. They are written
+   * before this returns, so the caller may reuse the buffer.
+   */
+  async copyMembers(bytes: Uint8Array): Promise<void> {
+    await this.flush();
+    await this.file.write(bytes);
+    this.written += bytes.length;
+  }
+
   /** The two zero blocks that end an archive, padded to a whole record. */
   async finish(): Promise<void> {
     const end = this.written + this.pendingBytes + 2 * BLOCK;

@@ -17,7 +17,8 @@
 import { loadConfig } from "../config/config-file.js";
 import { initRoot } from "../config/init-root.js";
 import { errorMessage } from "../errors.js";
-import { LocalStorage } from "../io/local-storage.js";
+import type { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import {
   type PerStage,
   PIPELINE,
@@ -91,7 +92,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   const started = performance.now();
   const startedAt = new Date();
   const stages = options.stages ?? PIPELINE;
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   const cwd = options.cwd ?? process.cwd();
   await initRoot(storage);
   const config = await loadConfig(storage, options.config);

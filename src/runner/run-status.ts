@@ -7,7 +7,8 @@
  * and failed come from the run state file of the last `clipcrawl run` (local), and, for a
  * distributed run, from the job queue, where every failed job keeps its reason.
  */
-import { LocalStorage } from "../io/local-storage.js";
+import type { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { PIPELINE, type Stages } from "../pipeline/pipeline.js";
 import { ShardState } from "../shard/shard-state.js";
 import { WHOLE_DATASET } from "../shard/stage-definition.js";
@@ -41,7 +42,7 @@ export async function runStatus(
   root: string | LocalStorage,
   pipeline: Stages = PIPELINE,
 ): Promise<RunStatusReport> {
-  const storage = typeof root === "string" ? new LocalStorage(root) : root;
+  const storage = openRoot(root);
   const state = await readRunState(storage);
   const alive = state !== undefined && runIsAlive(state);
   const stages: StageStatus[] = [];

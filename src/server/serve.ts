@@ -10,7 +10,7 @@ import type { FastifyInstance } from "fastify";
 import { loadConfig, parseConfig } from "../config/config-file.js";
 import { ConfigError, errorMessage } from "../errors.js";
 import { ImageFetcher } from "../io/fetch/image-fetcher.js";
-import { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import type { ServeConfig } from "./config.js";
 import { ExportJobs } from "./export-jobs.js";
 import { checkIndexName } from "./indices-file.js";
@@ -125,7 +125,7 @@ export async function serveConfigOf(
   root: string,
   overrides: Partial<ServeConfig> = {},
 ): Promise<ServeConfig> {
-  return (await loadConfig(new LocalStorage(root), { serve: overrides })).serve;
+  return (await loadConfig(openRoot(root), { serve: overrides })).serve;
 }
 
 /** web/dist of the package this module belongs to (from src/server or dist/src/server). */

@@ -13,7 +13,8 @@ import { join, resolve } from "node:path";
 import { ClipcrawlError, errorMessage } from "../errors.js";
 import { type ClipIndex, openIndex } from "../formats/index/clip-index.js";
 import { layout } from "../io/layout.js";
-import { LocalStorage } from "../io/local-storage.js";
+import type { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { ClipModel } from "../models/clip-model.js";
 import { ClipEmbedder, TextEmbedder } from "../models/embedder.js";
 import { checkEmbeddingSizesMatch, TextModel } from "../models/text-model.js";
@@ -121,7 +122,7 @@ export class ServedIndex {
     source: IndexSource,
     options: ServedIndexOptions,
   ): Promise<ServedIndex> {
-    const storage = new LocalStorage(resolve(source.root));
+    const storage = openRoot(resolve(source.root));
     // Taken before the files are read: a rewrite in between changes it again, and is seen.
     const stamp = manifestStamp(storage);
     const index = await openIndexOf(storage, options);

@@ -58,7 +58,8 @@ export function describeSummary(summary: FilterSummary): string {
   const tiers = Object.entries(totals.kept_by_tier)
     .map(([tier, count]) => `${formatCount(count)} ${tier}`)
     .join(", ");
-  const listed = blocklists.urls + blocklists.domains + blocklists.sha256;
+  const listed =
+    blocklists.urls + blocklists.domains + blocklists.sha256 + blocklists.md5 + blocklists.sha1;
   return [
     `filter: ${summary.shards} shards (${summary.shardsWritten} written, ${summary.shardsSkipped} already done), ${summary.failedShards.length} failed`,
     `  ${formatCount(totals.samples)} pairs: ${formatCount(totals.kept)} kept (${tiers}), ${formatCount(totals.dropped)} dropped`,
@@ -66,7 +67,7 @@ export function describeSummary(summary: FilterSummary): string {
     ...(listed === 0 && blocklists.badLines === 0
       ? []
       : [
-          `  blocklists: ${formatCount(blocklists.urls)} URLs, ${formatCount(blocklists.domains)} domains, ${formatCount(blocklists.sha256)} SHA-256 digests${blocklists.badLines === 0 ? "" : ` (${blocklists.badLines} bad ${blocklists.badLines === 1 ? "line" : "lines"} ignored)`}`,
+          `  blocklists: ${formatCount(blocklists.urls)} URLs, ${formatCount(blocklists.domains)} domains, ${formatCount(blocklists.sha256)} SHA-256, ${formatCount(blocklists.md5)} MD5, ${formatCount(blocklists.sha1)} SHA-1 digests${blocklists.badLines === 0 ? "" : ` (${blocklists.badLines} bad ${blocklists.badLines === 1 ? "line" : "lines"} ignored)`}`,
         ]),
     ...summary.failedShards.map((failed) => `  shard ${failed.shard} failed: ${failed.error}`),
     `  ${summary.seconds.toFixed(1)} s, ${summary.samplesPerSecond.toFixed(0)} pairs/s`,

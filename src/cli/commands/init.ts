@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { initRoot } from "../../config/init-root.js";
-import { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 
 export function registerInit(program: Command): void {
   program
@@ -9,7 +9,7 @@ export function registerInit(program: Command): void {
     .argument("[root]", "the dataset root directory", ".")
     .addHelpText("after", "\nExample:\n  clipcrawl init ./my-dataset")
     .action(async (root: string) => {
-      const result = await initRoot(new LocalStorage(root));
+      const result = await initRoot(openRoot(root));
       const verb = result.created ? "created" : "already exists, left as it is:";
       process.stdout.write(`${verb} ${result.configPath}\n`);
     });

@@ -62,7 +62,7 @@ export function registerRemove(program: Command): void {
       sha1: flags.sha1,
       keys: flags.keys,
     };
-    const { remove } = await import("../../governance/remove.js");
+    const { remove } = await import("../../pipeline/governance-commands.js");
     await runStageCommand(
       flags.json,
       (reporter) =>

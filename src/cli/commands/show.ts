@@ -17,7 +17,7 @@ export function registerShow(program: Command): void {
     .option("--json", "print the history as JSON")
     .addHelpText("after", "\nExample:\n  clipcrawl show 000010005 --root ./data")
     .action(async (key: string, flags: ShowFlags) => {
-      const { showSample } = await import("../../governance/sample-history.js");
+      const { showSample } = await import("../../pipeline/governance-commands.js");
       const history = await showSample({ root: flags.root, key });
       process.stdout.write(
         flags.json === true ? `${JSON.stringify(history, null, 2)}\n` : describeHistory(history),

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { errorMessage, InputError } from "../../errors.js";
-import { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import type { QueueStatus } from "../../runner/distributed/queue-status.js";
 import { describeStatus, runStatus } from "../../runner/run-status.js";
 
@@ -27,7 +27,7 @@ export function registerStatus(program: Command): void {
       "\nExamples:\n  clipcrawl status ./data\n  clipcrawl status --root ./data --queue redis://queue-host:6379",
     )
     .action(async (positional: string | undefined, flags: StatusFlags) => {
-      const storage = new LocalStorage(positional ?? flags.root ?? ".");
+      const storage = openRoot(positional ?? flags.root ?? ".");
       if (!(await storage.exists("clipcrawl.json"))) {
         throw new InputError(
           "CC_NOT_A_ROOT",

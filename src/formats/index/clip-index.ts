@@ -15,7 +15,7 @@
  */
 
 import { layout } from "../../io/layout.js";
-import { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { readDuplicateGroups } from "./duplicate-groups.js";
@@ -91,7 +91,7 @@ export class ClipIndex {
     root: string | DatasetStorage,
     options: OpenIndexOptions = {},
   ): Promise<ClipIndex> {
-    const storage = typeof root === "string" ? new LocalStorage(root) : root;
+    const storage = openRoot(root);
     const manifest = await readManifest(storage);
     if (manifest === undefined) {
       throw new Error(

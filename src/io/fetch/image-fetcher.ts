@@ -12,24 +12,30 @@ import { ClipcrawlError } from "../../errors.js";
 import { VERSION } from "../../version.js";
 import { sleep } from "../http.js";
 import { BodyHashes, type ImageHashes } from "./body-hashes.js";
-import { CachingResolver, policyConnector } from "./connector.js";
+import { CachingResolver, type ConnectionPolicy, policyConnector } from "./connector.js";
 import { disallowingDirective } from "./opt-out.js";
 
-/** How the fetcher behaves: download's settings of the same names (see its config) or serve's. */
-export interface FetcherOptions {
+/**
+ * What the fetcher is told. Download's config section satisfies it (its keys have these names
+ * and meanings, documented with the config); the fetcher knows nothing of the config itself.
+ */
+export interface FetcherOptions extends Omit<ConnectionPolicy, "connectTimeoutMs"> {
+  /** Seconds to connect, to receive the headers, and between two body chunks. */
   timeoutSeconds: number;
+  /** Seconds for one attempt in all, so a slow drip cannot hold a slot. */
   totalTimeoutSeconds: number;
+  /** Retries after a timeout, a dropped connection or HTTP 408/429/5xx. */
   retries: number;
+  /** Wait before the first retry; doubled before each further one. */
   retryBackoffSeconds: number;
   maxRedirects: number;
+  /** The largest body read; a larger one fails the fetch. */
   maxBodyBytes: number;
-  dnsCacheSeconds: number;
+  /** Added to the User-Agent (a contact address) and honoured as our agent in X-Robots-Tag. */
   userAgentToken: string;
+  /** X-Robots-Tag directives that make a sample opted out. */
   disallowedHeaderDirectives: readonly string[];
-  allowPrivateNetwork: boolean;
-  /** `HOST:PORT:TARGET_HOST:TARGET_PORT` rules, as curl --connect-to. */
-  connectTo: readonly string[];
-  caCertificates: string;
+  /** Refuse text/HTML/JSON responses (error pages) before reading their body. */
   contentTypeCheck: boolean;
   /** Keep-alive connections (and so simultaneous requests) to one origin. */
   connectionsPerHost: number;

@@ -1,10 +1,9 @@
 /**
- * Opt-outs: X-Robots-Tag directives that forbid AI use (read as img2dataset reads them, so sites
- * that opted out of img2dataset are out of clipcrawl too) and a blocklist of URLs and domains.
- * An opted-out sample is a row with status `opted_out`, never an error.
+ * Opt-outs: X-Robots-Tag directives that forbid AI use, read as img2dataset reads them, so sites
+ * that opted out of img2dataset are out of clipcrawl too (download's blocklist of URLs, domains
+ * and digests: src/formats/download-blocklist.ts). An opted-out sample is a row with status
+ * `opted_out`, never an error.
  */
-import { readFile } from "node:fs/promises";
-import { InputError } from "../../errors.js";
 
 /** User-agent tokens whose X-Robots-Tag directives apply to us. */
 const OUR_AGENT_TOKENS = ["clipcrawl", "img2dataset"];
@@ -32,50 +31,4 @@ export function disallowingDirective(
     }
   }
   return undefined;
-}
-
-/** URLs and domains (with their subdomains) whose images are not fetched. */
-export class Blocklist {
-  private readonly urls = new Set<string>();
-  private readonly domains = new Set<string>();
-
-  static async load(path: string): Promise<Blocklist> {
-    let text: string;
-    try {
-      text = await readFile(path, "utf8");
-    } catch (error) {
-      throw new InputError("CC_BLOCKLIST", path, `cannot read the blocklist: ${String(error)}`);
-    }
-    return Blocklist.parse(text);
-  }
-
-  /** One entry a line: a URL (`https://…`) or a domain; `#` starts a comment. */
-  static parse(text: string): Blocklist {
-    const list = new Blocklist();
-    for (const line of text.split(/\r?\n/)) {
-      const entry = line.replace(/#.*/, "").trim();
-      if (entry === "") continue;
-      if (entry.includes("://")) {
-        const url = URL.canParse(entry) ? new URL(entry).href : entry;
-        list.urls.add(url);
-      } else list.domains.add(entry.toLowerCase().replace(/^\*?\./, ""));
-    }
-    return list;
-  }
-
-  get size(): number {
-    return this.urls.size + this.domains.size;
-  }
-
-  /** Why the URL is blocked (`blocklisted url`, `blocklisted domain`), or undefined. */
-  match(url: URL): string | undefined {
-    if (this.urls.has(url.href)) return "blocklisted url";
-    let host = url.hostname.toLowerCase();
-    for (;;) {
-      if (this.domains.has(host)) return "blocklisted domain";
-      const dot = host.indexOf(".");
-      if (dot < 0) return undefined;
-      host = host.slice(dot + 1);
-    }
-  }
 }

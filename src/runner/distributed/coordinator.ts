@@ -21,7 +21,8 @@ import { Redis } from "ioredis";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import { errorMessage } from "../../errors.js";
-import { LocalStorage } from "../../io/local-storage.js";
+import type { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import {
   nextStage,
   type PerStage,
@@ -107,7 +108,7 @@ export async function runDistributed(
 ): Promise<DistributedRunSummary> {
   const started = performance.now();
   const startedAt = new Date();
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   const cwd = options.cwd ?? process.cwd();
   const attempts = Math.max(1, options.attempts ?? 3);
   const pollMs = options.pollMs ?? 500;

@@ -16,7 +16,8 @@ import { DelayedError, type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { errorMessage } from "../../errors.js";
 import { shardName } from "../../io/layout.js";
-import { LocalStorage } from "../../io/local-storage.js";
+import type { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { nextStage, PIPELINE, type Stages, stageNamed } from "../../pipeline/pipeline.js";
 import type { StageReporter } from "../../shard/reporter.js";
 import type { StageCall } from "../../shard/stage-definition.js";
@@ -97,7 +98,7 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
       shard: data.shard,
       attempt: job.attemptsMade + 1,
     });
-    const storage = new LocalStorage(data.root);
+    const storage = openRoot(data.root);
     const reporter: StageReporter = {
       warn: (line) => logger.warn({ event: "warning", job: job.id }, line),
       progress: () => {},

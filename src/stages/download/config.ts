@@ -92,7 +92,9 @@ export const downloadConfigSchema = z
     blocklist: z
       .string()
       .default("")
-      .describe("file of URLs and domains (one a line) whose images are not fetched (opted_out)"),
+      .describe(
+        "file of URLs and domains (not fetched) and MD5/SHA-1/SHA-256 digests of image bytes (not kept), one a line (opted_out)",
+      ),
     allowPrivateNetwork: z
       .boolean()
       .default(false)

@@ -4,9 +4,9 @@
  * memory, then a spill file), then the shard's outputs are written in key order and its stats last.
  * Sample-level problems are rows; only a failure to write the outputs throws.
  */
-
+import { DownloadBlocklist } from "../../formats/download-blocklist.js";
 import { ImageFetcher } from "../../io/fetch/image-fetcher.js";
-import { Blocklist } from "../../io/fetch/opt-out.js";
+import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
 import type { DownloadConfig } from "./config.js";
@@ -51,7 +51,7 @@ export interface DownloadShardResult {
 export interface DownloadContext {
   fetcher: ImageFetcher;
   resizer: ImageResizer;
-  blocklist: Blocklist | undefined;
+  blocklist: DownloadBlocklist | undefined;
   limits: HostLimits;
   close(): Promise<void>;
 }
@@ -69,7 +69,7 @@ export async function createDownloadContext(
   return {
     fetcher,
     resizer: new ImageResizer(config),
-    blocklist: blocklistPath === "" ? undefined : await Blocklist.load(blocklistPath),
+    blocklist: blocklistPath === "" ? undefined : await DownloadBlocklist.load(blocklistPath),
     limits,
     close: () => fetcher.close(),
   };
@@ -111,6 +111,12 @@ export async function downloadShard(
         }
         bytesDownloaded += fetched.bytes.length;
         const hashes = fetched.hashes;
+        // A takedown list's image under another URL: nothing of it is kept.
+        const blockedBytes = context.blocklist?.matchDigests(hashes);
+        if (blockedBytes !== undefined) {
+          records[index] = unfinishedRecord(key, sample, "opted_out", blockedBytes);
+          return;
+        }
         const resized = await context.resizer.resize(fetched.bytes);
         if (!resized.ok) {
           records[index] = {
@@ -161,12 +167,7 @@ export async function downloadShard(
     };
     const statsPath = layout.imageStats(task.shard);
     await storage.writeAtomic(statsPath, `${JSON.stringify(stats, null, 2)}\n`);
-    const outputs = await Promise.all(
-      [...written, statsPath].map(async (path) => ({
-        path,
-        bytes: (await storage.stat(path))?.bytes ?? 0,
-      })),
-    );
+    const outputs = await outputInfo(storage, [...written, statsPath]);
     return {
       shard: task.shard,
       counts,
@@ -180,7 +181,10 @@ export async function downloadShard(
   }
 }
 
-function blocklistReason(blocklist: Blocklist | undefined, url: string): string | undefined {
+function blocklistReason(
+  blocklist: DownloadBlocklist | undefined,
+  url: string,
+): string | undefined {
   if (blocklist === undefined || !URL.canParse(url)) return undefined;
   return blocklist.match(new URL(url));
 }

@@ -3,7 +3,7 @@
  * (connections, DNS cache, blocklist) lives as long as the worker, so keep-alive connections
  * and cached names carry over from one shard to the next.
  */
-import { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { digestOf } from "../../shard/shard-state.js";
 import { serveWorkerTasks } from "../../shard/worker-pool.js";
 import {
@@ -43,5 +43,5 @@ function contextFor(job: DownloadWorkerTask): Promise<DownloadContext> {
 }
 
 serveWorkerTasks<DownloadWorkerTask, DownloadShardResult>(async (job) =>
-  downloadShard(job.task, new LocalStorage(job.root), await contextFor(job)),
+  downloadShard(job.task, openRoot(job.root), await contextFor(job)),
 );

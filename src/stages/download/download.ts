@@ -7,14 +7,18 @@
  * done marker is written here, last, once the worker reports success. A re-run skips shards
  * whose marker matches their digest (img2dataset's incremental mode); `overwrite` starts over.
  */
-import { readFile, stat } from "node:fs/promises";
-import { isAbsolute, resolve } from "node:path";
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import { ConfigError } from "../../errors.js";
+import { describeBadLine } from "../../formats/blocklists.js";
+import { DownloadBlocklist } from "../../formats/download-blocklist.js";
 import { downloadBlocklistFile } from "../../formats/governance-blocklists.js";
+import { localFileIdentity } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
-import { LocalStorage } from "../../io/local-storage.js";
+import type { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection, unplannedShardError } from "../../shard/shard-selection.js";
@@ -74,13 +78,22 @@ const TOP_STATUSES = 30;
 export async function download(options: DownloadOptions): Promise<DownloadSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   await initRoot(storage);
   const cwd = options.cwd ?? process.cwd();
   const loaded = (await loadConfig(storage, { download: options.config ?? {} })).download;
   const config = { ...loaded, caCertificates: await checkedCaCertificates(loaded, cwd) };
   const blocklistPath = config.blocklist === "" ? "" : resolve(cwd, config.blocklist);
-  const blocklistIdentity = await fileIdentity(blocklistPath);
+  if (blocklistPath !== "") {
+    // Read here too so that a missing list stops the stage at once and bad lines are told once.
+    const blocklist = await DownloadBlocklist.load(blocklistPath);
+    for (const bad of blocklist.badLines) reporter.warn(describeBadLine(bad));
+  }
+  // Editing the list redoes the shards.
+  const blocklistIdentity =
+    blocklistPath === ""
+      ? null
+      : { path: blocklistPath, ...(await localFileIdentity(blocklistPath)) };
 
   const state = new ShardState(storage, DOWNLOAD_STAGE, { redo: options.redo });
   if (options.overwrite === true) {
@@ -217,13 +230,4 @@ async function checkedCaCertificates(config: DownloadConfig, cwd: string): Promi
     throw new ConfigError(`download.caCertificates: ${path} holds no PEM certificate`);
   }
   return path;
-}
-
-/** A blocklist's identity for shard digests: editing the list redoes the shards. */
-async function fileIdentity(path: string): Promise<unknown> {
-  if (path === "") return null;
-  const info = await stat(isAbsolute(path) ? path : resolve(path)).catch(() => undefined);
-  return info === undefined
-    ? { path, missing: true }
-    : { path, bytes: info.size, modified: info.mtimeMs };
 }

@@ -15,9 +15,10 @@ import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import type { ClipcrawlConfig } from "../../config/schema.js";
 import { ConfigError } from "../../errors.js";
+import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
-import { LocalStorage } from "../../io/local-storage.js";
-import type { FileInfo } from "../../io/storage.js";
+import type { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { ClipModel } from "../../models/clip-model.js";
 import { ClipEmbedder, TextEmbedder } from "../../models/embedder.js";
 import { ScoreHeads } from "../../models/heads/score-heads.js";
@@ -125,7 +126,7 @@ const TOP_ERRORS = 30;
 export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   const cwd = options.cwd ?? process.cwd();
   await initRoot(storage);
   const fullConfig = await loadConfig(storage, { embed: options.config ?? {} });
@@ -188,7 +189,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
             reporter,
           );
           return {
-            outputs: await outputInfo(storage, shard.name),
+            outputs: await outputInfo(storage, shardOutputs(shard.name)),
             counts: { ...countsOf(stats) },
             samples: stats.samples,
             passedOn: stats.embedded,
@@ -413,16 +414,14 @@ function shardStats(
   };
 }
 
-async function outputInfo(storage: LocalStorage, shard: string): Promise<FileInfo[]> {
-  const paths = [
+function shardOutputs(shard: string): string[] {
+  return [
     layout.imageEmbeddings(shard),
     layout.textEmbeddings(shard),
     layout.embeddingMetadata(shard),
     layout.embeddingFailures(shard),
     layout.embeddingStats(shard),
   ];
-  const infos = await Promise.all(paths.map((path) => storage.stat(path)));
-  return infos.map((info, index) => info ?? { path: paths[index] as string, bytes: -1 });
 }
 
 /** 0 means a quarter of the cores (at least one): onnxruntime's threads want the rest. */

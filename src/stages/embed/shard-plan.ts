@@ -15,8 +15,9 @@ import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, extname, join, relative, resolve } from "node:path";
+import { extname, join, relative, resolve } from "node:path";
 import { InputError } from "../../errors.js";
+import { fileIdentity, localFileIdentity } from "../../io/file-info.js";
 import { layout, shardName } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
 import { quoteLiteral, readParquet } from "../../io/parquet.js";
@@ -89,8 +90,8 @@ export async function planImageShards(
       digest: digestOf({
         version: EMBED_FORMAT_VERSION,
         kind: "image shard",
-        parquet: await fileIdentity(parquetPath),
-        tar: await fileIdentity(tarPath),
+        parquet: await fileIdentity(storage, parquet),
+        tar: await fileIdentity(storage, tar),
         download: marker?.inputDigest ?? null,
         ...identity,
       }),
@@ -180,7 +181,7 @@ async function tarShard(
       version: EMBED_FORMAT_VERSION,
       kind: "webdataset tar",
       path,
-      tar: await fileIdentity(path),
+      tar: await localFileIdentity(path),
       ...identity,
     }),
     open: async () => {
@@ -208,7 +209,7 @@ async function imageFolderShard(
       kind: "image folder",
       folder,
       images: await Promise.all(
-        images.map(async (image) => [relative(folder, image), await fileIdentity(image)]),
+        images.map(async (image) => [relative(folder, image), await localFileIdentity(image)]),
       ),
       ...identity,
     }),
@@ -299,11 +300,4 @@ function sidecarRow(sample: WebdatasetSample): string {
     }
   }
   return JSON.stringify({ ...fields, key: sample.key });
-}
-
-async function fileIdentity(path: string): Promise<unknown> {
-  const info = await stat(path).catch(() => undefined);
-  return info === undefined
-    ? { path: basename(path), missing: true }
-    : { bytes: info.size, modified: info.mtimeMs };
 }

@@ -4,7 +4,7 @@
  */
 import { once } from "node:events";
 import type { MessagePort } from "node:worker_threads";
-import { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { serveWorkerTasks } from "../../shard/worker-pool.js";
 import type { ExtractConfig } from "./config.js";
 import { extractWatFile } from "./wat-file.js";
@@ -24,7 +24,7 @@ serveWorkerTasks<ExtractTask, WatFileResult>(async ({ input, config, root, parqu
     return await extractWatFile(
       input,
       config,
-      { storage: new LocalStorage(root), parquetPath },
+      { storage: openRoot(root), parquetPath },
       async (lanes) => {
         port.postMessage(lanes, [lanes.buffer as ArrayBuffer]);
         const reply = once(port, "message").then(([message]) => message as Uint32Array);

@@ -8,7 +8,6 @@
  * on what came before it through the dedup filter. On a re-run the filter is rebuilt from the
  * finished shards' pairs, and only unfinished shards are parsed again.
  */
-import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import { loadConfig } from "../../config/config-file.js";
@@ -16,8 +15,9 @@ import { initRoot } from "../../config/init-root.js";
 import { errorMessage } from "../../errors.js";
 import { BloomFilter, type BloomFilterReport } from "../../formats/bloom-filter.js";
 import { HASH_LANES, hashPair } from "../../formats/pair-hash.js";
+import { localFileIdentity, outputInfo } from "../../io/file-info.js";
 import { layout, shardName } from "../../io/layout.js";
-import { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { readParquet } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
@@ -94,7 +94,7 @@ interface PlannedShard {
 export async function extract(options: ExtractOptions): Promise<ExtractSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   await initRoot(storage);
   const extractConfig = (await loadConfig(storage, { extract: options.config ?? {} })).extract;
 
@@ -269,12 +269,7 @@ async function planShards(
 
 async function inputIdentity(input: WatInput): Promise<unknown> {
   if (input.kind === "url") return { url: input.url };
-  try {
-    const info = await stat(input.path);
-    return { file: basename(input.path), bytes: info.size, modified: info.mtimeMs };
-  } catch {
-    return { file: basename(input.path), missing: true };
-  }
+  return { file: basename(input.path), ...(await localFileIdentity(input.path)) };
 }
 
 async function commitShard(
@@ -302,7 +297,7 @@ async function commitShard(
   await state.markDone({
     shard: shard.name,
     inputDigest: shard.digest,
-    outputs: [{ path: parquetPath, bytes: (await storage.stat(parquetPath))?.bytes ?? 0 }],
+    outputs: await outputInfo(storage, [parquetPath]),
     counts: {
       records: result.stats.records,
       imageLinks: result.stats.imageLinks,

@@ -82,6 +82,16 @@ export const filterConfigSchema = z
       .string()
       .default("")
       .describe("file of SHA-256 digests of image bytes to drop, one a line (takedown lists)"),
+    md5Blocklist: z
+      .string()
+      .default("")
+      .describe(
+        "file of MD5 digests of image bytes to drop, one a line (Re-LAION's takedown lists)",
+      ),
+    sha1Blocklist: z
+      .string()
+      .default("")
+      .describe("file of SHA-1 digests of image bytes to drop, one a line (takedown lists)"),
     maxPunsafe: z
       .number()
       .min(0)

@@ -6,13 +6,13 @@
  * rules, the CLIP similarity, and the optional score thresholds.
  *
  * The expression reads the columns of the shard's prepared rows (filter-shard.ts): TEXT, WIDTH,
- * HEIGHT (the original image's), similarity, tier, sha256, URL, row_index, and the scores.
+ * HEIGHT (the original image's), similarity, tier, sha256, md5, sha1, URL, row_index, and the
+ * scores.
  * Unknown values: a pair whose image size is unknown is not judged by the size rules (nothing to
  * judge by); a pair whose similarity is unknown or NaN is below every threshold; a pair whose
  * score is unknown or NaN cannot pass a score threshold that is set (`score_missing`).
  */
-
-import { BLOCKLIST_TABLES, type Blocklists } from "../../formats/blocklists.js";
+import { BLOCKLIST_TABLES, type Blocklists, DIGEST_KINDS } from "../../formats/blocklists.js";
 import type { ScoreColumn } from "../../formats/laion-schema.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
 import type { FilterConfig } from "./config.js";
@@ -22,6 +22,8 @@ export const LANGUAGE_TIERS: readonly LanguageTier[] = ["en", "multi", "nolang"]
 export const DROP_REASONS = [
   "failed_to_embed",
   "sha256_blocklisted",
+  "md5_blocklisted",
+  "sha1_blocklisted",
   "url_blocklisted",
   "domain_blocklisted",
   "caption_too_short",
@@ -75,9 +77,10 @@ export function dropReasonExpression(
   domainHits: string,
 ): string {
   const when: [condition: string, reason: DropReason][] = [];
-  if (lists.sha256.entries.size > 0) {
-    const { table, column } = BLOCKLIST_TABLES.sha256;
-    when.push([`lower(sha256) IN (SELECT ${column} FROM ${table})`, "sha256_blocklisted"]);
+  for (const kind of DIGEST_KINDS) {
+    if (lists[kind].entries.size === 0) continue;
+    const { table, column } = BLOCKLIST_TABLES[kind];
+    when.push([`lower(${kind}) IN (SELECT ${column} FROM ${table})`, `${kind}_blocklisted`]);
   }
   if (lists.url.entries.size > 0) {
     const { table, column } = BLOCKLIST_TABLES.url;

@@ -133,6 +133,9 @@ function prepareRows(source: string, columns: ReadonlyMap<string, string>): stri
     sha256: column("sha256", "VARCHAR"),
     page_url: column("page_url", "VARCHAR"),
     source: column("source", "VARCHAR"),
+    // Matched against the digest blocklists; not dataset columns (LAION's schema has one hash).
+    md5: column("md5", "VARCHAR"),
+    sha1: column("sha1", "VARCHAR"),
   };
   const list = [
     "m.file_row_number AS row_index",

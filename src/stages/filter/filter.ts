@@ -14,6 +14,7 @@ import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import {
   type Blocklists,
+  blocklistBadLines,
   blocklistsDigest,
   createBlocklistTables,
   describeBadLine,
@@ -23,10 +24,11 @@ import {
 import { withGovernanceBlocklists } from "../../formats/governance-blocklists.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
 import { registerFilterFunctions } from "../../formats/sql-functions.js";
+import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
-import { LocalStorage } from "../../io/local-storage.js";
+import type { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
-import type { FileInfo } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection, unplannedShardError } from "../../shard/shard-selection.js";
@@ -65,6 +67,15 @@ export interface FilterCounts {
   kept_by_tier: Record<LanguageTier, number>;
 }
 
+/** Entries of each blocklist (the configured lists and the root's governance lists merged). */
+export interface BlocklistSizes {
+  urls: number;
+  domains: number;
+  sha256: number;
+  md5: number;
+  sha1: number;
+}
+
 export interface FilterShardStats extends FilterCounts {
   shard: string;
   /** The metadata parquet it read. */
@@ -72,7 +83,7 @@ export interface FilterShardStats extends FilterCounts {
   mean_similarity_kept: number | null;
   /** The rules applied (blocklists as their files and entry counts). */
   config: FilterConfig;
-  blocklists: { urls: number; domains: number; sha256: number };
+  blocklists: BlocklistSizes;
   duration: number;
   start_time: number;
   end_time: number;
@@ -87,7 +98,7 @@ export interface FilterSummary extends StageSummary {
   failedShards: FailedFilterShard[];
   /** Over the shards written in this run. */
   totals: FilterCounts;
-  blocklists: { urls: number; domains: number; sha256: number; badLines: number };
+  blocklists: BlocklistSizes & { badLines: number };
   seconds: number;
   samplesPerSecond: number;
 }
@@ -95,7 +106,7 @@ export interface FilterSummary extends StageSummary {
 export async function filter(options: FilterOptions): Promise<FilterSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   await initRoot(storage);
   const config = (await loadConfig(storage, { filter: options.config ?? {} })).filter;
   // The root's governance lists too: what `clipcrawl remove` took out stays out.
@@ -103,7 +114,7 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
     storage,
     await loadBlocklists(config, options.cwd ?? process.cwd()),
   );
-  const badLines = [...lists.url.badLines, ...lists.domain.badLines, ...lists.sha256.badLines];
+  const badLines = blocklistBadLines(lists);
   for (const bad of badLines) reporter.warn(describeBadLine(bad));
 
   const plan = await planFilterShards(storage, filterIdentity(config, blocklistsDigest(lists)));
@@ -138,7 +149,10 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
         run: async (shard: PlannedFilterShard) => {
           const stats = await writeFilterShard(connection, storage, shard, config, lists);
           return {
-            outputs: await outputInfo(storage, shard.name),
+            outputs: await outputInfo(storage, [
+              layout.datasetShard(shard.name),
+              layout.datasetStats(shard.name),
+            ]),
             counts: flatCounts(stats),
             samples: stats.samples,
             passedOn: stats.kept,
@@ -224,18 +238,14 @@ function shardStats(
   };
 }
 
-function listSizes(lists: Blocklists): FilterShardStats["blocklists"] {
+function listSizes(lists: Blocklists): BlocklistSizes {
   return {
     urls: lists.url.entries.size,
     domains: lists.domain.entries.size,
     sha256: lists.sha256.entries.size,
+    md5: lists.md5.entries.size,
+    sha1: lists.sha1.entries.size,
   };
-}
-
-async function outputInfo(storage: LocalStorage, shard: string): Promise<FileInfo[]> {
-  const paths = [layout.datasetShard(shard), layout.datasetStats(shard)];
-  const infos = await Promise.all(paths.map((path) => storage.stat(path)));
-  return infos.map((info, index) => info ?? { path: paths[index] as string, bytes: -1 });
 }
 
 function emptyFilterCounts(): FilterCounts {

@@ -5,9 +5,13 @@
  * should), the filter config, and the blocklists' entries. Changing a threshold, editing a
  * blocklist, or re-embedding a shard redoes it. Output NNNNN = input NNNNN.
  */
-import { stat } from "node:fs/promises";
 import { InputError } from "../../errors.js";
-import type { BlocklistKind } from "../../formats/blocklists.js";
+import {
+  BLOCKLIST_CONFIG_KEYS,
+  type BlocklistConfig,
+  type BlocklistKind,
+} from "../../formats/blocklists.js";
+import { fileIdentity } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
@@ -30,7 +34,7 @@ export interface PlannedFilterShard {
 /** What the shard's output depends on besides its inputs. */
 export interface FilterIdentity {
   /** The config with the blocklist paths left out: the lists count by their entries. */
-  rules: Omit<FilterConfig, "urlBlocklist" | "domainBlocklist" | "sha256Blocklist">;
+  rules: Omit<FilterConfig, keyof BlocklistConfig>;
   blocklists: Record<BlocklistKind, string>;
 }
 
@@ -38,13 +42,9 @@ export function filterIdentity(
   config: FilterConfig,
   blocklists: Record<BlocklistKind, string>,
 ): FilterIdentity {
-  const {
-    urlBlocklist: _url,
-    domainBlocklist: _domain,
-    sha256Blocklist: _sha256,
-    ...rules
-  } = config;
-  return { rules, blocklists };
+  const rules: Partial<FilterConfig> = { ...config };
+  for (const key of Object.values(BLOCKLIST_CONFIG_KEYS)) delete rules[key];
+  return { rules: rules as FilterIdentity["rules"], blocklists };
 }
 
 export async function planFilterShards(
@@ -82,11 +82,4 @@ export async function planFilterShards(
     });
   }
   return planned;
-}
-
-/** Size and modification time: a re-written file (embed redone) changes at least the latter. */
-async function fileIdentity(storage: DatasetStorage, path: string): Promise<unknown> {
-  if (!(await storage.exists(path))) return { missing: true };
-  const info = await stat(await storage.localPath(path));
-  return { bytes: info.size, modified: info.mtimeMs };
 }

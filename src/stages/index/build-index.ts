@@ -34,8 +34,10 @@ import {
   readManifest,
   writeManifest,
 } from "../../formats/index/index-manifest.js";
+import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
-import { LocalStorage } from "../../io/local-storage.js";
+import type { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection, quoteLiteral } from "../../io/parquet.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
@@ -99,7 +101,7 @@ interface BuildState {
 export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   await initRoot(storage);
   const config = (await loadConfig(storage, { index: options.config ?? {} })).index;
   const threads = config.threads > 0 ? config.threads : cpus().length;
@@ -408,12 +410,10 @@ async function filesPresent(storage: DatasetStorage, manifest: IndexManifest): P
 }
 
 async function segmentFiles(storage: DatasetStorage, segment: string): Promise<FileInfo[]> {
-  const paths = [
+  return outputInfo(storage, [
     layout.indexSegmentMetadata(segment),
     ...MODALITIES.map((modality) => layout.indexSegmentVectors(segment, modality)),
-  ];
-  const infos = await Promise.all(paths.map((path) => storage.stat(path)));
-  return infos.map((info, index) => info ?? { path: paths[index] as string, bytes: -1 });
+  ]);
 }
 
 /** A crash between the manifest and the markers leaves indexed shards unmarked: mark them. */

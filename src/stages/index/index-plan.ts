@@ -6,9 +6,9 @@
  * digests (hashing every file on every run would cost more than a skip check should). A dataset
  * shard that is not readable Parquet is left out of the plan and listed as damaged.
  */
-import { stat } from "node:fs/promises";
 import { InputError } from "../../errors.js";
 import { type DamagedDatasetShard, datasetShardFiles } from "../../formats/dataset-shards.js";
+import { fileIdentity } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
@@ -87,11 +87,4 @@ function matching(files: readonly string[], pattern: RegExp): string[] {
     .map((file) => pattern.exec(file)?.[1])
     .filter((name): name is string => name !== undefined)
     .sort();
-}
-
-/** Size and modification time: a re-written file changes at least the latter. */
-async function fileIdentity(storage: DatasetStorage, path: string): Promise<unknown> {
-  if (!(await storage.exists(path))) return { missing: true };
-  const info = await stat(await storage.localPath(path));
-  return { bytes: info.size, modified: info.mtimeMs };
 }

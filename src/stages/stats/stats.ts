@@ -19,6 +19,7 @@ import {
 } from "../../formats/dataset-shards.js";
 import { type DatasetStats, fileList, readDatasetStats } from "../../formats/dataset-stats.js";
 import { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import { type PerStage, STAGE_NAMES } from "../../pipeline/pipeline.js";
 import {
@@ -79,7 +80,7 @@ export interface StatsSummary {
 
 export async function stats(options: StatsOptions): Promise<StatsSummary> {
   const cwd = options.cwd ?? process.cwd();
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   const report = await statsReport(storage);
   const html = resolve(cwd, options.html ?? (await storage.localPath(STATS_HTML)));
   await writeFileAtomic(html, await statsHtml(report, options.script ?? reportScriptPath()));

@@ -20,6 +20,7 @@ import { type ClipIndex, openIndex } from "../../formats/index/clip-index.js";
 import { readManifest } from "../../formats/index/index-manifest.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
+import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection, quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import {
@@ -116,7 +117,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
   const cwd = options.cwd ?? process.cwd();
-  const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  const storage = openRoot(options.root);
   const output = resolve(cwd, options.output);
   const format = options.format ?? formatOfOutput(output);
   const queries = await gatherQueries(options, cwd);

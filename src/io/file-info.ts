@@ -1,0 +1,30 @@
+/**
+ * What the shard kit records of a file. An input's identity (size and modification time: a
+ * rewritten file changes at least the latter) goes into shard digests, so a changed input redoes
+ * the shard; an output's size goes into the done marker, so a damaged output is rebuilt.
+ */
+import { stat } from "node:fs/promises";
+import type { DatasetStorage, FileInfo } from "./storage.js";
+
+export type FileIdentity = { bytes: number; modified: number } | { missing: true };
+
+/** The identity of a file of the root. */
+export async function fileIdentity(storage: DatasetStorage, path: string): Promise<FileIdentity> {
+  if (!(await storage.exists(path))) return { missing: true };
+  return localFileIdentity(await storage.localPath(path));
+}
+
+/** The identity of a local file outside the root (a blocklist, a model, an input given by path). */
+export async function localFileIdentity(path: string): Promise<FileIdentity> {
+  const info = await stat(path).catch(() => undefined);
+  return info === undefined ? { missing: true } : { bytes: info.size, modified: info.mtimeMs };
+}
+
+/** The outputs' sizes for a done marker; a missing one gets -1, so the marker never matches. */
+export async function outputInfo(
+  storage: DatasetStorage,
+  paths: readonly string[],
+): Promise<FileInfo[]> {
+  const infos = await Promise.all(paths.map((path) => storage.stat(path)));
+  return infos.map((info, index) => info ?? { path: paths[index] as string, bytes: -1 });
+}
