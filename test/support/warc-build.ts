@@ -4,7 +4,13 @@
  */
 import { gzipSync } from "node:zlib";
 
-export function warcRecord(headers: Record<string, string>, body: string | Buffer): Buffer {
+/** `lineEnd: "\n"` frames the record as some copies in circulation do, instead of CRLF. */
+export function warcRecord(
+  headers: Record<string, string>,
+  body: string | Buffer,
+  options: { lineEnd?: "\r\n" | "\n" } = {},
+): Buffer {
+  const eol = options.lineEnd ?? "\r\n";
   const payload = typeof body === "string" ? Buffer.from(body, "utf8") : body;
   const lines = [
     "WARC/1.0",
@@ -12,9 +18,9 @@ export function warcRecord(headers: Record<string, string>, body: string | Buffe
   ];
   if (!("Content-Length" in headers)) lines.push(`Content-Length: ${payload.length}`);
   return Buffer.concat([
-    Buffer.from(`${lines.join("\r\n")}\r\n\r\n`),
+    Buffer.from(`${lines.join(eol)}${eol}${eol}`),
     payload,
-    Buffer.from("\r\n\r\n"),
+    Buffer.from(`${eol}${eol}`),
   ]);
 }
 
@@ -28,10 +34,13 @@ export interface TestLink {
 export function watPageRecord(
   pageUrl: string,
   links: TestLink[],
-  options: { base?: string } = {},
+  options: { base?: string; envelopeFirst?: boolean; lineEnd?: "\r\n" | "\n" } = {},
 ): Buffer {
-  const envelope = {
+  const container = {
     Container: { Filename: "CC-MAIN-test-00000.warc.gz", Compressed: true, Offset: "1234" },
+  };
+  const envelope = {
+    ...(options.envelopeFirst === true ? {} : container),
     Envelope: {
       Format: "WARC",
       "WARC-Header-Metadata": {
@@ -53,6 +62,7 @@ export function watPageRecord(
         },
       },
     },
+    ...(options.envelopeFirst === true ? container : {}),
   };
   return warcRecord(
     {
@@ -62,13 +72,16 @@ export function watPageRecord(
       "Content-Type": "application/json",
     },
     JSON.stringify(envelope),
+    { lineEnd: options.lineEnd ?? "\r\n" },
   );
 }
 
-export function warcinfoRecord(): Buffer {
+export function warcinfoRecord(options: { lineEnd?: "\r\n" | "\n" } = {}): Buffer {
+  const eol = options.lineEnd ?? "\r\n";
   return warcRecord(
     { "WARC-Type": "warcinfo", "Content-Type": "application/warc-fields" },
-    "Software-Info: test\r\nformat: WARC File Format 1.0\r\n",
+    `Software-Info: test${eol}format: WARC File Format 1.0${eol}`,
+    options,
   );
 }
 
