@@ -71,6 +71,34 @@ test("an uncompressed WAT file is read as its gzip is, whatever its name, with e
   }
 });
 
+test("a whole WAT file gzipped as one member (gzip file.warc.wat) is read record by record, even past the size limit", async () => {
+  const pages = Array.from({ length: 40 }, (_, index) =>
+    watPageRecord(`https://site${index}.example/`, [
+      { url: "a.jpg", alt: `A picture on page number ${index}` },
+    ]),
+  );
+  const records = [warcinfoRecord(), ...pages];
+  assert.ok(Buffer.concat(records).length > 4 * 4096);
+  const dir = await tempDir("extract-one-member");
+  const input = join(dir, "whole.warc.wat.gz");
+  await writeFile(input, gzipSync(Buffer.concat(records)));
+  const root = join(dir, "root");
+  const summary = await extract({
+    root,
+    inputs: [input],
+    config: { workers: 1, maxRecordBytes: 4096 },
+  });
+  assert.equal(summary.ok, true);
+  assert.equal(summary.totals.records, 41);
+  assert.equal(summary.totals.kept, 40);
+  const rows = await readParquet(new LocalStorage(root), "candidates/00000.parquet");
+  assert.deepEqual(
+    new Set(rows.map((row) => row.record_offset)),
+    new Set([0n]),
+    "the member's offset",
+  );
+});
+
 test("WARC headers that end lines with LF are read as CRLF ones are, gzip-compressed or plain", async () => {
   const lf = [
     warcinfoRecord({ lineEnd: "\n" }),
