@@ -46,7 +46,9 @@ function joinMembers(events: GzipEvent[]): (Member | { damage: GzipDamage })[] {
 }
 
 function texts(events: GzipEvent[]): string[] {
-  return joinMembers(events).flatMap((item) => ("member" in item ? [item.member.data.toString()] : []));
+  return joinMembers(events).flatMap((item) =>
+    "member" in item ? [item.member.data.toString()] : [],
+  );
 }
 
 const members = ["first record", "second record ".repeat(500), "third"].map((text) =>
