@@ -76,6 +76,13 @@ test("a link without alt text, or with alt shorter than the minimum, is dropped 
   assert.ok("pair" in resolve("/a.jpg", article, "😀😀😀😀😀"), "five emoji are five characters");
 });
 
+test("an empty or blank alt counts as no alt text, not as a short one", () => {
+  for (const alt of ["", "   ", "\t\n", "&nbsp;", "\u200b"]) {
+    assert.deepEqual(resolve("/a.jpg", article, alt), { dropped: "no_alt" }, JSON.stringify(alt));
+  }
+  assert.deepEqual(resolve("/a.jpg", article, "a"), { dropped: "short_text" });
+});
+
 test("alt text: leftover HTML entities are decoded, whitespace and control characters cleaned", () => {
   assert.equal(
     cleanText("  Caf&eacute;\t\n&amp;  bar &#x1F600; &quot;x&quot;  "),

@@ -162,10 +162,10 @@ test("a missing file fails that input with a clear message while the others go o
   assert.equal(summary.shardsWritten, 1);
 });
 
-test("a glob that matches nothing and a non-gzip file are input errors", async () => {
+test("a glob that matches nothing and a file that is neither gzip nor WARC are input errors", async () => {
   const dir = await tempDir("extract-globs");
   const plain = join(dir, "plain.warc.wat.gz");
-  await writeFile(plain, "WARC/1.0\r\nWARC-Type: warcinfo\r\nContent-Length: 0\r\n\r\n");
+  await writeFile(plain, "<!doctype html><title>404 Not Found</title>\n");
   const reporter = collectingReporter();
   const summary = await extract({
     root: join(dir, "root"),
@@ -174,7 +174,10 @@ test("a glob that matches nothing and a non-gzip file are input errors", async (
   });
   assert.equal(summary.ok, false);
   assert.match(reporter.warnings[0] ?? "", /nothing-\*\.wat\.gz: no files match this pattern/);
-  assert.match(reporter.warnings[1] ?? "", /plain\.warc\.wat\.gz: not gzip-compressed/);
+  assert.match(
+    reporter.warnings[1] ?? "",
+    /plain\.warc\.wat\.gz: not a WAT\/WARC file: it starts with neither a gzip header nor "WARC\/"/,
+  );
 });
 
 test("re-running skips finished shards; a removed shard is redone and the output is identical", async () => {

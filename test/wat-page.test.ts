@@ -3,8 +3,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { writeWatFile } from "../src/demo/sample/wat-generator.js";
-import { gzipMembers } from "../src/stages/extract/gzip-members.js";
 import { parseWarcRecords, type WarcRecord } from "../src/stages/extract/warc-records.js";
+import { readWarcStream } from "../src/stages/extract/warc-stream.js";
 import {
   linkPathPatterns,
   readWatPage,
@@ -29,16 +29,15 @@ test("the fast reading of a page equals a full JSON.parse on every record of a g
   async function* chunks() {
     yield await readFile(path);
   }
-  for await (const event of gzipMembers(chunks())) {
-    assert.ok("member" in event);
-    for (const record of parseWarcRecords(event.member.data, event.member.offset)) {
-      if (record.type !== "metadata") continue;
-      for (const paths of [["IMG@/src"], ["IMG@/src", "A@/href"]]) {
-        const fast = readWatPage(record, linkPathPatterns(paths));
-        const full = readWatPageFully(record, new Set(paths));
-        assert.deepEqual(fast, fast === undefined ? undefined : full);
-        if (fast !== undefined) pagesCompared++;
-      }
+  for await (const event of readWarcStream(chunks(), { maxRecordBytes: 2 ** 30 })) {
+    assert.ok("record" in event);
+    const { record } = event;
+    if (record.type !== "metadata") continue;
+    for (const paths of [["IMG@/src"], ["IMG@/src", "A@/href"]]) {
+      const fast = readWatPage(record, linkPathPatterns(paths));
+      const full = readWatPageFully(record, new Set(paths));
+      assert.deepEqual(fast, fast === undefined ? undefined : full);
+      if (fast !== undefined) pagesCompared++;
     }
   }
   assert.ok(pagesCompared > 50, `compared ${pagesCompared} pages`);

@@ -27,6 +27,7 @@ export async function ensureSampleWatFiles(storage: DatasetStorage): Promise<str
         await writeWatFile(localPath, {
           seed: SAMPLE_SEED,
           fileIndex: index,
+          watFilename: sampleFileName(index),
           pages: SAMPLE_PAGES_PER_FILE,
         });
       });

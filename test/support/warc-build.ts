@@ -2,9 +2,15 @@
  * Hand-built WARC/WAT records for tests that need one exact malformed or edge case; whole
  * realistic files come from src/demo/sample/wat-generator.ts.
  */
-import { gzipSync } from "node:zlib";
+import { constants, crc32, deflateRawSync, gzipSync } from "node:zlib";
 
-export function warcRecord(headers: Record<string, string>, body: string | Buffer): Buffer {
+/** `lineEnd: "\n"` frames the record as some copies in circulation do, instead of CRLF. */
+export function warcRecord(
+  headers: Record<string, string>,
+  body: string | Buffer,
+  options: { lineEnd?: "\r\n" | "\n" } = {},
+): Buffer {
+  const eol = options.lineEnd ?? "\r\n";
   const payload = typeof body === "string" ? Buffer.from(body, "utf8") : body;
   const lines = [
     "WARC/1.0",
@@ -12,9 +18,9 @@ export function warcRecord(headers: Record<string, string>, body: string | Buffe
   ];
   if (!("Content-Length" in headers)) lines.push(`Content-Length: ${payload.length}`);
   return Buffer.concat([
-    Buffer.from(`${lines.join("\r\n")}\r\n\r\n`),
+    Buffer.from(`${lines.join(eol)}${eol}${eol}`),
     payload,
-    Buffer.from("\r\n\r\n"),
+    Buffer.from(`${eol}${eol}`),
   ]);
 }
 
@@ -28,10 +34,13 @@ export interface TestLink {
 export function watPageRecord(
   pageUrl: string,
   links: TestLink[],
-  options: { base?: string } = {},
+  options: { base?: string; envelopeFirst?: boolean; lineEnd?: "\r\n" | "\n" } = {},
 ): Buffer {
-  const envelope = {
+  const container = {
     Container: { Filename: "CC-MAIN-test-00000.warc.gz", Compressed: true, Offset: "1234" },
+  };
+  const envelope = {
+    ...(options.envelopeFirst === true ? {} : container),
     Envelope: {
       Format: "WARC",
       "WARC-Header-Metadata": {
@@ -53,6 +62,7 @@ export function watPageRecord(
         },
       },
     },
+    ...(options.envelopeFirst === true ? container : {}),
   };
   return warcRecord(
     {
@@ -62,17 +72,52 @@ export function watPageRecord(
       "Content-Type": "application/json",
     },
     JSON.stringify(envelope),
+    { lineEnd: options.lineEnd ?? "\r\n" },
   );
 }
 
-export function warcinfoRecord(): Buffer {
+export function warcinfoRecord(options: { lineEnd?: "\r\n" | "\n" } = {}): Buffer {
+  const eol = options.lineEnd ?? "\r\n";
   return warcRecord(
     { "WARC-Type": "warcinfo", "Content-Type": "application/warc-fields" },
-    "Software-Info: test\r\nformat: WARC File Format 1.0\r\n",
+    `Software-Info: test${eol}format: WARC File Format 1.0${eol}`,
+    options,
   );
 }
 
 /** One gzip member per record, as Common Crawl writes them. */
 export function gzipEach(records: Buffer[]): Buffer {
   return Buffer.concat(records.map((record) => gzipSync(record)));
+}
+
+const ZERO_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A gzip member holding one WARC record whose body is `bodyBytes` zeros (a gzip bomb: about a
+ * thousandth of that compressed), built without holding the body: a deflate segment of 64 MiB of
+ * zeros, flushed to a byte boundary, repeated.
+ */
+export function gzipBombMember(bodyBytes: number): Buffer {
+  if (bodyBytes % ZERO_SEGMENT_BYTES !== 0) throw new Error("bodyBytes: a multiple of 64 MiB");
+  const head = Buffer.from(
+    `WARC/1.0\r\nWARC-Type: resource\r\nWARC-Target-URI: https://bomb.example/\r\nContent-Length: ${bodyBytes}\r\n\r\n`,
+  );
+  const tail = Buffer.from("\r\n\r\n");
+  const flushed = { finishFlush: constants.Z_SYNC_FLUSH };
+  const zeros = Buffer.alloc(ZERO_SEGMENT_BYTES);
+  const segment = deflateRawSync(zeros, flushed);
+  const segments = bodyBytes / ZERO_SEGMENT_BYTES;
+  let checksum = crc32(head);
+  for (let index = 0; index < segments; index++) checksum = crc32(zeros, checksum);
+  checksum = crc32(tail, checksum);
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(checksum >>> 0, 0);
+  trailer.writeUInt32LE((head.length + bodyBytes + tail.length) % 2 ** 32, 4);
+  return Buffer.concat([
+    Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]),
+    deflateRawSync(head, flushed),
+    ...new Array<Buffer>(segments).fill(segment),
+    deflateRawSync(tail),
+    trailer,
+  ]);
 }

@@ -49,6 +49,12 @@ export interface WatGeneratorOptions {
   seed: number;
   /** Position of the file in its crawl segment: names the source WARC and varies the pages. */
   fileIndex?: number;
+  /**
+   * The file name the warcinfo record gives (`WARC-Filename`); defaults to the base name of
+   * `path`. Give the final name when `path` is a temporary one (an atomic write), or the bytes
+   * would differ from one write to the next.
+   */
+  watFilename?: string;
   /** Number of captures (page fetches) to write, each as request, response and metadata. */
   pages?: number;
   /** Keep adding captures beyond `pages` until the compressed file has at least this many bytes. */
@@ -113,7 +119,7 @@ export async function writeWatFile(
   const file: WatFileIdentity = {
     seed: options.seed >>> 0,
     fileIndex: options.fileIndex ?? 0,
-    watFilename: basename(path),
+    watFilename: options.watFilename ?? basename(path),
   };
   const target = {
     captures: options.pages ?? DEFAULT_PAGES_PER_FILE,

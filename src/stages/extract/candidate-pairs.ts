@@ -6,6 +6,10 @@
 import { decodeHTML } from "entities";
 import type { WatLink, WatPage } from "./wat-page.js";
 
+/**
+ * Why a link is not a candidate. `no_alt`: no alt text (no attribute, or one that is empty or
+ * blank after clean-up); `short_text`: alt text shorter than `extract.minTextLength` characters.
+ */
 export type LinkDropReason =
   | "no_alt"
   | "short_text"
@@ -38,6 +42,8 @@ export function resolveLink(
 ): LinkOutcome {
   if (link.alt === undefined) return { dropped: "no_alt" };
   const text = cleanText(link.alt);
+  // `alt=""` marks an image as decoration: no text at all, as if the attribute were missing.
+  if (text === "") return { dropped: "no_alt" };
   if (!hasAtLeastCharacters(text, minTextLength)) return { dropped: "short_text" };
   const url = ABSOLUTE_HTTP.test(link.url) ? URL.parse(link.url) : URL.parse(link.url, base);
   if (url === null) return { dropped: "invalid_url" };

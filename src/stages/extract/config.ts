@@ -60,6 +60,14 @@ export const extractConfigSchema = z
       .describe(
         "let WAT and path-listing URLs reach private, loopback, link-local and other special-use addresses (a local mirror)",
       ),
+    maxRecordBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(64 * 1024 * 1024)
+      .describe(
+        "largest WARC record body extract reads, after inflating; a longer one is reported as one bad record and skipped, so a gzip bomb cannot exhaust memory (Common Crawl WAT records are at most a few MB: 64 MiB leaves a wide margin and bounds each worker)",
+      ),
   })
   .strict();
 

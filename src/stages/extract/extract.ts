@@ -254,6 +254,7 @@ async function planShards(
     linkPaths: config.linkPaths,
     bloomCapacity: config.bloomCapacity,
     bloomFalsePositiveRate: config.bloomFalsePositiveRate,
+    maxRecordBytes: config.maxRecordBytes,
   };
   const shards: PlannedShard[] = [];
   let previous = "";

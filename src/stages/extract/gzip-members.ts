@@ -1,21 +1,28 @@
 /**
  * Splits a multi-member gzip stream (a WAT/WARC file: one member per record) into its members,
- * with each member's byte offset in the compressed file, and inflates each with Node's native
+ * with each member's byte offset in the compressed file, and inflates them with Node's native
  * zlib. warcio inflates with pako (pure JavaScript), which measured 2.5× slower than zcat here;
  * one native inflate per member is faster than zcat and gives the exact offsets Common Crawl
  * users need for range requests.
+ *
+ * A member comes out as pieces of inflated bytes. A member that inflates to at most
+ * `inflateAtOnceBytes` (every real WAT record) is inflated in one call and is one piece. A larger
+ * one (a whole WARC gzipped as one member, or a gzip bomb) is inflated as a stream, in pieces of
+ * PIECE_BYTES, so memory stays bounded whatever it inflates to; what to keep of it is the
+ * reader's business.
  *
  * Corruption is reported as data, not thrown: a corrupt member is skipped by searching for the
  * next member header, and a cut-off file ends with one `truncated` event after the members
  * before the cut.
  */
-import { crc32, inflateRawSync } from "node:zlib";
+import { crc32, createInflateRaw, inflateRawSync } from "node:zlib";
 
-export interface GzipMember {
+export interface InflatedPiece {
   /** Byte offset of the member in the compressed file. */
-  offset: number;
-  compressedLength: number;
+  memberOffset: number;
   data: Buffer;
+  /** The member's last piece: its data ends here and its checksum was right. */
+  memberEnd: boolean;
 }
 
 export interface GzipDamage {
@@ -24,7 +31,12 @@ export interface GzipDamage {
   message: string;
 }
 
-export type GzipEvent = { member: GzipMember } | { damage: GzipDamage };
+export type GzipEvent = { piece: InflatedPiece } | { damage: GzipDamage };
+
+export interface GzipMemberOptions {
+  /** A member inflating to more than this comes out in pieces, inflated as a stream. */
+  inflateAtOnceBytes?: number;
+}
 
 const MAGIC_0 = 0x1f;
 const MAGIC_1 = 0x8b;
@@ -34,115 +46,269 @@ const FLAG_HCRC = 2;
 const FLAG_EXTRA = 4;
 const FLAG_NAME = 8;
 const FLAG_COMMENT = 16;
+const MEMBER_SIGNATURE = Buffer.from([MAGIC_0, MAGIC_1, DEFLATE]);
+const EMPTY = Buffer.alloc(0);
+const DEFAULT_INFLATE_AT_ONCE_BYTES = 64 * 1024 * 1024;
+/** A member not complete within this many compressed bytes is inflated as a stream. */
+const AT_ONCE_INPUT_BYTES = 8 * 1024 * 1024;
+const PIECE_BYTES = 1024 * 1024;
+/**
+ * Compressed bytes handed to the streaming inflater at a time. Deflate expands at most ~1032×,
+ * so one slice inflates to at most ~16 MiB before the next is read.
+ */
+const FEED_SLICE_BYTES = 16 * 1024;
 
 class NeedMoreInput extends Error {}
 
-export async function* gzipMembers(source: AsyncIterable<Buffer>): AsyncGenerator<GzipEvent> {
-  const input = source[Symbol.asyncIterator]();
-  let buffer: Buffer = Buffer.alloc(0);
-  let bufferOffset = 0; // file offset of buffer[0]
-  let position = 0; // next member's start within buffer
-  let exhausted = false;
+/** The compressed bytes read so far that are not consumed yet, and the way to read more. */
+class CompressedInput {
+  buffer: Buffer = EMPTY;
+  /** File offset of buffer[0]. */
+  private bufferOffset = 0;
+  position = 0;
+  exhausted = false;
 
-  const readMore = async (): Promise<boolean> => {
-    if (exhausted) return false;
-    const next = await input.next();
-    if (next.done) {
-      exhausted = true;
-      return false;
-    }
-    buffer =
-      position === buffer.length
-        ? next.value
-        : Buffer.concat([buffer.subarray(position), next.value]);
-    bufferOffset += position;
-    position = 0;
-    return true;
-  };
+  constructor(private readonly chunks: AsyncIterator<Buffer>) {}
 
-  for (;;) {
-    if (position >= buffer.length && !(await readMore())) return;
-    const offset = bufferOffset + position;
-    try {
-      const { member, length } = inflateMember(buffer, position, offset);
-      position += length;
-      yield { member };
-    } catch (error) {
-      if (error instanceof NeedMoreInput) {
-        if (buffer.length - position <= MAX_MEMBER_BYTES && (await readMore())) continue;
-        const nextMember = buffer.indexOf(MEMBER_SIGNATURE, position + 1);
-        if (nextMember >= 0) {
-          // The member never ends but another starts after it: damage, not the end of the file.
-          const message = `corrupt gzip member at offset ${offset}: its data runs into the next member`;
-          yield { damage: { kind: "corrupt", offset, message } };
-          position = nextMember;
-          continue;
-        }
-        const message = `gzip stream cut off in the member at offset ${offset}`;
-        yield { damage: { kind: "truncated", offset, message } };
-        return;
-      }
-      const reason = error instanceof Error ? error.message : String(error);
-      if (offset === 0 && !(buffer[0] === MAGIC_0 && buffer[1] === MAGIC_1)) {
-        const message = "not gzip-compressed (a WAT file is a .warc.wat.gz of gzip members)";
-        yield { damage: { kind: "not_gzip", offset, message } };
-        return;
-      }
-      yield {
-        damage: {
-          kind: "corrupt",
-          offset,
-          message: `corrupt gzip member at offset ${offset}: ${reason}`,
-        },
-      };
-      position = await resynchronise(position + 1);
-    }
+  get fileOffset(): number {
+    return this.bufferOffset + this.position;
   }
 
-  async function resynchronise(from: number): Promise<number> {
+  get available(): number {
+    return this.buffer.length - this.position;
+  }
+
+  async readMore(): Promise<boolean> {
+    if (this.exhausted) return false;
+    const next = await this.chunks.next();
+    if (next.done) {
+      this.exhausted = true;
+      return false;
+    }
+    this.buffer =
+      this.position === this.buffer.length
+        ? next.value
+        : Buffer.concat([this.buffer.subarray(this.position), next.value]);
+    this.bufferOffset += this.position;
+    this.position = 0;
+    return true;
+  }
+
+  /** At least `count` bytes from the position on, reading as needed; false at the end first. */
+  async ensure(count: number): Promise<boolean> {
+    while (this.available < count) if (!(await this.readMore())) return false;
+    return true;
+  }
+
+  /** Up to `max` bytes from the position on (reading more when none are left); empty at the end. */
+  async take(max: number): Promise<Buffer> {
+    if (this.available === 0 && !(await this.readMore())) return EMPTY;
+    const slice = this.buffer.subarray(this.position, this.position + max);
+    this.position += slice.length;
+    return slice;
+  }
+
+  /** Moves the position to the next member header at or after `from`, reading as needed. */
+  async seekMember(from: number): Promise<void> {
     let searchFrom = from;
     for (;;) {
-      const next = buffer.indexOf(MEMBER_SIGNATURE, searchFrom);
-      if (next >= 0) return next;
-      const keep = Math.max(buffer.length - 2, searchFrom);
-      position = keep;
-      if (!(await readMore())) return buffer.length;
+      const next = this.buffer.indexOf(MEMBER_SIGNATURE, searchFrom);
+      if (next >= 0) {
+        this.position = next;
+        return;
+      }
+      // Keep the last bytes: a signature may be cut by the chunk boundary.
+      this.position = Math.max(this.buffer.length - (MEMBER_SIGNATURE.length - 1), searchFrom);
+      if (!(await this.readMore())) {
+        this.position = this.buffer.length;
+        return;
+      }
       searchFrom = 0;
     }
   }
 }
 
-const MEMBER_SIGNATURE = Buffer.from([MAGIC_0, MAGIC_1, DEFLATE]);
-/** Larger than any real WAT record; past this a member that "needs more input" is damage. */
-const MAX_MEMBER_BYTES = 256 * 1024 * 1024;
+export async function* gzipMembers(
+  source: AsyncIterable<Buffer>,
+  options: GzipMemberOptions = {},
+): AsyncGenerator<GzipEvent> {
+  const atOnceBytes = options.inflateAtOnceBytes ?? DEFAULT_INFLATE_AT_ONCE_BYTES;
+  const input = new CompressedInput(source[Symbol.asyncIterator]());
+  for (;;) {
+    if (input.available === 0 && !(await input.readMore())) return;
+    const offset = input.fileOffset;
+    let outcome: ReturnType<typeof inflateAtOnce>;
+    try {
+      outcome = inflateAtOnce(input.buffer, input.position, atOnceBytes);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (offset === 0 && !(input.buffer[0] === MAGIC_0 && input.buffer[1] === MAGIC_1)) {
+        const message = "not gzip-compressed (a WAT file is a .warc.wat.gz of gzip members)";
+        yield { damage: { kind: "not_gzip", offset, message } };
+        return;
+      }
+      const message = `corrupt gzip member at offset ${offset}: ${reason}`;
+      yield { damage: { kind: "corrupt", offset, message } };
+      await input.seekMember(input.position + 1);
+      continue;
+    }
+    if (typeof outcome === "object") {
+      input.position += outcome.length;
+      yield { piece: { memberOffset: offset, data: outcome.data, memberEnd: true } };
+      continue;
+    }
+    if (outcome === "need_more" && !input.exhausted && input.available < AT_ONCE_INPUT_BYTES) {
+      // Read until the buffered bytes double, so a long member is retried a few times at most.
+      const wanted = Math.max(2 * input.available, 64 * 1024);
+      while (input.available < wanted && (await input.readMore()));
+      continue;
+    }
+    if (outcome === "need_more" && input.exhausted) {
+      const nextMember = input.buffer.indexOf(MEMBER_SIGNATURE, input.position + 1);
+      if (nextMember >= 0) {
+        // The member never ends but another starts after it: damage, not the end of the file.
+        const message = `corrupt gzip member at offset ${offset}: its data runs into the next member`;
+        yield { damage: { kind: "corrupt", offset, message } };
+        input.position = nextMember;
+        continue;
+      }
+      yield { damage: truncated(offset) };
+      return;
+    }
+    // Too large to inflate at once, or too long to wait for: inflate it as it streams.
+    if ((yield* inflateAsStream(input, offset)) === "stop") return;
+  }
+}
 
-function inflateMember(
+/**
+ * The member at `start`, inflated in one call; "need_more" when its bytes are not all in the
+ * buffer, "too_large" when it inflates to more than `maxBytes`. Throws when it is damaged.
+ */
+function inflateAtOnce(
   buffer: Buffer,
   start: number,
-  offset: number,
-): { member: GzipMember; length: number } {
-  const headerLength = memberHeaderLength(buffer, start);
+  maxBytes: number,
+): { data: Buffer; length: number } | "need_more" | "too_large" {
+  let headerLength: number;
+  try {
+    headerLength = memberHeaderLength(buffer, start);
+  } catch (error) {
+    if (error instanceof NeedMoreInput) return "need_more";
+    throw error;
+  }
   const deflateStart = start + headerLength;
   let inflated: { buffer: Buffer; engine: { bytesWritten: number } };
   try {
-    inflated = inflateRawSync(buffer.subarray(deflateStart), { info: true }) as unknown as {
-      buffer: Buffer;
-      engine: { bytesWritten: number };
-    };
+    inflated = inflateRawSync(buffer.subarray(deflateStart), {
+      info: true,
+      maxOutputLength: maxBytes,
+    }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "Z_BUF_ERROR") throw new NeedMoreInput();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "Z_BUF_ERROR") return "need_more";
+    if (code === "ERR_BUFFER_TOO_LARGE") return "too_large";
     throw error;
   }
   const trailerStart = deflateStart + inflated.engine.bytesWritten;
-  if (trailerStart + TRAILER_BYTES > buffer.length) throw new NeedMoreInput();
+  if (trailerStart + TRAILER_BYTES > buffer.length) return "need_more";
   const data = inflated.buffer;
-  const expectedCrc = buffer.readUInt32LE(trailerStart);
-  const expectedSize = buffer.readUInt32LE(trailerStart + 4);
-  if (expectedSize !== data.length % 2 ** 32 || crc32(data) !== expectedCrc) {
+  if (!trailerMatches(buffer, trailerStart, crc32(data), data.length)) {
     throw new Error("checksum mismatch (the data is damaged)");
   }
-  const length = trailerStart + TRAILER_BYTES - start;
-  return { member: { offset, compressedLength: length, data }, length };
+  return { data, length: trailerStart + TRAILER_BYTES - start };
+}
+
+/**
+ * Inflates the member at the input's position as a stream, in pieces. "stop" when the input
+ * ended inside it (reported as truncated), else the input is left after it.
+ */
+async function* inflateAsStream(
+  input: CompressedInput,
+  offset: number,
+): AsyncGenerator<GzipEvent, "stop" | "go_on"> {
+  const damage = (kind: GzipDamage["kind"], reason: string): GzipEvent => ({
+    damage: { kind, offset, message: `${kind} gzip member at offset ${offset}: ${reason}` },
+  });
+  let headerLength: number;
+  try {
+    if (!(await input.ensure(10))) throw new NeedMoreInput();
+    headerLength = memberHeaderLength(input.buffer, input.position);
+  } catch (error) {
+    if (error instanceof NeedMoreInput && input.exhausted) {
+      yield { damage: truncated(offset) };
+      return "stop";
+    }
+    yield damage(
+      "corrupt",
+      error instanceof NeedMoreInput ? "its header has no end" : String(error),
+    );
+    await input.seekMember(input.position + 1);
+    return "go_on";
+  }
+  input.position += headerLength;
+
+  const inflater = createInflateRaw({ chunkSize: PIECE_BYTES });
+  // Feeds the inflater slice by slice until its deflate stream ends, then gives back what it did
+  // not consume: the trailer and the members after it.
+  const feeding = (async () => {
+    for (;;) {
+      const slice = await input.take(FEED_SLICE_BYTES);
+      if (slice.length === 0) {
+        inflater.end();
+        return;
+      }
+      const before = inflater.bytesWritten;
+      const failed = await new Promise<Error | null | undefined>((resolve) =>
+        inflater.write(slice, resolve),
+      );
+      const used = inflater.bytesWritten - before;
+      if (used < slice.length) input.position -= slice.length - used;
+      if (failed || used < slice.length) return;
+    }
+  })();
+  let checksum = 0;
+  let size = 0;
+  try {
+    for await (const data of inflater as AsyncIterable<Buffer>) {
+      checksum = crc32(data, checksum);
+      size += data.length;
+      yield { piece: { memberOffset: offset, data, memberEnd: false } };
+    }
+  } catch (error) {
+    await feeding;
+    if ((error as NodeJS.ErrnoException).code === "Z_BUF_ERROR") {
+      yield { damage: truncated(offset) };
+      return "stop";
+    }
+    yield damage("corrupt", (error as Error).message);
+    await input.seekMember(input.position);
+    return "go_on";
+  }
+  await feeding;
+  if (!(await input.ensure(TRAILER_BYTES))) {
+    yield { damage: truncated(offset) };
+    return "stop";
+  }
+  if (!trailerMatches(input.buffer, input.position, checksum, size)) {
+    yield damage("corrupt", "checksum mismatch (the data is damaged)");
+    await input.seekMember(input.position);
+    return "go_on";
+  }
+  input.position += TRAILER_BYTES;
+  yield { piece: { memberOffset: offset, data: EMPTY, memberEnd: true } };
+  return "go_on";
+}
+
+function truncated(offset: number): GzipDamage {
+  return {
+    kind: "truncated",
+    offset,
+    message: `gzip stream cut off in the member at offset ${offset}`,
+  };
+}
+
+function trailerMatches(buffer: Buffer, at: number, checksum: number, size: number): boolean {
+  return buffer.readUInt32LE(at) === checksum && buffer.readUInt32LE(at + 4) === size % 2 ** 32;
 }
 
 /** Length of the gzip member header at `start` (RFC 1952), or throws. */

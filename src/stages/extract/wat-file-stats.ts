@@ -8,7 +8,11 @@ import type { LanguageTier } from "../../formats/language-tier.js";
 import type { LinkDropReason } from "./candidate-pairs.js";
 
 export type DropReason = LinkDropReason | "duplicate";
-export type RecordProblem = "invalid_json" | "bad_warc_record" | "corrupt_gzip";
+export type RecordProblem =
+  | "invalid_json"
+  | "bad_warc_record"
+  | "oversized_record"
+  | "corrupt_gzip";
 
 export interface WatFileStats {
   compressedBytes: number;
@@ -50,7 +54,7 @@ export function emptyWatFileStats(): WatFileStats {
       url_has_credentials: 0,
       duplicate: 0,
     },
-    badRecords: { invalid_json: 0, bad_warc_record: 0, corrupt_gzip: 0 },
+    badRecords: { invalid_json: 0, bad_warc_record: 0, oversized_record: 0, corrupt_gzip: 0 },
     languageTiers: { en: 0, multi: 0, nolang: 0 },
     seconds: 0,
   };

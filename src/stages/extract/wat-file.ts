@@ -12,9 +12,8 @@ import type { DatasetStorage } from "../../io/storage.js";
 import { pageBaseUrl, resolveLink } from "./candidate-pairs.js";
 import { CandidateShardWriter } from "./candidate-shard-writer.js";
 import type { ExtractConfig } from "./config.js";
-import { gzipMembers } from "./gzip-members.js";
 import { type DetectedLanguage, detectLanguage } from "./language.js";
-import { parseWarcRecords, WarcFormatError, type WarcRecord } from "./warc-records.js";
+import { readWarcStream } from "./warc-stream.js";
 import {
   emptyWatFileStats,
   type RecordProblem,
@@ -60,15 +59,25 @@ export async function extractWatFile(
   try {
     const pairs = new FilePairs(writer);
     let failure: string | undefined;
+    let firstProblem: string | undefined;
     const noteProblem = (kind: RecordProblem, message: string): void => {
       stats.badRecords[kind]++;
+      firstProblem ??= message;
       if (problems.length < MAX_PROBLEM_LINES) problems.push(`${input.name}: ${message}`);
     };
+    let stopped: string | undefined;
     try {
-      failure = await readPairs(input, config, stats, pairs, noteProblem);
+      stopped = await readPairs(input, config, stats, pairs, noteProblem);
     } catch (error) {
       failure =
         error instanceof InputError ? error.message : `${input.name}: ${errorMessage(error)}`;
+    }
+    if (stopped !== undefined) {
+      failure = `${input.name}: ${stopped}`;
+    } else if (failure === undefined && stats.records === 0 && stats.compressedBytes > 0) {
+      // Bytes, but not one record: whatever this is, it is not a WAT file that was read.
+      const why = firstProblem === undefined ? "" : ` (${firstProblem})`;
+      failure = `${input.name}: no WARC record could be read from its ${stats.compressedBytes} bytes${why}`;
     }
     const dropped = await decideDuplicates(pairs.hashes.view().slice());
     stats.dropped.duplicate += dropped.length;
@@ -144,7 +153,7 @@ class FilePairs {
   }
 }
 
-/** Reads the input to its end (or failure); returns the failure message, if any. */
+/** Reads the input to its end, or to what stops the reading: returns why, if anything did. */
 async function readPairs(
   input: WatInput,
   config: ExtractConfig,
@@ -158,48 +167,40 @@ async function readPairs(
     timeoutSeconds: config.timeoutSeconds,
     allowPrivateNetwork: config.allowPrivateNetwork,
   });
-  for await (const event of gzipMembers(countBytes(chunks, stats))) {
-    if ("damage" in event) {
-      if (event.damage.kind === "corrupt") {
-        noteProblem("corrupt_gzip", event.damage.message);
-        continue;
-      }
-      return `${input.name}: ${event.damage.message}`;
-    }
-    let records: WarcRecord[];
-    try {
-      records = parseWarcRecords(event.member.data, event.member.offset);
-    } catch (error) {
-      if (!(error instanceof WarcFormatError)) throw error;
-      noteProblem("bad_warc_record", error.message);
+  const events = readWarcStream(countBytes(chunks, stats), {
+    maxRecordBytes: config.maxRecordBytes,
+  });
+  for await (const event of events) {
+    if ("failure" in event) return event.failure;
+    if ("problem" in event) {
+      noteProblem(event.problem.kind, event.problem.message);
       continue;
     }
-    for (const record of records) {
-      stats.records++;
-      if (record.type !== "metadata" || !mentionsHtml(record)) continue;
-      stats.htmlPages++;
-      let page: ReturnType<typeof readWatPage>;
-      try {
-        page = readWatPage(record, patterns);
-      } catch (error) {
-        if (!(error instanceof WatJsonError)) throw error;
-        noteProblem("invalid_json", error.message);
+    const record = event.record;
+    stats.records++;
+    if (record.type !== "metadata" || !mentionsHtml(record)) continue;
+    stats.htmlPages++;
+    let page: ReturnType<typeof readWatPage>;
+    try {
+      page = readWatPage(record, patterns);
+    } catch (error) {
+      if (!(error instanceof WatJsonError)) throw error;
+      noteProblem("invalid_json", error.message);
+      continue;
+    }
+    if (page === undefined || page.links.length === 0) continue;
+    stats.pagesWithImageLinks++;
+    const base = pageBaseUrl(page);
+    let pageId = -1;
+    for (const link of page.links) {
+      stats.imageLinks++;
+      const outcome = resolveLink(link, base, config.minTextLength);
+      if ("dropped" in outcome) {
+        stats.dropped[outcome.dropped]++;
         continue;
       }
-      if (page === undefined || page.links.length === 0) continue;
-      stats.pagesWithImageLinks++;
-      const base = pageBaseUrl(page);
-      let pageId = -1;
-      for (const link of page.links) {
-        stats.imageLinks++;
-        const outcome = resolveLink(link, base, config.minTextLength);
-        if ("dropped" in outcome) {
-          stats.dropped[outcome.dropped]++;
-          continue;
-        }
-        if (pageId < 0) pageId = pairs.addPage(page, record.offset);
-        if (!pairs.add(outcome.pair.url, outcome.pair.text, pageId)) stats.dropped.duplicate++;
-      }
+      if (pageId < 0) pageId = pairs.addPage(page, record.offset);
+      if (!pairs.add(outcome.pair.url, outcome.pair.text, pageId)) stats.dropped.duplicate++;
     }
   }
   return undefined;

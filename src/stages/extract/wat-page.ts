@@ -4,11 +4,15 @@
  *
  * Most of a page's WAT JSON is anchor links the extractor never looks at, and decoding plus
  * parsing it all cost more than inflating it. So the record is searched for the wanted link
- * objects (`{"path":"IMG@/src",…}`), only those small objects are parsed, and the few page fields
- * are read as single string tokens. Whenever the fast path cannot be sure of what it sees (a
- * brace inside a string next to a link, whitespace in the JSON, a link object it cannot parse),
- * the record is parsed in full instead, so the result is always what JSON.parse would give.
+ * objects (`{"path":"IMG@/src",…}`), only those small objects are parsed, and the page fields are
+ * read from the three small objects that hold them (`Container`, `WARC-Header-Metadata`, and
+ * `Head` when the record mentions a `Base`), found by their key and scanned member by member, so
+ * the order of keys at every level does not matter (older crawls put `Envelope` first).
+ * Whenever the fast path cannot be sure of what it sees (a brace inside a string next to a link,
+ * whitespace in the JSON, a link object it cannot parse, one of those objects twice), the record
+ * is parsed in full instead, so the result is always what JSON.parse would give.
  */
+import { type JsonMembers, scanObjectMembers } from "./json-object-scan.js";
 import type { WarcRecord } from "./warc-records.js";
 
 export interface WatLink {
@@ -47,17 +51,17 @@ export function linkPathPatterns(paths: readonly string[]): LinkPathPatterns {
 }
 
 const PATH_KEY = Buffer.from('"path":');
-const OFFSET_KEY = Buffer.from('"Offset":"');
-const TARGET_URI_KEY = Buffer.from('"WARC-Target-URI":"');
-const BASE_KEY = Buffer.from('"Base":"');
-const WARC_DATE_KEY = Buffer.from('"WARC-Date":"');
-const FILENAME_KEY = Buffer.from('"Filename":"');
-const ENVELOPE_KEY = Buffer.from('"Envelope"');
 const HTML_METADATA = Buffer.from('"HTML-Metadata"');
+const BASE_KEY = Buffer.from('"Base":');
+/** The objects holding the page fields, each with the members read from it. */
+const CONTAINER = { key: Buffer.from('"Container":{'), members: new Set(["Filename", "Offset"]) };
+const WARC_HEADERS = {
+  key: Buffer.from('"WARC-Header-Metadata":{'),
+  members: new Set(["WARC-Target-URI", "WARC-Date"]),
+};
+const HEAD = { key: Buffer.from('"Head":{'), members: new Set(["Base"]) };
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
 
 export function mentionsHtml(record: WarcRecord): boolean {
   return record.body.includes(HTML_METADATA);
@@ -76,8 +80,14 @@ export function readWatPage(record: WarcRecord, patterns: LinkPathPatterns): Wat
   return readWatPageFast(record, patterns) ?? readWatPageFully(record, patterns.paths);
 }
 
-/** The fast path; undefined whenever it cannot be certain, so the caller parses in full. */
-function readWatPageFast(record: WarcRecord, patterns: LinkPathPatterns): WatPage | undefined {
+/**
+ * The fast path; undefined whenever it cannot be certain, so the caller parses in full.
+ * Exported for the tests that hold it to readWatPageFully.
+ */
+export function readWatPageFast(
+  record: WarcRecord,
+  patterns: LinkPathPatterns,
+): WatPage | undefined {
   const body = record.body;
   const found: { at: number; link: WatLink }[] = [];
   let firstLinkStart = body.length;
@@ -107,20 +117,79 @@ function readWatPageFast(record: WarcRecord, patterns: LinkPathPatterns): WatPag
   // Several link paths were searched one after the other: restore the page's order.
   if (patterns.values.length > 1) found.sort((a, b) => a.at - b.at);
   const links = found.map((item) => item.link);
-  const envelopeAt = body.indexOf(ENVELOPE_KEY);
-  const container = envelopeAt < 0 ? body : body.subarray(0, envelopeAt);
-  const offsetText = stringToken(container, OFFSET_KEY);
-  const warcOffset = Number(offsetText);
+  // The span from the first wanted link to the last lies inside the Links array: none of the
+  // objects holding page fields can be there, so it need not be searched.
+  const outside: Span[] = [
+    [0, firstLinkStart],
+    [lastLinkEnd + 1, body.length],
+  ];
+  const container = uniqueObjectMembers(body, outside, CONTAINER);
+  const warcHeaders = uniqueObjectMembers(body, outside, WARC_HEADERS);
+  if (container === AMBIGUOUS || warcHeaders === AMBIGUOUS) return undefined;
+  let head: JsonMembers | undefined;
+  if (occursIn(body, outside, BASE_KEY)) {
+    const found = uniqueObjectMembers(body, outside, HEAD);
+    if (found === AMBIGUOUS) return undefined;
+    head = found;
+  }
+  const base = head?.get("Base");
+  return watPage(record, links, {
+    container: (key) => container?.get(key),
+    warcHeaders: (key) => warcHeaders?.get(key),
+    baseHref: typeof base === "string" ? base : undefined,
+  });
+}
+
+type Span = readonly [start: number, end: number];
+const AMBIGUOUS = Symbol("ambiguous");
+
+/**
+ * The wanted members of the one object under `key` in the spans; undefined when there is none,
+ * AMBIGUOUS when there are several or it cannot be read (the caller parses in full).
+ * A key with an object value cannot occur inside a JSON string (its quotes would be escaped),
+ * so every match is a real key.
+ */
+function uniqueObjectMembers(
+  body: Buffer,
+  spans: readonly Span[],
+  object: { key: Buffer; members: ReadonlySet<string> },
+): JsonMembers | undefined | typeof AMBIGUOUS {
+  let at = -1;
+  for (const [start, end] of spans) {
+    const region = body.subarray(start, end);
+    const first = region.indexOf(object.key);
+    if (first < 0) continue;
+    if (at >= 0 || region.indexOf(object.key, first + 1) >= 0) return AMBIGUOUS;
+    at = start + first;
+  }
+  if (at < 0) return undefined;
+  return scanObjectMembers(body, at + object.key.length - 1, object.members) ?? AMBIGUOUS;
+}
+
+function occursIn(body: Buffer, spans: readonly Span[], token: Buffer): boolean {
+  return spans.some(([start, end]) => body.subarray(start, end).includes(token));
+}
+
+/** Reads a member of an object of the record; undefined when absent. */
+type MemberLookup = (key: string) => unknown;
+
+/** The page from its links and the objects holding its fields; both readings go through here. */
+function watPage(
+  record: WarcRecord,
+  links: WatLink[],
+  fields: { container: MemberLookup; warcHeaders: MemberLookup; baseHref: string | undefined },
+): WatPage {
+  const offset = fields.container("Offset");
+  const warcOffset = Number(offset);
   return {
-    pageUrl: record.targetUri !== "" ? record.targetUri : (stringToken(body, TARGET_URI_KEY) ?? ""),
-    // Base is a key of Head, never of a link object: the span between the first and the last
-    // wanted link lies inside the Links array and need not be searched.
-    baseHref:
-      stringToken(body.subarray(0, firstLinkStart), BASE_KEY) ??
-      stringToken(body.subarray(lastLinkEnd), BASE_KEY),
-    crawlDate: stringToken(body, WARC_DATE_KEY) ?? record.date,
-    warcFilename: stringToken(container, FILENAME_KEY) ?? "",
-    warcOffset: offsetText !== undefined && Number.isSafeInteger(warcOffset) ? warcOffset : null,
+    pageUrl:
+      record.targetUri !== ""
+        ? record.targetUri
+        : stringOr(fields.warcHeaders("WARC-Target-URI"), ""),
+    baseHref: fields.baseHref,
+    crawlDate: stringOr(fields.warcHeaders("WARC-Date"), record.date),
+    warcFilename: stringOr(fields.container("Filename"), ""),
+    warcOffset: typeof offset === "string" && Number.isSafeInteger(warcOffset) ? warcOffset : null,
     links,
   };
 }
@@ -142,27 +211,6 @@ function toWatLink(value: unknown): WatLink | undefined {
   return typeof link.alt === "string"
     ? { path: link.path, url: link.url, alt: link.alt }
     : { path: link.path, url: link.url };
-}
-
-/** The value of the first `"key":"…"` token, unescaped; undefined when absent or unreadable. */
-function stringToken(body: Buffer, keyAndQuote: Buffer): string | undefined {
-  const at = body.indexOf(keyAndQuote);
-  if (at < 0) return undefined;
-  const open = at + keyAndQuote.length - 1;
-  let close = body.indexOf(QUOTE, open + 1);
-  while (close > 0 && isEscaped(body, close)) close = body.indexOf(QUOTE, close + 1);
-  if (close < 0) return undefined;
-  try {
-    return JSON.parse(body.toString("utf8", open, close + 1)) as string;
-  } catch {
-    return undefined;
-  }
-}
-
-function isEscaped(body: Buffer, quote: number): boolean {
-  let backslashes = 0;
-  for (let i = quote - 1; i >= 0 && body[i] === BACKSLASH; i--) backslashes++;
-  return backslashes % 2 === 1;
 }
 
 function looksLikeJsonObject(body: Buffer): boolean {
@@ -205,17 +253,11 @@ export function readWatPageFully(
   }
   const container = asObject(root?.Container);
   const head = asObject(html.Head);
-  const warcOffset = Number(container?.Offset);
-  return {
-    pageUrl:
-      record.targetUri !== "" ? record.targetUri : stringOr(warcHeaders?.["WARC-Target-URI"], ""),
+  return watPage(record, links, {
+    container: (key) => container?.[key],
+    warcHeaders: (key) => warcHeaders?.[key],
     baseHref: typeof head?.Base === "string" ? head.Base : undefined,
-    crawlDate: stringOr(warcHeaders?.["WARC-Date"], record.date),
-    warcFilename: stringOr(container?.Filename, ""),
-    warcOffset:
-      typeof container?.Offset === "string" && Number.isSafeInteger(warcOffset) ? warcOffset : null,
-    links,
-  };
+  });
 }
 
 type JsonObject = Record<string, unknown>;
