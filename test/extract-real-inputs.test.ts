@@ -164,8 +164,8 @@ for (const [what, name, bytes, why] of [
     const { summary, warnings, input } = await extractOne(name, bytes);
     assert.equal(summary.ok, false);
     assert.equal(summary.totals.records, 0);
-    assert.equal(summary.failedInputs.length, 1);
-    const failure = summary.failedInputs[0]?.error ?? "";
+    assert.equal(summary.failedShards.length, 1);
+    const failure = summary.failedShards[0]?.error ?? "";
     assert.ok(
       failure.startsWith(`${input}: no WARC record could be read from its ${bytes.length} bytes (`),
     );
