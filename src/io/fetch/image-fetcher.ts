@@ -127,6 +127,11 @@ export class ImageFetcher {
     return this.agent.close();
   }
 
+  /** Stops at once: requests still running fail. */
+  destroy(): Promise<void> {
+    return this.agent.destroy();
+  }
+
   private async attempt(url: URL, attempts: number): Promise<FetchOutcome> {
     const totalSeconds = this.options.totalTimeoutSeconds;
     const deadline = AbortSignal.timeout(totalSeconds * 1000);
