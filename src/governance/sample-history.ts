@@ -14,8 +14,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../config/config-file.js";
+import { requireDatasetRoot } from "../config/dataset-root.js";
 import type { FilterConfig } from "../config/schema.js";
-import { errorMessage, InputError } from "../errors.js";
+import { errorMessage } from "../errors.js";
 import {
   type Blocklists,
   createBlocklistTables,
@@ -78,13 +79,7 @@ export interface ShowOptions {
 
 export async function showSample(options: ShowOptions): Promise<SampleHistory> {
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
-  if (!(await storage.exists("clipcrawl.json"))) {
-    throw new InputError(
-      "CC_NOT_A_ROOT",
-      storage.describe("."),
-      "not a clipcrawl dataset root (no clipcrawl.json); give --root",
-    );
-  }
+  await requireDatasetRoot(storage);
   const { key } = options;
   const history: SampleHistory = {
     key,

@@ -13,7 +13,7 @@
  * ones.
  */
 import { loadConfig } from "../config/config-file.js";
-import { initRoot } from "../config/init-root.js";
+import { openRoot } from "../config/dataset-root.js";
 import { ConfigError, errorMessage } from "../errors.js";
 import { LocalStorage } from "../io/local-storage.js";
 import {
@@ -83,7 +83,11 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   const startedAt = new Date();
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
   const cwd = options.cwd ?? process.cwd();
-  await initRoot(storage);
+  await openRoot(
+    storage,
+    (options.inputs ?? []).length > 0 || options.crawl !== undefined,
+    "give WAT files to run on a new root",
+  );
   const config = await loadConfig(storage);
   if (config.embed.model.trim() === "") {
     throw new ConfigError(

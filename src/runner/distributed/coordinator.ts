@@ -16,7 +16,7 @@
 import { type Job, Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { loadConfig } from "../../config/config-file.js";
-import { initRoot } from "../../config/init-root.js";
+import { openRoot } from "../../config/dataset-root.js";
 import { ConfigError, errorMessage } from "../../errors.js";
 import { shardName } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
@@ -98,7 +98,11 @@ export async function runDistributed(
   const cwd = options.cwd ?? process.cwd();
   const attempts = Math.max(1, options.attempts ?? 3);
   const pollMs = options.pollMs ?? 500;
-  await initRoot(storage);
+  await openRoot(
+    storage,
+    (options.inputs ?? []).length > 0 || options.crawl !== undefined,
+    "give WAT files to run on a new root",
+  );
   const config = await loadConfig(storage);
   if (config.embed.model.trim() === "") {
     throw new ConfigError(

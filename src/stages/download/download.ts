@@ -10,7 +10,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
 import { loadConfig } from "../../config/config-file.js";
-import { initRoot } from "../../config/init-root.js";
+import { openRoot } from "../../config/dataset-root.js";
 import type { DownloadConfig } from "../../config/schema.js";
 import { ConfigError } from "../../errors.js";
 import { downloadBlocklistFile } from "../../formats/governance-blocklists.js";
@@ -75,7 +75,8 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
-  await initRoot(storage);
+  const inputs = options.inputs ?? [];
+  await openRoot(storage, inputs.length > 0, "give URL lists to download into a new root");
   const cwd = options.cwd ?? process.cwd();
   const loaded = (await loadConfig(storage, { download: options.config ?? {} })).download;
   const config = { ...loaded, caCertificates: await checkedCaCertificates(loaded, cwd) };
@@ -87,7 +88,6 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
     await storage.remove(layout.imagesFolder());
     await storage.remove(layout.stateFolder(DOWNLOAD_STAGE));
   }
-  const inputs = options.inputs ?? [];
   const plan =
     inputs.length === 0
       ? await planCandidateShards(storage, config, blocklistIdentity)

@@ -9,6 +9,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
+import { requireDatasetRoot } from "../../config/dataset-root.js";
 import { InputError } from "../../errors.js";
 import { type DatasetStats, fileList, readDatasetStats } from "../../formats/dataset-stats.js";
 import { layout } from "../../io/layout.js";
@@ -70,6 +71,7 @@ export interface StatsSummary {
 export async function stats(options: StatsOptions): Promise<StatsSummary> {
   const cwd = options.cwd ?? process.cwd();
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  await requireDatasetRoot(storage);
   const report = await statsReport(storage);
   const html = resolve(cwd, options.html ?? (await storage.localPath(STATS_HTML)));
   await writeFileAtomic(html, await statsHtml(report, options.script ?? reportScriptPath()));

@@ -14,6 +14,7 @@ import { readFile, rename } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
+import { requireDatasetRoot } from "../../config/dataset-root.js";
 import { ClipcrawlError, InputError } from "../../errors.js";
 import { type ClipIndex, openIndex } from "../../formats/index/clip-index.js";
 import { type IndexManifest, readManifest } from "../../formats/index/index-manifest.js";
@@ -114,6 +115,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
   const reporter = options.reporter ?? silentReporter;
   const cwd = options.cwd ?? process.cwd();
   const storage = typeof options.root === "string" ? new LocalStorage(options.root) : options.root;
+  await requireDatasetRoot(storage);
   const output = resolve(cwd, options.output);
   const format = options.format ?? formatOfOutput(output);
   const queries = await gatherQueries(options, cwd);
