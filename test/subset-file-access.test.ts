@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { constants } from "node:fs";
+import { constants, existsSync } from "node:fs";
 import { mkdir, open, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -70,7 +70,7 @@ async function watchingFifo<T>(work: () => Promise<T>): Promise<{ opened: boolea
 
 async function whereFailure(where: string): Promise<string> {
   try {
-    await subset({ root, where, output: join(work, "out.parquet") });
+    await subset({ root, where, output: join(work, "not-made", "out.parquet") });
   } catch (error) {
     return (error as Error).message;
   }
@@ -115,6 +115,11 @@ test("--where errors show nothing of a file outside the root, and DuckDB says ac
     }
   }
   assert.deepEqual(shown, [], "these errors showed the file outside the root");
+  assert.equal(
+    existsSync(join(work, "not-made")),
+    false,
+    "a refused condition made the output folder",
+  );
   assert.deepEqual(notRefused, [], "these conditions were not refused for want of access");
   const cli = await runCli([
     "subset",
@@ -135,9 +140,12 @@ test("a condition over the dataset's own shards still runs, and no scratch folde
   const summary = await subset({
     root,
     where: `similarity >= (SELECT min(similarity) FROM read_parquet('${shard}'))`,
-    output: join(work, "kept.csv"),
+    output: join(work, "made", "kept.csv"),
   });
   assert.ok(summary.rows > 0);
-  const left = (await readdir(work)).filter((name) => name.startsWith(".clipcrawl-sql-"));
+  assert.ok(existsSync(join(work, "made", "kept.csv")));
+  const left = [...(await readdir(work)), ...(await readdir(join(work, "made")))].filter((name) =>
+    name.startsWith(".clipcrawl-sql-"),
+  );
   assert.deepEqual(left, []);
 });

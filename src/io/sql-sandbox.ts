@@ -7,8 +7,8 @@
  * access is turned off and the configuration locked on a fresh instance, before any user text is
  * parsed. The instance is not the thread's shared one (src/io/parquet.ts): that one stays open.
  */
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { quoteLiteral } from "./parquet.js";
 
@@ -24,15 +24,16 @@ export interface SqlSandboxOptions {
   /** The files the SQL may read (absolute paths, as the queries name them). */
   readable: readonly string[];
   /**
-   * Where the scratch folder is made (it holds DuckDB's spill files and what COPY writes): put it
-   * on the file system of the final output, so that the output can be renamed into place.
+   * The folder the output goes to. The scratch folder (DuckDB's spill files and what COPY
+   * writes) is made in it, or in its nearest existing parent when it does not exist yet: on the
+   * output's file system, so the output can be renamed into place, and without creating the
+   * output's folder for a query that fails.
    */
-  scratchParent: string;
+  outputFolder: string;
 }
 
 export async function openSqlSandbox(options: SqlSandboxOptions): Promise<SqlSandbox> {
-  await mkdir(options.scratchParent, { recursive: true });
-  const scratch = await mkdtemp(join(options.scratchParent, ".clipcrawl-sql-"));
+  const scratch = await mkdtemp(join(await nearestFolder(options.outputFolder), ".clipcrawl-sql-"));
   let instance: DuckDBInstance | undefined;
   let connection: DuckDBConnection | undefined;
   try {
@@ -65,4 +66,11 @@ export async function openSqlSandbox(options: SqlSandboxOptions): Promise<SqlSan
       await rm(scratch, { recursive: true, force: true });
     },
   };
+}
+
+async function nearestFolder(path: string): Promise<string> {
+  for (let folder = path; ; folder = dirname(folder)) {
+    const info = await stat(folder).catch(() => undefined);
+    if (info?.isDirectory() === true || dirname(folder) === folder) return folder;
+  }
 }

@@ -137,7 +137,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
       ...shards.map((shard) => shard.localPath),
       ...(options.dedup === true && queries.length === 0 ? await duplicateGroupFiles(storage) : []),
     ],
-    scratchParent: dirname(output),
+    outputFolder: dirname(output),
   });
   const connection = sandbox.connection;
   let index: ClipIndex | undefined;
