@@ -4,18 +4,16 @@
  * answered. The real CLI runs as a child process over the serve fixture's root.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { type AddressInfo, connect, type Socket } from "node:net";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { renderShapeImage } from "../src/demo/sample/shape-images.js";
 import { SHUTDOWN_GRACE_MS } from "../src/server/serve.js";
+import { type ServeCli, startServeCli } from "./support/cli.js";
 import { buildServeFixture, type ShapeWeb, startShapeWeb } from "./support/serve-fixture.js";
 import { tempDir } from "./support/temp.js";
 
-const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 /** The grace period, and room for a loaded machine to tear down and exit. */
 const STOP_WITHIN_MS = SHUTDOWN_GRACE_MS + 10_000;
 const SLOW_IMAGE_MS = 1500;
@@ -49,54 +47,8 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-interface RunningServe {
-  child: ChildProcess;
-  url: string;
-  stderr: () => string;
-  /** Resolves with the exit code and the milliseconds from `stopWith` to the exit. */
-  stopWith(signal: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
-}
-
-async function startServe(): Promise<RunningServe> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", MAIN, "serve", "--root", root, "--port", "0", "--allow-private-urls"],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let stdout = "";
-  let stderr = "";
-  child.stderr?.on("data", (chunk) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no URL in time: ${stdout} ${stderr}`)),
-      60_000,
-    );
-    child.stdout?.on("data", (chunk) => {
-      stdout += chunk;
-      const match = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve(match[1] as string);
-      }
-    });
-    child.once("exit", () => reject(new Error(`exited: ${stderr}`)));
-  });
-  return {
-    child,
-    url,
-    stderr: () => stderr,
-    stopWith: async (signal) => {
-      const sent = performance.now();
-      child.kill(signal);
-      const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-      const code = await exited;
-      clearTimeout(killer);
-      return { code, ms: performance.now() - sent };
-    },
-  };
+function startServe(): Promise<ServeCli> {
+  return startServeCli(["--root", root, "--port", "0", "--allow-private-urls"]);
 }
 
 /** A client that sends part of a request and then nothing. */
@@ -122,7 +74,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     const idle = await fetch(`${serve.url}/health`);
     assert.equal(idle.status, 200);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const { code, ms } = await serve.stopWith(signal);
+    const { code, ms } = await serve.stop(signal);
     for (const client of clients) client.destroy();
     t.diagnostic(`stopped in ${Math.round(ms)} ms`);
     assert.equal(code, 0, serve.stderr());
@@ -138,7 +90,7 @@ test("a request in flight when serve is told to stop is still answered", async (
     body: JSON.stringify({ image_url: `${slowOrigin}/slow.jpg`, modality: "image", num_images: 3 }),
   });
   while (slowRequests === before) await new Promise((resolve) => setTimeout(resolve, 20));
-  const stopped = serve.stopWith("SIGTERM");
+  const stopped = serve.stop("SIGTERM");
   const response = await answer;
   assert.equal(response.status, 200);
   const results = (await response.json()) as { url: string }[];

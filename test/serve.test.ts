@@ -14,6 +14,7 @@ import { duckdbConnection, quoteLiteral, readParquet } from "../src/io/parquet.j
 import { fromFloat16Bits } from "../src/models/float16.js";
 import { readIndicesFile } from "../src/server/indices-file.js";
 import { type RunningServer, serve } from "../src/server/serve.js";
+import { startServeCli } from "./support/cli.js";
 import {
   buildServeFixture,
   DUPLICATED_IMAGE,
@@ -763,36 +764,7 @@ test("hardening: per-client rate limit, bearer token on export jobs, body size l
 });
 
 test("clipcrawl serve --root starts the server from the command line and stops on SIGTERM", async () => {
-  const main = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", main, "serve", "--root", fixture.root, "--port", "0", "--name", "cli"],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let stdout = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk) => {
-    stderr += chunk;
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no URL in time: ${stdout} ${stderr}`)),
-      60_000,
-    );
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      const match = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve(match[1] as string);
-      }
-    });
-    child.once("exit", () => reject(new Error(`exited: ${stderr}`)));
-  });
-  assert.deepEqual((await call(url, "/indices-list")).json, ["cli"]);
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  assert.equal(await exited, 0, stderr);
+  const cli = await startServeCli(["--root", fixture.root, "--port", "0", "--name", "cli"]);
+  assert.deepEqual((await call(cli.url, "/indices-list")).json, ["cli"]);
+  assert.equal((await cli.stop("SIGTERM")).code, 0, cli.stderr());
 });

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -87,4 +87,57 @@ export function runCliUntilKilled(
       resolve(signal ?? `exit ${code}`);
     });
   });
+}
+
+export interface ServeCli {
+  child: ChildProcess;
+  /** http://127.0.0.1:PORT, as serve printed it. */
+  url: string;
+  stderr(): string;
+  /** Sends `signal` (SIGKILL a minute later); the exit code and the ms from signal to exit. */
+  stop(signal: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
+}
+
+/** Starts the real `clipcrawl serve ARGS…` and resolves once it printed its URL. */
+export async function startServeCli(args: string[]): Promise<ServeCli> {
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "serve", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`serve printed no URL in time: ${stdout} ${stderr}`));
+    }, 120_000);
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      const match = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+      if (match !== null) {
+        clearTimeout(timer);
+        resolve(match[1] as string);
+      }
+    });
+    child.once("exit", () => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited: ${stderr}`));
+    });
+  });
+  return {
+    child,
+    url,
+    stderr: () => stderr,
+    stop: async (signal) => {
+      const sent = performance.now();
+      child.kill(signal);
+      const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      const code = await exited;
+      clearTimeout(killer);
+      return { code, ms: performance.now() - sent };
+    },
+  };
 }
