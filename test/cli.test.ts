@@ -4,6 +4,8 @@ import { writeFile } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
+import { initRoot } from "../src/config/init-root.js";
+import { LocalStorage } from "../src/io/local-storage.js";
 import { type CliResult, runCli } from "./support/cli.js";
 import { tempDir } from "./support/temp.js";
 import { gzipEach, warcinfoRecord, watPageRecord } from "./support/warc-build.js";
@@ -123,6 +125,7 @@ test("an unknown option suggests the closest one", async () => {
 
 test("the errors a user causes name the fix", async () => {
   const dir = await tempDir("cli-errors");
+  await initRoot(new LocalStorage(dir));
   const noCandidates = await runCli(["download", "--root", dir]);
   assert.equal(noCandidates.code, 1);
   assert.match(noCandidates.stderr, /no candidate shards: run clipcrawl extract first/);

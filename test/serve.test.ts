@@ -774,5 +774,5 @@ test("clipcrawl serve --root starts the server from the command line and stops o
     "cli",
   ]);
   assert.deepEqual((await call(server.url, "/indices-list")).json, ["cli"]);
-  assert.equal(await server.stop(), 0, server.stderr());
+  assert.equal((await server.stop()).code, 0, server.stderr());
 });

@@ -13,6 +13,7 @@ import { after, before, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
 import { build } from "vite";
+import { initRoot } from "../src/config/init-root.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { duckdbConnection, quoteLiteral } from "../src/io/parquet.js";
@@ -220,7 +221,7 @@ test("a stage command writes a run report that stats takes the throughput from",
 
 test("stats on a root without a dataset says what to run", async () => {
   const empty = join(work, "empty-root");
-  await mkdir(empty, { recursive: true });
+  await initRoot(new LocalStorage(empty));
   const result = await runCli(["stats", "--root", empty]);
   assert.equal(result.code, 1);
   assert.match(

@@ -5,6 +5,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { initRoot } from "../src/config/init-root.js";
 import {
   renderShapeImage,
   type ShapeColour,
@@ -140,7 +141,10 @@ test("invalid SQL gets DuckDB's message with the position; an unknown column lis
     subset({ root, output: join(work, "out.txt") }),
     /end it in \.parquet, \.csv or \.jsonl/,
   );
-  await assert.rejects(subset({ root: work, output }), /no dataset shards/);
+  await assert.rejects(subset({ root: work, output }), /not a clipcrawl dataset root/);
+  const unfiltered = join(work, "unfiltered");
+  await initRoot(new LocalStorage(unfiltered));
+  await assert.rejects(subset({ root: unfiltered, output }), /no dataset shards/);
   await assert.rejects(subset({ root, output, queries: ["x"] }), /run clipcrawl index first/);
 });
 

@@ -21,7 +21,8 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { ClipcrawlError, errorMessage, InputError } from "../errors.js";
+import { requireDatasetRoot } from "../config/dataset-root.js";
+import { ClipcrawlError, errorMessage } from "../errors.js";
 import { describeBadLine } from "../formats/blocklists.js";
 import {
   appendToGovernanceLists,
@@ -124,13 +125,7 @@ export async function removeSamples(
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
   const storage = openRoot(options.root);
-  if (!(await storage.exists("clipcrawl.json"))) {
-    throw new InputError(
-      "CC_NOT_A_ROOT",
-      storage.describe("."),
-      "not a clipcrawl dataset root (no clipcrawl.json); give --root",
-    );
-  }
+  await requireDatasetRoot(storage);
   const request = await readRemovalRequest(options.lists ?? {}, options.cwd ?? process.cwd());
   const badLines = REMOVAL_KINDS.flatMap((kind) => request[kind].badLines);
   for (const bad of badLines) reporter.warn(describeBadLine(bad));

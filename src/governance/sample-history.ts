@@ -10,7 +10,7 @@
  * governance imports no stage (src/index.ts composes the two).
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { InputError } from "../errors.js";
+import { requireDatasetRoot } from "../config/dataset-root.js";
 import { readManifest } from "../formats/index/index-manifest.js";
 import { layout } from "../io/layout.js";
 import type { LocalStorage } from "../io/local-storage.js";
@@ -80,13 +80,7 @@ export async function sampleHistory(
   filterVerdict: FilterVerdict,
 ): Promise<SampleHistory> {
   const storage = openRoot(options.root);
-  if (!(await storage.exists("clipcrawl.json"))) {
-    throw new InputError(
-      "CC_NOT_A_ROOT",
-      storage.describe("."),
-      "not a clipcrawl dataset root (no clipcrawl.json); give --root",
-    );
-  }
+  await requireDatasetRoot(storage);
   const { key } = options;
   const history: SampleHistory = {
     key,

@@ -15,7 +15,7 @@
  * ones.
  */
 import { loadConfig } from "../config/config-file.js";
-import { initRoot } from "../config/init-root.js";
+import { startOrOpenRoot } from "../config/dataset-root.js";
 import { errorMessage } from "../errors.js";
 import type { LocalStorage } from "../io/local-storage.js";
 import { openRoot } from "../io/open-root.js";
@@ -94,7 +94,11 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   const stages = options.stages ?? PIPELINE;
   const storage = openRoot(options.root);
   const cwd = options.cwd ?? process.cwd();
-  await initRoot(storage);
+  await startOrOpenRoot(
+    storage,
+    (options.inputs ?? []).length > 0 || options.crawl !== undefined,
+    "give WAT files to run on a new root",
+  );
   const config = await loadConfig(storage, options.config);
   for (const stage of stages) stage.checkConfig?.(config);
   const opened = options.logger === undefined ? await openRunLog(storage, "run") : undefined;

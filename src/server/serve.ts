@@ -2,6 +2,11 @@
  * `clipcrawl serve` as a function: loads every index with its query models, builds the app and
  * listens (on 127.0.0.1 unless told otherwise). The caller gets the URL and a `close` that stops
  * the server, finishes what is running and releases the models.
+ *
+ * Closing takes at most a grace period whatever clients do: idle connections close at once,
+ * requests in flight have SHUTDOWN_GRACE_MS to finish, then every connection is cut. Node stops
+ * enforcing the request timeout once the server closes, so a client holding a half-sent request
+ * would otherwise keep the process alive for as long as it likes.
  */
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -20,6 +25,9 @@ import { buildServerApp } from "./server-app.js";
 import { ServerContext } from "./server-context.js";
 
 export type { IndexSource } from "./served-index.js";
+
+/** How long requests in flight may take to finish once the server is closing. */
+export const SHUTDOWN_GRACE_MS = 5000;
 
 export interface ServeOptions {
   /** The indices to serve, by name; the first answers queries that name none. */
@@ -73,7 +81,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const exports = new ExportJobs();
   const release = async () => {
     await Promise.all([...indices.values()].map((served) => served.close()));
-    await Promise.all([fetcher.close(), exports.close()]);
+    // Nothing is left to answer once the app is closed: image_url downloads still running stop.
+    await Promise.all([fetcher.destroy(), exports.close()]);
   };
   try {
     for (const source of options.indices) {
@@ -110,13 +119,24 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       indices: [...indices.keys()],
       app,
       close: async () => {
-        await app.close();
+        await closeWithinGrace(app);
         await release();
       },
     };
   } catch (error) {
     await release();
     throw error;
+  }
+}
+
+/** Closes the app; connections still open after the grace period are cut. */
+async function closeWithinGrace(app: FastifyInstance): Promise<void> {
+  const closed = app.close();
+  const cut = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+  try {
+    await closed;
+  } finally {
+    clearTimeout(cut);
   }
 }
 

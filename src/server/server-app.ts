@@ -84,6 +84,16 @@ export async function buildServerApp(
     };
   });
 
+  // Once the server is closing, an answer ends its connection: a client's keep-alive connection
+  // would otherwise stay open until the shutdown grace period cuts it (see serve.ts).
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onSend", async (_request, reply) => {
+    if (closing) reply.header("connection", "close");
+  });
+
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
     if (UNMEASURED_ROUTES.has(route)) return;

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -90,16 +90,16 @@ export function runCliUntilKilled(
 }
 
 export interface CliServer {
+  child: ChildProcess;
   /** The http://127.0.0.1:PORT the command printed. */
   url: string;
-  /** What it has written to stderr so far. */
   stderr(): string;
-  /** SIGTERM, then its exit code. */
-  stop(): Promise<number | null>;
+  /** Sends `signal` (default SIGTERM; SIGKILL a minute later); the exit code and the ms from signal to exit. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
 }
 
 /** Starts the real `clipcrawl` CLI (serve, demo) and resolves once it prints the URL it listens on. */
-export function startCliServer(args: string[]): Promise<CliServer> {
+export async function startCliServer(args: string[]): Promise<CliServer> {
   const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -109,28 +109,35 @@ export function startCliServer(args: string[]): Promise<CliServer> {
     stderr += chunk;
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-  return new Promise((resolve, reject) => {
+  const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`no URL in time: ${stdout} ${stderr}`));
-    }, 60_000);
+    }, 120_000);
     child.stdout.on("data", (chunk) => {
       stdout += chunk;
       const match = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
-      if (match === null) return;
-      clearTimeout(timer);
-      resolve({
-        url: match[1] as string,
-        stderr: () => stderr,
-        stop: () => {
-          child.kill("SIGTERM");
-          return exited;
-        },
-      });
+      if (match !== null) {
+        clearTimeout(timer);
+        resolve(match[1] as string);
+      }
     });
     child.once("exit", () => {
       clearTimeout(timer);
       reject(new Error(`exited: ${stderr}`));
     });
   });
+  return {
+    child,
+    url,
+    stderr: () => stderr,
+    stop: async (signal = "SIGTERM") => {
+      const sent = performance.now();
+      child.kill(signal);
+      const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      const code = await exited;
+      clearTimeout(killer);
+      return { code, ms: performance.now() - sent };
+    },
+  };
 }

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { errorMessage, InputError } from "../../errors.js";
+import { requireDatasetRoot } from "../../config/dataset-root.js";
+import { errorMessage } from "../../errors.js";
 import { openRoot } from "../../io/open-root.js";
 import type { QueueStatus } from "../../runner/distributed/queue-status.js";
 import { describeStatus, runStatus } from "../../runner/run-status.js";
@@ -28,13 +29,7 @@ export function registerStatus(program: Command): void {
     )
     .action(async (positional: string | undefined, flags: StatusFlags) => {
       const storage = openRoot(positional ?? flags.root ?? ".");
-      if (!(await storage.exists("clipcrawl.json"))) {
-        throw new InputError(
-          "CC_NOT_A_ROOT",
-          storage.root,
-          "not a clipcrawl dataset root (no clipcrawl.json): check the path, or start one with clipcrawl init or clipcrawl run --root",
-        );
-      }
+      await requireDatasetRoot(storage);
       const root = storage.root;
       const report = await runStatus(root);
       const recorded = report.run?.queue ?? null;

@@ -13,6 +13,7 @@ import { VERSION } from "../../version.js";
 import { sleep } from "../http.js";
 import { BodyHashes, type ImageHashes } from "./body-hashes.js";
 import { CachingResolver, type ConnectionPolicy, policyConnector } from "./connector.js";
+import { failureReason } from "./failure-reasons.js";
 import { disallowingDirective } from "./opt-out.js";
 
 /**
@@ -130,6 +131,11 @@ export class ImageFetcher {
 
   close(): Promise<void> {
     return this.agent.close();
+  }
+
+  /** Stops at once: requests still running fail. */
+  destroy(): Promise<void> {
+    return this.agent.destroy();
   }
 
   private async attempt(url: URL, attempts: number): Promise<FetchOutcome> {
@@ -338,7 +344,7 @@ function asFailure(error: unknown): FetchFailure {
   if (error instanceof ClipcrawlError) return new FetchFailure(error.message);
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (typeof code === "string" && code !== "") {
-    return new FetchFailure(code, RETRYABLE_CODES.has(code));
+    return new FetchFailure(failureReason(code), RETRYABLE_CODES.has(code));
   }
   const message = error instanceof Error ? error.message : String(error);
   return new FetchFailure(message.split("\n")[0]?.slice(0, 200) ?? "unknown error");

@@ -19,7 +19,7 @@
 import { type Job, Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { loadConfig } from "../../config/config-file.js";
-import { initRoot } from "../../config/init-root.js";
+import { startOrOpenRoot } from "../../config/dataset-root.js";
 import { errorMessage } from "../../errors.js";
 import type { LocalStorage } from "../../io/local-storage.js";
 import { openRoot } from "../../io/open-root.js";
@@ -113,7 +113,11 @@ export async function runDistributed(
   const attempts = Math.max(1, options.attempts ?? 3);
   const pollMs = options.pollMs ?? 500;
   const pipeline = options.pipeline ?? PIPELINE;
-  await initRoot(storage);
+  await startOrOpenRoot(
+    storage,
+    (options.inputs ?? []).length > 0 || options.crawl !== undefined,
+    "give WAT files to run on a new root",
+  );
   const config = await loadConfig(storage, options.config);
   for (const stage of pipeline) stage.checkConfig?.(config);
   const logger = options.logger ?? (await openRunLog(storage, "run")).logger;

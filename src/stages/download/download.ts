@@ -10,7 +10,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { loadConfig } from "../../config/config-file.js";
-import { initRoot } from "../../config/init-root.js";
+import { startOrOpenRoot } from "../../config/dataset-root.js";
 import { ConfigError } from "../../errors.js";
 import { describeBadLine } from "../../formats/blocklists.js";
 import { DownloadBlocklist } from "../../formats/download-blocklist.js";
@@ -79,7 +79,8 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
   const storage = openRoot(options.root);
-  await initRoot(storage);
+  const inputs = options.inputs ?? [];
+  await startOrOpenRoot(storage, inputs.length > 0, "give URL lists to download into a new root");
   const cwd = options.cwd ?? process.cwd();
   const loaded = (await loadConfig(storage, { download: options.config ?? {} })).download;
   const config = { ...loaded, caCertificates: await checkedCaCertificates(loaded, cwd) };
@@ -100,7 +101,6 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
     await storage.remove(layout.imagesFolder());
     await storage.remove(layout.stateFolder(DOWNLOAD_STAGE));
   }
-  const inputs = options.inputs ?? [];
   const plan =
     inputs.length === 0
       ? await planCandidateShards(storage, config, blocklistIdentity)

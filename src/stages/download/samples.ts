@@ -33,7 +33,7 @@ export interface SampleRecord {
   url: string;
   caption: string | null;
   status: SampleStatus;
-  /** A stable, code-like reason (`HTTP 404`, `UND_ERR_CONNECT_TIMEOUT`, `image too small`). */
+  /** A stable, code-like reason (`HTTP 404`, `ECONNREFUSED`, `response headers too large (UND_ERR_HEADERS_OVERFLOW)`, `image too small`). */
   errorMessage: string | null;
   width: number | null;
   height: number | null;

@@ -12,7 +12,7 @@
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { loadConfig } from "../../config/config-file.js";
-import { initRoot } from "../../config/init-root.js";
+import { startOrOpenRoot } from "../../config/dataset-root.js";
 import type { ClipcrawlConfig } from "../../config/schema.js";
 import { ConfigError } from "../../errors.js";
 import { outputInfo } from "../../io/file-info.js";
@@ -128,7 +128,11 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const reporter = options.reporter ?? silentReporter;
   const storage = openRoot(options.root);
   const cwd = options.cwd ?? process.cwd();
-  await initRoot(storage);
+  await startOrOpenRoot(
+    storage,
+    (options.inputs ?? []).length > 0,
+    "give image tars or folders to embed into a new root",
+  );
   const fullConfig = await loadConfig(storage, { embed: options.config ?? {} });
   const config = fullConfig.embed;
   if (config.model.trim() === "") {

@@ -11,7 +11,7 @@
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
-import { initRoot } from "../../config/init-root.js";
+import { openExistingRoot } from "../../config/dataset-root.js";
 import {
   type Blocklists,
   blocklistBadLines,
@@ -107,7 +107,7 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
   const storage = openRoot(options.root);
-  await initRoot(storage);
+  await openExistingRoot(storage);
   const config = (await loadConfig(storage, { filter: options.config ?? {} })).filter;
   // The root's governance lists too: what `clipcrawl remove` took out stays out.
   const lists = await withGovernanceBlocklists(

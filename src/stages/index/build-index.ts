@@ -13,7 +13,7 @@
 import { cpus } from "node:os";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
-import { initRoot } from "../../config/init-root.js";
+import { openExistingRoot } from "../../config/dataset-root.js";
 import { errorMessage, InputError } from "../../errors.js";
 import { describeDamagedShard } from "../../formats/dataset-shards.js";
 import {
@@ -102,7 +102,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
   const storage = openRoot(options.root);
-  await initRoot(storage);
+  await openExistingRoot(storage);
   const config = (await loadConfig(storage, { index: options.config ?? {} })).index;
   const threads = config.threads > 0 ? config.threads : cpus().length;
 

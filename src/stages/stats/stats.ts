@@ -12,6 +12,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
+import { requireDatasetRoot } from "../../config/dataset-root.js";
 import {
   type DamagedDatasetShard,
   describeDamagedShard,
@@ -81,6 +82,7 @@ export interface StatsSummary {
 export async function stats(options: StatsOptions): Promise<StatsSummary> {
   const cwd = options.cwd ?? process.cwd();
   const storage = openRoot(options.root);
+  await requireDatasetRoot(storage);
   const report = await statsReport(storage);
   const html = resolve(cwd, options.html ?? (await storage.localPath(STATS_HTML)));
   await writeFileAtomic(html, await statsHtml(report, options.script ?? reportScriptPath()));

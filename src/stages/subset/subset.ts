@@ -10,18 +10,20 @@
  * order (kNN: by query, best first) — from which the output file, the summary and the webdataset
  * copy are written. The output file is written atomically.
  */
-import { mkdir, readFile } from "node:fs/promises";
+import { readFile, rename } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
+import { requireDatasetRoot } from "../../config/dataset-root.js";
 import { ClipcrawlError, InputError } from "../../errors.js";
 import { describeDamagedShard } from "../../formats/dataset-shards.js";
 import { type ClipIndex, openIndex } from "../../formats/index/clip-index.js";
-import { readManifest } from "../../formats/index/index-manifest.js";
+import { type IndexManifest, readManifest } from "../../formats/index/index-manifest.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { openRoot } from "../../io/open-root.js";
-import { duckdbConnection, quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
+import { quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
+import { openSqlSandbox, type SqlSandbox } from "../../io/sql-sandbox.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import {
   checkWhere,
@@ -118,6 +120,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
   const reporter = options.reporter ?? silentReporter;
   const cwd = options.cwd ?? process.cwd();
   const storage = openRoot(options.root);
+  await requireDatasetRoot(storage);
   const output = resolve(cwd, options.output);
   const format = options.format ?? formatOfOutput(output);
   const queries = await gatherQueries(options, cwd);
@@ -135,7 +138,15 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
   const { shards, damaged } = await datasetShards(storage);
   for (const shard of damaged)
     reporter.warn(`subset: ${describeDamagedShard(shard, storage.root)}`);
-  const connection = await duckdbConnection();
+  // The condition is the user's SQL: it runs where it can read the dataset's files and no other.
+  const sandbox = await openSqlSandbox({
+    readable: [
+      ...shards.map((shard) => shard.localPath),
+      ...(options.dedup === true && queries.length === 0 ? await duplicateGroupFiles(storage) : []),
+    ],
+    outputFolder: dirname(output),
+  });
+  const connection = sandbox.connection;
   let index: ClipIndex | undefined;
   try {
     const available = await datasetColumns(connection, shards);
@@ -195,7 +206,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
 
     const outputColumns = ["url", "caption", ...extra];
     await watchProgress(connection, reporter, shards.length, () =>
-      writeOutput(connection, selection, order, output, format, outputColumns),
+      writeOutput(sandbox, selection, order, output, format, outputColumns),
     );
     const summary = await summariseRows(connection, selection, available);
     const rows = summary.rows;
@@ -248,9 +259,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
     };
   } finally {
     index?.close();
-    await connection.run(`DROP TABLE IF EXISTS ${ROWS_TABLE}`);
-    await connection.run("DROP TABLE IF EXISTS subset_hits");
-    connection.closeSync();
+    await sandbox.close();
   }
 }
 
@@ -428,13 +437,12 @@ async function dropDuplicates(
         "--dedup needs the near-duplicate groups of the root's index: run clipcrawl index first",
       );
     }
-    const segments = await Promise.all(
-      manifest.segments.map(
-        async (segment) =>
-          `SELECT key, ${segment.firstId} + file_row_number AS id FROM read_parquet(${quoteLiteral(await storage.localPath(layout.indexSegmentMetadata(segment.name)))}, file_row_number = true)`,
-      ),
+    const files = await indexFiles(storage, manifest);
+    const segments = manifest.segments.map(
+      (segment, position) =>
+        `SELECT key, ${segment.firstId} + file_row_number AS id FROM read_parquet(${quoteLiteral(files.segments[position] as string)}, file_row_number = true)`,
     );
-    const groups = quoteLiteral(await storage.localPath(manifest.files.duplicateGroups));
+    const groups = quoteLiteral(files.duplicateGroups);
     await connection.run(
       `CREATE OR REPLACE TEMP TABLE subset_groups AS
        SELECT s.key, g.dup_group FROM (${segments.join(" UNION ALL ")}) s
@@ -454,8 +462,31 @@ async function dropDuplicates(
   return before - (await tableRows(connection));
 }
 
+/** The index files --dedup reads without queries: each segment's metadata and the groups. */
+async function indexFiles(
+  storage: LocalStorage,
+  manifest: IndexManifest,
+): Promise<{ segments: string[]; duplicateGroups: string }> {
+  return {
+    segments: await Promise.all(
+      manifest.segments.map((segment) =>
+        storage.localPath(layout.indexSegmentMetadata(segment.name)),
+      ),
+    ),
+    duplicateGroups: await storage.localPath(manifest.files.duplicateGroups),
+  };
+}
+
+async function duplicateGroupFiles(storage: LocalStorage): Promise<string[]> {
+  const manifest = await readManifest(storage);
+  if (manifest === undefined) return [];
+  const files = await indexFiles(storage, manifest);
+  return [...files.segments, files.duplicateGroups];
+}
+
+/** COPY writes into the sandbox's scratch folder; the file is then renamed into place. */
 async function writeOutput(
-  connection: DuckDBConnection,
+  sandbox: SqlSandbox,
   selection: string,
   order: string,
   output: string,
@@ -473,13 +504,12 @@ async function writeOutput(
       : format === "csv"
         ? "FORMAT csv, HEADER true"
         : "FORMAT json";
-  await mkdir(dirname(output), { recursive: true });
+  const written = sandbox.scratchPath(`output.${format}`);
+  await sandbox.connection.run(
+    `COPY (SELECT ${select.join(", ")} FROM ${selection}${order === "" ? "" : ` ORDER BY ${order}`}) TO ${quoteLiteral(written)} (${options})`,
+  );
   const folder = new LocalStorage(dirname(output));
-  await folder.writeAtomicWith(basename(output), async (localPath) => {
-    await connection.run(
-      `COPY (SELECT ${select.join(", ")} FROM ${selection}${order === "" ? "" : ` ORDER BY ${order}`}) TO ${quoteLiteral(localPath)} (${options})`,
-    );
-  });
+  await folder.writeAtomicWith(basename(output), (localPath) => rename(written, localPath));
 }
 
 async function selectedKeysByShard(
