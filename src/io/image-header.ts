@@ -15,9 +15,9 @@
 import sharp, { type Metadata, type SharpOptions } from "sharp";
 import { ClipcrawlError } from "../errors.js";
 import { asBuffer, decodeError } from "./image-format.js";
+import { DEFAULT_MAX_IMAGE_PIXELS } from "./image-limits.js";
 
-/** Pillow's decompression-bomb limit, download's default (`download.maxImagePixels`). */
-export const DEFAULT_MAX_IMAGE_PIXELS = 89_478_485;
+export { DEFAULT_MAX_IMAGE_PIXELS };
 
 /** The raster formats a web image comes in, as sharp names them (AVIF is `heif`). */
 export const RASTER_IMAGE_FORMATS: ReadonlySet<string> = new Set([

@@ -8,7 +8,13 @@
  * is left out here: commander holds it, and the test reads it from the built program instead.
  *
  * A flag after `clipcrawl <command>` on the same line belongs to that command; one after another
- * program's name (`img2dataset --url_list`, `generate.ts --out`) to none of ours.
+ * program's name (`img2dataset --url_list`, `generate.ts --out`), or after `clipcrawl ${stage}`
+ * (`clipcrawl ⟨…⟩`: a command the code picks), to none checked here.
+ *
+ * A stage's declaration (`src/stages/<stage>/stage.ts`) holds the calls that run it (`run`,
+ * `plan`, …); only the commands that run stages through the registry enter them (see
+ * `flagMentions`), so reading the registry for its names does not make a command print every
+ * stage's messages.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -38,9 +44,11 @@ const HELP_TEXT_CALLS = new Set([
   "Option",
   "Argument",
 ]);
+/** What a template's substitution reads as in its text. */
+const SUBSTITUTION = "⟨…⟩";
 const FLAG = /(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?![\w])/g;
 const PROGRAM =
-  /\bclipcrawl ([a-z]+)(?: ([a-z]+))?|\b(?:img2dataset|python3?|npx|npm|node|tsx|curl)\b|\S+\.ts\b/g;
+  /\bclipcrawl ([a-z]+)(?: ([a-z]+))?|\bclipcrawl ⟨…⟩|\b(?:img2dataset|python3?|npx|npm|node|tsx|curl)\b|\S+\.ts\b/g;
 
 interface ModuleInfo {
   file: string;
@@ -105,8 +113,11 @@ export class SourceGraph {
     return entries;
   }
 
-  /** The flags named in the strings of everything reachable from these nodes of `file`. */
-  flagMentions(file: string, nodes: readonly ts.Node[]): FlagMention[] {
+  /**
+   * The flags named in the strings of everything reachable from these nodes of `file`;
+   * `runsStages`: the command runs stages through the registry (its declarations' calls count).
+   */
+  flagMentions(file: string, nodes: readonly ts.Node[], runsStages = false): FlagMention[] {
     const mentions: FlagMention[] = [];
     const seen = new Set<string>();
     const pending: { file: string; node: ts.Node }[] = nodes.map((node) => ({ file, node }));
@@ -131,6 +142,7 @@ export class SourceGraph {
       const { file: at, node } = item;
       const module = this.#module(at);
       const enter = (child: ts.Node): boolean => {
+        if (!runsStages && isStageCall(child, at)) return false;
         if (isHelpTextCall(child)) {
           // Its arguments are help text; the chain it hangs on is code.
           visit((child as ts.CallExpression).expression, enter);
@@ -333,10 +345,26 @@ function isHelpTextCall(node: ts.Node): boolean {
 }
 
 /** The text of a string or template literal; `${…}` reads as a space. */
+/** The members of a stage declaration that run it, entered only by commands that run stages. */
+const STAGE_CALLS = new Set(["run", "plan", "expandInputs", "parallelism", "checkConfig"]);
+const STAGE_DECLARATION = /[/\\]stages[/\\][^/\\]+[/\\]stage\.ts$/;
+
+function isStageCall(node: ts.Node, file: string): boolean {
+  return (
+    STAGE_DECLARATION.test(file) &&
+    (ts.isPropertyAssignment(node) || ts.isMethodDeclaration(node)) &&
+    ts.isIdentifier(node.name) &&
+    STAGE_CALLS.has(node.name.text)
+  );
+}
+
 function literalText(node: ts.Node): string | undefined {
   if (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) return node.text;
   if (ts.isTemplateExpression(node)) {
-    return [node.head.text, ...node.templateSpans.map((span) => span.literal.text)].join(" ");
+    // A substitution stays visible, so `clipcrawl ${stage} --redo` names no known command.
+    return [node.head.text, ...node.templateSpans.map((span) => span.literal.text)].join(
+      SUBSTITUTION,
+    );
   }
   return undefined;
 }

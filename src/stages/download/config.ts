@@ -5,7 +5,7 @@
  * download's flags from it.
  */
 import { z } from "zod";
-import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-header.js";
+import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-limits.js";
 
 /** curl's --connect-to rule: connections for HOST:PORT go to TARGET_HOST:TARGET_PORT instead. */
 const connectToRule = z

@@ -5,7 +5,7 @@
  * (`scores`) lives with the heads, in src/models/heads/score-config.ts.
  */
 import { z } from "zod";
-import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-header.js";
+import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-limits.js";
 import { MODEL_PRECISION_SUFFIX, type ModelPrecision } from "../../models/model-files.js";
 
 /** What `clipcrawl embed` runs and writes; the model is a local folder, never downloaded here. */
