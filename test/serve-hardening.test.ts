@@ -102,6 +102,6 @@ test("clipcrawl serve --allow-private-urls, the old name of --allow-private-netw
       "clipcrawl: --allow-private-urls is deprecated and goes in the next release; use --allow-private-network\n",
     );
   } finally {
-    assert.equal(await cli.stop(), 0, cli.stderr());
+    assert.equal((await cli.stop()).code, 0, cli.stderr());
   }
 });
