@@ -224,7 +224,14 @@ async function runChain(
   workers: number | undefined,
 ): Promise<void> {
   const [head] = chain.stages as [AnyStageDefinition, ...AnyStageDefinition[]];
-  const shards = (await head.plan?.({ storage: context.storage, inputs: context.inputs })) ?? [];
+  const shards = (
+    (await head.plan?.({
+      storage: context.storage,
+      inputs: context.inputs,
+      cwd: context.cwd,
+      ...(context.config === undefined ? {} : { config: context.config }),
+    })) ?? []
+  ).map((entry) => entry.shard);
   for (const stage of chain.stages) {
     context.recorder.setShards(stage.name, shards.length);
     context.progress.setTotal(stage.name, shards.length);

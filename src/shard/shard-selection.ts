@@ -35,3 +35,16 @@ export class ShardSelection {
 export function unplannedShardError(stage: string, planned: number): string {
   return `not among the ${planned} shards ${stage} planned (its input is missing)`;
 }
+
+/**
+ * Of the shards a call names, those whose input is there, sorted: what a stage plans for a call
+ * of named shards without listing its input folder (the others are reported as unplanned).
+ */
+export async function namedShardsPresent(
+  names: readonly string[],
+  inputExists: (name: string) => Promise<boolean>,
+): Promise<string[]> {
+  const present: string[] = [];
+  for (const name of [...new Set(names)].sort()) if (await inputExists(name)) present.push(name);
+  return present;
+}

@@ -60,11 +60,26 @@ export type ConfigSections = {
   [Section in keyof ClipcrawlConfig]?: Partial<ClipcrawlConfig[Section]>;
 };
 
+/**
+ * A shard a stage planned: its name, and what a call needs to run it alone without planning
+ * every other shard (JSON: a distributed run plans once and carries it in the shard's job).
+ */
+export interface PlanEntry {
+  shard: string;
+  plan?: unknown;
+}
+
 /** One call of a stage over some of its shards, as a runner makes it. */
 export interface StageCall {
   storage: LocalStorage;
   /** The shards to run; unset: every shard the stage plans. */
   shards?: readonly string[];
+  /**
+   * The `plan` of each shard named, from the stage's own `plan` entries, in the order of
+   * `shards`: the stage runs them without planning the rest (a job's cost stays flat however
+   * many shards the run has).
+   */
+  shardPlans?: readonly unknown[];
   reporter: StageReporter;
   /** Once aborted, no further shard starts; the running ones finish. */
   signal?: AbortSignal;
@@ -146,7 +161,7 @@ export interface StageDefinition<
    * The shards it will run, in order, once the stage before it is over: for the first stage and
    * `all shards` links (an `each shard` stage runs the shards of the stage before).
    */
-  plan?(call: Pick<StageCall, "storage" | "inputs">): Promise<string[]>;
+  plan?(call: Pick<StageCall, "storage" | "inputs" | "config" | "cwd">): Promise<PlanEntry[]>;
   /** Runs the named shards (all when none are named): the stage's own library function. */
   run(call: StageCall): Promise<Summary>;
   /** Shards a runner may run at once in one call, from the root's config (unset: the stage decides). */

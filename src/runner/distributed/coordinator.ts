@@ -16,7 +16,7 @@
  * is done. Stopping the coordinator leaves the queued jobs to the workers; `clipcrawl run --queue`
  * again starts a new run id, and jobs of the old one complete at once without work.
  */
-import { type Job, Queue } from "bullmq";
+import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { loadConfig } from "../../config/config-file.js";
 import { startOrOpenRoot } from "../../config/dataset-root.js";
@@ -41,6 +41,7 @@ import { type PipelineObserver, PipelineProgress, silentObserver } from "../pipe
 import { expandInputs } from "../run-inputs.js";
 import { openRunLog, type RunLogger } from "../run-log.js";
 import { type FailedRunShard, RunStateRecorder } from "../run-state.js";
+import { JobWatch, type WatchedJob } from "./job-watch.js";
 import {
   jobId,
   newRunId,
@@ -51,7 +52,10 @@ import {
   redisOptions,
   type ShardJobData,
 } from "./queue-names.js";
-import { jobOptions, type ShardJobResult } from "./shard-worker.js";
+import { jobOptions } from "./shard-worker.js";
+
+/** Jobs added to Redis in one call (addBulk runs one script for all of them). */
+const ENQUEUE_BATCH = 1000;
 
 export interface DistributedRunOptions {
   root: string | LocalStorage;
@@ -68,7 +72,10 @@ export interface DistributedRunOptions {
   /** Stops watching (the jobs stay queued). */
   signal?: AbortSignal;
   logger?: RunLogger;
-  /** How often job states are read, in ms (default 500). */
+  /**
+   * How often the coordinator checks that Redis still holds the run, in ms (default 500); job
+   * states are read only when no event came for four times this long.
+   */
   pollMs?: number;
   cwd?: string;
   /** The stages to run (default: the pipeline registry's); the workers must hold the same. */
@@ -92,15 +99,6 @@ export interface DistributedRunSummary {
   /** Times Redis was found empty mid-run and the phase's jobs queued again. */
   requeues: number;
   seconds: number;
-}
-
-type TrackedState = "queued" | "active" | "completed" | "failed";
-
-interface TrackedJob {
-  stage: string;
-  shard: string;
-  state: TrackedState;
-  batch?: number;
 }
 
 export async function runDistributed(
@@ -149,99 +147,116 @@ export async function runDistributed(
   });
   await recorder.flush();
   const progress = new PipelineProgress(pipeline, observer);
-  const tracked = new Map<string, TrackedJob>();
+  const counts = perStage(pipeline, () => ({ jobs: 0, completed: 0, failed: 0 }));
+  const batches = new Map<string, number>();
   let requeues = 0;
-  let phaseJobs: { stage: string; shard: string }[] = [];
+  /** The current chain's first-stage jobs: after a Redis loss they all run again. */
+  let phaseJobs: WatchedJob[] = [];
 
-  const dataOf = (stage: string, shard: string): ShardJobData => ({
+  const dataOf = (job: WatchedJob): ShardJobData => ({
     root,
     runId,
-    stage,
-    shard,
+    stage: job.stage,
+    shard: job.shard,
     attempts,
+    ...(job.plan === undefined ? {} : { plan: job.plan }),
     ...(options.config === undefined ? {} : { config: options.config }),
   });
-  const enqueue = async (jobs: readonly { stage: string; shard: string }[]) => {
+  const enqueue = async (jobs: readonly WatchedJob[]) => {
     for (const { name: stage } of pipeline) {
       const ofStage = jobs.filter((job) => job.stage === stage);
-      if (ofStage.length === 0) continue;
-      await queueOf(stage).addBulk(
-        ofStage.map((job) => ({
-          name: stage,
-          data: dataOf(stage, job.shard),
-          opts: jobOptions(runId, stage, job.shard, attempts),
-        })),
-      );
-    }
-  };
-  const track = (stage: string, shard: string) => {
-    const id = jobId(runId, stage, shard);
-    if (!tracked.has(id)) tracked.set(id, { stage, shard, state: "queued" });
-  };
-
-  /** Reads the state of every job not over yet; false when Redis lost the run. */
-  const poll = async (): Promise<void> => {
-    const current = await redis.get(runKey);
-    if (current !== runId) {
-      if (current !== null) {
-        throw new Error(`another clipcrawl run (${current}) took over ${root} on this queue`);
-      }
-      requeues++;
-      warn(`Redis no longer holds run ${runId} (restarted?): queueing the unfinished jobs again`);
-      await redis.set(runKey, runId);
-      // Every shard's turn at the dedup filter starts again, so every extract job runs again.
-      await enqueue(phaseJobs);
-    }
-    for (const [id, job] of tracked) {
-      if (job.state === "completed" || job.state === "failed") continue;
-      const queue = queueOf(job.stage);
-      const state = await queue.getJobState(id);
-      if (state === "unknown") {
-        await enqueue([job]);
-        continue;
-      }
-      if (state === "active" && job.state === "queued") {
-        job.state = "active";
-        job.batch = progress.startBatch(job.stage, warn).id;
-        recorder.started(job.stage, [job.shard]);
-      }
-      if (state !== "completed" && state !== "failed") continue;
-      const found: Job<ShardJobData, ShardJobResult> | undefined = await queue.getJob(id);
-      job.batch ??= progress.startBatch(job.stage, warn).id;
-      const ok = state === "completed";
-      const error = ok ? undefined : (found?.failedReason ?? "failed");
-      const outcome =
-        error === undefined ? { shard: job.shard, ok } : { shard: job.shard, ok, error };
-      job.state = state;
-      progress.finishBatch(job.batch, {
-        stage: job.stage,
-        outcomes: [outcome],
-        skipped: (found?.returnvalue?.skipped ?? 0) > 0 ? 1 : 0,
-        samples: found?.returnvalue?.samples ?? 0,
-        outputs: found?.returnvalue?.successes ?? 0,
-        seconds: found?.returnvalue?.seconds ?? 0,
-      });
-      recorder.started(job.stage, [job.shard]);
-      recorder.finished(job.stage, [outcome]);
-      logger.info({ event: `job ${state}`, job: id, ...(error === undefined ? {} : { error }) });
-      if (!ok)
-        warn(
-          `${job.stage} shard ${job.shard} failed after ${found?.attemptsMade ?? attempts} tries: ${error}`,
+      for (let at = 0; at < ofStage.length; at += ENQUEUE_BATCH) {
+        await queueOf(stage).addBulk(
+          ofStage.slice(at, at + ENQUEUE_BATCH).map((job) => ({
+            name: stage,
+            data: dataOf(job),
+            opts: jobOptions(runId, stage, job.shard, attempts),
+          })),
         );
-      const next = nextStage(pipeline, job.stage);
-      if (ok && next !== undefined) track(next.name, job.shard);
+      }
     }
   };
-  const waitUntilOver = async () => {
-    for (;;) {
-      await poll();
-      const open = [...tracked.values()].some(
-        (job) => job.state === "queued" || job.state === "active",
-      );
-      if (!open || aborted()) return;
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
-    }
+  const watchJob = (job: WatchedJob) => {
+    (counts[job.stage] as DistributedStageTotals).jobs++;
+    watch.watch(job);
   };
+  const watch = await JobWatch.open({
+    runId,
+    queues,
+    connection,
+    prefix,
+    jobId: (stage, shard) => jobId(runId, stage, shard),
+    listener: {
+      started: (job) => {
+        const key = jobId(runId, job.stage, job.shard);
+        if (!batches.has(key)) batches.set(key, progress.startBatch(job.stage, warn).id);
+        recorder.started(job.stage, [job.shard]);
+      },
+      finished: (outcome) => {
+        const key = jobId(runId, outcome.stage, outcome.shard);
+        const batch = batches.get(key) ?? progress.startBatch(outcome.stage, warn).id;
+        batches.delete(key);
+        const shardOutcome =
+          outcome.error === undefined
+            ? { shard: outcome.shard, ok: outcome.ok }
+            : { shard: outcome.shard, ok: outcome.ok, error: outcome.error };
+        const tally = counts[outcome.stage] as DistributedStageTotals;
+        if (outcome.ok) tally.completed++;
+        else tally.failed++;
+        progress.finishBatch(batch, {
+          stage: outcome.stage,
+          outcomes: [shardOutcome],
+          skipped: (outcome.result?.skipped ?? 0) > 0 ? 1 : 0,
+          samples: outcome.result?.samples ?? 0,
+          outputs: outcome.result?.successes ?? 0,
+          seconds: outcome.result?.seconds ?? 0,
+        });
+        recorder.finished(outcome.stage, [shardOutcome]);
+        logger.info({
+          event: `job ${outcome.ok ? "completed" : "failed"}`,
+          job: key,
+          ...(outcome.error === undefined ? {} : { error: outcome.error }),
+        });
+        if (!outcome.ok) {
+          warn(
+            `${outcome.stage} shard ${outcome.shard} failed after ${attempts} tries: ${outcome.error}`,
+          );
+        }
+        const next = nextStage(pipeline, outcome.stage);
+        if (outcome.ok && next !== undefined) watchJob({ stage: next.name, shard: outcome.shard });
+      },
+    },
+  });
+
+  /** Redis lost the run (restarted without persistence): set it again and queue the jobs again. */
+  const checkRunKept = async (): Promise<void> => {
+    const current = await redis.get(runKey);
+    if (current === runId) return;
+    if (current !== null) {
+      throw new Error(`another clipcrawl run (${current}) took over ${root} on this queue`);
+    }
+    requeues++;
+    warn(`Redis no longer holds run ${runId} (restarted?): queueing the unfinished jobs again`);
+    await redis.set(runKey, runId);
+    // Every shard's turn at the dedup filter starts again, so every first-stage job runs again;
+    // finished shards complete at once from their done markers.
+    const again = new Map<string, WatchedJob>();
+    for (const job of [...phaseJobs, ...watch.unfinishedJobs()]) {
+      again.set(jobId(runId, job.stage, job.shard), job);
+    }
+    for (const job of phaseJobs) {
+      const key = jobId(runId, job.stage, job.shard);
+      if (!watch.isUnfinished(key)) watchJob(job);
+    }
+    await enqueue([...again.values()]);
+  };
+  const waitUntilOver = () =>
+    watch.untilOver({
+      stop: aborted,
+      everyMs: pollMs,
+      tick: checkRunKept,
+      requeue: enqueue,
+    });
 
   logger.info({
     event: "distributed run started",
@@ -266,39 +281,45 @@ export async function runDistributed(
       const head = chain.stages[0] as AnyStageDefinition;
       if (index > 0 && chain.link === "all shards done") {
         const before = pipeline[pipeline.indexOf(head) - 1] as AnyStageDefinition;
-        const ofBefore = [...tracked.values()].filter((job) => job.stage === before.name);
-        if (ofBefore.some((job) => job.state !== "completed")) break;
+        const ofBefore = counts[before.name] as DistributedStageTotals;
+        if (ofBefore.completed !== ofBefore.jobs) break;
       }
-      const shards = (await head.plan?.({ storage, inputs: inputs.expanded })) ?? [];
-      for (const stage of chain.stages) recorder.setShards(stage.name, shards.length);
-      const jobs = head.runsAs === "one job" && shards.length > 0 ? [WHOLE_DATASET] : shards;
-      for (const stage of chain.stages) progress.setTotal(stage.name, jobs.length);
-      phaseJobs = jobs.map((shard) => ({ stage: head.name, shard }));
-      for (const job of phaseJobs) track(job.stage, job.shard);
+      // The chain's plan is made once, here: each job carries its own shard's entry.
+      const planned =
+        (await head.plan?.({
+          storage,
+          inputs: inputs.expanded,
+          cwd,
+          ...(options.config === undefined ? {} : { config: options.config }),
+        })) ?? [];
+      for (const stage of chain.stages) recorder.setShards(stage.name, planned.length);
+      phaseJobs =
+        head.runsAs === "one job"
+          ? planned.length > 0
+            ? [{ stage: head.name, shard: WHOLE_DATASET }]
+            : []
+          : planned.map((entry) => ({ stage: head.name, shard: entry.shard, plan: entry.plan }));
+      for (const stage of chain.stages) progress.setTotal(stage.name, phaseJobs.length);
+      for (const job of phaseJobs) watchJob(job);
       await enqueue(phaseJobs);
       await waitUntilOver();
     }
   } catch (error) {
     logger.error({ event: "run failed", error: errorMessage(error) });
     await recorder.close("failed");
+    await watch.close();
     await closeAll(queues, redis);
     throw error;
   }
 
   const interrupted = aborted();
-  const stages = perStage(pipeline, ({ name }) => {
-    const jobs = [...tracked.values()].filter((job) => job.stage === name);
-    return {
-      jobs: jobs.length,
-      completed: jobs.filter((job) => job.state === "completed").length,
-      failed: jobs.filter((job) => job.state === "failed").length,
-    };
-  });
+  const stages = counts;
   const last = stages[(pipeline.at(-1) as AnyStageDefinition).name];
   const finishedAll = last !== undefined && last.jobs > 0 && last.completed === last.jobs;
   const failed = [...recorder.current.failed];
   const ok = !interrupted && finishedAll && failed.length === 0;
   await recorder.close(interrupted ? "interrupted" : ok ? "finished" : "failed");
+  await watch.close();
   await closeAll(queues, redis);
   await recordRunReport(
     storage,

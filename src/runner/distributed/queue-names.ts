@@ -23,6 +23,8 @@ export interface ShardJobData {
   shard: string;
   /** Tries each job of this run gets (the next stage's job is added with the same). */
   attempts: number;
+  /** The shard's entry of its stage's plan, made once by the coordinator (StageCall.shardPlans). */
+  plan?: unknown;
   /** The run's overrides of the root's config (`run --queue … --allow-private-network`). */
   config?: ConfigSections;
   /** `run --queue … --allow-private-network`: extract's and download's jobs may reach private addresses. */

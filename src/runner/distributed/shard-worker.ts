@@ -144,9 +144,10 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
       parallel: 1,
       share: concurrency,
       ...(data.config === undefined ? {} : { config: data.config }),
+      ...(data.plan === undefined ? {} : { shardPlans: [data.plan] }),
       sharedPairFilter: (settings) => sharedPairFilter(job, settings),
     };
-    if (stage === pipeline[0]) {
+    if (stage === pipeline[0] && data.plan === undefined) {
       const state = await readRunState(storage);
       if (state === undefined || state.inputs.length === 0) {
         throw new Error(

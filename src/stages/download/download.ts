@@ -29,7 +29,12 @@ import type { DownloadConfig } from "./config.js";
 import type { DownloadShardResult } from "./download-shard.js";
 import type { DownloadWorkerTask } from "./download-worker.js";
 import type { HostLimits } from "./fetch-scheduler.js";
-import { type PlannedShard, planCandidateShards, planUrlListShards } from "./shard-plan.js";
+import {
+  type CandidateShardPlan,
+  type PlannedShard,
+  planCandidateShards,
+  planUrlListShards,
+} from "./shard-plan.js";
 import { addStatusCounts, emptyStatusCounts, type StatusCounts } from "./shard-stats.js";
 import { resolveUrlListFiles } from "./url-lists.js";
 
@@ -49,6 +54,11 @@ export interface DownloadOptions {
    * neither run nor counted. A runner's job is one shard.
    */
   shards?: readonly string[];
+  /**
+   * The candidate plans of `shards`, made by `cutCandidateShards` once for a whole run (a job
+   * carries its shard's): the shards are run from them, without planning every other shard.
+   */
+  shardPlans?: readonly CandidateShardPlan[];
   /** Redo these shards (names like "00002") even when their done markers match. */
   redo?: readonly string[];
   /** Once aborted, no further shard starts; the running ones finish (a runner's Ctrl-C). */
@@ -103,7 +113,7 @@ export async function download(options: DownloadOptions): Promise<DownloadSummar
   }
   const plan =
     inputs.length === 0
-      ? await planCandidateShards(storage, config, blocklistIdentity)
+      ? await planCandidateShards(storage, config, blocklistIdentity, options.shardPlans)
       : await planUrlListShards(
           await resolveUrlListFiles(inputs, config.inputFormat, cwd),
           config,

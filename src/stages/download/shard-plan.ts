@@ -64,15 +64,38 @@ export function outputConfig(config: DownloadConfig): Partial<DownloadConfig> {
   return output;
 }
 
+/** One candidate shard's rows a download shard reads: [from, to) of candidates/SHARD.parquet. */
+export interface CandidateSegment {
+  shard: string;
+  /** The candidate shard's extract digest (its done marker's), or its size when unmarked. */
+  digest: string;
+  from: number;
+  to: number;
+}
+
+/**
+ * Everything one download shard needs to run alone, without planning the others: its candidate
+ * rows and how the columns map. JSON, so a distributed run plans it once and carries it in the
+ * shard's job.
+ */
+export interface CandidateShardPlan {
+  index: number;
+  name: string;
+  segments: CandidateSegment[];
+  mapping: RowMapping;
+  totalSamples: number;
+  totalShards: number;
+}
+
 /**
  * Candidate shards are a parquet URL list read with url → url, text → caption, and every other
- * column (language, page_url, source, …) carried through for provenance.
+ * column (language, page_url, source, …) carried through for provenance. Cut in order into
+ * shards of `samplesPerShard` rows, from the candidate shards' row counts (no row is read).
  */
-export async function planCandidateShards(
+export async function cutCandidateShards(
   storage: DatasetStorage,
-  config: DownloadConfig,
-  blocklistIdentity: unknown,
-): Promise<ShardPlan> {
+  config: Pick<DownloadConfig, "samplesPerShard">,
+): Promise<CandidateShardPlan[]> {
   const folder = layout.candidatesFolder();
   const names = (await storage.list(folder)).filter((name) => CANDIDATE_SHARD.test(name));
   if (names.length === 0) {
@@ -83,7 +106,8 @@ export async function planCandidateShards(
     );
   }
   const extractState = new ShardState(storage, EXTRACT_STAGE);
-  const files: { shard: string; file: UrlListFile; rows: number; digest: string }[] = [];
+  const files: { shard: string; rows: number; digest: string }[] = [];
+  let mapping: RowMapping | undefined;
   for (const name of names) {
     const shard = name.slice(0, -".parquet".length);
     const path = layout.candidates(shard);
@@ -91,50 +115,83 @@ export async function planCandidateShards(
     const marker = await extractState.read(shard);
     const info = await storage.stat(path);
     const digest = marker?.inputDigest ?? digestOf({ unmarked: name, bytes: info?.bytes });
-    files.push({ shard, file, rows: await countRows(file), digest });
+    files.push({ shard, rows: await countRows(file), digest });
+    if (mapping === undefined) {
+      const columns = await listColumns(file);
+      mapping = {
+        urlCol: "url",
+        captionCol: "text",
+        extraColumns: columns.filter((column) => column.name !== "url" && column.name !== "text"),
+      };
+    }
   }
-  const columns = await listColumns((files[0] as (typeof files)[number]).file);
-  const mapping: RowMapping = {
-    urlCol: "url",
-    captionCol: "text",
-    extraColumns: columns.filter((column) => column.name !== "url" && column.name !== "text"),
-  };
   const totalSamples = files.reduce((sum, file) => sum + file.rows, 0);
   const perShard = config.samplesPerShard;
   const totalShards = Math.ceil(totalSamples / perShard);
+  const plans: CandidateShardPlan[] = [];
+  // `at`: the first candidate file the next shard may read; `before`: the rows ahead of it.
+  let at = 0;
+  let before = 0;
+  for (let index = 0; index < totalShards; index++) {
+    const start = index * perShard;
+    const end = Math.min(start + perShard, totalSamples);
+    while (at < files.length && before + (files[at] as (typeof files)[number]).rows <= start) {
+      before += (files[at] as (typeof files)[number]).rows;
+      at++;
+    }
+    const segments: CandidateSegment[] = [];
+    for (let next = at, offset = before; next < files.length && offset < end; next++) {
+      const file = files[next] as (typeof files)[number];
+      const from = Math.max(start, offset);
+      const to = Math.min(end, offset + file.rows);
+      if (from < to) {
+        segments.push({
+          shard: file.shard,
+          digest: file.digest,
+          from: from - offset,
+          to: to - offset,
+        });
+      }
+      offset += file.rows;
+    }
+    plans.push({
+      index,
+      name: shardName(index),
+      segments,
+      mapping: mapping as RowMapping,
+      totalSamples,
+      totalShards,
+    });
+  }
+  return plans;
+}
+
+/** Download shards from candidate shards: cut them all, or take the one plan a job carries. */
+export async function planCandidateShards(
+  storage: DatasetStorage,
+  config: DownloadConfig,
+  blocklistIdentity: unknown,
+  cut?: readonly CandidateShardPlan[],
+): Promise<ShardPlan> {
+  const plans = cut ?? (await cutCandidateShards(storage, config));
+  const first = plans[0];
+  const mapping = first?.mapping ?? { urlCol: "url", captionCol: "text", extraColumns: [] };
   const settings = { config: outputConfig(config), mapping, blocklist: blocklistIdentity };
 
   async function* shards(): AsyncGenerator<PlannedShard> {
-    for (let index = 0; index < totalShards; index++) {
-      const start = index * perShard;
-      const end = Math.min(start + perShard, totalSamples);
-      const segments: {
-        file: UrlListFile;
-        shard: string;
-        digest: string;
-        from: number;
-        to: number;
-      }[] = [];
-      let offset = 0;
-      for (const file of files) {
-        const from = Math.max(start, offset);
-        const to = Math.min(end, offset + file.rows);
-        if (from < to) {
-          segments.push({ ...file, from: from - offset, to: to - offset });
-        }
-        offset += file.rows;
-      }
+    for (const plan of plans) {
       yield {
-        index,
-        name: shardName(index),
-        digest: digestOf({
-          candidates: segments.map(({ shard, digest, from, to }) => ({ shard, digest, from, to })),
-          ...settings,
-        }),
+        index: plan.index,
+        name: plan.name,
+        digest: digestOf({ candidates: plan.segments, ...settings }),
         load: async () => {
           const samples: InputSample[] = [];
-          for (const segment of segments) {
-            samples.push(...(await readRowRange(segment.file, mapping, segment.from, segment.to)));
+          for (const segment of plan.segments) {
+            const file: UrlListFile = {
+              path: await storage.localPath(layout.candidates(segment.shard)),
+              format: "parquet",
+            };
+            samples.push(...(await readRowRange(file, mapping, segment.from, segment.to)));
           }
           return samples;
         },
@@ -146,8 +203,8 @@ export async function planCandidateShards(
     source: "candidates",
     extraColumns: mapping.extraColumns as ExtraColumn[],
     hasCaptions: true,
-    totalSamples,
-    totalShards,
+    totalSamples: first?.totalSamples ?? 0,
+    totalShards: first?.totalShards ?? 0,
     shards: shards(),
   };
 }

@@ -7,6 +7,7 @@ import { layout } from "../../io/layout.js";
 import type { StageDefinition } from "../../shard/stage-definition.js";
 import { defaultParallelism } from "../../shard/worker-pool.js";
 import type { DownloadSummary } from "./download.js";
+import type { CandidateShardPlan } from "./shard-plan.js";
 
 export const downloadStage: StageDefinition<"download", DownloadSummary> = {
   name: "download",
@@ -16,14 +17,10 @@ export const downloadStage: StageDefinition<"download", DownloadSummary> = {
   counts: { samples: "samples", outputs: "images downloaded" },
   configSection: "download",
   redoOption: true,
-  plan: async ({ storage }) => {
-    const config = (await loadConfig(storage)).download;
-    const { planCandidateShards } = await import("./shard-plan.js");
-    // Only the names matter here: the blocklist's identity changes digests, not shard names.
-    const plan = await planCandidateShards(storage, config, null);
-    const names: string[] = [];
-    for await (const shard of plan.shards) names.push(shard.name);
-    return names;
+  plan: async ({ storage, config: overrides }) => {
+    const config = (await loadConfig(storage, { download: overrides?.download ?? {} })).download;
+    const { cutCandidateShards } = await import("./shard-plan.js");
+    return (await cutCandidateShards(storage, config)).map((plan) => ({ shard: plan.name, plan }));
   },
   parallelism: async (storage) => defaultParallelism((await loadConfig(storage)).download.workers),
   run: async (call) => {
@@ -34,6 +31,9 @@ export const downloadStage: StageDefinition<"download", DownloadSummary> = {
     return download({
       root: call.storage,
       ...(call.shards === undefined ? {} : { shards: call.shards }),
+      ...(call.shardPlans === undefined
+        ? {}
+        : { shardPlans: call.shardPlans as CandidateShardPlan[] }),
       reporter: call.reporter,
       ...(call.signal === undefined ? {} : { signal: call.signal }),
       ...(call.cwd === undefined ? {} : { cwd: call.cwd }),

@@ -160,7 +160,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const inputs = options.inputs ?? [];
   const plan =
     inputs.length === 0
-      ? await planImageShards(storage, identity)
+      ? await planImageShards(storage, identity, options.shards)
       : await planInputShards(inputs, cwd, identity);
   const totals = emptyEmbedCounts();
   const errors = new Map<string, number>();

@@ -27,6 +27,7 @@ import {
   type TarEntry,
   type WebdatasetSample,
 } from "../../io/tar-reader.js";
+import { namedShardsPresent } from "../../shard/shard-selection.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
 import type { EmbedConfig } from "./config.js";
 import { type EmbedShardInput, IMAGE_EXTENSIONS } from "./embed-shard.js";
@@ -65,11 +66,16 @@ export interface OutputIdentity {
 export async function planImageShards(
   storage: LocalStorage,
   identity: OutputIdentity,
+  only?: readonly string[],
 ): Promise<PlannedEmbedShard[]> {
-  const names = (await storage.list(layout.imagesFolder()))
-    .map((name) => IMAGE_SHARD.exec(name)?.[1])
-    .filter((name): name is string => name !== undefined);
-  if (names.length === 0) {
+  // A call of named shards (a job) plans only those, so its cost does not grow with the run.
+  const names =
+    only === undefined
+      ? (await storage.list(layout.imagesFolder()))
+          .map((name) => IMAGE_SHARD.exec(name)?.[1])
+          .filter((name): name is string => name !== undefined)
+      : await namedShardsPresent(only, (name) => storage.exists(layout.imageParquet(name)));
+  if (names.length === 0 && only === undefined) {
     throw new InputError(
       "CC_NO_IMAGE_SHARDS",
       storage.describe(layout.imagesFolder()),

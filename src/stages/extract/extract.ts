@@ -49,6 +49,11 @@ export interface ExtractOptions {
    * neither run nor counted. Their digests still chain through every earlier input.
    */
   shards?: readonly string[];
+  /**
+   * The plans of the shards to run, made by `planExtractShards` once for a whole run (a job
+   * carries its shard's): `inputs` are then not expanded, nor every digest chained again.
+   */
+  shardPlans?: readonly ExtractShardPlan[];
   /** Opens the cross-file dedup filter, when it is shared with other processes. */
   sharedPairFilter?: StageCall["sharedPairFilter"];
   reporter?: StageReporter;
@@ -83,6 +88,14 @@ interface RunningShard {
   result: Promise<WatFileResult>;
 }
 
+/** What one extract shard needs to run alone: its input, its place in the order, its digest. */
+export interface ExtractShardPlan {
+  index: number;
+  name: string;
+  input: WatInput;
+  digest: string;
+}
+
 interface PlannedShard {
   index: number;
   name: string;
@@ -98,25 +111,30 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
   await initRoot(storage);
   const extractConfig = (await loadConfig(storage, { extract: options.config ?? {} })).extract;
 
-  const resolved = await resolveWatInputs(options.inputs, {
-    crawl: options.crawl,
-    baseUrl: extractConfig.baseUrl,
-    allowPrivateNetwork: extractConfig.allowPrivateNetwork,
-    limit: options.limit,
-    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-  });
-  const failedShards: FailedInput[] = resolved.errors.map((error) => ({
-    shard: "",
-    input: error.input,
-    error: error.message,
-  }));
-  for (const failed of failedShards) reporter.warn(failed.error);
+  const failedShards: FailedInput[] = [];
+  let plans = options.shardPlans;
+  if (plans === undefined) {
+    const resolved = await resolveWatInputs(options.inputs, {
+      crawl: options.crawl,
+      baseUrl: extractConfig.baseUrl,
+      allowPrivateNetwork: extractConfig.allowPrivateNetwork,
+      limit: options.limit,
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    });
+    for (const error of resolved.errors) {
+      failedShards.push({ shard: "", input: error.input, error: error.message });
+      reporter.warn(error.message);
+    }
+    plans = await planExtractShards(resolved.inputs, extractConfig);
+  }
 
   const state = new ShardState(storage, EXTRACT_STAGE);
   const selection = ShardSelection.of(options.shards);
-  const shards = (await planShards(resolved.inputs, extractConfig, state)).filter((shard) =>
-    selection.includes(shard.name),
-  );
+  const shards: PlannedShard[] = [];
+  for (const plan of plans) {
+    if (!selection.includes(plan.name)) continue;
+    shards.push({ ...plan, done: (await state.findDone(plan.name, plan.digest)) !== undefined });
+  }
   const shared = options.sharedPairFilter?.({
     capacity: extractConfig.bloomCapacity,
     falsePositiveRate: extractConfig.bloomFalsePositiveRate,
@@ -244,11 +262,15 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
   };
 }
 
-async function planShards(
+/**
+ * One shard per input, in order, each with the digest of what its output depends on: its input,
+ * the config that shapes it, and, through the dedup filter, every shard before it (the digests
+ * chain). Made once for a whole run; a job carries its shard's (`ExtractOptions.shardPlans`).
+ */
+export async function planExtractShards(
   inputs: readonly WatInput[],
   config: ExtractConfig,
-  state: ShardState,
-): Promise<PlannedShard[]> {
+): Promise<ExtractShardPlan[]> {
   const outputConfig = {
     minTextLength: config.minTextLength,
     linkPaths: config.linkPaths,
@@ -256,13 +278,12 @@ async function planShards(
     bloomFalsePositiveRate: config.bloomFalsePositiveRate,
     maxRecordBytes: config.maxRecordBytes,
   };
-  const shards: PlannedShard[] = [];
+  const shards: ExtractShardPlan[] = [];
   let previous = "";
   for (const [index, input] of inputs.entries()) {
     const name = shardName(index);
     const digest = digestOf({ previous, input: await inputIdentity(input), config: outputConfig });
-    const done = (await state.findDone(name, digest)) !== undefined;
-    shards.push({ index, name, input, digest, done });
+    shards.push({ index, name, input, digest });
     previous = digest;
   }
   return shards;

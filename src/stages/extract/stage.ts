@@ -2,9 +2,11 @@
  * The extract stage as the pipeline registry lists it (src/shard/stage-definition.ts). Its code
  * loads when a call needs it, so reading the registry (the CLI's help) loads nothing heavy.
  */
-import { layout, shardName } from "../../io/layout.js";
+
+import { loadConfig } from "../../config/config-file.js";
+import { layout } from "../../io/layout.js";
 import type { StageDefinition } from "../../shard/stage-definition.js";
-import type { ExtractSummary } from "./extract.js";
+import type { ExtractShardPlan, ExtractSummary } from "./extract.js";
 
 export const extractStage: StageDefinition<"extract", ExtractSummary> = {
   name: "extract",
@@ -27,12 +29,31 @@ export const extractStage: StageDefinition<"extract", ExtractSummary> = {
       errors: resolved.errors.map((error) => error.message),
     };
   },
-  plan: async ({ inputs }) => (inputs ?? []).map((_, index) => shardName(index)),
+  plan: async ({ storage, inputs, config: overrides, cwd }) => {
+    const { resolveWatInputs } = await import("./wat-inputs.js");
+    const { planExtractShards } = await import("./extract.js");
+    const config = (await loadConfig(storage, { extract: overrides?.extract ?? {} })).extract;
+    // The run's inputs are expanded already: each is one file or URL, one shard.
+    const resolved = await resolveWatInputs(inputs ?? [], {
+      baseUrl: config.baseUrl,
+      allowPrivateNetwork: config.allowPrivateNetwork,
+      ...(cwd === undefined ? {} : { cwd }),
+    });
+    const [unexpected] = resolved.errors;
+    if (unexpected !== undefined) throw unexpected;
+    return (await planExtractShards(resolved.inputs, config)).map((plan) => ({
+      shard: plan.name,
+      plan,
+    }));
+  },
   run: async (call) =>
     (await import("./extract.js")).extract({
       root: call.storage,
       inputs: call.inputs ?? [],
       ...(call.shards === undefined ? {} : { shards: call.shards }),
+      ...(call.shardPlans === undefined
+        ? {}
+        : { shardPlans: call.shardPlans as ExtractShardPlan[] }),
       ...(call.sharedPairFilter === undefined ? {} : { sharedPairFilter: call.sharedPairFilter }),
       config: {
         ...call.config?.extract,

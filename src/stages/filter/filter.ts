@@ -117,7 +117,11 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
   const badLines = blocklistBadLines(lists);
   for (const bad of badLines) reporter.warn(describeBadLine(bad));
 
-  const plan = await planFilterShards(storage, filterIdentity(config, blocklistsDigest(lists)));
+  const plan = await planFilterShards(
+    storage,
+    filterIdentity(config, blocklistsDigest(lists)),
+    options.shards,
+  );
   const totals = emptyFilterCounts();
   const state = new ShardState(storage, FILTER_STAGE, { redo: options.redo });
   const loop = await runShardLoop({

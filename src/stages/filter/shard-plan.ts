@@ -14,6 +14,7 @@ import {
 import { fileIdentity } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
+import { namedShardsPresent } from "../../shard/shard-selection.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
 import type { FilterConfig } from "./config.js";
 
@@ -50,12 +51,17 @@ export function filterIdentity(
 export async function planFilterShards(
   storage: DatasetStorage,
   identity: FilterIdentity,
+  only?: readonly string[],
 ): Promise<PlannedFilterShard[]> {
   const folder = layout.embeddingMetadataFolder();
-  const names = (await storage.list(folder))
-    .map((name) => METADATA_SHARD.exec(name)?.[1])
-    .filter((name): name is string => name !== undefined);
-  if (names.length === 0) {
+  // A call of named shards (a job) plans only those, so its cost does not grow with the run.
+  const names =
+    only === undefined
+      ? (await storage.list(folder))
+          .map((name) => METADATA_SHARD.exec(name)?.[1])
+          .filter((name): name is string => name !== undefined)
+      : await namedShardsPresent(only, (name) => storage.exists(layout.embeddingMetadata(name)));
+  if (names.length === 0 && only === undefined) {
     throw new InputError(
       "CC_NO_EMBEDDING_SHARDS",
       storage.describe(folder),

@@ -17,7 +17,7 @@ export const indexStage: StageDefinition<"index", IndexSummary> = {
   configSection: "index",
   plan: async ({ storage }) => {
     const { planIndexShards } = await import("./index-plan.js");
-    return (await planIndexShards(storage)).shards.map((shard) => shard.name);
+    return (await planIndexShards(storage)).shards.map((shard) => ({ shard: shard.name }));
   },
   run: async (call) =>
     (await import("./build-index.js")).buildIndex({
