@@ -16,7 +16,7 @@ import { LocalStorage } from "../src/io/local-storage.js";
 import { isPublicAddress } from "../src/io/network-guard.js";
 import { writeParquet } from "../src/io/parquet.js";
 import { TarWriter } from "../src/io/tar-writer.js";
-import { runWithHostLimits } from "../src/stages/download/fetch-scheduler.js";
+import { runWithHostLimits } from "../src/io/fetch/host-limits.js";
 import { ImageSpill, type SpilledImage } from "../src/stages/download/image-spill.js";
 import { planGeometry, roundHalfEven } from "../src/stages/download/resizer.js";
 import { sampleKey } from "../src/stages/download/samples.js";

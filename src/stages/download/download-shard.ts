@@ -10,7 +10,7 @@ import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
 import type { DownloadConfig } from "./config.js";
-import { type HostLimits, hostOfUrl, runWithHostLimits } from "./fetch-scheduler.js";
+import { type HostLimits, hostOfUrl, runWithHostLimits } from "../../io/fetch/host-limits.js";
 import { ImageSpill, type SpilledImage } from "./image-spill.js";
 import { ImageResizer } from "./resizer.js";
 import {

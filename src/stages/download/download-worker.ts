@@ -13,7 +13,7 @@ import {
   type DownloadShardTask,
   downloadShard,
 } from "./download-shard.js";
-import type { HostLimits } from "./fetch-scheduler.js";
+import type { HostLimits } from "../../io/fetch/host-limits.js";
 
 export interface DownloadWorkerTask {
   /** The dataset root on the local file system. */

@@ -28,7 +28,7 @@ import { defaultParallelism, siblingModule, WorkerPool } from "../../shard/worke
 import type { DownloadConfig } from "./config.js";
 import type { DownloadShardResult } from "./download-shard.js";
 import type { DownloadWorkerTask } from "./download-worker.js";
-import type { HostLimits } from "./fetch-scheduler.js";
+import type { HostLimits } from "../../io/fetch/host-limits.js";
 import {
   type CandidateShardPlan,
   type PlannedShard,
