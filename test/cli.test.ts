@@ -82,13 +82,20 @@ test("a bad config value on the command line or in clipcrawl.json: one line, exi
 });
 
 /** The help of every command `clipcrawl --help` lists, and of `model`'s subcommands. */
+const HELPS_AT_ONCE = 3;
+
 async function commandHelps(help: string, prefix: string[] = []): Promise<Map<string, string>> {
   const section = help.split("\nCommands:\n")[1]?.split("\n\n")[0] ?? "";
   const names = [...section.matchAll(/^ {2}([a-z][\w-]*)/gm)]
     .map((match) => match[1] as string)
     .filter((name) => name !== "help");
   const helps = new Map<string, string>();
-  const outputs = await Promise.all(names.map((name) => runCli([...prefix, name, "--help"])));
+  // A few at a time: twenty CLIs starting at once on two cores would each wait out the others.
+  const outputs: CliResult[] = [];
+  for (let at = 0; at < names.length; at += HELPS_AT_ONCE) {
+    const batch = names.slice(at, at + HELPS_AT_ONCE);
+    outputs.push(...(await Promise.all(batch.map((name) => runCli([...prefix, name, "--help"])))));
+  }
   for (const [index, name] of names.entries()) {
     const { stdout } = outputs[index] as CliResult;
     if (prefix.length === 0 && stdout.includes("\nCommands:\n")) {

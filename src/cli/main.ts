@@ -14,6 +14,7 @@ import { registerExtract } from "./commands/extract.js";
 import { registerFilter } from "./commands/filter.js";
 import { registerInit } from "./commands/init.js";
 import { registerModel } from "./commands/model.js";
+import { registerRecheck } from "./commands/recheck.js";
 import { registerRemove } from "./commands/remove.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerFilter(program);
   registerSubset(program);
   registerRemove(program);
+  registerRecheck(program);
   registerShow(program);
   registerStats(program);
   registerIndex(program);

@@ -15,6 +15,7 @@ import {
   quoteLiteral,
 } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
+import { type LinkRotStats, readLatestLinkRot } from "./link-rot.js";
 
 /** [lower, upper, count] */
 export type HistogramBin = [number, number, number];
@@ -40,6 +41,8 @@ export interface DatasetStats {
   aesthetic: Histogram;
   downloadErrors: [string, number][];
   dropReasons: [string, number][];
+  /** The latest `clipcrawl recheck`: how much of the dataset is still online; null before one. */
+  linkRot: LinkRotStats | null;
 }
 
 export type StatsFile = Record<string, unknown>;
@@ -87,6 +90,7 @@ export async function readDatasetStats(
       aesthetic: await histogram(connection, keptRows, "AESTHETIC_SCORE", 0, 10, 20),
       downloadErrors: mergedCounts(images, "status_dict", (name) => name !== "success"),
       dropReasons: mergedCounts(dataset, "dropped_by_reason", () => true),
+      linkRot: await readLatestLinkRot(storage),
     };
   } finally {
     connection.closeSync();

@@ -52,6 +52,13 @@ export const layout = {
   removalJournal: (id: string) => `_governance/pending/${id}.json`,
   removalJournalFolder: () => "_governance/pending",
   removalLock: () => "_governance/remove.lock",
+  recheckFolder: () => "_recheck",
+  /** A recheck's rows, one file a recheck (`date`: YYYY-MM-DD, or with a suffix). */
+  recheck: (date: string) => `_recheck/${date}.parquet`,
+  recheckPart: (date: string, shard: string) => `_recheck/${date}/${shard}.parquet`,
+  recheckAvailable: (date: string) => `_recheck/${date}.available.parquet`,
+  recheckOptedOut: (date: string) => `_recheck/${date}.opted-out.txt`,
+  recheckSummary: (date: string) => `_recheck/${date}.json`,
   doneMarker: (stage: string, shard: string) => `_state/${stage}/${shard}.json`,
   stateFolder: (stage: string) => `_state/${stage}`,
 } as const;

@@ -74,6 +74,23 @@ export interface DatasetStats {
   aesthetic: Histogram;
   downloadErrors: [string, number][];
   dropReasons: [string, number][];
+  /** The latest `clipcrawl recheck` (overall and per domain); null before one. */
+  linkRot: LinkRot | null;
+}
+
+export interface LinkRotCounts {
+  urls: number;
+  alive: number;
+  changed: number;
+  gone: number;
+  opted_out: number;
+  error: number;
+}
+
+export interface LinkRot {
+  date: string;
+  overall: LinkRotCounts | null;
+  domains: ({ domain: string } & LinkRotCounts)[];
 }
 
 export interface ExportJobProgress {

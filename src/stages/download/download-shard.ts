@@ -5,12 +5,12 @@
  * Sample-level problems are rows; only a failure to write the outputs throws.
  */
 import { DownloadBlocklist } from "../../formats/download-blocklist.js";
+import { type HostLimits, hostOfUrl, runWithHostLimits } from "../../io/fetch/host-limits.js";
 import { ImageFetcher } from "../../io/fetch/image-fetcher.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
 import type { DownloadConfig } from "./config.js";
-import { type HostLimits, hostOfUrl, runWithHostLimits } from "../../io/fetch/host-limits.js";
 import { ImageSpill, type SpilledImage } from "./image-spill.js";
 import { ImageResizer } from "./resizer.js";
 import {

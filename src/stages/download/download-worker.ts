@@ -3,6 +3,8 @@
  * (connections, DNS cache, blocklist) lives as long as the worker, so keep-alive connections
  * and cached names carry over from one shard to the next.
  */
+
+import type { HostLimits } from "../../io/fetch/host-limits.js";
 import { openRoot } from "../../io/open-root.js";
 import { digestOf } from "../../shard/shard-state.js";
 import { serveWorkerTasks } from "../../shard/worker-pool.js";
@@ -13,7 +15,6 @@ import {
   type DownloadShardTask,
   downloadShard,
 } from "./download-shard.js";
-import type { HostLimits } from "../../io/fetch/host-limits.js";
 
 export interface DownloadWorkerTask {
   /** The dataset root on the local file system. */

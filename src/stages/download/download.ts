@@ -15,6 +15,7 @@ import { ConfigError } from "../../errors.js";
 import { describeBadLine } from "../../formats/blocklists.js";
 import { DownloadBlocklist } from "../../formats/download-blocklist.js";
 import { downloadBlocklistFile } from "../../formats/governance-blocklists.js";
+import type { HostLimits } from "../../io/fetch/host-limits.js";
 import { localFileIdentity } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
@@ -28,7 +29,6 @@ import { defaultParallelism, siblingModule, WorkerPool } from "../../shard/worke
 import type { DownloadConfig } from "./config.js";
 import type { DownloadShardResult } from "./download-shard.js";
 import type { DownloadWorkerTask } from "./download-worker.js";
-import type { HostLimits } from "../../io/fetch/host-limits.js";
 import {
   type CandidateShardPlan,
   type PlannedShard,

@@ -6,7 +6,7 @@
  * linkedom's). Nothing here fetches or knows about the page around it.
  */
 import * as Plot from "@observablehq/plot";
-import type { Bin, DatasetStats, Histogram } from "../api.js";
+import type { Bin, DatasetStats, Histogram, LinkRot, LinkRotCounts } from "../api.js";
 
 export interface ChartOptions {
   /** The document to create nodes in; default: the global one. */
@@ -81,7 +81,58 @@ export function statsCharts(
       title: "Why pairs were dropped",
       node: countsChart(stats.dropReasons, "reason", "pairs", options),
     },
+    ...(stats.linkRot === null || stats.linkRot === undefined
+      ? []
+      : [
+          {
+            id: "link-rot",
+            title: `Still online (recheck of ${stats.linkRot.date})`,
+            node: linkRotChart(stats.linkRot, options),
+          },
+        ]),
   ];
+}
+
+const LINK_ROT_STATUSES: [key: keyof LinkRotCounts, label: string, colour: string][] = [
+  ["alive", "alive", "#59a14f"],
+  ["changed", "changed", "#edc948"],
+  ["opted_out", "opted out since", "#b07aa1"],
+  ["gone", "gone (4xx)", "#e15759"],
+  ["error", "unreachable", "#bab0ac"],
+];
+const LINK_ROT_DOMAINS = 12;
+
+/** Each domain's URLs by status, as shares, with every URL's on top. */
+export function linkRotChart(linkRot: LinkRot, options: ChartOptions = {}): Element {
+  if (linkRot.overall === null) return emptyNote("The recheck checked no URL.", options);
+  const groups = [
+    { domain: "all domains", ...linkRot.overall },
+    ...linkRot.domains.slice(0, LINK_ROT_DOMAINS),
+  ];
+  const rows = groups.flatMap((group) =>
+    LINK_ROT_STATUSES.map(([key, label]) => ({
+      domain: group.domain,
+      status: label,
+      share: group.urls === 0 ? 0 : group[key] / group.urls,
+    })),
+  );
+  const longest = Math.max(...groups.map((group) => group.domain.length));
+  return Plot.plot({
+    ...base(options, "Share of each domain's URLs alive, changed, opted out, gone or unreachable"),
+    height: 50 + groups.length * 24,
+    marginLeft: Math.min(220, 20 + longest * 7),
+    x: { label: "share of URLs", percent: true, grid: true },
+    y: { label: null, domain: groups.map((group) => group.domain) },
+    color: {
+      legend: true,
+      domain: LINK_ROT_STATUSES.map(([, label]) => label),
+      range: LINK_ROT_STATUSES.map(([, , colour]) => colour),
+    },
+    marks: [
+      Plot.barX(rows, { x: "share", y: "domain", fill: "status", order: null }),
+      Plot.ruleX([0]),
+    ],
+  });
 }
 
 /**
