@@ -14,6 +14,7 @@
  */
 import { loadConfig } from "../../config/config-file.js";
 import { requireDatasetRoot } from "../../config/dataset-root.js";
+import type { ClipcrawlConfig } from "../../config/schema.js";
 import { ClipcrawlError } from "../../errors.js";
 import { describeDamagedShard, readableDatasetShards } from "../../formats/dataset-shards.js";
 import { type LinkRotSummary, summariseLinkRot } from "../../formats/link-rot.js";
@@ -28,7 +29,6 @@ import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection } from "../../shard/shard-selection.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
-import type { DownloadConfig } from "../download/config.js";
 import { type RecheckRow, recheckShard } from "./recheck-shard.js";
 
 export const RECHECK_STAGE = "recheck";
@@ -43,7 +43,7 @@ export interface RecheckOptions {
   /** The recheck's name: YYYY-MM-DD (default: today, UTC), optionally with a suffix. */
   date?: string;
   /** Values that override the root's `download` section (limits, timeouts, the network guard). */
-  config?: Partial<DownloadConfig>;
+  config?: Partial<ClipcrawlConfig["download"]>;
   reporter?: StageReporter;
 }
 
