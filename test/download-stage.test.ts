@@ -516,13 +516,14 @@ describe("inputs and output formats", () => {
     });
   }
 
-  test("candidate shards are re-cut into download shards and keep their provenance", async () => {
+  test("each candidate shard is cut into download shards, which keep their provenance; new candidates add shards", async () => {
     const root = await tempDir("download-candidates");
     const storage = new LocalStorage(root);
     await writeCandidateShard(storage, 0, 7);
     await writeCandidateShard(storage, 1, 4);
     const first = await download({ root, config: testConfig({ samplesPerShard: 5 }) });
     assert.equal(first.source, "candidates");
+    // 7 rows → 5 + 2, 4 rows → 4: a download shard never spans two candidate shards.
     assert.deepEqual([first.shards, first.totals.count, first.totals.successes], [3, 11, 11]);
     const rows = await imageRows(root);
     assert.deepEqual(
@@ -532,14 +533,14 @@ describe("inputs and output formats", () => {
     assert.equal(rows[8]?.page_url, "https://example.org/page-1");
     assert.equal(rows[8]?.language, "en");
     assert.equal(rows[8]?.record_offset, 1001n);
-    assert.equal(rows[8]?.key, "000013");
+    assert.equal(rows[8]?.key, "000021", "candidate shard 1's second row: download shard 2, row 1");
     const tar = readWebdataset(await readFile(join(root, layout.imageTar("00000"))));
     assert.equal(tar.get("000000")?.get("txt")?.toString(), "picture 0-0");
 
-    // A new candidate shard only changes the last, partial download shard.
+    // A new candidate shard (a new crawl) adds a download shard and changes none of the others.
     await writeCandidateShard(storage, 2, 3);
     const second = await download({ root, config: testConfig({ samplesPerShard: 5 }) });
-    assert.deepEqual([second.shards, second.shardsSkipped, second.shardsWritten], [3, 2, 1]);
+    assert.deepEqual([second.shards, second.shardsSkipped, second.shardsWritten], [4, 3, 1]);
     assert.equal((await imageRows(root)).length, 14);
   });
 

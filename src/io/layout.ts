@@ -59,6 +59,8 @@ export const layout = {
   recheckAvailable: (date: string) => `_recheck/${date}.available.parquet`,
   recheckOptedOut: (date: string) => `_recheck/${date}.opted-out.txt`,
   recheckSummary: (date: string) => `_recheck/${date}.json`,
+  /** The root's inputs (WAT files, URLs) in shard order: extract's shard NNNNN is entry NNNNN. */
+  rootInputs: () => "_state/inputs.json",
   doneMarker: (stage: string, shard: string) => `_state/${stage}/${shard}.json`,
   stateFolder: (stage: string) => `_state/${stage}`,
 } as const;

@@ -68,7 +68,10 @@ export async function pipelineWorld(
           allowPrivateNetwork: true,
           connectTo: web.connectTo,
           caCertificates: certificate,
-          retries: 0,
+          // One retry: a keep-alive connection the busy local web closes as it is reused is not
+          // the image's fault (the web's answers are the same every time).
+          retries: 1,
+          retryBackoffSeconds: 0.1,
           timeoutSeconds: 5,
           concurrency: 16,
           ...extra.download,

@@ -1,12 +1,14 @@
 /**
- * Cutting the input rows, in order, into download shards of N samples: shard k holds rows
- * [k·N, (k+1)·N). Each planned shard carries the digest of everything its output depends on,
- * so a done marker with that digest proves the shard finished.
+ * Cutting the input rows, in order, into download shards of N samples. Each planned shard
+ * carries the digest of everything its output depends on, so a done marker with that digest
+ * proves the shard finished.
  *
- * - Candidate shards: planned from their row counts without reading rows; the digest covers the
- *   extract digests (from extract's done markers) of the candidate shards and the row ranges a
- *   download shard reads, so new candidate shards appended later leave earlier shards done.
- * - URL lists: streamed once, in order; the digest covers the rows themselves.
+ * - Candidate shards: each one cut into shards of N rows (its last one shorter), never two in
+ *   one, planned from their row counts without reading rows; the digest covers the candidate
+ *   shard's extract digest (its done marker's) and the rows it reads, so candidate shards
+ *   appended later (a new crawl) only add download shards.
+ * - URL lists: streamed once, in order, shard k holding rows [k·N, (k+1)·N); the digest covers
+ *   the rows themselves.
  */
 import { createHash } from "node:crypto";
 import { InputError } from "../../errors.js";
@@ -89,8 +91,9 @@ export interface CandidateShardPlan {
 
 /**
  * Candidate shards are a parquet URL list read with url → url, text → caption, and every other
- * column (language, page_url, source, …) carried through for provenance. Cut in order into
- * shards of `samplesPerShard` rows, from the candidate shards' row counts (no row is read).
+ * column (language, page_url, source, …) carried through for provenance. Each candidate shard is
+ * cut, in order, into download shards of `samplesPerShard` rows (its last one shorter), from the
+ * row counts alone (no row is read).
  */
 export async function cutCandidateShards(
   storage: DatasetStorage,
@@ -127,42 +130,22 @@ export async function cutCandidateShards(
   }
   const totalSamples = files.reduce((sum, file) => sum + file.rows, 0);
   const perShard = config.samplesPerShard;
-  const totalShards = Math.ceil(totalSamples / perShard);
-  const plans: CandidateShardPlan[] = [];
-  // `at`: the first candidate file the next shard may read; `before`: the rows ahead of it.
-  let at = 0;
-  let before = 0;
-  for (let index = 0; index < totalShards; index++) {
-    const start = index * perShard;
-    const end = Math.min(start + perShard, totalSamples);
-    while (at < files.length && before + (files[at] as (typeof files)[number]).rows <= start) {
-      before += (files[at] as (typeof files)[number]).rows;
-      at++;
+  // A download shard never spans two candidate shards: candidates added later (a new crawl)
+  // only add download shards, and the shards already cut, done and indexed stay as they are.
+  const cuts: { file: (typeof files)[number]; from: number; to: number }[] = [];
+  for (const file of files) {
+    for (let from = 0; from < file.rows; from += perShard) {
+      cuts.push({ file, from, to: Math.min(from + perShard, file.rows) });
     }
-    const segments: CandidateSegment[] = [];
-    for (let next = at, offset = before; next < files.length && offset < end; next++) {
-      const file = files[next] as (typeof files)[number];
-      const from = Math.max(start, offset);
-      const to = Math.min(end, offset + file.rows);
-      if (from < to) {
-        segments.push({
-          shard: file.shard,
-          digest: file.digest,
-          from: from - offset,
-          to: to - offset,
-        });
-      }
-      offset += file.rows;
-    }
-    plans.push({
-      index,
-      name: shardName(index),
-      segments,
-      mapping: mapping as RowMapping,
-      totalSamples,
-      totalShards,
-    });
   }
+  const plans: CandidateShardPlan[] = cuts.map(({ file, from, to }, index) => ({
+    index,
+    name: shardName(index),
+    segments: [{ shard: file.shard, digest: file.digest, from, to }],
+    mapping: mapping as RowMapping,
+    totalSamples,
+    totalShards: cuts.length,
+  }));
   return plans;
 }
 

@@ -1,6 +1,10 @@
 /**
  * `clipcrawl extract`: WAT files → `candidates/NNNNN.parquet`, one shard per input file.
  *
+ * The root keeps its inputs in order (`_state/inputs.json`): inputs a run names that the root
+ * does not have yet are appended, so a root grows crawl by crawl, shard NNNNN is always input
+ * NNNNN, and pairs a new crawl shares with an earlier one are dropped as duplicates.
+ *
  * Files are parsed in parallel on worker threads, but shards are committed strictly in input
  * order through one Bloom filter, so which copy of a duplicate pair survives never depends on
  * timing: the same inputs and config always give the same shards. A shard's done marker digests
@@ -29,14 +33,17 @@ import { defaultParallelism, siblingModule, WorkerPool } from "../../shard/worke
 import type { ExtractConfig } from "./config.js";
 import type { ExtractTask } from "./extract-worker.js";
 import { emptyWatFileStats, type WatFileResult, type WatFileStats } from "./wat-file-stats.js";
-import { resolveWatInputs, type WatInput } from "./wat-inputs.js";
+import { resolveWatInputs, rootInputs, type WatInput } from "./wat-inputs.js";
 
 export const EXTRACT_STAGE = "extract";
 
 export interface ExtractOptions {
   /** The dataset root: a directory path or a storage. */
   root: string | DatasetStorage;
-  /** Files, globs, http(s) URLs, or `*.paths.gz` listings. */
+  /**
+   * Files, globs, http(s) URLs, or `*.paths.gz` listings, appended to the root's inputs (those it
+   * has already keep their shards); none: the root's inputs as they are.
+   */
   inputs: readonly string[];
   /** A Common Crawl id (CC-MAIN-2024-10): reads its wat.paths.gz from the base URL. */
   crawl?: string | undefined;
@@ -125,7 +132,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
       failedShards.push({ shard: "", input: error.input, error: error.message });
       reporter.warn(error.message);
     }
-    plans = await planExtractShards(resolved.inputs, extractConfig);
+    plans = await planExtractShards(await rootInputs(storage, resolved.inputs), extractConfig);
   }
 
   const state = new ShardState(storage, EXTRACT_STAGE);

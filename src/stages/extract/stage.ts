@@ -30,7 +30,7 @@ export const extractStage: StageDefinition<"extract", ExtractSummary> = {
     };
   },
   plan: async ({ storage, inputs, config: overrides, cwd }) => {
-    const { resolveWatInputs } = await import("./wat-inputs.js");
+    const { resolveWatInputs, rootInputs } = await import("./wat-inputs.js");
     const { planExtractShards } = await import("./extract.js");
     const config = (await loadConfig(storage, { extract: overrides?.extract ?? {} })).extract;
     // The run's inputs are expanded already: each is one file or URL, one shard.
@@ -41,10 +41,12 @@ export const extractStage: StageDefinition<"extract", ExtractSummary> = {
     });
     const [unexpected] = resolved.errors;
     if (unexpected !== undefined) throw unexpected;
-    return (await planExtractShards(resolved.inputs, config)).map((plan) => ({
-      shard: plan.name,
-      plan,
-    }));
+    return (await planExtractShards(await rootInputs(storage, resolved.inputs), config)).map(
+      (plan) => ({
+        shard: plan.name,
+        plan,
+      }),
+    );
   },
   run: async (call) =>
     (await import("./extract.js")).extract({

@@ -9,7 +9,9 @@ import { gunzipSync } from "node:zlib";
 import { glob, isDynamicPattern } from "tinyglobby";
 import { request } from "undici";
 import { InputError } from "../../errors.js";
+import { layout } from "../../io/layout.js";
 import { guardedHttpDispatcher } from "../../io/network-guard.js";
+import type { DatasetStorage } from "../../io/storage.js";
 
 export type WatInput = { name: string } & (
   | { kind: "file"; path: string }
@@ -153,4 +155,25 @@ function parseListing(content: Buffer, spec: string, baseUrl: string): WatInput[
       const url = new URL(line, baseUrl).href;
       return { name: url, kind: "url", url };
     });
+}
+
+/**
+ * The root's inputs, in shard order, with `given` appended where not there yet: a root grows
+ * crawl by crawl, and extract's shard NNNNN is always the root's input NNNNN, whatever inputs
+ * a run names (an input given again keeps its shard). Written atomically before any shard runs.
+ */
+export async function rootInputs(
+  storage: DatasetStorage,
+  given: readonly WatInput[],
+): Promise<WatInput[]> {
+  const path = layout.rootInputs();
+  const known: WatInput[] = (await storage.exists(path))
+    ? (JSON.parse(await storage.readText(path)) as { inputs: WatInput[] }).inputs
+    : [];
+  const names = new Set(known.map((input) => input.name));
+  const added = given.filter((input) => !names.has(input.name) && names.add(input.name));
+  if (added.length === 0 && known.length > 0) return known;
+  const inputs = [...known, ...added];
+  await storage.writeAtomic(path, `${JSON.stringify({ inputs }, null, 2)}\n`);
+  return inputs;
 }
