@@ -8,9 +8,12 @@ import assert from "node:assert/strict";
 import { copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { diffVersions } from "../src/formats/dataset-diff.js";
+import { type DatasetVersion, listVersions } from "../src/formats/dataset-versions.js";
 import { readManifest } from "../src/formats/index/index-manifest.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { runPipeline } from "../src/runner/local-runner.js";
+import { subset } from "../src/stages/subset/subset.js";
 import { type PipelineWorld, pipelineOutput, pipelineWorld } from "./support/run-root.js";
 import { tempDir } from "./support/temp.js";
 
@@ -84,4 +87,35 @@ test("a second crawl added to a root equals one run over both; the overlap costs
     indexAfterFirst.segments,
   );
   assert.ok((indexAfterSecond?.segments.length ?? 0) > indexAfterFirst.segments.length);
+
+  // Each finished run recorded a dataset version; the first stays readable as it was.
+  const versions = await listVersions(storage);
+  assert.deepEqual(
+    versions.map((version) => version.id),
+    ["v1", "v2"],
+  );
+  const [v1, v2] = versions as [DatasetVersion, DatasetVersion];
+  assert.equal(v1.rows, first.stages.filter.successes);
+  assert.equal(v2.rows, first.stages.filter.successes + second.stages.filter.successes);
+  assert.equal(v1.models.length, 1, "the model digest is recorded");
+  const diff = await diffVersions(storage, "v1", "v2");
+  assert.equal(diff.added.rows, v2.rows - v1.rows);
+  assert.equal(diff.removed.rows, 0);
+  const languageRows = (index: 1 | 2) =>
+    diff.languages.reduce((sum, language) => sum + language[index], 0);
+  assert.deepEqual([languageRows(1), languageRows(2)], [v1.rows, v2.rows]);
+  const asOfV1 = await subset({
+    root: grown,
+    version: "v1",
+    where: "true",
+    output: join(dir, "as-of-v1.parquet"),
+  });
+  assert.equal(asOfV1.rows, v1.rows);
+  // A run that changes nothing records no new version.
+  await runPipeline({ root: grown });
+  assert.equal((await listVersions(storage)).length, 2);
+  await assert.rejects(
+    diffVersions(storage, "v1", "v9"),
+    /no dataset version "v9" \(versions: v1, v2\)/,
+  );
 });

@@ -22,6 +22,7 @@ import { registerShow } from "./commands/show.js";
 import { registerStats } from "./commands/stats.js";
 import { registerStatus } from "./commands/status.js";
 import { registerSubset } from "./commands/subset.js";
+import { registerVersions } from "./commands/versions.js";
 import { registerWorker } from "./commands/worker.js";
 
 export function buildProgram(): Command {
@@ -49,6 +50,7 @@ export function buildProgram(): Command {
   registerRecheck(program);
   registerShow(program);
   registerStats(program);
+  registerVersions(program);
   registerIndex(program);
   registerRun(program);
   registerServe(program);

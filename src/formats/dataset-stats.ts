@@ -171,7 +171,7 @@ export function mergedCounts(
   return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }
 
-async function histogram(
+export async function histogram(
   connection: DuckDBConnection,
   files: string | undefined,
   column: string,
@@ -198,7 +198,7 @@ async function histogram(
   return { bins };
 }
 
-async function languages(
+export async function languages(
   connection: DuckDBConnection,
   files: string | undefined,
 ): Promise<[string, number][]> {

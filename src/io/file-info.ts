@@ -3,6 +3,7 @@
  * rewritten file changes at least the latter) goes into shard digests, so a changed input redoes
  * the shard; an output's size goes into the done marker, so a damaged output is rebuilt.
  */
+import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import type { DatasetStorage, FileInfo } from "./storage.js";
 
@@ -27,4 +28,26 @@ export async function outputInfo(
 ): Promise<FileInfo[]> {
   const infos = await Promise.all(paths.map((path) => storage.stat(path)));
   return infos.map((info, index) => info ?? { path: paths[index] as string, bytes: -1 });
+}
+
+/** How `endsChecksum` values begin. */
+export const ENDS_CHECKSUM_SCHEME = "ends-sha256:";
+const ENDS_BYTES = 64 * 1024;
+
+/**
+ * SHA-256 over the first and last 64 KiB (the whole file when it is smaller than both): a
+ * constant cost per file, where hashing a multi-GB tar whole would make every skip check read it.
+ */
+export async function endsChecksum(
+  storage: DatasetStorage,
+  path: string,
+  bytes: number,
+): Promise<string> {
+  const hash = createHash("sha256");
+  if (bytes <= 2 * ENDS_BYTES) hash.update(await storage.readRange(path, 0, bytes));
+  else {
+    hash.update(await storage.readRange(path, 0, ENDS_BYTES));
+    hash.update(await storage.readRange(path, bytes - ENDS_BYTES, ENDS_BYTES));
+  }
+  return `${ENDS_CHECKSUM_SCHEME}${hash.digest("hex")}`;
 }

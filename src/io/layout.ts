@@ -59,6 +59,10 @@ export const layout = {
   recheckAvailable: (date: string) => `_recheck/${date}.available.parquet`,
   recheckOptedOut: (date: string) => `_recheck/${date}.opted-out.txt`,
   recheckSummary: (date: string) => `_recheck/${date}.json`,
+  versionsFolder: () => "_versions",
+  /** A dataset version's record; its dataset shards are kept under `_versions/<id>/dataset/`. */
+  version: (id: string) => `_versions/${id}.json`,
+  versionShard: (id: string, shard: string) => `_versions/${id}/dataset/${shard}.parquet`,
   /** The root's inputs (WAT files, URLs) in shard order: extract's shard NNNNN is entry NNNNN. */
   rootInputs: () => "_state/inputs.json",
   doneMarker: (stage: string, shard: string) => `_state/${stage}/${shard}.json`,

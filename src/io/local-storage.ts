@@ -1,7 +1,7 @@
 /** A dataset root on the local file system (or a shared mount that several workers see). */
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import type { DatasetStorage, FileInfo } from "./storage.js";
@@ -99,6 +99,17 @@ export class LocalStorage implements DatasetStorage {
 
   async remove(path: string): Promise<void> {
     await rm(this.resolve(path), { force: true, recursive: true });
+  }
+
+  async copy(from: string, to: string): Promise<void> {
+    // A link, made under a temporary name and renamed: `to` is whole or absent. Writes replace
+    // files by renaming a new one over them, so the linked content never changes under `to`.
+    await this.writeAtomicWith(to, async (temporary) => {
+      await link(this.resolve(from), temporary).catch(async (error: NodeJS.ErrnoException) => {
+        if (error.code !== "EXDEV" && error.code !== "EPERM") throw error;
+        await copyFile(this.resolve(from), temporary);
+      });
+    });
   }
 
   async localPath(path: string): Promise<string> {

@@ -29,6 +29,11 @@ export interface DatasetStorage {
    */
   writeAtomicWith(path: string, produce: (localPath: string) => Promise<void>): Promise<void>;
   remove(path: string): Promise<void>;
+  /**
+   * `to` holds what `from` holds now, whatever later happens to `from` (a hard link on a local
+   * disk, costing no space; a server-side copy on object storage).
+   */
+  copy(from: string, to: string): Promise<void>;
   /** A local file holding the content, for readers that need a path (DuckDB). */
   localPath(path: string): Promise<string>;
 }

@@ -38,6 +38,7 @@ import {
 import { expandInputs } from "./run-inputs.js";
 import { openRunLog, type RunLogger } from "./run-log.js";
 import { type FailedRunShard, RunStateRecorder } from "./run-state.js";
+import { recordDatasetVersion } from "./run-version.js";
 import { callStage, type StageCallResult } from "./stage-call.js";
 
 export interface RunOptions {
@@ -158,6 +159,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
     last.shardsTotal !== null &&
     last.shardsDone === last.shardsTotal &&
     failed.length === 0;
+  if (complete && !interrupted) await recordDatasetVersion(storage, "run", warn);
   await recorder.close(interrupted ? "interrupted" : complete ? "finished" : "failed");
   const summary: RunSummary = {
     ok: complete && !interrupted,

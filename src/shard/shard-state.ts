@@ -7,6 +7,7 @@
  * before the checksum existed are checked by size alone. Anything else is redone.
  */
 import { createHash } from "node:crypto";
+import { ENDS_CHECKSUM_SCHEME, endsChecksum } from "../io/file-info.js";
 import { layout } from "../io/layout.js";
 import type { DatasetStorage, FileInfo } from "../io/storage.js";
 
@@ -24,9 +25,6 @@ export interface DoneMarker {
   outputs: MarkedOutput[];
   counts: Record<string, number>;
 }
-
-const ENDS_BYTES = 64 * 1024;
-const CHECKSUM_SCHEME = "ends-sha256:";
 
 export class ShardState {
   private readonly redo: ReadonlySet<string>;
@@ -69,7 +67,7 @@ export class ShardState {
             : `${output.path} is ${info.bytes} bytes, its done marker says ${output.bytes}`,
         );
       } else if (
-        output.checksum?.startsWith(CHECKSUM_SCHEME) === true &&
+        output.checksum?.startsWith(ENDS_CHECKSUM_SCHEME) === true &&
         (await endsChecksum(this.storage, output.path, info.bytes)) !== output.checksum
       ) {
         damaged.push(`${output.path} has changed since its done marker was written (checksum)`);
@@ -112,20 +110,6 @@ export class ShardState {
     );
     return markers.filter((marker): marker is DoneMarker => marker !== undefined);
   }
-}
-
-/**
- * SHA-256 over the first and last 64 KiB (the whole file when it is smaller than both): a
- * constant cost per file, where hashing a multi-GB tar whole would make every skip check read it.
- */
-async function endsChecksum(storage: DatasetStorage, path: string, bytes: number): Promise<string> {
-  const hash = createHash("sha256");
-  if (bytes <= 2 * ENDS_BYTES) hash.update(await storage.readRange(path, 0, bytes));
-  else {
-    hash.update(await storage.readRange(path, 0, ENDS_BYTES));
-    hash.update(await storage.readRange(path, bytes - ENDS_BYTES, ENDS_BYTES));
-  }
-  return `${CHECKSUM_SCHEME}${hash.digest("hex")}`;
 }
 
 /** A stable digest of a JSON-serialisable value (object keys sorted). */

@@ -16,6 +16,7 @@ interface SubsetFlags {
   modality: string;
   model?: string;
   dedup?: boolean;
+  version?: string;
   columns?: string;
   webdataset?: string;
   webdatasetShardSize: string;
@@ -51,6 +52,10 @@ export function registerSubset(program: Command): void {
       "CLIP model folder for the queries (default: embed.model, else the one embed used)",
     )
     .option("--dedup", "one row per near-duplicate group (the index's groups)")
+    .option(
+      "--version <id>",
+      "read a dataset version clipcrawl versions lists (e.g. v1) instead of the dataset now; with --where only",
+    )
     .option("--columns <list>", "dataset columns to add after url and caption, comma-separated")
     .option("--webdataset <dir>", "also copy the selected samples from the root's image tars here")
     .option("--webdataset-shard-size <n>", "samples per webdataset tar", "10000")
@@ -62,6 +67,7 @@ export function registerSubset(program: Command): void {
       `  clipcrawl subset --root ./data --where "LANGUAGE = 'en' AND punsafe < 0.1 AND AESTHETIC_SCORE > 5" -o en-safe.parquet\n` +
       `  clipcrawl subset --root ./data --query "a red bicycle" --k 5000 --dedup -o bicycles.csv --columns similarity,LANGUAGE\n` +
       '  clipcrawl subset --root ./data --query-file queries.txt --where "WIDTH >= 512" -o hits.jsonl --webdataset ./hits-wds\n' +
+      `  clipcrawl subset --root ./data --version v1 --where "LANGUAGE = 'de'" -o de-as-of-v1.parquet\n` +
       "\nThen: clipcrawl download en-safe.parquet --caption-col caption --root ./new  (or img2dataset --url_list en-safe.parquet --input_format parquet --caption_col caption)",
   );
   command.action(async (flags: SubsetFlags) => {
@@ -98,6 +104,7 @@ export function registerSubset(program: Command): void {
           modality: flags.modality as "image" | "text",
           model: flags.model,
           dedup: flags.dedup === true,
+          ...(flags.version === undefined ? {} : { version: flags.version }),
           columns: flags.columns
             ?.split(",")
             .map((column) => column.trim())

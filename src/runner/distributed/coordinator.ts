@@ -41,6 +41,7 @@ import { type PipelineObserver, PipelineProgress, silentObserver } from "../pipe
 import { expandInputs } from "../run-inputs.js";
 import { openRunLog, type RunLogger } from "../run-log.js";
 import { type FailedRunShard, RunStateRecorder } from "../run-state.js";
+import { recordDatasetVersion } from "../run-version.js";
 import { JobWatch, type WatchedJob } from "./job-watch.js";
 import {
   jobId,
@@ -318,6 +319,7 @@ export async function runDistributed(
   const finishedAll = last !== undefined && last.jobs > 0 && last.completed === last.jobs;
   const failed = [...recorder.current.failed];
   const ok = !interrupted && finishedAll && failed.length === 0;
+  if (ok) await recordDatasetVersion(storage, "run --queue", warn);
   await recorder.close(interrupted ? "interrupted" : ok ? "finished" : "failed");
   await watch.close();
   await closeAll(queues, redis);

@@ -14,6 +14,7 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError } from "../../errors.js";
 import { type DamagedDatasetShard, readableDatasetShards } from "../../formats/dataset-shards.js";
+import { readVersion } from "../../formats/dataset-versions.js";
 import type { LocalStorage } from "../../io/local-storage.js";
 import { quoteLiteral } from "../../io/parquet.js";
 
@@ -40,6 +41,18 @@ export async function datasetShards(
     })),
   );
   return { shards, damaged };
+}
+
+/** The shards a dataset version kept (src/formats/dataset-versions.ts). */
+export async function versionShards(storage: LocalStorage, id: string): Promise<DatasetShard[]> {
+  const version = await readVersion(storage, id);
+  return Promise.all(
+    version.shards.map(async (shard) => ({
+      path: shard.path,
+      localPath: await storage.localPath(shard.path),
+      bytes: shard.bytes,
+    })),
+  );
 }
 
 /** A DuckDB relation over the shards (with `filename` and `file_row_number` when asked). */

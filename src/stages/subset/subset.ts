@@ -30,6 +30,7 @@ import {
   type DatasetShard,
   datasetColumns,
   datasetShards,
+  versionShards,
   parquetRelation,
   resolveColumns,
 } from "./dataset-source.js";
@@ -66,6 +67,11 @@ export interface SubsetOptions {
   dedup?: boolean;
   /** Dataset columns to add after url and caption. */
   columns?: readonly string[];
+  /**
+   * A dataset version (`clipcrawl versions`) to read instead of the dataset as it is now: its
+   * kept shards. With `--where` only (the index is the current version's).
+   */
+  version?: string;
   /** Copy the selected samples from the root's image tars into this folder as webdataset. */
   webdataset?: string;
   /** Samples per webdataset tar (default 10,000). */
@@ -135,7 +141,16 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
     );
   }
 
-  const { shards, damaged } = await datasetShards(storage);
+  if (options.version !== undefined && (queries.length > 0 || options.dedup === true)) {
+    throw new ClipcrawlError(
+      "CC_SUBSET_VERSION",
+      "--version reads an older dataset with --where only: --query, --query-file, --image and --dedup use the index, which is the current version's",
+    );
+  }
+  const { shards, damaged } =
+    options.version === undefined
+      ? await datasetShards(storage)
+      : { shards: await versionShards(storage, options.version), damaged: [] };
   for (const shard of damaged)
     reporter.warn(`subset: ${describeDamagedShard(shard, storage.root)}`);
   // The condition is the user's SQL: it runs where it can read the dataset's files and no other.
