@@ -30,9 +30,9 @@ import {
   type DatasetShard,
   datasetColumns,
   datasetShards,
-  versionShards,
   parquetRelation,
   resolveColumns,
+  versionShards,
 } from "./dataset-source.js";
 import { embedQueries, type KnnHit, type SubsetQuery, searchQueries } from "./knn-selection.js";
 import { SUBSET_FORMATS, type SubsetFormat } from "./subset-formats.js";
