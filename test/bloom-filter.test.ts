@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BloomFilter } from "../src/formats/bloom-filter.js";
+import { BloomFilter, GrowingBloomFilter } from "../src/formats/bloom-filter.js";
 import { hashPair, PairHashSet } from "../src/formats/pair-hash.js";
 
 test("the Bloom filter never forgets a pair it was given", () => {
@@ -48,4 +48,49 @@ test("the in-file hash set finds every repeat and nothing else", () => {
       assert.equal(set.add(lanes, 0), round === 0);
     }
   }
+});
+
+test("a growing filter keeps its false-positive rate when it holds ten times its capacity", () => {
+  const target = 0.01;
+  const growing = GrowingBloomFilter.forCapacity(10_000, target);
+  const fixed = BloomFilter.forCapacity(10_000, target);
+  for (let i = 0; i < 100_000; i++) {
+    growing.addPair(`https://a.example/${i}.jpg`, "x");
+    fixed.addPair(`https://a.example/${i}.jpg`, "x");
+  }
+  let growingPositives = 0;
+  let fixedPositives = 0;
+  const probes = 50_000;
+  for (let i = 0; i < probes; i++) {
+    if (growing.hasPair(`https://b.example/${i}.jpg`, "x")) growingPositives++;
+    if (fixed.hasPair(`https://b.example/${i}.jpg`, "x")) fixedPositives++;
+  }
+  // The series stays under twice the first filter's rate; one filter that size is saturated.
+  assert.ok(growingPositives / probes < 2 * target, `growing ${growingPositives / probes}`);
+  assert.ok(fixedPositives / probes > 0.5, `fixed ${fixedPositives / probes}`);
+  const report = growing.report();
+  assert.ok(report.layers >= 4, `${report.layers} filters`);
+  assert.ok(report.estimatedFalsePositiveRate < 2 * target);
+  for (let i = 0; i < 100_000; i += 7)
+    assert.ok(growing.hasPair(`https://a.example/${i}.jpg`, "x"));
+});
+
+test("a growing filter's snapshot restores the same answers, and bytes it did not write are refused", () => {
+  const filter = GrowingBloomFilter.forCapacity(1000, 0.01);
+  for (let i = 0; i < 3000; i++) filter.addPair(`https://a.example/${i}.jpg`, `t${i % 2000}`);
+  const bytes = filter.snapshot("covers 00002");
+  const { filter: restored, label } = GrowingBloomFilter.fromSnapshot(bytes);
+  assert.equal(label, "covers 00002");
+  assert.deepEqual(restored.report(), filter.report());
+  for (let i = 2500; i < 6000; i++) {
+    const url = `https://a.example/${i}.jpg`;
+    assert.equal(restored.addPair(url, "y"), filter.addPair(url, "y"), url);
+  }
+  assert.throws(() => GrowingBloomFilter.fromSnapshot(Buffer.from("not a filter")), /magic bytes/);
+  assert.throws(
+    () => GrowingBloomFilter.fromSnapshot(bytes.subarray(0, bytes.length - 5)),
+    /cut off|length/,
+  );
+  const extra = Buffer.concat([bytes, Buffer.from([0])]);
+  assert.throws(() => GrowingBloomFilter.fromSnapshot(extra), /length does not match/);
 });

@@ -5,7 +5,7 @@
  * equals one run over both crawls, row for row.
  */
 import assert from "node:assert/strict";
-import { copyFile, readFile } from "node:fs/promises";
+import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { diffVersions } from "../src/formats/dataset-diff.js";
@@ -13,6 +13,7 @@ import { type DatasetVersion, listVersions } from "../src/formats/dataset-versio
 import { readManifest } from "../src/formats/index/index-manifest.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { runPipeline } from "../src/runner/local-runner.js";
+import { extract } from "../src/stages/extract/extract.js";
 import { subset } from "../src/stages/subset/subset.js";
 import { type PipelineWorld, pipelineOutput, pipelineWorld } from "./support/run-root.js";
 import { tempDir } from "./support/temp.js";
@@ -117,5 +118,47 @@ test("a second crawl added to a root equals one run over both; the overlap costs
   await assert.rejects(
     diffVersions(storage, "v1", "v9"),
     /no dataset version "v9" \(versions: v1, v2\)/,
+  );
+});
+
+test("the dedup filter is saved in the root: a new crawl starts from it without reading the old candidates", {
+  timeout: 300_000,
+}, async () => {
+  const candidatesOf = async (root: string) => {
+    const files = (await readdir(join(root, "candidates"))).filter((f) => f.endsWith(".parquet"));
+    return Promise.all(files.sort().map((file) => readFile(join(root, "candidates", file))));
+  };
+  const config = { bloomCapacity: 1000, workers: 1 };
+  const grown = join(dir, "filter-grown");
+  const first = await extract({ root: grown, inputs: crawl1, config });
+  assert.deepEqual(first.dedupState, { restoredShards: 0, replayedShards: 0, savedShards: 3 });
+  const second = await extract({ root: grown, inputs: crawl2, config });
+  assert.deepEqual(second.dedupState, { restoredShards: 3, replayedShards: 0, savedShards: 6 });
+
+  const once = join(dir, "filter-once");
+  const both = await extract({ root: once, inputs: [...crawl1, ...crawl2], config });
+  assert.deepEqual(both.dedupState, { restoredShards: 0, replayedShards: 0, savedShards: 6 });
+  assert.deepEqual(second.bloomFilter, both.bloomFilter);
+  assert.deepEqual(await candidatesOf(grown), await candidatesOf(once), "the same candidates");
+  assert.deepEqual(
+    await readFile(join(grown, "_state", "pair-filter.bin")),
+    await readFile(join(once, "_state", "pair-filter.bin")),
+    "the same filter",
+  );
+
+  // A damaged snapshot is said in one line and rebuilt from the candidates; nothing changes.
+  await writeFile(join(grown, "_state", "pair-filter.bin"), "garbage");
+  const warnings: string[] = [];
+  const reporter = { progress: () => {}, warn: (line: string) => warnings.push(line) };
+  const again = join(dir, "in-2-again.warc.wat.gz");
+  await copyFile(world.inputs[2] as string, again);
+  const third = await extract({ root: grown, inputs: [again], config, reporter });
+  assert.equal(third.dedupState.restoredShards, 0);
+  assert.equal(third.dedupState.replayedShards, 6);
+  assert.equal(third.dedupState.savedShards, 7);
+  assert.equal(warnings.length, 1, warnings.join("\n"));
+  assert.match(
+    warnings[0] as string,
+    /pair-filter\.bin: not a clipcrawl Bloom filter snapshot.*rebuilt/,
   );
 });

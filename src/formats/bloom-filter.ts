@@ -15,26 +15,62 @@ export interface BloomFilterReport {
   items: number;
   /** The false-positive rate for the next lookup at the current fill. */
   estimatedFalsePositiveRate: number;
+  /** Filters in the series (a growing filter adds one each time the newest is full). */
+  layers: number;
+}
+
+/** Bits and hash count of a Bloom filter holding `capacity` items at `falsePositiveRate`. */
+export function bloomSizing(
+  capacity: number,
+  falsePositiveRate: number,
+): { bits: number; hashes: number } {
+  const bits = Math.ceil((-capacity * Math.log(falsePositiveRate)) / Math.LN2 ** 2);
+  return { bits, hashes: Math.max(1, Math.round((bits / capacity) * Math.LN2)) };
 }
 
 export class BloomFilter {
   readonly bits: number;
   readonly hashes: number;
-  private readonly words: Uint8Array;
+  readonly words: Uint8Array;
   private readonly scratch = new Uint32Array(HASH_LANES);
-  private items = 0;
+  private count = 0;
 
   private constructor(
     readonly capacity: number,
     readonly targetFalsePositiveRate: number,
+    words?: Uint8Array,
+    items = 0,
   ) {
-    this.bits = Math.ceil((-capacity * Math.log(targetFalsePositiveRate)) / Math.LN2 ** 2);
-    this.hashes = Math.max(1, Math.round((this.bits / capacity) * Math.LN2));
-    this.words = new Uint8Array(Math.ceil(this.bits / 8));
+    const { bits, hashes } = bloomSizing(capacity, targetFalsePositiveRate);
+    this.bits = bits;
+    this.hashes = hashes;
+    this.words = words ?? new Uint8Array(Math.ceil(bits / 8));
+    this.count = items;
   }
 
   static forCapacity(capacity: number, falsePositiveRate: number): BloomFilter {
     return new BloomFilter(capacity, falsePositiveRate);
+  }
+
+  /** A filter whose bits were saved before (`words`, as `this.words` held them). */
+  static restore(
+    capacity: number,
+    falsePositiveRate: number,
+    words: Uint8Array,
+    items: number,
+  ): BloomFilter {
+    const filter = new BloomFilter(capacity, falsePositiveRate, words, items);
+    if (words.byteLength !== Math.ceil(filter.bits / 8)) {
+      throw new Error(
+        `a saved Bloom filter has ${words.byteLength} bytes, not ${Math.ceil(filter.bits / 8)}`,
+      );
+    }
+    return filter;
+  }
+
+  /** Pairs added so far (a new pair whose bits were all set already is not counted). */
+  get items(): number {
+    return this.count;
   }
 
   /** Adds the pair whose hash lanes start at `lanes[at]`; true when it was (probably) new. */
@@ -52,7 +88,7 @@ export class BloomFilter {
       }
       position = (position + step) % this.bits;
     }
-    if (added) this.items++;
+    if (added) this.count++;
     return added;
   }
 
@@ -84,14 +120,180 @@ export class BloomFilter {
       hashes: this.hashes,
       bytes: this.words.byteLength,
       items: this.items,
-      estimatedFalsePositiveRate:
-        (1 - Math.exp((-this.hashes * this.items) / this.bits)) ** this.hashes,
+      estimatedFalsePositiveRate: this.estimatedFalsePositiveRate(),
+      layers: 1,
     };
+  }
+
+  estimatedFalsePositiveRate(): number {
+    return (1 - Math.exp((-this.hashes * this.count) / this.bits)) ** this.hashes;
   }
 }
 
-// Kirsch–Mitzenmacher double hashing: position_i = h1 + i·h2 (mod bits), with 53-bit h1 and h2
-// taken from the four lanes, so filters beyond 2^32 bits are addressed evenly.
+/** Each filter a growing one adds holds this many times the previous one's pairs… */
+export const BLOOM_GROWTH = 2;
+/** …at this fraction of its false-positive rate, so the series stays under twice the first's. */
+export const BLOOM_TIGHTENING = 0.5;
+
+/** Capacity and false-positive rate of filter `layer` (0 first) of a growing series. */
+export function bloomLayer(
+  capacity: number,
+  falsePositiveRate: number,
+  layer: number,
+): { capacity: number; falsePositiveRate: number } {
+  return {
+    capacity: capacity * BLOOM_GROWTH ** layer,
+    falsePositiveRate: falsePositiveRate * BLOOM_TIGHTENING ** layer,
+  };
+}
+
+/**
+ * A Bloom filter that grows with what it holds (a scalable Bloom filter, Almeida et al. 2007):
+ * when the newest filter has taken its capacity, a larger one with a tighter false-positive rate
+ * is added, and a pair is new only when no filter of the series has it. A dataset that grows crawl
+ * by crawl thus keeps its false-positive rate under twice the configured one, whatever it holds.
+ * Its state is saved to, and restored from, bytes (`snapshot`).
+ */
+export class GrowingBloomFilter {
+  private readonly layers: BloomFilter[];
+  private readonly scratch = new Uint32Array(HASH_LANES);
+
+  private constructor(
+    readonly capacity: number,
+    readonly targetFalsePositiveRate: number,
+    layers: BloomFilter[],
+  ) {
+    this.layers = layers;
+  }
+
+  static forCapacity(capacity: number, falsePositiveRate: number): GrowingBloomFilter {
+    return new GrowingBloomFilter(capacity, falsePositiveRate, [
+      BloomFilter.forCapacity(capacity, falsePositiveRate),
+    ]);
+  }
+
+  /** Adds the pair whose hash lanes start at `lanes[at]`; true when it was (probably) new. */
+  addHash(lanes: Uint32Array, at: number): boolean {
+    const newest = this.layers[this.layers.length - 1] as BloomFilter;
+    for (const layer of this.layers) {
+      if (layer !== newest && layer.hasHash(lanes, at)) return false;
+    }
+    if (!newest.addHash(lanes, at)) return false;
+    if (newest.items >= newest.capacity) {
+      const next = bloomLayer(this.capacity, this.targetFalsePositiveRate, this.layers.length);
+      this.layers.push(BloomFilter.forCapacity(next.capacity, next.falsePositiveRate));
+    }
+    return true;
+  }
+
+  hasHash(lanes: Uint32Array, at: number): boolean {
+    return this.layers.some((layer) => layer.hasHash(lanes, at));
+  }
+
+  addPair(url: string, text: string): boolean {
+    hashPair(url, text, this.scratch, 0);
+    return this.addHash(this.scratch, 0);
+  }
+
+  hasPair(url: string, text: string): boolean {
+    hashPair(url, text, this.scratch, 0);
+    return this.hasHash(this.scratch, 0);
+  }
+
+  report(): BloomFilterReport {
+    let bits = 0;
+    let bytes = 0;
+    let items = 0;
+    let passes = 1;
+    for (const layer of this.layers) {
+      bits += layer.bits;
+      bytes += layer.words.byteLength;
+      items += layer.items;
+      passes *= 1 - layer.estimatedFalsePositiveRate();
+    }
+    return {
+      capacity: this.capacity,
+      targetFalsePositiveRate: this.targetFalsePositiveRate,
+      bits,
+      hashes: (this.layers[0] as BloomFilter).hashes,
+      bytes,
+      items,
+      estimatedFalsePositiveRate: 1 - passes,
+      layers: this.layers.length,
+    };
+  }
+
+  /** The filter's whole state, with `label` (what it covers) kept beside it. */
+  snapshot(label: string): Uint8Array {
+    const header = Buffer.from(
+      JSON.stringify({
+        label,
+        capacity: this.capacity,
+        falsePositiveRate: this.targetFalsePositiveRate,
+        items: this.layers.map((layer) => layer.items),
+      }),
+    );
+    const parts: Uint8Array[] = [SNAPSHOT_MAGIC, uint32(header.byteLength), header];
+    for (const layer of this.layers) parts.push(layer.words);
+    return Buffer.concat(parts);
+  }
+
+  /** Reads `snapshot`'s bytes back; throws, saying what is wrong, on bytes it did not write. */
+  static fromSnapshot(bytes: Uint8Array): { filter: GrowingBloomFilter; label: string } {
+    const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (data.byteLength < 12 || !data.subarray(0, 8).equals(SNAPSHOT_MAGIC)) {
+      throw new Error("not a clipcrawl Bloom filter snapshot (bad magic bytes)");
+    }
+    const headerEnd = 12 + data.readUInt32LE(8);
+    if (headerEnd > data.byteLength) throw new Error("the snapshot's header is cut off");
+    let header: { label: string; capacity: number; falsePositiveRate: number; items: number[] };
+    try {
+      header = JSON.parse(data.subarray(12, headerEnd).toString("utf8"));
+    } catch {
+      throw new Error("the snapshot's header is not JSON");
+    }
+    const layers: BloomFilter[] = [];
+    let at = headerEnd;
+    for (const [index, items] of header.items.entries()) {
+      const sizing = bloomLayer(header.capacity, header.falsePositiveRate, index);
+      const length = Math.ceil(bloomSizing(sizing.capacity, sizing.falsePositiveRate).bits / 8);
+      if (at + length > data.byteLength)
+        throw new Error(`the snapshot's filter ${index} is cut off`);
+      // A copy: the filter goes on changing, the bytes read stay as they were.
+      const words = Uint8Array.from(data.subarray(at, at + length));
+      layers.push(BloomFilter.restore(sizing.capacity, sizing.falsePositiveRate, words, items));
+      at += length;
+    }
+    if (at !== data.byteLength || layers.length === 0) {
+      throw new Error("the snapshot's length does not match its header");
+    }
+    const filter = new GrowingBloomFilter(header.capacity, header.falsePositiveRate, layers);
+    return { filter, label: header.label };
+  }
+}
+
+const SNAPSHOT_MAGIC = Buffer.from("CCBLOOM1", "latin1");
+
+function uint32(value: number): Buffer {
+  const bytes = Buffer.alloc(4);
+  bytes.writeUInt32LE(value);
+  return bytes;
+}
+
+/**
+ * The two 53-bit numbers a pair's bit positions come from (h1, h2 of Kirsch–Mitzenmacher double
+ * hashing): position i of a filter of `bits` bits is (h1 + i·(h2 mod bits or 1)) mod bits. The
+ * Redis filter computes the same positions from the same two numbers.
+ */
+export function positionBase(lanes: Uint32Array, at: number): [number, number] {
+  return [
+    (lanes[at] ?? 0) * 2 ** 21 + ((lanes[at + 1] ?? 0) >>> 11),
+    (lanes[at + 2] ?? 0) * 2 ** 21 + ((lanes[at + 3] ?? 0) >>> 11),
+  ];
+}
+
+// Kirsch–Mitzenmacher double hashing (positionBase), so filters beyond 2^32 bits are addressed
+// evenly.
 function firstPosition(lanes: Uint32Array, at: number, bits: number): number {
   return ((lanes[at] ?? 0) * 2 ** 21 + ((lanes[at + 1] ?? 0) >>> 11)) % bits;
 }

@@ -65,6 +65,8 @@ export const layout = {
   versionShard: (id: string, shard: string) => `_versions/${id}/dataset/${shard}.parquet`,
   /** The root's inputs (WAT files, URLs) in shard order: extract's shard NNNNN is entry NNNNN. */
   rootInputs: () => "_state/inputs.json",
+  /** extract's (url, text) dedup filter as it stood after the first N shards (a later crawl's start). */
+  pairFilterSnapshot: () => "_state/pair-filter.bin",
   doneMarker: (stage: string, shard: string) => `_state/${stage}/${shard}.json`,
   stateFolder: (stage: string) => `_state/${stage}`,
 } as const;

@@ -56,6 +56,17 @@ export function registerExtract(program: Command): void {
   });
 }
 
+function describeDedupState(state: ExtractSummary["dedupState"]): string {
+  const from =
+    state.restoredShards > 0
+      ? `${state.restoredShards} earlier shards from the saved filter`
+      : "no saved filter";
+  const replayed =
+    state.replayedShards > 0 ? `, ${state.replayedShards} done shards read again` : "";
+  const saved = state.savedShards > 0 ? `; saved, covering ${state.savedShards} shards` : "";
+  return `${from}${replayed}${saved}`;
+}
+
 export function describeSummary(summary: ExtractSummary): string {
   const { totals, bloomFilter } = summary;
   const dropped = Object.entries(totals.dropped)
@@ -73,7 +84,8 @@ export function describeSummary(summary: ExtractSummary): string {
     `  languages: en ${formatCount(totals.languageTiers.en)}, multi ${formatCount(totals.languageTiers.multi)}, nolang ${formatCount(totals.languageTiers.nolang)}`,
     `  dropped: ${dropped || "none"}`,
     ...(bad === "" ? [] : [`  bad records skipped: ${bad}`]),
-    `  dedup Bloom filter: ${formatCount(bloomFilter.items)} pairs of ${formatCount(bloomFilter.capacity)} capacity, false-positive rate now ${bloomFilter.estimatedFalsePositiveRate.toExponential(1)} (target ${bloomFilter.targetFalsePositiveRate})`,
+    `  dedup Bloom filter: ${formatCount(bloomFilter.items)} pairs in ${bloomFilter.layers} filter${bloomFilter.layers === 1 ? "" : "s"} (first sized for ${formatCount(bloomFilter.capacity)}), false-positive rate now ${bloomFilter.estimatedFalsePositiveRate.toExponential(1)} (target ${bloomFilter.targetFalsePositiveRate})`,
+    `  dedup state: ${describeDedupState(summary.dedupState)}`,
     `  ${summary.seconds.toFixed(1)} s, ${rate.toFixed(1)} MB/s compressed`,
     "",
   ].join("\n");

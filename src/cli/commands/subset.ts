@@ -54,7 +54,7 @@ export function registerSubset(program: Command): void {
     .option("--dedup", "one row per near-duplicate group (the index's groups)")
     .option(
       "--version <id>",
-      "read a dataset version clipcrawl versions lists (e.g. v1) instead of the dataset now; with --where only",
+      "--where selects from an older dataset version instead of the dataset now (e.g. v1; `clipcrawl versions` lists them)",
     )
     .option("--columns <list>", "dataset columns to add after url and caption, comma-separated")
     .option("--webdataset <dir>", "also copy the selected samples from the root's image tars here")

@@ -90,11 +90,12 @@ export class RunKeys {
   extractResults(index: number): string {
     return `${this.base}:extract:results:${index}`;
   }
-  bloomItems(): string {
-    return `${this.base}:bloom:items`;
+  /** A hash: "layers" (filters in the growing series) and "items:<layer>". */
+  bloomLayers(): string {
+    return `${this.base}:bloom:layers`;
   }
-  bloomSegment(segment: number): string {
-    return `${this.base}:bloom:${segment}`;
+  bloomSegment(layer: number, segment: number): string {
+    return `${this.base}:bloom:${layer}:${segment}`;
   }
 }
 

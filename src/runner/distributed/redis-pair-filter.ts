@@ -1,11 +1,12 @@
 /**
- * extract's cross-file (url, text) dedup shared by every worker of a distributed run: a Bloom
- * filter in Redis bitmaps, changed only by Lua scripts, so each batch is applied atomically.
+ * extract's cross-file (url, text) dedup shared by every worker of a distributed run: a growing
+ * Bloom filter in Redis bitmaps, changed only by Lua scripts, so each batch is applied atomically.
  *
- * Same filter, same answers: its size and number of hashes come from the same capacity and
- * false-positive rate as the local filter (bloom-filter.ts), and the bit positions from the pair's
- * 128-bit hash by the same double hashing — a test runs both on the same pairs and compares every
- * answer. So the false-positive guarantee is the local one.
+ * Same filter, same answers: the series of filters, their sizes and numbers of hashes come from
+ * the same capacity and false-positive rate as the local filter (bloom-filter.ts's
+ * GrowingBloomFilter), and the bit positions from the pair's 128-bit hash by the same double
+ * hashing — a test runs both on the same pairs and compares every answer. So the false-positive
+ * guarantee is the local one, however many pairs the run holds.
  *
  * Same order, same output: shards take turns in input order (a cursor in Redis), as the local
  * runner commits them, so which copy of a duplicate survives does not depend on which worker was
@@ -16,7 +17,12 @@
  * added so far, out of turn — as a local re-run would do.
  */
 import type { Redis } from "ioredis";
-import type { BloomFilterReport } from "../../formats/bloom-filter.js";
+import {
+  type BloomFilterReport,
+  bloomLayer,
+  bloomSizing,
+  positionBase,
+} from "../../formats/bloom-filter.js";
 import { HASH_LANES } from "../../formats/pair-hash.js";
 import type { SharedPairFilter } from "../../shard/stage-definition.js";
 import type { RunKeys } from "./queue-names.js";
@@ -24,11 +30,19 @@ import type { RunKeys } from "./queue-names.js";
 /** Bits per Redis string (a string holds at most 2^32 bits; half keeps each key at 256 MB). */
 const SEGMENT_BITS = 2 ** 31;
 const DEFAULT_BATCH_PAIRS = 2048;
+/** ARGV entries per filter of the series: bits, hashes, capacity, first key, segments. */
+const LAYER_ARGS = 5;
 
-// KEYS: cursor, results (hash: batch → dropped rows), passed (set), items, bloom segments…
-// ARGV: shard index, batch, last ("1"/"0"), hashes, segment bits, first row, then every pair's
-// bit positions (hashes a pair).
-// Answers {1, rows} replayed, {2, rows} applied now, {0, cursor} not this shard's turn.
+// The growing filter of bloom-filter.ts (GrowingBloomFilter), pair by pair in the same order:
+// a pair is a duplicate when an older filter has it or the newest one had all its bits set; when
+// the newest is full, the next one starts. Bit positions come from each pair's h1, h2 (positionBase)
+// by the same double hashing; fmod is exact on integers below 2^53, as JavaScript's % is.
+//
+// KEYS: cursor, results (hash: batch → dropped rows), passed (set), layers (hash), then each
+// filter's segments. ARGV: shard index, batch, last ("1"/"0"), filters known to the caller,
+// segment bits, first row, then LAYER_ARGS per filter (those known and the next one), then h1, h2
+// of every pair. Answers {1, rows} replayed, {2, rows} applied now, {0, cursor} not this shard's
+// turn, {3, filters} the caller's count of filters is stale.
 const ADD_BATCH = `
 local index = tonumber(ARGV[1])
 local stored = redis.call('HGET', KEYS[2], ARGV[2])
@@ -36,46 +50,88 @@ if stored then return {1, stored} end
 local cursor = tonumber(redis.call('GET', KEYS[1]) or '0')
 local late = cursor > index and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1
 if cursor ~= index and not late then return {0, tostring(cursor)} end
-local hashes = tonumber(ARGV[4])
+local known = tonumber(ARGV[4])
+local layerCount = tonumber(redis.call('HGET', KEYS[4], 'layers') or '1')
+if layerCount ~= known then return {3, tostring(layerCount)} end
 local segmentBits = tonumber(ARGV[5])
 local firstRow = tonumber(ARGV[6])
-local count = (#ARGV - 6) / hashes
-local dropped = {}
-local added = 0
-local single = #KEYS == 5
--- Pairs per BITFIELD call: its SETs run in order, so a pair sees the bits of those before it.
-local chunk = math.floor(1000 / hashes)
-for first = 0, count - 1, chunk do
-  local last = math.min(count - 1, first + chunk - 1)
-  local old
-  if single then
+local layers = {}
+local at = 7
+for l = 0, known do
+  layers[l] = {
+    bits = tonumber(ARGV[at]), hashes = tonumber(ARGV[at + 1]), capacity = tonumber(ARGV[at + 2]),
+    key = tonumber(ARGV[at + 3]), segments = tonumber(ARGV[at + 4]),
+  }
+  at = at + ${LAYER_ARGS}
+end
+local function keyOf(layer, position)
+  local segment = math.floor(position / segmentBits)
+  return KEYS[layer.key + segment], position - segment * segmentBits
+end
+local function has(layer, h1, h2)
+  local position = math.fmod(h1, layer.bits)
+  local step = math.fmod(h2, layer.bits)
+  if step == 0 then step = 1 end
+  for i = 1, layer.hashes do
+    local key, offset = keyOf(layer, position)
+    if redis.call('GETBIT', key, offset) == 0 then return false end
+    position = math.fmod(position + step, layer.bits)
+  end
+  return true
+end
+local function add(layer, h1, h2)
+  local position = math.fmod(h1, layer.bits)
+  local step = math.fmod(h2, layer.bits)
+  if step == 0 then step = 1 end
+  local new = false
+  if layer.segments == 1 then
     local fields = {}
-    for a = 7 + first * hashes, 6 + (last + 1) * hashes do
+    for i = 1, layer.hashes do
       fields[#fields + 1] = 'SET'
       fields[#fields + 1] = 'u1'
-      fields[#fields + 1] = ARGV[a]
+      fields[#fields + 1] = position
       fields[#fields + 1] = 1
+      position = math.fmod(position + step, layer.bits)
     end
-    old = redis.call('BITFIELD', KEYS[5], unpack(fields))
+    for _, old in ipairs(redis.call('BITFIELD', KEYS[layer.key], unpack(fields))) do
+      if old == 0 then new = true end
+    end
   else
-    old = {}
-    for a = 7 + first * hashes, 6 + (last + 1) * hashes do
-      local position = tonumber(ARGV[a])
-      local segment = math.floor(position / segmentBits)
-      old[#old + 1] = redis.call('SETBIT', KEYS[5 + segment], position - segment * segmentBits, 1)
+    for i = 1, layer.hashes do
+      local key, offset = keyOf(layer, position)
+      if redis.call('SETBIT', key, offset, 1) == 0 then new = true end
+      position = math.fmod(position + step, layer.bits)
     end
   end
-  for j = first, last do
-    local new = false
-    for i = 1, hashes do
-      if old[(j - first) * hashes + i] == 0 then new = true end
+  return new
+end
+local newest = known - 1
+local items = tonumber(redis.call('HGET', KEYS[4], 'items:' .. newest) or '0')
+local dropped = {}
+for j = 0, (#ARGV - at + 1) / 2 - 1 do
+  local h1 = tonumber(ARGV[at + 2 * j])
+  local h2 = tonumber(ARGV[at + 2 * j + 1])
+  local seen = false
+  for l = 0, newest - 1 do
+    if has(layers[l], h1, h2) then seen = true break end
+  end
+  if not seen then seen = not add(layers[newest], h1, h2) end
+  if seen then
+    dropped[#dropped + 1] = firstRow + j
+  else
+    items = items + 1
+    if items >= layers[newest].capacity then
+      if newest == known then return redis.error_reply('the dedup filter grew twice in one batch') end
+      redis.call('HSET', KEYS[4], 'items:' .. newest, items)
+      newest = newest + 1
+      items = 0
+      redis.call('HSET', KEYS[4], 'layers', newest + 1)
     end
-    if new then added = added + 1 else dropped[#dropped + 1] = firstRow + j end
   end
 end
 local rows = table.concat(dropped, ',')
+redis.call('HSET', KEYS[4], 'items:' .. newest, items)
 redis.call('HSET', KEYS[2], ARGV[2], rows)
-redis.call('INCRBY', KEYS[4], added)
 if ARGV[3] == '1' and not late then redis.call('SET', KEYS[1], index + 1) end
 return {2, rows}
 `;
@@ -109,8 +165,6 @@ export interface RedisPairFilterOptions {
 }
 
 export class RedisPairFilter implements SharedPairFilter {
-  readonly bits: number;
-  readonly hashes: number;
   private readonly batchPairs: number;
 
   constructor(
@@ -118,50 +172,69 @@ export class RedisPairFilter implements SharedPairFilter {
     private readonly keys: RunKeys,
     private readonly options: RedisPairFilterOptions,
   ) {
-    // bloom-filter.ts's sizing, so both filters have the same bits and hashes.
-    this.bits = Math.ceil(
-      (-options.capacity * Math.log(options.falsePositiveRate)) / Math.LN2 ** 2,
+    // At most one new filter a batch: none holds fewer pairs than a batch.
+    this.batchPairs = Math.min(options.batchPairs ?? DEFAULT_BATCH_PAIRS, options.capacity);
+  }
+
+  /** Filter `layer` of the series: bloom-filter.ts's sizing, so both have the same bits. */
+  private layer(layer: number): { bits: number; hashes: number; capacity: number } {
+    const { capacity, falsePositiveRate } = bloomLayer(
+      this.options.capacity,
+      this.options.falsePositiveRate,
+      layer,
     );
-    this.hashes = Math.max(1, Math.round((this.bits / options.capacity) * Math.LN2));
-    this.batchPairs = options.batchPairs ?? DEFAULT_BATCH_PAIRS;
+    return { ...bloomSizing(capacity, falsePositiveRate), capacity };
+  }
+
+  private async layerCount(): Promise<number> {
+    return Number((await this.redis.hget(this.keys.bloomLayers(), "layers")) ?? 1);
   }
 
   async duplicates(index: number, lanes: Uint32Array): Promise<Uint32Array> {
     const rows = lanes.length / HASH_LANES;
     const batches = Math.max(1, Math.ceil(rows / this.batchPairs));
     const dropped: number[] = [];
-    const segments = Math.ceil(this.bits / SEGMENT_BITS);
-    const keys = [
-      this.keys.extractCursor(),
-      this.keys.extractResults(index),
-      this.keys.extractPassed(),
-      this.keys.bloomItems(),
-      ...Array.from({ length: segments }, (_, segment) => this.keys.bloomSegment(segment)),
-    ];
+    const bases: number[] = [];
+    for (let row = 0; row < rows; row++) bases.push(...positionBase(lanes, row * HASH_LANES));
     for (let batch = 0; batch < batches; batch++) {
       const first = batch * this.batchPairs;
       const end = Math.min(rows, first + this.batchPairs);
-      const args: (string | number)[] = [
-        index,
-        batch,
-        batch === batches - 1 ? "1" : "0",
-        this.hashes,
-        SEGMENT_BITS,
-        first,
-      ];
-      for (let row = first; row < end; row++) {
-        const at = row * HASH_LANES;
-        let position = firstPosition(lanes, at, this.bits);
-        const step = stepOf(lanes, at, this.bits);
-        for (let i = 0; i < this.hashes; i++) {
-          args.push(position);
-          position = (position + step) % this.bits;
+      const answer = await this.untilTurn(async () => {
+        for (;;) {
+          const known = await this.layerCount();
+          const keys = [
+            this.keys.extractCursor(),
+            this.keys.extractResults(index),
+            this.keys.extractPassed(),
+            this.keys.bloomLayers(),
+          ];
+          const layerArgs: number[] = [];
+          for (let layer = 0; layer <= known; layer++) {
+            const { bits, hashes, capacity } = this.layer(layer);
+            const segments = Math.ceil(bits / SEGMENT_BITS);
+            layerArgs.push(bits, hashes, capacity, keys.length + 1, segments);
+            for (let segment = 0; segment < segments; segment++) {
+              keys.push(this.keys.bloomSegment(layer, segment));
+            }
+          }
+          const args = [
+            index,
+            batch,
+            batch === batches - 1 ? "1" : "0",
+            known,
+            SEGMENT_BITS,
+            first,
+            ...layerArgs,
+            ...bases.slice(first * 2, end * 2),
+          ];
+          const reply = (await this.redis.eval(ADD_BATCH, keys.length, ...keys, ...args)) as [
+            number,
+            string,
+          ];
+          // Another shard (one read late) added a filter since the count was read: count again.
+          if (reply[0] !== 3) return reply;
         }
-      }
-      const answer = await this.untilTurn(
-        () =>
-          this.redis.eval(ADD_BATCH, keys.length, ...keys, ...args) as Promise<[number, string]>,
-      );
+      });
       if (answer !== "") for (const row of answer.split(",")) dropped.push(Number(row));
     }
     return Uint32Array.from(dropped);
@@ -185,15 +258,27 @@ export class RedisPairFilter implements SharedPairFilter {
   }
 
   async report(): Promise<BloomFilterReport> {
-    const items = Number((await this.redis.get(this.keys.bloomItems())) ?? 0);
+    const stored = await this.redis.hgetall(this.keys.bloomLayers());
+    const layers = Number(stored.layers ?? 1);
+    let bits = 0;
+    let items = 0;
+    let passes = 1;
+    for (let layer = 0; layer < layers; layer++) {
+      const sizing = this.layer(layer);
+      const held = Number(stored[`items:${layer}`] ?? 0);
+      bits += sizing.bits;
+      items += held;
+      passes *= 1 - (1 - Math.exp((-sizing.hashes * held) / sizing.bits)) ** sizing.hashes;
+    }
     return {
       capacity: this.options.capacity,
       targetFalsePositiveRate: this.options.falsePositiveRate,
-      bits: this.bits,
-      hashes: this.hashes,
-      bytes: Math.ceil(this.bits / 8),
+      bits,
+      hashes: this.layer(0).hashes,
+      bytes: Math.ceil(bits / 8),
       items,
-      estimatedFalsePositiveRate: (1 - Math.exp((-this.hashes * items) / this.bits)) ** this.hashes,
+      estimatedFalsePositiveRate: 1 - passes,
+      layers,
     };
   }
 
@@ -213,13 +298,4 @@ export class RedisPairFilter implements SharedPairFilter {
       }
     }
   }
-}
-
-// bloom-filter.ts's double hashing (Kirsch–Mitzenmacher), from the same 53-bit parts of the lanes.
-function firstPosition(lanes: Uint32Array, at: number, bits: number): number {
-  return ((lanes[at] ?? 0) * 2 ** 21 + ((lanes[at + 1] ?? 0) >>> 11)) % bits;
-}
-
-function stepOf(lanes: Uint32Array, at: number, bits: number): number {
-  return ((lanes[at + 2] ?? 0) * 2 ** 21 + ((lanes[at + 3] ?? 0) >>> 11)) % bits || 1;
 }

@@ -17,7 +17,7 @@ import { MessageChannel, type MessagePort } from "node:worker_threads";
 import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import { errorMessage } from "../../errors.js";
-import { BloomFilter, type BloomFilterReport } from "../../formats/bloom-filter.js";
+import { type BloomFilterReport, GrowingBloomFilter } from "../../formats/bloom-filter.js";
 import { HASH_LANES, hashPair } from "../../formats/pair-hash.js";
 import { localFileIdentity, outputInfo } from "../../io/file-info.js";
 import { layout, shardName } from "../../io/layout.js";
@@ -80,7 +80,18 @@ export interface ExtractSummary extends StageSummary {
   /** Totals over the shards written in this run. */
   totals: WatFileStats;
   bloomFilter: BloomFilterReport;
+  dedupState: DedupState;
   seconds: number;
+}
+
+/** Where the dedup filter's knowledge of earlier shards came from. */
+export interface DedupState {
+  /** Leading shards whose pairs came from the saved filter (`_state/pair-filter.bin`). */
+  restoredShards: number;
+  /** Done shards whose pairs were read again from their candidates. */
+  replayedShards: number;
+  /** The filter was saved at the end, covering this many leading shards (0: not saved). */
+  savedShards: number;
 }
 
 export interface CandidateShardStats extends WatFileStats {
@@ -146,11 +157,21 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
     capacity: extractConfig.bloomCapacity,
     falsePositiveRate: extractConfig.bloomFalsePositiveRate,
   });
+  const restored =
+    shared === undefined ? await restorePairFilter(storage, shards, reporter) : undefined;
   // With a shared filter this one stays empty: the smallest allowed.
-  const bloom = BloomFilter.forCapacity(
-    shared === undefined ? extractConfig.bloomCapacity : 1000,
-    extractConfig.bloomFalsePositiveRate,
-  );
+  const bloom =
+    restored?.filter ??
+    GrowingBloomFilter.forCapacity(
+      shared === undefined ? extractConfig.bloomCapacity : 1000,
+      extractConfig.bloomFalsePositiveRate,
+    );
+  const dedupState: DedupState = {
+    restoredShards: restored?.shards ?? 0,
+    replayedShards: 0,
+    savedShards: 0,
+  };
+  const cover = new FilterCover(dedupState.restoredShards);
   const totals = emptyWatFileStats();
   const summary = { shardsWritten: 0, shardsSkipped: 0 };
   const lastPending = shards.findLastIndex((shard) => !shard.done);
@@ -202,9 +223,15 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
         reporter.shardFinished?.({ stage: EXTRACT_STAGE, shard: shard.name, outcome: "skipped" });
         if (shared !== undefined) {
           await shared.duplicates(shard.index, await shardPairLanes(storage, shard.name));
+        } else if (position < dedupState.restoredShards) {
+          cover.holds(shard, position);
         }
         // Later shards were deduplicated against this one's pairs: put them back in the filter.
-        else if (position < lastPending) await addShardPairsToFilter(storage, shard.name, bloom);
+        else if (position < lastPending) {
+          await addShardPairsToFilter(storage, shard.name, bloom);
+          dedupState.replayedShards++;
+          cover.holds(shard, position);
+        } else cover.lacks();
       } else {
         dispatch(position + window);
         const { port, result: pending } = running.get(shard.index) as RunningShard;
@@ -214,6 +241,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
           pending.then(() => undefined),
         ]);
         if (lanes !== undefined) {
+          cover.added();
           const dropped =
             shared === undefined
               ? crossFileDuplicates(bloom, lanes)
@@ -227,6 +255,8 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
         await commitShard(storage, state, shard, result);
         addStats(totals, result.stats);
         for (const line of result.problems) reporter.warn(line);
+        if (result.failure === undefined && result.written) cover.holds(shard, position);
+        else cover.lacks();
         if (result.failure !== undefined) {
           reporter.warn(result.failure);
           failedShards.push({ shard: shard.name, input: shard.input.name, error: result.failure });
@@ -249,6 +279,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
       }
       reportProgress(position + 1);
     }
+    if (shared === undefined) dedupState.savedShards = await savePairFilter(storage, bloom, cover);
   } finally {
     // Only reached early on an error: shards still running are abandoned (their outputs are
     // atomic, and they have no marker, so the next run redoes them).
@@ -265,6 +296,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
     outputs: totals.kept,
     totals,
     bloomFilter: shared === undefined ? bloom.report() : await shared.report(),
+    dedupState,
     seconds: (performance.now() - started) / 1000,
   };
 }
@@ -335,8 +367,100 @@ async function commitShard(
   });
 }
 
+/**
+ * Which leading shards the dedup filter holds exactly the pairs of: what it may be saved as. A
+ * shard not in the filter ends the prefix, and pairs added after that (or by a shard that then
+ * failed) make the filter more than any prefix, so it is not saved.
+ */
+class FilterCover {
+  private prefix = 0;
+  private last: { shard: PlannedShard; position: number } | undefined;
+  private ended = false;
+  private extra = false;
+  private pending = false;
+
+  /** `restored`: the leading shards the filter came with (saving it again adds nothing). */
+  constructor(private readonly restored: number) {}
+
+  /** A shard's pairs were offered to the filter (its outcome follows). */
+  added(): void {
+    if (this.ended) this.extra = true;
+    this.pending = true;
+  }
+
+  holds(shard: PlannedShard, position: number): void {
+    this.pending = false;
+    if (this.ended) return;
+    if (shard.index !== position || position !== this.prefix) {
+      this.lacks();
+      return;
+    }
+    this.prefix = position + 1;
+    this.last = { shard, position };
+  }
+
+  lacks(): void {
+    if (this.pending) this.extra = true;
+    this.pending = false;
+    this.ended = true;
+  }
+
+  /** The prefix the filter holds exactly, and the digest of its last shard. */
+  saveable(): { shards: number; digest: string } | undefined {
+    if (this.extra || this.last === undefined || this.prefix <= this.restored) return;
+    return { shards: this.prefix, digest: this.last.shard.digest };
+  }
+}
+
+interface PairFilterLabel {
+  shards: number;
+  digest: string;
+}
+
+/**
+ * The filter saved after an earlier run's first N shards, when those shards are the same and still
+ * done (the last one's digest chains every one before it); otherwise undefined, and the filter is
+ * rebuilt from the done shards' candidates.
+ */
+async function restorePairFilter(
+  storage: DatasetStorage,
+  shards: readonly PlannedShard[],
+  reporter: StageReporter,
+): Promise<{ filter: GrowingBloomFilter; shards: number } | undefined> {
+  const path = layout.pairFilterSnapshot();
+  if (!(await storage.exists(path))) return;
+  let restored: { filter: GrowingBloomFilter; label: PairFilterLabel };
+  try {
+    const snapshot = GrowingBloomFilter.fromSnapshot(await storage.read(path));
+    restored = { filter: snapshot.filter, label: JSON.parse(snapshot.label) as PairFilterLabel };
+  } catch (error) {
+    reporter.warn(
+      `${storage.describe(path)}: ${errorMessage(error)}; the dedup filter is rebuilt from the candidate shards`,
+    );
+    return;
+  }
+  const { label } = restored;
+  const last = shards[label.shards - 1];
+  if (last === undefined || last.digest !== label.digest) return;
+  for (const [position, shard] of shards.slice(0, label.shards).entries()) {
+    if (shard.index !== position || !shard.done) return;
+  }
+  return { filter: restored.filter, shards: label.shards };
+}
+
+async function savePairFilter(
+  storage: DatasetStorage,
+  bloom: GrowingBloomFilter,
+  cover: FilterCover,
+): Promise<number> {
+  const label = cover.saveable();
+  if (label === undefined) return 0;
+  await storage.writeAtomic(layout.pairFilterSnapshot(), bloom.snapshot(JSON.stringify(label)));
+  return label.shards;
+}
+
 /** Runs a file's pair hashes through the filter, in row order; returns the rows seen before. */
-function crossFileDuplicates(bloom: BloomFilter, lanes: Uint32Array): Uint32Array {
+function crossFileDuplicates(bloom: GrowingBloomFilter, lanes: Uint32Array): Uint32Array {
   const dropped: number[] = [];
   for (let row = 0; row * HASH_LANES < lanes.length; row++) {
     if (!bloom.addHash(lanes, row * HASH_LANES)) dropped.push(row);
@@ -360,7 +484,7 @@ async function shardPairLanes(storage: DatasetStorage, shard: string): Promise<U
 async function addShardPairsToFilter(
   storage: DatasetStorage,
   shard: string,
-  bloom: BloomFilter,
+  bloom: GrowingBloomFilter,
 ): Promise<void> {
   const rows = await readParquet(storage, layout.candidates(shard), ["url", "text"]);
   for (const row of rows) bloom.addPair(String(row.url), String(row.text));

@@ -144,7 +144,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
   if (options.version !== undefined && (queries.length > 0 || options.dedup === true)) {
     throw new ClipcrawlError(
       "CC_SUBSET_VERSION",
-      "--version reads an older dataset with --where only: --query, --query-file, --image and --dedup use the index, which is the current version's",
+      "--version reads an older dataset through --where only: kNN queries and --dedup use the index, which is the current version's",
     );
   }
   const { shards, damaged } =
