@@ -39,6 +39,7 @@ import {
   shapeAltPhrasings,
 } from "./sample-captions.js";
 import type { ShapeColour, ShapeName } from "./shape-images.js";
+import { webCaption } from "./web-captions.js";
 
 // ---------------------------------------------------------------------------------------------
 // Public API
@@ -59,6 +60,11 @@ export interface WatGeneratorOptions {
   pages?: number;
   /** Keep adding captures beyond `pages` until the compressed file has at least this many bytes. */
   minBytes?: number;
+  /**
+   * Where page alt texts come from: "sample" (default), the sample's hand-written captions, which
+   * repeat; "web", new sentences nearly every time, as on the web (web-captions.ts), for benches.
+   */
+  captions?: CaptionSource;
   /** Return the byte offset of every gzip member (one per record) in the summary. */
   recordOffsets?: boolean;
   /**
@@ -120,6 +126,7 @@ export async function writeWatFile(
     seed: options.seed >>> 0,
     fileIndex: options.fileIndex ?? 0,
     watFilename: options.watFilename ?? basename(path),
+    captions: options.captions ?? "sample",
   };
   const target = {
     captures: options.pages ?? DEFAULT_PAGES_PER_FILE,
@@ -342,7 +349,10 @@ interface WatFileIdentity {
   seed: number;
   fileIndex: number;
   watFilename: string;
+  captions: CaptionSource;
 }
+
+export type CaptionSource = "sample" | "web";
 
 interface CrawlDescription {
   crawlId: string;
@@ -813,6 +823,7 @@ interface PageContext {
   site: Site;
   capture: Capture;
   captions: readonly string[];
+  captionSource: CaptionSource;
   navigation: readonly string[];
 }
 
@@ -1029,7 +1040,12 @@ function contentImage(context: PageContext): WatLink {
 }
 
 /** `undefined` means the IMG tag has no alt attribute at all. */
-function contentImageAlt({ random, site, captions }: PageContext): string | undefined {
+function contentImageAlt({
+  random,
+  site,
+  captions,
+  captionSource,
+}: PageContext): string | undefined {
   const source = random.weighted([
     ["missing", 18],
     ["empty", 4],
@@ -1044,8 +1060,12 @@ function contentImageAlt({ random, site, captions }: PageContext): string | unde
       return "";
     case "no-language":
       return random.pick(NO_LANGUAGE_ALTS);
-    case "other-language":
-      return random.pick(CAPTIONS_BY_LANGUAGE[otherLanguage(random, site.language)]);
+    case "other-language": {
+      const language = otherLanguage(random, site.language);
+      return captionSource === "web"
+        ? webCaption(random, language)
+        : random.pick(CAPTIONS_BY_LANGUAGE[language]);
+    }
     case "page-language": {
       const caption = random.pick(captions);
       return random.chance(0.12) ? quirkyAlt(random, caption, site.language) : caption;
@@ -1218,13 +1238,27 @@ interface HtmlMetadata {
 
 const TITLE_SEPARATORS = [" | ", " – ", " - ", " :: ", " » "];
 
-function htmlMetadata(random: SeededRandom, capture: Capture): HtmlMetadata {
+/**
+ * Captions a page of `captions: "web"` draws its alt texts and anchors from: several times its
+ * links, so few repeat within a page (a catalogue page has thousands of links).
+ */
+const WEB_CAPTIONS_PER_PAGE = 256;
+const WEB_CAPTIONS_PER_HUGE_PAGE = 8192;
+
+function htmlMetadata(random: SeededRandom, capture: Capture, source: CaptionSource): HtmlMetadata {
   const { site } = capture;
   const context: PageContext = {
     random,
     site,
     capture,
-    captions: CAPTIONS_BY_LANGUAGE[site.language],
+    captions:
+      source === "web"
+        ? Array.from(
+            { length: capture.isHuge ? WEB_CAPTIONS_PER_HUGE_PAGE : WEB_CAPTIONS_PER_PAGE },
+            () => webCaption(random, site.language),
+          )
+        : CAPTIONS_BY_LANGUAGE[site.language],
+    captionSource: source,
     navigation: NAVIGATION_LABELS[site.language],
   };
   const base = random.chance(0.1) ? baseHref(random, site) : undefined;
@@ -1770,7 +1804,7 @@ class WatFileGenerator {
     this.#plans.delete(job.index);
     const { capture, request, response, metadata } = plan;
     const random = new SeededRandom(this.#captureSeed(job.index, STREAM.captureRender));
-    const html = capture.hasHtml ? htmlMetadata(random, capture) : undefined;
+    const html = capture.hasHtml ? htmlMetadata(random, capture, this.#file.captions) : undefined;
     if (html !== undefined) attachHtmlHead(response, html);
     let offset = job.sourceOffset;
     const records = [request, response, metadata].map((source) => {
