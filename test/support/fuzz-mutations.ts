@@ -6,6 +6,12 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { seededUniform } from "../../src/demo/sample/wat-generator.js";
 
+/** Cases per kind are multiplied by FUZZ_SCALE (default 1) for a longer exploratory sweep. */
+export function fuzzCases(count: number): number {
+  const scale = Number(process.env.FUZZ_SCALE ?? 1);
+  return Math.max(1, Math.round(count * (Number.isFinite(scale) && scale > 0 ? scale : 1)));
+}
+
 /** The sweep's fixed seed; FUZZ_SEED=N replays another. */
 export function fuzzSeed(): number {
   const given = process.env.FUZZ_SEED;
@@ -195,6 +201,7 @@ export class FuzzLedger {
   }
 
   outcome(kind: string, outcome: CaseOutcome, what: string): void {
+    if (process.env.FUZZ_VERBOSE === "1") console.log(`${kind}: ${outcome}: ${what}`);
     const counts = this.counts(kind);
     counts.cases++;
     if (outcome === "crash") {
