@@ -10,10 +10,27 @@
  * PEAK_RSS_BOUND. A table of counts per input kind is printed at the end.
  */
 import assert from "node:assert/strict";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { layout } from "../src/io/layout.js";
+import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
+import { layout, shardName } from "../src/io/layout.js";
+import { LocalStorage } from "../src/io/local-storage.js";
+import { readParquet } from "../src/io/parquet.js";
+import { readTarEntries } from "../src/io/tar-reader.js";
+import { collectingReporter } from "../src/shard/reporter.js";
+import { download } from "../src/stages/download/download.js";
+import { SAMPLE_STATUSES } from "../src/stages/download/samples.js";
+import { embed } from "../src/stages/embed/embed.js";
+import { extract } from "../src/stages/extract/extract.js";
+import { filter } from "../src/stages/filter/filter.js";
+import { buildIndex } from "../src/stages/index/build-index.js";
+import { stats } from "../src/stages/stats/stats.js";
+import { subset } from "../src/stages/subset/subset.js";
+import { type GeneratedSample, writeDatasetRoot } from "./support/dataset-root.js";
+import { damagedNpy, damagedParquet } from "./support/fuzz-files.js";
+import { fuzzAnswer, type HttpAnswer, imageAnswer, rawHttpServer } from "./support/fuzz-http.js";
 import {
   type FuzzImage,
   fuzzImage,
@@ -24,13 +41,6 @@ import {
   webdatasetTar,
   writeImageShards,
 } from "./support/fuzz-images.js";
-import { LocalStorage } from "../src/io/local-storage.js";
-import { readParquet } from "../src/io/parquet.js";
-import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
-import { shardName } from "../src/io/layout.js";
-import { collectingReporter } from "../src/shard/reporter.js";
-import { embed } from "../src/stages/embed/embed.js";
-import { extract } from "../src/stages/extract/extract.js";
 import {
   FuzzLedger,
   FuzzRandom,
@@ -38,9 +48,9 @@ import {
   fuzzCases,
   fuzzSeed,
   mutateBytes,
-  touchedSpans,
   peakRssBytes,
   resetPeakRss,
+  touchedSpans,
   unclearMessage,
 } from "./support/fuzz-mutations.js";
 import { WAT_MAX_RECORD_BYTES, watCase } from "./support/fuzz-wat.js";
@@ -60,6 +70,7 @@ before(async () => {
   modelDir = join(workDir, "tiny-clip");
   await generateTinyClipModel(modelDir);
   valid = await validImages();
+  await writeFile(join(workDir, "stats-script.js"), "/* charts */");
   hostile = await hostileImages();
   console.log(`stage-inputs fuzz: seed ${SEED} (replay with FUZZ_SEED=${SEED})`);
 });
@@ -111,7 +122,8 @@ test("WAT files, damaged: extract reads what is whole, reports the rest by file,
         reporter,
       });
     } catch (error) {
-      for (const item of cases) ledger.outcome("WAT", "crash", `${item.mutation}: extract threw ${String(error)}`);
+      for (const item of cases)
+        ledger.outcome("WAT", "crash", `${item.mutation}: extract threw ${String(error)}`);
       return;
     }
     const storage = new LocalStorage(root);
@@ -124,7 +136,9 @@ test("WAT files, damaged: extract reads what is whole, reports the rest by file,
         ...reporter.warnings.filter((line) => line.includes(item.fileName)),
         ...(failure === undefined ? [] : [failure]),
       ];
-      const unclear = lines.map((line) => unclearMessage(line, [path])).find((why) => why !== undefined);
+      const unclear = lines
+        .map((line) => unclearMessage(line, [path]))
+        .find((why) => why !== undefined);
       if (unclear !== undefined) {
         ledger.outcome("WAT", "crash", `${what}: ${unclear}`);
         continue;
@@ -142,7 +156,10 @@ test("WAT files, damaged: extract reads what is whole, reports the rest by file,
           : Object.values(stats.badRecords as Record<string, number>).reduce((a, b) => a + b, 0);
       const reported = failure !== undefined || badRecords > 0;
       if (stats !== undefined) {
-        const dropped = Object.values(stats.dropped as Record<string, number>).reduce((a, b) => a + b, 0);
+        const dropped = Object.values(stats.dropped as Record<string, number>).reduce(
+          (a, b) => a + b,
+          0,
+        );
         ledger.unaccounted(
           "WAT",
           Math.abs(stats.kept - rows.length) + Math.abs(stats.imageLinks - stats.kept - dropped),
@@ -156,9 +173,17 @@ test("WAT files, damaged: extract reads what is whole, reports the rest by file,
         const missing = pairs.filter(([url, text]) => !kept.has(`${url} ${text}`));
         if (missing.length === 0) return;
         if (item.before.has(record))
-          ledger.unaccounted("WAT", missing.length, `${what}: record ${record}, before the damage, lost`);
+          ledger.unaccounted(
+            "WAT",
+            missing.length,
+            `${what}: record ${record}, before the damage, lost`,
+          );
         else if (!reported)
-          ledger.unaccounted("WAT", missing.length, `${what}: record ${record} lost with nothing reported`);
+          ledger.unaccounted(
+            "WAT",
+            missing.length,
+            `${what}: record ${record} lost with nothing reported`,
+          );
       });
       ledger.outcome("WAT", reported ? "rejected" : "accepted", what);
     }
@@ -250,7 +275,11 @@ test("images, damaged and hostile, in download's tars: embed embeds or refuses e
       const outcome = typeof outcomes === "string" ? undefined : outcomes[index];
       if (outcome?.failure !== undefined || outcome === undefined) {
         for (const sample of shard.samples.slice(1))
-          ledger.outcome("image (embed)", "crash", `${sample.image.name}: ${outcome?.failure ?? outcomes}`);
+          ledger.outcome(
+            "image (embed)",
+            "crash",
+            `${sample.image.name}: ${outcome?.failure ?? outcomes}`,
+          );
         continue;
       }
       const { unaccounted, unclear } = embedAccounting(
@@ -260,14 +289,27 @@ test("images, damaged and hostile, in download's tars: embed embeds or refuses e
       ledger.unaccounted("image (embed)", unaccounted, `shard ${index}`);
       const control = shard.samples[0]?.key as string;
       if (!outcome.embedded.includes(control))
-        ledger.unaccounted("image (embed)", 1, `the valid image of shard ${index} was not embedded: ${outcome.failed.get(control)}`);
+        ledger.unaccounted(
+          "image (embed)",
+          1,
+          `the valid image of shard ${index} was not embedded: ${outcome.failed.get(control)}`,
+        );
       for (const sample of shard.samples.slice(1)) {
         const reason = outcome.failed.get(sample.key);
         const why = reason === undefined ? undefined : unclearMessage(reason);
-        if (why !== undefined) ledger.outcome("image (embed)", "crash", `${sample.image.name}: ${why}`);
-        else ledger.outcome("image (embed)", reason === undefined ? "accepted" : "rejected", sample.image.name);
+        if (why !== undefined)
+          ledger.outcome("image (embed)", "crash", `${sample.image.name}: ${why}`);
+        else
+          ledger.outcome(
+            "image (embed)",
+            reason === undefined ? "accepted" : "rejected",
+            sample.image.name,
+          );
       }
-      if (unclear !== undefined && !shard.samples.some((s) => outcome.failed.get(s.key) === unclear))
+      if (
+        unclear !== undefined &&
+        !shard.samples.some((s) => outcome.failed.get(s.key) === unclear)
+      )
         ledger.outcome("image (embed)", "crash", unclear);
     }
   });
@@ -281,7 +323,10 @@ test("image tars, damaged: embed names the damage, embeds every whole sample, ac
     const cases = Array.from({ length: TAR_CASES }, (_, index) => {
       const samples = imageSamples(
         index,
-        Array.from({ length: SAMPLES_PER_TAR }, (_, sample) => valid[(index + sample) % valid.length] as FuzzImage),
+        Array.from(
+          { length: SAMPLES_PER_TAR },
+          (_, sample) => valid[(index + sample) % valid.length] as FuzzImage,
+        ),
       );
       const tar = webdatasetTar(samples);
       let bytes: Buffer;
@@ -337,11 +382,334 @@ test("image tars, damaged: embed names the damage, embeds every whole sample, ac
         if (item.touched.has(position) || outcome.embedded.includes(sample.key)) return;
         const reason = outcome.failed.get(sample.key);
         if ((item.spans[position]?.[1] as number) <= item.damageAt)
-          ledger.unaccounted("tar", 1, `${what}: sample ${position}, before the damage, failed: ${reason}`);
+          ledger.unaccounted(
+            "tar",
+            1,
+            `${what}: sample ${position}, before the damage, failed: ${reason}`,
+          );
         else if (!reported)
-          ledger.unaccounted("tar", 1, `${what}: sample ${position} failed with no damage reported: ${reason}`);
+          ledger.unaccounted(
+            "tar",
+            1,
+            `${what}: sample ${position} failed with no damage reported: ${reason}`,
+          );
       });
       ledger.outcome("tar", reported || outcome.failed.size > 0 ? "rejected" : "accepted", what);
+    }
+  });
+});
+
+const HTTP_CASES = fuzzCases(70);
+const DOWNLOADED_IMAGES = fuzzCases(30);
+
+test("HTTP answers, damaged, and damaged images over HTTP: download gives every URL one row and a reason", async () => {
+  const answers = new Map<string, HttpAnswer>();
+  const kinds = new Map<string, string>();
+  resetPeakRss();
+  const server = await rawHttpServer(answers);
+  try {
+    const random = new FuzzRandom(SEED ^ 0x4854);
+    answers.set("/valid.jpg", { name: "valid", bytes: imageAnswer(valid[0] as FuzzImage) });
+    for (let index = 0; index < HTTP_CASES; index++) {
+      const path = `/http-${index}.${random.pick(["jpg", "png", "webp", "gif"])}`;
+      answers.set(path, fuzzAnswer(random.pick(valid), random, server.origin));
+      kinds.set(path, "HTTP");
+    }
+    for (let index = 0; index < DOWNLOADED_IMAGES; index++) {
+      const image = fuzzImage(valid, hostile, random);
+      const path = `/image-${index}.${image.extension}`;
+      answers.set(path, { name: image.name, bytes: imageAnswer(image) });
+      kinds.set(path, "image (download)");
+    }
+    const urls = [...kinds.keys()].map((path) => `${server.origin}${path}`);
+    const list = join(workDir, "urls.txt");
+    await writeFile(list, `${urls.join("\n")}\n`);
+    const root = join(workDir, "download-root");
+    let summary: Awaited<ReturnType<typeof download>> | undefined;
+    let thrown: string | undefined;
+    try {
+      summary = await download({
+        root,
+        inputs: [list],
+        config: {
+          allowPrivateNetwork: true,
+          workers: 1,
+          concurrency: 16,
+          samplesPerShard: 40,
+          timeoutSeconds: 1,
+          totalTimeoutSeconds: 4,
+          retries: 0,
+          maxBodyBytes: 4 * 1024 * 1024,
+        },
+        reporter: collectingReporter(),
+      });
+    } catch (error) {
+      thrown = String(error);
+    }
+    const storage = new LocalStorage(root);
+    const rows = new Map<string, Record<string, unknown>[]>();
+    const tarMembers = new Set<string>();
+    for (const name of thrown === undefined ? await storage.list("images") : []) {
+      if (/^\d{5}\.parquet$/.test(name)) {
+        for (const row of await readParquet(storage, `images/${name}`, [
+          "key",
+          "url",
+          "status",
+          "error_message",
+        ]))
+          rows.set(String(row.url), [...(rows.get(String(row.url)) ?? []), row]);
+      }
+      if (name.endsWith(".tar")) {
+        for await (const entry of readTarEntries(createReadStream(join(root, "images", name))))
+          if (entry.kind === "file") tarMembers.add(entry.name);
+      }
+    }
+    for (const [path, kind] of kinds) {
+      const url = `${server.origin}${path}`;
+      const what = `${path} (${answers.get(path)?.name})`;
+      const found = rows.get(url) ?? [];
+      const shardFailure = summary?.failedShards[0]?.error;
+      if (thrown !== undefined || shardFailure !== undefined) {
+        ledger.outcome(kind, "crash", `${what}: ${thrown ?? shardFailure}`);
+        continue;
+      }
+      if (found.length !== 1) {
+        ledger.unaccounted(kind, 1, `${what}: ${found.length} rows`);
+        ledger.outcome(kind, "crash", `${what}: not one row`);
+        continue;
+      }
+      const row = found[0] as Record<string, unknown>;
+      const status = String(row.status);
+      if (!(SAMPLE_STATUSES as readonly string[]).includes(status)) {
+        ledger.outcome(kind, "crash", `${what}: status ${status}`);
+        continue;
+      }
+      if (status === "success") {
+        const stored = [...tarMembers].some(
+          (member) => member.startsWith(`${row.key}.`) && !/\.(txt|json)$/.test(member),
+        );
+        if (!stored) ledger.unaccounted(kind, 1, `${what}: success with no image in the tar`);
+        ledger.outcome(kind, "accepted", what);
+        continue;
+      }
+      const why = unclearMessage(String(row.error_message ?? ""));
+      ledger.outcome(
+        kind,
+        why === undefined ? "rejected" : "crash",
+        `${what}: ${why ?? row.error_message}`,
+      );
+    }
+  } finally {
+    await server.close();
+  }
+  const peak = peakRssBytes();
+  for (const kind of ["HTTP", "image (download)"]) {
+    ledger.peak(kind, peak);
+    const counts = ledger.kinds.get(kind);
+    assert.deepEqual(
+      ledger.findings.filter((line) => line.startsWith(`${kind}:`)),
+      [],
+      `seed ${SEED}`,
+    );
+    assert.equal(counts?.crashes, 0);
+    assert.equal(counts?.unaccountedRows, 0);
+    assert.ok(peak < PEAK_RSS_BOUND, `peak RSS ${Math.round(peak / 2 ** 20)} MiB`);
+  }
+});
+
+const DATASET_SHARDS = 4;
+const PER_SHARD = 12;
+const PARQUET_CASES = fuzzCases(14);
+const NPY_CASES = fuzzCases(14);
+
+/** Damages one file of a root for one stage run, and puts the original back after it. */
+async function withDamagedFile<T>(
+  path: string,
+  damage: (original: Buffer) => Buffer,
+  run: () => Promise<T>,
+): Promise<T> {
+  const original = await readFile(path);
+  await writeFile(path, damage(original));
+  await distinctModificationTime(path);
+  try {
+    return await run();
+  } finally {
+    await writeFile(path, original);
+    await distinctModificationTime(path);
+  }
+}
+
+let modifications = 0;
+
+/**
+ * DuckDB caches what it read of a file by path and modification time in whole seconds: a file
+ * damaged and put back within one second would be read as the damaged one by this process's
+ * DuckDB. Each write gets a time of its own (a CLI run, one process, cannot meet this).
+ */
+async function distinctModificationTime(path: string): Promise<void> {
+  modifications++;
+  const time = Math.floor(Date.now() / 1000) + 10 * modifications;
+  await utimes(path, time, time);
+}
+
+function keptIn(samples: readonly GeneratedSample[], shard: string): number {
+  return samples.filter((sample) => sample.shard === shard && sample.kept).length;
+}
+
+/** A thrown error or a reason: a clear line naming `path`, or a crash. */
+function judgeMessage(kind: string, what: string, message: string, path: string): void {
+  const why = unclearMessage(message, [path]);
+  ledger.outcome(kind, why === undefined ? "rejected" : "crash", `${what}: ${why ?? message}`);
+}
+
+test("Parquet files, damaged: filter, subset and stats name the file and account for every row of the others", async () => {
+  await sweep("Parquet", async (random) => {
+    const root = join(workDir, "parquet-root");
+    const samples = await writeDatasetRoot(root, { shards: DATASET_SHARDS, perShard: PER_SHARD });
+    const storage = new LocalStorage(root);
+    const first = await filter({ root, reporter: collectingReporter() });
+    assert.equal(first.ok, true);
+    const allKept = samples.filter((sample) => sample.kept).length;
+    for (let index = 0; index < PARQUET_CASES; index++) {
+      const shard = shardName(random.int(DATASET_SHARDS));
+      let damage = "";
+      const damaging = (original: Buffer) => {
+        const damaged = damagedParquet(original, random);
+        damage = damaged.name;
+        return damaged.bytes;
+      };
+
+      // filter reads the embeddings' metadata and failures.
+      const input = random.chance(0.75)
+        ? layout.embeddingMetadata(shard)
+        : layout.embeddingFailures(shard);
+      const inputPath = join(root, input);
+      await withDamagedFile(inputPath, damaging, async () => {
+        const what = `filter, ${input} (${damage})`;
+        const inShard = samples.filter((sample) => sample.shard === shard);
+        const expected = inShard.filter((sample) => sample.downloaded).length;
+        try {
+          const summary = await filter({ root, redo: [shard], reporter: collectingReporter() });
+          const failure = summary.failedShards.find((failed) => failed.shard === shard)?.error;
+          if (failure !== undefined) return judgeMessage("Parquet", what, failure, inputPath);
+          const counts = JSON.parse(await storage.readText(layout.datasetStats(shard)));
+          const rows = (await readParquet(storage, layout.datasetShard(shard), ["key"])).length;
+          ledger.unaccounted(
+            "Parquet",
+            Math.abs(counts.samples - expected) +
+              Math.abs(counts.kept + counts.dropped - counts.samples) +
+              Math.abs(rows - counts.kept),
+            `${what}: ${expected} pairs in, samples ${counts.samples}, kept ${counts.kept}, dropped ${counts.dropped}, rows ${rows}`,
+          );
+          ledger.outcome("Parquet", "accepted", what);
+        } catch (error) {
+          judgeMessage("Parquet", `${what}, thrown`, String(error), inputPath);
+        }
+      });
+      // Put the shard back as it was for the readers below.
+      await filter({ root, redo: [shard], reporter: collectingReporter() });
+
+      // subset and stats read the dataset shards.
+      const datasetPath = join(root, layout.datasetShard(shard));
+      await withDamagedFile(datasetPath, damaging, async () => {
+        const what = `subset, ${layout.datasetShard(shard)} (${damage})`;
+        const left = (named: readonly { shard: string }[]) =>
+          allKept - (named.some((item) => item.shard === shard) ? keptIn(samples, shard) : 0);
+        try {
+          const selected = await subset({
+            root,
+            output: join(workDir, "subset.csv"),
+            reporter: collectingReporter(),
+          });
+          ledger.unaccounted(
+            "Parquet",
+            Math.abs(selected.rows - left(selected.damagedShards)),
+            `${what}: ${selected.rows} rows`,
+          );
+          const named = selected.damagedShards.find((item) => item.shard === shard);
+          if (named === undefined) ledger.outcome("Parquet", "accepted", what);
+          else
+            judgeMessage(
+              "Parquet",
+              what,
+              `${named.path}: ${named.reason}`,
+              layout.datasetShard(shard),
+            );
+        } catch (error) {
+          judgeMessage("Parquet", `${what}, thrown`, String(error), layout.datasetShard(shard));
+        }
+        const statsWhat = `stats, ${layout.datasetShard(shard)} (${damage})`;
+        try {
+          const report = await stats({
+            root,
+            html: join(workDir, "stats.html"),
+            script: join(workDir, "stats-script.js"),
+          });
+          const kept = report.report.funnel.kept;
+          ledger.unaccounted(
+            "Parquet",
+            Math.abs(kept - left(report.report.damagedShards)),
+            `${statsWhat}: kept ${kept}`,
+          );
+          const warning = report.warnings.find((line) => line.includes(layout.datasetShard(shard)));
+          if (warning === undefined) ledger.outcome("Parquet", "accepted", statsWhat);
+          else judgeMessage("Parquet", statsWhat, warning, layout.datasetShard(shard));
+        } catch (error) {
+          judgeMessage(
+            "Parquet",
+            `${statsWhat}, thrown`,
+            String(error),
+            layout.datasetShard(shard),
+          );
+        }
+      });
+    }
+  });
+});
+
+test(".npy embeddings, damaged: index names the file and indexes every row of the other shards", async () => {
+  await sweep("npy", async (random) => {
+    const root = join(workDir, "npy-root");
+    const samples = await writeDatasetRoot(root, { shards: DATASET_SHARDS, perShard: PER_SHARD });
+    const allKept = samples.filter((sample) => sample.kept).length;
+    for (let index = 0; index < NPY_CASES; index++) {
+      const shard = shardName(random.int(DATASET_SHARDS));
+      const file = random.chance(0.5)
+        ? layout.imageEmbeddings(shard)
+        : layout.textEmbeddings(shard);
+      const path = join(root, file);
+      let damage = "";
+      await withDamagedFile(
+        path,
+        (original) => {
+          const damaged = damagedNpy(original, random);
+          damage = damaged.name;
+          return damaged.bytes;
+        },
+        async () => {
+          const what = `index, ${file} (${damage})`;
+          await rm(join(root, "index"), { recursive: true, force: true });
+          await rm(join(root, "_state", "index"), { recursive: true, force: true });
+          try {
+            const summary = await buildIndex({
+              root,
+              overwrite: true,
+              reporter: collectingReporter(),
+            });
+            const failure = summary.failedShards.find((failed) => failed.shard === shard)?.error;
+            const expected = allKept - (failure === undefined ? 0 : keptIn(samples, shard));
+            ledger.unaccounted(
+              "npy",
+              Math.abs(summary.rows - expected),
+              `${what}: ${summary.rows} rows, ${expected} expected`,
+            );
+            if (failure === undefined) ledger.outcome("npy", "accepted", what);
+            else judgeMessage("npy", what, failure, path);
+          } catch (error) {
+            judgeMessage("npy", `${what}, thrown`, String(error), path);
+          }
+        },
+      );
     }
   });
 });

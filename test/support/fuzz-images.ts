@@ -15,7 +15,13 @@ import { tarHeader } from "../../src/io/tar-writer.js";
 import { type SampleRecord, sampleKey } from "../../src/stages/download/samples.js";
 import { metadataColumns, sampleJson } from "../../src/stages/download/shard-writers.js";
 import { type FuzzRandom, mutateBytes } from "./fuzz-mutations.js";
-import { jpegDeclaring, pngBomb, svgDeclaring, tarHeaderClaiming, withChecksum } from "./hostile-inputs.js";
+import {
+  jpegDeclaring,
+  pngBomb,
+  svgDeclaring,
+  tarHeaderClaiming,
+  withChecksum,
+} from "./hostile-inputs.js";
 import { testImage } from "./image-server.js";
 
 export interface FuzzImage {
@@ -33,9 +39,24 @@ export async function validImages(): Promise<FuzzImage[]> {
     .gif()
     .toBuffer();
   return [
-    { name: "valid JPEG", bytes: await testImage(96, 64, "jpeg", 1), extension: "jpg", contentType: "image/jpeg" },
-    { name: "valid PNG", bytes: await testImage(48, 80, "png", 2), extension: "png", contentType: "image/png" },
-    { name: "valid WebP", bytes: await testImage(64, 64, "webp", 3), extension: "webp", contentType: "image/webp" },
+    {
+      name: "valid JPEG",
+      bytes: await testImage(96, 64, "jpeg", 1),
+      extension: "jpg",
+      contentType: "image/jpeg",
+    },
+    {
+      name: "valid PNG",
+      bytes: await testImage(48, 80, "png", 2),
+      extension: "png",
+      contentType: "image/png",
+    },
+    {
+      name: "valid WebP",
+      bytes: await testImage(64, 64, "webp", 3),
+      extension: "webp",
+      contentType: "image/webp",
+    },
     { name: "valid GIF", bytes: gif, extension: "gif", contentType: "image/gif" },
   ];
 }
@@ -56,10 +77,20 @@ export async function hostileImages(): Promise<FuzzImage[]> {
     jpeg("JPEG declaring 16000x16000 (269-byte pixel bomb)", await jpegDeclaring(16000, 16000)),
     jpeg("JPEG declaring 65535x1", await jpegDeclaring(65535, 1)),
     jpeg("JPEG declaring 0x0", await jpegDeclaring(0, 0)),
-    { name: "PNG bomb 10000x10000", bytes: pngBomb(10000, 10000), extension: "png", contentType: "image/png" },
+    {
+      name: "PNG bomb 10000x10000",
+      bytes: pngBomb(10000, 10000),
+      extension: "png",
+      contentType: "image/png",
+    },
     jpeg("SVG named .jpg declaring 16000x16000", svgDeclaring(16000, 16000)),
     jpeg("SVG named .jpg, small", svgDeclaring(64, 64)),
-    { name: "GIF declaring 65535x65535", bytes: hugeGif, extension: "gif", contentType: "image/gif" },
+    {
+      name: "GIF declaring 65535x65535",
+      bytes: hugeGif,
+      extension: "gif",
+      contentType: "image/gif",
+    },
     jpeg("empty body", Buffer.alloc(0)),
     jpeg("an HTML page", Buffer.from("<!doctype html><html><body>Not found</body></html>")),
     jpeg("four JPEG magic bytes", Buffer.from([0xff, 0xd8, 0xff, 0xe0])),
@@ -148,7 +179,12 @@ export async function writeImageShards(
   await initRoot(storage);
   for (const [index, shard] of shards.entries()) {
     const name = shardName(index);
-    await writeParquet(storage, layout.imageParquet(name), metadataColumns([]), shard.samples.map(record));
+    await writeParquet(
+      storage,
+      layout.imageParquet(name),
+      metadataColumns([]),
+      shard.samples.map(record),
+    );
     await storage.writeAtomic(layout.imageTar(name), shard.tar);
   }
   return storage;

@@ -135,7 +135,10 @@ const INTERNAL_ERROR =
   /\b(TypeError|RangeError|ReferenceError|AssertionError)\b|INTERNAL Error|Cannot read propert|is not a function|is not iterable|Maximum call stack|\[object Object\]|\bundefined\b|^\s+at \S/m;
 
 /** Why a stage's message is not one clear line naming what it is about, or undefined. */
-export function unclearMessage(message: string, mustName: readonly string[] = []): string | undefined {
+export function unclearMessage(
+  message: string,
+  mustName: readonly string[] = [],
+): string | undefined {
   if (message.trim() === "") return "an empty message";
   if (message.includes("\n")) return `more than one line: ${JSON.stringify(message.slice(0, 300))}`;
   if (INTERNAL_ERROR.test(message)) return `an internal error: ${message.slice(0, 300)}`;
@@ -222,7 +225,15 @@ export class FuzzLedger {
   }
 
   table(): string {
-    const header = ["input kind", "cases", "accepted", "rejected (clear error)", "crashes", "unaccounted rows", "peak RSS MiB"];
+    const header = [
+      "input kind",
+      "cases",
+      "accepted",
+      "rejected (clear error)",
+      "crashes",
+      "unaccounted rows",
+      "peak RSS MiB",
+    ];
     const rows = [...this.kinds.values()].map((counts) => [
       counts.kind,
       String(counts.cases),

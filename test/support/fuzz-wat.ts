@@ -17,7 +17,13 @@ import { gzipBombMember, warcinfoRecord, warcRecord, watPageRecord } from "./war
 
 export const WAT_MAX_RECORD_BYTES = 1024 * 1024;
 const PAGES = 5;
-const STYLES = ["gzip members", "gzip members, LF", "plain", "plain, LF", "one gzip member"] as const;
+const STYLES = [
+  "gzip members",
+  "gzip members, LF",
+  "plain",
+  "plain, LF",
+  "one gzip member",
+] as const;
 
 export interface WatCase {
   fileName: string;
@@ -42,8 +48,14 @@ export function watCase(index: number, random: FuzzRandom): WatCase {
   for (let page = 0; page < PAGES; page++) {
     const site = `https://case${index}.example/page${page}/`;
     const links = [
-      { url: `${site}a.jpg`, alt: `A red bicycle leaning on a wall, picture ${page} of case ${index}` },
-      { url: `${site}b.png`, alt: `Two cats asleep on a blue sofa, picture ${page} of case ${index}` },
+      {
+        url: `${site}a.jpg`,
+        alt: `A red bicycle leaning on a wall, picture ${page} of case ${index}`,
+      },
+      {
+        url: `${site}b.png`,
+        alt: `Two cats asleep on a blue sofa, picture ${page} of case ${index}`,
+      },
       { url: `${site}icon.png`, alt: "icon" },
     ];
     records.push(
@@ -66,7 +78,9 @@ export function watCase(index: number, random: FuzzRandom): WatCase {
     }
   } else mutation = "";
 
-  const framed = records.map((record) => (style.startsWith("gzip members") ? gzipSync(record) : record));
+  const framed = records.map((record) =>
+    style.startsWith("gzip members") ? gzipSync(record) : record,
+  );
   if (inserted !== undefined) framed.splice(inserted.before, 0, inserted.bytes);
   const spans: [number, number][] = [];
   let offset = 0;
@@ -80,7 +94,8 @@ export function watCase(index: number, random: FuzzRandom): WatCase {
   if (style === "one gzip member") bytes = gzipSync(bytes);
 
   const touched = new Set<number>(touchedRecord === undefined ? [] : [touchedRecord]);
-  let damageAt = touchedRecord === undefined ? bytes.length : (recordSpans[touchedRecord]?.[0] ?? 0);
+  let damageAt =
+    touchedRecord === undefined ? bytes.length : (recordSpans[touchedRecord]?.[0] ?? 0);
   if (inserted !== undefined) damageAt = spans[inserted.before]?.[0] ?? 0;
   if (mutation === "") {
     const byteMutation: Mutation = mutateBytes(bytes, random);
@@ -164,12 +179,15 @@ function recordLie(record: Buffer, random: FuzzRandom, style: (typeof STYLES)[nu
       }
       return {
         name: "an oversized record (2 MiB body) before it",
-        insert: warcRecord({ "WARC-Type": "resource" }, Buffer.alloc(2 * WAT_MAX_RECORD_BYTES, 0x41)),
+        insert: warcRecord(
+          { "WARC-Type": "resource" },
+          Buffer.alloc(2 * WAT_MAX_RECORD_BYTES, 0x41),
+        ),
       };
     default:
       return {
         name: "a body longer than Content-Length says, with stray bytes after it",
-        bytes: Buffer.concat([record, Buffer.from("garbage\r\n\r\n{\"Envelope\":")]),
+        bytes: Buffer.concat([record, Buffer.from('garbage\r\n\r\n{"Envelope":')]),
       };
   }
 }
