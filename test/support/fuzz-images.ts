@@ -219,9 +219,11 @@ export function tarHeaderLie(
       octal(claimed);
       return { name: `${name} header claiming ${claimed} bytes of its ${size}`, bytes };
     }
-    case 3:
-      header[random.int(100)] ^= 0x20;
+    case 3: {
+      const at = random.int(100);
+      header[at] = (header[at] as number) ^ 0x20;
       return { name: `${name} header with a checksum that fails`, bytes };
+    }
     case 4:
       header[156] = random.pick([0x35, 0x32, 0x4c, 0x78]);
       withChecksum(header);

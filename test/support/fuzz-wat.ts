@@ -90,7 +90,7 @@ export function watCase(index: number, random: FuzzRandom): WatCase {
   }
   const recordSpans =
     inserted === undefined ? spans : spans.filter((_, position) => position !== inserted.before);
-  let bytes = Buffer.concat(framed);
+  let bytes: Buffer = Buffer.concat(framed);
   if (style === "one gzip member") bytes = gzipSync(bytes);
 
   const touched = new Set<number>(touchedRecord === undefined ? [] : [touchedRecord]);
