@@ -7,27 +7,32 @@
  * exception out of a stage, no reason that is a programming error or more than one line), every
  * row the generator put in accounted for (kept, dropped with a reason, or failed with one; a
  * damaged file reported by name rather than giving fewer rows in silence), and peak memory under
- * PEAK_RSS_BOUND. A table of counts per input kind is printed at the end.
+ * PEAK_RSS_BOUND. extract, download and embed run as the CLI in a process of their own (a hang is
+ * killed and counted as a crash, and the exit code must say whether every input was done);
+ * filter, subset, stats and index run in this process, a few dozen times each. A table of counts
+ * per input kind is printed at the end.
  */
 import assert from "node:assert/strict";
 import { createReadStream } from "node:fs";
 import { mkdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { layout, shardName } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { readParquet } from "../src/io/parquet.js";
 import { readTarEntries } from "../src/io/tar-reader.js";
 import { collectingReporter } from "../src/shard/reporter.js";
-import { download } from "../src/stages/download/download.js";
+import type { DownloadSummary } from "../src/stages/download/download.js";
 import { SAMPLE_STATUSES } from "../src/stages/download/samples.js";
-import { embed } from "../src/stages/embed/embed.js";
-import { extract } from "../src/stages/extract/extract.js";
+import type { EmbedSummary } from "../src/stages/embed/embed.js";
+import type { ExtractSummary } from "../src/stages/extract/extract.js";
 import { filter } from "../src/stages/filter/filter.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import { stats } from "../src/stages/stats/stats.js";
 import { subset } from "../src/stages/subset/subset.js";
+import { runProcess } from "./support/cli.js";
 import { type GeneratedSample, writeDatasetRoot } from "./support/dataset-root.js";
 import { damagedNpy, damagedParquet } from "./support/fuzz-files.js";
 import { fuzzAnswer, type HttpAnswer, imageAnswer, rawHttpServer } from "./support/fuzz-http.js";
@@ -70,8 +75,8 @@ before(async () => {
   modelDir = join(workDir, "tiny-clip");
   await generateTinyClipModel(modelDir);
   valid = await validImages();
-  await writeFile(join(workDir, "stats-script.js"), "/* charts */");
   hostile = await hostileImages();
+  await writeFile(join(workDir, "stats-script.js"), "/* charts */");
   console.log(`stage-inputs fuzz: seed ${SEED} (replay with FUZZ_SEED=${SEED})`);
 });
 
@@ -98,9 +103,65 @@ async function sweep(kind: string, body: (random: FuzzRandom) => Promise<void>):
   );
 }
 
+const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+const MAX_RSS = fileURLToPath(new URL("./support/max-rss.ts", import.meta.url));
+/** A stage run on a whole kind's inputs, through the CLI: past this it counts as a hang. */
+const CLI_TIMEOUT_MS = fuzzCases(90_000);
+/** One kind's whole sweep: past this, a stage hangs. */
+const TEST_TIMEOUT_MS = 2 * CLI_TIMEOUT_MS;
+let cliRuns = 0;
+
+interface StageRun<Summary> {
+  summary?: Summary;
+  /** Why the run counts as a crash: a signal, a hang, no summary, an exit code that lies. */
+  crash?: string;
+  /** The warnings, one a line. */
+  stderr: string;
+  peakRss: number;
+}
+
+/**
+ * A stage through the real CLI in a process of its own (`--json`): its summary, its warnings
+ * and its peak memory. Killed past CLI_TIMEOUT_MS; any exit but 0 (every input done) or 1
+ * (some inputs failed, as the summary must then say) is a crash.
+ */
+async function stageCli<Summary extends { ok: boolean }>(
+  kind: string,
+  args: string[],
+): Promise<StageRun<Summary>> {
+  const rssFile = join(workDir, `rss-${++cliRuns}`);
+  const result = await runProcess(
+    process.execPath,
+    ["--import", "tsx", "--import", MAX_RSS, MAIN, ...args, "--json"],
+    {
+      env: { ...process.env, NO_COLOR: "1", CLIPCRAWL_MAX_RSS_FILE: rssFile },
+      timeoutMs: CLI_TIMEOUT_MS,
+    },
+  );
+  const peakRss = Number(await readFile(rssFile, "utf8").catch(() => "0"));
+  ledger.peak(kind, peakRss);
+  const run = { stderr: result.stderr, peakRss };
+  if (result.signal !== null)
+    return { ...run, crash: `killed by ${result.signal} (a hang past ${CLI_TIMEOUT_MS} ms?)` };
+  let summary: Summary;
+  try {
+    summary = JSON.parse(result.stdout) as Summary;
+  } catch {
+    return { ...run, crash: `exit ${result.code}, no summary: ${result.stderr.slice(-600)}` };
+  }
+  if (result.code !== (summary.ok ? 0 : 1))
+    return {
+      ...run,
+      crash: `exit ${result.code} for ok ${summary.ok}: ${result.stderr.slice(-600)}`,
+    };
+  return { ...run, summary };
+}
+
 const WAT_CASES = fuzzCases(60);
 
-test("WAT files, damaged: extract reads what is whole, reports the rest by file, loses no pair in silence", async () => {
+test("WAT files, damaged: extract reads what is whole, reports the rest by file, loses no pair in silence", {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   await sweep("WAT", async (random) => {
     const dir = join(workDir, "wat");
     await mkdir(dir);
@@ -112,28 +173,32 @@ test("WAT files, damaged: extract reads what is whole, reports the rest by file,
       inputs.push(path);
     }
     const root = join(dir, "root");
-    const reporter = collectingReporter();
-    let summary: Awaited<ReturnType<typeof extract>>;
-    try {
-      summary = await extract({
-        root,
-        inputs,
-        config: { workers: 1, maxRecordBytes: WAT_MAX_RECORD_BYTES, bloomCapacity: 20_000 },
-        reporter,
-      });
-    } catch (error) {
-      for (const item of cases)
-        ledger.outcome("WAT", "crash", `${item.mutation}: extract threw ${String(error)}`);
+    const run = await stageCli<ExtractSummary>("WAT", [
+      "extract",
+      ...inputs,
+      "--root",
+      root,
+      "--workers",
+      "1",
+      "--max-record-bytes",
+      String(WAT_MAX_RECORD_BYTES),
+      "--bloom-capacity",
+      "20000",
+    ]);
+    const summary = run.summary;
+    if (summary === undefined) {
+      for (const item of cases) ledger.outcome("WAT", "crash", `${item.mutation}: ${run.crash}`);
       return;
     }
+    const warnings = run.stderr.split("\n").filter((line) => line.trim() !== "");
     const storage = new LocalStorage(root);
     for (const [index, item] of cases.entries()) {
       const path = inputs[index] as string;
-      const shard = String(index).padStart(5, "0");
+      const shard = shardName(index);
       const what = `${item.fileName} (${item.mutation})`;
       const failure = summary.failedShards.find((failed) => failed.input === path)?.error;
       const lines = [
-        ...reporter.warnings.filter((line) => line.includes(item.fileName)),
+        ...warnings.filter((line) => line.includes(item.fileName)),
         ...(failure === undefined ? [] : [failure]),
       ];
       const unclear = lines
@@ -166,7 +231,7 @@ test("WAT files, damaged: extract reads what is whole, reports the rest by file,
           `${what}: ${rows.length} rows, kept ${stats.kept}, links ${stats.imageLinks}, dropped ${dropped}`,
         );
       } else if (failure === undefined) {
-        ledger.unaccounted("WAT", 2 * item.pairs.length, `${what}: no shard and no failure`);
+        ledger.unaccounted("WAT", item.pairs.flat().length, `${what}: no shard and no failure`);
       }
       item.pairs.forEach((pairs, record) => {
         if (item.touched.has(record)) return;
@@ -199,18 +264,26 @@ interface EmbeddedShard {
 }
 
 /** embed over a root of image shards; what became of each shard's samples, or why it threw. */
-async function embedRoot(root: string, shards: number): Promise<EmbeddedShard[] | string> {
-  const reporter = collectingReporter();
-  let summary: Awaited<ReturnType<typeof embed>>;
-  try {
-    summary = await embed({
-      root,
-      config: { model: modelDir, threads: 1, preprocessWorkers: 1, batchSize: 16 },
-      reporter,
-    });
-  } catch (error) {
-    return `embed threw ${String(error)}`;
-  }
+async function embedRoot(
+  kind: string,
+  root: string,
+  shards: number,
+): Promise<EmbeddedShard[] | string> {
+  const run = await stageCli<EmbedSummary>(kind, [
+    "embed",
+    "--root",
+    root,
+    "--model",
+    modelDir,
+    "--threads",
+    "1",
+    "--preprocess-workers",
+    "1",
+    "--batch-size",
+    "16",
+  ]);
+  const summary = run.summary;
+  if (summary === undefined) return `embed: ${run.crash}`;
   const storage = new LocalStorage(root);
   const outcomes: EmbeddedShard[] = [];
   for (let index = 0; index < shards; index++) {
@@ -258,7 +331,9 @@ function embedAccounting(
 const IMAGE_SHARDS = fuzzCases(8);
 const IMAGES_PER_SHARD = 5;
 
-test("images, damaged and hostile, in download's tars: embed embeds or refuses each with a reason", async () => {
+test("images, damaged and hostile, in download's tars: embed embeds or refuses each with a reason", {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   await sweep("image (embed)", async (random) => {
     const shards = Array.from({ length: IMAGE_SHARDS }, (_, index) => {
       // Sample 0 is a valid image: the damaged ones beside it must not take it down.
@@ -270,7 +345,7 @@ test("images, damaged and hostile, in download's tars: embed embeds or refuses e
     });
     const root = join(workDir, "images-root");
     await writeImageShards(root, shards);
-    const outcomes = await embedRoot(root, shards.length);
+    const outcomes = await embedRoot("image (embed)", root, shards.length);
     for (const [index, shard] of shards.entries()) {
       const outcome = typeof outcomes === "string" ? undefined : outcomes[index];
       if (outcome?.failure !== undefined || outcome === undefined) {
@@ -318,7 +393,9 @@ test("images, damaged and hostile, in download's tars: embed embeds or refuses e
 const TAR_CASES = fuzzCases(30);
 const SAMPLES_PER_TAR = 6;
 
-test("image tars, damaged: embed names the damage, embeds every whole sample, accounts for every row", async () => {
+test("image tars, damaged: embed names the damage, embeds every whole sample, accounts for every row", {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   await sweep("tar", async (random) => {
     const cases = Array.from({ length: TAR_CASES }, (_, index) => {
       const samples = imageSamples(
@@ -354,7 +431,7 @@ test("image tars, damaged: embed names the damage, embeds every whole sample, ac
     });
     const root = join(workDir, "tars-root");
     await writeImageShards(root, cases);
-    const outcomes = await embedRoot(root, cases.length);
+    const outcomes = await embedRoot("tar", root, cases.length);
     for (const [index, item] of cases.entries()) {
       const tarPath = join(root, layout.imageTar(shardName(index)));
       const what = `tar ${index} (${item.mutation})`;
@@ -402,7 +479,9 @@ test("image tars, damaged: embed names the damage, embeds every whole sample, ac
 const HTTP_CASES = fuzzCases(70);
 const DOWNLOADED_IMAGES = fuzzCases(30);
 
-test("HTTP answers, damaged, and damaged images over HTTP: download gives every URL one row and a reason", async () => {
+test("HTTP answers, damaged, and damaged images over HTTP: download gives every URL one row and a reason", {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const answers = new Map<string, HttpAnswer>();
   const kinds = new Map<string, string>();
   resetPeakRss();
@@ -425,27 +504,30 @@ test("HTTP answers, damaged, and damaged images over HTTP: download gives every 
     const list = join(workDir, "urls.txt");
     await writeFile(list, `${urls.join("\n")}\n`);
     const root = join(workDir, "download-root");
-    let summary: Awaited<ReturnType<typeof download>> | undefined;
-    let thrown: string | undefined;
-    try {
-      summary = await download({
-        root,
-        inputs: [list],
-        config: {
-          allowPrivateNetwork: true,
-          workers: 1,
-          concurrency: 16,
-          samplesPerShard: 40,
-          timeoutSeconds: 1,
-          totalTimeoutSeconds: 4,
-          retries: 0,
-          maxBodyBytes: 4 * 1024 * 1024,
-        },
-        reporter: collectingReporter(),
-      });
-    } catch (error) {
-      thrown = String(error);
-    }
+    const run = await stageCli<DownloadSummary>("HTTP", [
+      "download",
+      list,
+      "--root",
+      root,
+      "--allow-private-network",
+      "--workers",
+      "1",
+      "--concurrency",
+      "16",
+      "--samples-per-shard",
+      "40",
+      "--timeout-seconds",
+      "1",
+      "--total-timeout-seconds",
+      "4",
+      "--retries",
+      "0",
+      "--max-body-bytes",
+      String(4 * 1024 * 1024),
+    ]);
+    ledger.peak("image (download)", run.peakRss);
+    const summary = run.summary;
+    const thrown = run.crash;
     const storage = new LocalStorage(root);
     const rows = new Map<string, Record<string, unknown>[]>();
     const tarMembers = new Set<string>();
@@ -513,7 +595,8 @@ test("HTTP answers, damaged, and damaged images over HTTP: download gives every 
     );
     assert.equal(counts?.crashes, 0);
     assert.equal(counts?.unaccountedRows, 0);
-    assert.ok(peak < PEAK_RSS_BOUND, `peak RSS ${Math.round(peak / 2 ** 20)} MiB`);
+    const highest = counts?.peakRssBytes ?? 0;
+    assert.ok(highest < PEAK_RSS_BOUND, `peak RSS ${Math.round(highest / 2 ** 20)} MiB`);
   }
 });
 
@@ -562,7 +645,9 @@ function judgeMessage(kind: string, what: string, message: string, path: string)
   ledger.outcome(kind, why === undefined ? "rejected" : "crash", `${what}: ${why ?? message}`);
 }
 
-test("Parquet files, damaged: filter, subset and stats name the file and account for every row of the others", async () => {
+test("Parquet files, damaged: filter, subset and stats name the file and account for every row of the others", {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   await sweep("Parquet", async (random) => {
     const root = join(workDir, "parquet-root");
     const samples = await writeDatasetRoot(root, { shards: DATASET_SHARDS, perShard: PER_SHARD });
@@ -667,7 +752,9 @@ test("Parquet files, damaged: filter, subset and stats name the file and account
   });
 });
 
-test(".npy embeddings, damaged: index names the file and indexes every row of the other shards", async () => {
+test(".npy embeddings, damaged: index names the file and indexes every row of the other shards", {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   await sweep("npy", async (random) => {
     const root = join(workDir, "npy-root");
     const samples = await writeDatasetRoot(root, { shards: DATASET_SHARDS, perShard: PER_SHARD });
