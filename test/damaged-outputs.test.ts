@@ -230,3 +230,36 @@ test("--redo redoes a shard whose marker cannot see the damage (one written befo
     { shard: "00042", error: "not among the 5 shards filter planned (its input is missing)" },
   ]);
 });
+
+test("a dataset shard damaged inside, its PAR1 magic and footer length intact: subset and stats name it and read the other four", async () => {
+  const storage = await embeddedRoot("inside-root");
+  await filter({ root: storage });
+  const local = await storage.localPath(layout.datasetShard("00002"));
+  const bytes = await readFile(local);
+  // Bytes past the first magic, in the column chunks; the ends stay as they were.
+  for (let at = 8; at < bytes.length / 2; at += 3) bytes[at] = (bytes[at] as number) ^ 0x5a;
+  await writeFile(local, bytes);
+  const fix = `clipcrawl filter --root ${storage.root} --redo 00002`;
+
+  const reporter = collectingReporter();
+  const selected = await subset({ root: storage, output: join(workDir, "inside.csv"), reporter });
+  assert.equal(selected.rows, 4 * ROWS);
+  assert.deepEqual(
+    selected.damagedShards.map((damaged) => damaged.shard),
+    ["00002"],
+  );
+  assert.match(
+    reporter.warnings[0] as string,
+    /dataset\/00002\.parquet is damaged: not a readable Parquet file/,
+  );
+  assert.ok((reporter.warnings[0] as string).endsWith(fix), reporter.warnings[0]);
+
+  const report = await stats({
+    root: storage,
+    html: join(workDir, "inside-stats.html"),
+    script: await STATS_SCRIPT(),
+  });
+  assert.equal(report.report.funnel.kept, 4 * ROWS);
+  assert.equal(report.warnings.length, 1);
+  assert.ok((report.warnings[0] as string).endsWith(fix), report.warnings[0]);
+});

@@ -107,3 +107,27 @@ test("a tar cut inside a member still ends with one damaged entry", async () => 
   const entries = await entriesOf(tar.subarray(0, tar.length - 3000));
   assert.deepEqual(shown(entries), ["a.txt", "damaged@1024"]);
 });
+
+test("a zeroed header in the middle is reported once and the members after it are read; zeros to the end are the end", async () => {
+  const before = Buffer.concat([
+    member("a.txt", Buffer.from("first")),
+    member("a.jpg", Buffer.alloc(700, 1)),
+  ]);
+  const zeroed = member("b.jpg", Buffer.alloc(300, 9));
+  zeroed.fill(0, 0, BLOCK);
+  const tar = Buffer.concat([
+    before,
+    zeroed,
+    member("b.txt", Buffer.from("caption of b")),
+    member("c.txt", Buffer.from("third")),
+    endOfArchive,
+    Buffer.alloc(10 * BLOCK),
+  ]);
+  assert.deepEqual(shown(await entriesOf(tar)), [
+    "a.txt",
+    "a.jpg",
+    `damaged@${before.length}`,
+    "b.txt",
+    "c.txt",
+  ]);
+});

@@ -3,11 +3,12 @@
  * (subset, stats, index): each one is first checked to be a Parquet file — the `PAR1` magic at
  * both ends and a footer that fits, 12 bytes read — so that one damaged shard is named, with the
  * command that redoes it, and the readers go on with the others, instead of DuckDB failing the
- * whole query with "No magic bytes found".
+ * whole query with "No magic bytes found". The readers that read every row (subset, stats,
+ * index) have each shard decoded whole first (`readRows`), so that a damaged page is named too.
  */
 import { InputError } from "../errors.js";
 import { layout } from "../io/layout.js";
-import { parquetFileDamage } from "../io/parquet.js";
+import { parquetDataDamage, parquetFileDamage } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
 
 const DATASET_SHARD = /^(\d{5})\.parquet$/;
@@ -33,14 +34,19 @@ export interface DatasetShards {
 }
 
 /** The dataset shards in name order, split into the readable and the damaged ones. */
-export async function datasetShardFiles(storage: DatasetStorage): Promise<DatasetShards> {
+export async function datasetShardFiles(
+  storage: DatasetStorage,
+  options: { readRows?: boolean } = {},
+): Promise<DatasetShards> {
   const shards: DatasetShards = { readable: [], damaged: [] };
   for (const name of await storage.list(layout.datasetFolder())) {
     const shard = DATASET_SHARD.exec(name)?.[1];
     if (shard === undefined) continue;
     const path = layout.datasetShard(shard);
     const bytes = (await storage.stat(path))?.bytes ?? 0;
-    const reason = await parquetFileDamage(storage, path);
+    let reason = await parquetFileDamage(storage, path);
+    if (reason === undefined && options.readRows === true)
+      reason = await parquetDataDamage(storage, path);
     if (reason === undefined) shards.readable.push({ shard, path, bytes });
     else shards.damaged.push({ shard, path, reason });
   }
@@ -55,7 +61,7 @@ export async function readableDatasetShards(
   storage: DatasetStorage,
   advice: string,
 ): Promise<DatasetShards> {
-  const shards = await datasetShardFiles(storage);
+  const shards = await datasetShardFiles(storage, { readRows: true });
   const { readable, damaged } = shards;
   if (readable.length === 0 && damaged.length > 0) {
     const names = damaged.map((shard) => shard.shard);

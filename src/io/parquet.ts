@@ -149,8 +149,10 @@ export function quoteLiteral(text: string): string {
 
 /**
  * Why a file cannot be a Parquet file, from its first 4 and last 8 bytes (the `PAR1` magic at
- * both ends, a footer no longer than the file); undefined when it can be. What DuckDB would
- * otherwise fail a whole multi-file query on ("No magic bytes found"), found for 12 bytes read.
+ * both ends, a footer no longer than the file), then from its footer (the schema and row groups
+ * DuckDB must parse before reading a row); undefined when it can be. What DuckDB would otherwise
+ * fail a whole multi-file query on ("No magic bytes found", "TProtocolException: Invalid data"),
+ * without naming the file.
  */
 export async function parquetFileDamage(
   storage: DatasetStorage,
@@ -171,7 +173,41 @@ export async function parquetFileDamage(
   if (footer > bytes - 12) {
     return `not a Parquet file (its footer claims ${footer} bytes, the file has ${bytes})`;
   }
+  const connection = await duckdbConnection();
+  try {
+    await connection.run(
+      `SELECT count(*) FROM parquet_metadata(${quoteLiteral(await storage.localPath(path))})`,
+    );
+  } catch (error) {
+    const reason = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+    return `not a readable Parquet file (its footer does not parse: ${reason?.replace(/^Invalid Error: /, "")})`;
+  } finally {
+    connection.closeSync();
+  }
   return undefined;
+}
+
+/**
+ * Why a Parquet file whose footer parses still cannot be read to its end (a damaged page:
+ * "TProtocolException: Invalid data", a snappy block that does not decompress), found by
+ * decoding every column of every row; undefined when it reads. A whole read: for readers that
+ * read every row next anyway, so that one damaged file is named instead of failing their query.
+ */
+export async function parquetDataDamage(
+  storage: DatasetStorage,
+  path: string,
+): Promise<string | undefined> {
+  const connection = await duckdbConnection();
+  try {
+    const source = quoteLiteral(await storage.localPath(path));
+    await connection.run(`SELECT bit_xor(hash(t)) FROM read_parquet(${source}) t`);
+    return undefined;
+  } catch (error) {
+    const reason = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+    return `not a readable Parquet file (its data does not decode: ${reason?.replace(/^Invalid Error: /, "")})`;
+  } finally {
+    connection.closeSync();
+  }
 }
 
 const PARQUET_MAGIC = "PAR1";

@@ -53,7 +53,25 @@ export async function* readTarEntries(
       yield { kind: "damaged", offset, message: "tar ends inside a header block" };
       return;
     }
-    if (!resyncing && isZeroBlock(header)) return;
+    if (!resyncing && isZeroBlock(header)) {
+      // The end of the archive only when nothing but zeros follows: a zeroed header in the middle
+      // would otherwise end the tar in silence and lose every member after it.
+      const endAt = offset;
+      let next: Buffer;
+      do {
+        offset += BLOCK;
+        next = await input.take(BLOCK);
+      } while (next.length === BLOCK && isZeroBlock(next));
+      if (next.every((byte) => byte === 0)) return;
+      yield {
+        kind: "damaged",
+        offset: endAt,
+        message: "tar has an end-of-archive block with members after it",
+      };
+      input.giveBack(next);
+      resyncing = true;
+      continue;
+    }
     const parsed = parseTarHeader(header);
     if (parsed === undefined) {
       if (!resyncing && !isZeroBlock(header)) {
