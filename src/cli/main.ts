@@ -15,6 +15,7 @@ import { registerFilter } from "./commands/filter.js";
 import { registerInit } from "./commands/init.js";
 import { registerModel } from "./commands/model.js";
 import { registerRecheck } from "./commands/recheck.js";
+import { registerCompact } from "./commands/compact.js";
 import { registerRemove } from "./commands/remove.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerFilter(program);
   registerSubset(program);
   registerRemove(program);
+  registerCompact(program);
   registerRecheck(program);
   registerShow(program);
   registerStats(program);

@@ -1,6 +1,7 @@
 /**
  * `_governance/audit.jsonl`: one JSON line per completed removal — what was asked (the lists and
- * their sizes), when, why, and how many rows or samples left each file. Lines are only ever
+ * their sizes), when, why, the keys it tombstoned — and one per compaction: which removals'
+ * tombstones it applied and how many rows or samples left each file. Lines are only ever
  * added. A line is added by rewriting the file atomically with the line at its end, so a crash
  * never leaves half a line; a removal resumed after a crash adds its line once (it looks for its
  * id first).
@@ -19,7 +20,10 @@ export interface AuditFileChange {
 }
 
 export interface AuditEntry {
+  /** The removal's id, or the compaction's. */
   removal: string;
+  /** Absent in lines written before compaction existed: a removal that rewrote its files. */
+  kind?: "removal" | "compaction";
   started: string;
   finished: string;
   reason: string;
@@ -27,9 +31,14 @@ export interface AuditEntry {
   request: Partial<Record<RemovalKind, { file: string; entries: number; badLines: number }>>;
   /** Distinct sample keys removed. */
   samples: number;
-  /** The keys themselves, so `clipcrawl show KEY` can tell a sample's removal. */
+  /** The keys themselves, so `clipcrawl show KEY` can tell a sample's removal (removals only). */
   keys: string[];
+  /** Files rewritten (a compaction; a removal rewrites none, its samples are tombstoned). */
   files: AuditFileChange[];
+  /** A removal: its tombstone file, and how many files hold its samples until compaction. */
+  tombstones?: { path: string; bytes: number; filesHolding: number };
+  /** A compaction: the removals whose tombstones it applied (then deleted). */
+  applied?: string[];
   /** What happened to the kNN index (see remove.ts). */
   index: string;
 }
