@@ -27,7 +27,7 @@ import type { DatasetStorage } from "../io/storage.js";
 const HEADER = "clipcrawl tombstones v1";
 const FILE_NAME = /^(.+)\.txt$/;
 /** What a sample key may be: download's keys are digits; URL lists' keys are short names. */
-const KEY = /^[^\s\u0000-\u001f]{1,256}$/;
+const KEY = /^[\x21-\x7e\u00a0-\uffff]{1,256}$/;
 
 /** The DuckDB table `registerTombstones` fills, which `liveRows` reads. */
 export const TOMBSTONED_KEYS_TABLE = "clipcrawl_tombstoned_keys";

@@ -35,7 +35,6 @@ import {
   updateIndex,
 } from "./apply-rewrites.js";
 import { type AuditEntry, type AuditFileChange, appendAuditEntry } from "./audit-log.js";
-import { completePendingRemovals } from "./remove.js";
 import {
   acquireCompactionLock,
   acquireRemovalLock,
@@ -44,6 +43,7 @@ import {
   pendingJournals,
 } from "./removal-journal.js";
 import { planRemoval, type RemovalPlan, type RewriteKind } from "./removal-plan.js";
+import { completePendingRemovals } from "./remove.js";
 import {
   applyVersionRewrites,
   planVersionRewrites,
@@ -251,7 +251,10 @@ async function planCompaction(storage: LocalStorage): Promise<CompactionJournal 
     const now = new Date();
     return {
       version: JOURNAL_VERSION,
-      compaction: `compact-${now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")}-${randomBytes(3).toString("hex")}`,
+      compaction: `compact-${now
+        .toISOString()
+        .replace(/[-:]/g, "")
+        .replace(/\.\d+Z$/, "Z")}-${randomBytes(3).toString("hex")}`,
       started: now.toISOString(),
       applied: tombstones.removals,
       keys: tombstones.keys.size,

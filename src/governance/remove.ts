@@ -19,9 +19,8 @@
  * A run first completes every pending removal, so re-running after a crash finishes the job.
  */
 import { createHash, randomBytes } from "node:crypto";
-import type { DuckDBConnection } from "@duckdb/node-api";
 import { requireDatasetRoot } from "../config/dataset-root.js";
-import { ClipcrawlError, errorMessage } from "../errors.js";
+import { ClipcrawlError } from "../errors.js";
 import { describeBadLine } from "../formats/blocklists.js";
 import {
   appendToGovernanceLists,
