@@ -8,7 +8,7 @@ import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { readParquet } from "../src/io/parquet.js";
 import { readTarEntries, readWebdatasetSamples } from "../src/io/tar-reader.js";
-import { compact, remove } from "../src/pipeline/governance-commands.js";
+import { compact, remove, showSample } from "../src/pipeline/governance-commands.js";
 import { type RunningServer, serve } from "../src/server/serve.js";
 import { recheck } from "../src/stages/recheck/recheck.js";
 import { statsReport } from "../src/stages/stats/stats.js";
@@ -161,6 +161,13 @@ test("removed samples are unreachable through every reader the moment remove ret
   const tarNow = statSync(join(fixture.root, layout.imageTar("00000")));
   assert.deepEqual([tarNow.ino, tarNow.mtimeMs], [tarStat.ino, tarStat.mtimeMs], "tar untouched");
   assert.deepEqual(await readdir(join(fixture.root, "images")), tarsBefore);
+
+  const shown = await showSample({ root: fixture.root, key: first.key as string });
+  assert.ok(shown.notes.some((note) => note.startsWith("tombstoned")), shown.notes.join("; "));
+  assert.deepEqual(
+    shown.removals.map((entry) => entry.removal),
+    [removal?.removal],
+  );
 
   // Every reader, at once.
   const afterRemove = await readerKeys("after-remove");
