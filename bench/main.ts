@@ -11,7 +11,7 @@ import { readdir } from "node:fs/promises";
 import { loadavg } from "node:os";
 import { type BenchResult, type BenchRow, currentMachine, recordResults } from "./support.js";
 
-/** The stages' order: the pipeline's, then serving, the whole run, the UI and subsets. */
+/** The stages' order: the pipeline's, then serving, the whole run, the UI, subsets and takedowns. */
 const BENCH_ORDER = [
   "extract",
   "language",
@@ -22,6 +22,7 @@ const BENCH_ORDER = [
   "run",
   "ui",
   "subset",
+  "remove",
 ];
 
 type BenchMain = (args: string[]) => Promise<BenchRow[] | undefined>;

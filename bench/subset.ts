@@ -1,6 +1,6 @@
 /**
- * `clipcrawl subset` and `clipcrawl remove` on a generated dataset root, in the same run as the
- * I/O limit they are compared with.
+ * `clipcrawl subset` on a generated dataset root, in the same run as the I/O limit it is compared
+ * with (`clipcrawl remove` on the same kind of root: bench/remove.ts).
  *
  * The root: N rows (default 1,000,000) in shards of 10,000, every file a real run writes —
  * dataset shards in the LAION schema, download's image tars (small fake images) and parquets,
@@ -12,8 +12,6 @@
  * - `cat` of the dataset shards > /dev/null (warm page cache, as the subset reads them), then
  *   `subset --where` on the same files: rows/s and MB/s of parquet, and the ratio (target ≥ 0.5);
  * - with `--knn`: the index is built (timed), then a 1,000-query kNN subset (k 100);
- * - `remove` of 10,000 random keys: time, files and bytes rewritten (the root is spent
- *   afterwards and generated again by the next run).
  *
  *   npm run bench -- subset [--rows 1000000] [--dims 48] [--knn] [--queries 1000] [--k 100]
  */
@@ -30,7 +28,6 @@ import { encodeNpy } from "../src/io/npy.js";
 import { duckdbConnection, quoteLiteral } from "../src/io/parquet.js";
 import { TarWriter } from "../src/io/tar-writer.js";
 import { toFloat16Bits } from "../src/models/float16.js";
-import { remove } from "../src/pipeline/governance-commands.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import { subset } from "../src/stages/subset/subset.js";
 import {
@@ -43,7 +40,6 @@ import {
 } from "./support.js";
 
 const ROWS_PER_SHARD = 10_000;
-const REMOVED_KEYS = 10_000;
 const WHERE = "LANGUAGE = 'en' AND punsafe < 0.1 AND AESTHETIC_SCORE > 5";
 const BROAD_WHERE = "similarity >= 0.3 AND WIDTH >= 400";
 const LANGUAGES = ["en", "en", "en", "en", "de", "fr", "es", "ja", "", "ru"];
@@ -148,31 +144,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   }
   printTable(table);
 
-  const keys = await randomKeys(root, REMOVED_KEYS);
-  await writeFile(join(folder, "keys.txt"), `${keys.join("\n")}\n`);
-  const removed = await remove({
-    root,
-    lists: { keys: join(folder, "keys.txt") },
-    index: "delete",
-  });
-  // The root has lost rows: the next run generates it again.
-  await rm(join(root, "generated.json"), { force: true });
-  const [removal] = removed.removals;
-  const changed = removal?.files.filter((file) => file.removed > 0) ?? [];
-  const rewritten = changed.reduce((sum, file) => sum + file.bytesAfter, 0);
-  console.log(
-    `remove ${REMOVED_KEYS.toLocaleString()} keys: ${removal?.samples.toLocaleString()} samples out of ${changed.length} files, ${megabytes(rewritten).toFixed(0)} MB rewritten in ${removed.seconds.toFixed(1)} s (${(megabytes(rewritten) / removed.seconds).toFixed(0)} MB/s); load ${loadavg()
-      .map((l) => l.toFixed(1))
-      .join(" ")}`,
-  );
-  const timings = removal?.timings;
-  if (timings !== undefined) {
-    const kinds = Object.entries(timings.rewrites)
-      .map(([kind, seconds]) => `${kind} ${seconds?.toFixed(1)} s`)
-      .join(", ");
-    console.log(`  plan ${timings.plan.toFixed(1)} s; rewrites: ${kinds}`);
-  }
-  // The headline rows for bench/RESULTS.md: the narrow --where against cat, and the removal.
+  // The headline row for bench/RESULTS.md: the narrow --where against cat.
   const narrow = table[2] ?? [];
   const ratio = Number(narrow[5]);
   return [
@@ -184,12 +156,6 @@ export async function main(args: string[]): Promise<BenchRow[]> {
       ratio,
       target: "≥ 0.5× cat",
       met: ratio >= 0.5,
-    },
-    {
-      stage: `remove ${REMOVED_KEYS.toLocaleString("en")} keys, files rewritten`,
-      unit: "MB/s",
-      clipcrawl: megabytes(rewritten) / removed.seconds,
-      target: "none",
     },
   ];
 }
@@ -324,7 +290,8 @@ async function writeTar(
 }
 
 /** `count` distinct keys spread over the whole root (a fixed pseudo-random pick). */
-async function randomKeys(root: string, count: number): Promise<string[]> {
+/** `count` keys of the root's dataset, the same ones every time. */
+export async function randomKeys(root: string, count: number): Promise<string[]> {
   const connection = await duckdbConnection();
   try {
     const reader = await connection.runAndReadAll(

@@ -201,7 +201,7 @@ export function renderResults(results: readonly BenchResult[]): string {
           row.peer === undefined
             ? ""
             : `${row.peer.name}: ${figure(row.peer.value)} ${row.unit}`.trim(),
-          row.ratio === undefined ? "" : `${row.ratio.toFixed(2)}×`,
+          row.ratio === undefined ? "" : `${ratio(row.ratio)}×`,
           row.target,
           row.met === undefined ? "–" : row.met ? "yes" : "**no**",
         ]),
@@ -250,6 +250,11 @@ function tableRow(cells: string[]): string {
 }
 
 /** Three significant digits, thousands grouped: 0.203, 7.81, 41,000. */
+/** Two decimals; a share below 1 % with two significant digits, so it does not read as 0. */
+function ratio(value: number): string {
+  return value > 0 && value < 0.01 ? value.toPrecision(2) : value.toFixed(2);
+}
+
 function figure(value: number): string {
   if (!Number.isFinite(value)) return "–";
   const digits =

@@ -30,7 +30,12 @@ export {
 } from "./formats/index/clip-index.js";
 export type { IndexManifest, IndexParams, Modality } from "./formats/index/index-manifest.js";
 export { REMOVAL_KINDS, type RemovalKind } from "./formats/removal-lists.js";
+export {
+  readTombstones,
+  type Tombstones,
+} from "./formats/tombstones.js";
 export type { AuditEntry, AuditFileChange } from "./governance/audit-log.js";
+export type { CompactOptions, CompactSummary } from "./governance/compact.js";
 export type {
   CompletedRemoval,
   IndexAction,
@@ -46,7 +51,7 @@ export type {
 export { LocalStorage } from "./io/local-storage.js";
 export { decodeNpy, encodeNpy, type NpyArray, NpyFormatError } from "./io/npy.js";
 export type { DatasetStorage } from "./io/storage.js";
-export { remove, showSample } from "./pipeline/governance-commands.js";
+export { compact, remove, showSample } from "./pipeline/governance-commands.js";
 export { PIPELINE, STAGE_NAMES, type StageName } from "./pipeline/pipeline.js";
 export {
   type DistributedRunOptions,

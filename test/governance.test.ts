@@ -20,7 +20,7 @@ import { readParquet } from "../src/io/parquet.js";
 import { readTarEntries, readWebdatasetSamples } from "../src/io/tar-reader.js";
 import { TarWriter } from "../src/io/tar-writer.js";
 import { fromFloat16Bits } from "../src/models/float16.js";
-import { remove, showSample } from "../src/pipeline/governance-commands.js";
+import { compact, remove, showSample } from "../src/pipeline/governance-commands.js";
 import { collectingReporter } from "../src/shard/reporter.js";
 import { ShardState } from "../src/shard/shard-state.js";
 import { download } from "../src/stages/download/download.js";
@@ -81,7 +81,7 @@ function npySampleNumbers(path: string): number[] {
 
 const keyOf = (samples: GeneratedSample[], n: number) => (samples[n] as GeneratedSample).key;
 
-test("remove takes the matching samples out of every file, keeps the embeddings aligned, and logs it", async () => {
+test("remove then compact takes the matching samples out of every file, keeps the embeddings aligned, and logs it", async () => {
   const work = await tempDir("remove");
   const root = join(work, "root");
   const samples = await writeDatasetRoot(root, { shards: 3, perShard: 30 });
@@ -109,6 +109,7 @@ test("remove takes the matching samples out of every file, keeps the embeddings 
     cwd: work,
     reporter,
   });
+  const compacted = await compact({ root });
 
   assert.equal(summary.badLines, 3);
   assert.deepEqual(
@@ -161,6 +162,7 @@ test("remove takes the matching samples out of every file, keeps the embeddings 
   const tombstone = imageRows.find((row) => row.key === keyOf(samples, 4));
   assert.equal(tombstone?.status, "removed");
   assert.equal(tombstone?.error_message, `removal ${removal?.removal}`);
+  assert.deepEqual(compacted.applied, [removal?.removal]);
   for (const column of ["url", "caption", "sha256", "md5", "page_url", "width"]) {
     assert.equal(tombstone?.[column], null, `${column} is gone`);
   }
@@ -168,12 +170,16 @@ test("remove takes the matching samples out of every file, keeps the embeddings 
   assert.equal(kept?.url, samples[0]?.url);
   assert.equal(kept?.status, "success");
 
-  // The audit log: what, when, why, how many per file.
+  // The audit log: the removal (what, when, why), then the compaction (how many per file).
   const audit = await readAuditLog(storage);
-  assert.equal(audit.length, 1);
+  assert.deepEqual(
+    audit.map((entry) => entry.kind),
+    ["removal", "compaction"],
+  );
   assert.equal(audit[0]?.reason, "test takedown");
   assert.deepEqual(audit[0]?.request.md5, { file: join(work, "md5.txt"), entries: 1, badLines: 1 });
-  const datasetChange = audit[0]?.files.find((file) => file.path === "dataset/00000.parquet");
+  assert.deepEqual(audit[1]?.applied, [removal?.removal]);
+  const datasetChange = audit[1]?.files.find((file) => file.path === "dataset/00000.parquet");
   const keptRemoved = [...removed].filter((s) => s.shard === "00000" && s.kept).length;
   assert.equal(datasetChange?.removed, keptRemoved);
   assert.ok((datasetChange?.bytesAfter ?? 0) > 0);
@@ -196,10 +202,11 @@ test("remove takes the matching samples out of every file, keeps the embeddings 
     }
   }
   assert.deepEqual(await readdir(join(root, "_governance/pending")), []);
+  assert.deepEqual(await readdir(join(root, "_governance/tombstones")), [], "compact cleared them");
 
   // The same request again finds nothing left; the files stay as they are.
   const before = await keysByFile(root);
-  const again = await remove({ root, lists: { keys: "keys.txt" }, cwd: work });
+  const again = await remove({ root, lists: { keys: "keys.txt" }, cwd: work, compact: true });
   assert.equal(again.removals[0]?.samples, 0);
   assert.deepEqual(await keysByFile(root), before);
 
@@ -304,7 +311,7 @@ test("a tar rewrite is the tar download would have written without the removed s
 });
 
 function progressLines(root: string): number {
-  const folder = join(root, "_governance/pending");
+  const folder = join(root, "_governance/compaction");
   if (!existsSync(folder)) return 0;
   let lines = 0;
   for (const name of readdirSyncSafe(folder)) {
@@ -325,7 +332,7 @@ function readdirSyncSafe(folder: string): string[] {
 
 const JOURNAL = /^\d{8}T\d{6}Z-[0-9a-f]{6}\.json$/;
 
-test("remove killed at any point leaves every file fully old or fully new, and the next remove completes it", async () => {
+test("remove --compact killed at any point leaves every file fully old or fully new, and the next compact completes it", async () => {
   const work = await tempDir("remove-kill");
   const pristine = join(work, "pristine");
   const samples = await writeDatasetRoot(pristine, { shards: 6, perShard: 30 });
@@ -338,13 +345,18 @@ test("remove killed at any point leaves every file fully old or fully new, and t
       .join("\n"),
   );
   const args = (root: string) => [
-    ...["--root", root],
+    ...["--root", root, "--compact"],
     ...["--domains", join(work, "domains.txt"), "--keys", join(work, "keys.txt")],
   ];
   const original = await keysByFile(pristine);
   const reference = join(work, "reference");
   await cp(pristine, reference, { recursive: true, preserveTimestamps: true });
-  await remove({ root: reference, lists: { domains: "domains.txt", keys: "keys.txt" }, cwd: work });
+  await remove({
+    root: reference,
+    lists: { domains: "domains.txt", keys: "keys.txt" },
+    cwd: work,
+    compact: true,
+  });
   const final = await keysByFile(reference);
   const rewritten = [...final.keys()].filter(
     (path) => JSON.stringify(final.get(path)) !== JSON.stringify(original.get(path)),
@@ -383,13 +395,18 @@ test("remove killed at any point leaves every file fully old or fully new, and t
       assert.deepEqual(state, final, `${name}: a finished run`);
       continue;
     }
-    const resumed = await remove({ root });
-    assert.equal(resumed.removals[0]?.resumed, true);
+    await compact({ root });
     assert.deepEqual(await keysByFile(root), final, `${name} (${outcome}), then resumed`);
     const audit = await readAuditLog(new LocalStorage(root));
-    assert.equal(audit.length, 1, `${name}: one audit line`);
-    assert.equal(audit[0]?.samples, (await readAuditLog(new LocalStorage(reference)))[0]?.samples);
+    const removals = audit.filter((entry) => entry.kind === "removal");
+    assert.equal(removals.length, 1, `${name}: one removal line`);
+    assert.equal(
+      removals[0]?.samples,
+      (await readAuditLog(new LocalStorage(reference)))[0]?.samples,
+    );
     assert.deepEqual(await readdir(join(root, "_governance/pending")), []);
+    assert.deepEqual(await readdir(join(root, "_governance/compaction")), []);
+    assert.deepEqual(readdirSyncSafe(join(root, "_governance/tombstones")), []);
   }
   assert.ok(interrupted >= 2, `${interrupted} of the runs were killed mid-way`);
   await rm(work, { recursive: true, force: true });
@@ -465,6 +482,7 @@ test("removed content does not come back: download skips the removed links, filt
     lists: { urls: "takedown.txt" },
     cwd: work,
     reason: "owner request",
+    compact: true,
   });
   assert.equal(summary.removals[0]?.samples, 1);
   assert.deepEqual(await datasetUrls(), [rows[1]?.[0], rows[2]?.[0], rows[3]?.[0]]);
@@ -487,7 +505,7 @@ test("removed content does not come back: download skips the removed links, filt
   assert.equal(mirror.dropReason, "sha256_blocklisted");
 
   // --reapply takes the mirror's image out of the tars and embeddings too.
-  const reapplied = await remove({ root, reapply: true });
+  const reapplied = await remove({ root, reapply: true, compact: true });
   assert.equal(reapplied.removals[0]?.samples, 1);
   assert.deepEqual(await tarKeys(join(root, layout.imageTar("00000"))), ["000000001", "000000002"]);
 

@@ -49,7 +49,7 @@ async function query(text: string, numImages = 8): Promise<{ status: number; res
   return { status: response.status, results: Array.isArray(body) ? body : [] };
 }
 
-test("a running serve stops returning a sample once clipcrawl remove took it out of the index", async () => {
+test("a running serve follows the index that clipcrawl remove --compact rebuilt without a sample", async () => {
   const before = await query("a red circle");
   assert.equal(before.status, 200);
   const first = before.results[0];
@@ -60,7 +60,12 @@ test("a running serve stops returning a sample once clipcrawl remove took it out
   // A query still running when the index is swapped finishes on the old one.
   const inFlight = query("a blue square", 50);
   await writeFile(join(work, "keys.txt"), `${first.key}\n`);
-  const summary = await remove({ root: fixture.root, lists: { keys: "keys.txt" }, cwd: work });
+  const summary = await remove({
+    root: fixture.root,
+    lists: { keys: "keys.txt" },
+    cwd: work,
+    compact: true,
+  });
   assert.equal(summary.ok, true);
   assert.equal((await inFlight).status, 200);
 
@@ -87,6 +92,7 @@ test("an index deleted under a running serve is a 503 naming the fix, not the ol
     root: fixture.root,
     lists: { keys: "more-keys.txt" },
     cwd: work,
+    compact: true,
     index: "delete",
   });
   const response = await fetch(`${server.url}/knn-service`, {

@@ -6,6 +6,7 @@ import { Command } from "commander";
 import { ClipcrawlError, errorMessage } from "../errors.js";
 import { VERSION } from "../version.js";
 import { registerIndex } from "./commands/build-index.js";
+import { registerCompact } from "./commands/compact.js";
 import { registerDashboard } from "./commands/dashboard.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerDownload } from "./commands/download.js";
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerFilter(program);
   registerSubset(program);
   registerRemove(program);
+  registerCompact(program);
   registerRecheck(program);
   registerShow(program);
   registerStats(program);

@@ -1,12 +1,14 @@
 /**
  * What changed between two dataset versions (`clipcrawl diff A B`): the rows added and removed
  * (by key: keys are stable, shard id and row), and how the caption languages and the score
- * histograms of the kept rows moved.
+ * histograms of the kept rows moved. Tombstoned samples are left out of both sides, as every
+ * reader leaves them out.
  */
 import { duckdbConnection, quoteLiteral } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
-import { type Histogram, histogram, languages } from "./dataset-stats.js";
+import { type Histogram, histogram, languages, parquetRows } from "./dataset-stats.js";
 import { type DatasetVersion, readVersion } from "./dataset-versions.js";
+import { liveRows, readTombstones, registerTombstones } from "./tombstones.js";
 
 /** The score columns whose distributions are compared, with their range. */
 const SCORES: [column: string, lower: number, upper: number][] = [
@@ -43,10 +45,12 @@ export async function diffVersions(
       .join(", ")}]`;
   const a = await files(from);
   const b = await files(to);
+  const tombstones = await readTombstones(storage);
   const connection = await duckdbConnection();
   try {
+    await registerTombstones(connection, tombstones);
     const keysOnly = async (left: string, right: string) => {
-      const query = `SELECT key FROM read_parquet(${left}) EXCEPT SELECT key FROM read_parquet(${right})`;
+      const query = `SELECT key FROM ${liveRows(`read_parquet(${left})`, tombstones)} EXCEPT SELECT key FROM ${liveRows(`read_parquet(${right})`, tombstones)}`;
       const count = (
         await connection.runAndReadAll(`SELECT count(*)::BIGINT AS n FROM (${query})`)
       ).getRowObjects()[0]?.n;
@@ -55,14 +59,14 @@ export async function diffVersions(
         .map((row) => String(row.key));
       return { rows: Number(count ?? 0), keys };
     };
-    const fromLanguages = new Map(await languages(connection, a));
-    const toLanguages = new Map(await languages(connection, b));
+    const fromLanguages = new Map(await languages(connection, parquetRows(a, tombstones)));
+    const toLanguages = new Map(await languages(connection, parquetRows(b, tombstones)));
     const codes = [...new Set([...fromLanguages.keys(), ...toLanguages.keys()])];
     const scores: DatasetDiff["scores"] = {};
     for (const [column, lower, upper] of SCORES) {
       scores[column] = {
-        from: await histogram(connection, a, column, lower, upper, BINS),
-        to: await histogram(connection, b, column, lower, upper, BINS),
+        from: await histogram(connection, parquetRows(a, tombstones), column, lower, upper, BINS),
+        to: await histogram(connection, parquetRows(b, tombstones), column, lower, upper, BINS),
       };
     }
     return {

@@ -4,7 +4,9 @@
  * histograms of the similarity over every embedded pair (so the thresholds can be marked on it),
  * and of the sizes and scores over the kept rows, computed with DuckDB over the Parquet files.
  * The kept rows are the caller's: the server passes an index's segments, `stats` the dataset
- * shards. A stage the root has no stats for gives nulls and empty lists, not an error.
+ * shards; the rows of tombstoned samples (src/formats/tombstones.ts) are left out of every
+ * distribution, as they are out of the caller's count. A stage the root has no stats for gives
+ * nulls and empty lists, not an error.
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { layout } from "../io/layout.js";
@@ -16,6 +18,7 @@ import {
 } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
 import { type LinkRotStats, readLatestLinkRot } from "./link-rot.js";
+import { liveRows, NO_TOMBSTONES, registerTombstones, type Tombstones } from "./tombstones.js";
 
 /** [lower, upper, count] */
 export type HistogramBin = [number, number, number];
@@ -51,8 +54,10 @@ export type StatsFile = Record<string, unknown>;
 export interface KeptRows {
   /** Local paths of Parquet files in the LAION schema (LANGUAGE, WIDTH, HEIGHT, the scores). */
   paths: readonly string[];
-  /** How many rows they hold (the funnel's last step). */
+  /** How many rows they hold, tombstoned ones left out (the funnel's last step). */
   rows: number;
+  /** The root's tombstones: their rows are left out of the distributions. */
+  tombstones?: Tombstones;
 }
 
 export async function readDatasetStats(
@@ -68,7 +73,9 @@ export async function readDatasetStats(
   );
   const connection = await duckdbConnection();
   try {
-    const keptRows = fileList(kept.paths);
+    const tombstones = kept.tombstones ?? NO_TOMBSTONES;
+    await registerTombstones(connection, tombstones);
+    const keptRows = parquetRows(fileList(kept.paths), tombstones);
     const maxSize = await maxima(connection, keptRows);
     return {
       funnel: {
@@ -79,7 +86,14 @@ export async function readDatasetStats(
         kept: kept.rows,
       },
       thresholds: thresholds(dataset[0]),
-      similarity: await histogram(connection, fileList(embedded), "similarity", -1, 1, 100),
+      similarity: await histogram(
+        connection,
+        parquetRows(fileList(embedded), tombstones),
+        "similarity",
+        -1,
+        1,
+        100,
+      ),
       languages: await languages(connection, keptRows),
       sizes: {
         width: await histogram(connection, keptRows, "WIDTH", 0, niceCeiling(maxSize.width), 20),
@@ -133,6 +147,18 @@ export function fileList(paths: readonly string[]): string | undefined {
   return paths.length === 0 ? undefined : `[${paths.map(quoteLiteral).join(", ")}]`;
 }
 
+/**
+ * The rows of a DuckDB list of Parquet files, less the tombstoned ones (the connection prepared
+ * by registerTombstones); undefined when there are no files.
+ */
+export function parquetRows(
+  files: string | undefined,
+  tombstones: Tombstones = NO_TOMBSTONES,
+): string | undefined {
+  if (files === undefined) return undefined;
+  return liveRows(`read_parquet(${files}, union_by_name = true)`, tombstones);
+}
+
 export function sum(files: readonly StatsFile[], field: string): number | null {
   if (files.length === 0) return null;
   return files.reduce(
@@ -171,9 +197,10 @@ export function mergedCounts(
   return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }
 
+/** `rows`: a relation (parquetRows), or undefined for none. */
 export async function histogram(
   connection: DuckDBConnection,
-  files: string | undefined,
+  rows: string | undefined,
   column: string,
   lower: number,
   upper: number,
@@ -185,11 +212,11 @@ export async function histogram(
     round(lower + (bin + 1) * width),
     0,
   ]);
-  if (files === undefined) return { bins };
+  if (rows === undefined) return { bins };
   const value = `TRY_CAST(${quoteIdentifier(column)} AS DOUBLE)`;
   const reader = await connection.runAndReadAll(
     `SELECT least(greatest(floor((v - ${lower}) / ${width}), 0), ${count - 1})::INTEGER AS bin, count(*)::INTEGER AS n
-     FROM (SELECT ${value} AS v FROM read_parquet(${files}, union_by_name = true))
+     FROM (SELECT ${value} AS v FROM ${rows})
      WHERE v IS NOT NULL AND NOT isnan(v) GROUP BY bin`,
   );
   for (const [bin, n] of reader.getRows() as [number, number][]) {
@@ -200,11 +227,11 @@ export async function histogram(
 
 export async function languages(
   connection: DuckDBConnection,
-  files: string | undefined,
+  rows: string | undefined,
 ): Promise<[string, number][]> {
-  if (files === undefined) return [];
+  if (rows === undefined) return [];
   const reader = await connection.runAndReadAll(
-    `SELECT coalesce(LANGUAGE, '') AS language, count(*)::INTEGER AS n FROM read_parquet(${files})
+    `SELECT coalesce(LANGUAGE, '') AS language, count(*)::INTEGER AS n FROM ${rows}
      GROUP BY language ORDER BY n DESC, language`,
   );
   return reader.getRows() as [string, number][];
@@ -212,11 +239,11 @@ export async function languages(
 
 async function maxima(
   connection: DuckDBConnection,
-  files: string | undefined,
+  rows: string | undefined,
 ): Promise<{ width: number; height: number }> {
-  if (files === undefined) return { width: 0, height: 0 };
+  if (rows === undefined) return { width: 0, height: 0 };
   const reader = await connection.runAndReadAll(
-    `SELECT coalesce(max(WIDTH), 0)::DOUBLE, coalesce(max(HEIGHT), 0)::DOUBLE FROM read_parquet(${files})`,
+    `SELECT coalesce(max(WIDTH), 0)::DOUBLE, coalesce(max(HEIGHT), 0)::DOUBLE FROM ${rows}`,
   );
   const [width, height] = (reader.getRows()[0] ?? [0, 0]) as [number, number];
   return { width, height };

@@ -1,13 +1,16 @@
 /**
  * `_governance/audit.jsonl`: one JSON line per completed removal — what was asked (the lists and
- * their sizes), when, why, and how many rows or samples left each file. Lines are only ever
- * added. A line is added by rewriting the file atomically with the line at its end, so a crash
- * never leaves half a line; a removal resumed after a crash adds its line once (it looks for its
- * id first).
+ * their sizes), when, why, the keys it tombstoned — and one per compaction: which removals'
+ * tombstones it applied and how many rows or samples left each file. Lines are only ever added,
+ * appended and synced, so a removal costs its own line, not a copy of the log. A crash can leave
+ * at most a cut-off last line, which readers skip and the next line starts after; a removal
+ * resumed after a crash adds its line once (it looks for its id among the whole lines first).
  */
-
+import { mkdir, open } from "node:fs/promises";
+import { dirname } from "node:path";
 import type { RemovalKind } from "../formats/removal-lists.js";
 import { layout } from "../io/layout.js";
+import type { LocalStorage } from "../io/local-storage.js";
 import type { DatasetStorage } from "../io/storage.js";
 
 export interface AuditFileChange {
@@ -19,7 +22,10 @@ export interface AuditFileChange {
 }
 
 export interface AuditEntry {
+  /** The removal's id, or the compaction's. */
   removal: string;
+  /** Absent in lines written before compaction existed: a removal that rewrote its files. */
+  kind?: "removal" | "compaction";
   started: string;
   finished: string;
   reason: string;
@@ -27,9 +33,14 @@ export interface AuditEntry {
   request: Partial<Record<RemovalKind, { file: string; entries: number; badLines: number }>>;
   /** Distinct sample keys removed. */
   samples: number;
-  /** The keys themselves, so `clipcrawl show KEY` can tell a sample's removal. */
+  /** The keys themselves, so `clipcrawl show KEY` can tell a sample's removal (removals only). */
   keys: string[];
+  /** Files rewritten (a compaction; a removal rewrites none, its samples are tombstoned). */
   files: AuditFileChange[];
+  /** A removal: its tombstone file, and how many files hold its samples until compaction. */
+  tombstones?: { path: string; bytes: number; filesHolding: number };
+  /** A compaction: the removals whose tombstones it applied (then deleted). */
+  applied?: string[];
   /** What happened to the kNN index (see remove.ts). */
   index: string;
 }
@@ -43,16 +54,24 @@ export async function readAuditLog(storage: DatasetStorage): Promise<AuditEntry[
     try {
       entries.push(JSON.parse(line) as AuditEntry);
     } catch {
-      // A line edited by hand: the others still count.
+      // A line edited by hand, or cut off by a crash: the others still count.
     }
   }
   return entries;
 }
 
-export async function appendAuditEntry(storage: DatasetStorage, entry: AuditEntry): Promise<void> {
+export async function appendAuditEntry(storage: LocalStorage, entry: AuditEntry): Promise<void> {
   const path = layout.auditLog();
   const existing = (await storage.exists(path)) ? await storage.readText(path) : "";
-  if (existing.includes(`{"removal":${JSON.stringify(entry.removal)},`)) return;
+  if ((await readAuditLog(storage)).some((line) => line.removal === entry.removal)) return;
   const separator = existing === "" || existing.endsWith("\n") ? "" : "\n";
-  await storage.writeAtomic(path, `${existing}${separator}${JSON.stringify(entry)}\n`);
+  const localPath = await storage.localPath(path);
+  await mkdir(dirname(localPath), { recursive: true });
+  const file = await open(localPath, "a");
+  try {
+    await file.write(`${separator}${JSON.stringify(entry)}\n`);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
 }

@@ -118,13 +118,16 @@ export function dropParquetRows(
   });
 }
 
-/** Turns the rows of `keys` in download's image parquet into tombstones (see the module comment). */
+/**
+ * Turns the rows of `keys` in download's image parquet into tombstone rows (see the module
+ * comment); `reason` goes in their error_message (`removal ID`).
+ */
 export function tombstoneImageRows(
   connection: DuckDBConnection,
   storage: DatasetStorage,
   path: string,
   keys: readonly string[],
-  removal: string,
+  reason: string,
 ): Promise<RewriteOutcome> {
   return rewriteParquet(connection, storage, path, keys, {
     pending: (hit) => `${hit} AND status IS DISTINCT FROM '${REMOVED_STATUS}'`,
@@ -141,7 +144,7 @@ export function tombstoneImageRows(
           return `CASE WHEN __hit THEN '${REMOVED_STATUS}' ELSE ${column} END AS ${column}`;
         }
         if (name === "error_message") {
-          return `CASE WHEN __hit THEN ${quoteLiteral(`removal ${removal}`)} ELSE ${column} END AS ${column}`;
+          return `CASE WHEN __hit THEN ${quoteLiteral(reason)} ELSE ${column} END AS ${column}`;
         }
         return `CASE WHEN __hit THEN NULL ELSE ${column} END AS ${column}`;
       });

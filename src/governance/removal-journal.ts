@@ -18,6 +18,8 @@ import type { AuditEntry, AuditFileChange } from "./audit-log.js";
 import type { RemovalPlan } from "./removal-plan.js";
 
 export const JOURNAL_VERSION = 1;
+const LOCK_WAIT_MS = 30_000;
+const LOCK_POLL_MS = 100;
 
 export interface RemovalJournal {
   version: number;
@@ -34,6 +36,11 @@ const JOURNAL_NAME = /^(.+)\.json$/;
 
 export function progressLogPath(removal: string): string {
   return `${layout.removalJournalFolder()}/${removal}.progress.jsonl`;
+}
+
+/** The progress log of a compaction (see compaction-journal.ts). */
+export function compactionProgressPath(compaction: string): string {
+  return `${layout.compactionJournalFolder()}/${compaction}.progress.jsonl`;
 }
 
 export async function writeJournal(storage: LocalStorage, journal: RemovalJournal): Promise<void> {
@@ -67,15 +74,15 @@ export async function pendingJournals(storage: LocalStorage): Promise<RemovalJou
   return journals.sort((a, b) => (a.removal < b.removal ? -1 : 1));
 }
 
-/** Files already rewritten by this removal, with what each rewrite took out. */
+/** Files already rewritten, from a progress log, with what each rewrite took out. */
 export async function readProgress(
   storage: LocalStorage,
-  removal: string,
+  logPath: string,
 ): Promise<Map<string, AuditFileChange>> {
   const done = new Map<string, AuditFileChange>();
   let text = "";
   try {
-    text = await readFile(await storage.localPath(progressLogPath(removal)), "utf8");
+    text = await readFile(await storage.localPath(logPath), "utf8");
   } catch {
     return done;
   }
@@ -92,10 +99,12 @@ export async function readProgress(
 
 export async function appendProgress(
   storage: LocalStorage,
-  removal: string,
+  logPath: string,
   change: AuditFileChange,
 ): Promise<void> {
-  const handle = await open(await storage.localPath(progressLogPath(removal)), "a");
+  const path = await storage.localPath(logPath);
+  await mkdir(dirname(path), { recursive: true });
+  const handle = await open(path, "a");
   try {
     await handle.write(`${JSON.stringify(change)}\n`);
     await handle.sync();
@@ -109,10 +118,32 @@ export async function finishJournal(storage: LocalStorage, removal: string): Pro
   await storage.remove(progressLogPath(removal));
 }
 
-/** Takes the root's removal lock; a lock left by a process that no longer runs is taken over. */
-export async function acquireRemovalLock(storage: LocalStorage): Promise<() => Promise<void>> {
-  const path = await storage.localPath(layout.removalLock());
+/**
+ * Takes the root's removal lock; a lock left by a process that no longer runs is taken over.
+ * Held by `remove` and by `compact` while it plans and while it commits (both short), so either
+ * waits up to `waitMs` for the other rather than failing.
+ */
+export function acquireRemovalLock(
+  storage: LocalStorage,
+  waitMs = LOCK_WAIT_MS,
+): Promise<() => Promise<void>> {
+  return acquireLock(storage, layout.removalLock(), waitMs, "remove or compact");
+}
+
+/** Held by a compaction from start to end: two never rewrite the same files at once. */
+export function acquireCompactionLock(storage: LocalStorage): Promise<() => Promise<void>> {
+  return acquireLock(storage, layout.compactionLock(), 0, "compact");
+}
+
+async function acquireLock(
+  storage: LocalStorage,
+  lockPath: string,
+  waitMs: number,
+  holderName: string,
+): Promise<() => Promise<void>> {
+  const path = await storage.localPath(lockPath);
   await mkdir(dirname(path), { recursive: true });
+  const deadline = Date.now() + waitMs;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const handle = await open(path, "wx");
@@ -122,16 +153,22 @@ export async function acquireRemovalLock(storage: LocalStorage): Promise<() => P
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       const holder = await lockHolder(path);
+      // No pid yet: the holder is between creating the file and writing it.
+      if ((holder === undefined || processRuns(holder)) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+        attempt--;
+        continue;
+      }
       if (holder !== undefined && processRuns(holder)) {
         throw new ClipcrawlError(
           "CC_REMOVE_RUNNING",
-          `another clipcrawl remove (process ${holder}) is working on this root (${path}); wait for it to finish`,
+          `another clipcrawl ${holderName} (process ${holder}) holds this root's lock (${path}); wait for it to finish`,
         );
       }
       await rm(path, { force: true });
     }
   }
-  throw new ClipcrawlError("CC_REMOVE_RUNNING", `cannot take the removal lock ${path}`);
+  throw new ClipcrawlError("CC_REMOVE_RUNNING", `cannot take the lock ${path}`);
 }
 
 async function lockHolder(path: string): Promise<number | undefined> {

@@ -17,6 +17,12 @@ import { ClipcrawlError } from "../errors.js";
 import { readManifest } from "../formats/index/index-manifest.js";
 import { REMOVAL_KINDS, type RemovalKind, type RemovalLists } from "../formats/removal-lists.js";
 import { registerFilterFunctions, URL_DOMAINS_FUNCTION } from "../formats/sql-functions.js";
+import {
+  NO_TOMBSTONES,
+  registerTombstones,
+  TOMBSTONED_KEYS_TABLE,
+  type Tombstones,
+} from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
 import type { LocalStorage } from "../io/local-storage.js";
 import { quoteLiteral } from "../io/parquet.js";
@@ -79,12 +85,18 @@ const MATCHED_COLUMN: Record<RemovalKind, string> = {
 
 const listTable = (kind: RemovalKind) => `removal_list_${kind}`;
 
+/**
+ * `tombstoned`: samples an earlier removal took out already (its tombstones not yet compacted):
+ * they are not matched again.
+ */
 export async function planRemoval(
   connection: DuckDBConnection,
   storage: LocalStorage,
   lists: RemovalLists,
+  tombstoned: Tombstones = NO_TOMBSTONES,
 ): Promise<RemovalPlan> {
   await registerFilterFunctions(connection);
+  await registerTombstones(connection, tombstoned);
   const files = await rootFiles(storage);
   for (const kind of REMOVAL_KINDS) {
     await connection.run(`CREATE OR REPLACE TEMP TABLE ${listTable(kind)} (v VARCHAR)`);
@@ -116,7 +128,7 @@ export async function planRemoval(
     );
   }
   await connection.run(
-    "CREATE OR REPLACE TEMP TABLE removal_keys AS SELECT DISTINCT key FROM removal_keys",
+    `CREATE OR REPLACE TEMP TABLE removal_keys AS SELECT DISTINCT key FROM removal_keys WHERE key NOT IN (SELECT key FROM ${TOMBSTONED_KEYS_TABLE})`,
   );
   const keys = (await connection.runAndReadAll("SELECT key FROM removal_keys ORDER BY key"))
     .getRowObjects()

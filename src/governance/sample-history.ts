@@ -12,6 +12,7 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { requireDatasetRoot } from "../config/dataset-root.js";
 import { readManifest } from "../formats/index/index-manifest.js";
+import { readTombstones } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
 import type { LocalStorage } from "../io/local-storage.js";
 import { openRoot } from "../io/open-root.js";
@@ -138,6 +139,11 @@ export async function sampleHistory(
     history.embedding !== null ||
     history.dataset !== null ||
     history.removals.length > 0;
+  if ((await readTombstones(storage)).keys.has(key)) {
+    history.notes.push(
+      "tombstoned: every reader leaves it out; its bytes stay in the files until clipcrawl compact",
+    );
+  }
   if (history.download?.values.status === REMOVED_STATUS) {
     history.notes.push("download's row is a tombstone: the sample was removed (see removals)");
   }

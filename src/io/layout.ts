@@ -52,6 +52,13 @@ export const layout = {
   removalJournal: (id: string) => `_governance/pending/${id}.json`,
   removalJournalFolder: () => "_governance/pending",
   removalLock: () => "_governance/remove.lock",
+  /** The samples a removal took out, honoured by every reader until compact rewrites the files. */
+  tombstonesFolder: () => "_governance/tombstones",
+  tombstones: (removal: string) => `_governance/tombstones/${removal}.txt`,
+  /** A compaction's plan (like a removal's journal), deleted once it is applied. */
+  compactionJournal: (id: string) => `_governance/compaction/${id}.json`,
+  compactionJournalFolder: () => "_governance/compaction",
+  compactionLock: () => "_governance/compact.lock",
   recheckFolder: () => "_recheck",
   /** A recheck's rows, one file a recheck (`date`: YYYY-MM-DD, or with a suffix). */
   recheck: (date: string) => `_recheck/${date}.parquet`,

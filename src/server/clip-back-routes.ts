@@ -24,7 +24,10 @@ export function registerClipBackRoutes(app: FastifyInstance, context: ServerCont
   app.post("/metadata", async (request) => {
     const fields = asObject(request.body);
     const served = context.index(stringField(fields, "indice_name", 256));
-    const ids = metadataIds(fields.ids, served.index.size, context.limits.maxResults);
+    // A removed sample's row has no metadata to give: it is left out of the answer.
+    const ids = metadataIds(fields.ids, served.index.size, context.limits.maxResults).filter(
+      (id) => !served.index.isRemoved(id),
+    );
     if (ids.length === 0) return [];
     const metadata = context.metrics.timeSync("metadata", served.name, () =>
       resultMetadata(served, ids),

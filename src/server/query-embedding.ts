@@ -48,6 +48,9 @@ async function inputEmbedding(
   const { metrics } = context;
   if (input.kind === "embedding") return embeddingInput(input.values, served.index.dimensions);
   if (input.kind === "row") {
+    if (served.index.isRemoved(input.id)) {
+      throw new RequestError("like_id", `like_id ${input.id} is a removed sample`, 404);
+    }
     const vector = await rowVector(served.storage, served.index.manifest, input.id, input.modality);
     if (vector === undefined) {
       throw new RequestError(

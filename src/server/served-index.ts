@@ -12,6 +12,7 @@ import { statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ClipcrawlError, errorMessage } from "../errors.js";
 import { type ClipIndex, openIndex } from "../formats/index/clip-index.js";
+import { readTombstones, tombstonesStamp } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
 import type { LocalStorage } from "../io/local-storage.js";
 import { openRoot } from "../io/open-root.js";
@@ -96,6 +97,8 @@ export class ServedIndex {
     private readonly options: ServedIndexOptions,
     /** The manifest's stamp when the index was opened (see manifestStamp). */
     readonly stamp: string,
+    /** The tombstones' stamp when they were last applied (see tombstonesStamp). */
+    private tombstones: string,
   ) {
     this.thumbnails = new ThumbnailStore(storage, options.maxImagePixels);
   }
@@ -125,11 +128,12 @@ export class ServedIndex {
     const storage = openRoot(resolve(source.root));
     // Taken before the files are read: a rewrite in between changes it again, and is seen.
     const stamp = manifestStamp(storage);
+    const tombstones = tombstonesStamp(storage.root);
     const index = await openIndexOf(storage, options);
     try {
       const models =
         source.model === null ? undefined : await loadQueryModels(source, storage, index, options);
-      return new ServedIndex(source, storage, index, models, options, stamp);
+      return new ServedIndex(source, storage, index, models, options, stamp, tombstones);
     } catch (error) {
       index.close();
       throw error;
@@ -142,6 +146,7 @@ export class ServedIndex {
    */
   async reopen(): Promise<ServedIndex> {
     const stamp = manifestStamp(this.storage);
+    const tombstones = tombstonesStamp(this.storage.root);
     const index = await openIndexOf(this.storage, this.options);
     const modelSize = this.models?.clip.embeddingSize;
     if (modelSize !== undefined && modelSize !== index.dimensions) {
@@ -157,10 +162,28 @@ export class ServedIndex {
       this.models,
       this.options,
       stamp,
+      tombstones,
     );
     this.ownsModels = false;
     this.retire();
     return next;
+  }
+
+  /** Whether the root's tombstones changed since they were applied (one directory read). */
+  tombstonesChanged(): boolean {
+    return tombstonesStamp(this.storage.root) !== this.tombstones;
+  }
+
+  /**
+   * Applies the root's tombstones as they are now: their rows leave every search, `/metadata`,
+   * the thumbnails and the statistics at once. Throws (a damaged tombstone file) leaving the
+   * stamp as it was, so the caller refuses the index until the files change.
+   */
+  async refreshTombstones(): Promise<void> {
+    const stamp = tombstonesStamp(this.storage.root);
+    this.index.applyTombstones(await readTombstones(this.storage));
+    this.tombstones = stamp;
+    this.statistics = undefined;
   }
 
   /** Marks the index in use until the returned function is called. */
@@ -220,7 +243,7 @@ export class ServedIndex {
     return this.statistics;
   }
 
-  /** The row of a sample key, or undefined when the index has no such row. */
+  /** The row of a sample key, or undefined when the index has no such row (or it was removed). */
   rowOfKey(key: string): number | undefined {
     if (this.keys === undefined) {
       const keys = new Map<string, number>();
@@ -236,7 +259,8 @@ export class ServedIndex {
       }
       this.keys = keys;
     }
-    return this.keys.get(key);
+    const id = this.keys.get(key);
+    return id === undefined || this.index.isRemoved(id) ? undefined : id;
   }
 
   /**

@@ -9,7 +9,7 @@
  * running finishes on the old index, which is closed after it.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { errorMessage } from "../errors.js";
+import { ClipcrawlError, errorMessage } from "../errors.js";
 import type { ImageFetcher } from "../io/fetch/image-fetcher.js";
 import type { ServeConfig } from "./config.js";
 import type { ExportJobs } from "./export-jobs.js";
@@ -29,6 +29,8 @@ const requestLeases = new AsyncLocalStorage<Array<() => void>>();
 interface UnavailableIndex {
   stamp: string;
   reason: string;
+  /** A damaged tombstone file, not the index's files: the fix is to restore it. */
+  tombstones?: boolean;
 }
 
 export class ServerContext {
@@ -80,7 +82,9 @@ export class ServerContext {
     if (unavailable !== undefined) {
       throw new RequestError(
         field,
-        `index ${served.name} is not available: ${unavailable.reason}; run clipcrawl index on its root`,
+        unavailable.tombstones === true
+          ? `index ${served.name} is not available: ${unavailable.reason}`
+          : `index ${served.name} is not available: ${unavailable.reason}; run clipcrawl index on its root`,
         503,
       );
     }
@@ -98,11 +102,22 @@ export class ServerContext {
     }
   }
 
-  /** Reopens every index whose manifest changed since it was opened; cheap when none did. */
+  /**
+   * Reopens every index whose manifest changed since it was opened, and applies the tombstones of
+   * a removal made since; cheap when nothing changed (a stat and a directory read an index).
+   */
   async refresh(): Promise<void> {
     for (const [name, served] of this.indices) {
       const stamp = manifestStamp(served.storage);
-      if (stamp === served.stamp || this.unavailable.get(name)?.stamp === stamp) continue;
+      const unavailable = this.unavailable.get(name);
+      if (
+        stamp === served.stamp &&
+        (unavailable === undefined || unavailable.tombstones === true)
+      ) {
+        if (served.tombstonesChanged()) await this.applyTombstones(name, served, stamp);
+        continue;
+      }
+      if (unavailable?.stamp === stamp) continue;
       let reload = this.reloads.get(name);
       if (reload === undefined) {
         reload = this.reload(name, served, stamp).finally(() => this.reloads.delete(name));
@@ -110,6 +125,23 @@ export class ServerContext {
       }
       await reload;
     }
+  }
+
+  private async applyTombstones(name: string, served: ServedIndex, stamp: string): Promise<void> {
+    let update = this.reloads.get(name);
+    if (update === undefined) {
+      update = (async () => {
+        try {
+          await served.refreshTombstones();
+          if (this.unavailable.get(name)?.tombstones === true) this.unavailable.delete(name);
+        } catch (error) {
+          // Which samples are removed cannot be told: serving any could serve one of them.
+          this.unavailable.set(name, { stamp, reason: errorMessage(error), tombstones: true });
+        }
+      })().finally(() => this.reloads.delete(name));
+      this.reloads.set(name, update);
+    }
+    await update;
   }
 
   private async reload(name: string, served: ServedIndex, stamp: string): Promise<void> {
@@ -122,7 +154,12 @@ export class ServerContext {
       // Serving the old files would serve what was removed from them: refuse until rebuilt.
       served.retire();
       const reason = stamp === "missing" ? "its index was deleted" : errorMessage(error);
-      this.unavailable.set(name, { stamp, reason });
+      if (error instanceof ClipcrawlError && error.code === "CC_TOMBSTONES") {
+        // Tried again on the next request: the fix is to the tombstone file, not the manifest.
+        this.unavailable.set(name, { stamp: "", reason, tombstones: true });
+      } else {
+        this.unavailable.set(name, { stamp, reason });
+      }
     }
   }
 }

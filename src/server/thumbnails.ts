@@ -10,8 +10,7 @@
  * (src/io/image-header.ts) first: a raster image within the pixel limit, served with the type of
  * its real format, whatever its file name says. Anything else is `refused`, with the reason.
  */
-import { createReadStream } from "node:fs";
-import { open } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { checkImageHeader, DEFAULT_MAX_IMAGE_PIXELS } from "../io/image-header.js";
 import { layout, SHARD_DIGITS } from "../io/layout.js";
 import type { LocalStorage } from "../io/local-storage.js";
@@ -48,8 +47,14 @@ const TYPE_OF_FORMAT: Record<string, string> = {
 
 const TAR_HEADER = 512;
 
+/** A tar's member map, and which file it was read from (a compaction replaces the tar). */
+interface TarIndex {
+  identity: string;
+  members: Promise<Map<string, TarMember>>;
+}
+
 export class ThumbnailStore {
-  private readonly tars = new Map<string, Promise<Map<string, TarMember> | undefined>>();
+  private readonly tars = new Map<string, TarIndex>();
 
   constructor(
     private readonly storage: LocalStorage,
@@ -69,51 +74,35 @@ export class ThumbnailStore {
   private async storedBytes(key: string): Promise<Buffer | undefined> {
     const shard = key.slice(0, SHARD_DIGITS);
     if (!/^\d+$/.test(shard)) return undefined;
-    const members = await this.tarMembers(shard);
-    const member = members?.get(key);
-    if (member !== undefined) {
-      const path = await this.storage.localPath(layout.imageTar(shard));
-      const file = await open(path, "r");
+    const tar = layout.imageTar(shard);
+    if (await this.storage.exists(tar)) {
+      let file: FileHandle;
       try {
-        const bytes = Buffer.alloc(member.size);
-        const { bytesRead } = await file.read(bytes, 0, member.size, member.offset);
-        return bytesRead === member.size ? bytes : undefined;
+        file = await open(await this.storage.localPath(tar), "r");
+      } catch {
+        return this.fromFolder(shard, key);
+      }
+      try {
+        // The offsets are those of the file open here: a tar rewritten since they were read
+        // (clipcrawl compact) has other offsets, so its map is read again.
+        const info = await file.stat();
+        const identity = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
+        let index = this.tars.get(shard);
+        if (index?.identity !== identity) {
+          index = { identity, members: readTarMembers(file) };
+          this.tars.set(shard, index);
+        }
+        const member = (await index.members).get(key);
+        if (member !== undefined) {
+          const bytes = Buffer.alloc(member.size);
+          const { bytesRead } = await file.read(bytes, 0, member.size, member.offset);
+          return bytesRead === member.size ? bytes : undefined;
+        }
       } finally {
         await file.close();
       }
     }
     return this.fromFolder(shard, key);
-  }
-
-  private tarMembers(shard: string): Promise<Map<string, TarMember> | undefined> {
-    let members = this.tars.get(shard);
-    if (members === undefined) {
-      members = this.readTar(shard);
-      this.tars.set(shard, members);
-    }
-    return members;
-  }
-
-  private async readTar(shard: string): Promise<Map<string, TarMember> | undefined> {
-    const tar = layout.imageTar(shard);
-    if (!(await this.storage.exists(tar))) return undefined;
-    const members = new Map<string, TarMember>();
-    const stream = createReadStream(await this.storage.localPath(tar));
-    try {
-      for await (const entry of readTarEntries(stream)) {
-        if (entry.kind !== "file") continue;
-        const { key, extension } = splitSampleName(entry.name);
-        if (!IMAGE_EXTENSIONS.includes(extension)) continue;
-        // A long name or pax header before the member would shift its data; the reader gives
-        // the offset of the member's own header, whose data follows it.
-        members.set(key, { offset: entry.offset + TAR_HEADER, size: entry.data.length, extension });
-      }
-    } catch {
-      // A tar that cannot be read serves what was found before the damage.
-    } finally {
-      stream.destroy();
-    }
-    return members;
   }
 
   private async fromFolder(shard: string, key: string): Promise<Buffer | undefined> {
@@ -124,4 +113,25 @@ export class ThumbnailStore {
     }
     return undefined;
   }
+}
+
+/** The image members of a tar, by key, read from an open file (left open). */
+async function readTarMembers(file: FileHandle): Promise<Map<string, TarMember>> {
+  const members = new Map<string, TarMember>();
+  const stream = file.createReadStream({ start: 0, autoClose: false });
+  try {
+    for await (const entry of readTarEntries(stream)) {
+      if (entry.kind !== "file") continue;
+      const { key, extension } = splitSampleName(entry.name);
+      if (!IMAGE_EXTENSIONS.includes(extension)) continue;
+      // A long name or pax header before the member would shift its data; the reader gives
+      // the offset of the member's own header, whose data follows it.
+      members.set(key, { offset: entry.offset + TAR_HEADER, size: entry.data.length, extension });
+    }
+  } catch {
+    // A tar that cannot be read serves what was found before the damage.
+  } finally {
+    stream.destroy();
+  }
+  return members;
 }

@@ -3,6 +3,7 @@ import type { RemovalKind } from "../../formats/removal-lists.js";
 import type { IndexAction, RemoveSummary } from "../../governance/remove.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
+import { describeCompaction } from "./compact.js";
 
 interface RemoveFlags {
   root: string;
@@ -14,6 +15,7 @@ interface RemoveFlags {
   keys?: string;
   reason?: string;
   reapply?: boolean;
+  compact?: boolean;
   index: string;
   json?: boolean;
 }
@@ -22,7 +24,7 @@ export function registerRemove(program: Command): void {
   const command = program
     .command("remove")
     .description(
-      "take samples out of the root everywhere they live (image shards, embeddings, dataset, index), with an audit log; download and filter keep them out",
+      "take samples out of the root at once: tombstones every reader honours (serve, subset, stats, recheck), an audit log, and lists download and filter keep them out by; clipcrawl compact rewrites the files later",
     )
     .option("--root <dir>", "the dataset root", ".")
     .option("--urls <file>", "image URLs, one a line")
@@ -37,18 +39,24 @@ export function registerRemove(program: Command): void {
       "apply every list of _governance/blocklists again (takes out copies that came in since)",
     )
     .option(
+      "--compact",
+      "rewrite the files holding the removed samples right away (clipcrawl compact) instead of later",
+    )
+    .option(
       "--index <action>",
-      "an index holding removed samples is rebuilt without them, or deleted: rebuild | delete",
+      "with --compact: an index holding removed samples is rebuilt without them, or deleted: rebuild | delete",
       "rebuild",
     )
     .option("--json", "print the summary as JSON");
   command.addHelpText(
     "after",
     "\nLists: one entry a line, # starts a comment; a bad line is reported and the rest applied.\n" +
+      "Removed samples are unreachable through every reader when the command returns; their bytes\n" +
+      "stay in the image tars, embeddings and dataset shards until clipcrawl compact rewrites them.\n" +
       "An interrupted removal is completed by the next clipcrawl remove on the root.\n" +
       "\nExamples:\n  clipcrawl remove --root ./data --md5 takedown-md5.txt --sha1 takedown-sha1.txt --reason 'hash list 2024-08'\n" +
       "  clipcrawl remove --root ./data --domains opt-out-domains.txt --reason 'site owner opt-out'\n" +
-      "  clipcrawl remove --root ./data --keys keys.txt --index delete",
+      "  clipcrawl remove --root ./data --keys keys.txt --compact --index delete",
   );
   command.action(async (flags: RemoveFlags) => {
     if (flags.index !== "rebuild" && flags.index !== "delete") {
@@ -71,6 +79,7 @@ export function registerRemove(program: Command): void {
           lists,
           reason: flags.reason,
           reapply: flags.reapply === true,
+          compact: flags.compact === true,
           index: flags.index as IndexAction,
           reporter,
         }),
@@ -85,23 +94,26 @@ export function describeSummary(summary: RemoveSummary): string {
     const asked = Object.entries(removal.request)
       .map(([kind, list]) => `${formatCount(list?.entries ?? 0)} ${kind}`)
       .join(", ");
-    const changed = removal.files.filter((file) => file.removed > 0);
     lines.push(
       `remove ${removal.removal}${removal.resumed ? " (completed after an interruption)" : ""}: ${asked === "" ? "pending removal" : asked} → ${formatCount(removal.samples)} samples removed`,
-      `  ${changed.length} files rewritten (${formatCount(removal.bytesRewritten / 1e6)} MB written); index ${removal.index}`,
+      removal.samples === 0
+        ? "  nothing left to remove (already removed, or no sample matches)"
+        : `  tombstoned: unreachable through serve, subset, stats and recheck from now on (${formatCount(removal.tombstoneBytes / 1e3)} KB written: ${removal.tombstones?.path})`,
     );
-    for (const file of changed.slice(0, 12)) {
-      lines.push(`    ${formatCount(file.removed).padStart(7)}  ${file.path}`);
+    if (removal.filesHolding > 0 && summary.compaction === null) {
+      lines.push(
+        `  ${removal.filesHolding} files (${formatCount(removal.bytesHolding / 1e6)} MB) still hold their bytes until clipcrawl compact; index ${removal.index}`,
+      );
     }
-    if (changed.length > 12) lines.push(`    … and ${changed.length - 12} more files`);
   }
+  if (summary.compaction !== null) lines.push(describeCompaction(summary.compaction).trimEnd());
   if (summary.badLines > 0) {
     lines.push(
       `  ${summary.badLines} bad list ${summary.badLines === 1 ? "line" : "lines"} ignored (see above)`,
     );
   }
   lines.push(
-    `  ${summary.seconds.toFixed(1)} s; audit log: _governance/audit.jsonl; lists: _governance/blocklists/`,
+    `  ${summary.seconds.toFixed(1)} s; audit log: _governance/audit.jsonl; lists: _governance/blocklists/; tombstones: _governance/tombstones/`,
     "",
   );
   return lines.join("\n");

@@ -18,6 +18,7 @@ import { layout } from "../../io/layout.js";
 import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
+import { readTombstones, type Tombstones } from "../tombstones.js";
 import { readDuplicateGroups } from "./duplicate-groups.js";
 import { VectorGraph } from "./graph.js";
 import { DUPLICATE_GROUP_COLUMN, INDEX_COLUMNS, SEGMENT_COLUMNS } from "./index-columns.js";
@@ -145,7 +146,7 @@ export class ClipIndex {
       groups,
       manifest.duplicateGroups,
     );
-    return new ClipIndex(
+    const index = new ClipIndex(
       manifest,
       graphs,
       vectors,
@@ -154,6 +155,40 @@ export class ClipIndex {
       filterColumns,
       expansionSearch,
     );
+    try {
+      index.applyTombstones(await readTombstones(storage));
+    } catch (error) {
+      index.close();
+      throw error;
+    }
+    return index;
+  }
+
+  /**
+   * Leaves the rows whose key a tombstone names out of every search from now on (replacing the
+   * tombstones applied before); `open` applies the root's own. Returns how many rows that is.
+   */
+  applyTombstones(tombstones: Tombstones): number {
+    if (tombstones.keys.size === 0) {
+      this.filterColumns.setRemoved(undefined);
+      return 0;
+    }
+    const removed = new Uint8Array(this.manifest.rows);
+    for (let id = 0; id < this.manifest.rows; id++) {
+      if (tombstones.keys.has(this.columns.text("key", id))) removed[id] = 1;
+    }
+    this.filterColumns.setRemoved(removed);
+    return this.filterColumns.removedRows;
+  }
+
+  /** Whether a tombstone removed the row: it is in no result, and must not be served. */
+  isRemoved(id: number): boolean {
+    return this.filterColumns.isRemoved(id);
+  }
+
+  /** Rows no tombstone removed. */
+  get liveRows(): number {
+    return this.manifest.rows - this.filterColumns.removedRows;
   }
 
   get size(): number {

@@ -60,6 +60,9 @@ export class FilterColumns {
   private readonly languageCounts: number[] = [];
   /** The ids of each language code, ascending. */
   private readonly languageRows: Uint32Array[] = [];
+  /** 1 for a row a tombstone removed (src/formats/tombstones.ts): no search returns it. */
+  private removed: Uint8Array | undefined;
+  private removedCount = 0;
 
   constructor(
     readonly rows: number,
@@ -95,6 +98,20 @@ export class FilterColumns {
 
   group(id: number): number {
     return this.groups[id] as number;
+  }
+
+  /** Sets the removed rows (one byte a row, 1: removed); undefined: none. */
+  setRemoved(removed: Uint8Array | undefined): void {
+    this.removed = removed;
+    this.removedCount = removed === undefined ? 0 : removed.reduce((sum, flag) => sum + flag, 0);
+  }
+
+  isRemoved(id: number): boolean {
+    return this.removed?.[id] === 1;
+  }
+
+  get removedRows(): number {
+    return this.removedCount;
   }
 
   compile(filters: SearchFilters | undefined): CompiledFilter {
@@ -141,6 +158,21 @@ export class FilterColumns {
       checks.push((id) => wanted[codes[id] as number] === 1);
       sources.push({ count, ids: () => concat(lists) });
       selectivity *= count / Math.max(1, rows);
+    }
+    const removed = this.removed;
+    if (removed !== undefined && this.removedCount > 0) {
+      const live = rows - this.removedCount;
+      checks.push((id) => removed[id] === 0);
+      sources.push({
+        count: live,
+        ids: () => {
+          const ids = new Uint32Array(live);
+          let next = 0;
+          for (let id = 0; id < rows; id++) if (removed[id] === 0) ids[next++] = id;
+          return ids;
+        },
+      });
+      selectivity *= live / Math.max(1, rows);
     }
     const deduplicate = filters?.deduplicate === true;
     if (deduplicate) selectivity *= this.groupCount / Math.max(1, rows);

@@ -53,6 +53,8 @@ export function inSample(key: string, fraction: number, seed: number): boolean {
 
 export interface RecheckShardTask {
   shard: string;
+  /** Keys of removed samples (tombstones, src/formats/tombstones.ts): not fetched, not listed. */
+  tombstoned: ReadonlySet<string>;
   date: string;
   fraction: number;
   seed: number;
@@ -71,7 +73,10 @@ export async function recheckShard(
     "TEXT",
     "sha256",
   ]);
-  const sampled = rows.filter((row) => inSample(String(row.key), task.fraction, task.seed));
+  const sampled = rows.filter(
+    (row) =>
+      !task.tombstoned.has(String(row.key)) && inSample(String(row.key), task.fraction, task.seed),
+  );
   const checked: RecheckRow[] = new Array(sampled.length);
   await runWithHostLimits(
     sampled.map((row, index) => ({ row, index })),

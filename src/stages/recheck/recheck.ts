@@ -18,6 +18,12 @@ import type { ClipcrawlConfig } from "../../config/schema.js";
 import { ClipcrawlError } from "../../errors.js";
 import { describeDamagedShard, readableDatasetShards } from "../../formats/dataset-shards.js";
 import { type LinkRotSummary, summariseLinkRot } from "../../formats/link-rot.js";
+import {
+  liveRows,
+  readTombstones,
+  registerTombstones,
+  type Tombstones,
+} from "../../formats/tombstones.js";
 import type { HostLimits } from "../../io/fetch/host-limits.js";
 import { ImageFetcher } from "../../io/fetch/image-fetcher.js";
 import { outputInfo } from "../../io/file-info.js";
@@ -88,6 +94,7 @@ export async function recheck(options: RecheckOptions): Promise<RecheckSummary> 
     reporter.warn(`recheck: ${describeDamagedShard(shard, storage.root)}`);
   }
 
+  const tombstones = await readTombstones(storage);
   const stage = `${RECHECK_STAGE}/${date}`;
   const state = new ShardState(storage, stage);
   const plan = readable.map((shard) => ({
@@ -114,6 +121,7 @@ export async function recheck(options: RecheckOptions): Promise<RecheckSummary> 
         run: async (shard) => {
           const rows = await recheckShard(storage, {
             shard: shard.name,
+            tombstoned: tombstones.keys,
             date,
             fraction,
             seed,
@@ -143,6 +151,7 @@ export async function recheck(options: RecheckOptions): Promise<RecheckSummary> 
         storage,
         date,
         plan.map((shard) => shard.name),
+        tombstones,
       )
     : null;
   const summary = files === null ? emptySummary() : await summariseLinkRot(storage, files.rows);
@@ -176,6 +185,7 @@ async function combine(
   storage: LocalStorage,
   date: string,
   shards: readonly string[],
+  tombstones: Tombstones,
 ): Promise<NonNullable<RecheckSummary["files"]>> {
   const files = {
     rows: layout.recheck(date),
@@ -190,10 +200,12 @@ async function combine(
   );
   const connection = await duckdbConnection();
   try {
+    await registerTombstones(connection, tombstones);
     const all =
       parts.length === 0
         ? "(SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS url, NULL::VARCHAR AS caption, NULL::VARCHAR AS domain, NULL::VARCHAR AS status, NULL::INTEGER AS http_status, NULL::VARCHAR AS error_message, NULL::VARCHAR AS sha256_before, NULL::VARCHAR AS sha256_now, NULL::VARCHAR AS checked_at WHERE false)"
-        : `read_parquet([${parts.join(", ")}])`;
+        : // A part written before a removal still holds its samples' rows.
+          liveRows(`read_parquet([${parts.join(", ")}])`, tombstones);
     await writeParquetQuery(connection, storage, files.rows, `SELECT * FROM ${all} ORDER BY key`);
     const rows = `read_parquet(${quoteLiteral(await storage.localPath(files.rows))})`;
     await writeParquetQuery(

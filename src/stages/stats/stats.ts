@@ -19,6 +19,12 @@ import {
   readableDatasetShards,
 } from "../../formats/dataset-shards.js";
 import { type DatasetStats, fileList, readDatasetStats } from "../../formats/dataset-stats.js";
+import {
+  liveRows,
+  readTombstones,
+  registerTombstones,
+  type Tombstones,
+} from "../../formats/tombstones.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
@@ -98,15 +104,16 @@ export async function stats(options: StatsOptions): Promise<StatsSummary> {
 /** The report's numbers (what `--json` writes). */
 export async function statsReport(storage: LocalStorage): Promise<StatsReport> {
   const { kept, damaged } = await keptShards(storage);
-  const rows = await keptRows(kept);
+  const tombstones = await readTombstones(storage);
+  const rows = await keptRows(kept, tombstones);
   const stages = await readStageTotals(storage);
   const latest = await readLatestRunReport(storage);
   return {
     root: storage.root,
     generatedAt: new Date().toISOString(),
-    ...(await readDatasetStats(storage, { paths: kept, rows })),
+    ...(await readDatasetStats(storage, { paths: kept, rows, tombstones })),
     stages,
-    topDomains: await topDomains(kept),
+    topDomains: await topDomains(kept, tombstones),
     throughput: STAGE_NAMES.map((stage) =>
       throughput(
         stage,
@@ -132,11 +139,13 @@ async function keptShards(
   return { kept, damaged };
 }
 
-async function keptRows(paths: readonly string[]): Promise<number> {
+/** The dataset's rows, the tombstoned ones (removed, not yet compacted) left out. */
+async function keptRows(paths: readonly string[], tombstones: Tombstones): Promise<number> {
   const connection = await duckdbConnection();
   try {
+    await registerTombstones(connection, tombstones);
     const reader = await connection.runAndReadAll(
-      `SELECT count(*)::BIGINT AS n FROM read_parquet(${fileList(paths)})`,
+      `SELECT count(*)::BIGINT AS n FROM ${liveRows(`read_parquet(${fileList(paths)})`, tombstones)}`,
     );
     return Number(reader.getRowObjects()[0]?.n ?? 0);
   } finally {
@@ -145,13 +154,17 @@ async function keptRows(paths: readonly string[]): Promise<number> {
 }
 
 /** The hosts of the kept pairs' image URLs, most frequent first. */
-async function topDomains(paths: readonly string[]): Promise<[string, number][]> {
+async function topDomains(
+  paths: readonly string[],
+  tombstones: Tombstones,
+): Promise<[string, number][]> {
   const connection = await duckdbConnection();
   try {
+    await registerTombstones(connection, tombstones);
     const reader = await connection.runAndReadAll(
       `SELECT domain, count(*)::INTEGER AS n FROM (
          SELECT lower(regexp_extract(URL, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)', 1)) AS domain
-         FROM read_parquet(${fileList(paths)}))
+         FROM ${liveRows(`read_parquet(${fileList(paths)})`, tombstones)})
        WHERE domain <> '' GROUP BY domain ORDER BY n DESC, domain LIMIT ${TOP_DOMAINS}`,
     );
     return reader.getRows() as [string, number][];

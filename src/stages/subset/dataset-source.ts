@@ -15,6 +15,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError } from "../../errors.js";
 import { type DamagedDatasetShard, readableDatasetShards } from "../../formats/dataset-shards.js";
 import { readVersion } from "../../formats/dataset-versions.js";
+import { liveRows, NO_TOMBSTONES, type Tombstones } from "../../formats/tombstones.js";
 import type { LocalStorage } from "../../io/local-storage.js";
 import { quoteLiteral } from "../../io/parquet.js";
 
@@ -55,10 +56,20 @@ export async function versionShards(storage: LocalStorage, id: string): Promise<
   );
 }
 
-/** A DuckDB relation over the shards (with `filename` and `file_row_number` when asked). */
-export function parquetRelation(shards: readonly DatasetShard[], positions = false): string {
+/**
+ * A DuckDB relation over the shards (with `filename` and `file_row_number` when asked), less the
+ * rows of removed samples when given the root's tombstones (registered on the connection).
+ */
+export function parquetRelation(
+  shards: readonly DatasetShard[],
+  positions = false,
+  tombstones: Tombstones = NO_TOMBSTONES,
+): string {
   const files = shards.map((shard) => quoteLiteral(shard.localPath)).join(", ");
-  return `read_parquet([${files}]${positions ? ", filename = true, file_row_number = true" : ""})`;
+  return liveRows(
+    `read_parquet([${files}]${positions ? ", filename = true, file_row_number = true" : ""})`,
+    tombstones,
+  );
 }
 
 /** The dataset's column names, in order (from the first shard: filter writes one schema). */

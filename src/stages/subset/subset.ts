@@ -19,6 +19,7 @@ import { ClipcrawlError, InputError } from "../../errors.js";
 import { describeDamagedShard } from "../../formats/dataset-shards.js";
 import { type ClipIndex, openIndex } from "../../formats/index/clip-index.js";
 import { type IndexManifest, readManifest } from "../../formats/index/index-manifest.js";
+import { readTombstones, registerTombstones, type Tombstones } from "../../formats/tombstones.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { openRoot } from "../../io/open-root.js";
@@ -164,6 +165,9 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
   const connection = sandbox.connection;
   let index: ClipIndex | undefined;
   try {
+    // Removed samples (tombstoned, not yet compacted) are in no selection, whatever the format.
+    const tombstones = await readTombstones(storage);
+    await registerTombstones(connection, tombstones);
     const available = await datasetColumns(connection, shards);
     const knnColumns = queries.length > 0 ? ["query", "query_similarity"] : [];
     const extra = resolveColumns(options.columns ?? [], available, knnColumns).filter(
@@ -182,7 +186,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
     const rowsScanned = await countRows(connection, shards);
     // Where the selection is read from: the shards themselves for a plain condition (one pass
     // to the file, one for the summary), else the table the kNN hits and dedup work on.
-    let selection = `(${whereSelection(shards, where)})`;
+    let selection = `(${whereSelection(shards, where, tombstones)})`;
     let order = checked?.joins === true ? "__shard, __row" : "";
     if (queries.length === 0 && options.dedup === true) {
       await connection.run(`CREATE TEMP TABLE ${ROWS_TABLE} AS SELECT * FROM ${selection}`);
@@ -192,7 +196,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
       index = await openIndexFor(storage);
       const vectors = await embedQueries(queries, await queryModel(storage, options.model), cwd);
       const passing =
-        where === undefined ? undefined : await passingKeys(connection, shards, where);
+        where === undefined ? undefined : await passingKeys(connection, shards, where, tombstones);
       const hits = searchQueries(index as ClipIndex, vectors, {
         k,
         modality: options.modality ?? "image",
@@ -206,7 +210,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
             counters: { queries: done },
           }),
       });
-      await selectHits(connection, shards, hits, queries, carried);
+      await selectHits(connection, shards, hits, queries, carried, tombstones);
       selection = ROWS_TABLE;
       order = "__query, query_similarity DESC, key";
       knn = {
@@ -335,9 +339,13 @@ async function openIndexFor(storage: LocalStorage): Promise<ClipIndex> {
 }
 
 /** The dataset's rows that pass `where`, with their shard and position (dataset order). */
-function whereSelection(shards: readonly DatasetShard[], where: string | undefined): string {
+function whereSelection(
+  shards: readonly DatasetShard[],
+  where: string | undefined,
+  tombstones: Tombstones,
+): string {
   const condition = where === undefined ? "TRUE" : `(\n${where}\n)`;
-  return `SELECT *, ${shardExpression()} AS __shard, file_row_number AS __row FROM ${parquetRelation(shards, true)} WHERE ${condition}`;
+  return `SELECT *, ${shardExpression()} AS __shard, file_row_number AS __row FROM ${parquetRelation(shards, true, tombstones)} WHERE ${condition}`;
 }
 
 /** Rows of the shards, from their parquet footers. */
@@ -389,6 +397,7 @@ async function selectHits(
   hits: readonly KnnHit[],
   queries: readonly SubsetQuery[],
   carried: readonly string[],
+  tombstones: Tombstones,
 ): Promise<number> {
   await connection.run(
     "CREATE OR REPLACE TEMP TABLE subset_hits (key VARCHAR, query_index INTEGER, query VARCHAR, query_similarity DOUBLE, dup_group BIGINT)",
@@ -409,7 +418,7 @@ async function selectHits(
     `CREATE TEMP TABLE ${ROWS_TABLE} AS
      SELECT ${selectList(carried, "d.")}, ${shardExpression("d.")} AS __shard, d.file_row_number AS __row,
        h.query_index AS __query, h.query, h.query_similarity, h.dup_group AS __group
-     FROM ${parquetRelation(shards, true)} d
+     FROM ${parquetRelation(shards, true, tombstones)} d
      JOIN (SELECT * FROM subset_hits QUALIFY row_number() OVER (PARTITION BY key ORDER BY query_similarity DESC, query_index) = 1) h
        ON d.key = h.key`,
   );
@@ -423,9 +432,10 @@ async function passingKeys(
   connection: DuckDBConnection,
   shards: readonly DatasetShard[],
   where: string,
+  tombstones: Tombstones,
 ): Promise<Set<string>> {
   const reader = await connection.runAndReadAll(
-    `SELECT key FROM ${parquetRelation(shards)} WHERE (\n${where}\n)`,
+    `SELECT key FROM ${parquetRelation(shards, false, tombstones)} WHERE (\n${where}\n)`,
   );
   const keys = new Set<string>();
   for (const column of reader.getColumns()) {
