@@ -163,7 +163,10 @@ test("removed samples are unreachable through every reader the moment remove ret
   assert.deepEqual(await readdir(join(fixture.root, "images")), tarsBefore);
 
   const shown = await showSample({ root: fixture.root, key: first.key as string });
-  assert.ok(shown.notes.some((note) => note.startsWith("tombstoned")), shown.notes.join("; "));
+  assert.ok(
+    shown.notes.some((note) => note.startsWith("tombstoned")),
+    shown.notes.join("; "),
+  );
   assert.deepEqual(
     shown.removals.map((entry) => entry.removal),
     [removal?.removal],
