@@ -16,6 +16,24 @@ import { BLOCKLIST_TABLES, type Blocklists, DIGEST_KINDS } from "../../formats/b
 import type { ScoreColumn } from "../../formats/laion-schema.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
 import type { FilterConfig } from "./config.js";
+import type { RowDropReason } from "./recipes/recipe-plan.js";
+import type { RecipeParams } from "./recipes/recipe-spec.js";
+
+/** What the recipes add to the shard query (recipes/: text rules, percentile thresholds, drops). */
+export interface RecipeRules {
+  text?: RecipeParams<"text">;
+  /** clip-score-top: the score each tier needs, in place of the fixed similarity thresholds. */
+  topPercentThresholds?: Partial<Record<LanguageTier, number>>;
+  /** The prepared rows carry `recipe_drop`: the embedding recipes' reason, NULL when kept. */
+  rowDrops?: boolean;
+}
+
+/**
+ * Python's str.split() separators (DataComp counts words with it): RE2's \s is ASCII only, so the
+ * other Unicode spaces are listed.
+ */
+const WORD =
+  "[^\\s\\x{0b}\\x{1c}-\\x{1f}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]+";
 
 export const LANGUAGE_TIERS: readonly LanguageTier[] = ["en", "multi", "nolang"];
 
@@ -30,14 +48,23 @@ export const DROP_REASONS = [
   "caption_too_long",
   "image_too_small",
   "aspect_ratio",
+  "text_too_short",
+  "text_too_long",
+  "text_too_few_words",
+  "text_language",
   "below_similarity_en",
   "below_similarity_multi",
   "below_similarity_nolang",
+  "below_top_percent_en",
+  "below_top_percent_multi",
+  "below_top_percent_nolang",
   "score_missing",
   "punsafe_too_high",
   "pwatermark_too_high",
   "ptoxic_too_high",
   "aesthetic_too_low",
+  "image_cluster_off_target",
+  "semantic_duplicate",
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -75,6 +102,7 @@ export function dropReasonExpression(
   config: FilterConfig,
   lists: Blocklists,
   domainHits: string,
+  recipes: RecipeRules = {},
 ): string {
   const when: [condition: string, reason: DropReason][] = [];
   for (const kind of DIGEST_KINDS) {
@@ -108,15 +136,22 @@ export function dropReasonExpression(
       "aspect_ratio",
     ]);
   }
+  if (recipes.text !== undefined) when.push(...textRules(recipes.text));
   const thresholds: Record<LanguageTier, number> = {
     en: config.minSimilarityEn,
     multi: config.minSimilarityMulti,
     nolang: config.minSimilarityNolang,
   };
+  const topPercent = recipes.topPercentThresholds;
   for (const tier of LANGUAGE_TIERS) {
+    // DataComp's percentile replaces the fixed cosine; a tier with no scored pair has no cut.
+    const threshold = topPercent === undefined ? thresholds[tier] : topPercent[tier];
+    const reason: DropReason =
+      topPercent === undefined ? `below_similarity_${tier}` : `below_top_percent_${tier}`;
+    if (threshold === undefined) continue;
     when.push([
-      `tier = '${tier}' AND (similarity IS NULL OR isnan(similarity) OR similarity < ${number(thresholds[tier])})`,
-      `below_similarity_${tier}`,
+      `tier = '${tier}' AND (similarity IS NULL OR isnan(similarity) OR similarity < ${number(threshold)})`,
+      reason,
     ]);
   }
   for (const rule of scoreRules(config)) {
@@ -126,8 +161,34 @@ export function dropReasonExpression(
     const comparison = rule.bound === "max" ? ">" : "<";
     when.push([`${column} ${comparison} ${number(rule.limit)}`, rule.reason]);
   }
+  if (recipes.rowDrops === true) {
+    const reasons: RowDropReason[] = ["image_cluster_off_target", "semantic_duplicate"];
+    for (const reason of reasons) when.push([`recipe_drop = '${reason}'`, reason]);
+  }
   const branches = when.map(([condition, reason]) => `WHEN ${condition} THEN '${reason}'`);
   return `CASE ${branches.join(" ")} ELSE NULL END`;
+}
+
+/** DataComp basic's caption rules: characters (code points), words, language. */
+function textRules(text: RecipeParams<"text">): [string, DropReason][] {
+  const rules: [string, DropReason][] = [];
+  if (text.minChars > 0) {
+    rules.push([`length(coalesce(TEXT, '')) < ${number(text.minChars)}`, "text_too_short"]);
+  }
+  if (text.maxChars > 0) {
+    rules.push([`length(coalesce(TEXT, '')) > ${number(text.maxChars)}`, "text_too_long"]);
+  }
+  if (text.minWords > 0) {
+    rules.push([
+      `len(regexp_extract_all(coalesce(TEXT, ''), '${WORD}')) < ${number(text.minWords)}`,
+      "text_too_few_words",
+    ]);
+  }
+  if (text.languages !== "any") {
+    const codes = text.languages.split("+").map((code) => `'${code}'`);
+    rules.push([`coalesce(LANGUAGE, '') NOT IN (${codes.join(", ")})`, "text_language"]);
+  }
+  return rules;
 }
 
 /** A config number as a SQL literal (validated by the schema, so finite). */
