@@ -191,8 +191,12 @@ function textRules(text: RecipeParams<"text">): [string, DropReason][] {
   return rules;
 }
 
-/** A config number as a SQL literal (validated by the schema, so finite). */
+/**
+ * A number as a SQL double, exactly: from a string, which DuckDB parses correctly rounded (a
+ * long decimal literal would be read as a DECIMAL and divided, which can miss by one ulp and
+ * move a percentile threshold off the score it was taken from).
+ */
 function number(value: number): string {
   if (!Number.isFinite(value)) throw new Error(`not a finite number: ${value}`);
-  return `CAST(${JSON.stringify(value)} AS DOUBLE)`;
+  return `CAST('${JSON.stringify(value)}' AS DOUBLE)`;
 }

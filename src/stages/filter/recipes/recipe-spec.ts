@@ -46,7 +46,7 @@ export const RECIPE_PARAMS = {
       sample: count(256_000),
       iterations: count(20),
       seed: z.coerce.number().int().min(0).default(0),
-      memoryMb: count(1024),
+      memoryMb: z.coerce.number().gt(0).default(1024),
     })
     .strict(),
 } as const;
