@@ -4,6 +4,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { initRoot } from "../src/config/init-root.js";
+import { seededRandom } from "../src/formats/recipes/spherical-kmeans.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { encodeNpy } from "../src/io/npy.js";
@@ -11,7 +12,7 @@ import { readParquet, writeParquet } from "../src/io/parquet.js";
 import { toFloat16Bits } from "../src/models/float16.js";
 import { readStageTotals } from "../src/pipeline/run-report.js";
 import { type FilterShardStats, filter } from "../src/stages/filter/filter.js";
-import { seededRandom } from "../src/stages/filter/recipes/spherical-kmeans.js";
+import { runCli } from "./support/cli.js";
 import { tempDir } from "./support/temp.js";
 
 const DIM = 48;
@@ -384,4 +385,52 @@ test("a target file of another dimension or another recorded model is refused in
     config: { recipe: [`image-clusters:targets=${other}:clusters=4`] },
   });
   assert.equal(summary.ok, true);
+});
+
+test("subset --recipe leaves out of the dataset what filter --recipe drops from the same pool", async (context) => {
+  if (python === undefined) return context.skip("no python3 with numpy");
+  const root = join(workDir, "subset");
+  const shards = generatePool(seededRandom(31), [600, 400]);
+  await writePool(root, shards);
+  const recipe = "clip-score-top:percent=50,semdedup:epsilon=0.02:clusters=8:seed=2";
+  // The base rules keep every pair, so the dataset is the whole pool.
+  await filter({ root, config: NO_BASE_RULES });
+  const output = join(root, "curated.csv");
+  const cli = await runCli(["subset", "--root", root, "--recipe", recipe, "-o", output, "--json"]);
+  assert.equal(cli.code, 0, cli.stderr);
+  const summary = JSON.parse(cli.stdout) as { rows: number; recipeDrops: Record<string, number> };
+  const urls = (await readFile(output, "utf8"))
+    .trim()
+    .split("\n")
+    .slice(1)
+    .map((line) => line.split(",")[0]);
+
+  await filter({ root, config: { ...NO_BASE_RULES, recipe: [recipe] } });
+  const kept = await filterReasons(root, shards);
+  assert.deepEqual(urls.sort(), [...kept].map((key) => `https://img.example/${key}.jpg`).sort());
+  assert.equal(summary.rows, kept.size);
+  assert.deepEqual(summary.recipeDrops, await droppedByReason(root, shards));
+  assert.ok((summary.recipeDrops.semantic_duplicate ?? 0) > 0);
+});
+
+test("the CLI refuses an unknown recipe in one line, for filter and subset", async () => {
+  const root = join(workDir, "cli");
+  await writePool(root, generatePool(seededRandom(3), [20]));
+  const known = "known recipes: clip-score-top, text, image-clusters, semdedup";
+  const filtered = await runCli(["filter", "--root", root, "--recipe", "datacomp"]);
+  assert.notEqual(filtered.code, 0);
+  assert.match(filtered.stderr, new RegExp(`unknown recipe "datacomp"; ${known}`));
+  assert.equal(filtered.stderr.trim().split("\n").length, 1, filtered.stderr);
+  await filter({ root, config: NO_BASE_RULES });
+  const subsetted = await runCli([
+    "subset",
+    "--root",
+    root,
+    "--recipe",
+    "clip-score-top,dedup",
+    "-o",
+    join(root, "x.csv"),
+  ]);
+  assert.notEqual(subsetted.code, 0);
+  assert.match(subsetted.stderr, new RegExp(`unknown recipe "dedup"; ${known}`));
 });

@@ -15,25 +15,13 @@
 import { BLOCKLIST_TABLES, type Blocklists, DIGEST_KINDS } from "../../formats/blocklists.js";
 import type { ScoreColumn } from "../../formats/laion-schema.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
+import {
+  sqlDouble as number,
+  type RecipeRules,
+  ROW_DROP_REASON_NAMES,
+  textRules,
+} from "../../formats/recipes/recipe-rules.js";
 import type { FilterConfig } from "./config.js";
-import type { RowDropReason } from "./recipes/recipe-plan.js";
-import type { RecipeParams } from "./recipes/recipe-spec.js";
-
-/** What the recipes add to the shard query (recipes/: text rules, percentile thresholds, drops). */
-export interface RecipeRules {
-  text?: RecipeParams<"text">;
-  /** clip-score-top: the score each tier needs, in place of the fixed similarity thresholds. */
-  topPercentThresholds?: Partial<Record<LanguageTier, number>>;
-  /** The prepared rows carry `recipe_drop`: the embedding recipes' reason, NULL when kept. */
-  rowDrops?: boolean;
-}
-
-/**
- * Python's str.split() separators (DataComp counts words with it): RE2's \s is ASCII only, so the
- * other Unicode spaces are listed.
- */
-const WORD =
-  "[^\\s\\x{0b}\\x{1c}-\\x{1f}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]+";
 
 export const LANGUAGE_TIERS: readonly LanguageTier[] = ["en", "multi", "nolang"];
 
@@ -67,6 +55,7 @@ export const DROP_REASONS = [
   "semantic_duplicate",
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
+export type { RecipeRules };
 
 interface ScoreRule {
   column: ScoreColumn;
@@ -162,41 +151,8 @@ export function dropReasonExpression(
     when.push([`${column} ${comparison} ${number(rule.limit)}`, rule.reason]);
   }
   if (recipes.rowDrops === true) {
-    const reasons: RowDropReason[] = ["image_cluster_off_target", "semantic_duplicate"];
-    for (const reason of reasons) when.push([`recipe_drop = '${reason}'`, reason]);
+    for (const reason of ROW_DROP_REASON_NAMES) when.push([`recipe_drop = '${reason}'`, reason]);
   }
   const branches = when.map(([condition, reason]) => `WHEN ${condition} THEN '${reason}'`);
   return `CASE ${branches.join(" ")} ELSE NULL END`;
-}
-
-/** DataComp basic's caption rules: characters (code points), words, language. */
-function textRules(text: RecipeParams<"text">): [string, DropReason][] {
-  const rules: [string, DropReason][] = [];
-  if (text.minChars > 0) {
-    rules.push([`length(coalesce(TEXT, '')) < ${number(text.minChars)}`, "text_too_short"]);
-  }
-  if (text.maxChars > 0) {
-    rules.push([`length(coalesce(TEXT, '')) > ${number(text.maxChars)}`, "text_too_long"]);
-  }
-  if (text.minWords > 0) {
-    rules.push([
-      `len(regexp_extract_all(coalesce(TEXT, ''), '${WORD}')) < ${number(text.minWords)}`,
-      "text_too_few_words",
-    ]);
-  }
-  if (text.languages !== "any") {
-    const codes = text.languages.split("+").map((code) => `'${code}'`);
-    rules.push([`coalesce(LANGUAGE, '') NOT IN (${codes.join(", ")})`, "text_language"]);
-  }
-  return rules;
-}
-
-/**
- * A number as a SQL double, exactly: from a string, which DuckDB parses correctly rounded (a
- * long decimal literal would be read as a DECIMAL and divided, which can miss by one ulp and
- * move a percentile threshold off the score it was taken from).
- */
-function number(value: number): string {
-  if (!Number.isFinite(value)) throw new Error(`not a finite number: ${value}`);
-  return `CAST('${JSON.stringify(value)}' AS DOUBLE)`;
 }

@@ -20,6 +20,7 @@ import {
   SCORE_COLUMNS,
 } from "../../formats/laion-schema.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
+import { ROW_DROP_REASONS } from "../../formats/recipes/recipe-rules.js";
 import { PAIR_HASH_FUNCTION, URL_DOMAINS_FUNCTION } from "../../formats/sql-functions.js";
 import { quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
@@ -31,7 +32,6 @@ import {
   LANGUAGE_TIERS,
   type RecipeRules,
 } from "./drop-rules.js";
-import { ROW_DROP_REASONS } from "./recipes/recipe-plan.js";
 
 export interface FilterShardInput {
   /** Root-relative paths. */

@@ -23,6 +23,8 @@ import {
 } from "../../formats/blocklists.js";
 import { withGovernanceBlocklists } from "../../formats/governance-blocklists.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
+import type { RecipeReport } from "../../formats/recipes/recipe-plan.js";
+import { parseRecipes } from "../../formats/recipes/recipe-spec.js";
 import { registerFilterFunctions } from "../../formats/sql-functions.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
@@ -36,10 +38,8 @@ import { ShardState } from "../../shard/shard-state.js";
 import type { StageSummary } from "../../shard/stage-definition.js";
 import type { FilterConfig } from "./config.js";
 import { DROP_REASONS, type DropReason, LANGUAGE_TIERS } from "./drop-rules.js";
+import { type FilterRecipes, prepareFilterRecipes } from "./filter-recipes.js";
 import { type FilteredShard, filterShard, type ShardRecipes } from "./filter-shard.js";
-import { type FilterRecipes, prepareFilterRecipes } from "./recipes/filter-recipes.js";
-import type { RecipeReport } from "./recipes/recipe-plan.js";
-import { parseRecipes } from "./recipes/recipe-spec.js";
 import { filterIdentity, type PlannedFilterShard, planFilterShards } from "./shard-plan.js";
 
 export const FILTER_STAGE = "filter";

@@ -5,10 +5,10 @@
  * pool rows are numbered shard after shard, in that order.
  */
 import { open } from "node:fs/promises";
-import { InputError } from "../../../errors.js";
-import { NpyFormatError, npyItemSize } from "../../../io/npy.js";
-import { readNpyFileHeader } from "../../../io/npy-file.js";
-import { fromFloat16Bits } from "../../../models/float16.js";
+import { InputError } from "../../errors.js";
+import { NpyFormatError, npyItemSize } from "../../io/npy.js";
+import { readNpyFileHeader } from "../../io/npy-file.js";
+import { fromFloat16Bits } from "../../models/float16.js";
 
 export interface EmbeddingShard {
   /** The shard's name (NNNNN), for messages and per-shard results. */

@@ -14,7 +14,7 @@
  * Every random choice comes from one seeded generator (mulberry32), so a run is reproducible and
  * an independent implementation (the tests' numpy one) can make the same choices.
  */
-import type { DotProducts } from "../../../models/dot-products.js";
+import type { DotProducts } from "../../models/dot-products.js";
 
 /** Rows whose products with the centroids are computed in one call (bounds the result matrix). */
 const ASSIGN_BLOCK_ROWS = 4096;

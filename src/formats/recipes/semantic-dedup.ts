@@ -14,7 +14,7 @@
  */
 import { mkdtemp, open, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { DotProducts } from "../../../models/dot-products.js";
+import type { DotProducts } from "../../models/dot-products.js";
 import type { EmbeddingPool } from "./embedding-pool.js";
 import type { Assignment } from "./spherical-kmeans.js";
 

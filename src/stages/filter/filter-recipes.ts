@@ -8,16 +8,20 @@
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { ClipcrawlError } from "../../../errors.js";
-import { layout } from "../../../io/layout.js";
-import type { LocalStorage } from "../../../io/local-storage.js";
-import { quoteLiteral } from "../../../io/parquet.js";
-import type { RecipeRules } from "../drop-rules.js";
-import { columnNames, prepareRows, type ShardRecipes } from "../filter-shard.js";
-import { EmbeddingPool } from "./embedding-pool.js";
-import { readTargetEmbeddings } from "./image-clusters.js";
-import { planRecipes, type RecipeReport, rowDropsDigest } from "./recipe-plan.js";
-import { findRecipe, type Recipe } from "./recipe-spec.js";
+import { ClipcrawlError } from "../../errors.js";
+import { EmbeddingPool } from "../../formats/recipes/embedding-pool.js";
+import { readTargetEmbeddings } from "../../formats/recipes/image-clusters.js";
+import {
+  planRecipes,
+  type RecipeReport,
+  rowDropsDigest,
+} from "../../formats/recipes/recipe-plan.js";
+import { describeRecipe, findRecipe, type Recipe } from "../../formats/recipes/recipe-spec.js";
+import { layout } from "../../io/layout.js";
+import type { LocalStorage } from "../../io/local-storage.js";
+import { quoteLiteral } from "../../io/parquet.js";
+import type { RecipeRules } from "./drop-rules.js";
+import { columnNames, prepareRows, type ShardRecipes } from "./filter-shard.js";
 
 const METADATA_SHARD = /^metadata_(\d{5})\.parquet$/;
 
@@ -94,12 +98,6 @@ export async function prepareFilterRecipes(
     },
     digest: (name) => `${ruleDigest}\0${rowDropsDigest(dropsOf(name))}`,
   };
-}
-
-/** A recipe as written back, every parameter given: what the stats record. */
-export function describeRecipe(recipe: Recipe): string {
-  const params = Object.entries(recipe.params).map(([key, value]) => `${key}=${value}`);
-  return [recipe.name, ...params].join(":");
 }
 
 async function openPool(storage: LocalStorage, names: readonly string[]): Promise<EmbeddingPool> {

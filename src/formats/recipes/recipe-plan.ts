@@ -11,11 +11,14 @@
  */
 import { createHash } from "node:crypto";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import type { LanguageTier } from "../../../formats/language-tier.js";
-import { DotProducts } from "../../../models/dot-products.js";
+import type { DotProducts } from "../../models/dot-products.js";
+import type { LanguageTier } from "../language-tier.js";
 import type { EmbeddingPool } from "./embedding-pool.js";
 import { clusterTargets, type TargetEmbeddings } from "./image-clusters.js";
 import { findRecipe, type Recipe } from "./recipe-spec.js";
+
+export { ROW_DROP_REASONS, type RowDropReason } from "./recipe-rules.js";
+
 import { semanticDuplicates } from "./semantic-dedup.js";
 import {
   type Assignment,
@@ -25,9 +28,6 @@ import {
   trainSphericalKMeans,
 } from "./spherical-kmeans.js";
 
-/** Why the embedding recipes drop a row, by the code their per-row arrays hold. */
-export const ROW_DROP_REASONS = ["", "image_cluster_off_target", "semantic_duplicate"] as const;
-export type RowDropReason = Exclude<(typeof ROW_DROP_REASONS)[number], "">;
 const OFF_TARGET = 1;
 const DUPLICATE = 2;
 
@@ -101,7 +101,9 @@ export async function planRecipes(
   }
   const embeddings = pool.embeddings as EmbeddingPool;
   const rowDrops = embeddings.shardRows.map((rows) => new Uint8Array(rows));
-  const dot = await DotProducts.open();
+  // ONNX Runtime loads only when an embedding recipe runs.
+  const { DotProducts: Products } = await import("../../models/dot-products.js");
+  const dot: DotProducts = await Products.open();
   try {
     if (imageClusters !== undefined) {
       const { params } = imageClusters;

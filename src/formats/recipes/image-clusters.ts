@@ -10,10 +10,10 @@
  */
 import { readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { ClipcrawlError } from "../../../errors.js";
-import { decodeNpy, NpyFormatError } from "../../../io/npy.js";
-import type { DotProducts } from "../../../models/dot-products.js";
-import { fromFloat16Bits } from "../../../models/float16.js";
+import { ClipcrawlError } from "../../errors.js";
+import { decodeNpy, NpyFormatError } from "../../io/npy.js";
+import type { DotProducts } from "../../models/dot-products.js";
+import { fromFloat16Bits } from "../../models/float16.js";
 import { assignToCentroids } from "./spherical-kmeans.js";
 
 export interface TargetEmbeddings {

@@ -7,7 +7,7 @@
  * bad value; an unknown name lists the known ones.
  */
 import { z } from "zod";
-import { ClipcrawlError } from "../../../errors.js";
+import { ClipcrawlError } from "../../errors.js";
 
 const count = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
 const languageList = z
@@ -116,4 +116,10 @@ export function findRecipe<Name extends RecipeName>(
   return recipes.find((recipe) => recipe.name === name) as
     | Extract<Recipe, { name: Name }>
     | undefined;
+}
+
+/** A recipe as written back, every parameter given: what the stats record. */
+export function describeRecipe(recipe: Recipe): string {
+  const params = Object.entries(recipe.params).map(([key, value]) => `${key}=${value}`);
+  return [recipe.name, ...params].join(":");
 }
