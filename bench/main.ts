@@ -22,6 +22,7 @@ const BENCH_ORDER = [
   "run",
   "ui",
   "subset",
+  "semdedup",
 ];
 
 type BenchMain = (args: string[]) => Promise<BenchRow[] | undefined>;

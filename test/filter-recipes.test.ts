@@ -282,7 +282,7 @@ test("clip-score-top, text and image-clusters compose as numpy's DataComp filter
     "image-clusters": {
       targets: targetFile,
       clusters: 12,
-      sample: 256000,
+      sample: 100000,
       iterations: 20,
       seed: 3,
     },

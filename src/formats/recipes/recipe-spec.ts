@@ -33,7 +33,7 @@ export const RECIPE_PARAMS = {
     .object({
       targets: z.string().min(1, "give the target embeddings: targets=FILE.npy"),
       clusters: count(1000),
-      sample: count(256_000),
+      sample: count(100_000),
       iterations: count(20),
       seed: z.coerce.number().int().min(0).default(0),
     })
@@ -43,7 +43,7 @@ export const RECIPE_PARAMS = {
     .object({
       epsilon: z.coerce.number().gt(0).lt(1).default(0.05),
       clusters: count(1000),
-      sample: count(256_000),
+      sample: count(100_000),
       iterations: count(20),
       seed: z.coerce.number().int().min(0).default(0),
       memoryMb: z.coerce.number().gt(0).default(1024),
