@@ -238,10 +238,11 @@ async function generateRoot(root: string, rows: number, dims: number): Promise<v
   const weights = topics.map((_, index) => 1 / (index + 10) ** 0.9);
   const total = weights.reduce((sum, weight) => sum + weight, 0);
   const cumulative = new Float64Array(TOPICS);
-  weights.reduce(
-    (sum, weight, index) => ((cumulative[index] = (sum + weight) / total), sum + weight),
-    0,
-  );
+  let running = 0;
+  weights.forEach((weight, index) => {
+    running += weight;
+    cumulative[index] = running / total;
+  });
   const pickTopic = () => {
     const draw = random();
     let low = 0;
