@@ -12,6 +12,7 @@ import { readParquet, writeParquet } from "../src/io/parquet.js";
 import { toFloat16Bits } from "../src/models/float16.js";
 import { readStageTotals } from "../src/pipeline/run-report.js";
 import { type FilterShardStats, filter } from "../src/stages/filter/filter.js";
+import { filterVerdict } from "../src/stages/filter/row-verdict.js";
 import { runCli } from "./support/cli.js";
 import { tempDir } from "./support/temp.js";
 
@@ -433,4 +434,23 @@ test("the CLI refuses an unknown recipe in one line, for filter and subset", asy
   ]);
   assert.notEqual(subsetted.code, 0);
   assert.match(subsetted.stderr, new RegExp(`unknown recipe "dedup"; ${known}`));
+});
+
+test("show's verdict names a text or percentile recipe's reason, and says the embedding recipes are not recomputed", async () => {
+  const root = join(workDir, "show");
+  const shards = generatePool(seededRandom(41), [300]);
+  const storage = await writePool(root, shards);
+  await filter({
+    root,
+    config: { ...NO_BASE_RULES, recipe: ["text:minWords=3:languages=any", "semdedup:clusters=4"] },
+  });
+  const rows = shards[0]?.rows ?? [];
+  const short = rows.find((row) => row.caption.split(/\s+/).length < 3) as PoolRow;
+  const metadata = layout.embeddingMetadata("00000");
+  const verdict = await filterVerdict(storage, metadata, short.key, root);
+  assert.equal(verdict.reason, "text_too_few_words");
+  assert.match(
+    verdict.notes.join("\n"),
+    /semdedup decided over the whole pool and are not recomputed here/,
+  );
 });
