@@ -101,7 +101,12 @@ export async function semanticDuplicates(
   } finally {
     await rm(folder, { recursive: true, force: true });
   }
-  return { removed, duplicates, largestCluster: Math.max(0, ...sizes), buckets };
+  return {
+    removed,
+    duplicates,
+    largestCluster: sizes.reduce((a, b) => Math.max(a, b), 0),
+    buckets,
+  };
 }
 
 /** Whole clusters into buckets of at most the memory budget (a larger cluster is one bucket). */
