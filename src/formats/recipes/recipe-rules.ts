@@ -11,11 +11,12 @@ import type { RecipeParams } from "./recipe-spec.js";
 /** Why the embedding recipes drop a row, by the code their per-row arrays hold. */
 export const ROW_DROP_REASONS = ["", "image_cluster_off_target", "semantic_duplicate"] as const;
 export type RowDropReason = Exclude<(typeof ROW_DROP_REASONS)[number], "">;
+
 export const LANGUAGE_TIERS: readonly LanguageTier[] = ["en", "multi", "nolang"];
 
 /** The reasons the embedding recipes give (recipe_drop's values). */
 export const ROW_DROP_REASON_NAMES = ROW_DROP_REASONS.filter(
-  (reason): reason is Exclude<(typeof ROW_DROP_REASONS)[number], ""> => reason !== "",
+  (reason): reason is RowDropReason => reason !== "",
 );
 
 /** Every reason a recipe drops a pair for. */
@@ -25,7 +26,7 @@ export type RecipeDropReason =
   | "text_too_few_words"
   | "text_language"
   | `below_top_percent_${LanguageTier}`
-  | (typeof ROW_DROP_REASON_NAMES)[number];
+  | RowDropReason;
 
 /** What the recipes add to the shard query (recipes/: text rules, percentile thresholds, drops). */
 export interface RecipeRules {
@@ -42,6 +43,7 @@ export interface RecipeRules {
  */
 const WORD =
   "[^\\s\\x{0b}\\x{1c}-\\x{1f}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]+";
+
 /**
  * `CASE … END` over the recipes' rules alone (text, percentile, embedding drops), for rows with
  * TEXT, LANGUAGE, similarity, tier and, when `rowDrops`, recipe_drop: `subset --recipe`, which

@@ -23,7 +23,7 @@ import {
 } from "../../formats/recipes/recipe-rules.js";
 import type { FilterConfig } from "./config.js";
 
-export const LANGUAGE_TIERS: readonly LanguageTier[] = ["en", "multi", "nolang"];
+export type { LANGUAGE_TIERS };
 
 export const DROP_REASONS = [
   "failed_to_embed",
