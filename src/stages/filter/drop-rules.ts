@@ -16,6 +16,7 @@ import { BLOCKLIST_TABLES, type Blocklists, DIGEST_KINDS } from "../../formats/b
 import type { ScoreColumn } from "../../formats/laion-schema.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
 import {
+  LANGUAGE_TIERS,
   sqlDouble as number,
   type RecipeRules,
   ROW_DROP_REASON_NAMES,
@@ -23,7 +24,7 @@ import {
 } from "../../formats/recipes/recipe-rules.js";
 import type { FilterConfig } from "./config.js";
 
-export type { LANGUAGE_TIERS };
+export { LANGUAGE_TIERS };
 
 export const DROP_REASONS = [
   "failed_to_embed",
