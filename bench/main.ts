@@ -23,6 +23,7 @@ const BENCH_ORDER = [
   "ui",
   "subset",
   "remove",
+  "semdedup",
 ];
 
 type BenchMain = (args: string[]) => Promise<BenchRow[] | undefined>;

@@ -16,6 +16,7 @@ interface SubsetFlags {
   modality: string;
   model?: string;
   dedup?: boolean;
+  recipe?: string;
   version?: string;
   columns?: string;
   webdataset?: string;
@@ -53,6 +54,10 @@ export function registerSubset(program: Command): void {
     )
     .option("--dedup", "one row per near-duplicate group (the index's groups)")
     .option(
+      "--recipe <list>",
+      "DataComp / SemDeDup recipes over the dataset, NAME[:PARAM=VALUE]... comma-separated (docs/recipes.md)",
+    )
+    .option(
       "--version <id>",
       "--where selects from an older dataset version instead of the dataset now (e.g. v1; `clipcrawl versions` lists them)",
     )
@@ -67,6 +72,7 @@ export function registerSubset(program: Command): void {
       `  clipcrawl subset --root ./data --where "LANGUAGE = 'en' AND punsafe < 0.1 AND AESTHETIC_SCORE > 5" -o en-safe.parquet\n` +
       `  clipcrawl subset --root ./data --query "a red bicycle" --k 5000 --dedup -o bicycles.csv --columns similarity,LANGUAGE\n` +
       '  clipcrawl subset --root ./data --query-file queries.txt --where "WIDTH >= 512" -o hits.jsonl --webdataset ./hits-wds\n' +
+      "  clipcrawl subset --root ./data --recipe clip-score-top:percent=30,semdedup:epsilon=0.05 -o curated.parquet\n" +
       `  clipcrawl subset --root ./data --version v1 --where "LANGUAGE = 'de'" -o de-as-of-v1.parquet\n` +
       "\nThen: clipcrawl download en-safe.parquet --caption-col caption --root ./new  (or img2dataset --url_list en-safe.parquet --input_format parquet --caption_col caption)",
   );
@@ -104,6 +110,7 @@ export function registerSubset(program: Command): void {
           modality: flags.modality as "image" | "text",
           model: flags.model,
           dedup: flags.dedup === true,
+          ...(flags.recipe === undefined ? {} : { recipes: [flags.recipe] }),
           ...(flags.version === undefined ? {} : { version: flags.version }),
           columns: flags.columns
             ?.split(",")
@@ -144,6 +151,13 @@ export function describeSummary(summary: SubsetSummary): string {
     lines.push(
       `  ${summary.knn.queries} queries × k ${summary.knn.k} against the ${summary.knn.modality} index: ${formatCount(summary.knn.rows)} hits`,
     );
+  }
+  const recipeDrops = Object.entries(summary.recipeDrops).sort((a, b) => b[1] - a[1]);
+  if (recipeDrops.length > 0) {
+    lines.push("  left out by the recipes:");
+    for (const [reason, count] of recipeDrops) {
+      lines.push(`    ${formatCount(count).padStart(7)}  ${reason}`);
+    }
   }
   if (summary.duplicatesDropped > 0) {
     lines.push(`  ${formatCount(summary.duplicatesDropped)} near-duplicates left out`);

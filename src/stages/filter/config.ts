@@ -118,6 +118,12 @@ export const filterConfigSchema = z
       .number()
       .optional()
       .describe("drop pairs whose AESTHETIC_SCORE is below this; unset: keep it as a tag"),
+    recipe: z
+      .array(z.string())
+      .default([])
+      .describe(
+        "DataComp / SemDeDup recipes to apply, NAME[:PARAM=VALUE]... (clip-score-top, text, image-clusters, semdedup; docs/recipes.md)",
+      ),
   })
   .strict();
 

@@ -15,9 +15,16 @@
 import { BLOCKLIST_TABLES, type Blocklists, DIGEST_KINDS } from "../../formats/blocklists.js";
 import type { ScoreColumn } from "../../formats/laion-schema.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
+import {
+  LANGUAGE_TIERS,
+  sqlDouble as number,
+  type RecipeRules,
+  ROW_DROP_REASON_NAMES,
+  textRules,
+} from "../../formats/recipes/recipe-rules.js";
 import type { FilterConfig } from "./config.js";
 
-export const LANGUAGE_TIERS: readonly LanguageTier[] = ["en", "multi", "nolang"];
+export { LANGUAGE_TIERS };
 
 export const DROP_REASONS = [
   "failed_to_embed",
@@ -30,16 +37,26 @@ export const DROP_REASONS = [
   "caption_too_long",
   "image_too_small",
   "aspect_ratio",
+  "text_too_short",
+  "text_too_long",
+  "text_too_few_words",
+  "text_language",
   "below_similarity_en",
   "below_similarity_multi",
   "below_similarity_nolang",
+  "below_top_percent_en",
+  "below_top_percent_multi",
+  "below_top_percent_nolang",
   "score_missing",
   "punsafe_too_high",
   "pwatermark_too_high",
   "ptoxic_too_high",
   "aesthetic_too_low",
+  "image_cluster_off_target",
+  "semantic_duplicate",
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
+export type { RecipeRules };
 
 interface ScoreRule {
   column: ScoreColumn;
@@ -75,6 +92,7 @@ export function dropReasonExpression(
   config: FilterConfig,
   lists: Blocklists,
   domainHits: string,
+  recipes: RecipeRules = {},
 ): string {
   const when: [condition: string, reason: DropReason][] = [];
   for (const kind of DIGEST_KINDS) {
@@ -108,15 +126,22 @@ export function dropReasonExpression(
       "aspect_ratio",
     ]);
   }
+  if (recipes.text !== undefined) when.push(...textRules(recipes.text));
   const thresholds: Record<LanguageTier, number> = {
     en: config.minSimilarityEn,
     multi: config.minSimilarityMulti,
     nolang: config.minSimilarityNolang,
   };
+  const topPercent = recipes.topPercentThresholds;
   for (const tier of LANGUAGE_TIERS) {
+    // DataComp's percentile replaces the fixed cosine; a tier with no scored pair has no cut.
+    const threshold = topPercent === undefined ? thresholds[tier] : topPercent[tier];
+    const reason: DropReason =
+      topPercent === undefined ? `below_similarity_${tier}` : `below_top_percent_${tier}`;
+    if (threshold === undefined) continue;
     when.push([
-      `tier = '${tier}' AND (similarity IS NULL OR isnan(similarity) OR similarity < ${number(thresholds[tier])})`,
-      `below_similarity_${tier}`,
+      `tier = '${tier}' AND (similarity IS NULL OR isnan(similarity) OR similarity < ${number(threshold)})`,
+      reason,
     ]);
   }
   for (const rule of scoreRules(config)) {
@@ -126,12 +151,9 @@ export function dropReasonExpression(
     const comparison = rule.bound === "max" ? ">" : "<";
     when.push([`${column} ${comparison} ${number(rule.limit)}`, rule.reason]);
   }
+  if (recipes.rowDrops === true) {
+    for (const reason of ROW_DROP_REASON_NAMES) when.push([`recipe_drop = '${reason}'`, reason]);
+  }
   const branches = when.map(([condition, reason]) => `WHEN ${condition} THEN '${reason}'`);
   return `CASE ${branches.join(" ")} ELSE NULL END`;
-}
-
-/** A config number as a SQL literal (validated by the schema, so finite). */
-function number(value: number): string {
-  if (!Number.isFinite(value)) throw new Error(`not a finite number: ${value}`);
-  return `CAST(${JSON.stringify(value)} AS DOUBLE)`;
 }

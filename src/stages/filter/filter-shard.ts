@@ -20,6 +20,7 @@ import {
   SCORE_COLUMNS,
 } from "../../formats/laion-schema.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
+import { ROW_DROP_REASONS } from "../../formats/recipes/recipe-rules.js";
 import { PAIR_HASH_FUNCTION, URL_DOMAINS_FUNCTION } from "../../formats/sql-functions.js";
 import { quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
@@ -29,6 +30,7 @@ import {
   type DropReason,
   dropReasonExpression,
   LANGUAGE_TIERS,
+  type RecipeRules,
 } from "./drop-rules.js";
 
 export interface FilterShardInput {
@@ -37,6 +39,13 @@ export interface FilterShardInput {
   failures: string;
   /** Where the kept rows go (root-relative). */
   output: string;
+}
+
+/** The recipes' part of a shard's verdicts: their rules, and the rows they drop. */
+export interface ShardRecipes {
+  rules: RecipeRules;
+  /** One code a metadata row (recipes/recipe-plan.ts' ROW_DROP_REASONS), when rules.rowDrops. */
+  rowDrops?: Uint8Array;
 }
 
 export interface FilteredShard {
@@ -55,10 +64,12 @@ export async function filterShard(
   input: FilterShardInput,
   config: FilterConfig,
   lists: Blocklists,
+  recipes: ShardRecipes = { rules: {} },
 ): Promise<FilteredShard> {
   const suffix = randomBytes(6).toString("hex");
   const domainHits = `filter_domain_hits_${suffix}`;
   const decided = `filter_decided_${suffix}`;
+  const rowDrops = `filter_recipe_drops_${suffix}`;
   try {
     const metadataPath = await storage.localPath(input.metadata);
     const source = `read_parquet(${quoteLiteral(metadataPath)}, file_row_number = true)`;
@@ -80,9 +91,14 @@ export async function filterShard(
         ),
       );
     }
+    let prepared = prepareRows(source, columns);
+    if (recipes.rules.rowDrops === true) {
+      await createRowDrops(connection, rowDrops, recipes.rowDrops ?? new Uint8Array(0));
+      prepared = `SELECT p.*, d.reason AS recipe_drop FROM (${prepared}) p LEFT JOIN ${rowDrops} d ON p.row_index = d.row_index`;
+    }
     await readable(storage, input.metadata, () =>
       connection.run(
-        `CREATE TEMP TABLE ${decided} AS SELECT *, ${dropReasonExpression(config, lists, domainHits)} AS drop_reason FROM (${prepareRows(source, columns)})`,
+        `CREATE TEMP TABLE ${decided} AS SELECT *, ${dropReasonExpression(config, lists, domainHits, recipes.rules)} AS drop_reason FROM (${prepared})`,
       ),
     );
     const counted = await countReasons(connection, decided);
@@ -101,14 +117,31 @@ export async function filterShard(
     });
     return { ...counted, samples: counted.kept + dropped, dropped };
   } finally {
-    for (const table of [domainHits, decided]) {
+    for (const table of [domainHits, decided, rowDrops]) {
       await connection.run(`DROP TABLE IF EXISTS ${table}`);
     }
   }
 }
 
+/** The rows the embedding recipes drop, with their reason, as a table of the connection. */
+async function createRowDrops(
+  connection: DuckDBConnection,
+  table: string,
+  codes: Uint8Array,
+): Promise<void> {
+  await connection.run(`CREATE TEMP TABLE ${table} (row_index BIGINT, reason VARCHAR)`);
+  const appender = await connection.createAppender(table);
+  codes.forEach((code, row) => {
+    if (code === 0) return;
+    appender.appendBigInt(BigInt(row));
+    appender.appendVarchar(ROW_DROP_REASONS[code] ?? "");
+    appender.endRow();
+  });
+  appender.closeSync();
+}
+
 /** The metadata's rows as the dataset's columns, plus `row_index` and `tier`. */
-function prepareRows(source: string, columns: ReadonlyMap<string, string>): string {
+export function prepareRows(source: string, columns: ReadonlyMap<string, string>): string {
   const column = (name: string, type: DatasetColumnType) => {
     const actual = columns.get(name.toLowerCase());
     return actual === undefined
@@ -204,7 +237,7 @@ async function countFailures(
 }
 
 /** Lower-case name → name as written, of a relation's columns. */
-async function columnNames(
+export async function columnNames(
   connection: DuckDBConnection,
   relation: string,
 ): Promise<Map<string, string>> {

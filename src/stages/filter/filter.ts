@@ -23,6 +23,8 @@ import {
 } from "../../formats/blocklists.js";
 import { withGovernanceBlocklists } from "../../formats/governance-blocklists.js";
 import type { LanguageTier } from "../../formats/language-tier.js";
+import type { RecipeReport } from "../../formats/recipes/recipe-plan.js";
+import { parseRecipes } from "../../formats/recipes/recipe-spec.js";
 import { registerFilterFunctions } from "../../formats/sql-functions.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
@@ -36,7 +38,8 @@ import { ShardState } from "../../shard/shard-state.js";
 import type { StageSummary } from "../../shard/stage-definition.js";
 import type { FilterConfig } from "./config.js";
 import { DROP_REASONS, type DropReason, LANGUAGE_TIERS } from "./drop-rules.js";
-import { type FilteredShard, filterShard } from "./filter-shard.js";
+import { type FilterRecipes, prepareFilterRecipes } from "./filter-recipes.js";
+import { type FilteredShard, filterShard, type ShardRecipes } from "./filter-shard.js";
 import { filterIdentity, type PlannedFilterShard, planFilterShards } from "./shard-plan.js";
 
 export const FILTER_STAGE = "filter";
@@ -83,6 +86,8 @@ export interface FilterShardStats extends FilterCounts {
   mean_similarity_kept: number | null;
   /** The rules applied (blocklists as their files and entry counts). */
   config: FilterConfig;
+  /** What the recipes decided over the whole pool; null without recipes. */
+  recipes: RecipeReport | null;
   blocklists: BlocklistSizes;
   duration: number;
   start_time: number;
@@ -99,6 +104,8 @@ export interface FilterSummary extends StageSummary {
   /** Over the shards written in this run. */
   totals: FilterCounts;
   blocklists: BlocklistSizes & { badLines: number };
+  /** What the recipes decided over the whole pool; null without recipes. */
+  recipes: RecipeReport | null;
   seconds: number;
   samplesPerSecond: number;
 }
@@ -109,6 +116,7 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
   const storage = openRoot(options.root);
   await openExistingRoot(storage);
   const config = (await loadConfig(storage, { filter: options.config ?? {} })).filter;
+  const recipes = parseRecipes(config.recipe);
   // The root's governance lists too: what `clipcrawl remove` took out stays out.
   const lists = await withGovernanceBlocklists(
     storage,
@@ -117,10 +125,14 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
   const badLines = blocklistBadLines(lists);
   for (const bad of badLines) reporter.warn(describeBadLine(bad));
 
+  const shardRecipes = await withConnection((connection) =>
+    prepareFilterRecipes(storage, recipes, connection, options.cwd ?? process.cwd()),
+  );
   const plan = await planFilterShards(
     storage,
     filterIdentity(config, blocklistsDigest(lists)),
     options.shards,
+    shardRecipes?.digest,
   );
   const totals = emptyFilterCounts();
   const state = new ShardState(storage, FILTER_STAGE, { redo: options.redo });
@@ -151,7 +163,14 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
       }
       return {
         run: async (shard: PlannedFilterShard) => {
-          const stats = await writeFilterShard(connection, storage, shard, config, lists);
+          const stats = await writeFilterShard(
+            connection,
+            storage,
+            shard,
+            config,
+            lists,
+            shardRecipes,
+          );
           return {
             outputs: await outputInfo(storage, [
               layout.datasetShard(shard.name),
@@ -189,9 +208,20 @@ export async function filter(options: FilterOptions): Promise<FilterSummary> {
     outputs: totals.kept,
     totals,
     blocklists: { ...listSizes(lists), badLines: badLines.length },
+    recipes: shardRecipes?.report ?? null,
     seconds,
     samplesPerSecond: totals.samples / Math.max(seconds, 0.001),
   };
+}
+
+/** Runs `use` on a DuckDB connection of its own, closed afterwards. */
+async function withConnection<T>(use: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
+  const connection = await duckdbConnection();
+  try {
+    return await use(connection);
+  } finally {
+    connection.closeSync();
+  }
 }
 
 /** Filters one shard and writes its dataset file and stats. */
@@ -201,17 +231,21 @@ async function writeFilterShard(
   shard: PlannedFilterShard,
   config: FilterConfig,
   lists: Blocklists,
+  recipes: FilterRecipes | null,
 ): Promise<FilterShardStats> {
   const startTime = Date.now();
+  const shardRecipes: ShardRecipes = recipes?.forShard(shard.name) ?? { rules: {} };
   const filtered = await filterShard(
     connection,
     storage,
     { metadata: shard.metadata, failures: shard.failures, output: layout.datasetShard(shard.name) },
     config,
     lists,
+    shardRecipes,
   );
   const endTime = Date.now();
   const stats = shardStats(shard, storage, filtered, config, lists, startTime, endTime);
+  stats.recipes = recipes?.report ?? null;
   await storage.writeAtomic(layout.datasetStats(shard.name), `${JSON.stringify(stats, null, 2)}\n`);
   return stats;
 }
@@ -235,6 +269,7 @@ function shardStats(
     kept_by_tier: filtered.keptByTier,
     mean_similarity_kept: filtered.meanSimilarityKept,
     config,
+    recipes: null,
     blocklists: listSizes(lists),
     duration: (endTime - startTime) / 1000,
     start_time: startTime / 1000,

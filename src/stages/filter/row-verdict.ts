@@ -17,6 +17,9 @@ import {
   loadBlocklists,
 } from "../../formats/blocklists.js";
 import { withGovernanceBlocklists } from "../../formats/governance-blocklists.js";
+import type { RecipeReport } from "../../formats/recipes/recipe-plan.js";
+import type { RecipeRules } from "../../formats/recipes/recipe-rules.js";
+import { findRecipe, parseRecipes } from "../../formats/recipes/recipe-spec.js";
 import { registerFilterFunctions } from "../../formats/sql-functions.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
@@ -24,6 +27,23 @@ import { duckdbConnection, quoteLiteral, writeParquetQuery } from "../../io/parq
 import type { DatasetStorage } from "../../io/storage.js";
 import type { FilterConfig } from "./config.js";
 import { filterShard } from "./filter-shard.js";
+
+/** The recipes' per-row rules as the shard's stats recorded them (text, percentile thresholds). */
+function recipeRulesOf(report: RecipeReport | null): {
+  rules: RecipeRules;
+  embedding: string[];
+} {
+  if (report === null) return { rules: {}, embedding: [] };
+  const recipes = parseRecipes(report.recipes);
+  const rules: RecipeRules = {};
+  const text = findRecipe(recipes, "text");
+  if (text !== undefined) rules.text = text.params;
+  if (report.clipScoreTop !== null) rules.topPercentThresholds = report.clipScoreTop.thresholds;
+  const embedding = recipes
+    .map((recipe) => recipe.name)
+    .filter((name) => name === "image-clusters" || name === "semdedup");
+  return { rules, embedding };
+}
 
 export interface RowVerdict {
   /** The drop reason; null when filter would keep the row (or has not run on its shard). */
@@ -49,9 +69,17 @@ export async function filterVerdict(
   if (!(await storage.exists(statsPath))) {
     return { reason: null, notes: [`filter has not run on shard ${shard}`] };
   }
-  const config =
-    (JSON.parse(await storage.readText(statsPath)) as { config?: FilterConfig }).config ??
-    (await loadConfig(storage)).filter;
+  const stats = JSON.parse(await storage.readText(statsPath)) as {
+    config?: FilterConfig;
+    recipes?: RecipeReport | null;
+  };
+  const config = stats.config ?? (await loadConfig(storage)).filter;
+  const recipes = recipeRulesOf(stats.recipes ?? null);
+  if (recipes.embedding.length > 0) {
+    notes.push(
+      `${recipes.embedding.join(" and ")} decided over the whole pool and are not recomputed here; a pair they dropped shows as kept`,
+    );
+  }
   let lists: Blocklists;
   try {
     lists = await loadBlocklists(config, cwd);
@@ -81,6 +109,7 @@ export async function filterVerdict(
       { metadata: "metadata.parquet", failures: "failures.parquet", output: "dataset.parquet" },
       config,
       lists,
+      { rules: recipes.rules },
     );
     const reason = Object.entries(judged.droppedByReason).find(([, count]) => count > 0)?.[0];
     if (reason === undefined) {

@@ -52,6 +52,8 @@ export async function planFilterShards(
   storage: DatasetStorage,
   identity: FilterIdentity,
   only?: readonly string[],
+  /** What else a shard's verdicts depend on (the recipes' decisions over the whole pool). */
+  recipeDigest?: (name: string) => string,
 ): Promise<PlannedFilterShard[]> {
   const folder = layout.embeddingMetadataFolder();
   // A call of named shards (a job) plans only those, so its cost does not grow with the run.
@@ -84,6 +86,7 @@ export async function planFilterShards(
         failures: await fileIdentity(storage, failures),
         embed: marker?.inputDigest ?? null,
         ...identity,
+        ...(recipeDigest === undefined ? {} : { recipes: recipeDigest(name) }),
       }),
     });
   }

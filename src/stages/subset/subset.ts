@@ -19,13 +19,16 @@ import { ClipcrawlError, InputError } from "../../errors.js";
 import { describeDamagedShard } from "../../formats/dataset-shards.js";
 import { type ClipIndex, openIndex } from "../../formats/index/clip-index.js";
 import { type IndexManifest, readManifest } from "../../formats/index/index-manifest.js";
+import type { RecipeReport } from "../../formats/recipes/recipe-plan.js";
+import { parseRecipes } from "../../formats/recipes/recipe-spec.js";
 import { readTombstones, registerTombstones, type Tombstones } from "../../formats/tombstones.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
 import { openRoot } from "../../io/open-root.js";
-import { quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
+import { duckdbConnection, quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import { openSqlSandbox, type SqlSandbox } from "../../io/sql-sandbox.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
+import { datasetRecipeDrops } from "./dataset-recipes.js";
 import {
   checkWhere,
   type DatasetShard,
@@ -66,6 +69,11 @@ export interface SubsetOptions {
   model?: string;
   /** One row per near-duplicate group (needs the index). */
   dedup?: boolean;
+  /**
+   * DataComp / SemDeDup recipes (`NAME[:PARAM=VALUE]...`, comma-separated), computed over the
+   * dataset's rows; a row they drop is left out, as if it failed the condition.
+   */
+  recipes?: readonly string[];
   /** Dataset columns to add after url and caption. */
   columns?: readonly string[];
   /**
@@ -103,6 +111,9 @@ export interface SubsetSummary {
   knn: { queries: number; k: number; modality: "image" | "text"; rows: number } | null;
   /** Rows left out as near-duplicates of a row kept. */
   duplicatesDropped: number;
+  /** What the recipes decided (null without recipes), and the rows they left out by reason. */
+  recipes: RecipeReport | null;
+  recipeDrops: Record<string, number>;
   webdataset: WebdatasetCopy | null;
   seconds: number;
   rowsPerSecond: number;
@@ -121,6 +132,7 @@ const SUMMARY_COLUMNS = [
 ];
 const PROGRESS_INTERVAL_MS = 250;
 const ROWS_TABLE = "subset_rows";
+const RECIPE_DROPS_TABLE = "subset_recipe_drops";
 
 export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
   const started = performance.now();
@@ -136,12 +148,19 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
     throw new ClipcrawlError("CC_SUBSET_K", `--k must be a positive whole number, got ${k}`);
   }
   const where = options.where?.trim() === "" ? undefined : options.where;
+  const recipes = parseRecipes(options.recipes ?? []);
   if ((await storage.list(layout.removalJournalFolder())).some((name) => name.endsWith(".json"))) {
     reporter.warn(
       "a removal is pending on this root (interrupted): run clipcrawl remove to complete it before subsets are shared",
     );
   }
 
+  if (options.version !== undefined && recipes.length > 0) {
+    throw new ClipcrawlError(
+      "CC_SUBSET_VERSION",
+      "--version reads an older dataset without its embeddings: --recipe works on the current dataset",
+    );
+  }
   if (options.version !== undefined && (queries.length > 0 || options.dedup === true)) {
     throw new ClipcrawlError(
       "CC_SUBSET_VERSION",
@@ -175,6 +194,30 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
     );
     const checked =
       where === undefined ? undefined : await checkWhere(connection, shards, where, available);
+    // The recipes run on a connection of their own (they read the embeddings, which the
+    // condition's sandbox cannot); the keys they drop join the condition.
+    let recipeReport: RecipeReport | null = null;
+    let recipeDrops: Record<string, number> = {};
+    let selected = where;
+    if (recipes.length > 0) {
+      const recipeConnection = await duckdbConnection();
+      try {
+        const decided = await datasetRecipeDrops(storage, shards, recipes, recipeConnection, cwd);
+        recipeReport = decided.report;
+        recipeDrops = decided.droppedByReason;
+        await connection.run(`CREATE OR REPLACE TEMP TABLE ${RECIPE_DROPS_TABLE} (key VARCHAR)`);
+        const appender = await connection.createAppender(RECIPE_DROPS_TABLE);
+        for (const { key } of decided.dropped) {
+          appender.appendVarchar(key);
+          appender.endRow();
+        }
+        appender.closeSync();
+      } finally {
+        recipeConnection.closeSync();
+      }
+      const kept = `key NOT IN (SELECT key FROM ${RECIPE_DROPS_TABLE})`;
+      selected = where === undefined ? kept : `(\n${where}\n) AND ${kept}`;
+    }
 
     const datasetExtra = extra.filter((column) => !knnColumns.includes(column));
     const carried = [
@@ -186,7 +229,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
     const rowsScanned = await countRows(connection, shards);
     // Where the selection is read from: the shards themselves for a plain condition (one pass
     // to the file, one for the summary), else the table the kNN hits and dedup work on.
-    let selection = `(${whereSelection(shards, where, tombstones)})`;
+    let selection = `(${whereSelection(shards, selected, tombstones)})`;
     let order = checked?.joins === true ? "__shard, __row" : "";
     if (queries.length === 0 && options.dedup === true) {
       await connection.run(`CREATE TEMP TABLE ${ROWS_TABLE} AS SELECT * FROM ${selection}`);
@@ -196,7 +239,9 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
       index = await openIndexFor(storage);
       const vectors = await embedQueries(queries, await queryModel(storage, options.model), cwd);
       const passing =
-        where === undefined ? undefined : await passingKeys(connection, shards, where, tombstones);
+        selected === undefined
+          ? undefined
+          : await passingKeys(connection, shards, selected, tombstones);
       const hits = searchQueries(index as ClipIndex, vectors, {
         k,
         modality: options.modality ?? "image",
@@ -272,6 +317,8 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
       ranges: summary.ranges,
       knn,
       duplicatesDropped,
+      recipes: recipeReport,
+      recipeDrops,
       webdataset,
       seconds,
       rowsPerSecond: rowsScanned / Math.max(seconds, 0.001),

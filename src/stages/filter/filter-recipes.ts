@@ -1,0 +1,134 @@
+/**
+ * The recipes as `filter` runs them: the pool is every embedding shard of the root (its
+ * metadata rows and `img_emb` matrices, row for row), whatever shards this call filters, so a
+ * shard's verdicts do not depend on which others ran with it. Gives each shard its rules, its
+ * rows dropped, and a digest of both for its done marker: a re-run whose recipes decide the same
+ * skips the shard, and one that decides otherwise (a new shard moved the percentile) redoes it.
+ */
+import { mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { ClipcrawlError } from "../../errors.js";
+import { EmbeddingPool } from "../../formats/recipes/embedding-pool.js";
+import { readTargetEmbeddings } from "../../formats/recipes/image-clusters.js";
+import {
+  planRecipes,
+  type RecipeReport,
+  rowDropsDigest,
+} from "../../formats/recipes/recipe-plan.js";
+import { describeRecipe, findRecipe, type Recipe } from "../../formats/recipes/recipe-spec.js";
+import { layout } from "../../io/layout.js";
+import type { LocalStorage } from "../../io/local-storage.js";
+import { quoteLiteral } from "../../io/parquet.js";
+import type { RecipeRules } from "./drop-rules.js";
+import { columnNames, prepareRows, type ShardRecipes } from "./filter-shard.js";
+
+const METADATA_SHARD = /^metadata_(\d{5})\.parquet$/;
+
+export interface FilterRecipes {
+  report: RecipeReport;
+  /** The recipes' rules and drops for one shard. */
+  forShard(name: string): ShardRecipes;
+  /** What the shard's verdicts depend on besides the config: for its done marker. */
+  digest(name: string): string;
+}
+
+export async function prepareFilterRecipes(
+  storage: LocalStorage,
+  recipes: readonly Recipe[],
+  connection: DuckDBConnection,
+  cwd: string,
+): Promise<FilterRecipes | null> {
+  if (recipes.length === 0) return null;
+  const names = (await storage.list(layout.embeddingMetadataFolder()))
+    .map((name) => METADATA_SHARD.exec(name)?.[1])
+    .filter((name): name is string => name !== undefined)
+    .sort();
+  const metadata = await Promise.all(
+    names.map((name) => storage.localPath(layout.embeddingMetadata(name))),
+  );
+  const source = `read_parquet([${metadata.map(quoteLiteral).join(", ")}], union_by_name = true, file_row_number = true)`;
+  const tierSimilarity =
+    names.length === 0
+      ? "(SELECT NULL::VARCHAR AS tier, NULL::DOUBLE AS similarity WHERE false)"
+      : `(${prepareRows(source, await columnNames(connection, source))})`;
+
+  const needsEmbeddings = recipes.some(
+    (recipe) => recipe.name === "image-clusters" || recipe.name === "semdedup",
+  );
+  const embeddings = needsEmbeddings ? await openPool(storage, names) : undefined;
+  const clusters = findRecipe(recipes, "image-clusters");
+  const targets =
+    clusters === undefined || embeddings === undefined
+      ? undefined
+      : await readTargetEmbeddings(resolve(cwd, clusters.params.targets), {
+          dim: embeddings.dim,
+          modelDigest: await datasetModelDigest(storage, names),
+        });
+  const scratchFolder = join(storage.root, "_state", "recipes");
+  await mkdir(scratchFolder, { recursive: true });
+  const outcome = await planRecipes(
+    recipes,
+    connection,
+    {
+      tierSimilarity,
+      ...(embeddings === undefined ? {} : { embeddings }),
+      ...(targets === undefined ? {} : { targets }),
+      scratchFolder,
+    },
+    describeRecipe,
+  );
+  const rules: RecipeRules = {};
+  const text = findRecipe(recipes, "text");
+  if (text !== undefined) rules.text = text.params;
+  if (outcome.report.clipScoreTop !== null) {
+    rules.topPercentThresholds = outcome.report.clipScoreTop.thresholds;
+  }
+  if (outcome.rowDrops !== null) rules.rowDrops = true;
+  const dropsOf = (name: string) => {
+    const index = names.indexOf(name);
+    return index < 0 ? undefined : (outcome.rowDrops?.[index] ?? undefined);
+  };
+  const ruleDigest = JSON.stringify({ recipes: outcome.report.recipes, rules });
+  return {
+    report: outcome.report,
+    forShard: (name) => {
+      const rowDrops = dropsOf(name);
+      return rowDrops === undefined ? { rules } : { rules, rowDrops };
+    },
+    digest: (name) => `${ruleDigest}\0${rowDropsDigest(dropsOf(name))}`,
+  };
+}
+
+async function openPool(storage: LocalStorage, names: readonly string[]): Promise<EmbeddingPool> {
+  const shards = [];
+  for (const name of names) {
+    const path = layout.imageEmbeddings(name);
+    if (!(await storage.exists(path))) {
+      throw new ClipcrawlError(
+        "CC_RECIPE_EMBEDDINGS",
+        `${storage.describe(path)}: missing; image-clusters and semdedup need every shard's image embeddings`,
+      );
+    }
+    shards.push({ name, path: await storage.localPath(path), describe: storage.describe(path) });
+  }
+  return EmbeddingPool.open(shards);
+}
+
+/** The model embed recorded for the shards (its stats' model digest), or null. */
+async function datasetModelDigest(
+  storage: LocalStorage,
+  names: readonly string[],
+): Promise<string | null> {
+  for (const name of names) {
+    try {
+      const stats = JSON.parse(await storage.readText(layout.embeddingStats(name))) as {
+        model?: { digest?: unknown };
+      };
+      if (typeof stats.model?.digest === "string") return stats.model.digest;
+    } catch {
+      // A shard embedded elsewhere has no stats; another may.
+    }
+  }
+  return null;
+}
