@@ -118,9 +118,8 @@ export class ThumbnailStore {
 /** The image members of a tar, by key, read from an open file (left open). */
 async function readTarMembers(file: FileHandle): Promise<Map<string, TarMember>> {
   const members = new Map<string, TarMember>();
-  const stream = file.createReadStream({ start: 0, autoClose: false });
   try {
-    for await (const entry of readTarEntries(stream)) {
+    for await (const entry of readTarEntries(chunksOf(file))) {
       if (entry.kind !== "file") continue;
       const { key, extension } = splitSampleName(entry.name);
       if (!IMAGE_EXTENSIONS.includes(extension)) continue;
@@ -130,8 +129,22 @@ async function readTarMembers(file: FileHandle): Promise<Map<string, TarMember>>
     }
   } catch {
     // A tar that cannot be read serves what was found before the damage.
-  } finally {
-    stream.destroy();
   }
   return members;
+}
+
+/**
+ * The file's bytes by positioned reads. Not `file.createReadStream`: a stream that reaches the
+ * end closes its handle on some Node versions whatever `autoClose` says, and the handle is read
+ * again for the member's bytes.
+ */
+async function* chunksOf(file: FileHandle): AsyncGenerator<Uint8Array> {
+  let position = 0;
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(64 * 1024);
+    const { bytesRead } = await file.read(chunk, 0, chunk.length, position);
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    yield chunk.subarray(0, bytesRead);
+  }
 }
