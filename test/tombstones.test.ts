@@ -163,7 +163,10 @@ test("removed samples are unreachable through every reader the moment remove ret
   assert.deepEqual(await readdir(join(fixture.root, "images")), tarsBefore);
 
   const shown = await showSample({ root: fixture.root, key: first.key as string });
-  assert.ok(shown.notes.some((note) => note.startsWith("tombstoned")), shown.notes.join("; "));
+  assert.ok(
+    shown.notes.some((note) => note.startsWith("tombstoned")),
+    shown.notes.join("; "),
+  );
   assert.deepEqual(
     shown.removals.map((entry) => entry.removal),
     [removal?.removal],
@@ -289,4 +292,45 @@ test("remove of keys no sample has writes no tombstone and says so", async () =>
   const compacted = await runCli(["compact", "--root", root]);
   assert.equal(compacted.code, 0, compacted.stderr);
   assert.match(compacted.stdout, /no tombstones, nothing to rewrite/);
+});
+
+test("compact --background returns at once and applies the tombstones in a detached process", async () => {
+  const root = join(work, "background");
+  const samples = await writeDatasetRoot(root, { shards: 2, perShard: 10 });
+  const kept = samples.filter((sample) => sample.kept).slice(0, 2);
+  await writeFile(join(work, "background-keys.txt"), kept.map((s) => s.key).join("\n"));
+  const removed = await runCli([
+    "remove",
+    "--root",
+    root,
+    "--keys",
+    join(work, "background-keys.txt"),
+  ]);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.match(removed.stdout, /2 samples removed\n {2}tombstoned: unreachable/);
+  assert.equal((await readdir(join(root, "_governance/tombstones"))).length, 1);
+
+  const started = await runCli(["compact", "--root", root, "--background"]);
+  assert.equal(started.code, 0, started.stderr);
+  assert.match(
+    started.stdout,
+    /compacting in the background \(process \d+\); output: .*compact\.log/,
+  );
+  const deadline = Date.now() + 60_000;
+  while ((await readdir(join(root, "_governance/tombstones"))).length > 0) {
+    assert.ok(Date.now() < deadline, "the background compaction finished within a minute");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const log = await readFile(join(root, "_governance/compact.log"), "utf8");
+  assert.match(
+    log,
+    /compact compact-\S+: the tombstones of 1 removal \(2 samples\) applied and cleared/,
+  );
+  const storage = new LocalStorage(root);
+  for (const shard of ["00000", "00001"]) {
+    const keys = (await readParquet(storage, layout.datasetShard(shard), ["key"])).map((row) =>
+      String(row.key),
+    );
+    assert.ok(!keys.some((key) => kept.some((sample) => sample.key === key)), shard);
+  }
 });
