@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createReadStream, statSync } from "node:fs";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { readVersion, recordVersion } from "../src/formats/dataset-versions.js";
@@ -299,6 +299,14 @@ test("compact --background returns at once and applies the tombstones in a detac
   const samples = await writeDatasetRoot(root, { shards: 2, perShard: 10 });
   const kept = samples.filter((sample) => sample.kept).slice(0, 2);
   await writeFile(join(work, "background-keys.txt"), kept.map((s) => s.key).join("\n"));
+  // A version whose snapshot is its own file (no longer the live shard's inode): compact must
+  // rewrite it, not only relink.
+  const storage = new LocalStorage(root);
+  const version = await recordVersion(storage, "test");
+  const snapshot = join(root, version?.shards[0]?.path as string);
+  const copy = `${snapshot}.copy`;
+  await writeFile(copy, await readFile(snapshot));
+  await rename(copy, snapshot);
   const removed = await runCli([
     "remove",
     "--root",
@@ -321,12 +329,18 @@ test("compact --background returns at once and applies the tombstones in a detac
     assert.ok(Date.now() < deadline, "the background compaction finished within a minute");
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+  const rewritten = await readVersion(storage, "v1");
+  const snapshotKeys = (
+    await readParquet(storage, rewritten.shards[0]?.path as string, ["key"])
+  ).map((row) => String(row.key));
+  assert.ok(snapshotKeys.length > 0);
+  assert.ok(!snapshotKeys.some((key) => kept.some((sample) => sample.key === key)), "snapshot");
+  assert.equal(rewritten.rows, (version?.rows ?? 0) - kept.length, "the record says what it holds");
   const log = await readFile(join(root, "_governance/compact.log"), "utf8");
   assert.match(
     log,
     /compact compact-\S+: the tombstones of 1 removal \(2 samples\) applied and cleared/,
   );
-  const storage = new LocalStorage(root);
   for (const shard of ["00000", "00001"]) {
     const keys = (await readParquet(storage, layout.datasetShard(shard), ["key"])).map((row) =>
       String(row.key),
