@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createReadStream, statSync } from "node:fs";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { readVersion, recordVersion } from "../src/formats/dataset-versions.js";
@@ -292,4 +292,59 @@ test("remove of keys no sample has writes no tombstone and says so", async () =>
   const compacted = await runCli(["compact", "--root", root]);
   assert.equal(compacted.code, 0, compacted.stderr);
   assert.match(compacted.stdout, /no tombstones, nothing to rewrite/);
+});
+
+test("compact --background returns at once and applies the tombstones in a detached process", async () => {
+  const root = join(work, "background");
+  const samples = await writeDatasetRoot(root, { shards: 2, perShard: 10 });
+  const kept = samples.filter((sample) => sample.kept).slice(0, 2);
+  await writeFile(join(work, "background-keys.txt"), kept.map((s) => s.key).join("\n"));
+  // A version whose snapshot is its own file (no longer the live shard's inode): compact must
+  // rewrite it, not only relink.
+  const storage = new LocalStorage(root);
+  const version = await recordVersion(storage, "test");
+  const snapshot = join(root, version?.shards[0]?.path as string);
+  const copy = `${snapshot}.copy`;
+  await writeFile(copy, await readFile(snapshot));
+  await rename(copy, snapshot);
+  const removed = await runCli([
+    "remove",
+    "--root",
+    root,
+    "--keys",
+    join(work, "background-keys.txt"),
+  ]);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.match(removed.stdout, /2 samples removed\n {2}tombstoned: unreachable/);
+  assert.equal((await readdir(join(root, "_governance/tombstones"))).length, 1);
+
+  const started = await runCli(["compact", "--root", root, "--background"]);
+  assert.equal(started.code, 0, started.stderr);
+  assert.match(
+    started.stdout,
+    /compacting in the background \(process \d+\); output: .*compact\.log/,
+  );
+  const deadline = Date.now() + 60_000;
+  while ((await readdir(join(root, "_governance/tombstones"))).length > 0) {
+    assert.ok(Date.now() < deadline, "the background compaction finished within a minute");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const rewritten = await readVersion(storage, "v1");
+  const snapshotKeys = (
+    await readParquet(storage, rewritten.shards[0]?.path as string, ["key"])
+  ).map((row) => String(row.key));
+  assert.ok(snapshotKeys.length > 0);
+  assert.ok(!snapshotKeys.some((key) => kept.some((sample) => sample.key === key)), "snapshot");
+  assert.equal(rewritten.rows, (version?.rows ?? 0) - kept.length, "the record says what it holds");
+  const log = await readFile(join(root, "_governance/compact.log"), "utf8");
+  assert.match(
+    log,
+    /compact compact-\S+: the tombstones of 1 removal \(2 samples\) applied and cleared/,
+  );
+  for (const shard of ["00000", "00001"]) {
+    const keys = (await readParquet(storage, layout.datasetShard(shard), ["key"])).map((row) =>
+      String(row.key),
+    );
+    assert.ok(!keys.some((key) => kept.some((sample) => sample.key === key)), shard);
+  }
 });
