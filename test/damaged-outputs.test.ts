@@ -231,13 +231,13 @@ test("--redo redoes a shard whose marker cannot see the damage (one written befo
   ]);
 });
 
-test("a dataset shard damaged inside, its PAR1 magic and footer length intact: subset and stats name it and read the other four", async () => {
+test("a dataset shard damaged inside, its PAR1 magic and footer length intact: subset, stats and index name it and read the other four", async () => {
   const storage = await embeddedRoot("inside-root");
   await filter({ root: storage });
   const local = await storage.localPath(layout.datasetShard("00002"));
   const bytes = await readFile(local);
-  // Bytes past the first magic, in the column chunks; the ends stay as they were.
-  for (let at = 8; at < bytes.length / 2; at += 3) bytes[at] = (bytes[at] as number) ^ 0x5a;
+  // The first column chunk's page, just past the magic: the footer still parses.
+  for (let at = 8; at < 40; at += 3) bytes[at] = (bytes[at] as number) ^ 0x5a;
   await writeFile(local, bytes);
   const fix = `clipcrawl filter --root ${storage.root} --redo 00002`;
 
@@ -262,4 +262,16 @@ test("a dataset shard damaged inside, its PAR1 magic and footer length intact: s
   assert.equal(report.report.funnel.kept, 4 * ROWS);
   assert.equal(report.warnings.length, 1);
   assert.ok((report.warnings[0] as string).endsWith(fix), report.warnings[0]);
+
+  const index = await buildIndex({ root: storage, reporter: collectingReporter() });
+  assert.equal(index.rows, 4 * ROWS);
+  assert.deepEqual(
+    index.failedShards.map((failed) => failed.shard),
+    ["00002"],
+  );
+  assert.match(
+    index.failedShards[0]?.error ?? "",
+    /^dataset\/00002\.parquet is damaged: not a readable Parquet file/,
+  );
+  assert.ok(index.failedShards[0]?.error.endsWith(fix), index.failedShards[0]?.error);
 });

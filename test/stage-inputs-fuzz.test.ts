@@ -645,7 +645,7 @@ function judgeMessage(kind: string, what: string, message: string, path: string)
   ledger.outcome(kind, why === undefined ? "rejected" : "crash", `${what}: ${why ?? message}`);
 }
 
-test("Parquet files, damaged: filter, subset and stats name the file and account for every row of the others", {
+test("Parquet files, damaged: filter, subset, stats and index name the file and account for every row of the others", {
   timeout: TEST_TIMEOUT_MS,
 }, async () => {
   await sweep("Parquet", async (random) => {
@@ -743,6 +743,29 @@ test("Parquet files, damaged: filter, subset and stats name the file and account
           judgeMessage(
             "Parquet",
             `${statsWhat}, thrown`,
+            String(error),
+            layout.datasetShard(shard),
+          );
+        }
+        const indexWhat = `index, ${layout.datasetShard(shard)} (${damage})`;
+        try {
+          const summary = await buildIndex({
+            root,
+            overwrite: true,
+            reporter: collectingReporter(),
+          });
+          ledger.unaccounted(
+            "Parquet",
+            Math.abs(summary.rows - left(summary.failedShards)),
+            `${indexWhat}: ${summary.rows} rows`,
+          );
+          const failure = summary.failedShards.find((failed) => failed.shard === shard)?.error;
+          if (failure === undefined) ledger.outcome("Parquet", "accepted", indexWhat);
+          else judgeMessage("Parquet", indexWhat, failure, layout.datasetShard(shard));
+        } catch (error) {
+          judgeMessage(
+            "Parquet",
+            `${indexWhat}, thrown`,
             String(error),
             layout.datasetShard(shard),
           );

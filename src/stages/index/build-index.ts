@@ -38,7 +38,12 @@ import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
 import { openRoot } from "../../io/open-root.js";
-import { duckdbConnection, quoteLiteral } from "../../io/parquet.js";
+import {
+  duckdbConnection,
+  parquetDataDamage,
+  parquetFileDamage,
+  quoteLiteral,
+} from "../../io/parquet.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import type { FailedShard } from "../../shard/shard-loop.js";
@@ -168,7 +173,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
           await writeSegment(storage, connection, segmentName, rows);
         } catch (error) {
           if (rows !== undefined) await releaseIndexShard(connection, rows);
-          const message = errorMessage(error);
+          const message = await shardFailure(storage, shard, error);
           failedShards.push({ shard: shard.name, error: message });
           reporter.warn(`index shard ${shard.name} failed: ${message}`);
           shardsDone++;
@@ -434,4 +439,28 @@ async function markMissing(
       counts: { rows: segment.rows },
     });
   }
+}
+
+/**
+ * Why a shard could not be indexed, naming the file: DuckDB's errors about a damaged page
+ * ("Out of buffer", "TProtocolException") do not say which file they met, so the shard's Parquet
+ * inputs are checked (only now, after a failure) and the damaged one named, a dataset shard with
+ * the command that writes it again.
+ */
+async function shardFailure(
+  storage: LocalStorage,
+  shard: PlannedIndexShard,
+  error: unknown,
+): Promise<string> {
+  if (error instanceof InputError) return errorMessage(error);
+  for (const path of [shard.dataset, shard.metadata]) {
+    if (path === undefined) continue;
+    const reason =
+      (await parquetFileDamage(storage, path)) ?? (await parquetDataDamage(storage, path));
+    if (reason === undefined) continue;
+    return path === shard.dataset
+      ? describeDamagedShard({ shard: shard.name, path, reason }, storage.root)
+      : `${storage.describe(path)}: ${reason}`;
+  }
+  return errorMessage(error);
 }
