@@ -3,10 +3,12 @@
  * (subset, stats, index): each one is first checked to be a Parquet file — the `PAR1` magic at
  * both ends and a footer that fits, 12 bytes read — so that one damaged shard is named, with the
  * command that redoes it, and the readers go on with the others, instead of DuckDB failing the
- * whole query with "No magic bytes found". The readers that read every row (subset, stats,
- * index) have each shard decoded whole first (`readRows`), so that a damaged page is named too.
+ * whole query with "No magic bytes found". A damaged page inside a shard shows only when it is
+ * read: a reader runs its query, and only if that fails runs it again with every shard decoded
+ * whole first (`readRows`, `againNamingDamage`), so that the damaged one is named and left out.
+ * The whole decode costs a second read of the dataset, paid only when something is wrong.
  */
-import { InputError } from "../errors.js";
+import { ClipcrawlError, InputError } from "../errors.js";
 import { layout } from "../io/layout.js";
 import { parquetDataDamage, parquetFileDamage } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
@@ -60,8 +62,9 @@ export async function datasetShardFiles(
 export async function readableDatasetShards(
   storage: DatasetStorage,
   advice: string,
+  options: { readRows?: boolean } = {},
 ): Promise<DatasetShards> {
-  const shards = await datasetShardFiles(storage, { readRows: true });
+  const shards = await datasetShardFiles(storage, options);
   const { readable, damaged } = shards;
   if (readable.length === 0 && damaged.length > 0) {
     const names = damaged.map((shard) => shard.shard);
@@ -75,6 +78,20 @@ export async function readableDatasetShards(
     throw new InputError("CC_NO_DATASET", storage.describe(layout.datasetFolder()), advice);
   }
   return shards;
+}
+
+/**
+ * Runs `attempt` with the shards checked by their ends and footers only; if it fails on something
+ * else than a clipcrawl error (DuckDB failing on a damaged page), runs it once more with every
+ * shard decoded whole first, so the damaged one is found, named and left out.
+ */
+export async function againNamingDamage<T>(attempt: (readRows: boolean) => Promise<T>): Promise<T> {
+  try {
+    return await attempt(false);
+  } catch (error) {
+    if (error instanceof ClipcrawlError) throw error;
+    return attempt(true);
+  }
 }
 
 /** One line: which shard, what is wrong, and the command that writes it again. */

@@ -86,9 +86,11 @@ export async function recheck(options: RecheckOptions): Promise<RecheckSummary> 
   }
   const seed = options.seed ?? 0;
   const config = (await loadConfig(storage, { download: options.config ?? {} })).download;
+  // Each shard is read on its own later: decoding it first names a damaged page up front.
   const { readable, damaged } = await readableDatasetShards(
     storage,
     "no dataset shards (NNNNN.parquet); run clipcrawl filter first",
+    { readRows: true },
   );
   for (const shard of damaged) {
     reporter.warn(`recheck: ${describeDamagedShard(shard, storage.root)}`);

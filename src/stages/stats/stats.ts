@@ -14,6 +14,7 @@ import { mkdir } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { requireDatasetRoot } from "../../config/dataset-root.js";
 import {
+  againNamingDamage,
   type DamagedDatasetShard,
   describeDamagedShard,
   readableDatasetShards,
@@ -103,7 +104,11 @@ export async function stats(options: StatsOptions): Promise<StatsSummary> {
 
 /** The report's numbers (what `--json` writes). */
 export async function statsReport(storage: LocalStorage): Promise<StatsReport> {
-  const { kept, damaged } = await keptShards(storage);
+  return againNamingDamage((readRows) => statsReportOnce(storage, readRows));
+}
+
+async function statsReportOnce(storage: LocalStorage, readRows: boolean): Promise<StatsReport> {
+  const { kept, damaged } = await keptShards(storage, readRows);
   const tombstones = await readTombstones(storage);
   const rows = await keptRows(kept, tombstones);
   const stages = await readStageTotals(storage);
@@ -130,10 +135,12 @@ export async function statsReport(storage: LocalStorage): Promise<StatsReport> {
 /** The readable dataset shards' local paths, and the damaged ones: the report needs filter to have run. */
 async function keptShards(
   storage: LocalStorage,
+  readRows: boolean,
 ): Promise<{ kept: string[]; damaged: DamagedDatasetShard[] }> {
   const { readable, damaged } = await readableDatasetShards(
     storage,
     "no dataset shards (NNNNN.parquet) to report on: run clipcrawl run (or download, embed and filter) on this root first",
+    { readRows },
   );
   const kept = await Promise.all(readable.map((shard) => storage.localPath(shard.path)));
   return { kept, damaged };

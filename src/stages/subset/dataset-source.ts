@@ -29,10 +29,12 @@ export interface DatasetShard {
 /** The readable shards, and the damaged ones left out; none readable is an error. */
 export async function datasetShards(
   storage: LocalStorage,
+  readRows = false,
 ): Promise<{ shards: DatasetShard[]; damaged: DamagedDatasetShard[] }> {
   const { readable, damaged } = await readableDatasetShards(
     storage,
     "no dataset shards (NNNNN.parquet); run clipcrawl filter first",
+    { readRows },
   );
   const shards = await Promise.all(
     readable.map(async (shard) => ({

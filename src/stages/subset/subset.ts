@@ -16,7 +16,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
 import { requireDatasetRoot } from "../../config/dataset-root.js";
 import { ClipcrawlError, InputError } from "../../errors.js";
-import { describeDamagedShard } from "../../formats/dataset-shards.js";
+import { againNamingDamage, describeDamagedShard } from "../../formats/dataset-shards.js";
 import { type ClipIndex, openIndex } from "../../formats/index/clip-index.js";
 import { type IndexManifest, readManifest } from "../../formats/index/index-manifest.js";
 import type { RecipeReport } from "../../formats/recipes/recipe-plan.js";
@@ -135,6 +135,10 @@ const ROWS_TABLE = "subset_rows";
 const RECIPE_DROPS_TABLE = "subset_recipe_drops";
 
 export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
+  return againNamingDamage((readRows) => subsetOnce(options, readRows));
+}
+
+async function subsetOnce(options: SubsetOptions, readRows: boolean): Promise<SubsetSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
   const cwd = options.cwd ?? process.cwd();
@@ -169,7 +173,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
   }
   const { shards, damaged } =
     options.version === undefined
-      ? await datasetShards(storage)
+      ? await datasetShards(storage, readRows)
       : { shards: await versionShards(storage, options.version), damaged: [] };
   for (const shard of damaged)
     reporter.warn(`subset: ${describeDamagedShard(shard, storage.root)}`);
