@@ -99,12 +99,10 @@ export async function ensureAtlas(
     }
     if (wanted.length === 0) continue;
     const vectors = await segmentVectors(storage, segment, dimensions);
-    wanted.forEach((local, offset) =>
-      sampleVectors.set(
-        vectors.rowsAsFloat(local),
-        (sampleAt - wanted.length + offset) * dimensions,
-      ),
-    );
+    const firstSample = sampleAt - wanted.length;
+    wanted.forEach((local, offset) => {
+      sampleVectors.set(vectors.rowsAsFloat(local), (firstSample + offset) * dimensions);
+    });
   }
   seconds.read += (performance.now() - step) / 1000;
 
