@@ -156,7 +156,9 @@ export async function ensureAtlas(
   });
 
   step = performance.now();
-  const { centres } = kMeans2d(umap.layout, settings.clusters, random);
+  // A region needs points to be one: few points get few regions (√(n/2), as a rule of thumb).
+  const regions = Math.min(settings.clusters, Math.max(1, Math.round(Math.sqrt(count / 2))));
+  const { centres } = kMeans2d(umap.layout, regions, random);
   const clusters = new Uint16Array(count);
   assignNearest(points, centres, clusters);
   const sizes = new Uint32Array(centres.length / 2);

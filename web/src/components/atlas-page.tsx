@@ -91,7 +91,6 @@ export function AtlasPage(props: {
     if (points === null || normalised === null || info === null || element === null) return;
     let live = true;
     let created: Scatterplot | null = null;
-    const started = performance.now();
     import("regl-scatterplot").then(
       async ({ default: createScatterplot }) => {
         if (!live) return;
@@ -120,9 +119,10 @@ export function AtlasPage(props: {
         await scatter.draw({ x: normalised.x, y: normalised.y, z: categories });
         if (!live) return;
         placeLabels(scatter, labels.current, centres);
-        // Two frames: the draw call has been issued and the compositor has shown it.
+        // Two frames: the draw call has been issued and the compositor has shown it. The time
+        // is since navigation started: the map's time to first paint.
         requestAnimationFrame(() =>
-          requestAnimationFrame(() => live && setDrawn(performance.now() - started)),
+          requestAnimationFrame(() => live && setDrawn(performance.now())),
         );
       },
       (caught: unknown) => live && setError(`Cannot load the map's renderer: ${String(caught)}`),
@@ -425,7 +425,7 @@ function placeLabels(
       position[1] <= height;
     element.hidden = !inside;
     if (position !== undefined) {
-      element.style.transform = `translate(${position[0].toFixed(1)}px, ${position[1].toFixed(1)}px) translate(-50%, -50%)`;
+      element.style.transform = `translate(${position[0].toFixed(1)}px, ${position[1].toFixed(1)}px) translate(-50%, -140%)`;
     }
   });
 }
