@@ -55,6 +55,7 @@ const SEED = 42;
 const UMAP_SETTINGS = { nNeighbors: 15, minDist: 0.1, nEpochs: 200 };
 const PLACEMENT_NEIGHBORS = 8;
 const PLACEMENT_BATCH = 20_000;
+const PCA_FIT_ROWS = 4000;
 
 export async function ensureAtlas(
   storage: DatasetStorage,
@@ -107,7 +108,17 @@ export async function ensureAtlas(
   seconds.read += (performance.now() - step) / 1000;
 
   step = performance.now();
-  const pca = fitPca(sampleVectors, sampleCount, dimensions, settings.pcaDimensions, random);
+  // The axes are fitted on up to PCA_FIT_ROWS of the sample: 32 axes of 512-d embeddings are
+  // stable from a few thousand rows, and the covariance costs rows × dimensions².
+  const fitRows = Math.min(sampleCount, PCA_FIT_ROWS);
+  const fitVectors = new Float32Array(fitRows * dimensions);
+  stridedSample(sampleCount, fitRows).forEach((sample, at) => {
+    fitVectors.set(
+      sampleVectors.subarray(sample * dimensions, (sample + 1) * dimensions),
+      at * dimensions,
+    );
+  });
+  const pca = fitPca(fitVectors, fitRows, dimensions, settings.pcaDimensions, random);
   const sampleProjected = projectPca(pca, sampleVectors, sampleCount);
   seconds.pca += (performance.now() - step) / 1000;
   step = performance.now();

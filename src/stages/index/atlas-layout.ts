@@ -202,9 +202,10 @@ export class NeighbourPlacement {
   ) {
     this.graph = VectorGraph.create(dimensions, {
       quantization: "f32",
-      connectivity: 16,
-      expansionAdd: 128,
-      expansionSearch: 64,
+      // Placement needs near neighbours, not the nearest: a light graph is several times faster.
+      connectivity: 12,
+      expansionAdd: 40,
+      expansionSearch: 24,
     });
     this.graph.add(0, sampleProjected, threads);
   }
