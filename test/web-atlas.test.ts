@@ -105,7 +105,7 @@ describe("the Atlas page in Chromium", { skip: chromiumSkipReason }, () => {
     assert.ok((await paintedPixels(page)) > 200);
 
     // Hovering a point (a label sits on its cluster's central point) shows its thumbnail.
-    const box = (await page.locator(".atlas-labels span:not([hidden])").first().boundingBox())!;
+    const box = await boxOf(page, ".atlas-labels span:not([hidden])");
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     await page.waitForFunction(
       "document.querySelector('.atlas-hover img')?.naturalWidth === 64",
@@ -155,18 +155,18 @@ describe("the Atlas page in Chromium", { skip: chromiumSkipReason }, () => {
     await mapDrawn(page);
     const shown = Number(await page.locator(".atlas-map").getAttribute("data-points"));
     await page.getByRole("button", { name: "Lasso" }).click();
-    const box = (await page.locator(".atlas-map canvas").boundingBox())!;
+    const box = await boxOf(page, ".atlas-map canvas");
     const inset = 6;
+    const start: [number, number] = [box.x + inset, box.y + inset];
     const corners: [number, number][] = [
-      [box.x + inset, box.y + inset],
       [box.x + box.width - inset, box.y + inset],
       [box.x + box.width - inset, box.y + box.height - inset],
       [box.x + inset, box.y + box.height - inset],
       [box.x + inset, box.y + inset + 1],
     ];
-    await page.mouse.move(...corners[0]!);
+    await page.mouse.move(...start);
     await page.mouse.down();
-    for (const [x, y] of corners.slice(1)) {
+    for (const [x, y] of corners) {
       await page.mouse.move(x, y, { steps: 12 });
       await page.waitForTimeout(30);
     }
@@ -201,7 +201,7 @@ describe("the Atlas page in Chromium", { skip: chromiumSkipReason }, () => {
     await page.waitForFunction(
       "Number(document.querySelector('.atlas-map')?.dataset.selected) > 0",
     );
-    assert.match(await page.locator(".atlas-page .status").innerText(), /nearest images/);
+    assert.match((await page.locator(".atlas-page .status").textContent()) ?? "", /nearest images/);
     await page.getByRole("button", { name: /Open in Explore/ }).click();
     await page.waitForURL((url) => url.searchParams.has("rows"));
     await page.locator(".results-grid li").first().waitFor();
@@ -239,6 +239,15 @@ async function openPage(path: string): Promise<Page> {
 async function closePage(page: Page): Promise<void> {
   await page.close();
   assert.deepEqual(pageProblems.get(page), []);
+}
+
+async function boxOf(
+  page: Page,
+  selector: string,
+): Promise<{ x: number; y: number; width: number; height: number }> {
+  const box = await page.locator(selector).first().boundingBox();
+  assert.ok(box !== null, `${selector} is on screen`);
+  return box;
 }
 
 async function mapDrawn(page: Page): Promise<void> {
