@@ -4,6 +4,7 @@
  * point as one binary answer (atlas-map.ts), less the flagged ones under `max_punsafe`.
  */
 import type { FastifyInstance } from "fastify";
+import { errorMessage } from "../errors.js";
 import type { AtlasMap } from "./atlas-map.js";
 import { RequestError } from "./request-error.js";
 import type { ServedIndex } from "./served-index.js";
@@ -38,7 +39,17 @@ export function registerAtlasRoutes(app: FastifyInstance, context: ServerContext
 }
 
 async function atlasOf(served: ServedIndex): Promise<AtlasMap> {
-  const atlas = await served.atlasMap();
+  let atlas: AtlasMap | undefined;
+  try {
+    atlas = await served.atlasMap();
+  } catch (error) {
+    // A damaged or unreadable _atlas/ is the root's state, not the server's fault: say which.
+    throw new RequestError(
+      "index",
+      `the atlas of index ${served.name} cannot be read: ${errorMessage(error)}; run clipcrawl index on its root to rebuild it`,
+      503,
+    );
+  }
   if (atlas === undefined) {
     throw new RequestError(
       "index",

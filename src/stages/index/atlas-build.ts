@@ -68,7 +68,8 @@ export async function ensureAtlas(
     previous !== undefined &&
     previous.indexGeneration === index.generation &&
     previous.indexRows === index.rows &&
-    previous.identity === identity
+    previous.identity === identity &&
+    (await filesWhole(storage, previous))
   ) {
     return {
       points: previous.points,
@@ -209,6 +210,19 @@ export async function ensureAtlas(
   await writeAtlas(storage, { manifest, points, rows: pointRows, clusters, keys });
   await removeOldAtlasFiles(storage, manifest);
   return { points: count, clusters: labelled.length, built: true, seconds };
+}
+
+/** Whether the build's files are there with the sizes its point count gives them. */
+async function filesWhole(storage: DatasetStorage, manifest: AtlasManifest): Promise<boolean> {
+  const sizes: [string, number][] = [
+    [manifest.files.points, manifest.points * 8],
+    [manifest.files.rows, manifest.points * 4],
+    [manifest.files.clusters, manifest.points * 2],
+  ];
+  for (const [path, bytes] of sizes) {
+    if ((await storage.stat(path))?.bytes !== bytes) return false;
+  }
+  return (await storage.stat(manifest.files.keys)) !== undefined;
 }
 
 /** `count` of `0 … total − 1`, evenly spread and ascending. */

@@ -79,7 +79,8 @@ export function AtlasPage(props: {
     return () => controller.abort();
   }, [api, index, maxPunsafe]);
 
-  const pointOfRow = useMemo(() => (points === null ? null : rowLookup(points)), [points]);
+  // Built on the first query, not before the first paint (a million entries take a while).
+  const pointOfRow = useRef<{ points: AtlasPoints; lookup: Map<number, number> } | null>(null);
   const normalised = useMemo(
     () => (points === null || info === null ? null : normalise(points, info.bounds)),
     [points, info],
@@ -166,7 +167,7 @@ export function AtlasPage(props: {
   const queryText = state.query?.kind === "text" ? state.query.text : "";
   useEffect(() => {
     const current = plot.current;
-    if (queryText === "" || current === null || pointOfRow === null) {
+    if (queryText === "" || current === null || points === null) {
       setHighlighted(null);
       return;
     }
@@ -181,8 +182,12 @@ export function AtlasPage(props: {
     };
     api.knn(body, controller.signal).then(
       (results) => {
+        if (pointOfRow.current?.points !== points) {
+          pointOfRow.current = { points, lookup: rowLookup(points) };
+        }
+        const lookup = pointOfRow.current.lookup;
         const found = results.flatMap((result) => {
-          const point = pointOfRow.get(result.id);
+          const point = lookup.get(result.id);
           return point === undefined ? [] : [point];
         });
         setHighlighted(found.length);
@@ -193,7 +198,7 @@ export function AtlasPage(props: {
       },
     );
     return () => controller.abort();
-  }, [queryText, pointOfRow, drawn !== null]);
+  }, [queryText, points, drawn !== null]);
 
   const selectedRows = () =>
     points === null ? [] : selected.map((point) => points.rows[point] as number);
