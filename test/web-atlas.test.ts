@@ -104,9 +104,14 @@ describe("the Atlas page in Chromium", { skip: chromiumSkipReason }, () => {
     await page.waitForTimeout(300);
     assert.ok((await paintedPixels(page)) > 200);
 
-    // Hovering a point (a label sits on its cluster's central point) shows its thumbnail.
-    const box = await boxOf(page, ".atlas-labels span:not([hidden])");
-    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    // Hovering a point (a label names its cluster's central point) shows its thumbnail.
+    const map = await boxOf(page, ".atlas-map");
+    const label = page.locator(".atlas-labels span:not([hidden])").first();
+    const [x, y] = [
+      Number(await label.getAttribute("data-x")),
+      Number(await label.getAttribute("data-y")),
+    ];
+    await page.mouse.move(map.x + x, map.y + y);
     await page.waitForFunction(
       "document.querySelector('.atlas-hover img')?.naturalWidth === 64",
       undefined,

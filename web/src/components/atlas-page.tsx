@@ -430,6 +430,9 @@ function placeLabels(
       position[1] <= height;
     element.hidden = !inside;
     if (position !== undefined) {
+      // The label sits just above its point; where the point is stays readable (tests hover it).
+      element.dataset.x = position[0].toFixed(1);
+      element.dataset.y = position[1].toFixed(1);
       element.style.transform = `translate(${position[0].toFixed(1)}px, ${position[1].toFixed(1)}px) translate(-50%, -140%)`;
     }
   });
