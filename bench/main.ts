@@ -21,6 +21,7 @@ const BENCH_ORDER = [
   "serve",
   "run",
   "ui",
+  "atlas",
   "subset",
   "remove",
   "semdedup",

@@ -66,6 +66,11 @@ export const layout = {
   recheckAvailable: (date: string) => `_recheck/${date}.available.parquet`,
   recheckOptedOut: (date: string) => `_recheck/${date}.opted-out.txt`,
   recheckSummary: (date: string) => `_recheck/${date}.json`,
+  atlasFolder: () => "_atlas",
+  /** The atlas's commit point: the index generation it maps, its files, clusters and method. */
+  atlasManifest: () => "_atlas/manifest.json",
+  /** One of an atlas build's files (`points.f32`, `rows.u32`, `clusters.u16`, `keys.txt`). */
+  atlasFile: (build: string, name: string) => `_atlas/${build}-${name}`,
   versionsFolder: () => "_versions",
   /** A dataset version's record; its dataset shards are kept under `_versions/<id>/dataset/`. */
   version: (id: string) => `_versions/${id}.json`,

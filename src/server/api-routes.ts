@@ -19,6 +19,7 @@ import {
   exportFolder,
   parseExportRequest,
   removeExportFolder,
+  selectedRows,
   writeExport,
 } from "./subset-export.js";
 
@@ -82,7 +83,7 @@ export function registerApiRoutes(app: FastifyInstance, context: ServerContext):
 
   app.post("/api/export", async (request, reply) => {
     const exported = parseExportRequest(request.body, context.limits, context.config.maxExport);
-    const served = context.index(exported.query.indexName);
+    const served = context.index(exported.indexName);
     const folder = await exportFolder();
     try {
       const path = await writeSubset(served, exported, context, folder);
@@ -95,7 +96,7 @@ export function registerApiRoutes(app: FastifyInstance, context: ServerContext):
 
   app.post("/api/export/jobs", { preHandler: requireToken(context.token) }, async (request) => {
     const exported = parseExportRequest(request.body, context.limits, context.config.maxExport);
-    const served = context.index(exported.query.indexName);
+    const served = context.index(exported.indexName);
     // The job outlives the request: it holds the index open itself.
     const release = served.lease();
     const id = context.exports.start(async (progress) => {
@@ -143,7 +144,11 @@ async function writeSubset(
   folder: string,
   progress?: { setTotal(total: number): void; setDone(done: number): void },
 ): Promise<string> {
-  const results = await runKnnQuery(served, exported.query, context.embedding, exported.rows);
+  const { selection } = exported;
+  const results =
+    selection.kind === "rows"
+      ? selectedRows(served, selection)
+      : await runKnnQuery(served, selection.query, context.embedding, selection.rows);
   progress?.setTotal(results.length);
   const path = join(folder, exportFileName(exported.format));
   await writeExport(served, results, exported.format, path, (done) => progress?.setDone(done));

@@ -231,7 +231,7 @@ export function integerField(
 }
 
 /** A finite number, or a string holding one; absent, null and "" are undefined. */
-function numericField(fields: Body, name: string): number | undefined {
+export function numericField(fields: Body, name: string): number | undefined {
   const value = fields[name];
   if (value === undefined || value === null || value === "") return undefined;
   const number =

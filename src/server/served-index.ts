@@ -20,6 +20,7 @@ import { ClipModel } from "../models/clip-model.js";
 import { ClipEmbedder, TextEmbedder } from "../models/embedder.js";
 import { checkEmbeddingSizesMatch, TextModel } from "../models/text-model.js";
 import { type AestheticEmbeddings, computeAestheticEmbeddings } from "./aesthetic-embeddings.js";
+import { AtlasMap } from "./atlas-map.js";
 import { type IndexModels, resolveIndexModels } from "./index-models.js";
 import { type IndexStats, readIndexStats } from "./index-stats.js";
 import { RESULT_COLUMNS } from "./result-rows.js";
@@ -78,6 +79,9 @@ export class ServedIndex {
   private aesthetic: Promise<AestheticEmbeddings> | undefined;
   private violence: Promise<ViolenceFlags> | undefined;
   private statistics: Promise<IndexStats> | undefined;
+  private atlas: Promise<AtlasMap | undefined> | undefined;
+  /** The atlas manifest's stamp when `atlas` was read: a newer atlas is read again. */
+  private atlasStamp = "";
   private keys: Map<string, number> | undefined;
   private closed = false;
   /** Requests (and export jobs) using this index now. */
@@ -184,6 +188,8 @@ export class ServedIndex {
     this.index.applyTombstones(await readTombstones(this.storage));
     this.tombstones = stamp;
     this.statistics = undefined;
+    // The map's points are matched to rows by key, and a removed sample's key matches none.
+    this.atlas = undefined;
   }
 
   /** Marks the index in use until the returned function is called. */
@@ -243,6 +249,17 @@ export class ServedIndex {
     return this.statistics;
   }
 
+  /** The root's atlas joined with this index's rows (first use reads it); undefined: none. */
+  atlasMap(): Promise<AtlasMap | undefined> {
+    // The index stage writes the atlas after the index, so it may land after this index opened.
+    const stamp = fileStamp(join(this.storage.root, layout.atlasManifest()));
+    if (this.atlas === undefined || stamp !== this.atlasStamp) {
+      this.atlasStamp = stamp;
+      this.atlas = AtlasMap.load(this.storage, this.index, (key) => this.rowOfKey(key));
+    }
+    return this.atlas;
+  }
+
   /** The row of a sample key, or undefined when the index has no such row (or it was removed). */
   rowOfKey(key: string): number | undefined {
     if (this.keys === undefined) {
@@ -287,7 +304,7 @@ export class ServedIndex {
     this.indexClosed ??= (async () => {
       this.closed = true;
       // Background scans finish before the files they read are closed.
-      await Promise.allSettled([this.aesthetic, this.violence, this.statistics]);
+      await Promise.allSettled([this.aesthetic, this.violence, this.statistics, this.atlas]);
       this.index.close();
     })();
     return this.indexClosed;
@@ -299,8 +316,12 @@ export class ServedIndex {
  * a rewrite changes its inode, and its time and size besides. "missing" when there is none.
  */
 export function manifestStamp(storage: LocalStorage): string {
+  return fileStamp(join(storage.root, layout.indexManifest()));
+}
+
+function fileStamp(path: string): string {
   try {
-    const info = statSync(join(storage.root, layout.indexManifest()));
+    const info = statSync(path);
     return `${info.ino}:${info.mtimeMs}:${info.size}`;
   } catch {
     return "missing";

@@ -12,6 +12,7 @@ import rateLimit from "@fastify/rate-limit";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import { registerApiRoutes } from "./api-routes.js";
+import { registerAtlasRoutes } from "./atlas-routes.js";
 import { registerClipBackRoutes } from "./clip-back-routes.js";
 import { registerOpsRoutes } from "./ops-routes.js";
 import { type ErrorBody, errorBody, RequestError } from "./request-error.js";
@@ -126,6 +127,7 @@ export async function buildServerApp(
   registerClipBackRoutes(app, context);
   registerOpsRoutes(app, context);
   registerApiRoutes(app, context);
+  registerAtlasRoutes(app, context);
   if (options.webRoot !== undefined && existsSync(options.webRoot)) {
     await app.register(fastifyStatic, { root: options.webRoot, prefix: "/", index: "index.html" });
   } else {

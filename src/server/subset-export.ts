@@ -16,7 +16,9 @@ import {
   integerField,
   type KnnLimits,
   type KnnQuery,
+  numericField,
   parseKnnQuery,
+  stringField,
 } from "./knn-request.js";
 import { RequestError } from "./request-error.js";
 import type { ServedIndex } from "./served-index.js";
@@ -24,11 +26,21 @@ import type { ServedIndex } from "./served-index.js";
 export const EXPORT_FORMATS = ["parquet", "csv", "jsonl"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
+/** What is exported: a query's results, or rows chosen by id (the Atlas page's lasso). */
+export type ExportSelection =
+  | {
+      kind: "query";
+      query: KnnQuery;
+      /** Rows to gather: `expand` when given, else the query's num_images. */
+      rows: number;
+    }
+  | { kind: "rows"; ids: number[]; maxPunsafe: number | undefined };
+
 export interface ExportRequest {
-  query: KnnQuery;
+  /** undefined: the server's first index. */
+  indexName: string | undefined;
+  selection: ExportSelection;
   format: ExportFormat;
-  /** Rows to gather: `expand` when given, else the query's num_images. */
-  rows: number;
 }
 
 const COLUMNS = [
@@ -55,12 +67,65 @@ export function parseExportRequest(
   if (typeof format !== "string" || !(EXPORT_FORMATS as readonly string[]).includes(format)) {
     throw new RequestError("format", `format must be one of ${EXPORT_FORMATS.join(", ")}`);
   }
+  if (fields.ids !== undefined && fields.ids !== null) {
+    const indexName = stringField(fields, "indice_name", 1000);
+    const ids = fields.ids;
+    if (
+      !Array.isArray(ids) ||
+      ids.length === 0 ||
+      ids.length > maxExport ||
+      !ids.every((id) => Number.isInteger(id) && (id as number) >= 0)
+    ) {
+      throw new RequestError(
+        "ids",
+        `ids must be an array of 1 to ${maxExport} row ids (integers ≥ 0), as /knn-service returns them`,
+      );
+    }
+    const maxPunsafe = numericField(fields, "max_punsafe");
+    return {
+      indexName,
+      selection: { kind: "rows", ids: ids as number[], maxPunsafe },
+      format: format as ExportFormat,
+    };
+  }
   const expand = integerField(fields, "expand", 1, maxExport);
   const query = parseKnnQuery(
     expand === undefined ? fields : { ...fields, num_images: 1, num_result_ids: 1, offset: 0 },
     limits,
   );
-  return { query, format: format as ExportFormat, rows: expand ?? query.numImages };
+  return {
+    indexName: query.indexName,
+    selection: { kind: "query", query, rows: expand ?? query.numImages },
+    format: format as ExportFormat,
+  };
+}
+
+/**
+ * The rows of an id selection as export results (no query, so no similarity): each id once, in
+ * the order given; an id past the index is a 400 naming `ids`; rows above `maxPunsafe` are left
+ * out, as safe mode leaves them out of a search.
+ */
+export function selectedRows(
+  served: ServedIndex,
+  selection: Extract<ExportSelection, { kind: "rows" }>,
+): SearchResult[] {
+  const ids = [...new Set(selection.ids)];
+  const outside = ids.find((id) => id >= served.index.size);
+  if (outside !== undefined) {
+    throw new RequestError(
+      "ids",
+      `row ${outside} is not in index ${served.name} (0 … ${served.index.size - 1})`,
+    );
+  }
+  const { maxPunsafe } = selection;
+  const kept =
+    maxPunsafe === undefined
+      ? ids
+      : ids.filter((id) => {
+          const punsafe = served.index.metadata([id], ["punsafe"])[0]?.punsafe;
+          return typeof punsafe !== "number" || punsafe <= maxPunsafe;
+        });
+  return kept.map((id) => ({ id, similarity: Number.NaN }));
 }
 
 export function exportFileName(format: ExportFormat): string {

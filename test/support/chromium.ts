@@ -14,6 +14,16 @@ export const CHROMIUM_ARGS = [
   "--no-first-run",
 ];
 
+/**
+ * For pages that draw with WebGL (the Atlas map): with the GPU off, Chromium gives WebGL only
+ * through SwiftShader, its software rasteriser, and only when asked for it.
+ */
+export const WEBGL_CHROMIUM_ARGS = [
+  ...CHROMIUM_ARGS,
+  "--use-angle=swiftshader",
+  "--enable-unsafe-swiftshader",
+];
+
 /** false when the browser is there, or in CI (where a missing browser must fail); else why not. */
 export const chromiumSkipReason: string | false =
   existsSync(CHROMIUM) || process.env.CI

@@ -93,6 +93,24 @@ export interface LinkRot {
   domains: ({ domain: string } & LinkRotCounts)[];
 }
 
+/** `/api/atlas/:index`: what the map holds. */
+export interface AtlasInfo {
+  index: string;
+  points: number;
+  bounds: [number, number, number, number];
+  clusters: { id: number; label: string; words: string[]; x: number; y: number; points: number }[];
+  /** The language byte's meaning: the code of value i. */
+  languages: string[];
+  method: {
+    pcaDimensions: number;
+    layoutSample: number;
+    umap: { nNeighbors: number; minDist: number; nEpochs: number };
+    placementNeighbors: number;
+    seconds: Record<string, number>;
+  };
+  rejoined: boolean;
+}
+
 export interface ExportJobProgress {
   state: "running" | "done" | "failed";
   done: number;
@@ -155,6 +173,36 @@ export class ClipcrawlApi {
     return this.json(`api/stats/${encodeURIComponent(index)}`, { signal });
   }
 
+  atlas(index: string, signal?: AbortSignal): Promise<AtlasInfo> {
+    return this.json(`api/atlas/${encodeURIComponent(index)}`, { signal });
+  }
+
+  /** The map's points, binary (docs/http-api.md); flagged ones left out under `maxPunsafe`. */
+  async atlasPoints(
+    index: string,
+    maxPunsafe: number | undefined,
+    signal?: AbortSignal,
+  ): Promise<ArrayBuffer> {
+    const query = maxPunsafe === undefined ? "" : `?max_punsafe=${maxPunsafe}`;
+    const response = await this.request(`api/atlas/${encodeURIComponent(index)}/points${query}`, {
+      signal,
+    });
+    return response.arrayBuffer();
+  }
+
+  /** The export file of rows chosen by id (the Atlas page's lasso). */
+  async exportRows(
+    index: string,
+    ids: readonly number[],
+    format: ExportFormat,
+    maxPunsafe: number | undefined,
+  ): Promise<{ blob: Blob; filename: string }> {
+    const body: Record<string, unknown> = { indice_name: index, ids, format };
+    if (maxPunsafe !== undefined) body.max_punsafe = maxPunsafe;
+    const response = await this.request("api/export", { method: "POST", body });
+    return { blob: await response.blob(), filename: exportName(response, format) };
+  }
+
   thumbnailUrl(index: string, key: string): string {
     return this.url(`api/thumbnail/${encodeURIComponent(index)}/${encodeURIComponent(key)}`);
   }
@@ -168,9 +216,7 @@ export class ClipcrawlApi {
       method: "POST",
       body: { ...query, format },
     });
-    const disposition = response.headers.get("content-disposition") ?? "";
-    const filename = /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? `clipcrawl-subset.${format}`;
-    return { blob: await response.blob(), filename };
+    return { blob: await response.blob(), filename: exportName(response, format) };
   }
 
   startExportJob(query: KnnQuery, format: ExportFormat, expand: number): Promise<{ id: string }> {
@@ -207,6 +253,12 @@ export class ClipcrawlApi {
     if (!response.ok) throw await apiError(response, path);
     return response;
   }
+}
+
+/** The file name the server gives an export. */
+function exportName(response: Response, format: ExportFormat): string {
+  const disposition = response.headers.get("content-disposition") ?? "";
+  return /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? `clipcrawl-subset.${format}`;
 }
 
 async function apiError(response: Response, path: string): Promise<ApiError> {

@@ -6,6 +6,7 @@
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ClipcrawlApi, type IndexInfo } from "./api.js";
+import { AtlasPage } from "./components/atlas-page.js";
 import { ExplorePage } from "./components/explore-page.js";
 import { StatsPage } from "./components/stats-page.js";
 import { describeQuery, stateFromUrl, stateToUrl, type UiState } from "./state.js";
@@ -57,7 +58,12 @@ export function App() {
   const info = indices.details.find((candidate) => candidate.name === index);
 
   useEffect(() => {
-    const what = state.view === "stats" ? `statistics of ${index}` : describeQuery(state.query);
+    const what =
+      state.view === "stats"
+        ? `statistics of ${index}`
+        : state.view === "atlas"
+          ? `atlas of ${index}`
+          : describeQuery(state.query);
     document.title = what === "" ? "clipcrawl" : `${what} — clipcrawl`;
   }, [state.view, state.query, index]);
 
@@ -92,6 +98,13 @@ export function App() {
           >
             Statistics
           </a>
+          <a
+            href={viewUrl("atlas")}
+            aria-current={state.view === "atlas" ? "page" : undefined}
+            onClick={(event) => onViewLink(event, "atlas")}
+          >
+            Atlas
+          </a>
         </nav>
         <label class="index-picker">
           Index
@@ -121,6 +134,8 @@ export function App() {
           <p class="notice">Loading…</p>
         ) : state.view === "stats" ? (
           <StatsPage api={api} index={index} info={info} />
+        ) : state.view === "atlas" ? (
+          <AtlasPage api={api} state={state} index={index} navigate={navigate} />
         ) : (
           <ExplorePage api={api} state={state} index={index} info={info} navigate={navigate} />
         )}

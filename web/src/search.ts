@@ -5,7 +5,7 @@
  * its original URL when the shard lacks it.
  */
 import { blobToBase64, type ClipcrawlApi, type KnnQuery, type KnnResult } from "./api.js";
-import { knnFilters, type Query, type UiState } from "./state.js";
+import { knnFilters, type Query, type UiState, UNSAFE_THRESHOLD } from "./state.js";
 import { loadUpload } from "./uploads.js";
 
 /** A query the page cannot send (an upload this tab no longer holds, a vanished row). */
@@ -33,6 +33,7 @@ export async function search(
   index: string,
   signal?: AbortSignal,
 ): Promise<SearchAnswer> {
+  if (state.query?.kind === "rows") return chosenRows(api, state, state.query.ids, index);
   const body = await knnBody(api, state, index, signal);
   const results = await api.knn(body, signal);
   return {
@@ -63,7 +64,51 @@ async function queryFields(
     }
     case "like":
       return likeFields(api, query.id, index, signal);
+    case "rows":
+      throw new QueryUnavailableError(
+        "Rows chosen on the atlas are shown as they are, not searched.",
+      );
   }
+}
+
+/**
+ * Rows chosen on the Atlas map, a page of them: their metadata, in the order chosen, less the
+ * flagged ones in safe mode "hide" (no similarity: they answer no query).
+ */
+async function chosenRows(
+  api: ClipcrawlApi,
+  state: UiState,
+  ids: readonly number[],
+  index: string,
+): Promise<SearchAnswer> {
+  const page = ids.slice((state.page - 1) * state.count, state.page * state.count);
+  const metadata = await api.metadata(index, page);
+  const results = page.flatMap((id): KnnResult[] => {
+    const row = metadata.get(id);
+    if (row === undefined) return [];
+    if (state.safe === "hide" && (row.punsafe ?? 0) > UNSAFE_THRESHOLD) return [];
+    return [{ ...emptyResult(id), ...row, id, similarity: Number.NaN }];
+  });
+  return { results, received: page.length };
+}
+
+function emptyResult(id: number): KnnResult {
+  return {
+    id,
+    similarity: Number.NaN,
+    url: "",
+    caption: null,
+    key: null,
+    punsafe: null,
+    pwatermark: null,
+    ptoxic: null,
+    AESTHETIC_SCORE: null,
+    LANGUAGE: null,
+    WIDTH: null,
+    HEIGHT: null,
+    page_url: null,
+    source: null,
+  };
 }
 
 async function likeFields(

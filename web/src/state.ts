@@ -6,7 +6,7 @@
  */
 import type { KnnQuery, Modality } from "./api.js";
 
-export type View = "explore" | "stats";
+export type View = "explore" | "stats" | "atlas";
 export type SafeMode = "hide" | "blur" | "off";
 
 /** What is searched for. An uploaded image lives in session storage under `ref`. */
@@ -14,7 +14,9 @@ export type Query =
   | { kind: "text"; text: string }
   | { kind: "imageUrl"; url: string }
   | { kind: "upload"; ref: string }
-  | { kind: "like"; id: number };
+  | { kind: "like"; id: number }
+  /** Rows chosen on the Atlas map, by index row id. */
+  | { kind: "rows"; ids: number[] };
 
 export interface UiState {
   view: View;
@@ -59,7 +61,8 @@ export const DEFAULT_STATE: UiState = {
 export function stateFromUrl(search: string): UiState {
   const params = new URLSearchParams(search);
   const state: UiState = { ...DEFAULT_STATE, languages: [] };
-  if (params.get("view") === "stats") state.view = "stats";
+  const view = params.get("view");
+  if (view === "stats" || view === "atlas") state.view = view;
   state.back = params.get("back") ?? "";
   state.index = params.get("index") ?? "";
   state.query = queryFromParams(params);
@@ -89,6 +92,7 @@ export function stateToUrl(state: UiState): string {
   else if (query?.kind === "imageUrl") params.set("imageUrl", query.url);
   else if (query?.kind === "upload") params.set("upload", query.ref);
   else if (query?.kind === "like") params.set("like", String(query.id));
+  else if (query?.kind === "rows") params.set("rows", query.ids.join(","));
   if (state.modality !== DEFAULT_STATE.modality) params.set("modality", state.modality);
   if (state.safe !== DEFAULT_STATE.safe) params.set("safe", state.safe);
   if (state.hideWatermarked) params.set("watermarked", "hide");
@@ -111,6 +115,11 @@ function queryFromParams(params: URLSearchParams): Query | null {
   if (upload !== null && upload !== "") return { kind: "upload", ref: upload };
   const like = Number.parseInt(params.get("like") ?? "", 10);
   if (Number.isInteger(like) && like >= 0) return { kind: "like", id: like };
+  const rows = (params.get("rows") ?? "")
+    .split(",")
+    .filter((part) => /^\d+$/.test(part))
+    .map(Number);
+  if (rows.length > 0) return { kind: "rows", ids: [...new Set(rows)] };
   return null;
 }
 
@@ -179,5 +188,7 @@ export function describeQuery(query: Query | null): string {
       return "uploaded image";
     case "like":
       return `images like result #${query.id}`;
+    case "rows":
+      return `${query.ids.length} images chosen on the atlas`;
   }
 }

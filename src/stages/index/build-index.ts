@@ -50,6 +50,7 @@ import type { FailedShard } from "../../shard/shard-loop.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
 import type { StageSummary } from "../../shard/stage-definition.js";
 import { VERSION } from "../../version.js";
+import { type AtlasSummary, ensureAtlas } from "./atlas-build.js";
 import type { IndexConfig } from "./config.js";
 import { removeUnreferencedFiles } from "./index-cleanup.js";
 import { chooseIndexParams, defaultExpansionSearch, graphBytes } from "./index-params.js";
@@ -89,7 +90,18 @@ export interface IndexSummary extends StageSummary {
   graphBytes: number;
   overBudget: boolean;
   /** Wall seconds per step. */
-  timings: { read: number; graph: number; duplicates: number; write: number; total: number };
+  /** The web UI's map (`_atlas/`); null when none is made (`atlasPoints` 0, or no rows). */
+  atlas: AtlasSummary | null;
+  /** Why the atlas could not be written (the index itself is committed). */
+  atlasError?: string;
+  timings: {
+    read: number;
+    graph: number;
+    duplicates: number;
+    write: number;
+    atlas: number;
+    total: number;
+  };
   rowsPerSecond: number;
 }
 
@@ -116,7 +128,15 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
     version: INDEX_FORMAT_VERSION,
     source: plan.source,
     // What shapes the stored graphs and groups; threads and the search list do not.
-    config: { ...config, threads: undefined, expansionSearch: undefined },
+    config: {
+      ...config,
+      threads: undefined,
+      expansionSearch: undefined,
+      atlasPoints: undefined,
+      atlasLayoutSample: undefined,
+      atlasClusters: undefined,
+      atlasPcaDimensions: undefined,
+    },
   });
   const previous = options.overwrite === true ? undefined : await readManifest(storage);
   const planned = new Map(plan.shards.map((shard) => [shard.name, shard]));
@@ -130,7 +150,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
   const pending = plan.shards.filter((shard) => !inIndex.has(shard.name));
   const state = new ShardState(storage, INDEX_STAGE);
 
-  const timings = { read: 0, graph: 0, duplicates: 0, write: 0, total: 0 };
+  const timings = { read: 0, graph: 0, duplicates: 0, write: 0, atlas: 0, total: 0 };
   const failedShards: FailedIndexShard[] = plan.damaged.map((damaged) => ({
     shard: damaged.shard,
     error: describeDamagedShard(damaged, storage.root),
@@ -226,11 +246,29 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
     }
   }
   if (manifest !== undefined) await markMissing(storage, state, manifest, planned);
+  let atlas: AtlasSummary | null = null;
+  let atlasError: string | undefined;
+  if (manifest !== undefined && manifest.rows > 0 && config.atlasPoints > 0) {
+    const step = performance.now();
+    try {
+      atlas = await ensureAtlas(storage, manifest, {
+        points: config.atlasPoints,
+        layoutSample: config.atlasLayoutSample,
+        clusters: config.atlasClusters,
+        pcaDimensions: config.atlasPcaDimensions,
+        threads,
+      });
+    } catch (error) {
+      atlasError = `atlas not written: ${errorMessage(error)}`;
+      reporter.warn(`index: ${atlasError}`);
+    }
+    timings.atlas = (performance.now() - step) / 1000;
+  }
 
   timings.total = (performance.now() - started) / 1000;
   const rowsAdded = added.reduce((sum, entry) => sum + entry.segment.rows, 0);
   return {
-    ok: failedShards.length === 0,
+    ok: failedShards.length === 0 && atlasError === undefined,
     source: plan.source,
     shards: plan.shards.length,
     shardsWritten: added.length,
@@ -248,6 +286,8 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
     params: manifest?.params ?? null,
     graphBytes: manifest?.graphBytes ?? 0,
     overBudget: build?.overBudget ?? false,
+    atlas,
+    ...(atlasError === undefined ? {} : { atlasError }),
     timings,
     rowsPerSecond: rowsAdded / Math.max(timings.total, 0.001),
   };

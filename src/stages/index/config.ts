@@ -67,6 +67,37 @@ export const indexConfigSchema = z
       .max(256)
       .default(10)
       .describe("nearest neighbours of each image looked at for its near-duplicates"),
+    atlasPoints: z
+      .number()
+      .int()
+      .min(0)
+      .max(16_000_000)
+      .default(1_000_000)
+      .describe(
+        "points on the web UI's Atlas map, an even sample of the rows; 0: no atlas (_atlas/ is written after the index)",
+      ),
+    atlasLayoutSample: z
+      .number()
+      .int()
+      .min(1)
+      .default(10_000)
+      .describe(
+        "atlas points laid out by UMAP; the others are placed at the weighted mean of their nearest laid-out neighbours",
+      ),
+    atlasClusters: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(24)
+      .describe("regions of the atlas map, each labelled by its most frequent caption words"),
+    atlasPcaDimensions: z
+      .number()
+      .int()
+      .min(2)
+      .max(1024)
+      .default(32)
+      .describe("PCA components the atlas layout runs on (UMAP's input and the placement's space)"),
     threads: z
       .number()
       .int()

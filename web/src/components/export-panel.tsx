@@ -7,7 +7,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ClipcrawlApi, ExportFormat, ExportJobProgress } from "../api.js";
 import { knnBody } from "../search.js";
-import type { UiState } from "../state.js";
+import { type UiState, UNSAFE_THRESHOLD } from "../state.js";
 
 const FORMATS: [ExportFormat, string][] = [
   ["parquet", "Parquet"],
@@ -42,8 +42,16 @@ export function ExportPanel(props: { api: ClipcrawlApi; state: UiState; index: s
     setBusy(true);
     setError(null);
     try {
-      const body = { ...(await queryBody()), num_images: rows };
-      const { blob, filename } = await api.exportFile(body, format);
+      const chosen = state.query?.kind === "rows" ? state.query.ids : undefined;
+      const { blob, filename } =
+        chosen !== undefined
+          ? await api.exportRows(
+              index,
+              chosen.slice(0, rows),
+              format,
+              state.safe === "hide" ? UNSAFE_THRESHOLD : undefined,
+            )
+          : await api.exportFile({ ...(await queryBody()), num_images: rows }, format);
       const url = URL.createObjectURL(blob);
       saveAs(url, filename);
       setTimeout(() => URL.revokeObjectURL(url), 60_000);
@@ -110,7 +118,7 @@ export function ExportPanel(props: { api: ClipcrawlApi; state: UiState; index: s
           {busy ? "Preparing…" : "Download"}
         </button>
       </div>
-      <div class="export-row">
+      <div class="export-row" hidden={state.query?.kind === "rows"}>
         <label class="field">
           Expand to the nearest
           <input
@@ -157,7 +165,7 @@ function JobProgress(props: { api: ClipcrawlApi; job: JobView }) {
 }
 
 /** Starts a browser download of `url` (an object URL, or a route answering with an attachment). */
-function saveAs(url: string, filename: string): void {
+export function saveAs(url: string, filename: string): void {
   const link = document.createElement("a");
   link.href = url;
   link.download = filename;

@@ -28,7 +28,10 @@ export function ResultDetail(props: {
   }, []);
 
   const rows: [string, ComponentChildren][] = [
-    ["Similarity", result.similarity.toFixed(4)],
+    [
+      "Similarity",
+      Number.isNaN(result.similarity) ? "— (chosen on the atlas)" : result.similarity.toFixed(4),
+    ],
     ["URL", <ExternalLink href={result.url} />],
     ["Page URL", result.page_url ? <ExternalLink href={result.page_url} /> : "—"],
     ["Language", result.LANGUAGE || "none detected"],

@@ -77,9 +77,11 @@ function ResultCard(props: {
         {shorten(caption, 120)}
       </p>
       <p class="result-meta">
-        <span class="similarity" title="cosine similarity to the query">
-          {result.similarity.toFixed(3)}
-        </span>
+        {Number.isNaN(result.similarity) ? null : (
+          <span class="similarity" title="cosine similarity to the query">
+            {result.similarity.toFixed(3)}
+          </span>
+        )}
         {result.LANGUAGE ? <span class="language">{result.LANGUAGE}</span> : null}
         <button
           type="button"
