@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { fileIdentity } from "../src/io/file-info.js";
 import { LocalFileCache } from "../src/io/local-file-cache.js";
 import { LocalStorage } from "../src/io/local-storage.js";
+import { localRootOf, openRoot, s3OptionsFromEnv } from "../src/io/open-root.js";
 import { S3Storage, type S3StorageOptions } from "../src/io/s3-storage.js";
 import type { DatasetStorage } from "../src/io/storage.js";
 import { faultyProxy, startS3Server, type TestS3Server } from "./support/s3-server.js";
@@ -408,5 +409,45 @@ describe("object storage beyond the common contract", () => {
     } finally {
       process.env.AWS_ACCESS_KEY_ID = saved;
     }
+  });
+});
+
+describe("opening a root from the command line's string", () => {
+  test("s3:// opens object storage, a path a local folder, another scheme is refused", () => {
+    const s3Root = openRoot("s3://my-bucket/crawls/2024/");
+    assert.ok(s3Root instanceof S3Storage);
+    assert.equal(s3Root.root, "s3://my-bucket/crawls/2024");
+    assert.ok(openRoot("./data") instanceof LocalStorage);
+    assert.throws(
+      () => openRoot("gs://bucket/data"),
+      /gs:\/\/bucket\/data: gs:\/\/ roots are not supported/,
+    );
+    assert.throws(() => openRoot("s3://B/x"), /not an s3:\/\/bucket\/prefix URL/);
+  });
+
+  test("the endpoint and the cache come from the environment every command and worker shares", () => {
+    assert.deepEqual(
+      s3OptionsFromEnv({
+        AWS_ENDPOINT_URL: "http://127.0.0.1:9000",
+        CLIPCRAWL_CACHE_DIR: "/var/cache/cc",
+        CLIPCRAWL_CACHE_BYTES: "20G",
+      }),
+      { endpoint: "http://127.0.0.1:9000", cacheDir: "/var/cache/cc", cacheBytes: 20 * 1024 ** 3 },
+    );
+    assert.equal(
+      s3OptionsFromEnv({ AWS_ENDPOINT_URL: "http://a", AWS_ENDPOINT_URL_S3: "http://b" }).endpoint,
+      "http://b",
+    );
+    assert.throws(
+      () => s3OptionsFromEnv({ CLIPCRAWL_CACHE_BYTES: "lots" }),
+      /CLIPCRAWL_CACHE_BYTES=lots: not a size/,
+    );
+  });
+
+  test("a command that still needs a local folder refuses an s3:// root before any work, in one line", () => {
+    assert.throws(
+      () => localRootOf(openRoot("s3://my-bucket/data"), "clipcrawl serve"),
+      /^ConfigError: clipcrawl serve needs a local --root for now; s3:\/\/my-bucket\/data is object storage/,
+    );
   });
 });

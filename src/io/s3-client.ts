@@ -81,7 +81,7 @@ export function storageError(url: string, error: unknown): ClipcrawlError {
     ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ECONNRESET"].includes(code) ||
     name === "TimeoutError"
   ) {
-    hint = `the store did not answer (${code || name}): check AWS_ENDPOINT_URL / --s3-endpoint and that the store is up`;
+    hint = `the store did not answer (${code || name}): check the endpoint (AWS_ENDPOINT_URL) and that the store is up`;
   } else {
     hint = errorMessage(error);
   }

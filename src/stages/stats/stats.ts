@@ -20,7 +20,7 @@ import {
 } from "../../formats/dataset-shards.js";
 import { type DatasetStats, fileList, readDatasetStats } from "../../formats/dataset-stats.js";
 import { LocalStorage } from "../../io/local-storage.js";
-import { openRoot } from "../../io/open-root.js";
+import { localRootOf, openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import { type PerStage, STAGE_NAMES } from "../../pipeline/pipeline.js";
 import {
@@ -81,7 +81,7 @@ export interface StatsSummary {
 
 export async function stats(options: StatsOptions): Promise<StatsSummary> {
   const cwd = options.cwd ?? process.cwd();
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl stats");
   await requireDatasetRoot(storage);
   const report = await statsReport(storage);
   const html = resolve(cwd, options.html ?? (await storage.localPath(STATS_HTML)));

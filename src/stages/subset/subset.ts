@@ -21,7 +21,7 @@ import { type ClipIndex, openIndex } from "../../formats/index/clip-index.js";
 import { type IndexManifest, readManifest } from "../../formats/index/index-manifest.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
-import { openRoot } from "../../io/open-root.js";
+import { localRootOf, openRoot } from "../../io/open-root.js";
 import { quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import { openSqlSandbox, type SqlSandbox } from "../../io/sql-sandbox.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
@@ -125,7 +125,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
   const cwd = options.cwd ?? process.cwd();
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl subset");
   await requireDatasetRoot(storage);
   const output = resolve(cwd, options.output);
   const format = options.format ?? formatOfOutput(output);
