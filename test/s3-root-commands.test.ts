@@ -4,13 +4,17 @@
  * command's output must equal the same command's on a local root.
  */
 import assert from "node:assert/strict";
-import { rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { openRoot } from "../src/io/open-root.js";
 import { readParquet } from "../src/io/parquet.js";
+import type { DatasetStorage } from "../src/io/storage.js";
 import { extract } from "../src/stages/extract/extract.js";
+import { stats, statsReport } from "../src/stages/stats/stats.js";
+import { subset } from "../src/stages/subset/subset.js";
+import { writeDatasetRoot } from "./support/dataset-root.js";
 import { startS3Server, type TestS3Server } from "./support/s3-server.js";
 import { tempDir } from "./support/temp.js";
 import { gzipEach, warcinfoRecord, watPageRecord } from "./support/warc-build.js";
@@ -67,4 +71,56 @@ test("extract writes the same candidate shards to an s3:// root as to a local on
   const again = await extract({ root: url, inputs, config: { workers: 1 } });
   assert.equal(again.shardsWritten, 0);
   assert.equal(again.shardsSkipped, local.shardsWritten);
+});
+
+/** Every file of a local root, written to `target` under the same paths. */
+async function upload(folder: string, target: DatasetStorage): Promise<number> {
+  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
+  const files = entries.filter((entry) => entry.isFile());
+  for (const file of files) {
+    const path = join(file.parentPath, file.name);
+    await target.writeAtomic(relative(folder, path), await readFile(path));
+  }
+  return files.length;
+}
+
+test("stats and subset --where read a dataset on an s3:// root through the local cache, as on a local one", async () => {
+  const localRoot = join(work, "dataset");
+  await writeDatasetRoot(localRoot, { shards: 3, perShard: 20 });
+  const url = `s3://${s3.bucket}/datasets/laion-like`;
+  assert.ok((await upload(localRoot, openRoot(url))) > 20);
+
+  const {
+    generatedAt: _a,
+    root: localName,
+    ...localNumbers
+  } = await statsReport(new LocalStorage(localRoot));
+  const { generatedAt: _b, root: s3Name, ...s3Numbers } = await statsReport(openRoot(url));
+  assert.equal(localName, localRoot);
+  assert.equal(s3Name, url);
+  assert.deepEqual(s3Numbers, localNumbers);
+  assert.ok(localNumbers.damagedShards.length === 0);
+
+  const script = join(work, "chart.js");
+  await writeFile(script, "/* the report's chart script */");
+  const summary = await stats({ root: url, script });
+  assert.equal(summary.html, `${url}/_reports/stats.html`);
+  assert.match(await openRoot(url).readText("_reports/stats.html"), /the report's chart script/);
+
+  const where = "LANGUAGE = 'en' AND punsafe < 0.5";
+  const columns = ["key", "punsafe", "LANGUAGE"];
+  const fromLocal = await subset({
+    root: localRoot,
+    where,
+    columns,
+    output: join(work, "local-en.parquet"),
+  });
+  const fromS3 = await subset({ root: url, where, columns, output: join(work, "s3-en.parquet") });
+  assert.ok(fromS3.rows > 0);
+  assert.equal(fromS3.rows, fromLocal.rows);
+  const outputs = new LocalStorage(work);
+  assert.deepEqual(
+    await readParquet(outputs, "s3-en.parquet"),
+    await readParquet(outputs, "local-en.parquet"),
+  );
 });

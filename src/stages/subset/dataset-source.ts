@@ -15,8 +15,8 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError } from "../../errors.js";
 import { type DamagedDatasetShard, readableDatasetShards } from "../../formats/dataset-shards.js";
 import { readVersion } from "../../formats/dataset-versions.js";
-import type { LocalStorage } from "../../io/local-storage.js";
 import { quoteLiteral } from "../../io/parquet.js";
+import type { DatasetStorage } from "../../io/storage.js";
 
 export interface DatasetShard {
   /** Root-relative path. */
@@ -27,7 +27,7 @@ export interface DatasetShard {
 
 /** The readable shards, and the damaged ones left out; none readable is an error. */
 export async function datasetShards(
-  storage: LocalStorage,
+  storage: DatasetStorage,
 ): Promise<{ shards: DatasetShard[]; damaged: DamagedDatasetShard[] }> {
   const { readable, damaged } = await readableDatasetShards(
     storage,
@@ -44,7 +44,7 @@ export async function datasetShards(
 }
 
 /** The shards a dataset version kept (src/formats/dataset-versions.ts). */
-export async function versionShards(storage: LocalStorage, id: string): Promise<DatasetShard[]> {
+export async function versionShards(storage: DatasetStorage, id: string): Promise<DatasetShard[]> {
   const version = await readVersion(storage, id);
   return Promise.all(
     version.shards.map(async (shard) => ({

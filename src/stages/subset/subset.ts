@@ -21,9 +21,10 @@ import { type ClipIndex, openIndex } from "../../formats/index/clip-index.js";
 import { type IndexManifest, readManifest } from "../../formats/index/index-manifest.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
-import { localRootOf, openRoot } from "../../io/open-root.js";
+import { openRoot } from "../../io/open-root.js";
 import { quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import { openSqlSandbox, type SqlSandbox } from "../../io/sql-sandbox.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import {
   checkWhere,
@@ -43,8 +44,8 @@ export const SUBSET_STAGE = "subset";
 export { SUBSET_FORMATS, type SubsetFormat };
 
 export interface SubsetOptions {
-  /** The dataset root: a directory path, or a LocalStorage. */
-  root: string | LocalStorage;
+  /** The dataset root: a directory path, an s3:// URL, or a storage. */
+  root: string | DatasetStorage;
   /** The URL list to write (relative to `cwd`). */
   output: string;
   /** Default: from the output's extension (.parquet, .csv, .jsonl / .json). */
@@ -125,7 +126,7 @@ export async function subset(options: SubsetOptions): Promise<SubsetSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
   const cwd = options.cwd ?? process.cwd();
-  const storage = localRootOf(openRoot(options.root), "clipcrawl subset");
+  const storage = openRoot(options.root);
   await requireDatasetRoot(storage);
   const output = resolve(cwd, options.output);
   const format = options.format ?? formatOfOutput(output);
@@ -310,7 +311,7 @@ async function gatherQueries(options: SubsetOptions, cwd: string): Promise<Subse
  * The model the queries need: the one given, else embed.model of clipcrawl.json, else the model
  * embed recorded in its shard stats (the dataset's embeddings were made with it).
  */
-async function queryModel(storage: LocalStorage, given: string | undefined): Promise<string> {
+async function queryModel(storage: DatasetStorage, given: string | undefined): Promise<string> {
   if (given !== undefined && given !== "") return given;
   const configured = (await loadConfig(storage)).embed.model;
   if (configured !== "") return configured;
@@ -324,7 +325,7 @@ async function queryModel(storage: LocalStorage, given: string | undefined): Pro
   return "";
 }
 
-async function openIndexFor(storage: LocalStorage): Promise<ClipIndex> {
+async function openIndexFor(storage: DatasetStorage): Promise<ClipIndex> {
   if ((await readManifest(storage)) === undefined) {
     throw new ClipcrawlError(
       "CC_NO_INDEX",
@@ -440,7 +441,7 @@ async function passingKeys(
  */
 async function dropDuplicates(
   connection: DuckDBConnection,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   knn: boolean,
 ): Promise<number> {
   const before = await tableRows(connection);
@@ -479,7 +480,7 @@ async function dropDuplicates(
 
 /** The index files --dedup reads without queries: each segment's metadata and the groups. */
 async function indexFiles(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   manifest: IndexManifest,
 ): Promise<{ segments: string[]; duplicateGroups: string }> {
   return {
@@ -492,7 +493,7 @@ async function indexFiles(
   };
 }
 
-async function duplicateGroupFiles(storage: LocalStorage): Promise<string[]> {
+async function duplicateGroupFiles(storage: DatasetStorage): Promise<string[]> {
   const manifest = await readManifest(storage);
   if (manifest === undefined) return [];
   const files = await indexFiles(storage, manifest);
