@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { openRoot } from "../src/io/open-root.js";
 import { readParquet } from "../src/io/parquet.js";
@@ -14,6 +15,7 @@ import type { DatasetStorage } from "../src/io/storage.js";
 import { extract } from "../src/stages/extract/extract.js";
 import { stats, statsReport } from "../src/stages/stats/stats.js";
 import { subset } from "../src/stages/subset/subset.js";
+import { runProcess } from "./support/cli.js";
 import { writeDatasetRoot } from "./support/dataset-root.js";
 import { startS3Server, type TestS3Server } from "./support/s3-server.js";
 import { tempDir } from "./support/temp.js";
@@ -123,4 +125,34 @@ test("stats and subset --where read a dataset on an s3:// root through the local
     await readParquet(outputs, "s3-en.parquet"),
     await readParquet(outputs, "local-en.parquet"),
   );
+});
+
+test("every command takes --s3-endpoint and --cache-dir; a root of another scheme, or a command not yet on S3, is refused in one line", async () => {
+  const main = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+  const { AWS_ENDPOINT_URL: _endpoint, CLIPCRAWL_CACHE_DIR: _cache, ...env } = process.env;
+  const cli = (args: string[]) =>
+    runProcess(process.execPath, ["--import", "tsx", main, ...args], {
+      env: { ...env, NO_COLOR: "1" },
+      timeoutMs: 120_000,
+    });
+  const [input] = await watFiles();
+  const url = `s3://${s3.bucket}/crawls/from-the-cli`;
+  const storageFlags = ["--s3-endpoint", s3.endpoint, "--cache-dir", join(work, "cli-cache")];
+  const ran = await cli(["extract", input as string, "--root", url, ...storageFlags]);
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.deepEqual(await openRoot(url).list("candidates"), ["00000.parquet", "00000_stats.json"]);
+
+  const otherScheme = await cli(["extract", input as string, "--root", "gs://bucket/data"]);
+  assert.equal(otherScheme.code, 2);
+  assert.equal(
+    otherScheme.stderr,
+    "clipcrawl: gs://bucket/data: gs:// roots are not supported; give a local folder or s3://bucket/prefix\n",
+  );
+  const notYet = await cli([...storageFlags, "filter", "--root", url]);
+  assert.equal(notYet.code, 2);
+  assert.match(
+    notYet.stderr,
+    /^clipcrawl: clipcrawl filter needs a local --root for now; s3:\/\/\S+ is object storage/,
+  );
+  assert.equal(notYet.stderr.trim().split("\n").length, 1);
 });
