@@ -387,7 +387,7 @@ describe("object storage beyond the common contract", () => {
     await assert.rejects(unreachable.list("candidates"), (error: Error) => {
       assert.match(
         error.message,
-        /^s3:\/\/clipcrawl-s3-only\/root\/candidates: the store did not answer \(ECONNREFUSED\): check AWS_ENDPOINT_URL/,
+        /^s3:\/\/clipcrawl-s3-only\/root\/candidates: the store did not answer \(ECONNREFUSED\): check the endpoint \(AWS_ENDPOINT_URL\) and that the store is up$/,
       );
       return true;
     });
