@@ -25,6 +25,7 @@ import { registerStatus } from "./commands/status.js";
 import { registerSubset } from "./commands/subset.js";
 import { registerVersions } from "./commands/versions.js";
 import { registerWorker } from "./commands/worker.js";
+import { addStorageOptions } from "./storage-options.js";
 
 export function buildProgram(): Command {
   const program = new Command("clipcrawl")
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
         "  clipcrawl run 'crawl/*.warc.wat.gz' --root ./data   # a dataset from your WAT files\n" +
         "  clipcrawl extract --help",
     );
+  addStorageOptions(program);
   registerInit(program);
   registerExtract(program);
   registerDownload(program);

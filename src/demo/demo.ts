@@ -11,7 +11,7 @@
 
 import { layout } from "../io/layout.js";
 import type { LocalStorage } from "../io/local-storage.js";
-import { openRoot } from "../io/open-root.js";
+import { localRootOf, openRoot } from "../io/open-root.js";
 import { readParquet } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
 import { PIPELINE, type StageName, type StageSummaries } from "../pipeline/pipeline.js";
@@ -75,7 +75,7 @@ const DEMO_SETUP: Partial<Record<StageName, (storage: LocalStorage) => Promise<D
 };
 
 export async function demo(options: DemoOptions): Promise<DemoResult> {
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl demo");
   const reporter = options.reporter ?? silentReporter;
   const sampleFiles = await ensureSampleWatFiles(storage);
   const summaries: Partial<Record<StageName, StageSummary>> = {};

@@ -25,7 +25,7 @@ import { REMOVAL_KINDS, type RemovalLists } from "../formats/removal-lists.js";
 import { deleteTombstones, readTombstones, registerTombstones } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
 import type { LocalStorage } from "../io/local-storage.js";
-import { openRoot } from "../io/open-root.js";
+import { localRootOf, openRoot } from "../io/open-root.js";
 import { duckdbConnection } from "../io/parquet.js";
 import { type StageReporter, silentReporter } from "../shard/reporter.js";
 import {
@@ -103,7 +103,7 @@ export async function compactRoot(
 ): Promise<CompactSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl compact");
   await requireDatasetRoot(storage);
   const releaseCompaction = await acquireCompactionLock(storage);
   try {

@@ -33,7 +33,7 @@ import {
 } from "../formats/removal-lists.js";
 import { readTombstones, type Tombstones, writeTombstones } from "../formats/tombstones.js";
 import type { LocalStorage } from "../io/local-storage.js";
-import { openRoot } from "../io/open-root.js";
+import { localRootOf, openRoot } from "../io/open-root.js";
 import { duckdbConnection } from "../io/parquet.js";
 import type { StageReporter } from "../shard/reporter.js";
 import { silentReporter } from "../shard/reporter.js";
@@ -104,7 +104,7 @@ export interface RemoveSummary {
 export async function removeSamples(options: RemoveOptions): Promise<RemoveSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl remove");
   await requireDatasetRoot(storage);
   const request = await readRemovalRequest(options.lists ?? {}, options.cwd ?? process.cwd());
   const badLines = REMOVAL_KINDS.flatMap((kind) => request[kind].badLines);

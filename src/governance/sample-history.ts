@@ -15,7 +15,7 @@ import { readManifest } from "../formats/index/index-manifest.js";
 import { readTombstones } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
 import type { LocalStorage } from "../io/local-storage.js";
-import { openRoot } from "../io/open-root.js";
+import { localRootOf, openRoot } from "../io/open-root.js";
 import { type CellValue, duckdbConnection, quoteLiteral } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
 import { readAuditLog } from "./audit-log.js";
@@ -80,7 +80,7 @@ export async function sampleHistory(
   options: ShowOptions,
   filterVerdict: FilterVerdict,
 ): Promise<SampleHistory> {
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl show");
   await requireDatasetRoot(storage);
   const { key } = options;
   const history: SampleHistory = {

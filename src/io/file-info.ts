@@ -7,12 +7,16 @@ import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import type { DatasetStorage, FileInfo } from "./storage.js";
 
-export type FileIdentity = { bytes: number; modified: number } | { missing: true };
+export type FileIdentity =
+  | { bytes: number; modified: number; version?: string }
+  | { missing: true };
 
-/** The identity of a file of the root. */
+/** The identity of a file of the root (with its version tag on object storage). */
 export async function fileIdentity(storage: DatasetStorage, path: string): Promise<FileIdentity> {
-  if (!(await storage.exists(path))) return { missing: true };
-  return localFileIdentity(await storage.localPath(path));
+  const info = await storage.stat(path);
+  if (info === undefined) return { missing: true };
+  const { bytes, modified, version } = info;
+  return version === undefined ? { bytes, modified } : { bytes, modified, version };
 }
 
 /** The identity of a local file outside the root (a blocklist, a model, an input given by path). */
@@ -27,7 +31,10 @@ export async function outputInfo(
   paths: readonly string[],
 ): Promise<FileInfo[]> {
   const infos = await Promise.all(paths.map((path) => storage.stat(path)));
-  return infos.map((info, index) => info ?? { path: paths[index] as string, bytes: -1 });
+  return infos.map((info, index) => ({
+    path: paths[index] as string,
+    bytes: info === undefined ? -1 : info.bytes,
+  }));
 }
 
 /** How `endsChecksum` values begin. */

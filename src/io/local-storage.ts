@@ -4,7 +4,7 @@ import { createReadStream } from "node:fs";
 import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
-import type { DatasetStorage, FileInfo } from "./storage.js";
+import type { DatasetStorage, StoredFile } from "./storage.js";
 
 export class LocalStorage implements DatasetStorage {
   readonly root: string;
@@ -44,10 +44,10 @@ export class LocalStorage implements DatasetStorage {
     }
   }
 
-  async stat(path: string): Promise<FileInfo | undefined> {
+  async stat(path: string): Promise<StoredFile | undefined> {
     try {
       const info = await stat(this.resolve(path));
-      return info.isFile() ? { path, bytes: info.size } : undefined;
+      return info.isFile() ? { path, bytes: info.size, modified: info.mtimeMs } : undefined;
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;

@@ -18,7 +18,7 @@ import { loadConfig } from "../config/config-file.js";
 import { startOrOpenRoot } from "../config/dataset-root.js";
 import { errorMessage } from "../errors.js";
 import type { LocalStorage } from "../io/local-storage.js";
-import { openRoot } from "../io/open-root.js";
+import { localRootOf, openRoot } from "../io/open-root.js";
 import {
   type PerStage,
   PIPELINE,
@@ -93,7 +93,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   const started = performance.now();
   const startedAt = new Date();
   const stages = options.stages ?? PIPELINE;
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl run");
   const cwd = options.cwd ?? process.cwd();
   await startOrOpenRoot(
     storage,

@@ -15,7 +15,8 @@ import { type ClipIndex, openIndex } from "../formats/index/clip-index.js";
 import { readTombstones, tombstonesStamp } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
 import type { LocalStorage } from "../io/local-storage.js";
-import { openRoot } from "../io/open-root.js";
+import { localRootOf, openRoot } from "../io/open-root.js";
+import { isS3Url } from "../io/s3-storage.js";
 import { ClipModel } from "../models/clip-model.js";
 import { ClipEmbedder, TextEmbedder } from "../models/embedder.js";
 import { checkEmbeddingSizesMatch, TextModel } from "../models/text-model.js";
@@ -129,7 +130,10 @@ export class ServedIndex {
     source: IndexSource,
     options: ServedIndexOptions,
   ): Promise<ServedIndex> {
-    const storage = openRoot(resolve(source.root));
+    const storage = localRootOf(
+      openRoot(isS3Url(source.root) ? source.root : resolve(source.root)),
+      "clipcrawl serve",
+    );
     // Taken before the files are read: a rewrite in between changes it again, and is seen.
     const stamp = manifestStamp(storage);
     const tombstones = tombstonesStamp(storage.root);

@@ -22,7 +22,7 @@ import { loadConfig } from "../../config/config-file.js";
 import { startOrOpenRoot } from "../../config/dataset-root.js";
 import { errorMessage } from "../../errors.js";
 import type { LocalStorage } from "../../io/local-storage.js";
-import { openRoot } from "../../io/open-root.js";
+import { localRootOf, openRoot } from "../../io/open-root.js";
 import {
   nextStage,
   type PerStage,
@@ -107,7 +107,7 @@ export async function runDistributed(
 ): Promise<DistributedRunSummary> {
   const started = performance.now();
   const startedAt = new Date();
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl run --queue");
   const cwd = options.cwd ?? process.cwd();
   const attempts = Math.max(1, options.attempts ?? 3);
   const pollMs = options.pollMs ?? 500;

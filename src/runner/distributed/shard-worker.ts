@@ -17,7 +17,7 @@ import { Redis } from "ioredis";
 import { errorMessage } from "../../errors.js";
 import { shardName } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
-import { openRoot } from "../../io/open-root.js";
+import { localRootOf, openRoot } from "../../io/open-root.js";
 import { nextStage, PIPELINE, type Stages, stageNamed } from "../../pipeline/pipeline.js";
 import type { StageReporter } from "../../shard/reporter.js";
 import type { StageCall } from "../../shard/stage-definition.js";
@@ -98,7 +98,7 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
       shard: data.shard,
       attempt: job.attemptsMade + 1,
     });
-    const storage = openRoot(data.root);
+    const storage = localRootOf(openRoot(data.root), "clipcrawl worker");
     const reporter: StageReporter = {
       warn: (line) => logger.warn({ event: "warning", job: job.id }, line),
       progress: () => {},

@@ -19,7 +19,7 @@ import type { HostLimits } from "../../io/fetch/host-limits.js";
 import { localFileIdentity } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
-import { openRoot } from "../../io/open-root.js";
+import { localRootOf, openRoot } from "../../io/open-root.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection, unplannedShardError } from "../../shard/shard-selection.js";
@@ -88,7 +88,7 @@ const TOP_STATUSES = 30;
 export async function download(options: DownloadOptions): Promise<DownloadSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl download");
   const inputs = options.inputs ?? [];
   await startOrOpenRoot(storage, inputs.length > 0, "give URL lists to download into a new root");
   const cwd = options.cwd ?? process.cwd();

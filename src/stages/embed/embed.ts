@@ -18,7 +18,7 @@ import { ConfigError } from "../../errors.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
-import { openRoot } from "../../io/open-root.js";
+import { localRootOf, openRoot } from "../../io/open-root.js";
 import { ClipModel } from "../../models/clip-model.js";
 import { ClipEmbedder, TextEmbedder } from "../../models/embedder.js";
 import { ScoreHeads } from "../../models/heads/score-heads.js";
@@ -126,7 +126,7 @@ const TOP_ERRORS = 30;
 export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl embed");
   const cwd = options.cwd ?? process.cwd();
   await startOrOpenRoot(
     storage,

@@ -183,7 +183,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
       Math.min(defaultParallelism(extractConfig.workers), shards.filter((s) => !s.done).length),
     ),
   );
-  const root = await storage.localPath(".");
+  const root = storage.root;
   // Files are read ahead of the commit point by this many shards, to keep every worker busy.
   const window = pool.size * 2;
   const running = new Map<number, RunningShard>();

@@ -29,7 +29,7 @@ import { registerFilterFunctions } from "../../formats/sql-functions.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
-import { openRoot } from "../../io/open-root.js";
+import { localRootOf, openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
@@ -113,7 +113,7 @@ export interface FilterSummary extends StageSummary {
 export async function filter(options: FilterOptions): Promise<FilterSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl filter");
   await openExistingRoot(storage);
   const config = (await loadConfig(storage, { filter: options.config ?? {} })).filter;
   const recipes = parseRecipes(config.recipe);

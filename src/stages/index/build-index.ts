@@ -37,7 +37,7 @@ import {
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
-import { openRoot } from "../../io/open-root.js";
+import { localRootOf, openRoot } from "../../io/open-root.js";
 import {
   duckdbConnection,
   parquetDataDamage,
@@ -118,7 +118,7 @@ interface BuildState {
 export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl index");
   await openExistingRoot(storage);
   const config = (await loadConfig(storage, { index: options.config ?? {} })).index;
   const threads = config.threads > 0 ? config.threads : cpus().length;

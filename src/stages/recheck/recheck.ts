@@ -29,7 +29,7 @@ import { ImageFetcher } from "../../io/fetch/image-fetcher.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
-import { openRoot } from "../../io/open-root.js";
+import { localRootOf, openRoot } from "../../io/open-root.js";
 import { duckdbConnection, quoteLiteral, writeParquetQuery } from "../../io/parquet.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
@@ -68,7 +68,7 @@ export interface RecheckSummary extends LinkRotSummary {
 export async function recheck(options: RecheckOptions): Promise<RecheckSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = openRoot(options.root);
+  const storage = localRootOf(openRoot(options.root), "clipcrawl recheck");
   await requireDatasetRoot(storage);
   const fraction = options.sample ?? 1;
   if (!(fraction > 0 && fraction <= 1)) {

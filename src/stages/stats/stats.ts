@@ -29,6 +29,7 @@ import {
 import { LocalStorage } from "../../io/local-storage.js";
 import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import { type PerStage, STAGE_NAMES } from "../../pipeline/pipeline.js";
 import {
   readLatestRunReport,
@@ -43,8 +44,8 @@ export const STATS_HTML = "_reports/stats.html";
 const TOP_DOMAINS = 20;
 
 export interface StatsOptions {
-  /** The dataset root: a directory path, or a LocalStorage. */
-  root: string | LocalStorage;
+  /** The dataset root: a directory path, an s3:// URL, or a storage. */
+  root: string | DatasetStorage;
   /** The HTML report to write (relative to `cwd`); default `<root>/_reports/stats.html`. */
   html?: string;
   /** The JSON file to write; default: none. */
@@ -91,8 +92,15 @@ export async function stats(options: StatsOptions): Promise<StatsSummary> {
   const storage = openRoot(options.root);
   await requireDatasetRoot(storage);
   const report = await statsReport(storage);
-  const html = resolve(cwd, options.html ?? (await storage.localPath(STATS_HTML)));
-  await writeFileAtomic(html, await statsHtml(report, options.script ?? reportScriptPath()));
+  const page = await statsHtml(report, options.script ?? reportScriptPath());
+  let html: string;
+  if (options.html === undefined) {
+    await storage.writeAtomic(STATS_HTML, page);
+    html = storage.describe(STATS_HTML);
+  } else {
+    html = resolve(cwd, options.html);
+    await writeFileAtomic(html, page);
+  }
   let json: string | null = null;
   if (options.json !== undefined) {
     json = resolve(cwd, options.json);
@@ -103,11 +111,11 @@ export async function stats(options: StatsOptions): Promise<StatsSummary> {
 }
 
 /** The report's numbers (what `--json` writes). */
-export async function statsReport(storage: LocalStorage): Promise<StatsReport> {
+export async function statsReport(storage: DatasetStorage): Promise<StatsReport> {
   return againNamingDamage((readRows) => statsReportOnce(storage, readRows));
 }
 
-async function statsReportOnce(storage: LocalStorage, readRows: boolean): Promise<StatsReport> {
+async function statsReportOnce(storage: DatasetStorage, readRows: boolean): Promise<StatsReport> {
   const { kept, damaged } = await keptShards(storage, readRows);
   const tombstones = await readTombstones(storage);
   const rows = await keptRows(kept, tombstones);
@@ -134,7 +142,7 @@ async function statsReportOnce(storage: LocalStorage, readRows: boolean): Promis
 
 /** The readable dataset shards' local paths, and the damaged ones: the report needs filter to have run. */
 async function keptShards(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   readRows: boolean,
 ): Promise<{ kept: string[]; damaged: DamagedDatasetShard[] }> {
   const { readable, damaged } = await readableDatasetShards(

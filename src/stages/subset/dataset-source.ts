@@ -16,8 +16,8 @@ import { ClipcrawlError } from "../../errors.js";
 import { type DamagedDatasetShard, readableDatasetShards } from "../../formats/dataset-shards.js";
 import { readVersion } from "../../formats/dataset-versions.js";
 import { liveRows, NO_TOMBSTONES, type Tombstones } from "../../formats/tombstones.js";
-import type { LocalStorage } from "../../io/local-storage.js";
 import { quoteLiteral } from "../../io/parquet.js";
+import type { DatasetStorage } from "../../io/storage.js";
 
 export interface DatasetShard {
   /** Root-relative path. */
@@ -28,7 +28,7 @@ export interface DatasetShard {
 
 /** The readable shards, and the damaged ones left out; none readable is an error. */
 export async function datasetShards(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   readRows = false,
 ): Promise<{ shards: DatasetShard[]; damaged: DamagedDatasetShard[] }> {
   const { readable, damaged } = await readableDatasetShards(
@@ -47,7 +47,7 @@ export async function datasetShards(
 }
 
 /** The shards a dataset version kept (src/formats/dataset-versions.ts). */
-export async function versionShards(storage: LocalStorage, id: string): Promise<DatasetShard[]> {
+export async function versionShards(storage: DatasetStorage, id: string): Promise<DatasetShard[]> {
   const version = await readVersion(storage, id);
   return Promise.all(
     version.shards.map(async (shard) => ({

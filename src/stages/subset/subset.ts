@@ -24,9 +24,10 @@ import { parseRecipes } from "../../formats/recipes/recipe-spec.js";
 import { readTombstones, registerTombstones, type Tombstones } from "../../formats/tombstones.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
-import { openRoot } from "../../io/open-root.js";
+import { localRootOf, openRoot } from "../../io/open-root.js";
 import { duckdbConnection, quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import { openSqlSandbox, type SqlSandbox } from "../../io/sql-sandbox.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { datasetRecipeDrops } from "./dataset-recipes.js";
 import {
@@ -47,8 +48,8 @@ export const SUBSET_STAGE = "subset";
 export { SUBSET_FORMATS, type SubsetFormat };
 
 export interface SubsetOptions {
-  /** The dataset root: a directory path, or a LocalStorage. */
-  root: string | LocalStorage;
+  /** The dataset root: a directory path, an s3:// URL, or a storage. */
+  root: string | DatasetStorage;
   /** The URL list to write (relative to `cwd`). */
   output: string;
   /** Default: from the output's extension (.parquet, .csv, .jsonl / .json). */
@@ -206,7 +207,13 @@ async function subsetOnce(options: SubsetOptions, readRows: boolean): Promise<Su
     if (recipes.length > 0) {
       const recipeConnection = await duckdbConnection();
       try {
-        const decided = await datasetRecipeDrops(storage, shards, recipes, recipeConnection, cwd);
+        const decided = await datasetRecipeDrops(
+          localRootOf(storage, "subset --recipe"),
+          shards,
+          recipes,
+          recipeConnection,
+          cwd,
+        );
         recipeReport = decided.report;
         recipeDrops = decided.droppedByReason;
         await connection.run(`CREATE OR REPLACE TEMP TABLE ${RECIPE_DROPS_TABLE} (key VARCHAR)`);
@@ -365,7 +372,7 @@ async function gatherQueries(options: SubsetOptions, cwd: string): Promise<Subse
  * The model the queries need: the one given, else embed.model of clipcrawl.json, else the model
  * embed recorded in its shard stats (the dataset's embeddings were made with it).
  */
-async function queryModel(storage: LocalStorage, given: string | undefined): Promise<string> {
+async function queryModel(storage: DatasetStorage, given: string | undefined): Promise<string> {
   if (given !== undefined && given !== "") return given;
   const configured = (await loadConfig(storage)).embed.model;
   if (configured !== "") return configured;
@@ -379,7 +386,7 @@ async function queryModel(storage: LocalStorage, given: string | undefined): Pro
   return "";
 }
 
-async function openIndexFor(storage: LocalStorage): Promise<ClipIndex> {
+async function openIndexFor(storage: DatasetStorage): Promise<ClipIndex> {
   if ((await readManifest(storage)) === undefined) {
     throw new ClipcrawlError(
       "CC_NO_INDEX",
@@ -501,7 +508,7 @@ async function passingKeys(
  */
 async function dropDuplicates(
   connection: DuckDBConnection,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   knn: boolean,
 ): Promise<number> {
   const before = await tableRows(connection);
@@ -540,7 +547,7 @@ async function dropDuplicates(
 
 /** The index files --dedup reads without queries: each segment's metadata and the groups. */
 async function indexFiles(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   manifest: IndexManifest,
 ): Promise<{ segments: string[]; duplicateGroups: string }> {
   return {
@@ -553,7 +560,7 @@ async function indexFiles(
   };
 }
 
-async function duplicateGroupFiles(storage: LocalStorage): Promise<string[]> {
+async function duplicateGroupFiles(storage: DatasetStorage): Promise<string[]> {
   const manifest = await readManifest(storage);
   if (manifest === undefined) return [];
   const files = await indexFiles(storage, manifest);

@@ -11,6 +11,7 @@ import { open, readdir } from "node:fs/promises";
 import { ClipcrawlError } from "../../errors.js";
 import { layout, shardName } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import { readTarEntries, splitSampleName } from "../../io/tar-reader.js";
 import { TarWriter } from "../../io/tar-writer.js";
 
@@ -33,7 +34,7 @@ interface CopiedSample {
  * folder that already holds tars (they are replaced; other files are left alone).
  */
 export async function copyWebdataset(
-  root: LocalStorage,
+  root: DatasetStorage,
   keysByShard: ReadonlyMap<string, ReadonlySet<string>>,
   folder: string,
   shardSize: number,
@@ -84,7 +85,7 @@ export async function copyWebdataset(
 
 /** The selected samples, tar by tar in shard order, each with all of its members. */
 async function* selectedSamples(
-  root: LocalStorage,
+  root: DatasetStorage,
   keysByShard: ReadonlyMap<string, ReadonlySet<string>>,
 ): AsyncGenerator<CopiedSample> {
   for (const shard of [...keysByShard.keys()].sort()) {
