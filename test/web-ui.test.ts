@@ -10,25 +10,18 @@
  * installs the `chromium` package) a missing browser fails.
  */
 import assert from "node:assert/strict";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { mkdir, rm } from "node:fs/promises";
+import type { Server } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Download, type Locator, type Page } from "playwright-core";
 import { build } from "vite";
-import { generateScoreHeads } from "../scripts/score-heads/generate.js";
-import { isShapeColour, isShapeName, renderShapeImage } from "../src/demo/sample/shape-images.js";
-import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
-import { generateTinyMultilingualTextModel } from "../src/demo/tiny-clip/generate-multilingual.js";
+import { renderShapeImage } from "../src/demo/sample/shape-images.js";
 import { duckdbConnection, quoteLiteral } from "../src/io/parquet.js";
 import { type RunningServer, serve } from "../src/server/serve.js";
-import { download } from "../src/stages/download/download.js";
-import { embed } from "../src/stages/embed/embed.js";
-import { filter } from "../src/stages/filter/filter.js";
-import { buildIndex } from "../src/stages/index/build-index.js";
 import { CHROMIUM, CHROMIUM_ARGS, chromiumSkipReason } from "./support/chromium.js";
+import { buildShapesDataset, type ShapeSample, startShapesWeb } from "./support/shapes-dataset.js";
 import { tempDir } from "./support/temp.js";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
@@ -38,7 +31,7 @@ const INDEX = "shapes";
 const skipReason = chromiumSkipReason;
 
 /** Image (served as /<image>.jpg by the shapes web), caption, language, tier; one repeated image, one mismatch per tier, one dead link. */
-const SAMPLES: [image: string, caption: string, language: string, tier: string][] = [
+const SAMPLES: ShapeSample[] = [
   ["red-circle-1", "a red circle", "en", "en"],
   ["blue-star-2", "a blue star", "en", "en"],
   ["blue-star-2", "a blue star shape", "en", "en"],
@@ -60,86 +53,14 @@ const SAMPLES: [image: string, caption: string, language: string, tier: string][
 ];
 
 let work: string;
+let shapesWeb: { server: Server; port: number };
 let server: RunningServer;
 let browser: Browser;
-
-// The shapes web: /<colour>-<shape>-<n>.jpg is that picture, anything else a 404.
-const shapes = createServer((request, response) => {
-  const [, colour, shape, index] = /^\/(\w+)-(\w+)-(\d+)\.jpg$/.exec(request.url ?? "") ?? [];
-  if (!isShapeColour(colour) || !isShapeName(shape)) {
-    response.writeHead(404).end();
-    return;
-  }
-  void renderShapeImage(colour, shape, Number(index)).then((image) => {
-    response.writeHead(200, { "content-type": "image/jpeg" }).end(image);
-  });
-});
-
-async function buildDataset(folder: string): Promise<{ root: string; multilingual: string }> {
-  const port = (shapes.address() as AddressInfo).port;
-  const root = join(folder, "root");
-  const model = join(folder, "tiny-clip");
-  const multilingual = join(folder, "tiny-multilingual");
-  const lines = ["url,caption,language,language_tier,page_url,source"];
-  SAMPLES.forEach(([image, text, lang, languageTier], row) => {
-    lines.push(
-      [
-        `http://shapes.test/${image}.jpg`,
-        text,
-        lang,
-        languageTier,
-        `http://shapes.test/page/${row}.html`,
-        `CC-MAIN-SAMPLE-0000${row % 2}.warc.wat.gz`,
-      ].join(","),
-    );
-  });
-  await writeFile(join(folder, "list.csv"), `${lines.join("\n")}\n`);
-  const downloaded = await download({
-    root,
-    inputs: [join(folder, "list.csv")],
-    config: {
-      captionCol: "caption",
-      saveAdditionalColumns: ["language", "language_tier", "page_url", "source"],
-      allowPrivateNetwork: true,
-      connectTo: [`shapes.test:80:127.0.0.1:${port}`],
-      retries: 0,
-      workers: 1,
-      imageSize: 64,
-    },
-  });
-  assert.equal(downloaded.totals.successes, SAMPLES.length - 1, JSON.stringify(downloaded));
-  await generateTinyClipModel(model);
-  await generateTinyMultilingualTextModel(multilingual);
-  // The example heads: punsafe is "the image is red", so safe mode hides the red shapes.
-  await generateScoreHeads(join(root, "heads"));
-  const configPath = join(root, "clipcrawl.json");
-  const config = JSON.parse(await readFile(configPath, "utf8")) as Record<string, unknown>;
-  const scores = JSON.parse(await readFile(join(root, "heads", "scores.json"), "utf8")) as Record<
-    string,
-    { model?: string; weights?: string }
-  >;
-  for (const head of Object.values(scores)) {
-    if (head.model !== undefined) head.model = `heads/${head.model}`;
-    if (head.weights !== undefined) head.weights = `heads/${head.weights}`;
-  }
-  config.scores = scores;
-  await writeFile(configPath, JSON.stringify(config));
-  const embedded = await embed({
-    root,
-    config: { model, multilingualModel: multilingual, threads: 1 },
-  });
-  assert.equal(embedded.ok, true, JSON.stringify(embedded));
-  const filtered = await filter({ root });
-  assert.equal(filtered.ok, true, JSON.stringify(filtered));
-  const indexed = await buildIndex({ root });
-  assert.equal(indexed.ok, true, JSON.stringify(indexed));
-  return { root, multilingual };
-}
 
 describe("web UI in Chromium", { skip: skipReason }, () => {
   before(async () => {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    await new Promise<void>((resolve) => shapes.listen(0, "127.0.0.1", resolve));
+    shapesWeb = await startShapesWeb();
     work = await tempDir("web-ui");
     const webRoot = join(work, "web");
     await build({
@@ -147,7 +68,7 @@ describe("web UI in Chromium", { skip: skipReason }, () => {
       logLevel: "warn",
       build: { outDir: webRoot, emptyOutDir: true },
     });
-    const dataset = await buildDataset(work);
+    const dataset = await buildShapesDataset(work, shapesWeb.port, SAMPLES, SAMPLES.length - 1);
     server = await serve({
       indices: [{ name: INDEX, root: dataset.root, multilingualModel: dataset.multilingual }],
       // The image-URL query fetches from the shapes web on 127.0.0.1.
@@ -160,7 +81,7 @@ describe("web UI in Chromium", { skip: skipReason }, () => {
   after(async () => {
     await browser?.close();
     await server?.close();
-    await new Promise((resolve) => shapes.close(resolve));
+    await new Promise((resolve) => shapesWeb.server.close(resolve));
     if (work !== undefined) await rm(work, { recursive: true, force: true });
   });
 
@@ -320,7 +241,7 @@ describe("web UI in Chromium", { skip: skipReason }, () => {
     await resultsShown(page);
     assert.match((await resultUrls(page))[0] ?? "", /green-square-(3|16)\.jpg$/);
 
-    const port = (shapes.address() as AddressInfo).port;
+    const { port } = shapesWeb;
     await page
       .getByLabel("Search by image URL")
       .fill(`http://127.0.0.1:${port}/yellow-star-50.jpg`);

@@ -10,12 +10,15 @@
  * first reason in the filter's order.
  */
 import { createHash } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import type { DotProducts } from "../../models/dot-products.js";
 import type { LanguageTier } from "../language-tier.js";
 import type { EmbeddingPool } from "./embedding-pool.js";
-import { clusterTargets, type TargetEmbeddings } from "./image-clusters.js";
-import { findRecipe, type Recipe } from "./recipe-spec.js";
+import { clusterTargets, readTargetEmbeddings, type TargetEmbeddings } from "./image-clusters.js";
+import type { RecipeRules } from "./recipe-rules.js";
+import { describeRecipe, findRecipe, type Recipe } from "./recipe-spec.js";
 
 export { ROW_DROP_REASONS, type RowDropReason } from "./recipe-rules.js";
 
@@ -73,6 +76,59 @@ export interface RecipeOutcome {
   report: RecipeReport;
   /** Per pool shard, one code a row (0: kept), when an embedding recipe ran. */
   rowDrops: Uint8Array[] | null;
+}
+
+/** What planRecipeRules needs of the pool, besides the rows' tiers and similarities. */
+export interface RecipeRuleInputs {
+  /** The dataset root: scratch files go under its `_state/recipes/`. */
+  root: string;
+  /** Where a relative `targets=` path of image-clusters is read from. */
+  cwd: string;
+  tierSimilarity: string;
+  embeddings?: EmbeddingPool | undefined;
+  /** The digest of the model that embedded the pool, when recorded (read only for image-clusters). */
+  modelDigest: () => Promise<string | null>;
+}
+
+/**
+ * What filter and subset share of running recipes: the user's target embeddings read and
+ * checked against the pool, the pool planned, and the SQL rules of the text and percentile
+ * recipes. The caller applies `outcome.rowDrops` its own way.
+ */
+export async function planRecipeRules(
+  recipes: readonly Recipe[],
+  connection: DuckDBConnection,
+  inputs: RecipeRuleInputs,
+): Promise<{ outcome: RecipeOutcome; rules: RecipeRules }> {
+  const clusters = findRecipe(recipes, "image-clusters");
+  const { embeddings } = inputs;
+  const targets =
+    clusters === undefined || embeddings === undefined
+      ? undefined
+      : await readTargetEmbeddings(resolve(inputs.cwd, clusters.params.targets), {
+          dim: embeddings.dim,
+          modelDigest: await inputs.modelDigest(),
+        });
+  const scratchFolder = join(inputs.root, "_state", "recipes");
+  await mkdir(scratchFolder, { recursive: true });
+  const outcome = await planRecipes(
+    recipes,
+    connection,
+    {
+      tierSimilarity: inputs.tierSimilarity,
+      ...(embeddings === undefined ? {} : { embeddings }),
+      ...(targets === undefined ? {} : { targets }),
+      scratchFolder,
+    },
+    describeRecipe,
+  );
+  const rules: RecipeRules = {};
+  const text = findRecipe(recipes, "text");
+  if (text !== undefined) rules.text = text.params;
+  if (outcome.report.clipScoreTop !== null) {
+    rules.topPercentThresholds = outcome.report.clipScoreTop.thresholds;
+  }
+  return { outcome, rules };
 }
 
 export async function planRecipes(

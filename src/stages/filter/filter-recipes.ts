@@ -1,26 +1,15 @@
-/**
- * The recipes as `filter` runs them: the pool is every embedding shard of the root (its
- * metadata rows and `img_emb` matrices, row for row), whatever shards this call filters, so a
- * shard's verdicts do not depend on which others ran with it. Gives each shard its rules, its
- * rows dropped, and a digest of both for its done marker: a re-run whose recipes decide the same
- * skips the shard, and one that decides otherwise (a new shard moved the percentile) redoes it.
- */
-import { mkdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError } from "../../errors.js";
 import { EmbeddingPool } from "../../formats/recipes/embedding-pool.js";
-import { readTargetEmbeddings } from "../../formats/recipes/image-clusters.js";
 import {
-  planRecipes,
+  planRecipeRules,
   type RecipeReport,
   rowDropsDigest,
 } from "../../formats/recipes/recipe-plan.js";
-import { describeRecipe, findRecipe, type Recipe } from "../../formats/recipes/recipe-spec.js";
+import type { Recipe } from "../../formats/recipes/recipe-spec.js";
 import { layout } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
 import { quoteLiteral } from "../../io/parquet.js";
-import type { RecipeRules } from "./drop-rules.js";
 import { columnNames, prepareRows, type ShardRecipes } from "./filter-shard.js";
 
 const METADATA_SHARD = /^metadata_(\d{5})\.parquet$/;
@@ -57,33 +46,13 @@ export async function prepareFilterRecipes(
     (recipe) => recipe.name === "image-clusters" || recipe.name === "semdedup",
   );
   const embeddings = needsEmbeddings ? await openPool(storage, names) : undefined;
-  const clusters = findRecipe(recipes, "image-clusters");
-  const targets =
-    clusters === undefined || embeddings === undefined
-      ? undefined
-      : await readTargetEmbeddings(resolve(cwd, clusters.params.targets), {
-          dim: embeddings.dim,
-          modelDigest: await datasetModelDigest(storage, names),
-        });
-  const scratchFolder = join(storage.root, "_state", "recipes");
-  await mkdir(scratchFolder, { recursive: true });
-  const outcome = await planRecipes(
-    recipes,
-    connection,
-    {
-      tierSimilarity,
-      ...(embeddings === undefined ? {} : { embeddings }),
-      ...(targets === undefined ? {} : { targets }),
-      scratchFolder,
-    },
-    describeRecipe,
-  );
-  const rules: RecipeRules = {};
-  const text = findRecipe(recipes, "text");
-  if (text !== undefined) rules.text = text.params;
-  if (outcome.report.clipScoreTop !== null) {
-    rules.topPercentThresholds = outcome.report.clipScoreTop.thresholds;
-  }
+  const { outcome, rules } = await planRecipeRules(recipes, connection, {
+    root: storage.root,
+    cwd,
+    tierSimilarity,
+    embeddings,
+    modelDigest: () => datasetModelDigest(storage, names),
+  });
   if (outcome.rowDrops !== null) rules.rowDrops = true;
   const dropsOf = (name: string) => {
     const index = names.indexOf(name);

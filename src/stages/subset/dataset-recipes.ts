@@ -5,19 +5,16 @@
  * Gives the keys the recipes drop, each with its reason.
  */
 
-import { mkdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError } from "../../errors.js";
 import { EmbeddingPool, type EmbeddingShard } from "../../formats/recipes/embedding-pool.js";
-import { readTargetEmbeddings } from "../../formats/recipes/image-clusters.js";
 import {
-  planRecipes,
+  planRecipeRules,
   type RecipeReport,
   ROW_DROP_REASONS,
 } from "../../formats/recipes/recipe-plan.js";
-import { type RecipeRules, recipeReasonExpression } from "../../formats/recipes/recipe-rules.js";
-import { describeRecipe, findRecipe, type Recipe } from "../../formats/recipes/recipe-spec.js";
+import { recipeReasonExpression } from "../../formats/recipes/recipe-rules.js";
+import type { Recipe } from "../../formats/recipes/recipe-spec.js";
 import { layout } from "../../io/layout.js";
 import type { LocalStorage } from "../../io/local-storage.js";
 import { quoteLiteral } from "../../io/parquet.js";
@@ -52,33 +49,13 @@ export async function datasetRecipeDrops(
   );
   const matched = needsEmbeddings ? await embeddingRows(storage, shards, connection) : undefined;
   const embeddings = matched === undefined ? undefined : await EmbeddingPool.open(matched.pool);
-  const clusters = findRecipe(recipes, "image-clusters");
-  const targets =
-    clusters === undefined || embeddings === undefined
-      ? undefined
-      : await readTargetEmbeddings(resolve(cwd, clusters.params.targets), {
-          dim: embeddings.dim,
-          modelDigest: null,
-        });
-  const scratchFolder = join(storage.root, "_state", "recipes");
-  await mkdir(scratchFolder, { recursive: true });
-  const outcome = await planRecipes(
-    recipes,
-    connection,
-    {
-      tierSimilarity: rows,
-      ...(embeddings === undefined ? {} : { embeddings }),
-      ...(targets === undefined ? {} : { targets }),
-      scratchFolder,
-    },
-    describeRecipe,
-  );
-  const rules: RecipeRules = {};
-  const text = findRecipe(recipes, "text");
-  if (text !== undefined) rules.text = text.params;
-  if (outcome.report.clipScoreTop !== null) {
-    rules.topPercentThresholds = outcome.report.clipScoreTop.thresholds;
-  }
+  const { outcome, rules } = await planRecipeRules(recipes, connection, {
+    root: storage.root,
+    cwd,
+    tierSimilarity: rows,
+    embeddings,
+    modelDigest: async () => null,
+  });
   let judged = rows;
   if (outcome.rowDrops !== null && matched !== undefined) {
     rules.rowDrops = true;
