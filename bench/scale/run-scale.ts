@@ -143,6 +143,8 @@ async function runSize(
   }
 }
 
+const WRITE_BATCH = 1000;
+
 /** `shards` tiny input files (a line of text each) and a file listing them. */
 async function ensureInputs(work: string, shards: number): Promise<string> {
   const folder = join(work, `inputs-${shards}`);
@@ -153,7 +155,11 @@ async function ensureInputs(work: string, shards: number): Promise<string> {
     const path = join(folder, `${String(index).padStart(6, "0")}.txt`);
     paths.push(path);
   }
-  await Promise.all(paths.map((path, index) => writeFile(path, `input ${index}\n`, { flag: "w" })));
+  // In batches: tens of thousands of files opened at once run out of file descriptors.
+  for (let first = 0; first < paths.length; first += WRITE_BATCH) {
+    const batch = paths.slice(first, first + WRITE_BATCH);
+    await Promise.all(batch.map((path, i) => writeFile(path, `input ${first + i}\n`)));
+  }
   await writeFile(list, `${paths.join("\n")}\n`);
   return list;
 }
