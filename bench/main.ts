@@ -20,6 +20,7 @@ const BENCH_ORDER = [
   "index",
   "serve",
   "run",
+  "scale",
   "ui",
   "atlas",
   "subset",

@@ -13,12 +13,10 @@
  * The web runs in this process and renders pictures with sharp, so it shares the cores with the
  * pipeline; on a shared machine the load average is printed with the figures.
  *
- * - with `--scale`, the coordinator's cost as a run grows instead (scale/run-scale.ts): 1,000,
- *   10,000 and 100,000 tiny shard jobs (`--scale-jobs 1000,10000,100000`).
+ * The coordinator's cost as a run grows is `npm run bench -- scale` (bench/scale.ts).
  *
  *   npm run bench -- run [--pairs 20000] [--samples-per-shard 1000] [--jobs 2000]
  *     [--redis redis://127.0.0.1:6379] [--distributed] [--only local,queue]
- *   npm run bench -- run --scale [--scale-jobs 1000,10000,100000]
  */
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
@@ -37,7 +35,6 @@ import { RunKeys, redisOptions } from "../src/runner/distributed/queue-names.js"
 import { jobOptions, startShardWorker } from "../src/runner/distributed/shard-worker.js";
 import { runPipeline } from "../src/runner/local-runner.js";
 import { extract } from "../src/stages/extract/extract.js";
-import { scaleBench } from "./scale/run-scale.js";
 import { type BenchRow, benchDataPath, printTable } from "./support.js";
 
 /** Candidate pairs a generated page yields, about (seed 7: 13,868 from 400 pages). */
@@ -54,12 +51,9 @@ export async function main(args: string[]): Promise<BenchRow[]> {
       redis: { type: "string", default: process.env.REDIS_URL ?? "redis://127.0.0.1:6379" },
       distributed: { type: "boolean", default: false },
       only: { type: "string", default: "local,queue" },
-      scale: { type: "boolean", default: false },
-      "scale-jobs": { type: "string", default: "1000,10000,100000" },
     },
     allowPositionals: true,
   });
-  if (values.scale) return scaleBench(values["scale-jobs"].split(",").map(Number));
   const only = new Set(values.only.split(","));
   const load = () =>
     loadavg()

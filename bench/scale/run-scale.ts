@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- run --scale`: what a distributed run costs the coordinator, Redis and each
+ * `npm run bench -- scale`: what a distributed run costs the coordinator, Redis and each
  * job as the run grows — 1,000, 10,000 and 100,000 shard jobs (half in each of two tiny chained
  * stages, scale-stages.ts), two worker processes with 8 jobs each at once, a redis-server of its
  * own for each size (so its memory is the run's), the coordinator in a process of its own.

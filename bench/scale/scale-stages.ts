@@ -1,5 +1,5 @@
 /**
- * Two tiny stages for the coordinator's scale bench (`npm run bench -- run --scale`): real shard
+ * Two tiny stages for the coordinator's scale bench (`npm run bench -- scale`): real shard
  * jobs that do everything a stage's job does around its work (plan entry, done marker through
  * the shard kit, outputs written atomically, the next stage's job) on inputs of a few bytes, so
  * what is timed is the runner's cost per job, not a stage's.
