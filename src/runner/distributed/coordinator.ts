@@ -54,6 +54,7 @@ import {
   type ShardJobData,
 } from "./queue-names.js";
 import { jobOptions } from "./shard-worker.js";
+import { checkDedupRedis } from "./sharded-pair-filter.js";
 
 /** Jobs added to Redis in one call (addBulk runs one script for all of them). */
 const ENQUEUE_BATCH = 1000;
@@ -119,6 +120,7 @@ export async function runDistributed(
   );
   const config = await loadConfig(storage, options.config);
   for (const stage of pipeline) stage.checkConfig?.(config);
+  await checkDedupRedis(config.extract.dedupRedis);
   const logger = options.logger ?? (await openRunLog(storage, "run")).logger;
   const observer = options.observer ?? silentObserver;
   const warn = (line: string) => {

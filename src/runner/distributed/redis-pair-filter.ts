@@ -39,7 +39,8 @@ const LAYER_ARGS = 5;
 // by the same double hashing; fmod is exact on integers below 2^53, as JavaScript's % is.
 //
 // KEYS: cursor, results (hash: batch → dropped rows), passed (set), layers (hash), then each
-// filter's segments. ARGV: shard index, batch, last ("1"/"0"), filters known to the caller,
+// filter's segments. ARGV: shard index, batch, last ("1"/"0"; "free": no turns, the cursor is
+// neither read nor moved), filters known to the caller,
 // segment bits, first row, then LAYER_ARGS per filter (those known and the next one), then h1, h2
 // of every pair. Answers {1, rows} replayed, {2, rows} applied now, {0, cursor} not this shard's
 // turn, {3, filters} the caller's count of filters is stale.
@@ -47,9 +48,12 @@ const ADD_BATCH = `
 local index = tonumber(ARGV[1])
 local stored = redis.call('HGET', KEYS[2], ARGV[2])
 if stored then return {1, stored} end
-local cursor = tonumber(redis.call('GET', KEYS[1]) or '0')
-local late = cursor > index and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1
-if cursor ~= index and not late then return {0, tostring(cursor)} end
+local late = false
+if ARGV[3] ~= 'free' then
+  local cursor = tonumber(redis.call('GET', KEYS[1]) or '0')
+  late = cursor > index and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1
+  if cursor ~= index and not late then return {0, tostring(cursor)} end
+end
 local known = tonumber(ARGV[4])
 local layerCount = tonumber(redis.call('HGET', KEYS[4], 'layers') or '1')
 if layerCount ~= known then return {3, tostring(layerCount)} end
@@ -162,6 +166,11 @@ export interface RedisPairFilterOptions {
    * turn of a shard whose job is gone for good, or throw TurnNotComing.
    */
   whileWaiting?: (waitingFor: number) => Promise<void>;
+  /**
+   * false: no turns, each batch is applied as it comes (sharded-pair-filter.ts holds the turns
+   * itself, or has none). Default true.
+   */
+  turns?: boolean;
 }
 
 export class RedisPairFilter implements SharedPairFilter {
@@ -220,7 +229,7 @@ export class RedisPairFilter implements SharedPairFilter {
           const args = [
             index,
             batch,
-            batch === batches - 1 ? "1" : "0",
+            this.options.turns === false ? "free" : batch === batches - 1 ? "1" : "0",
             known,
             SEGMENT_BITS,
             first,
