@@ -153,7 +153,8 @@ async function runTrial(
   await Promise.all(
     filters.map(async (filter) => {
       for (let index = next++; index < shards.length; index = next++) {
-        dropped += (await filter.duplicates(index, shards[index] as Uint32Array)).length;
+        const rows = await filter.duplicates(index, shards[index] as Uint32Array);
+        dropped += rows.length;
       }
     }),
   );
