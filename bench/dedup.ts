@@ -61,7 +61,16 @@ export async function main(args: string[]): Promise<BenchRow[]> {
     const deterministicTwo = await measure(2, "deterministic");
     const rate = (trial: Trial) => Math.round(pairs / trial.seconds);
     const table: (string | number)[][] = [
-      ["mode", "Redis", "pairs/s", "dropped", "Redis CPU s (each)", "client CPU s", "wall s"],
+      [
+        "mode",
+        "Redis",
+        "pairs/s",
+        "dropped",
+        "Redis CPU s (each)",
+        "client CPU s",
+        "wall s",
+        "cores used",
+      ],
     ];
     for (const [mode, instances, trial] of [
       ["parallel", 1, parallelOne],
@@ -77,6 +86,10 @@ export async function main(args: string[]): Promise<BenchRow[]> {
         trial.redisCpu.map((seconds) => seconds.toFixed(2)).join(" / "),
         trial.clientCpu.toFixed(2),
         trial.seconds.toFixed(2),
+        (
+          (trial.redisCpu.reduce((total, seconds) => total + seconds, 0) + trial.clientCpu) /
+          trial.seconds
+        ).toFixed(2),
       ]);
     }
     console.log(

@@ -24,6 +24,8 @@ import type { DedupMode, SharedPairFilter } from "../../shard/stage-definition.j
 import { type RunKeys, redactedUrl, redisOptions } from "./queue-names.js";
 import { RedisPairFilter, type RedisPairFilterOptions } from "./redis-pair-filter.js";
 
+/** Longest pause between looks at the turn cursor. */
+const TURN_POLL_MS = 20;
 /** The smallest filter bloom-filter.ts sizes. */
 const MIN_PART_CAPACITY = 1000;
 
@@ -104,14 +106,15 @@ export class ShardedPairFilter implements SharedPairFilter {
    * stored answers come back) or passed while its input could not be read (it goes in late).
    */
   private async untilTurn(index: number): Promise<void> {
-    let pause = 10;
+    let pause = 1;
     let sinceCheck = 0;
     for (;;) {
       const cursor = Number((await this.queue.get(this.keys.extractCursor())) ?? 0);
       if (cursor >= index) return;
       await new Promise((resolve) => setTimeout(resolve, pause));
       sinceCheck += pause;
-      pause = Math.min(200, pause * 2);
+      // A turn takes tens of ms of Redis time: polling often (a GET) loses less of it.
+      pause = Math.min(TURN_POLL_MS, pause * 2);
       if (sinceCheck >= 200 && this.options.whileWaiting !== undefined) {
         sinceCheck = 0;
         await this.options.whileWaiting(cursor);
