@@ -42,8 +42,9 @@ const LAYER_ARGS = 5;
 // filter's segments. ARGV: shard index, batch, last ("1"/"0"; "free": no turns, the cursor is
 // neither read nor moved), filters known to the caller,
 // segment bits, first row, then LAYER_ARGS per filter (those known and the next one), then h1, h2
-// of every pair as little-endian doubles in one string (nothing to format or parse per number). Answers {1, rows} replayed, {2, rows} applied now, {0, cursor} not this shard's
-// turn, {3, filters} the caller's count of filters is stale.
+// of every pair as little-endian doubles in one string (nothing to format or parse per number).
+// Answers {1, rows} replayed, {2, rows} applied now, {0, cursor} not this shard's turn,
+// {3, filters} the caller's count of filters is stale.
 const ADD_BATCH = `
 local index = tonumber(ARGV[1])
 local stored = redis.call('HGET', KEYS[2], ARGV[2])
