@@ -220,7 +220,7 @@ test("a distributed extract in deterministic mode over two instances writes a lo
   }
 });
 
-test("a --dedup-redis URL that is malformed or unreachable is one line naming it, before any job is queued", {
+test("a --dedup-redis URL that is malformed, unreachable or listed twice is one line naming it, before any job is queued", {
   skip,
   timeout: 120_000,
 }, async () => {
@@ -249,6 +249,8 @@ test("a --dedup-redis URL that is malformed or unreachable is one line naming it
       2,
       /^clipcrawl: --dedup-redis: expected a redis:\/\/ or rediss:\/\/ URL, got http:\/\/a:6379$/,
     ],
+    // The same instance twice would hold two filters' keys in one place.
+    [a.url, 2, /^clipcrawl: --dedup-redis: redis:\/\/127\.0\.0\.1:\d+ is listed twice$/],
   ] as const) {
     const prefix = uniquePrefix("sharded-bad");
     const result = await runCli(
