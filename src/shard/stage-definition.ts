@@ -55,6 +55,23 @@ export interface SharedPairFilter {
   report(): Promise<BloomFilterReport>;
 }
 
+/**
+ * How a shared filter split over several Redis instances takes shards: in input order, as a
+ * local run (deterministic), or as they come (parallel; which copy of a duplicate survives
+ * depends on timing).
+ */
+export const DEDUP_MODES = ["deterministic", "parallel"] as const;
+export type DedupMode = (typeof DEDUP_MODES)[number];
+
+/** What a shared filter is opened with: extract's config. */
+export interface SharedPairFilterSettings {
+  capacity: number;
+  falsePositiveRate: number;
+  /** Redis URLs the filter is split over; none: the queue's Redis. */
+  redisUrls: readonly string[];
+  mode: DedupMode;
+}
+
 /** Values that override the root's clipcrawl.json for one call, section by section. */
 export type ConfigSections = {
   [Section in keyof ClipcrawlConfig]?: Partial<ClipcrawlConfig[Section]>;
@@ -95,10 +112,7 @@ export interface StageCall {
   /** The run's inputs, in shard order (read by the first stage). */
   inputs?: readonly string[];
   /** A cross-shard dedup filter shared with other processes (a distributed run's). */
-  sharedPairFilter?: (settings: {
-    capacity: number;
-    falsePositiveRate: number;
-  }) => SharedPairFilter;
+  sharedPairFilter?: (settings: SharedPairFilterSettings) => SharedPairFilter;
   cwd?: string;
 }
 

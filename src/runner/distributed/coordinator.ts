@@ -54,6 +54,7 @@ import {
   type ShardJobData,
 } from "./queue-names.js";
 import { jobOptions } from "./shard-worker.js";
+import { checkDedupRedis } from "./sharded-pair-filter.js";
 
 /** Jobs added to Redis in one call (addBulk runs one script for all of them). */
 const ENQUEUE_BATCH = 1000;
@@ -119,6 +120,7 @@ export async function runDistributed(
   );
   const config = await loadConfig(storage, options.config);
   for (const stage of pipeline) stage.checkConfig?.(config);
+  await checkDedupRedis(config.extract.dedupRedis);
   const logger = options.logger ?? (await openRunLog(storage, "run")).logger;
   const observer = options.observer ?? silentObserver;
   const warn = (line: string) => {
@@ -269,7 +271,16 @@ export async function runDistributed(
     // Jobs of an earlier run on this root complete without work from now on.
     const older = await redis.get(runKey);
     await redis.set(runKey, runId);
-    if (older !== null) await deleteRunKeys(redis, new RunKeys(prefix, root, older));
+    if (older !== null) {
+      const olderKeys = new RunKeys(prefix, root, older);
+      await deleteRunKeys(redis, olderKeys);
+      // Its filter's parts on the dedup instances this run names (the older run's are not known).
+      for (const url of config.extract.dedupRedis) {
+        const instance = new Redis(redisOptions(url, "--dedup-redis"));
+        instance.on("error", () => {});
+        await deleteRunKeys(instance, olderKeys).finally(() => instance.disconnect());
+      }
+    }
 
     for (const error of inputs.errors) {
       warn(error);

@@ -99,16 +99,19 @@ export class RunKeys {
   }
 }
 
-/** ioredis options for a redis:// URL; BullMQ's blocking connections need maxRetriesPerRequest null. */
-export function redisOptions(url: string): RedisOptions {
+/**
+ * ioredis options for a redis:// URL; BullMQ's blocking connections need maxRetriesPerRequest null.
+ * `flag` names where the URL came from in the error of a malformed one.
+ */
+export function redisOptions(url: string, flag = "--queue"): RedisOptions {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new Error(`--queue: not a URL: ${url} (expected redis://host:6379)`);
+    throw new Error(`${flag}: not a URL: ${url} (expected redis://host:6379)`);
   }
   if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    throw new Error(`--queue: expected a redis:// or rediss:// URL, got ${redactedUrl(url)}`);
+    throw new Error(`${flag}: expected a redis:// or rediss:// URL, got ${redactedUrl(url)}`);
   }
   const db = parsed.pathname.replace(/^\//, "");
   return {

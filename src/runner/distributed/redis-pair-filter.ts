@@ -39,17 +39,22 @@ const LAYER_ARGS = 5;
 // by the same double hashing; fmod is exact on integers below 2^53, as JavaScript's % is.
 //
 // KEYS: cursor, results (hash: batch → dropped rows), passed (set), layers (hash), then each
-// filter's segments. ARGV: shard index, batch, last ("1"/"0"), filters known to the caller,
+// filter's segments. ARGV: shard index, batch, last ("1"/"0"; "free": no turns, the cursor is
+// neither read nor moved), filters known to the caller,
 // segment bits, first row, then LAYER_ARGS per filter (those known and the next one), then h1, h2
-// of every pair. Answers {1, rows} replayed, {2, rows} applied now, {0, cursor} not this shard's
-// turn, {3, filters} the caller's count of filters is stale.
+// of every pair as little-endian doubles in one string (nothing to format or parse per number).
+// Answers {1, rows} replayed, {2, rows} applied now, {0, cursor} not this shard's turn,
+// {3, filters} the caller's count of filters is stale.
 const ADD_BATCH = `
 local index = tonumber(ARGV[1])
 local stored = redis.call('HGET', KEYS[2], ARGV[2])
 if stored then return {1, stored} end
-local cursor = tonumber(redis.call('GET', KEYS[1]) or '0')
-local late = cursor > index and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1
-if cursor ~= index and not late then return {0, tostring(cursor)} end
+local late = false
+if ARGV[3] ~= 'free' then
+  local cursor = tonumber(redis.call('GET', KEYS[1]) or '0')
+  late = cursor > index and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1
+  if cursor ~= index and not late then return {0, tostring(cursor)} end
+end
 local known = tonumber(ARGV[4])
 local layerCount = tonumber(redis.call('HGET', KEYS[4], 'layers') or '1')
 if layerCount ~= known then return {3, tostring(layerCount)} end
@@ -108,9 +113,9 @@ end
 local newest = known - 1
 local items = tonumber(redis.call('HGET', KEYS[4], 'items:' .. newest) or '0')
 local dropped = {}
-for j = 0, (#ARGV - at + 1) / 2 - 1 do
-  local h1 = tonumber(ARGV[at + 2 * j])
-  local h2 = tonumber(ARGV[at + 2 * j + 1])
+local packed = ARGV[at]
+for j = 0, #packed / 16 - 1 do
+  local h1, h2 = struct.unpack('<dd', packed, 16 * j + 1)
   local seen = false
   for l = 0, newest - 1 do
     if has(layers[l], h1, h2) then seen = true break end
@@ -162,10 +167,17 @@ export interface RedisPairFilterOptions {
    * turn of a shard whose job is gone for good, or throw TurnNotComing.
    */
   whileWaiting?: (waitingFor: number) => Promise<void>;
+  /**
+   * false: no turns, each batch is applied as it comes (sharded-pair-filter.ts holds the turns
+   * itself, or has none). Default true.
+   */
+  turns?: boolean;
 }
 
 export class RedisPairFilter implements SharedPairFilter {
   private readonly batchPairs: number;
+  /** Filters in the series as last seen; a script call with a stale count is told the new one. */
+  private knownLayers = 1;
 
   constructor(
     private readonly redis: Redis,
@@ -186,22 +198,22 @@ export class RedisPairFilter implements SharedPairFilter {
     return { ...bloomSizing(capacity, falsePositiveRate), capacity };
   }
 
-  private async layerCount(): Promise<number> {
-    return Number((await this.redis.hget(this.keys.bloomLayers(), "layers")) ?? 1);
-  }
-
   async duplicates(index: number, lanes: Uint32Array): Promise<Uint32Array> {
     const rows = lanes.length / HASH_LANES;
     const batches = Math.max(1, Math.ceil(rows / this.batchPairs));
     const dropped: number[] = [];
-    const bases: number[] = [];
-    for (let row = 0; row < rows; row++) bases.push(...positionBase(lanes, row * HASH_LANES));
+    const bases = Buffer.alloc(rows * 16);
+    for (let row = 0; row < rows; row++) {
+      const [h1, h2] = positionBase(lanes, row * HASH_LANES);
+      bases.writeDoubleLE(h1, row * 16);
+      bases.writeDoubleLE(h2, row * 16 + 8);
+    }
     for (let batch = 0; batch < batches; batch++) {
       const first = batch * this.batchPairs;
       const end = Math.min(rows, first + this.batchPairs);
       const answer = await this.untilTurn(async () => {
         for (;;) {
-          const known = await this.layerCount();
+          const known = this.knownLayers;
           const keys = [
             this.keys.extractCursor(),
             this.keys.extractResults(index),
@@ -220,19 +232,20 @@ export class RedisPairFilter implements SharedPairFilter {
           const args = [
             index,
             batch,
-            batch === batches - 1 ? "1" : "0",
+            this.options.turns === false ? "free" : batch === batches - 1 ? "1" : "0",
             known,
             SEGMENT_BITS,
             first,
             ...layerArgs,
-            ...bases.slice(first * 2, end * 2),
+            bases.subarray(first * 16, end * 16),
           ];
           const reply = (await this.redis.eval(ADD_BATCH, keys.length, ...keys, ...args)) as [
             number,
             string,
           ];
-          // Another shard (one read late) added a filter since the count was read: count again.
+          // Another shard added a filter since this one last looked: again with the new count.
           if (reply[0] !== 3) return reply;
+          this.knownLayers = Number(reply[1]);
         }
       });
       if (answer !== "") for (const row of answer.split(",")) dropped.push(Number(row));

@@ -156,6 +156,8 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
   const shared = options.sharedPairFilter?.({
     capacity: extractConfig.bloomCapacity,
     falsePositiveRate: extractConfig.bloomFalsePositiveRate,
+    redisUrls: extractConfig.dedupRedis,
+    mode: extractConfig.dedupMode,
   });
   const restored =
     shared === undefined ? await restorePairFilter(storage, shards, reporter) : undefined;
