@@ -35,6 +35,8 @@ export interface StageRun {
   samplesPerSecond: number;
   errors: string[];
   errorsOmitted: number;
+  /** What the stage tells of the run beyond its counts (extract: `dedupState`, `bloomFilter`). */
+  details?: Record<string, unknown>;
 }
 
 /** A stage's totals over every shard of the root, from its `*_stats.json` files. */
@@ -95,6 +97,7 @@ export function stageRunFromTotals(totals: {
   successes?: number;
   seconds?: number;
   errors: string[];
+  details?: Record<string, unknown> | undefined;
 }): StageRun {
   const samples = totals.samples ?? 0;
   const seconds = totals.seconds ?? 0;
@@ -108,6 +111,7 @@ export function stageRunFromTotals(totals: {
     seconds,
     samplesPerSecond: perSecond(samples, seconds),
     ...cappedErrors(totals.errors),
+    ...(totals.details === undefined ? {} : { details: totals.details }),
   };
 }
 

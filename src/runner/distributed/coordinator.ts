@@ -35,6 +35,8 @@ import { recordRunReport, stageRunFromTotals } from "../../pipeline/run-report.j
 import {
   type AnyStageDefinition,
   type ConfigSections,
+  type PlanEntry,
+  type SharedStageRun,
   WHOLE_DATASET,
 } from "../../shard/stage-definition.js";
 import { type PipelineObserver, PipelineProgress, silentObserver } from "../pipeline-progress.js";
@@ -53,6 +55,7 @@ import {
   redisOptions,
   type ShardJobData,
 } from "./queue-names.js";
+import { RedisPairFilter } from "./redis-pair-filter.js";
 import { jobOptions } from "./shard-worker.js";
 
 /** Jobs added to Redis in one call (addBulk runs one script for all of them). */
@@ -153,6 +156,18 @@ export async function runDistributed(
   let requeues = 0;
   /** The current chain's first-stage jobs: after a Redis loss they all run again. */
   let phaseJobs: WatchedJob[] = [];
+  /** The current chain's first stage, and what its shared-run hooks are given. */
+  let phaseHead: { stage: AnyStageDefinition; run: SharedStageRun } | undefined;
+  /** What each stage's `aroundSharedRun.after` returned, for the run report. */
+  const details = new Map<string, Record<string, unknown>>();
+  const sharedRunOf = (plan: readonly PlanEntry[]): SharedStageRun => ({
+    storage,
+    plan,
+    ...(options.config === undefined ? {} : { config: options.config }),
+    warn,
+    sharedPairFilter: (settings) =>
+      new RedisPairFilter(redis, new RunKeys(prefix, root, runId), settings),
+  });
 
   const dataOf = (job: WatchedJob): ShardJobData => ({
     root,
@@ -239,6 +254,8 @@ export async function runDistributed(
     requeues++;
     warn(`Redis no longer holds run ${runId} (restarted?): queueing the unfinished jobs again`);
     await redis.set(runKey, runId);
+    // The shared state went with the rest: the stage seeds it again, as at the chain's start.
+    if (phaseHead !== undefined) await phaseHead.stage.aroundSharedRun?.before(phaseHead.run);
     // Every shard's turn at the dedup filter starts again, so every first-stage job runs again;
     // finished shards complete at once from their done markers.
     const again = new Map<string, WatchedJob>();
@@ -301,9 +318,20 @@ export async function runDistributed(
             : []
           : planned.map((entry) => ({ stage: head.name, shard: entry.shard, plan: entry.plan }));
       for (const stage of chain.stages) progress.setTotal(stage.name, phaseJobs.length);
+      phaseHead = { stage: head, run: sharedRunOf(planned) };
+      await head.aroundSharedRun?.before(phaseHead.run);
       for (const job of phaseJobs) watchJob(job);
       await enqueue(phaseJobs);
       await waitUntilOver();
+      // Stopped early, jobs may still be running: the shared state is not final.
+      if (head.aroundSharedRun !== undefined && !aborted()) {
+        try {
+          details.set(head.name, await head.aroundSharedRun.after(phaseHead.run));
+        } catch (error) {
+          warn(`${head.name}: the run's shared state could not be kept: ${errorMessage(error)}`);
+        }
+      }
+      phaseHead = undefined;
     }
   } catch (error) {
     logger.error({ event: "run failed", error: errorMessage(error) });
@@ -338,6 +366,7 @@ export async function runDistributed(
         errors: failed
           .filter((item) => item.stage === name)
           .map((item) => `${item.shard}: ${item.error}`),
+        details: details.get(name),
       });
     }),
     warn,

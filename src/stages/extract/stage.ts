@@ -48,6 +48,11 @@ export const extractStage: StageDefinition<"extract", ExtractSummary> = {
       }),
     );
   },
+  // The dedup filter saved in the root seeds a distributed run's shared one, and is saved back.
+  aroundSharedRun: {
+    before: async (run) => (await import("./pair-filter-state.js")).restoreSharedPairFilter(run),
+    after: async (run) => (await import("./pair-filter-state.js")).saveSharedPairFilter(run),
+  },
   run: async (call) =>
     (await import("./extract.js")).extract({
       root: call.storage,
