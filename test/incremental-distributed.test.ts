@@ -19,6 +19,7 @@ import { runDistributed } from "../src/runner/distributed/coordinator.js";
 import { extract } from "../src/stages/extract/extract.js";
 import type { DedupState } from "../src/stages/extract/pair-filter-state.js";
 import { extractStage } from "../src/stages/extract/stage.js";
+import { runCli } from "./support/cli.js";
 import { deletePrefix, REDIS_URL, redisSkipReason, uniquePrefix } from "./support/redis.js";
 import { tempDir } from "./support/temp.js";
 
@@ -152,8 +153,17 @@ test("crawl 1 distributed, crawl 2 extracted locally: the local run restores wha
 }, async () => {
   const root = join(dir, "distributed-then-local");
   await distributed(root, crawl1);
-  const second = await local(root, crawl2);
-  assert.deepEqual(second.dedupState, { restoredShards: 3, replayedShards: 0, savedShards: 6 });
+  const cli = await runCli(["extract", ...crawl2, "--root", root, "--bloom-capacity", "1000"], {
+    timeoutMs: 240_000,
+  });
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(
+    cli.stdout,
+    /dedup state: 3 earlier shards from the saved filter; saved, covering 6/,
+  );
+  const report = await readLatestRunReport(new LocalStorage(root));
+  const details = report?.stages.find((stage) => stage.stage === "extract")?.run?.details;
+  assert.deepEqual(details?.dedupState, { restoredShards: 3, replayedShards: 0, savedShards: 6 });
   assert.deepEqual(await rootState(root), reference);
 });
 

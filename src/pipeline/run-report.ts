@@ -71,7 +71,10 @@ export interface RunReport {
 }
 
 /** What one call of a stage function did, from its summary, as a StageRun. */
-export function stageRunFromSummary(summary: StageSummary): StageRun {
+export function stageRunFromSummary(
+  summary: StageSummary,
+  details?: Record<string, unknown>,
+): StageRun {
   const failures = summary.failedShards.map(
     (failure) => `${failure.shard || "inputs"}: ${failure.error}`,
   );
@@ -85,6 +88,7 @@ export function stageRunFromSummary(summary: StageSummary): StageRun {
     seconds: summary.seconds,
     samplesPerSecond: perSecond(summary.samples, summary.seconds),
     ...cappedErrors(failures),
+    ...(details === undefined ? {} : { details }),
   };
 }
 

@@ -198,15 +198,18 @@ export interface StageDefinition<
    */
   plan?(call: Pick<StageCall, "storage" | "inputs" | "config" | "cwd">): Promise<PlanEntry[]>;
   /**
-   * A distributed run only, around its shard jobs (which run in other processes and share state
-   * through the run's shared objects): `before` once its plan is made and before any job is
-   * queued, `after` once every job is over. What `after` returns goes into the run report as
+   * A distributed run only, for a stage whose shards the run plans (the first of a chain), around
+   * its shard jobs (which run in other processes and share state through the run's shared
+   * objects): `before` once its plan is made and before any job is queued, `after` once every job
+   * is over. What `after` returns goes into the run report as
    * the stage's `details`.
    */
   aroundSharedRun?: {
     before(run: SharedStageRun): Promise<void>;
     after(run: SharedStageRun): Promise<Record<string, unknown>>;
   };
+  /** What its summary tells beyond the counts, for the run report's `details` (extract: dedup). */
+  reportDetails?(summary: Summary): Record<string, unknown>;
   /** Runs the named shards (all when none are named): the stage's own library function. */
   run(call: StageCall): Promise<Summary>;
   /** Shards a runner may run at once in one call, from the root's config (unset: the stage decides). */

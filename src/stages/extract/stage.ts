@@ -48,6 +48,10 @@ export const extractStage: StageDefinition<"extract", ExtractSummary> = {
       }),
     );
   },
+  reportDetails: (summary) => ({
+    dedupState: summary.dedupState,
+    bloomFilter: summary.bloomFilter,
+  }),
   // The dedup filter saved in the root seeds a distributed run's shared one, and is saved back.
   aroundSharedRun: {
     before: async (run) => (await import("./pair-filter-state.js")).restoreSharedPairFilter(run),
