@@ -90,6 +90,14 @@ export class RunKeys {
   extractResults(index: number): string {
     return `${this.base}:extract:results:${index}`;
   }
+  /** The leading shards whose pairs the filter was restored with (from a saved filter). */
+  extractRestored(): string {
+    return `${this.base}:extract:restored`;
+  }
+  /** A set: the shards that offered their pairs again. */
+  extractReplayed(): string {
+    return `${this.base}:extract:replayed`;
+  }
   /** A hash: "layers" (filters in the growing series) and "items:<layer>". */
   bloomLayers(): string {
     return `${this.base}:bloom:layers`;

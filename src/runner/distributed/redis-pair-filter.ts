@@ -15,20 +15,29 @@
  * turn) gets the same answer back and writes the same shard. A shard whose input cannot be read
  * gives up its turn (`pass`); if it is read on a later try, it is filtered against everything
  * added so far, out of turn — as a local re-run would do.
+ *
+ * Same bits: a filter's bit i is stored where the local filter keeps it (bit `i & 7` of byte
+ * `i >> 3`, counted from the low end, where Redis's SETBIT counts from the high end), so a saved
+ * local filter's bytes go into Redis as they are (`restore`), and come back out as they are
+ * (`held`), a slice at a time.
  */
 import type { Redis } from "ioredis";
 import {
   type BloomFilterReport,
+  type BloomSeries,
   bloomLayer,
   bloomSizing,
   positionBase,
 } from "../../formats/bloom-filter.js";
 import { HASH_LANES } from "../../formats/pair-hash.js";
-import type { SharedPairFilter } from "../../shard/stage-definition.js";
+import type { PairFilterBits, SharedPairFilter } from "../../shard/stage-definition.js";
 import type { RunKeys } from "./queue-names.js";
 
 /** Bits per Redis string (a string holds at most 2^32 bits; half keeps each key at 256 MB). */
 const SEGMENT_BITS = 2 ** 31;
+const SEGMENT_BYTES = SEGMENT_BITS / 8;
+/** Bytes a GETRANGE or SETRANGE moves when a filter is restored or read out. */
+const TRANSFER_BYTES = 1024 * 1024;
 const DEFAULT_BATCH_PAIRS = 2048;
 /** ARGV entries per filter of the series: bits, hashes, capacity, first key, segments. */
 const LAYER_ARGS = 5;
@@ -69,9 +78,15 @@ for l = 0, known do
   }
   at = at + ${LAYER_ARGS}
 end
+-- The local filter's bit i is bit i & 7 of its byte counted from the low end; SETBIT counts
+-- from the high end.
+local function redisBit(position)
+  local bit = math.fmod(position, 8)
+  return position - bit + 7 - bit
+end
 local function keyOf(layer, position)
   local segment = math.floor(position / segmentBits)
-  return KEYS[layer.key + segment], position - segment * segmentBits
+  return KEYS[layer.key + segment], redisBit(position - segment * segmentBits)
 end
 local function has(layer, h1, h2)
   local position = math.fmod(h1, layer.bits)
@@ -94,7 +109,7 @@ local function add(layer, h1, h2)
     for i = 1, layer.hashes do
       fields[#fields + 1] = 'SET'
       fields[#fields + 1] = 'u1'
-      fields[#fields + 1] = position
+      fields[#fields + 1] = redisBit(position)
       fields[#fields + 1] = 1
       position = math.fmod(position + step, layer.bits)
     end
@@ -253,6 +268,118 @@ export class RedisPairFilter implements SharedPairFilter {
     return Uint32Array.from(dropped);
   }
 
+  async replay(index: number, lanes: Uint32Array): Promise<void> {
+    await this.duplicates(index, lanes);
+    await this.redis.sadd(this.keys.extractReplayed(), index);
+  }
+
+  async replayedShards(): Promise<number> {
+    return this.redis.scard(this.keys.extractReplayed());
+  }
+
+  async restoredShards(): Promise<number> {
+    return Number((await this.redis.get(this.keys.extractRestored())) ?? 0);
+  }
+
+  async restore(saved: PairFilterBits, shards: number): Promise<void> {
+    const { series } = saved;
+    if (
+      series.capacity !== this.options.capacity ||
+      series.falsePositiveRate !== this.options.falsePositiveRate
+    ) {
+      throw new Error(
+        `the saved filter is sized for ${series.capacity} pairs at ${series.falsePositiveRate}, this run's for ${this.options.capacity} at ${this.options.falsePositiveRate}`,
+      );
+    }
+    const [cursor, layers] = await Promise.all([
+      this.redis.get(this.keys.extractCursor()),
+      this.redis.exists(this.keys.bloomLayers()),
+    ]);
+    if (cursor !== null || layers > 0) throw new Error("the run's dedup filter is in use already");
+    try {
+      await this.writeBits(saved);
+    } catch (error) {
+      // Half a filter would answer wrongly: the run starts from an empty one instead.
+      const segments = series.items.flatMap((_, layer) =>
+        Array.from({ length: Math.ceil(this.layer(layer).bits / SEGMENT_BITS) }, (_, segment) =>
+          this.keys.bloomSegment(layer, segment),
+        ),
+      );
+      await this.redis.unlink(...segments);
+      throw error;
+    }
+    const counts: Record<string, number> = { layers: series.items.length };
+    for (const [layer, items] of series.items.entries()) counts[`items:${layer}`] = items;
+    await this.redis
+      .multi()
+      .hset(this.keys.bloomLayers(), counts)
+      .set(this.keys.extractRestored(), shards)
+      .set(this.keys.extractCursor(), shards)
+      .exec();
+  }
+
+  private async writeBits(saved: PairFilterBits): Promise<void> {
+    for (const layer of saved.series.items.keys()) {
+      const bytes = Math.ceil(this.layer(layer).bits / 8);
+      for (let at = 0; at < bytes; ) {
+        const segment = Math.floor(at / SEGMENT_BYTES);
+        const within = at - segment * SEGMENT_BYTES;
+        const length = Math.min(TRANSFER_BYTES, bytes - at, SEGMENT_BYTES - within);
+        const slice = await saved.read(layer, at, length);
+        if (slice.byteLength !== length) {
+          throw new Error(`the saved filter ${layer} ends at byte ${at + slice.byteLength}`);
+        }
+        // A segment's missing tail reads as zeros: all-zero slices need not be sent.
+        if (slice.some((byte) => byte !== 0)) {
+          await this.redis.setrange(
+            this.keys.bloomSegment(layer, segment),
+            within,
+            Buffer.from(slice.buffer, slice.byteOffset, slice.byteLength),
+          );
+        }
+        at += length;
+      }
+    }
+  }
+
+  async held(): Promise<{ shards: number; bits: PairFilterBits } | undefined> {
+    const [cursor, passed, stored] = await Promise.all([
+      this.redis.get(this.keys.extractCursor()),
+      this.redis.scard(this.keys.extractPassed()),
+      this.redis.hgetall(this.keys.bloomLayers()),
+    ]);
+    if (passed > 0) return undefined;
+    const series: BloomSeries = {
+      capacity: this.options.capacity,
+      falsePositiveRate: this.options.falsePositiveRate,
+      items: Array.from({ length: Number(stored.layers ?? 1) }, (_, layer) =>
+        Number(stored[`items:${layer}`] ?? 0),
+      ),
+    };
+    return {
+      shards: Number(cursor ?? 0),
+      bits: { series, read: (layer, offset, length) => this.readBits(layer, offset, length) },
+    };
+  }
+
+  /** `length` bytes of filter `layer` from `offset`, across its segments; zeros past their ends. */
+  private async readBits(layer: number, offset: number, length: number): Promise<Uint8Array> {
+    const bytes = Buffer.alloc(length);
+    for (let at = 0; at < length; ) {
+      const segment = Math.floor((offset + at) / SEGMENT_BYTES);
+      const within = offset + at - segment * SEGMENT_BYTES;
+      const take = Math.min(length - at, SEGMENT_BYTES - within);
+      const stored = await this.redis.getrangeBuffer(
+        this.keys.bloomSegment(layer, segment),
+        within,
+        within + take - 1,
+      );
+      stored.copy(bytes, at);
+      at += take;
+    }
+    return bytes;
+  }
+
   /** Shard `index` adds nothing: its turn passes, once it has come. */
   async pass(index: number): Promise<void> {
     await this.untilTurn(async () => [(await this.passTurn(index)) ? 1 : 0, ""]);
@@ -274,12 +401,14 @@ export class RedisPairFilter implements SharedPairFilter {
     const stored = await this.redis.hgetall(this.keys.bloomLayers());
     const layers = Number(stored.layers ?? 1);
     let bits = 0;
+    let bytes = 0;
     let items = 0;
     let passes = 1;
     for (let layer = 0; layer < layers; layer++) {
       const sizing = this.layer(layer);
       const held = Number(stored[`items:${layer}`] ?? 0);
       bits += sizing.bits;
+      bytes += Math.ceil(sizing.bits / 8);
       items += held;
       passes *= 1 - (1 - Math.exp((-sizing.hashes * held) / sizing.bits)) ** sizing.hashes;
     }
@@ -288,7 +417,7 @@ export class RedisPairFilter implements SharedPairFilter {
       targetFalsePositiveRate: this.options.falsePositiveRate,
       bits,
       hashes: this.layer(0).hashes,
-      bytes: Math.ceil(bits / 8),
+      bytes,
       items,
       estimatedFalsePositiveRate: 1 - passes,
       layers,

@@ -36,8 +36,8 @@ import {
   redisOptions,
   type ShardJobData,
 } from "./queue-names.js";
-import { RedisPairFilter, TurnNotComing } from "./redis-pair-filter.js";
-import { ShardedPairFilter } from "./sharded-pair-filter.js";
+import { TurnNotComing } from "./redis-pair-filter.js";
+import { openSharedPairFilter } from "./sharded-pair-filter.js";
 
 export interface WorkerOptions {
   queue: QueueOptions;
@@ -190,34 +190,29 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
    */
   const sharedPairFilter = (
     job: Job<ShardJobData>,
-    { redisUrls, mode, ...settings }: SharedPairFilterSettings,
+    settings: SharedPairFilterSettings,
   ): SharedPairFilter => {
     const data = job.data;
-    const keys = new RunKeys(prefix, data.root, data.runId);
     const queue = queues.get(data.stage) as Queue;
-    const options = {
-      ...settings,
-      whileWaiting: async (cursor: number) => {
-        const blocking = jobId(data.runId, data.stage, shardName(cursor));
-        const stateOf = await queue.getJobState(blocking);
-        if (stateOf === "active") return;
-        if (stateOf === "failed" || stateOf === "completed") {
-          // That shard's job is over without taking its turn (it died on its last try).
-          await filter.passTurn(cursor);
-          return;
-        }
-        throw new TurnNotComing(`shard ${shardName(cursor)} has the turn and is ${stateOf}`);
+    const filter = openSharedPairFilter(
+      redis,
+      new RunKeys(prefix, data.root, data.runId),
+      settings,
+      dedupInstance,
+      {
+        whileWaiting: async (cursor: number) => {
+          const blocking = jobId(data.runId, data.stage, shardName(cursor));
+          const stateOf = await queue.getJobState(blocking);
+          if (stateOf === "active") return;
+          if (stateOf === "failed" || stateOf === "completed") {
+            // That shard's job is over without taking its turn (it died on its last try).
+            await filter.passTurn(cursor);
+            return;
+          }
+          throw new TurnNotComing(`shard ${shardName(cursor)} has the turn and is ${stateOf}`);
+        },
       },
-    };
-    const filter =
-      redisUrls.length === 0 && mode === "deterministic"
-        ? new RedisPairFilter(redis, keys, options)
-        : new ShardedPairFilter(
-            redisUrls.length === 0 ? [redis] : redisUrls.map(dedupInstance),
-            redis,
-            keys,
-            { ...options, mode },
-          );
+    );
     return filter;
   };
 

@@ -20,7 +20,12 @@ import { Redis, type RedisOptions } from "ioredis";
 import { ClipcrawlError, ConfigError, errorMessage } from "../../errors.js";
 import type { BloomFilterReport } from "../../formats/bloom-filter.js";
 import { HASH_LANES } from "../../formats/pair-hash.js";
-import type { DedupMode, SharedPairFilter } from "../../shard/stage-definition.js";
+import type {
+  DedupMode,
+  PairFilterBits,
+  SharedPairFilter,
+  SharedPairFilterSettings,
+} from "../../shard/stage-definition.js";
 import { type RunKeys, redactedUrl, redisOptions } from "./queue-names.js";
 import { RedisPairFilter, type RedisPairFilterOptions } from "./redis-pair-filter.js";
 
@@ -72,6 +77,31 @@ export class ShardedPairFilter implements SharedPairFilter {
     return Uint32Array.from(dropped).sort();
   }
 
+  async replay(index: number, lanes: Uint32Array): Promise<void> {
+    await this.duplicates(index, lanes);
+    await this.queue.sadd(this.keys.extractReplayed(), index);
+  }
+
+  replayedShards(): Promise<number> {
+    return this.turns.replayedShards();
+  }
+
+  /**
+   * Nothing: the saved filter (`_state/pair-filter.bin`) is one filter of the whole capacity,
+   * while here each pair lives in its own instance's smaller filter, at other bits. A split
+   * filter starts empty and the finished shards replay their pairs.
+   */
+  async restore(_saved: PairFilterBits, _shards: number): Promise<void> {}
+
+  async restoredShards(): Promise<number> {
+    return 0;
+  }
+
+  /** Never a saved filter's bits (see restore): the root keeps the filter it had. */
+  async held(): Promise<undefined> {
+    return undefined;
+  }
+
   /** Passes the turn of shard `index` if it has it now; true when the turn is past it. */
   passTurn(index: number): Promise<boolean> {
     return this.turns.passTurn(index);
@@ -121,6 +151,29 @@ export class ShardedPairFilter implements SharedPairFilter {
       }
     }
   }
+}
+
+/**
+ * The run's shared dedup filter as its settings ask: one filter in the queue's Redis with turns
+ * (the default), else split over the `--dedup-redis` instances (`instance` opens or reuses a
+ * connection to one) or without turns. Workers and the coordinator open it alike.
+ */
+export function openSharedPairFilter(
+  queue: Redis,
+  keys: RunKeys,
+  { redisUrls, mode, ...settings }: SharedPairFilterSettings,
+  instance: (url: string) => Redis,
+  options: Pick<RedisPairFilterOptions, "whileWaiting"> = {},
+): RedisPairFilter | ShardedPairFilter {
+  if (redisUrls.length === 0 && mode === "deterministic") {
+    return new RedisPairFilter(queue, keys, { ...settings, ...options });
+  }
+  return new ShardedPairFilter(
+    redisUrls.length === 0 ? [queue] : redisUrls.map(instance),
+    queue,
+    keys,
+    { ...settings, ...options, mode },
+  );
 }
 
 interface InstancePairs {
