@@ -4,13 +4,13 @@
  * photos as cameras and photo sites serve them (1000–2400 px, and 3000–4600 px of several MB).
  *
  * The shares are fixed by index, not drawn, so every run and both sides see the same mix:
- * of each 100 images, 90 are page images (72 JPEG, 9 PNG, 9 WebP), 7 are photos of
+ * of each 100 images, 90 are page images (74 JPEG, 8 PNG, 8 WebP), 7 are photos of
  * 1000–2400 px and 3 are camera-sized photos of 3000–4600 px. LAION-5B's high-resolution subset
  * (both sides ≥ 1024 px) is 170 M of its 5.85 B pairs, about 3 %, so a tail of 10 % past 1000 px
  * is, if anything, heavier than the web's.
  */
 import { existsSync } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { seededUniform } from "../../src/demo/sample/wat-generator.js";
@@ -27,7 +27,7 @@ export interface WebImage {
 const RECIPE = "v2";
 const ASPECTS = [4 / 3, 3 / 2, 16 / 9, 1, 3 / 4, 2 / 3];
 
-/** The kind of the image at this index: 72 JPEG, 9 PNG, 9 WebP, 7 photos, 3 camera photos in 100. */
+/** The kind of the image at this index: 74 JPEG, 8 PNG, 8 WebP, 7 photos, 3 camera photos in 100. */
 function kindAt(index: number): WebImageKind {
   const slot = index % 100;
   if (slot % 33 === 32) return "camera photo";
@@ -141,4 +141,29 @@ function alphaMask(width: number, height: number): Buffer {
     }
   }
   return mask;
+}
+
+/** The mix as a table: per kind, how many, their long sides and file sizes. */
+export async function describeWebImages(images: WebImage[]): Promise<string> {
+  const byKind = new Map<WebImageKind, { long: number; bytes: number }[]>();
+  for (const image of images) {
+    const { width = 0, height = 0 } = await sharp(image.path).metadata();
+    const shapes = byKind.get(image.kind) ?? [];
+    shapes.push({ long: Math.max(width, height), bytes: (await stat(image.path)).size });
+    byKind.set(image.kind, shapes);
+  }
+  const kb = (bytes: number) => `${Math.round(bytes / 1024)} KB`;
+  const lines = [...byKind].map(([kind, shapes]) => {
+    const sizes = shapes.map((shape) => shape.bytes).sort((a, b) => a - b);
+    const longs = shapes.map((shape) => shape.long);
+    return `  ${kind}: ${shapes.length}, ${Math.min(...longs)}–${Math.max(...longs)} px, median ${kb(sizes[sizes.length >> 1] as number)} (${kb(sizes[0] as number)}–${kb(sizes[sizes.length - 1] as number)})`;
+  });
+  const all = images.length;
+  const total = [...byKind.values()].flat().reduce((sum, shape) => sum + shape.bytes, 0);
+  const sorted = [...byKind.values()]
+    .flat()
+    .map((shape) => shape.bytes)
+    .sort((a, b) => a - b);
+  lines.push(`  all: ${all}, median ${kb(sorted[all >> 1] as number)}, mean ${kb(total / all)}`);
+  return lines.join("\n");
 }
