@@ -207,7 +207,12 @@ interface MapPage {
   painted: string;
   /** What the mouse drags to pan. */
   drag: string;
+  /** Opened in a Chromium with WebGPU on SwiftShader as well (embedding-atlas draws only so). */
+  webgpu: boolean;
 }
+
+/** WebGPU through SwiftShader's Vulkan, the only WebGPU a Chromium with the GPU off can have. */
+const WEBGPU_CHROMIUM_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"];
 
 /** The renderers compared on the same points (bench/atlas-renderers/, one page each). */
 const RENDERERS = ["regl-scatterplot", "deck-gl", "embedding-atlas"] as const;
@@ -234,12 +239,14 @@ async function measureBrowser(
       path: "/?view=atlas&safe=off",
       painted: "document.querySelector('.atlas-map')?.dataset.drawnMs ?? ''",
       drag: ".atlas-map canvas",
+      webgpu: false,
     },
     ...renderers.map((renderer) => ({
       name: renderer,
       path: `/renderers/${renderer}/${renderer}.html?index=atlas`,
       painted: "document.body.dataset.paintedMs ?? ''",
       drag: "#map",
+      webgpu: renderer === "embedding-atlas",
     })),
   ];
   const server = await serve({
@@ -248,6 +255,12 @@ async function measureBrowser(
     webRoot,
   });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: WEBGL_CHROMIUM_ARGS });
+  const webgpuBrowser = pages.some((page) => page.webgpu)
+    ? await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [...WEBGL_CHROMIUM_ARGS, ...WEBGPU_CHROMIUM_ARGS],
+      })
+    : undefined;
   const paints = new Map<string, number[]>(pages.map((page) => [page.name, []]));
   const rates = new Map<string, number[]>(pages.map((page) => [page.name, []]));
   const failures = new Map<string, string>();
@@ -256,7 +269,10 @@ async function measureBrowser(
     for (let round = 0; round < 3; round++) {
       for (const mapPage of pages) {
         if (failures.has(mapPage.name)) continue;
-        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+        const page = await (mapPage.webgpu && webgpuBrowser !== undefined
+          ? webgpuBrowser
+          : browser
+        ).newPage({ viewport: { width: 1280, height: 900 } });
         try {
           await page.goto(new URL(mapPage.path, server.url).href);
           await page.waitForFunction(
@@ -267,6 +283,12 @@ async function measureBrowser(
           const failed = String(await page.evaluate("document.body.dataset.failed ?? ''"));
           if (failed !== "") throw new Error(failed);
           paints.get(mapPage.name)?.push(Number(await page.evaluate(mapPage.painted)));
+          if (round === 0) {
+            // What each renderer drew, to look at: the figures mean little if one drew nothing.
+            await page.screenshot({
+              path: join(folder, `${mapPage.name.replace(/\W+/g, "-")}.png`),
+            });
+          }
           rates.get(mapPage.name)?.push(await panFramesPerSecond(page, mapPage.drag));
         } catch (error) {
           failures.set(mapPage.name, errorMessage(error).split("\n")[0] ?? "");
@@ -278,6 +300,7 @@ async function measureBrowser(
     }
   } finally {
     await browser.close();
+    await webgpuBrowser?.close();
     await server.close();
   }
   for (const mapPage of pages) {

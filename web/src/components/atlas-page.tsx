@@ -22,6 +22,14 @@ import { saveAs } from "./export-panel.js";
 
 type Scatterplot = ReturnType<typeof import("regl-scatterplot").default>;
 
+let renderer: Promise<typeof import("regl-scatterplot")> | undefined;
+
+/** regl-scatterplot, a chunk of its own that only this page loads; fetched once. */
+function loadRenderer(): Promise<typeof import("regl-scatterplot")> {
+  renderer ??= import("regl-scatterplot");
+  return renderer;
+}
+
 /** Nearest images of a text query selected on the map. */
 const QUERY_NEIGHBOURS = 100;
 /** Rows an "Open in Explore" link carries (the URL holds their ids). */
@@ -65,6 +73,8 @@ export function AtlasPage(props: {
     setPoints(null);
     setError(null);
     setSelected([]);
+    // The renderer's chunk loads while the points do.
+    void loadRenderer().catch(() => undefined);
     Promise.all([
       api.atlas(index, controller.signal),
       api.atlasPoints(index, maxPunsafe, controller.signal),
@@ -95,7 +105,7 @@ export function AtlasPage(props: {
     if (points === null || normalised === null || info === null || element === null) return;
     let live = true;
     let created: Scatterplot | null = null;
-    Promise.all([import("regl-scatterplot"), buildSpatialIndex(normalised.x, normalised.y)]).then(
+    Promise.all([loadRenderer(), buildSpatialIndex(normalised.x, normalised.y)]).then(
       async ([{ default: createScatterplot }, index]) => {
         if (!live) return;
         spatialIndex.current = index;
