@@ -19,7 +19,8 @@ token (vision) or final LN with pooling at the end-of-text token (text), bias-fr
               PIL + numpy preprocessing as CLIPImageProcessor does it (with P), then the forward
           {"op": "text", "ids": F, "count": N, "batch": B, "out": O}
               forward on an int64 [N, 77] file of token ids
-        each timed op answers {"items": n, "seconds": s}.
+        each timed op answers {"items": n, "seconds": s}; vision adds "cpu_seconds", the process's
+        CPU time over all its threads (spin-waiting included).
 """
 import argparse
 import json
@@ -267,9 +268,13 @@ def serve(args):
             pixels = np.fromfile(command["pixels"], dtype="<f4", count=math.prod(shape))
             pixels = pixels.reshape(shape)
             inputs = torch.from_numpy(pixels)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             embeds = run_batches(vision, inputs, command["batch"])
-            reply = {"items": count, "seconds": time.perf_counter() - started}
+            reply = {
+                "items": count,
+                "seconds": time.perf_counter() - started,
+                "cpu_seconds": time.process_time() - cpu_started,
+            }
             embeds.numpy().astype("<f4").tofile(command["out"])
         elif op == "vision_pil":
             paths = command["images"]

@@ -24,6 +24,8 @@ export interface EncodedImages {
   embeddings: EmbeddingMatrix;
   indices: number[];
   failures: ImageFailure[];
+  /** Wall seconds the vision tower ran (session.run), for the model's busy share. */
+  towerSeconds: number;
 }
 
 export class PipelinedImageEncoder {
@@ -70,6 +72,7 @@ export class PipelinedImageEncoder {
         embeddings: { rows: 0, dimensions: this.model.embeddingSize, data: new Float32Array() },
         indices: [],
         failures: prepared.failures,
+        towerSeconds: 0,
       };
     }
     const imageSize = 3 * first.height * first.width;
@@ -82,16 +85,19 @@ export class PipelinedImageEncoder {
       }
       pixels.set(image.pixels, row * imageSize);
     });
+    const started = performance.now();
     const raw = await this.model.encodeImages({
       batchSize: prepared.images.length,
       height: first.height,
       width: first.width,
       pixels,
     });
+    const towerSeconds = (performance.now() - started) / 1000;
     return {
       embeddings: normaliseRows(raw),
       indices: prepared.indices,
       failures: prepared.failures,
+      towerSeconds,
     };
   }
 
