@@ -30,7 +30,13 @@
  * `--peer-malloc default` measures it as installed.
  *
  *   npm run bench -- embed [--images 256] [--texts 128] [--batch 64] [--threads CORES]
- *     [--rounds 3] [--only vision,text] [--peer-malloc tuned|default]
+ *     [--rounds 3] [--only vision,text] [--peer-malloc tuned|default] [--device cpu|cuda[:N]]
+ *
+ * `--device cuda[:N]` runs both sides on that GPU: clipcrawl's towers on onnxruntime's CUDA
+ * provider (installed as docs/install.md says), PyTorch with the model and each batch moved to
+ * the device (a CUDA build of PyTorch; the OpenBLAS check is then skipped, since no BLAS does the
+ * work). Host tensors go in and embeddings come back on both sides. The headline rows are named
+ * for the device, so a GPU run does not replace the CPU rows.
  */
 import { type ChildProcessByStdio, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -48,6 +54,12 @@ import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { ClipModel, type EmbeddingMatrix } from "../src/models/clip-model.js";
 import { ClipEmbedder, normaliseRows } from "../src/models/embedder.js";
 import type { PixelBatch } from "../src/models/image-preprocessing.js";
+import {
+  assertDeviceAvailable,
+  deviceName,
+  type InferenceDevice,
+  parseInferenceDevice,
+} from "../src/models/inference-device.js";
 import { quantizeClipModel } from "../src/models/onnx-quantize.js";
 import { downloadConfigSchema } from "../src/stages/download/config.js";
 import { ImageResizer } from "../src/stages/download/resizer.js";
@@ -92,6 +104,7 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
       rounds: { type: "string", default: "3" },
       only: { type: "string", default: "vision,text" },
       "peer-malloc": { type: "string", default: "tuned" },
+      device: { type: "string", default: "cpu" },
     },
   });
   const batch = Number(values.batch);
@@ -100,6 +113,15 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
   const only = new Set(values.only.split(","));
   if (!["tuned", "default"].includes(values["peer-malloc"])) {
     console.error(`--peer-malloc takes tuned or default, got ${values["peer-malloc"]}`);
+    process.exitCode = 2;
+    return;
+  }
+  let device: InferenceDevice;
+  try {
+    device = parseInferenceDevice(values.device);
+    assertDeviceAvailable(device, "--device");
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error));
     process.exitCode = 2;
     return;
   }
@@ -113,24 +135,29 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
   const model = await ensureModel();
   const scratch = await benchDataPath("embed", "scratch", "x");
   const scratchDir = join(scratch, "..");
-  const peer = await PeerProcess.start(model.folder, threads, values["peer-malloc"] === "tuned");
+  const peer = await PeerProcess.start(model.folder, {
+    threads,
+    tunedMalloc: values["peer-malloc"] === "tuned",
+    device: deviceName(device),
+  });
   try {
     const blas = (await peer.ask({ op: "blas" })) as { libraries: string[] };
     const openBlas = blas.libraries.filter((library) => /openblas/i.test(library));
-    if (openBlas.length === 0) {
+    if (openBlas.length === 0 && device.kind === "cpu") {
       console.error(
         `PyTorch is not running on OpenBLAS (loaded: ${blas.libraries.join(", ") || "no BLAS library"}); the comparison would be void. Install libopenblas0-pthread and select it (update-alternatives --config libblas.so.3-x86_64-linux-gnu).`,
       );
       process.exitCode = 1;
       return;
     }
-    const fp32 = await ClipModel.load(model.folder, { intraOpThreads: threads });
+    const fp32 = await ClipModel.load(model.folder, { intraOpThreads: threads, device });
     const int8 = await ClipModel.load(model.folder, {
       intraOpThreads: threads,
       precision: "quantized",
+      device,
     });
     console.log(
-      `ViT-B/32-shaped CLIP, random weights (seed ${SEED}); batch ${batch}; ${threads} threads each side (PyTorch intra-op ${peer.threads}, onnxruntime intra-op ${threads}); ${cpus().length} cores (${cpus()[0]?.model ?? "?"}); PyTorch ${peer.version} on ${openBlas[0]}${process.env.OPENBLAS_CORETYPE ? ` (OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE})` : ""}, malloc ${values["peer-malloc"]}; int8 towers ${model.quantizeNote}`,
+      `ViT-B/32-shaped CLIP, random weights (seed ${SEED}); batch ${batch}; ${threads} threads each side (PyTorch intra-op ${peer.threads}, onnxruntime intra-op ${threads}); ${cpus().length} cores (${cpus()[0]?.model ?? "?"}); ${device.kind === "cpu" ? "" : `on ${deviceName(device)}; `}PyTorch ${peer.version} on ${openBlas[0] ?? "no OpenBLAS"}${process.env.OPENBLAS_CORETYPE ? ` (OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE})` : ""}, malloc ${values["peer-malloc"]}; int8 towers ${model.quantizeNote}`,
     );
     console.log(`load average at start ${loadAverage()}`);
     const headline: BenchRow[] = [];
@@ -153,7 +180,8 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
       await Promise.all([fp32.release(), int8.release()]);
     }
     console.log(`load average at end ${loadAverage()}`);
-    return headline;
+    if (device.kind === "cpu") return headline;
+    return headline.map((row) => ({ ...row, stage: `${row.stage}, ${deviceName(device)}` }));
   } finally {
     peer.stop();
   }
@@ -643,7 +671,10 @@ class PeerProcess {
     readonly version: string,
   ) {}
 
-  static async start(folder: string, threads: number, tunedMalloc: boolean): Promise<PeerProcess> {
+  static async start(
+    folder: string,
+    { threads, tunedMalloc, device }: { threads: number; tunedMalloc: boolean; device: string },
+  ): Promise<PeerProcess> {
     const tiny = JSON.parse(await readFile(join(folder, "config.json"), "utf8")) as {
       text_config: { vocab_size: number; eos_token_id: number };
     };
@@ -662,6 +693,8 @@ class PeerProcess {
         String(threads),
         "--preprocessor-config",
         join(folder, "preprocessor_config.json"),
+        "--device",
+        device,
       ],
       {
         env: {

@@ -4,7 +4,6 @@
  */
 import { ConfigError } from "../../errors.js";
 import { layout } from "../../io/layout.js";
-import { assertDeviceAvailable, parseInferenceDevice } from "../../models/inference-device.js";
 import type { StageDefinition } from "../../shard/stage-definition.js";
 import type { EmbedSummary } from "./embed.js";
 
@@ -22,7 +21,6 @@ export const embedStage: StageDefinition<"embed", EmbedSummary> = {
         "run needs a CLIP model folder: set embed.model in clipcrawl.json (clipcrawl model fetch downloads one)",
       );
     }
-    assertDeviceAvailable(parseInferenceDevice(config.embed.device), "embed.device");
   },
   run: async (call) =>
     (await import("./embed.js")).embed({
