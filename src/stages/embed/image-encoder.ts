@@ -6,8 +6,8 @@
  *
  * While the tower has a batch, `workers` threads preprocess beside it (the tower's threads want the
  * other cores); while it has none (the first batch of a shard, or preprocessing fell behind), a
- * batch is spread over one worker a core, since nothing else is running. On 2 cores the first
- * batch alone left the int8 tower idle for 6 % of a 256-image run.
+ * batch is spread over one worker a core, since nothing else is running (on 2 cores the first
+ * batch is about 6 % of a 256-image int8 run; the bench's busy share did not move measurably).
  *
  * The arithmetic is the models layer's (ClipImagePreprocessor, ClipModel, normaliseRows); only
  * where it runs differs from ClipEmbedder.embedImages.
