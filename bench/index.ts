@@ -367,7 +367,7 @@ function runFaiss(root: string, data: BenchData, workers: number): Row[] {
     });
 }
 
-interface BenchData {
+export interface BenchData {
   queries: Float32Array;
   truth: Uint32Array;
   queriesPath: string;
@@ -378,7 +378,7 @@ interface BenchData {
  * The vectors (as embeddings shards), the queries and the exact top-10 of each query; generated
  * once per size and kept in bench/.data/.
  */
-async function ensureData(
+export async function ensureData(
   root: string,
   folder: string,
   vectors: number,
