@@ -18,7 +18,7 @@
  *   npm run bench -- index [--vectors 1000000] [--queries 1000] [--workers 2] [--no-faiss]
  */
 import { spawnSync } from "node:child_process";
-import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -29,7 +29,7 @@ import { exactNeighbours } from "../src/formats/index/graph.js";
 import { readManifest } from "../src/formats/index/index-manifest.js";
 import { layout, shardName } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
-import { encodeNpy } from "../src/io/npy.js";
+import { decodeNpy, encodeNpy } from "../src/io/npy.js";
 import { writeParquet } from "../src/io/parquet.js";
 import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
 import { serveWorkerTasks, WorkerPool } from "../src/shard/worker-pool.js";
@@ -367,7 +367,7 @@ function runFaiss(root: string, data: BenchData, workers: number): Row[] {
     });
 }
 
-interface BenchData {
+export interface BenchData {
   queries: Float32Array;
   truth: Uint32Array;
   queriesPath: string;
@@ -378,7 +378,7 @@ interface BenchData {
  * The vectors (as embeddings shards), the queries and the exact top-10 of each query; generated
  * once per size and kept in bench/.data/.
  */
-async function ensureData(
+export async function ensureData(
   root: string,
   folder: string,
   vectors: number,
@@ -406,13 +406,15 @@ async function ensureData(
   let done = 0;
   for (let shard = 0; shard < shards; shard++) {
     const rows = Math.min(ROWS_PER_SHARD, vectors - done);
-    const images = new Float32Array(rows * DIMENSIONS);
-    for (let row = 0; row < rows; row++) mixture.sample(dataRandom, images, row * DIMENSIONS);
-    const imageBits = toFloat16Bits(images);
+    // Stored shards are read back: regenerating them would not repeat the stream that wrote them
+    // (captions and metadata draw from it too), so a later shard's truth would be another's.
+    const name = shardName(shard);
+    const imageBits = complete
+      ? await readStoredBits(root, name)
+      : generatedBits(mixture, dataRandom, rows);
     const stored = fromFloat16Bits(imageBits);
     best.add(queries, stored, done);
     if (!complete) {
-      const name = shardName(shard);
       const texts = new Float32Array(rows * DIMENSIONS);
       for (let row = 0; row < rows; row++) {
         mixture.caption(dataRandom, stored, row * DIMENSIONS, texts, row * DIMENSIONS);
@@ -446,6 +448,20 @@ async function ensureData(
   );
   for (let query = 0; query < queryCount; query++) normalise(queries, query * DIMENSIONS);
   return { queries, truth, queriesPath, truthPath };
+}
+
+function generatedBits(mixture: ClusterMixture, next: () => number, rows: number): Uint16Array {
+  const images = new Float32Array(rows * DIMENSIONS);
+  for (let row = 0; row < rows; row++) mixture.sample(next, images, row * DIMENSIONS);
+  return toFloat16Bits(images);
+}
+
+async function readStoredBits(root: string, shard: string): Promise<Uint16Array> {
+  const path = join(root, layout.imageEmbeddings(shard));
+  const array = decodeNpy(await readFile(path));
+  if (array.dtype !== "<f2")
+    throw new Error(`${path}: expected float16 embeddings, found ${array.dtype}`);
+  return array.data;
 }
 
 async function writeMetadata(

@@ -18,6 +18,7 @@ const BENCH_ORDER = [
   "download",
   "embed",
   "index",
+  "index-engines",
   "serve",
   "run",
   "scale",

@@ -1,0 +1,109 @@
+"""The peer of the compressed-tier engine evaluation: faiss IVF-PQ with autofaiss's number of lists
+(4·sqrt(n) rounded to a power of two, below 1M vectors) and the PQ code sizes given, its top
+candidates re-ranked by exact inner product with the float16 vectors memory-mapped from the
+embeddings files (as the compressed tier may do); and faiss HNSW (M, efConstruction given) as the
+in-memory reference.
+
+usage: faiss_compressed.py EMB_DIR QUERIES.npy TRUTH.npy THREADS CODE_SIZES CANDIDATES HNSW_M HNSW_EFC
+  CODE_SIZES: comma-separated PQ sub-quantiser counts (bytes per code), e.g. 64,128;
+  HNSW_M 0 skips HNSW.
+Prints one JSON object per line: {"engine", "params", "build_s", "bytes_per_vector", "recall",
+"qps"};
+qps is one query per call on one thread, re-ranking included.
+"""
+import glob
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+import faiss
+import numpy as np
+
+
+def recall_at_10(found, truth) -> float:
+    hits = sum(len(set(found[i][:10]) & set(truth[i, :10].tolist())) for i in range(len(truth)))
+    return hits / (10 * len(truth))
+
+
+def size_of(index) -> int:
+    with tempfile.NamedTemporaryFile(suffix=".faiss") as file:
+        faiss.write_index(index, file.name)
+        return os.path.getsize(file.name)
+
+
+def emit(row: dict) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def main() -> None:
+    emb_dir, queries_path, truth_path = sys.argv[1:4]
+    threads = int(sys.argv[4])
+    code_sizes = [int(value) for value in sys.argv[5].split(",") if value]
+    candidates = int(sys.argv[6])
+    hnsw_m, hnsw_efc = int(sys.argv[7]), int(sys.argv[8])
+    paths = sorted(glob.glob(os.path.join(emb_dir, "img_emb_*.npy")))
+    stored = [np.load(path, mmap_mode="r") for path in paths]
+    halves = np.concatenate(stored) if len(stored) > 1 else stored[0]
+    vectors = np.asarray(halves, dtype=np.float32)
+    queries = np.load(queries_path).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = np.load(truth_path).astype(np.int64)
+    count, dimensions = vectors.shape
+    del halves
+    # Re-ranking reads rows from the memory-mapped float16 files, not from the float32 copy.
+    offsets = np.cumsum([0] + [len(part) for part in stored])
+
+    def rerank(query, ids):
+        ids = ids[ids >= 0]
+        shard = np.searchsorted(offsets, ids, side="right") - 1
+        rows = np.empty((len(ids), dimensions), dtype=np.float32)
+        for s in np.unique(shard):
+            mine = shard == s
+            rows[mine] = stored[s][ids[mine] - offsets[s]]
+        return ids[np.argsort(-(rows @ query))[:10]].tolist()
+
+    lists = 2 ** round(math.log2(4 * math.sqrt(count)))
+    train = vectors[np.random.default_rng(0).permutation(count)[: min(count, 256 * lists, 200_000)]]
+    for code_size in code_sizes:
+        faiss.omp_set_num_threads(threads)
+        started = time.perf_counter()
+        ivfpq = faiss.index_factory(dimensions, f"IVF{lists},PQ{code_size}", faiss.METRIC_INNER_PRODUCT)
+        faiss.downcast_index(faiss.extract_index_ivf(ivfpq)).do_polysemous_training = False
+        ivfpq.train(train)
+        ivfpq.add(vectors)
+        build = time.perf_counter() - started
+        size = size_of(ivfpq)
+        faiss.omp_set_num_threads(1)
+        for nprobe in [8, 16, 32, 64]:
+            faiss.extract_index_ivf(ivfpq).nprobe = nprobe
+            for query in queries[:100]:
+                rerank(query, ivfpq.search(query[None, :], candidates)[1][0])
+            started = time.perf_counter()
+            found = [rerank(query, ivfpq.search(query[None, :], candidates)[1][0]) for query in queries]
+            qps = len(queries) / (time.perf_counter() - started)
+            emit({"engine": "faiss IVF-PQ + f16 re-rank", "params": f"IVF{lists},PQ{code_size} nprobe={nprobe} R={candidates}",
+                  "build_s": build, "bytes_per_vector": size / count, "recall": recall_at_10(found, truth), "qps": qps})
+        del ivfpq
+
+    if hnsw_m > 0:
+        faiss.omp_set_num_threads(threads)
+        started = time.perf_counter()
+        hnsw = faiss.IndexHNSWFlat(dimensions, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = hnsw_efc
+        hnsw.add(vectors)
+        build = time.perf_counter() - started
+        size = size_of(hnsw)
+        faiss.omp_set_num_threads(1)
+        for ef in [32, 64, 128]:
+            hnsw.hnsw.efSearch = ef
+            started = time.perf_counter()
+            found = [hnsw.search(query[None, :], 10)[1][0].tolist() for query in queries]
+            qps = len(queries) / (time.perf_counter() - started)
+            emit({"engine": "faiss HNSW (in memory)", "params": f"M={hnsw_m} efC={hnsw_efc} efSearch={ef}",
+                  "build_s": build, "bytes_per_vector": size / count, "recall": recall_at_10(found, truth), "qps": qps})
+
+
+main()
