@@ -12,6 +12,8 @@ import { openRoot } from "../src/io/open-root.js";
 import type { DatasetStorage } from "../src/io/storage.js";
 import { runPipeline } from "../src/runner/local-runner.js";
 import { readRunState } from "../src/runner/run-state.js";
+import { runStatus } from "../src/runner/run-status.js";
+import { serve } from "../src/server/serve.js";
 import { type PipelineWorld, pipelineOutput, pipelineWorld } from "./support/run-root.js";
 import { startS3Server, type TestS3Server } from "./support/s3-server.js";
 import { tempDir } from "./support/temp.js";
@@ -21,6 +23,8 @@ let dir: string;
 let world: PipelineWorld;
 let localRoot: string;
 let reference: Record<string, unknown>;
+/** The root the first test ran the pipeline on. */
+const s3Root = () => `s3://${s3.bucket}/runs/first`;
 
 before(async () => {
   s3 = await startS3Server();
@@ -69,7 +73,7 @@ async function indexAnswers(root: string | DatasetStorage): Promise<unknown[]> {
 }
 
 test("clipcrawl run on an s3:// root leaves the rows, embeddings and index answers of a local run", async () => {
-  const url = `s3://${s3.bucket}/runs/first`;
+  const url = s3Root();
   await world.makeRoot(url);
   const summary = await runPipeline({ root: url, inputs: world.inputs });
   assert.equal(summary.ok, true, JSON.stringify(summary.failed));
@@ -89,4 +93,51 @@ test("clipcrawl run on an s3:// root leaves the rows, embeddings and index answe
     assert.equal(totals?.done, totals?.shards, `${stage} resumes with every shard done`);
   }
   assert.deepEqual(await pipelineOutput(url), reference);
+});
+
+test("serve answers from an s3:// root as from a local one, thumbnails included, and status reads it", async () => {
+  const status = await runStatus(s3Root());
+  assert.equal(status.run?.status, "finished");
+  for (const stage of status.stages) {
+    assert.equal(stage.done, stage.shards, stage.stage);
+    assert.deepEqual(stage.damaged, [], stage.stage);
+  }
+  const server = await serve({
+    indices: [
+      { name: "local", root: localRoot, model: world.model },
+      { name: "remote", root: s3Root(), model: world.model },
+    ],
+    config: { port: 0, rateLimitPerMinute: 0 },
+  });
+  try {
+    const ask = async (index: string) => {
+      const response = await fetch(`${server.url}/knn-service`, {
+        method: "POST",
+        body: JSON.stringify({
+          text: "a red circle",
+          modality: "image",
+          num_images: 5,
+          indice_name: index,
+        }),
+      });
+      assert.equal(response.status, 200);
+      return (await response.json()) as { id: number; url: string; key?: string }[];
+    };
+    const remote = await ask("remote");
+    assert.ok(remote.length > 0);
+    assert.deepEqual(remote, await ask("local"));
+    const index = await openIndex(s3Root());
+    const key = index.metadata([remote[0]?.id ?? 0], ["key"])[0]?.key;
+    index.close();
+    const thumbnail = async (index: string) => {
+      const response = await fetch(`${server.url}/api/thumbnail/${index}/${key}`);
+      assert.equal(response.status, 200);
+      return Buffer.from(await response.arrayBuffer());
+    };
+    const bytes = await thumbnail("remote");
+    assert.ok(bytes.length > 100);
+    assert.deepEqual(bytes, await thumbnail("local"));
+  } finally {
+    await server.close();
+  }
 });
