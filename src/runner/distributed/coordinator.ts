@@ -21,8 +21,8 @@ import { Redis } from "ioredis";
 import { loadConfig } from "../../config/config-file.js";
 import { startOrOpenRoot } from "../../config/dataset-root.js";
 import { errorMessage } from "../../errors.js";
-import type { LocalStorage } from "../../io/local-storage.js";
-import { localRootOf, openRoot } from "../../io/open-root.js";
+import { openRoot } from "../../io/open-root.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import {
   nextStage,
   type PerStage,
@@ -39,7 +39,7 @@ import {
 } from "../../shard/stage-definition.js";
 import { type PipelineObserver, PipelineProgress, silentObserver } from "../pipeline-progress.js";
 import { expandInputs } from "../run-inputs.js";
-import { openRunLog, type RunLogger } from "../run-log.js";
+import { openRunLog, type RunLog, type RunLogger } from "../run-log.js";
 import { type FailedRunShard, RunStateRecorder } from "../run-state.js";
 import { recordDatasetVersion } from "../run-version.js";
 import { JobWatch, type WatchedJob } from "./job-watch.js";
@@ -59,7 +59,7 @@ import { jobOptions } from "./shard-worker.js";
 const ENQUEUE_BATCH = 1000;
 
 export interface DistributedRunOptions {
-  root: string | LocalStorage;
+  root: string | DatasetStorage;
   /** As `runPipeline`'s: none means the previous run's inputs, or the candidates in the root. */
   inputs?: readonly string[];
   crawl?: string | undefined;
@@ -107,7 +107,7 @@ export async function runDistributed(
 ): Promise<DistributedRunSummary> {
   const started = performance.now();
   const startedAt = new Date();
-  const storage = localRootOf(openRoot(options.root), "clipcrawl run --queue");
+  const storage = openRoot(options.root);
   const cwd = options.cwd ?? process.cwd();
   const attempts = Math.max(1, options.attempts ?? 3);
   const pollMs = options.pollMs ?? 500;
@@ -119,7 +119,8 @@ export async function runDistributed(
   );
   const config = await loadConfig(storage, options.config);
   for (const stage of pipeline) stage.checkConfig?.(config);
-  const logger = options.logger ?? (await openRunLog(storage, "run")).logger;
+  const runLog = options.logger === undefined ? await openRunLog(storage, "run") : undefined;
+  const logger = options.logger ?? (runLog as RunLog).logger;
   const observer = options.observer ?? silentObserver;
   const warn = (line: string) => {
     logger.warn({ event: "warning" }, line);
@@ -310,6 +311,7 @@ export async function runDistributed(
     await recorder.close("failed");
     await watch.close();
     await closeAll(queues, redis);
+    await runLog?.close();
     throw error;
   }
 
@@ -344,6 +346,7 @@ export async function runDistributed(
     pipeline,
   );
   logger.info({ event: "distributed run finished", ok, interrupted, requeues });
+  await runLog?.close();
   return {
     ok,
     interrupted,
