@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { basename, join } from "node:path";
@@ -28,6 +28,8 @@ import { startS3Server, type TestS3Server } from "./support/s3-server.js";
 import { tempDir } from "./support/temp.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+// Resolved here: a worker's own empty working directory has no node_modules to find tsx in.
+const TSX = import.meta.resolve("tsx");
 const skip = await redisSkipReason();
 
 let s3: TestS3Server;
@@ -66,9 +68,7 @@ after(async () => {
   await world?.close();
   await new Promise((resolve) => watServer?.close(resolve));
   await s3?.close();
-  if (dir !== undefined && process.env.KEEP_S3_WORKERS === undefined) {
-    await rm(dir, { recursive: true, force: true });
-  }
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
 interface WorkerProcess {
@@ -87,7 +87,7 @@ async function startWorker(queue: string, prefix: string, name: string): Promise
     process.execPath,
     [
       "--import",
-      "tsx",
+      TSX,
       MAIN,
       "worker",
       "--queue",
@@ -174,6 +174,10 @@ test("three share-nothing workers on an s3:// root, one killed mid-job and Redis
       workers.slice(1).every((worker) => worker.child.exitCode === null),
       "the other workers outlived the restart",
     );
+    for (const worker of workers.slice(1)) {
+      const log = await readFile(join(dir, `machine-${worker.name}`, "worker.log"), "utf8");
+      assert.match(log, /"event":"job completed"/, `${worker.name} took jobs`);
+    }
     assert.deepEqual(await pipelineOutput(url), reference);
   } finally {
     clearInterval(faults);
