@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- atlas [--points 1000000] [--no-browser] [--no-peer]`: the Atlas map at a
- * million points.
+ * `npm run bench -- atlas [--points 1000000] [--no-browser] [--no-peer] [--no-projection]
+ * [--renderers regl-scatterplot,deck-gl,embedding-atlas]`: the Atlas map at a million points.
  *
  * 1. Projection: N synthetic 512-d embeddings from a mixture of clusters (each cluster with its
  *    own caption words), stored as index segments (float16 `.npy` + metadata parquet), mapped by
@@ -12,16 +12,25 @@
  *    minutes; the map's cost does not depend on the width), served by `clipcrawl serve`, the
  *    Atlas page opened in Debian's Chromium (WebGL through SwiftShader, the GPU off): time from
  *    navigation to the map's first paint, and frames per second while the map is dragged.
+ * 3. Renderers, in the same browser on the same points from the same server answer, rounds
+ *    interleaved with the Atlas page's: regl-scatterplot (the page's), deck.gl (ScatterplotLayer
+ *    over binary attributes) and embedding-atlas (its EmbeddingView alone), each a page of
+ *    bench/atlas-renderers/ built by vite: time from navigation to points on screen (the first
+ *    frame whose canvas holds drawn points, sampled the same way for all three), frames per
+ *    second while dragged, and the gzipped size of what the page loads.
+ *    `--no-projection` runs parts 2 and 3 alone and keeps part 1's rows of the last full run.
  */
 import { spawnSync } from "node:child_process";
-import { mkdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { build } from "vite";
 import { seededUniform } from "../src/demo/sample/wat-generator.js";
+import { errorMessage } from "../src/errors.js";
 import type { IndexManifest, IndexSegment } from "../src/formats/index/index-manifest.js";
 import { layout, shardName } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
@@ -32,7 +41,7 @@ import { serve } from "../src/server/serve.js";
 import { ensureAtlas } from "../src/stages/index/atlas-build.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import { CHROMIUM, WEBGL_CHROMIUM_ARGS } from "../test/support/chromium.js";
-import { type BenchRow, benchDataPath, printTable } from "./support.js";
+import { type BenchRow, benchDataPath, parseResults, printTable, RESULTS_FILE } from "./support.js";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const ROWS_PER_SHARD = 100_000;
@@ -53,14 +62,62 @@ export async function main(args: string[]): Promise<BenchRow[]> {
       points: { type: "string", default: "1000000" },
       "no-browser": { type: "boolean", default: false },
       "no-peer": { type: "boolean", default: false },
+      "no-projection": { type: "boolean", default: false },
+      renderers: { type: "string", default: RENDERERS.join(",") },
     },
   });
   const points = Number(values.points);
+  const renderers = values.renderers === "" ? [] : values.renderers.split(",");
+  for (const renderer of renderers) {
+    if (!(RENDERERS as readonly string[]).includes(renderer)) {
+      throw new Error(`--renderers: unknown renderer ${renderer}; known: ${RENDERERS.join(", ")}`);
+    }
+  }
   console.log(`${cpus().length} cores; ${points.toLocaleString("en")} points`);
-  const rows: BenchRow[] = [];
-
-  // 1. The projection, 512-d.
   const folder = await benchDataPath(`atlas-${points}`);
+  const rows: BenchRow[] = values["no-projection"]
+    ? await earlierProjectionRows()
+    : await measureProjection(folder, points, values["no-peer"]);
+  if (!values["no-browser"]) rows.push(...(await measureBrowser(folder, points, renderers)));
+  printTable([
+    ["measure", "unit", "clipcrawl", "peer", "target", "met"],
+    ...rows.map((row) => [
+      row.stage,
+      row.unit,
+      row.clipcrawl,
+      row.peer === undefined ? "" : `${row.peer.value} (${row.peer.name})`,
+      row.target,
+      row.met === undefined ? "" : row.met ? "yes" : "no",
+    ]),
+  ]);
+  return rows;
+}
+
+/**
+ * With --no-projection the projection rows of the last full run stay in bench/RESULTS.md, marked
+ * with that run's date (this run's machine line is the browser part's).
+ */
+async function earlierProjectionRows(): Promise<BenchRow[]> {
+  const earlier = parseResults(await readFile(RESULTS_FILE, "utf8").catch(() => "")).find(
+    (result) => result.bench === "atlas",
+  );
+  if (earlier === undefined) return [];
+  const carried = / \(run of [^)]*\)$/;
+  return earlier.rows
+    .filter((row) => row.stage.startsWith("atlas "))
+    .map((row) => ({
+      ...row,
+      stage: carried.test(row.stage) ? row.stage : `${row.stage} (run of ${earlier.machine.date})`,
+    }));
+}
+
+/** The projection of N 512-d embeddings by the index stage's atlas step, and its numpy peer. */
+async function measureProjection(
+  folder: string,
+  points: number,
+  noPeer: boolean,
+): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
   const projectionRoot = join(folder, "projection");
   const manifest = await ensureSegments(projectionRoot, points, 512);
   const storage = new LocalStorage(projectionRoot);
@@ -84,7 +141,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   console.log(
     `clipcrawl atlas, ${points} × 512-d: ${seconds.toFixed(1)} s (read ${parts.read.toFixed(1)}, PCA ${parts.pca.toFixed(1)}, UMAP of ${SETTINGS.layoutSample} ${parts.umap.toFixed(1)}, placement ${parts.placement.toFixed(1)}, regions and labels ${parts.clusters.toFixed(1)}); peak RSS ${(peak / 1e6).toFixed(0)} MB`,
   );
-  const peer = values["no-peer"] ? undefined : runPeer(projectionRoot, manifest);
+  const peer = noPeer ? undefined : runPeer(projectionRoot, manifest);
   if (peer !== undefined) {
     console.log(
       `numpy peer, the same steps but UMAP: ${peer.toFixed(1)} s; clipcrawl's: ${withoutUmap.toFixed(1)} s`,
@@ -115,23 +172,11 @@ export async function main(args: string[]): Promise<BenchRow[]> {
     met: parts.umap < 120,
   });
 
-  // 2. The browser.
-  if (!values["no-browser"]) rows.push(...(await measureBrowser(folder, points)));
-  printTable([
-    ["measure", "unit", "clipcrawl", "peer", "target", "met"],
-    ...rows.map((row) => [
-      row.stage,
-      row.unit,
-      row.clipcrawl,
-      row.peer === undefined ? "" : `${row.peer.value} (${row.peer.name})`,
-      row.target,
-      row.met === undefined ? "" : row.met ? "yes" : "no",
-    ]),
-  ]);
   return rows;
 }
 
-async function measureBrowser(folder: string, points: number): Promise<BenchRow[]> {
+/** The root `clipcrawl serve` serves in the browser part: N embedded rows, indexed, with an atlas. */
+export async function ensureServedIndex(folder: string, points: number): Promise<string> {
   const root = join(folder, "served");
   await ensureEmbeddings(root, points, 16);
   const indexStarted = performance.now();
@@ -151,63 +196,203 @@ async function measureBrowser(folder: string, points: number): Promise<BenchRow[
   console.log(
     `clipcrawl index of ${points} × 16-d: ${((performance.now() - indexStarted) / 1000).toFixed(1)} s, of which the atlas ${indexed.timings.atlas.toFixed(1)} s`,
   );
+  return root;
+}
+
+/** A page the browser part opens: the product's Atlas page, or a renderer page of the comparison. */
+interface MapPage {
+  name: string;
+  path: string;
+  /** A script that is "" until the map has painted, then the time since navigation in ms. */
+  painted: string;
+  /** What the mouse drags to pan. */
+  drag: string;
+  /** Opened in a Chromium with WebGPU on SwiftShader as well (embedding-atlas draws only so). */
+  webgpu: boolean;
+}
+
+/** WebGPU through SwiftShader's Vulkan, the only WebGPU a Chromium with the GPU off can have. */
+const WEBGPU_CHROMIUM_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"];
+
+/** The renderers compared on the same points (bench/atlas-renderers/, one page each). */
+const RENDERERS = ["regl-scatterplot", "deck-gl", "embedding-atlas"] as const;
+
+async function measureBrowser(
+  folder: string,
+  points: number,
+  renderers: readonly string[],
+): Promise<BenchRow[]> {
+  const root = await ensureServedIndex(folder, points);
   const webRoot = join(folder, "web");
   await build({
     configFile: join(REPO, "web", "vite.config.ts"),
     logLevel: "warn",
     build: { outDir: webRoot, emptyOutDir: true },
   });
+  const bundles = new Map<string, number>();
+  for (const renderer of renderers) {
+    bundles.set(renderer, await buildRendererPage(renderer, join(webRoot, "renderers", renderer)));
+  }
+  const pages: MapPage[] = [
+    {
+      name: "Atlas page",
+      path: "/?view=atlas&safe=off",
+      painted: "document.querySelector('.atlas-map')?.dataset.drawnMs ?? ''",
+      drag: ".atlas-map canvas",
+      webgpu: false,
+    },
+    ...renderers.map((renderer) => ({
+      name: renderer,
+      path: `/renderers/${renderer}/${renderer}.html?index=atlas`,
+      painted: "document.body.dataset.paintedMs ?? ''",
+      drag: "#map",
+      webgpu: renderer === "embedding-atlas",
+    })),
+  ];
   const server = await serve({
     indices: [{ name: "atlas", root, model: null }],
     config: { port: 0 },
     webRoot,
   });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: WEBGL_CHROMIUM_ARGS });
+  const webgpuBrowser = pages.some((page) => page.webgpu)
+    ? await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [...WEBGL_CHROMIUM_ARGS, ...WEBGPU_CHROMIUM_ARGS],
+      })
+    : undefined;
+  const paints = new Map<string, number[]>(pages.map((page) => [page.name, []]));
+  const rates = new Map<string, number[]>(pages.map((page) => [page.name, []]));
+  const failures = new Map<string, string>();
   try {
-    const paints: number[] = [];
-    const rates: number[] = [];
+    // Rounds interleave the pages, so that a slower minute of this shared machine falls on all.
     for (let round = 0; round < 3; round++) {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      await page.goto(new URL("/?view=atlas&safe=off", server.url).href);
-      await page.waitForFunction(
-        "(document.querySelector('.atlas-map')?.dataset.drawnMs ?? '') !== ''",
-        undefined,
-        { timeout: 120_000 },
-      );
-      paints.push(Number(await page.locator(".atlas-map").getAttribute("data-drawn-ms")));
-      rates.push(await panFramesPerSecond(page));
-      await page.close();
+      for (const mapPage of pages) {
+        if (failures.has(mapPage.name)) continue;
+        const page = await (mapPage.webgpu && webgpuBrowser !== undefined
+          ? webgpuBrowser
+          : browser
+        ).newPage({ viewport: { width: 1280, height: 900 } });
+        try {
+          await page.goto(new URL(mapPage.path, server.url).href);
+          await page.waitForFunction(
+            `(${mapPage.painted}) !== '' || (document.body.dataset.failed ?? '') !== ''`,
+            undefined,
+            { timeout: 120_000 },
+          );
+          const failed = String(await page.evaluate("document.body.dataset.failed ?? ''"));
+          if (failed !== "") throw new Error(failed);
+          paints.get(mapPage.name)?.push(Number(await page.evaluate(mapPage.painted)));
+          if (round === 0) {
+            // What each renderer drew, to look at: the figures mean little if one drew nothing.
+            await page.screenshot({
+              path: join(folder, `${mapPage.name.replace(/\W+/g, "-")}.png`),
+            });
+          }
+          rates.get(mapPage.name)?.push(await panFramesPerSecond(page, mapPage.drag));
+        } catch (error) {
+          failures.set(mapPage.name, errorMessage(error).split("\n")[0] ?? "");
+          console.log(`${mapPage.name}: ${failures.get(mapPage.name)}`);
+        } finally {
+          await page.close();
+        }
+      }
     }
-    const paint = median(paints);
-    const fps = median(rates);
-    console.log(
-      `Chromium (SwiftShader), ${points} points: first paint ${paints.map((value) => value.toFixed(0)).join(", ")} ms; panning ${rates.map((value) => value.toFixed(1)).join(", ")} fps`,
-    );
-    return [
-      {
-        stage: `Atlas page, ${points.toLocaleString("en")} points: navigation → map painted (Chromium, software WebGL)`,
-        unit: "ms",
-        clipcrawl: Math.round(paint),
-        target: "< 5000 ms",
-        met: paint < 5000,
-      },
-      {
-        stage: `Atlas page, ${points.toLocaleString("en")} points: frames per second while panning`,
-        unit: "fps",
-        clipcrawl: round(fps),
-        target: "≥ 20 fps",
-        met: fps >= 20,
-      },
-    ];
   } finally {
     await browser.close();
+    await webgpuBrowser?.close();
     await server.close();
   }
+  for (const mapPage of pages) {
+    console.log(
+      `Chromium (SwiftShader), ${points} points, ${mapPage.name}: first paint ${(paints.get(mapPage.name) ?? []).map((value) => value.toFixed(0)).join(", ")} ms; panning ${(rates.get(mapPage.name) ?? []).map((value) => value.toFixed(1)).join(", ")} fps${bundles.has(mapPage.name) ? `; ${((bundles.get(mapPage.name) ?? 0) / 1024).toFixed(0)} KB gzipped` : ""}`,
+    );
+  }
+  const count = points.toLocaleString("en");
+  const paint = median(paints.get("Atlas page") ?? []);
+  const fps = median(rates.get("Atlas page") ?? []);
+  const rows: BenchRow[] = [
+    {
+      stage: `Atlas page, ${count} points: navigation → map painted (Chromium, software WebGL)`,
+      unit: "ms",
+      clipcrawl: Math.round(paint),
+      target: "< 5000 ms",
+      met: paint < 5000,
+    },
+    {
+      stage: `Atlas page, ${count} points: frames per second while panning`,
+      unit: "fps",
+      clipcrawl: round(fps),
+      target: "≥ 20 fps",
+      met: fps >= 20,
+    },
+  ];
+  for (const renderer of renderers) {
+    const failure = failures.get(renderer);
+    if (failure !== undefined) {
+      rows.push({
+        stage: `renderer ${renderer}, ${count} points: failed (${failure})`,
+        unit: "",
+        clipcrawl: Number.NaN,
+        target: "draws the map",
+        met: false,
+      });
+      continue;
+    }
+    rows.push(
+      {
+        stage: `renderer ${renderer}, ${count} points: navigation → points on screen`,
+        unit: "ms",
+        clipcrawl: Math.round(median(paints.get(renderer) ?? [])),
+        target: "lowest of the three",
+      },
+      {
+        stage: `renderer ${renderer}, ${count} points: frames per second while panning`,
+        unit: "fps",
+        clipcrawl: round(median(rates.get(renderer) ?? [])),
+        target: "highest of the three",
+      },
+      {
+        stage: `renderer ${renderer}: its page's JavaScript (and wasm, css), gzipped`,
+        unit: "KB",
+        clipcrawl: Math.round((bundles.get(renderer) ?? 0) / 1024),
+        target: "smallest of the three",
+      },
+    );
+  }
+  return rows;
+}
+
+/** Builds one renderer page with vite into `outDir`; returns its emitted files' gzipped bytes. */
+async function buildRendererPage(renderer: string, outDir: string): Promise<number> {
+  const pageRoot = join(REPO, "bench", "atlas-renderers");
+  await build({
+    root: pageRoot,
+    base: "./",
+    configFile: false,
+    logLevel: "warn",
+    build: {
+      outDir,
+      emptyOutDir: true,
+      target: "es2022",
+      chunkSizeWarningLimit: 100_000,
+      rollupOptions: { input: join(pageRoot, `${renderer}.html`) },
+    },
+  });
+  let bytes = 0;
+  for (const entry of await readdir(outDir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || entry.name.endsWith(".html")) continue;
+    bytes += gzipSync(await readFile(join(entry.parentPath, entry.name))).length;
+  }
+  return bytes;
 }
 
 /** Drags the map in circles for three seconds, counting the frames the page paints meanwhile. */
-async function panFramesPerSecond(page: import("playwright-core").Page): Promise<number> {
-  const box = await page.locator(".atlas-map canvas").boundingBox();
+async function panFramesPerSecond(
+  page: import("playwright-core").Page,
+  drag: string,
+): Promise<number> {
+  const box = await page.locator(drag).boundingBox();
   if (box === null) throw new Error("no map canvas");
   const centreX = box.x + box.width / 2;
   const centreY = box.y + box.height / 2;

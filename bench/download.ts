@@ -8,12 +8,14 @@
  *   Target ≥ 2,000/s. The server answers from memory with pre-built responses, and shares the
  *   cores with the client, so its ceiling is measured too: a bare undici client (one process a
  *   core, the same connections, every body read and dropped) against the same server.
- * - per core: decode + resize + encode of the same photos on one pinned core, clipcrawl's
+ * - per core: decode + resize + encode of the same files on one pinned core, clipcrawl's
  *   ImageResizer vs OpenCV doing what img2dataset's resizer does (bench/peers/opencv_resize.py,
  *   Debian's python3-opencv), alternated for a few rounds; medians. Target: clipcrawl ≥ 1.5×.
+ *   Three inputs: the headline web-sized mix (bench/download/web-images.ts: page images of tens
+ *   of KB and a tail of large photos), its page images alone, and the photos above.
  *
- *   npx tsx bench/download.ts [--photos 200] [--samples 4000] [--fetches 40000]
- *     [--photo-fetches 10000] [--rounds 3] [--only end-to-end,fetch,resize]
+ *   npx tsx bench/download.ts [--photos 200] [--web-images 200] [--samples 4000]
+ *     [--fetches 40000] [--photo-fetches 10000] [--rounds 3] [--only end-to-end,fetch,resize]
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
@@ -29,6 +31,7 @@ import { seededUniform } from "../src/demo/sample/wat-generator.js";
 import { downloadConfigSchema } from "../src/stages/download/config.js";
 import { download } from "../src/stages/download/download.js";
 import { ImageResizer } from "../src/stages/download/resizer.js";
+import { describeWebImages, ensureWebImages } from "./download/web-images.js";
 import {
   type BenchRow,
   benchDataPath,
@@ -43,13 +46,14 @@ const HOSTS = 16;
 const WARM_UP_IMAGES = 10;
 
 export async function main(args: string[]): Promise<BenchRow[] | undefined> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args,
     options: {
       photos: { type: "string", default: "200" },
       samples: { type: "string", default: "4000" },
       fetches: { type: "string", default: "40000" },
       "photo-fetches": { type: "string", default: "10000" },
+      "web-images": { type: "string", default: "200" },
       "resize-passes": { type: "string", default: "2" },
       rounds: { type: "string", default: "3" },
       only: { type: "string", default: "end-to-end,fetch,resize" },
@@ -58,14 +62,14 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
     allowPositionals: true,
   });
   if (values["per-core-resize"]) {
-    await perCoreResizeChild(Number(values.photos), Number(values["resize-passes"]));
+    await perCoreResizeChild(positionals, Number(values["resize-passes"]));
     return undefined;
   }
   const headline: BenchRow[] = [];
   const only = new Set(values.only.split(","));
   const cores = cpus().length;
   const photos = await ensurePhotos(Number(values.photos));
-  const webImages = await ensureWebImages(photos);
+  const webImages = await ensureScaledPhotos(photos);
   console.log(
     `${photos.length} photos, 640–2048 px, mean ${await meanKb(photos)} KB; as web images (512 px) mean ${await meanKb(webImages)} KB; ${cores} cores; load average at start ${loadAverage()}`,
   );
@@ -127,51 +131,18 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
 
   if (only.has("resize")) {
     const passes = Number(values["resize-passes"]);
-    const ours: RateRun[] = [];
-    const peers: RateRun[] = [];
-    for (let round = 0; round < Number(values.rounds); round++) {
-      ours.push(perCoreClipcrawl(photos.length, passes));
-      const peer = perCoreOpenCv(photos, passes);
-      if (peer !== undefined) peers.push(peer);
-    }
-    const rows: (string | number)[][] = [
-      [`resizer, one pinned core (median of ${ours.length})`, "images", "seconds", "images/s"],
+    const webMix = await ensureWebImages(Number(values["web-images"]));
+    const pageImages = webMix.filter((image) => !image.kind.includes("photo"));
+    console.log(`resize inputs, the web-sized mix:\n${await describeWebImages(webMix)}`);
+    // The mix is the headline; page images alone show the part without the large photos.
+    const sets: { label: string; files: string[] }[] = [
+      { label: "web-sized mix", files: webMix.map((image) => image.path) },
+      { label: "page images only", files: pageImages.map((image) => image.path) },
+      { label: "photos 640–2048 px", files: photos },
     ];
-    const oursMedian = median(ours);
-    rows.push([
-      "clipcrawl (sharp/libvips)",
-      oursMedian.images,
-      oursMedian.seconds.toFixed(2),
-      rate(oursMedian),
-    ]);
-    if (peers.length === 0) {
-      printTable(rows);
-      console.log(
-        "OpenCV peer not available (apt-get install -y python3-opencv libopenblas0-pthread); clipcrawl's figure alone",
-      );
-    } else {
-      const peerMedian = median(peers);
-      rows.push([
-        "OpenCV (img2dataset's resizer)",
-        peerMedian.images,
-        peerMedian.seconds.toFixed(2),
-        rate(peerMedian),
-      ]);
-      printTable(rows);
-      const ratio =
-        oursMedian.images / oursMedian.seconds / (peerMedian.images / peerMedian.seconds);
-      headline.push({
-        stage: "download, decode + resize + encode, one core",
-        unit: "images/s",
-        clipcrawl: oursMedian.images / oursMedian.seconds,
-        peer: { name: "OpenCV", value: peerMedian.images / peerMedian.seconds },
-        ratio,
-        target: "≥ 1.5× OpenCV",
-        met: ratio >= 1.5,
-      });
-      console.log(
-        `clipcrawl / OpenCV per core: ${ratio.toFixed(2)}× (target ≥ 1.5×); rounds: clipcrawl ${ours.map(rate).join(", ")}, OpenCV ${peers.map(rate).join(", ")} images/s`,
-      );
+    for (const set of sets) {
+      const row = perCoreResize(set.label, set.files, passes, Number(values.rounds));
+      if (row !== undefined) headline.push(row);
     }
   }
   console.log(`load average at end ${loadAverage()}`);
@@ -261,7 +232,7 @@ async function ensurePhotos(count: number): Promise<string[]> {
 }
 
 /** The photos as a web page would serve them: 512 px on the long side, JPEG q85. */
-async function ensureWebImages(photos: string[]): Promise<string[]> {
+async function ensureScaledPhotos(photos: string[]): Promise<string[]> {
   const paths: string[] = [];
   for (const photo of photos) {
     const path = photo.replace(/photo-(\d+)\.jpg$/, "web-$1.jpg");
@@ -376,8 +347,70 @@ async function startPhotoServer(
   return { port, process: child };
 }
 
+/**
+ * Decode + resize + encode of the same files on one pinned core, clipcrawl's resizer and OpenCV
+ * alternated for a few rounds; the medians make the row.
+ */
+function perCoreResize(
+  label: string,
+  files: string[],
+  passes: number,
+  rounds: number,
+): BenchRow | undefined {
+  const ours: RateRun[] = [];
+  const peers: RateRun[] = [];
+  for (let round = 0; round < rounds; round++) {
+    ours.push(perCoreClipcrawl(files, passes));
+    const peer = perCoreOpenCv(files, passes);
+    if (peer !== undefined) peers.push(peer);
+  }
+  const rows: (string | number)[][] = [
+    [
+      `resizer on ${label}, one pinned core (median of ${ours.length})`,
+      "images",
+      "seconds",
+      "images/s",
+    ],
+  ];
+  const oursMedian = median(ours);
+  rows.push([
+    "clipcrawl (sharp/libvips)",
+    oursMedian.images,
+    oursMedian.seconds.toFixed(2),
+    rate(oursMedian),
+  ]);
+  if (peers.length === 0) {
+    printTable(rows);
+    console.log(
+      "OpenCV peer not available (apt-get install -y python3-opencv libopenblas0-pthread); clipcrawl's figure alone",
+    );
+    return undefined;
+  }
+  const peerMedian = median(peers);
+  rows.push([
+    "OpenCV (img2dataset's resizer)",
+    peerMedian.images,
+    peerMedian.seconds.toFixed(2),
+    rate(peerMedian),
+  ]);
+  printTable(rows);
+  const ratio = oursMedian.images / oursMedian.seconds / (peerMedian.images / peerMedian.seconds);
+  console.log(
+    `clipcrawl / OpenCV per core on ${label}: ${ratio.toFixed(2)}× (target ≥ 1.5×); rounds: clipcrawl ${ours.map(rate).join(", ")}, OpenCV ${peers.map(rate).join(", ")} images/s`,
+  );
+  return {
+    stage: `download, decode + resize + encode, one core, ${label}`,
+    unit: "images/s",
+    clipcrawl: oursMedian.images / oursMedian.seconds,
+    peer: { name: "OpenCV", value: peerMedian.images / peerMedian.seconds },
+    ratio,
+    target: "≥ 1.5× OpenCV",
+    met: ratio >= 1.5,
+  };
+}
+
 /** clipcrawl's resizer in a child pinned to one core, one libuv thread, as a per-core figure. */
-function perCoreClipcrawl(photos: number, passes: number): RateRun {
+function perCoreClipcrawl(files: string[], passes: number): RateRun {
   const script = fileURLToPath(import.meta.url);
   const command = pinned([
     process.execPath,
@@ -385,10 +418,9 @@ function perCoreClipcrawl(photos: number, passes: number): RateRun {
     "tsx",
     script,
     "--per-core-resize",
-    "--photos",
-    String(photos),
     "--resize-passes",
     String(passes),
+    ...files,
   ]);
   const result = spawnSync(command[0] as string, command.slice(1), {
     env: { ...process.env, UV_THREADPOOL_SIZE: "1" },
@@ -400,10 +432,9 @@ function perCoreClipcrawl(photos: number, passes: number): RateRun {
   return JSON.parse(result.stdout.trim().split("\n").pop() ?? "{}");
 }
 
-async function perCoreResizeChild(photoCount: number, passes: number): Promise<void> {
+async function perCoreResizeChild(files: string[], passes: number): Promise<void> {
   sharp.concurrency(1);
-  const photos = await ensurePhotos(photoCount);
-  const images = await Promise.all(photos.map((path) => readFile(path)));
+  const images = await Promise.all(files.map((path) => readFile(path)));
   const resizer = new ImageResizer(downloadConfigSchema.parse({ imageSize: 256 }));
   const resizeAll = async (batch: Buffer[]) => {
     const results = await Promise.all(batch.map((image) => resizer.resize(image)));
@@ -425,7 +456,7 @@ async function perCoreResizeChild(photoCount: number, passes: number): Promise<v
   process.stdout.write(`${JSON.stringify({ images: count, seconds })}\n`);
 }
 
-function perCoreOpenCv(photos: string[], passes: number): RateRun | undefined {
+function perCoreOpenCv(files: string[], passes: number): RateRun | undefined {
   if (!existsSync(PYTHON)) return undefined;
   const probe = spawnSync(PYTHON, ["-c", "import cv2"], { stdio: "ignore" });
   if (probe.status !== 0) return undefined;
@@ -435,7 +466,7 @@ function perCoreOpenCv(photos: string[], passes: number): RateRun | undefined {
     "256",
     String(passes),
     String(WARM_UP_IMAGES),
-    ...photos,
+    ...files,
   ]);
   const result = spawnSync(command[0] as string, command.slice(1), {
     env: { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1" },

@@ -21,6 +21,7 @@ const BENCH_ORDER = [
   "serve",
   "run",
   "scale",
+  "dedup",
   "ui",
   "atlas",
   "subset",

@@ -93,4 +93,22 @@ test("a growing filter's snapshot restores the same answers, and bytes it did no
   );
   const extra = Buffer.concat([bytes, Buffer.from([0])]);
   assert.throws(() => GrowingBloomFilter.fromSnapshot(extra), /length does not match/);
+  // A header that parses but does not describe a series (a hand-edited file, another tool's).
+  for (const header of [
+    { label: "x", capacity: 1000, falsePositiveRate: 0.001, items: "many" },
+    { label: "x", capacity: 1000, falsePositiveRate: 0.001, items: [] },
+    { label: "x", capacity: 0, falsePositiveRate: 0.001, items: [1] },
+    { label: "x", capacity: 1000, falsePositiveRate: 2, items: [1] },
+    null,
+  ]) {
+    const json = Buffer.from(JSON.stringify(header));
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(json.byteLength);
+    const forged = Buffer.concat([bytes.subarray(0, 8), length, json]);
+    assert.throws(
+      () => GrowingBloomFilter.fromSnapshot(forged),
+      /header does not describe a filter series/,
+      JSON.stringify(header),
+    );
+  }
 });

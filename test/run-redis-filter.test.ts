@@ -1,10 +1,16 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Redis } from "ioredis";
-import { GrowingBloomFilter } from "../src/formats/bloom-filter.js";
+import {
+  GrowingBloomFilter,
+  seriesLayerBytes,
+  snapshotHeader,
+  snapshotLayout,
+} from "../src/formats/bloom-filter.js";
 import { HASH_LANES, hashPair } from "../src/formats/pair-hash.js";
 import { RunKeys } from "../src/runner/distributed/queue-names.js";
 import { RedisPairFilter } from "../src/runner/distributed/redis-pair-filter.js";
+import type { PairFilterBits } from "../src/shard/stage-definition.js";
 import { deletePrefix, REDIS_URL, redisSkipReason, uniquePrefix } from "./support/redis.js";
 
 const skip = await redisSkipReason();
@@ -121,4 +127,85 @@ test("a shard waiting for a turn that will not come is told so, and may pass tha
   const rows = await filter.duplicates(1, shardPairs(1, 20));
   assert.deepEqual([...rows], []);
   assert.deepEqual(seen, [0]);
+});
+
+/** The bits of a snapshot, as a restore reads them: a slice of one filter at a time. */
+function snapshotBits(snapshot: Uint8Array): PairFilterBits {
+  const bytes = Buffer.from(snapshot);
+  const { series, layerOffsets } = snapshotLayout(bytes, bytes.byteLength);
+  const read = async (layer: number, offset: number, length: number) => {
+    const at = (layerOffsets[layer] as number) + offset;
+    return bytes.subarray(at, at + length);
+  };
+  return { series, read };
+}
+
+/** What the Redis filter holds, as a snapshot's bytes. */
+async function heldSnapshot(filter: RedisPairFilter, label: string): Promise<Buffer> {
+  const held = await filter.held();
+  assert.ok(held !== undefined, "the filter holds whole shards");
+  const parts = [snapshotHeader(label, held.bits.series)];
+  for (const layer of held.bits.series.items.keys()) {
+    parts.push(
+      Buffer.from(await held.bits.read(layer, 0, seriesLayerBytes(held.bits.series, layer))),
+    );
+  }
+  return Buffer.concat(parts);
+}
+
+test("the Redis filter keeps its bits where the local filter does: a snapshot goes in and comes out byte for byte", {
+  skip,
+}, async () => {
+  const capacity = 2000;
+  const rate = 0.01;
+  const options = { capacity, falsePositiveRate: rate, batchPairs: 300 };
+  const bloom = GrowingBloomFilter.forCapacity(capacity, rate);
+  // Filled through Redis's own scripts, shard by shard, as a distributed run fills it.
+  const filled = new RedisPairFilter(redis, new RunKeys(prefix, "/data/d", "r1"), options);
+  for (let index = 0; index < 4; index++) {
+    const lanes = shardPairs(index, 1000);
+    localAnswers(bloom, lanes);
+    await filled.duplicates(index, lanes);
+  }
+  const label = JSON.stringify({ shards: 4, digest: "d4" });
+  const snapshot = Buffer.from(bloom.snapshot(label));
+  assert.ok(bloom.report().layers >= 2, "the series grew");
+  assert.deepEqual(await heldSnapshot(filled, label), snapshot, "filled in Redis: the same bytes");
+  assert.equal((await filled.held())?.shards, 4);
+
+  // Restored from the snapshot, it gives the same bytes back and answers as the local filter.
+  const restored = new RedisPairFilter(redis, new RunKeys(prefix, "/data/e", "r1"), options);
+  await restored.restore(snapshotBits(snapshot), 4);
+  assert.equal(await restored.restoredShards(), 4);
+  assert.deepEqual(await heldSnapshot(restored, label), snapshot, "restored: the same bytes");
+  for (let index = 4; index < 7; index++) {
+    const lanes = shardPairs(index, 1000);
+    assert.deepEqual([...(await restored.duplicates(index, lanes))], localAnswers(bloom, lanes));
+  }
+  assert.deepEqual(await heldSnapshot(restored, label), Buffer.from(bloom.snapshot(label)));
+  assert.deepEqual(await restored.report(), bloom.report());
+  await assert.rejects(
+    restored.restore(snapshotBits(snapshot), 4),
+    /the run's dedup filter is in use already/,
+  );
+});
+
+test("a saved filter sized otherwise, or one that ends early, leaves the Redis filter empty", {
+  skip,
+}, async () => {
+  const bloom = GrowingBloomFilter.forCapacity(2000, 0.01);
+  localAnswers(bloom, shardPairs(0, 500));
+  const snapshot = bloom.snapshot("{}");
+  const keys = new RunKeys(prefix, "/data/f", "r1");
+  const other = new RedisPairFilter(redis, keys, { capacity: 4000, falsePositiveRate: 0.01 });
+  await assert.rejects(other.restore(snapshotBits(snapshot), 1), /sized for 2000 pairs at 0.01/);
+  const filter = new RedisPairFilter(redis, keys, { capacity: 2000, falsePositiveRate: 0.01 });
+  const bits = snapshotBits(snapshot);
+  const cut: PairFilterBits = {
+    series: bits.series,
+    read: async (layer, offset, length) => (await bits.read(layer, offset, length)).subarray(1),
+  };
+  await assert.rejects(filter.restore(cut, 1), /the saved filter 0 ends at byte/);
+  assert.equal(await filter.restoredShards(), 0);
+  assert.deepEqual(await redis.keys(`${keys.base}:*`), []);
 });

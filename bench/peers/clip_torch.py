@@ -10,6 +10,7 @@ token (vision) or final LN with pooling at the end-of-text token (text), bias-fr
         Hugging Face's ONNX exports name them; prints {"seconds": s} as JSON.
 
     clip_torch.py serve --vocab-size N --eot-id ID --threads T --preprocessor-config P [--seed S]
+                        [--device cpu|cuda[:N]]
         rebuilds the same weights, then answers one JSON command a line on stdin with one JSON
         line on stdout, so the bench can alternate rounds with clipcrawl's side:
           {"op": "blas"}                                      -> which BLAS library is loaded
@@ -19,7 +20,8 @@ token (vision) or final LN with pooling at the end-of-text token (text), bias-fr
               PIL + numpy preprocessing as CLIPImageProcessor does it (with P), then the forward
           {"op": "text", "ids": F, "count": N, "batch": B, "out": O}
               forward on an int64 [N, 77] file of token ids
-        each timed op answers {"items": n, "seconds": s}.
+        each timed op answers {"items": n, "seconds": s}; vision adds "cpu_seconds", the process's
+        CPU time over all its threads (spin-waiting included).
 """
 import argparse
 import json
@@ -241,17 +243,22 @@ def pil_preprocess(path, config):
     return ((array - mean) / std).transpose(2, 0, 1)
 
 
-def run_batches(model, inputs, batch):
+def run_batches(model, inputs, batch, device):
+    """Each batch goes to the device and its output comes back, as onnxruntime's session.run
+    does with host tensors; the copy back waits for the device."""
     outputs = []
     with torch.inference_mode():
         for start in range(0, inputs.shape[0], batch):
-            outputs.append(model(inputs[start : start + batch]))
+            outputs.append(model(inputs[start : start + batch].to(device)).cpu())
     return torch.cat(outputs)
 
 
 def serve(args):
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     vision, text = build(args.vocab_size, args.eot_id, args.seed)
+    vision.to(device)
+    text.to(device)
     with open(args.preprocessor_config) as handle:
         config = json.load(handle)
     ready = {"ready": True, "threads": torch.get_num_threads(), "torch": torch.__version__}
@@ -267,9 +274,13 @@ def serve(args):
             pixels = np.fromfile(command["pixels"], dtype="<f4", count=math.prod(shape))
             pixels = pixels.reshape(shape)
             inputs = torch.from_numpy(pixels)
-            started = time.perf_counter()
-            embeds = run_batches(vision, inputs, command["batch"])
-            reply = {"items": count, "seconds": time.perf_counter() - started}
+            started, cpu_started = time.perf_counter(), time.process_time()
+            embeds = run_batches(vision, inputs, command["batch"], device)
+            reply = {
+                "items": count,
+                "seconds": time.perf_counter() - started,
+                "cpu_seconds": time.process_time() - cpu_started,
+            }
             embeds.numpy().astype("<f4").tofile(command["out"])
         elif op == "vision_pil":
             paths = command["images"]
@@ -279,7 +290,7 @@ def serve(args):
             with torch.inference_mode():
                 for start in range(0, len(paths), batch):
                     tensors = [pil_preprocess(path, config) for path in paths[start : start + batch]]
-                    outputs.append(vision(torch.from_numpy(np.stack(tensors))))
+                    outputs.append(vision(torch.from_numpy(np.stack(tensors)).to(device)).cpu())
             reply = {"items": len(paths), "seconds": time.perf_counter() - started}
             torch.cat(outputs).numpy().astype("<f4").tofile(command["out"])
         elif op == "text":
@@ -287,7 +298,7 @@ def serve(args):
             ids = np.fromfile(command["ids"], dtype="<i8", count=count * CONTEXT_LENGTH)
             ids = ids.reshape(count, CONTEXT_LENGTH)
             started = time.perf_counter()
-            embeds = run_batches(text, torch.from_numpy(ids), command["batch"])
+            embeds = run_batches(text, torch.from_numpy(ids), command["batch"], device)
             reply = {"items": count, "seconds": time.perf_counter() - started}
             embeds.numpy().astype("<f4").tofile(command["out"])
         else:
@@ -304,6 +315,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--preprocessor-config")
+    parser.add_argument("--device", default="cpu", help="torch device for serve: cpu, cuda, cuda:N")
     args = parser.parse_args()
     if args.command == "export":
         export(args)

@@ -1,8 +1,10 @@
 """The peer of clipcrawl's resizer: what img2dataset's resizer does for the default border mode,
-with OpenCV on one thread: imdecode, resize the longest side to SIZE with INTER_AREA keeping the
-ratio, pad with white to SIZE x SIZE, imencode JPEG at quality 95.
+with OpenCV on one thread: imdecode (IMREAD_UNCHANGED), alpha matted onto white, resize the
+longest side to SIZE keeping the ratio (INTER_AREA down, INTER_LANCZOS4 up), pad with white to
+SIZE x SIZE, imencode JPEG at quality 95.
 
-usage: opencv_resize.py SIZE PASSES WARM_UP FILE...   prints {"images": n, "seconds": s} as JSON
+usage: opencv_resize.py SIZE PASSES WARM_UP FILE...
+prints {"images": n, "seconds": s} as JSON
 (the first WARM_UP images are resized once before the clock starts, as clipcrawl's side does)
 """
 import json
@@ -16,7 +18,12 @@ cv2.setNumThreads(1)
 
 
 def resize_border(encoded: bytes, size: int) -> bytes:
-    image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_UNCHANGED)
+    if len(image.shape) == 3 and image.shape[-1] == 4:
+        # img2dataset's alpha matting with a white background
+        alpha = image[:, :, 3, np.newaxis]
+        image = alpha / 255 * image[..., :3] + 255 - alpha
+        image = np.rint(image.clip(min=0, max=255)).astype(np.uint8)
     height, width = image.shape[:2]
     scale = size / max(height, width)
     new_width, new_height = round(width * scale), round(height * scale)

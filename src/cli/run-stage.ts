@@ -1,5 +1,6 @@
 /** What every stage command does around its stage: progress, the summary, the exit code. */
 import { openRoot } from "../io/open-root.js";
+import { PIPELINE, stageNamed } from "../pipeline/pipeline.js";
 import { recordRunReport, stageRunFromSummary } from "../pipeline/run-report.js";
 import type { StageReporter } from "../shard/reporter.js";
 import type { StageSummary } from "../shard/stage-definition.js";
@@ -39,7 +40,12 @@ export async function runStageCommand<Summary extends { ok: boolean }>(
         started,
         summary.ok,
         // The overloads admit a report only for a stage's summary.
-        { [report.stage]: stageRunFromSummary(summary as unknown as StageSummary) },
+        {
+          [report.stage]: stageRunFromSummary(
+            summary as unknown as StageSummary,
+            stageNamed(PIPELINE, report.stage).reportDetails?.(summary),
+          ),
+        },
         (line) => reporter.warn(line),
       );
     }

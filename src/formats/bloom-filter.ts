@@ -225,51 +225,124 @@ export class GrowingBloomFilter {
 
   /** The filter's whole state, with `label` (what it covers) kept beside it. */
   snapshot(label: string): Uint8Array {
-    const header = Buffer.from(
-      JSON.stringify({
-        label,
-        capacity: this.capacity,
-        falsePositiveRate: this.targetFalsePositiveRate,
-        items: this.layers.map((layer) => layer.items),
-      }),
-    );
-    const parts: Uint8Array[] = [SNAPSHOT_MAGIC, uint32(header.byteLength), header];
+    const parts: Uint8Array[] = [snapshotHeader(label, this.series())];
     for (const layer of this.layers) parts.push(layer.words);
     return Buffer.concat(parts);
+  }
+
+  /** Its sizing and the pairs each filter of the series holds. */
+  series(): BloomSeries {
+    return {
+      capacity: this.capacity,
+      falsePositiveRate: this.targetFalsePositiveRate,
+      items: this.layers.map((layer) => layer.items),
+    };
   }
 
   /** Reads `snapshot`'s bytes back; throws, saying what is wrong, on bytes it did not write. */
   static fromSnapshot(bytes: Uint8Array): { filter: GrowingBloomFilter; label: string } {
     const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (data.byteLength < 12 || !data.subarray(0, 8).equals(SNAPSHOT_MAGIC)) {
-      throw new Error("not a clipcrawl Bloom filter snapshot (bad magic bytes)");
-    }
-    const headerEnd = 12 + data.readUInt32LE(8);
-    if (headerEnd > data.byteLength) throw new Error("the snapshot's header is cut off");
-    let header: { label: string; capacity: number; falsePositiveRate: number; items: number[] };
-    try {
-      header = JSON.parse(data.subarray(12, headerEnd).toString("utf8"));
-    } catch {
-      throw new Error("the snapshot's header is not JSON");
-    }
-    const layers: BloomFilter[] = [];
-    let at = headerEnd;
-    for (const [index, items] of header.items.entries()) {
-      const sizing = bloomLayer(header.capacity, header.falsePositiveRate, index);
-      const length = Math.ceil(bloomSizing(sizing.capacity, sizing.falsePositiveRate).bits / 8);
-      if (at + length > data.byteLength)
-        throw new Error(`the snapshot's filter ${index} is cut off`);
+    const { label, series, layerOffsets } = snapshotLayout(data, data.byteLength);
+    const layers = series.items.map((items, index) => {
+      const sizing = bloomLayer(series.capacity, series.falsePositiveRate, index);
+      const at = layerOffsets[index] as number;
       // A copy: the filter goes on changing, the bytes read stay as they were.
-      const words = Uint8Array.from(data.subarray(at, at + length));
-      layers.push(BloomFilter.restore(sizing.capacity, sizing.falsePositiveRate, words, items));
-      at += length;
-    }
-    if (at !== data.byteLength || layers.length === 0) {
-      throw new Error("the snapshot's length does not match its header");
-    }
-    const filter = new GrowingBloomFilter(header.capacity, header.falsePositiveRate, layers);
-    return { filter, label: header.label };
+      const words = Uint8Array.from(data.subarray(at, at + seriesLayerBytes(series, index)));
+      return BloomFilter.restore(sizing.capacity, sizing.falsePositiveRate, words, items);
+    });
+    const filter = new GrowingBloomFilter(series.capacity, series.falsePositiveRate, layers);
+    return { filter, label };
   }
+}
+
+/**
+ * A growing filter's shape: its first filter's sizing, and the pairs each filter of the series
+ * holds (so how many filters there are). The bits are apart from it, so that a filter can move
+ * between a snapshot file and Redis a slice at a time.
+ */
+export interface BloomSeries {
+  capacity: number;
+  falsePositiveRate: number;
+  items: number[];
+}
+
+/** Bytes of filter `layer` of the series (bit i is bit `i & 7` of byte `i >> 3`). */
+export function seriesLayerBytes(series: BloomSeries, layer: number): number {
+  const sizing = bloomLayer(series.capacity, series.falsePositiveRate, layer);
+  return Math.ceil(bloomSizing(sizing.capacity, sizing.falsePositiveRate).bits / 8);
+}
+
+/** A snapshot's first bytes: magic, header length, header; each filter's bits follow. */
+export function snapshotHeader(label: string, series: BloomSeries): Buffer {
+  const header = Buffer.from(
+    JSON.stringify({
+      label,
+      capacity: series.capacity,
+      falsePositiveRate: series.falsePositiveRate,
+      items: series.items,
+    }),
+  );
+  return Buffer.concat([SNAPSHOT_MAGIC, uint32(header.byteLength), header]);
+}
+
+/** Where the parts of a snapshot lie. */
+export interface SnapshotLayout {
+  label: string;
+  series: BloomSeries;
+  /** Where each filter's bits start in the snapshot. */
+  layerOffsets: number[];
+}
+
+/**
+ * Where a snapshot's header ends, from its first 12 bytes (or more) and its whole `size`: what a
+ * reader that does not hold the whole snapshot reads before `snapshotLayout`.
+ */
+export function snapshotHeaderEnd(head: Buffer, size: number): number {
+  if (size < 12 || head.byteLength < 12 || !head.subarray(0, 8).equals(SNAPSHOT_MAGIC)) {
+    throw new Error("not a clipcrawl Bloom filter snapshot (bad magic bytes)");
+  }
+  const headerEnd = 12 + head.readUInt32LE(8);
+  if (headerEnd > size) throw new Error("the snapshot's header is cut off");
+  return headerEnd;
+}
+
+/**
+ * Reads a snapshot's header from its first bytes (`head`, up to `snapshotHeaderEnd` at least)
+ * and checks the snapshot's `size` against it; throws, saying what is wrong, on bytes `snapshot`
+ * did not write.
+ */
+export function snapshotLayout(head: Buffer, size: number): SnapshotLayout {
+  const headerEnd = snapshotHeaderEnd(head, size);
+  if (headerEnd > head.byteLength) throw new Error("the snapshot's header is cut off");
+  let header: { label: unknown; capacity: unknown; falsePositiveRate: unknown; items: unknown };
+  try {
+    header = JSON.parse(head.subarray(12, headerEnd).toString("utf8"));
+  } catch {
+    throw new Error("the snapshot's header is not JSON");
+  }
+  const { label, capacity, falsePositiveRate, items } = header ?? {};
+  if (
+    typeof label !== "string" ||
+    typeof capacity !== "number" ||
+    !(capacity >= 1) ||
+    typeof falsePositiveRate !== "number" ||
+    !(falsePositiveRate > 0 && falsePositiveRate < 1) ||
+    !Array.isArray(items) ||
+    items.length === 0 ||
+    !items.every((count) => Number.isSafeInteger(count) && count >= 0)
+  ) {
+    throw new Error("the snapshot's header does not describe a filter series");
+  }
+  const series: BloomSeries = { capacity, falsePositiveRate, items: items as number[] };
+  const layerOffsets: number[] = [];
+  let at = headerEnd;
+  for (const index of series.items.keys()) {
+    layerOffsets.push(at);
+    at += seriesLayerBytes(series, index);
+    if (at > size) throw new Error(`the snapshot's filter ${index} is cut off`);
+  }
+  if (at !== size) throw new Error("the snapshot's length does not match its header");
+  return { label, series, layerOffsets };
 }
 
 const SNAPSHOT_MAGIC = Buffer.from("CCBLOOM1", "latin1");

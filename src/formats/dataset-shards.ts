@@ -10,7 +10,7 @@
  */
 import { ClipcrawlError, InputError } from "../errors.js";
 import { layout } from "../io/layout.js";
-import { parquetDataDamage, parquetFileDamage } from "../io/parquet.js";
+import { parquetDataDamage, parquetFilesDamage } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
 
 const DATASET_SHARD = /^(\d{5})\.parquet$/;
@@ -41,12 +41,17 @@ export async function datasetShardFiles(
   options: { readRows?: boolean } = {},
 ): Promise<DatasetShards> {
   const shards: DatasetShards = { readable: [], damaged: [] };
-  for (const name of await storage.list(layout.datasetFolder())) {
+  const found = (await storage.list(layout.datasetFolder())).flatMap((name) => {
     const shard = DATASET_SHARD.exec(name)?.[1];
-    if (shard === undefined) continue;
-    const path = layout.datasetShard(shard);
+    return shard === undefined ? [] : [{ shard, path: layout.datasetShard(shard) }];
+  });
+  const damage = await parquetFilesDamage(
+    storage,
+    found.map(({ path }) => path),
+  );
+  for (const [position, { shard, path }] of found.entries()) {
     const bytes = (await storage.stat(path))?.bytes ?? 0;
-    let reason = await parquetFileDamage(storage, path);
+    let reason = damage[position];
     if (reason === undefined && options.readRows === true)
       reason = await parquetDataDamage(storage, path);
     if (reason === undefined) shards.readable.push({ shard, path, bytes });

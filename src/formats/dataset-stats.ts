@@ -12,7 +12,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { layout } from "../io/layout.js";
 import {
   duckdbConnection,
-  parquetFileDamage,
+  parquetFilesDamage,
   quoteIdentifier,
   quoteLiteral,
 } from "../io/parquet.js";
@@ -133,11 +133,12 @@ async function existingFiles(
   folder: string,
   keep: (name: string) => boolean,
 ): Promise<string[]> {
+  const found = (await storage.list(folder)).filter(keep).map((name) => `${folder}/${name}`);
+  const damage = await parquetFilesDamage(storage, found);
   const paths: string[] = [];
-  for (const name of (await storage.list(folder)).filter(keep)) {
-    // A damaged file is left out of the distributions, as a damaged stats file of the counts.
-    if ((await parquetFileDamage(storage, `${folder}/${name}`)) !== undefined) continue;
-    paths.push(await storage.localPath(`${folder}/${name}`));
+  // A damaged file is left out of the distributions, as a damaged stats file of the counts.
+  for (const [position, path] of found.entries()) {
+    if (damage[position] === undefined) paths.push(await storage.localPath(path));
   }
   return paths;
 }

@@ -11,11 +11,15 @@
  *
  * The decoders then pass `decodeOptions(maxPixels)` to sharp, whose own `limitInputPixels` guards
  * the decode itself should a header and the decoder disagree.
+ *
+ * JPEG and PNG headers are read in JavaScript (raster-header.ts); every other format, and any
+ * header that reader is unsure of, is read by libvips.
  */
 import sharp, { type Metadata, type SharpOptions } from "sharp";
 import { ClipcrawlError } from "../errors.js";
 import { asBuffer, decodeError } from "./image-format.js";
 import { DEFAULT_MAX_IMAGE_PIXELS } from "./image-limits.js";
+import { readRasterHeader } from "./raster-header.js";
 
 export { DEFAULT_MAX_IMAGE_PIXELS };
 
@@ -32,8 +36,24 @@ export const RASTER_IMAGE_FORMATS: ReadonlySet<string> = new Set([
 
 export type ImageRefusal = "undecodable" | "unsupported_format" | "decompression_bomb";
 
+/** What the decoders need to know of an image before decoding it. */
+export interface ImageHeader {
+  /** sharp's name for the format (AVIF is `heif`). */
+  format: string;
+  /** Of one frame, as stored, before the EXIF orientation is applied. */
+  width: number;
+  height: number;
+  /** EXIF orientation, 1–8; 1 when there is none. */
+  orientation: number;
+  hasAlpha: boolean;
+  /** The EXIF block, when there is one. */
+  exif: Buffer | undefined;
+  /** HEIF's codec (`av1` for AVIF, `hevc` for HEIC), as libvips reports it. */
+  compression: string | undefined;
+}
+
 export type ImageHeaderCheck =
-  | { ok: true; metadata: Metadata; width: number; height: number }
+  | { ok: true; header: ImageHeader }
   | { ok: false; refusal: ImageRefusal; error: string };
 
 /** Thrown by decoders for an image the header check refuses; `message` is the reason. */
@@ -61,22 +81,17 @@ export async function checkImageHeader(
   bytes: Uint8Array,
   maxPixels: number,
 ): Promise<ImageHeaderCheck> {
-  let metadata: Metadata;
-  try {
-    metadata = await sharp(bytes, { failOn: "error", limitInputPixels: false }).metadata();
-  } catch (error) {
-    return { ok: false, refusal: "undecodable", error: decodeError(error, asBuffer(bytes)) };
-  }
-  if (!RASTER_IMAGE_FORMATS.has(metadata.format)) {
+  const read = readRasterHeader(asBuffer(bytes)) ?? (await readWithLibvips(bytes));
+  if ("refusal" in read) return read;
+  const header = read;
+  if (!RASTER_IMAGE_FORMATS.has(header.format)) {
     return {
       ok: false,
       refusal: "unsupported_format",
-      error: `unsupported image format ${metadata.format}`,
+      error: `unsupported image format ${header.format}`,
     };
   }
-  // One frame is what a decoder without `pages` decodes.
-  const height = metadata.pageHeight ?? metadata.height;
-  const width = metadata.width;
+  const { width, height } = header;
   if (!(width > 0) || !(height > 0)) {
     return { ok: false, refusal: "undecodable", error: "invalid image: no size in its header" };
   }
@@ -87,14 +102,38 @@ export async function checkImageHeader(
       error: `decompression bomb: ${width}x${height} pixels, over the limit of ${maxPixels}`,
     };
   }
-  return { ok: true, metadata, width, height };
+  return { ok: true, header: { compression: undefined, ...header } };
+}
+
+async function readWithLibvips(
+  bytes: Uint8Array,
+): Promise<ImageHeader | { ok: false; refusal: ImageRefusal; error: string }> {
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(bytes, { failOn: "error", limitInputPixels: false }).metadata();
+  } catch (error) {
+    return { ok: false, refusal: "undecodable", error: decodeError(error, asBuffer(bytes)) };
+  }
+  return {
+    format: metadata.format,
+    width: metadata.width,
+    // One frame is what a decoder without `pages` decodes.
+    height: metadata.pageHeight ?? metadata.height,
+    orientation: metadata.orientation ?? 1,
+    hasAlpha: metadata.hasAlpha,
+    exif: metadata.exif,
+    compression: metadata.compression,
+  };
 }
 
 /** checkImageHeader for decoders that throw: an ImageRefusedError when refused. */
-export async function assertSafeToDecode(bytes: Uint8Array, maxPixels: number): Promise<Metadata> {
+export async function assertSafeToDecode(
+  bytes: Uint8Array,
+  maxPixels: number,
+): Promise<ImageHeader> {
   const checked = await checkImageHeader(bytes, maxPixels);
   if (!checked.ok) throw new ImageRefusedError(checked.refusal, checked.error);
-  return checked.metadata;
+  return checked.header;
 }
 
 /** sharp's input options for a decode the header check allowed. */

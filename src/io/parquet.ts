@@ -158,6 +158,45 @@ export async function parquetFileDamage(
   storage: DatasetStorage,
   path: string,
 ): Promise<string | undefined> {
+  return (await parquetEndsDamage(storage, path)) ?? (await parquetFooterDamage(storage, path));
+}
+
+/**
+ * parquetFileDamage for many files, in file order: the ends of each are read, then the footers
+ * of all the files whose ends are sound are parsed in one query (a query a file costs more than
+ * the parse itself, across a dataset's shards); only when that fails is each footer parsed alone,
+ * to name the damaged ones.
+ */
+export async function parquetFilesDamage(
+  storage: DatasetStorage,
+  paths: readonly string[],
+): Promise<(string | undefined)[]> {
+  const damage: (string | undefined)[] = [];
+  const sound: string[] = [];
+  for (const path of paths) {
+    const reason = await parquetEndsDamage(storage, path);
+    damage.push(reason);
+    if (reason === undefined) sound.push(quoteLiteral(await storage.localPath(path)));
+  }
+  if (sound.length === 0) return damage;
+  const connection = await duckdbConnection();
+  try {
+    await connection.run(`SELECT count(*) FROM parquet_metadata([${sound.join(", ")}])`);
+    return damage;
+  } catch {
+    for (const [position, path] of paths.entries()) {
+      damage[position] ??= await parquetFooterDamage(storage, path);
+    }
+    return damage;
+  } finally {
+    connection.closeSync();
+  }
+}
+
+async function parquetEndsDamage(
+  storage: DatasetStorage,
+  path: string,
+): Promise<string | undefined> {
   const bytes = (await storage.stat(path))?.bytes;
   if (bytes === undefined) return "missing";
   if (bytes < 12) return `not a Parquet file (${bytes} bytes)`;
@@ -173,6 +212,13 @@ export async function parquetFileDamage(
   if (footer > bytes - 12) {
     return `not a Parquet file (its footer claims ${footer} bytes, the file has ${bytes})`;
   }
+  return undefined;
+}
+
+async function parquetFooterDamage(
+  storage: DatasetStorage,
+  path: string,
+): Promise<string | undefined> {
   const connection = await duckdbConnection();
   try {
     await connection.run(

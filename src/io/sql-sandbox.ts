@@ -46,6 +46,8 @@ export async function openSqlSandbox(options: SqlSandboxOptions): Promise<SqlSan
     await connection.run(`SET temp_directory = ${quoteLiteral(join(scratch, "spill"))}`);
     await connection.run(`SET allowed_paths = ${list(options.readable)}`);
     await connection.run(`SET allowed_directories = ${list([`${scratch}/`])}`);
+    // A query reads every footer again (the row count, the selection, the summary): parse once.
+    await connection.run("SET parquet_metadata_cache = true");
     await connection.run("SET autoinstall_known_extensions = false");
     await connection.run("SET enable_external_access = false");
     await connection.run("SET lock_configuration = true");

@@ -12,6 +12,7 @@
 import * as ort from "onnxruntime-node";
 import { toFloat16Bits } from "./float16.js";
 import { ClipImagePreprocessor, type PixelBatch } from "./image-preprocessing.js";
+import { executionProviders, type InferenceDevice } from "./inference-device.js";
 import { ModelError } from "./model-error.js";
 import { type ClipModelFiles, locateClipModelFiles, type ModelPrecision } from "./model-files.js";
 import {
@@ -32,6 +33,8 @@ export interface ClipModelOptions {
   precision?: ModelPrecision;
   /** Threads one tower uses for one batch; 0 lets onnxruntime choose (all cores). */
   intraOpThreads?: number;
+  /** Where the towers run (default the CPU); check it first with assertDeviceAvailable. */
+  device?: InferenceDevice;
 }
 
 const VISION_TOWER: TowerSignature = {
@@ -68,6 +71,7 @@ export class ClipModel {
     const tokenizer = await ClipTokenizer.load(files);
     const preprocessor = await ClipImagePreprocessor.load(files.preprocessorConfig);
     const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: executionProviders(options.device ?? { kind: "cpu" }),
       intraOpNumThreads: options.intraOpThreads ?? 0,
       interOpNumThreads: 1,
       graphOptimizationLevel: "all",

@@ -11,7 +11,8 @@ export type ModelErrorCode =
   | "CC_MODEL_INPUT"
   | "CC_MODEL_OUTPUT"
   | "CC_MODEL_EMBEDDING_SIZE"
-  | "CC_MODEL_UNSUPPORTED";
+  | "CC_MODEL_UNSUPPORTED"
+  | "CC_MODEL_DEVICE";
 
 export class ModelError extends ClipcrawlError {
   declare readonly code: ModelErrorCode;

@@ -12,6 +12,7 @@
  */
 import * as ort from "onnxruntime-node";
 import type { ClipModel, ClipModelOptions } from "./clip-model.js";
+import { executionProviders } from "./inference-device.js";
 import { ModelError } from "./model-error.js";
 import { locateTextModelFiles, type TextModelFiles } from "./model-files.js";
 import {
@@ -103,6 +104,7 @@ export class TextModel {
     const files = await locateTextModelFiles(folder, options.precision);
     const tokenizer = await ClipTokenizer.load(files);
     const tower = await TextTower.open(files.textModel, {
+      executionProviders: executionProviders(options.device ?? { kind: "cpu" }),
       intraOpNumThreads: options.intraOpThreads ?? 0,
       interOpNumThreads: 1,
       graphOptimizationLevel: "all",

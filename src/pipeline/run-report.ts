@@ -35,6 +35,8 @@ export interface StageRun {
   samplesPerSecond: number;
   errors: string[];
   errorsOmitted: number;
+  /** What the stage tells of the run beyond its counts (extract: `dedupState`, `bloomFilter`). */
+  details?: Record<string, unknown>;
 }
 
 /** A stage's totals over every shard of the root, from its `*_stats.json` files. */
@@ -69,7 +71,10 @@ export interface RunReport {
 }
 
 /** What one call of a stage function did, from its summary, as a StageRun. */
-export function stageRunFromSummary(summary: StageSummary): StageRun {
+export function stageRunFromSummary(
+  summary: StageSummary,
+  details?: Record<string, unknown>,
+): StageRun {
   const failures = summary.failedShards.map(
     (failure) => `${failure.shard || "inputs"}: ${failure.error}`,
   );
@@ -83,6 +88,7 @@ export function stageRunFromSummary(summary: StageSummary): StageRun {
     seconds: summary.seconds,
     samplesPerSecond: perSecond(summary.samples, summary.seconds),
     ...cappedErrors(failures),
+    ...(details === undefined ? {} : { details }),
   };
 }
 
@@ -95,6 +101,7 @@ export function stageRunFromTotals(totals: {
   successes?: number;
   seconds?: number;
   errors: string[];
+  details?: Record<string, unknown> | undefined;
 }): StageRun {
   const samples = totals.samples ?? 0;
   const seconds = totals.seconds ?? 0;
@@ -108,6 +115,7 @@ export function stageRunFromTotals(totals: {
     seconds,
     samplesPerSecond: perSecond(samples, seconds),
     ...cappedErrors(totals.errors),
+    ...(totals.details === undefined ? {} : { details: totals.details }),
   };
 }
 

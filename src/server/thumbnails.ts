@@ -66,7 +66,7 @@ export class ThumbnailStore {
     if (bytes === undefined) return undefined;
     const checked = await checkImageHeader(bytes, this.maxImagePixels);
     if (!checked.ok) return { refused: checked.error };
-    const { format, compression } = checked.metadata;
+    const { format, compression } = checked.header;
     const heif = compression === "av1" ? "image/avif" : "image/heic";
     return { bytes, contentType: format === "heif" ? heif : (TYPE_OF_FORMAT[format] as string) };
   }

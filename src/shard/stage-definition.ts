@@ -6,7 +6,7 @@
  * stage before it, the call that runs some of its shards, and what its counts mean.
  */
 import type { ClipcrawlConfig } from "../config/schema.js";
-import type { BloomFilterReport } from "../formats/bloom-filter.js";
+import type { BloomFilterReport, BloomSeries } from "../formats/bloom-filter.js";
 import type { DatasetStorage } from "../io/storage.js";
 import type { StageReporter } from "./reporter.js";
 import type { FailedShard } from "./shard-loop.js";
@@ -41,8 +41,9 @@ export type StageLink = "each shard" | "all shards" | "all shards done";
 /**
  * A cross-shard dedup filter that other processes share (a distributed runner's, in Redis, one
  * process a shard). It must take shards in input order, as a process's own filter does, so
- * which copy of a duplicate survives is decided the same way; as a run starts it is empty, and
- * a finished shard offers its pairs at its turn, as the local filter is rebuilt.
+ * which copy of a duplicate survives is decided the same way. As a run starts it is empty, or
+ * restored from a saved filter that holds the pairs of the leading shards; any other finished
+ * shard offers its pairs again at its turn (`replay`), as the local filter is rebuilt.
  */
 export interface SharedPairFilter {
   /**
@@ -50,9 +51,50 @@ export interface SharedPairFilter {
    * seen before. The same call again (a retry) returns the same rows.
    */
   duplicates(index: number, lanes: Uint32Array): Promise<Uint32Array>;
+  /** A finished shard's pairs, offered again at its turn to rebuild what earlier runs knew. */
+  replay(index: number, lanes: Uint32Array): Promise<void>;
   /** Shard `index` adds no pairs this time (already done, or its input failed): its turn passes. */
   pass(index: number): Promise<void>;
   report(): Promise<BloomFilterReport>;
+  /**
+   * Fills the filter, before any shard takes its turn, with a saved one that holds the pairs of
+   * shards 0 … shards − 1: their turns are then past. A filter that cannot take it (split over
+   * several Redis instances) stays empty, and `restoredShards` stays 0.
+   */
+  restore(saved: PairFilterBits, shards: number): Promise<void>;
+  /** The leading shards whose pairs came with `restore` (0: none). */
+  restoredShards(): Promise<number>;
+  /** Shards that offered their pairs again with `replay`. */
+  replayedShards(): Promise<number>;
+  /**
+   * Once no shard takes turns any more: the leading shards whose pairs it holds and nothing else
+   * (each took its turn in order, none passed), and its bits; undefined when it holds more.
+   */
+  held(): Promise<{ shards: number; bits: PairFilterBits } | undefined>;
+}
+
+/** A growing Bloom filter's state, read a slice of one of its filters at a time. */
+export interface PairFilterBits {
+  series: BloomSeries;
+  /** `length` bytes of filter `layer`'s bits from `offset` (bit i: bit `i & 7` of byte `i >> 3`). */
+  read(layer: number, offset: number, length: number): Promise<Uint8Array>;
+}
+
+/**
+ * How a shared filter split over several Redis instances takes shards: in input order, as a
+ * local run (deterministic), or as they come (parallel; which copy of a duplicate survives
+ * depends on timing).
+ */
+export const DEDUP_MODES = ["deterministic", "parallel"] as const;
+export type DedupMode = (typeof DEDUP_MODES)[number];
+
+/** What a shared filter is opened with: extract's config. */
+export interface SharedPairFilterSettings {
+  capacity: number;
+  falsePositiveRate: number;
+  /** Redis URLs the filter is split over; none: the queue's Redis. */
+  redisUrls: readonly string[];
+  mode: DedupMode;
 }
 
 /** Values that override the root's clipcrawl.json for one call, section by section. */
@@ -95,11 +137,19 @@ export interface StageCall {
   /** The run's inputs, in shard order (read by the first stage). */
   inputs?: readonly string[];
   /** A cross-shard dedup filter shared with other processes (a distributed run's). */
-  sharedPairFilter?: (settings: {
-    capacity: number;
-    falsePositiveRate: number;
-  }) => SharedPairFilter;
+  sharedPairFilter?: (settings: SharedPairFilterSettings) => SharedPairFilter;
   cwd?: string;
+}
+
+/** What a distributed run hands a stage's `aroundSharedRun` hooks. */
+export interface SharedStageRun {
+  storage: DatasetStorage;
+  /** The stage's plan for the run, as its jobs carry it. */
+  plan: readonly PlanEntry[];
+  config?: ConfigSections;
+  warn(line: string): void;
+  /** The run's shared dedup filter, as the stage's jobs open it. */
+  sharedPairFilter: NonNullable<StageCall["sharedPairFilter"]>;
 }
 
 /** What a user named as a run's inputs: files, globs, URLs, listings, a crawl id. */
@@ -162,6 +212,19 @@ export interface StageDefinition<
    * `all shards` links (an `each shard` stage runs the shards of the stage before).
    */
   plan?(call: Pick<StageCall, "storage" | "inputs" | "config" | "cwd">): Promise<PlanEntry[]>;
+  /**
+   * A distributed run only, for a stage whose shards the run plans (the first of a chain), around
+   * its shard jobs (which run in other processes and share state through the run's shared
+   * objects): `before` once its plan is made and before any job is queued, `after` once every job
+   * is over. What `after` returns goes into the run report as
+   * the stage's `details`.
+   */
+  aroundSharedRun?: {
+    before(run: SharedStageRun): Promise<void>;
+    after(run: SharedStageRun): Promise<Record<string, unknown>>;
+  };
+  /** What its summary tells beyond the counts, for the run report's `details` (extract: dedup). */
+  reportDetails?(summary: Summary): Record<string, unknown>;
   /** Runs the named shards (all when none are named): the stage's own library function. */
   run(call: StageCall): Promise<Summary>;
   /** Shards a runner may run at once in one call, from the root's config (unset: the stage decides). */

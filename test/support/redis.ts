@@ -5,7 +5,10 @@
  * (.ci/run starts Redis) it fails them.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -67,6 +70,8 @@ export async function freePort(): Promise<number> {
 /** A redis-server of the test's own, without persistence: a restart empties it. */
 export class PrivateRedis {
   private process: ChildProcess | undefined;
+  /** Its working directory, its own (removed by `stop`). */
+  private dir: string | undefined;
 
   private constructor(readonly port: number) {}
 
@@ -81,9 +86,21 @@ export class PrivateRedis {
   }
 
   async start(): Promise<void> {
+    this.dir ??= await mkdtemp(join(tmpdir(), `cc-redis-${this.port}-`));
     this.process = spawn(
       "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      [
+        "--port",
+        String(this.port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        this.dir,
+      ],
       { stdio: "ignore" },
     );
     for (let tries = 0; tries < 100; tries++) {
@@ -106,12 +123,18 @@ export class PrivateRedis {
     throw new Error(`redis-server did not start on port ${this.port}`);
   }
 
+  /** Kills it and removes its directory (`start` again starts it empty). */
   async stop(): Promise<void> {
     const child = this.process;
     this.process = undefined;
-    if (child === undefined || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
+    if (child !== undefined && child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGKILL");
+      await exited;
+    }
+    if (this.dir !== undefined) {
+      await rm(this.dir, { recursive: true, force: true });
+      this.dir = undefined;
+    }
   }
 }

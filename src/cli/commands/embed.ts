@@ -68,7 +68,7 @@ export function describeSummary(summary: EmbedSummary): string {
     `  ${formatCount(totals.samples)} samples: ${formatCount(totals.embedded)} embedded, ${formatCount(totals.failed_to_embed)} failed_to_embed, ${formatCount(totals.captions_truncated)} captions truncated, ${formatCount(totals.damaged_tar_members)} damaged tar members, ${formatCount(totals.score_errors)} with a score error`,
     ...(errors.length === 0 ? [] : ["  most frequent errors:", ...errors]),
     ...summary.failedShards.map((failed) => `  shard ${failed.shard} failed: ${failed.error}`),
-    `  ${summary.seconds.toFixed(1)} s, ${summary.samplesPerSecond.toFixed(0)} samples/s`,
+    `  ${summary.seconds.toFixed(1)} s, ${summary.samplesPerSecond.toFixed(0)} samples/s${summary.modelBusyShare === null ? "" : `, towers busy ${(summary.modelBusyShare * 100).toFixed(0)} % of the shards' time`}`,
     "",
   ].join("\n");
 }

@@ -1,8 +1,8 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { PIPELINE } from "../../pipeline/pipeline.js";
 import type { DistributedRunSummary } from "../../runner/distributed/coordinator.js";
 import type { RunSummary } from "../../runner/local-runner.js";
-import type { ConfigSections } from "../../shard/stage-definition.js";
+import { type ConfigSections, DEDUP_MODES, type DedupMode } from "../../shard/stage-definition.js";
 import { formatDuration, type ProgressDisplay, progressDisplay } from "../progress-display.js";
 import { formatCount } from "../terminal-reporter.js";
 import { type QueueFlags, queueOptionsFromFlags } from "./worker.js";
@@ -14,6 +14,8 @@ interface RunFlags extends QueueFlags {
   workers?: string;
   attempts?: string;
   allowPrivateNetwork?: boolean;
+  dedupRedis?: string;
+  dedupMode?: string;
   json?: boolean;
 }
 
@@ -32,6 +34,16 @@ export function registerRun(program: Command): void {
     .option("--prefix <name>", "key prefix of the queues in Redis", "clipcrawl")
     .option("--attempts <n>", "tries of a job before it fails (with --queue)", "3")
     .option(
+      "--dedup-redis <a,b,…>",
+      "with --queue: split extract's dedup filter over these Redis instances by pair hash (default: extract.dedupRedis, else the queue's Redis)",
+    )
+    .addOption(
+      new Option(
+        "--dedup-mode <mode>",
+        "with --queue: deterministic (shards take turns in input order, the output equals a local run's) or parallel (no turns; which copy of a duplicate survives depends on timing) (default: extract.dedupMode, else deterministic)",
+      ).choices(DEDUP_MODES),
+    )
+    .option(
       "--allow-private-network",
       "let WAT, path-listing and image URLs reach private, loopback, link-local and other special-use addresses (a local mirror); default: extract.allowPrivateNetwork and download.allowPrivateNetwork",
     )
@@ -44,7 +56,9 @@ export function registerRun(program: Command): void {
       "\nExamples:\n  clipcrawl run 'crawl/*.warc.wat.gz' --root ./data\n" +
       "  clipcrawl run --root ./data                          # resume the last run\n" +
       "  clipcrawl run crawl/ --root /shared/data --queue redis://queue-host:6379\n" +
-      "  clipcrawl worker --queue redis://queue-host:6379     # on every machine",
+      "  clipcrawl worker --queue redis://queue-host:6379     # on every machine\n" +
+      "  clipcrawl run crawl/ --root /shared/data --queue redis://queue-host:6379 \\\n" +
+      "      --dedup-redis redis://dedup-a:6379,redis://dedup-b:6379 --dedup-mode parallel",
   );
   command.action(async (inputs: string[], flags: RunFlags) => {
     const limit = positiveInteger(command, "--limit", flags.limit);
@@ -52,6 +66,11 @@ export function registerRun(program: Command): void {
     const attempts = positiveInteger(command, "--attempts", flags.attempts);
     const display = progressDisplay({ quiet: flags.json === true });
     const stop = stopOnInterrupt(display);
+    if (flags.queue === undefined && (flags.dedupRedis ?? flags.dedupMode) !== undefined) {
+      command.error(
+        "error: --dedup-redis and --dedup-mode go with --queue (a local run dedups in memory)",
+      );
+    }
     try {
       if (flags.queue !== undefined) {
         // BullMQ loads only for distributed runs.
@@ -132,16 +151,28 @@ function positiveInteger(command: Command, flag: string, value: string | undefin
   return number;
 }
 
-/** The run's overrides of clipcrawl.json: `--allow-private-network` for the stages that fetch. */
+/**
+ * The run's overrides of clipcrawl.json: `--allow-private-network` for the stages that fetch,
+ * and where extract's dedup filter lives.
+ */
 function runConfig(flags: RunFlags): { config?: ConfigSections } {
-  return flags.allowPrivateNetwork === true
-    ? {
-        config: {
-          extract: { allowPrivateNetwork: true },
-          download: { allowPrivateNetwork: true },
-        },
-      }
-    : {};
+  const extract: ConfigSections["extract"] = {
+    ...(flags.allowPrivateNetwork === true ? { allowPrivateNetwork: true } : {}),
+    ...(flags.dedupRedis === undefined
+      ? {}
+      : {
+          dedupRedis: flags.dedupRedis
+            .split(",")
+            .map((url) => url.trim())
+            .filter((url) => url !== ""),
+        }),
+    ...(flags.dedupMode === undefined ? {} : { dedupMode: flags.dedupMode as DedupMode }),
+  };
+  const config: ConfigSections = {
+    ...(Object.keys(extract).length === 0 ? {} : { extract }),
+    ...(flags.allowPrivateNetwork === true ? { download: { allowPrivateNetwork: true } } : {}),
+  };
+  return Object.keys(config).length === 0 ? {} : { config };
 }
 
 export function describeRunSummary(summary: RunSummary): string {

@@ -35,6 +35,8 @@ import { recordRunReport, stageRunFromTotals } from "../../pipeline/run-report.j
 import {
   type AnyStageDefinition,
   type ConfigSections,
+  type PlanEntry,
+  type SharedStageRun,
   WHOLE_DATASET,
 } from "../../shard/stage-definition.js";
 import { type PipelineObserver, PipelineProgress, silentObserver } from "../pipeline-progress.js";
@@ -54,6 +56,7 @@ import {
   type ShardJobData,
 } from "./queue-names.js";
 import { jobOptions } from "./shard-worker.js";
+import { checkDedupRedis, openSharedPairFilter } from "./sharded-pair-filter.js";
 
 /** Jobs added to Redis in one call (addBulk runs one script for all of them). */
 const ENQUEUE_BATCH = 1000;
@@ -119,6 +122,7 @@ export async function runDistributed(
   );
   const config = await loadConfig(storage, options.config);
   for (const stage of pipeline) stage.checkConfig?.(config);
+  await checkDedupRedis(config.extract.dedupRedis);
   const runLog = options.logger === undefined ? await openRunLog(storage, "run") : undefined;
   const logger = options.logger ?? (runLog as RunLog).logger;
   const observer = options.observer ?? silentObserver;
@@ -154,6 +158,29 @@ export async function runDistributed(
   let requeues = 0;
   /** The current chain's first-stage jobs: after a Redis loss they all run again. */
   let phaseJobs: WatchedJob[] = [];
+  /** The current chain's first stage, and what its shared-run hooks are given. */
+  let phaseHead: { stage: AnyStageDefinition; run: SharedStageRun } | undefined;
+  /** What each stage's `aroundSharedRun.after` returned, for the run report. */
+  const details = new Map<string, Record<string, unknown>>();
+  /** Connections to the `--dedup-redis` instances, for the shared filter's hooks. */
+  const dedupConnections = new Map<string, Redis>();
+  const dedupInstance = (url: string): Redis => {
+    let instance = dedupConnections.get(url);
+    if (instance === undefined) {
+      instance = new Redis(redisOptions(url, "--dedup-redis"));
+      instance.on("error", () => {});
+      dedupConnections.set(url, instance);
+    }
+    return instance;
+  };
+  const sharedRunOf = (plan: readonly PlanEntry[]): SharedStageRun => ({
+    storage,
+    plan,
+    ...(options.config === undefined ? {} : { config: options.config }),
+    warn,
+    sharedPairFilter: (settings) =>
+      openSharedPairFilter(redis, new RunKeys(prefix, root, runId), settings, dedupInstance),
+  });
 
   const dataOf = (job: WatchedJob): ShardJobData => ({
     root,
@@ -240,6 +267,8 @@ export async function runDistributed(
     requeues++;
     warn(`Redis no longer holds run ${runId} (restarted?): queueing the unfinished jobs again`);
     await redis.set(runKey, runId);
+    // The shared state went with the rest: the stage seeds it again, as at the chain's start.
+    if (phaseHead !== undefined) await phaseHead.stage.aroundSharedRun?.before(phaseHead.run);
     // Every shard's turn at the dedup filter starts again, so every first-stage job runs again;
     // finished shards complete at once from their done markers.
     const again = new Map<string, WatchedJob>();
@@ -270,7 +299,16 @@ export async function runDistributed(
     // Jobs of an earlier run on this root complete without work from now on.
     const older = await redis.get(runKey);
     await redis.set(runKey, runId);
-    if (older !== null) await deleteRunKeys(redis, new RunKeys(prefix, root, older));
+    if (older !== null) {
+      const olderKeys = new RunKeys(prefix, root, older);
+      await deleteRunKeys(redis, olderKeys);
+      // Its filter's parts on the dedup instances this run names (the older run's are not known).
+      for (const url of config.extract.dedupRedis) {
+        const instance = new Redis(redisOptions(url, "--dedup-redis"));
+        instance.on("error", () => {});
+        await deleteRunKeys(instance, olderKeys).finally(() => instance.disconnect());
+      }
+    }
 
     for (const error of inputs.errors) {
       warn(error);
@@ -302,15 +340,26 @@ export async function runDistributed(
             : []
           : planned.map((entry) => ({ stage: head.name, shard: entry.shard, plan: entry.plan }));
       for (const stage of chain.stages) progress.setTotal(stage.name, phaseJobs.length);
+      phaseHead = { stage: head, run: sharedRunOf(planned) };
+      await head.aroundSharedRun?.before(phaseHead.run);
       for (const job of phaseJobs) watchJob(job);
       await enqueue(phaseJobs);
       await waitUntilOver();
+      // Stopped early, jobs may still be running: the shared state is not final.
+      if (head.aroundSharedRun !== undefined && !aborted()) {
+        try {
+          details.set(head.name, await head.aroundSharedRun.after(phaseHead.run));
+        } catch (error) {
+          warn(`${head.name}: the run's shared state could not be kept: ${errorMessage(error)}`);
+        }
+      }
+      phaseHead = undefined;
     }
   } catch (error) {
     logger.error({ event: "run failed", error: errorMessage(error) });
     await recorder.close("failed");
     await watch.close();
-    await closeAll(queues, redis);
+    await closeAll(queues, redis, dedupConnections.values());
     await runLog?.close();
     throw error;
   }
@@ -324,7 +373,7 @@ export async function runDistributed(
   if (ok) await recordDatasetVersion(storage, "run --queue", warn);
   await recorder.close(interrupted ? "interrupted" : ok ? "finished" : "failed");
   await watch.close();
-  await closeAll(queues, redis);
+  await closeAll(queues, redis, dedupConnections.values());
   await recordRunReport(
     storage,
     "run --queue",
@@ -340,6 +389,7 @@ export async function runDistributed(
         errors: failed
           .filter((item) => item.stage === name)
           .map((item) => `${item.shard}: ${item.error}`),
+        details: details.get(name),
       });
     }),
     warn,
@@ -360,9 +410,14 @@ export async function runDistributed(
   };
 }
 
-async function closeAll(queues: Map<string, Queue>, redis: Redis): Promise<void> {
+async function closeAll(
+  queues: Map<string, Queue>,
+  redis: Redis,
+  dedup: Iterable<Redis>,
+): Promise<void> {
   await Promise.all([...queues.values()].map((queue) => queue.close()));
   redis.disconnect();
+  for (const instance of dedup) instance.disconnect();
 }
 
 /** Removes an older run's dedup filter and turn keys (its jobs stay, and will be superseded). */

@@ -90,6 +90,14 @@ export class RunKeys {
   extractResults(index: number): string {
     return `${this.base}:extract:results:${index}`;
   }
+  /** The leading shards whose pairs the filter was restored with (from a saved filter). */
+  extractRestored(): string {
+    return `${this.base}:extract:restored`;
+  }
+  /** A set: the shards that offered their pairs again. */
+  extractReplayed(): string {
+    return `${this.base}:extract:replayed`;
+  }
   /** A hash: "layers" (filters in the growing series) and "items:<layer>". */
   bloomLayers(): string {
     return `${this.base}:bloom:layers`;
@@ -99,16 +107,19 @@ export class RunKeys {
   }
 }
 
-/** ioredis options for a redis:// URL; BullMQ's blocking connections need maxRetriesPerRequest null. */
-export function redisOptions(url: string): RedisOptions {
+/**
+ * ioredis options for a redis:// URL; BullMQ's blocking connections need maxRetriesPerRequest null.
+ * `flag` names where the URL came from in the error of a malformed one.
+ */
+export function redisOptions(url: string, flag = "--queue"): RedisOptions {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new Error(`--queue: not a URL: ${url} (expected redis://host:6379)`);
+    throw new Error(`${flag}: not a URL: ${url} (expected redis://host:6379)`);
   }
   if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    throw new Error(`--queue: expected a redis:// or rediss:// URL, got ${redactedUrl(url)}`);
+    throw new Error(`${flag}: expected a redis:// or rediss:// URL, got ${redactedUrl(url)}`);
   }
   const db = parsed.pathname.replace(/^\//, "");
   return {

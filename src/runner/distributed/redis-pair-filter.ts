@@ -15,20 +15,29 @@
  * turn) gets the same answer back and writes the same shard. A shard whose input cannot be read
  * gives up its turn (`pass`); if it is read on a later try, it is filtered against everything
  * added so far, out of turn — as a local re-run would do.
+ *
+ * Same bits: a filter's bit i is stored where the local filter keeps it (bit `i & 7` of byte
+ * `i >> 3`, counted from the low end, where Redis's SETBIT counts from the high end), so a saved
+ * local filter's bytes go into Redis as they are (`restore`), and come back out as they are
+ * (`held`), a slice at a time.
  */
 import type { Redis } from "ioredis";
 import {
   type BloomFilterReport,
+  type BloomSeries,
   bloomLayer,
   bloomSizing,
   positionBase,
 } from "../../formats/bloom-filter.js";
 import { HASH_LANES } from "../../formats/pair-hash.js";
-import type { SharedPairFilter } from "../../shard/stage-definition.js";
+import type { PairFilterBits, SharedPairFilter } from "../../shard/stage-definition.js";
 import type { RunKeys } from "./queue-names.js";
 
 /** Bits per Redis string (a string holds at most 2^32 bits; half keeps each key at 256 MB). */
 const SEGMENT_BITS = 2 ** 31;
+const SEGMENT_BYTES = SEGMENT_BITS / 8;
+/** Bytes a GETRANGE or SETRANGE moves when a filter is restored or read out. */
+const TRANSFER_BYTES = 1024 * 1024;
 const DEFAULT_BATCH_PAIRS = 2048;
 /** ARGV entries per filter of the series: bits, hashes, capacity, first key, segments. */
 const LAYER_ARGS = 5;
@@ -39,17 +48,22 @@ const LAYER_ARGS = 5;
 // by the same double hashing; fmod is exact on integers below 2^53, as JavaScript's % is.
 //
 // KEYS: cursor, results (hash: batch → dropped rows), passed (set), layers (hash), then each
-// filter's segments. ARGV: shard index, batch, last ("1"/"0"), filters known to the caller,
+// filter's segments. ARGV: shard index, batch, last ("1"/"0"; "free": no turns, the cursor is
+// neither read nor moved), filters known to the caller,
 // segment bits, first row, then LAYER_ARGS per filter (those known and the next one), then h1, h2
-// of every pair. Answers {1, rows} replayed, {2, rows} applied now, {0, cursor} not this shard's
-// turn, {3, filters} the caller's count of filters is stale.
+// of every pair as little-endian doubles in one string (nothing to format or parse per number).
+// Answers {1, rows} replayed, {2, rows} applied now, {0, cursor} not this shard's turn,
+// {3, filters} the caller's count of filters is stale.
 const ADD_BATCH = `
 local index = tonumber(ARGV[1])
 local stored = redis.call('HGET', KEYS[2], ARGV[2])
 if stored then return {1, stored} end
-local cursor = tonumber(redis.call('GET', KEYS[1]) or '0')
-local late = cursor > index and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1
-if cursor ~= index and not late then return {0, tostring(cursor)} end
+local late = false
+if ARGV[3] ~= 'free' then
+  local cursor = tonumber(redis.call('GET', KEYS[1]) or '0')
+  late = cursor > index and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1
+  if cursor ~= index and not late then return {0, tostring(cursor)} end
+end
 local known = tonumber(ARGV[4])
 local layerCount = tonumber(redis.call('HGET', KEYS[4], 'layers') or '1')
 if layerCount ~= known then return {3, tostring(layerCount)} end
@@ -64,9 +78,15 @@ for l = 0, known do
   }
   at = at + ${LAYER_ARGS}
 end
+-- The local filter's bit i is bit i & 7 of its byte counted from the low end; SETBIT counts
+-- from the high end.
+local function redisBit(position)
+  local bit = math.fmod(position, 8)
+  return position - bit + 7 - bit
+end
 local function keyOf(layer, position)
   local segment = math.floor(position / segmentBits)
-  return KEYS[layer.key + segment], position - segment * segmentBits
+  return KEYS[layer.key + segment], redisBit(position - segment * segmentBits)
 end
 local function has(layer, h1, h2)
   local position = math.fmod(h1, layer.bits)
@@ -89,7 +109,7 @@ local function add(layer, h1, h2)
     for i = 1, layer.hashes do
       fields[#fields + 1] = 'SET'
       fields[#fields + 1] = 'u1'
-      fields[#fields + 1] = position
+      fields[#fields + 1] = redisBit(position)
       fields[#fields + 1] = 1
       position = math.fmod(position + step, layer.bits)
     end
@@ -108,9 +128,9 @@ end
 local newest = known - 1
 local items = tonumber(redis.call('HGET', KEYS[4], 'items:' .. newest) or '0')
 local dropped = {}
-for j = 0, (#ARGV - at + 1) / 2 - 1 do
-  local h1 = tonumber(ARGV[at + 2 * j])
-  local h2 = tonumber(ARGV[at + 2 * j + 1])
+local packed = ARGV[at]
+for j = 0, #packed / 16 - 1 do
+  local h1, h2 = struct.unpack('<dd', packed, 16 * j + 1)
   local seen = false
   for l = 0, newest - 1 do
     if has(layers[l], h1, h2) then seen = true break end
@@ -162,10 +182,17 @@ export interface RedisPairFilterOptions {
    * turn of a shard whose job is gone for good, or throw TurnNotComing.
    */
   whileWaiting?: (waitingFor: number) => Promise<void>;
+  /**
+   * false: no turns, each batch is applied as it comes (sharded-pair-filter.ts holds the turns
+   * itself, or has none). Default true.
+   */
+  turns?: boolean;
 }
 
 export class RedisPairFilter implements SharedPairFilter {
   private readonly batchPairs: number;
+  /** Filters in the series as last seen; a script call with a stale count is told the new one. */
+  private knownLayers = 1;
 
   constructor(
     private readonly redis: Redis,
@@ -186,22 +213,22 @@ export class RedisPairFilter implements SharedPairFilter {
     return { ...bloomSizing(capacity, falsePositiveRate), capacity };
   }
 
-  private async layerCount(): Promise<number> {
-    return Number((await this.redis.hget(this.keys.bloomLayers(), "layers")) ?? 1);
-  }
-
   async duplicates(index: number, lanes: Uint32Array): Promise<Uint32Array> {
     const rows = lanes.length / HASH_LANES;
     const batches = Math.max(1, Math.ceil(rows / this.batchPairs));
     const dropped: number[] = [];
-    const bases: number[] = [];
-    for (let row = 0; row < rows; row++) bases.push(...positionBase(lanes, row * HASH_LANES));
+    const bases = Buffer.alloc(rows * 16);
+    for (let row = 0; row < rows; row++) {
+      const [h1, h2] = positionBase(lanes, row * HASH_LANES);
+      bases.writeDoubleLE(h1, row * 16);
+      bases.writeDoubleLE(h2, row * 16 + 8);
+    }
     for (let batch = 0; batch < batches; batch++) {
       const first = batch * this.batchPairs;
       const end = Math.min(rows, first + this.batchPairs);
       const answer = await this.untilTurn(async () => {
         for (;;) {
-          const known = await this.layerCount();
+          const known = this.knownLayers;
           const keys = [
             this.keys.extractCursor(),
             this.keys.extractResults(index),
@@ -220,24 +247,137 @@ export class RedisPairFilter implements SharedPairFilter {
           const args = [
             index,
             batch,
-            batch === batches - 1 ? "1" : "0",
+            this.options.turns === false ? "free" : batch === batches - 1 ? "1" : "0",
             known,
             SEGMENT_BITS,
             first,
             ...layerArgs,
-            ...bases.slice(first * 2, end * 2),
+            bases.subarray(first * 16, end * 16),
           ];
           const reply = (await this.redis.eval(ADD_BATCH, keys.length, ...keys, ...args)) as [
             number,
             string,
           ];
-          // Another shard (one read late) added a filter since the count was read: count again.
+          // Another shard added a filter since this one last looked: again with the new count.
           if (reply[0] !== 3) return reply;
+          this.knownLayers = Number(reply[1]);
         }
       });
       if (answer !== "") for (const row of answer.split(",")) dropped.push(Number(row));
     }
     return Uint32Array.from(dropped);
+  }
+
+  async replay(index: number, lanes: Uint32Array): Promise<void> {
+    await this.duplicates(index, lanes);
+    await this.redis.sadd(this.keys.extractReplayed(), index);
+  }
+
+  async replayedShards(): Promise<number> {
+    return this.redis.scard(this.keys.extractReplayed());
+  }
+
+  async restoredShards(): Promise<number> {
+    return Number((await this.redis.get(this.keys.extractRestored())) ?? 0);
+  }
+
+  async restore(saved: PairFilterBits, shards: number): Promise<void> {
+    const { series } = saved;
+    if (
+      series.capacity !== this.options.capacity ||
+      series.falsePositiveRate !== this.options.falsePositiveRate
+    ) {
+      throw new Error(
+        `the saved filter is sized for ${series.capacity} pairs at ${series.falsePositiveRate}, this run's for ${this.options.capacity} at ${this.options.falsePositiveRate}`,
+      );
+    }
+    const [cursor, layers] = await Promise.all([
+      this.redis.get(this.keys.extractCursor()),
+      this.redis.exists(this.keys.bloomLayers()),
+    ]);
+    if (cursor !== null || layers > 0) throw new Error("the run's dedup filter is in use already");
+    try {
+      await this.writeBits(saved);
+    } catch (error) {
+      // Half a filter would answer wrongly: the run starts from an empty one instead.
+      const segments = series.items.flatMap((_, layer) =>
+        Array.from({ length: Math.ceil(this.layer(layer).bits / SEGMENT_BITS) }, (_, segment) =>
+          this.keys.bloomSegment(layer, segment),
+        ),
+      );
+      await this.redis.unlink(...segments);
+      throw error;
+    }
+    const counts: Record<string, number> = { layers: series.items.length };
+    for (const [layer, items] of series.items.entries()) counts[`items:${layer}`] = items;
+    await this.redis
+      .multi()
+      .hset(this.keys.bloomLayers(), counts)
+      .set(this.keys.extractRestored(), shards)
+      .set(this.keys.extractCursor(), shards)
+      .exec();
+  }
+
+  private async writeBits(saved: PairFilterBits): Promise<void> {
+    for (const layer of saved.series.items.keys()) {
+      const bytes = Math.ceil(this.layer(layer).bits / 8);
+      for (let at = 0; at < bytes; ) {
+        const segment = Math.floor(at / SEGMENT_BYTES);
+        const within = at - segment * SEGMENT_BYTES;
+        const length = Math.min(TRANSFER_BYTES, bytes - at, SEGMENT_BYTES - within);
+        const slice = await saved.read(layer, at, length);
+        if (slice.byteLength !== length) {
+          throw new Error(`the saved filter ${layer} ends at byte ${at + slice.byteLength}`);
+        }
+        // A segment's missing tail reads as zeros: all-zero slices need not be sent.
+        if (slice.some((byte) => byte !== 0)) {
+          await this.redis.setrange(
+            this.keys.bloomSegment(layer, segment),
+            within,
+            Buffer.from(slice.buffer, slice.byteOffset, slice.byteLength),
+          );
+        }
+        at += length;
+      }
+    }
+  }
+
+  async held(): Promise<{ shards: number; bits: PairFilterBits } | undefined> {
+    const [cursor, passed, stored] = await Promise.all([
+      this.redis.get(this.keys.extractCursor()),
+      this.redis.scard(this.keys.extractPassed()),
+      this.redis.hgetall(this.keys.bloomLayers()),
+    ]);
+    if (passed > 0) return undefined;
+    const series: BloomSeries = {
+      capacity: this.options.capacity,
+      falsePositiveRate: this.options.falsePositiveRate,
+      items: Array.from({ length: Number(stored.layers ?? 1) }, (_, layer) =>
+        Number(stored[`items:${layer}`] ?? 0),
+      ),
+    };
+    return {
+      shards: Number(cursor ?? 0),
+      bits: { series, read: (layer, offset, length) => this.readBits(layer, offset, length) },
+    };
+  }
+
+  /** `length` bytes of filter `layer` from `offset`, across its segments; zeros past their ends. */
+  private async readBits(layer: number, offset: number, length: number): Promise<Uint8Array> {
+    const bytes = Buffer.alloc(length);
+    for (let at = 0; at < length; ) {
+      const segment = Math.floor((offset + at) / SEGMENT_BYTES);
+      const within = offset + at - segment * SEGMENT_BYTES;
+      const take = Math.min(length - at, SEGMENT_BYTES - within);
+      const stored = await this.redis.getrangeBuffer(
+        this.keys.bloomSegment(layer, segment),
+        within,
+        within + take - 1,
+      );
+      stored.copy(bytes, at);
+      at += take;
+    }
+    return bytes;
   }
 
   /** Shard `index` adds nothing: its turn passes, once it has come. */
@@ -261,12 +401,14 @@ export class RedisPairFilter implements SharedPairFilter {
     const stored = await this.redis.hgetall(this.keys.bloomLayers());
     const layers = Number(stored.layers ?? 1);
     let bits = 0;
+    let bytes = 0;
     let items = 0;
     let passes = 1;
     for (let layer = 0; layer < layers; layer++) {
       const sizing = this.layer(layer);
       const held = Number(stored[`items:${layer}`] ?? 0);
       bits += sizing.bits;
+      bytes += Math.ceil(sizing.bits / 8);
       items += held;
       passes *= 1 - (1 - Math.exp((-sizing.hashes * held) / sizing.bits)) ** sizing.hashes;
     }
@@ -275,7 +417,7 @@ export class RedisPairFilter implements SharedPairFilter {
       targetFalsePositiveRate: this.options.falsePositiveRate,
       bits,
       hashes: this.layer(0).hashes,
-      bytes: Math.ceil(bits / 8),
+      bytes,
       items,
       estimatedFalsePositiveRate: 1 - passes,
       layers,

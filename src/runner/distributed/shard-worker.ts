@@ -20,7 +20,11 @@ import { openRoot } from "../../io/open-root.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { nextStage, PIPELINE, type Stages, stageNamed } from "../../pipeline/pipeline.js";
 import type { StageReporter } from "../../shard/reporter.js";
-import type { StageCall } from "../../shard/stage-definition.js";
+import type {
+  SharedPairFilter,
+  SharedPairFilterSettings,
+  StageCall,
+} from "../../shard/stage-definition.js";
 import { type RunLogger, silentLogger } from "../run-log.js";
 import { readRunState } from "../run-state.js";
 import { shardOutcomes } from "../stage-call.js";
@@ -32,7 +36,8 @@ import {
   redisOptions,
   type ShardJobData,
 } from "./queue-names.js";
-import { RedisPairFilter, TurnNotComing } from "./redis-pair-filter.js";
+import { TurnNotComing } from "./redis-pair-filter.js";
+import { openSharedPairFilter } from "./sharded-pair-filter.js";
 
 export interface WorkerOptions {
   queue: QueueOptions;
@@ -169,32 +174,49 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
     return { samples: summary.samples, successes: summary.outputs, skipped: summary.shardsSkipped };
   };
 
+  /** Connections to the `--dedup-redis` instances, opened as a run first names them. */
+  const dedupRedis = new Map<string, Redis>();
+  const dedupInstance = (url: string): Redis => {
+    let instance = dedupRedis.get(url);
+    if (instance === undefined) {
+      instance = new Redis(redisOptions(url, "--dedup-redis"));
+      instance.on("error", () => {});
+      dedupRedis.set(url, instance);
+    }
+    return instance;
+  };
+
   /**
-   * The run's cross-shard dedup filter in Redis. Shards take turns in input order; while another
-   * shard's job holds the turn, this one waits, passes the turn of a job that is over without
-   * taking it, or gives its slot up when the job with the turn waits for one.
+   * The run's cross-shard dedup filter in Redis, in the queue's or split over `--dedup-redis`.
+   * Where shards take turns in input order, while another shard's job holds the turn, this one
+   * waits, passes the turn of a job that is over without taking it, or gives its slot up when
+   * the job with the turn waits for one.
    */
   const sharedPairFilter = (
     job: Job<ShardJobData>,
-    settings: { capacity: number; falsePositiveRate: number },
-  ): RedisPairFilter => {
+    settings: SharedPairFilterSettings,
+  ): SharedPairFilter => {
     const data = job.data;
-    const keys = new RunKeys(prefix, data.root, data.runId);
     const queue = queues.get(data.stage) as Queue;
-    const filter: RedisPairFilter = new RedisPairFilter(redis, keys, {
-      ...settings,
-      whileWaiting: async (cursor) => {
-        const blocking = jobId(data.runId, data.stage, shardName(cursor));
-        const stateOf = await queue.getJobState(blocking);
-        if (stateOf === "active") return;
-        if (stateOf === "failed" || stateOf === "completed") {
-          // That shard's job is over without taking its turn (it died on its last try).
-          await filter.passTurn(cursor);
-          return;
-        }
-        throw new TurnNotComing(`shard ${shardName(cursor)} has the turn and is ${stateOf}`);
+    const filter = openSharedPairFilter(
+      redis,
+      new RunKeys(prefix, data.root, data.runId),
+      settings,
+      dedupInstance,
+      {
+        whileWaiting: async (cursor: number) => {
+          const blocking = jobId(data.runId, data.stage, shardName(cursor));
+          const stateOf = await queue.getJobState(blocking);
+          if (stateOf === "active") return;
+          if (stateOf === "failed" || stateOf === "completed") {
+            // That shard's job is over without taking its turn (it died on its last try).
+            await filter.passTurn(cursor);
+            return;
+          }
+          throw new TurnNotComing(`shard ${shardName(cursor)} has the turn and is ${stateOf}`);
+        },
       },
-    });
+    );
     return filter;
   };
 
@@ -228,6 +250,7 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
       await Promise.all(workers.map((worker) => worker.close(force)));
       await Promise.all([...queues.values()].map((queue) => queue.close()));
       redis.disconnect();
+      for (const instance of dedupRedis.values()) instance.disconnect();
       logger.info({ event: "worker stopped", name });
     },
   };

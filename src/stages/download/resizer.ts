@@ -6,9 +6,9 @@
  * limit) before any pixel is decoded (decompression bombs, SVGs).
  */
 import { availableParallelism } from "node:os";
-import sharp, { type Metadata, type Sharp } from "sharp";
+import sharp, { type Sharp } from "sharp";
 import { decodeError, sniffFormat } from "../../io/image-format.js";
-import { checkImageHeader, decodeOptions } from "../../io/image-header.js";
+import { checkImageHeader, decodeOptions, type ImageHeader } from "../../io/image-header.js";
 import type { DownloadConfig } from "./config.js";
 import { exifJson } from "./exif.js";
 
@@ -71,26 +71,26 @@ export class ImageResizer {
   async resize(bytes: Buffer): Promise<ResizeOutcome> {
     const options = this.options;
     if (options.disableAllReencoding) return this.storeAsIs(bytes);
-    const header = await checkImageHeader(bytes, options.maxImagePixels);
-    if (!header.ok) return { ok: false, error: header.error };
-    const { metadata, height: storedHeight } = header;
-    const rotated = (metadata.orientation ?? 1) >= 5;
-    const originalWidth = rotated ? storedHeight : metadata.width;
-    const originalHeight = rotated ? metadata.width : storedHeight;
+    const checked = await checkImageHeader(bytes, options.maxImagePixels);
+    if (!checked.ok) return { ok: false, error: checked.error };
+    const stored = checked.header;
+    const rotated = stored.orientation >= 5;
+    const originalWidth = rotated ? stored.height : stored.width;
+    const originalHeight = rotated ? stored.width : stored.height;
     const rejection = sizeRejection(originalWidth, originalHeight, options);
     if (rejection !== undefined) return { ok: false, error: rejection };
-    const exif = options.extractExif ? (exifJson(metadata.exif) ?? null) : null;
+    const exif = options.extractExif ? (exifJson(stored.exif) ?? null) : null;
 
     const geometry = planGeometry(originalWidth, originalHeight, options);
     const unchanged =
       geometry.resize === undefined &&
       geometry.pad === undefined &&
       geometry.crop === undefined &&
-      (metadata.orientation ?? 1) === 1;
+      stored.orientation === 1;
     if (
       options.skipReencode &&
       unchanged &&
-      EXTENSION_OF_FORMAT[metadata.format] === extensionOf(options)
+      EXTENSION_OF_FORMAT[stored.format] === extensionOf(options)
     ) {
       return {
         ok: true,
@@ -104,7 +104,7 @@ export class ImageResizer {
       };
     }
     try {
-      const { data, info } = await this.pipeline(bytes, metadata, geometry).toBuffer({
+      const { data, info } = await this.pipeline(bytes, stored, geometry).toBuffer({
         resolveWithObject: true,
       });
       return {
@@ -122,7 +122,7 @@ export class ImageResizer {
     }
   }
 
-  private pipeline(bytes: Buffer, metadata: Metadata, geometry: Geometry): Sharp {
+  private pipeline(bytes: Buffer, stored: ImageHeader, geometry: Geometry): Sharp {
     const options = this.options;
     let image = sharp(bytes, {
       ...decodeOptions(options.maxImagePixels),
@@ -130,7 +130,7 @@ export class ImageResizer {
       sequentialRead: true,
     });
     // As img2dataset: transparent pixels become white, not black.
-    if (metadata.hasAlpha) image = image.flatten({ background: WHITE });
+    if (stored.hasAlpha) image = image.flatten({ background: WHITE });
     if (geometry.resize !== undefined) {
       image = image.resize(geometry.resize.width, geometry.resize.height, {
         fit: "fill",
@@ -143,7 +143,7 @@ export class ImageResizer {
     image = image.toColourspace("srgb");
     switch (options.encodeFormat) {
       case "jpg":
-        return image.jpeg({ quality: options.encodeQuality });
+        return image.jpeg({ quality: options.encodeQuality, optimiseCoding: false });
       case "png":
         return image.png({
           compressionLevel: options.encodeQuality <= 9 ? options.encodeQuality : 6,

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-limits.js";
+import { INFERENCE_DEVICE_PATTERN } from "../../models/inference-device.js";
 import { MODEL_PRECISION_SUFFIX, type ModelPrecision } from "../../models/model-files.js";
 
 /** What `clipcrawl embed` runs and writes; the model is a local folder, never downloaded here. */
@@ -28,6 +29,13 @@ export const embedConfigSchema = z
       .min(0)
       .default(0)
       .describe("onnxruntime intra-op threads for each tower; 0 means one per CPU core"),
+    device: z
+      .string()
+      .regex(INFERENCE_DEVICE_PATTERN, "expected cpu, cuda or cuda:N (a GPU's index)")
+      .default("cpu")
+      .describe(
+        "where the towers run: cpu, or cuda[:N] with onnxruntime's CUDA provider (an opt-in download: docs/install.md); one worker process a GPU",
+      ),
     preprocessWorkers: z
       .number()
       .int()

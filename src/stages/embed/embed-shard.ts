@@ -60,7 +60,7 @@ export interface EmbedShardTimings {
   readSeconds: number;
   /** Decoding and preprocessing on the worker threads (overlaps the towers' runs). */
   preprocessSeconds: number;
-  /** The vision tower. */
+  /** The vision tower's runs (session.run alone: the batch's assembly is not in it). */
   imageSeconds: number;
   /** Tokenising and the text tower. */
   textSeconds: number;
@@ -142,9 +142,8 @@ export async function embedShard(
 
   const finish = async (batch: Pending[], preparing: Promise<PreparedImages>) => {
     const prepared = await preparing;
-    let started = performance.now();
     const images = await encoders.images.encode(prepared);
-    timings.imageSeconds += (performance.now() - started) / 1000;
+    timings.imageSeconds += images.towerSeconds;
     for (const failure of images.failures) {
       const sample = batch[failure.index] as Pending;
       outcomes[sample.position] = failed(
@@ -154,7 +153,7 @@ export async function embedShard(
       );
     }
     if (images.indices.length === 0) return;
-    started = performance.now();
+    let started = performance.now();
     const texts = await encoders.texts.embedCaptions(
       images.indices.map((index) => {
         const sample = batch[index] as Pending;

@@ -22,6 +22,7 @@ import type { DatasetStorage } from "../../io/storage.js";
 import { ClipModel } from "../../models/clip-model.js";
 import { ClipEmbedder, TextEmbedder } from "../../models/embedder.js";
 import { ScoreHeads } from "../../models/heads/score-heads.js";
+import { assertDeviceAvailable, parseInferenceDevice } from "../../models/inference-device.js";
 import {
   type ClipModelFiles,
   locateClipModelFiles,
@@ -97,6 +98,11 @@ export interface EmbedShardStats extends EmbedCounts {
     write: number;
     total: number;
   };
+  /**
+   * Share of the shard's wall time in which a tower runs (vision and text): what is left is
+   * reading, writing, and waiting for the preprocessing workers, which should not happen.
+   */
+  model_busy_share: number;
   images_per_second: number;
   start_time: number;
   end_time: number;
@@ -119,6 +125,8 @@ export interface EmbedSummary extends StageSummary {
   topErrors: Record<string, number>;
   seconds: number;
   samplesPerSecond: number;
+  /** model_busy_share over the shards written in this run; null when none was. */
+  modelBusyShare: number | null;
 }
 
 const TOP_ERRORS = 30;
@@ -140,6 +148,9 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
       "embed needs a CLIP model folder: set embed.model in clipcrawl.json (clipcrawl embed takes --model PATH for one run; clipcrawl model fetch downloads one)",
     );
   }
+  // A GPU that cannot be used stops the run here, before a model or a shard is opened.
+  const device = parseInferenceDevice(config.device);
+  assertDeviceAvailable(device, "embed.device");
   const files = await locateClipModelFiles(resolve(cwd, config.model), config.precision);
   const digest = await modelDigest(files);
   const modelInfo = { folder: files.folder, precision: config.precision, digest };
@@ -165,6 +176,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const totals = emptyEmbedCounts();
   const errors = new Map<string, number>();
   let dimensions: number | null = null;
+  const busy = { towerSeconds: 0, shardSeconds: 0 };
   const state = new ShardState(storage, EMBED_STAGE, { redo: options.redo });
   const loop = await runShardLoop({
     stage: EMBED_STAGE,
@@ -205,6 +217,8 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     },
     written: (stats) => {
       addCounts(totals, stats);
+      busy.towerSeconds += stats.timings.image + stats.timings.text;
+      busy.shardSeconds += stats.timings.total;
       for (const [message, count] of Object.entries(stats.status_dict)) {
         errors.set(message, (errors.get(message) ?? 0) + count);
       }
@@ -238,6 +252,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     ),
     seconds,
     samplesPerSecond: totals.samples / Math.max(seconds, 0.001),
+    modelBusyShare: busy.shardSeconds > 0 ? busy.towerSeconds / busy.shardSeconds : null,
   };
 }
 
@@ -252,6 +267,7 @@ async function openEncoders(
   const model = await ClipModel.load(files.folder, {
     precision: config.precision,
     intraOpThreads: config.threads,
+    device: parseInferenceDevice(config.device),
   });
   const scores = await ScoreHeads.load(fullConfig.scores, {
     model,
@@ -309,6 +325,7 @@ async function loadMultilingualModel(
   const model = await TextModel.load(files.folder, {
     precision: config.precision,
     intraOpThreads: config.threads,
+    device: parseInferenceDevice(config.device),
   });
   try {
     checkEmbeddingSizesMatch(model, clip);
@@ -412,6 +429,7 @@ function shardStats(
     unexpected_tar_samples: embedded.unexpectedSamples,
     mean_similarity: embeddedCount === 0 ? null : similaritySum / embeddedCount,
     timings,
+    model_busy_share: (timings.image + timings.text) / Math.max(timings.total, 0.001),
     images_per_second: embeddedCount / Math.max(timings.total, 0.001),
     start_time: 0,
     end_time: 0,

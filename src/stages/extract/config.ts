@@ -4,6 +4,7 @@
  * derives extract's flags from it.
  */
 import { z } from "zod";
+import { DEDUP_MODES } from "../../shard/stage-definition.js";
 
 export const extractConfigSchema = z
   .object({
@@ -32,6 +33,18 @@ export const extractConfigSchema = z
       .max(0.5)
       .default(0.001)
       .describe("Bloom filter false-positive rate at capacity (a unique pair wrongly dropped)"),
+    dedupRedis: z
+      .array(z.string())
+      .default([])
+      .describe(
+        "distributed runs: split the dedup filter over these Redis instances by pair hash (redis://a:6379,redis://b:6379); none: the queue's Redis",
+      ),
+    dedupMode: z
+      .enum(DEDUP_MODES)
+      .default("deterministic")
+      .describe(
+        "distributed runs: deterministic (shards take turns in input order; the output equals a local run's) or parallel (no turns, each pair kept once, but which copy survives depends on timing)",
+      ),
     workers: z
       .number()
       .int()

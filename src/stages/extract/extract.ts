@@ -18,7 +18,7 @@ import { loadConfig } from "../../config/config-file.js";
 import { initRoot } from "../../config/init-root.js";
 import { errorMessage } from "../../errors.js";
 import { type BloomFilterReport, GrowingBloomFilter } from "../../formats/bloom-filter.js";
-import { HASH_LANES, hashPair } from "../../formats/pair-hash.js";
+import { HASH_LANES } from "../../formats/pair-hash.js";
 import { localFileIdentity, outputInfo } from "../../io/file-info.js";
 import { layout, shardName } from "../../io/layout.js";
 import { openRoot } from "../../io/open-root.js";
@@ -32,6 +32,13 @@ import type { StageCall, StageSummary } from "../../shard/stage-definition.js";
 import { defaultParallelism, siblingModule, WorkerPool } from "../../shard/worker-pool.js";
 import type { ExtractConfig } from "./config.js";
 import type { ExtractTask } from "./extract-worker.js";
+import {
+  type DedupState,
+  FilterCover,
+  restorePairFilter,
+  savePairFilter,
+  shardPairLanes,
+} from "./pair-filter-state.js";
 import { emptyWatFileStats, type WatFileResult, type WatFileStats } from "./wat-file-stats.js";
 import { resolveWatInputs, rootInputs, type WatInput } from "./wat-inputs.js";
 
@@ -82,16 +89,6 @@ export interface ExtractSummary extends StageSummary {
   bloomFilter: BloomFilterReport;
   dedupState: DedupState;
   seconds: number;
-}
-
-/** Where the dedup filter's knowledge of earlier shards came from. */
-export interface DedupState {
-  /** Leading shards whose pairs came from the saved filter (`_state/pair-filter.bin`). */
-  restoredShards: number;
-  /** Done shards whose pairs were read again from their candidates. */
-  replayedShards: number;
-  /** The filter was saved at the end, covering this many leading shards (0: not saved). */
-  savedShards: number;
 }
 
 export interface CandidateShardStats extends WatFileStats {
@@ -156,6 +153,8 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
   const shared = options.sharedPairFilter?.({
     capacity: extractConfig.bloomCapacity,
     falsePositiveRate: extractConfig.bloomFalsePositiveRate,
+    redisUrls: extractConfig.dedupRedis,
+    mode: extractConfig.dedupMode,
   });
   const restored =
     shared === undefined ? await restorePairFilter(storage, shards, reporter) : undefined;
@@ -172,6 +171,8 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
     savedShards: 0,
   };
   const cover = new FilterCover(dedupState.restoredShards);
+  // With a shared filter: the leading shards whose pairs it was restored with (read once asked).
+  let restoredShared: number | undefined;
   const totals = emptyWatFileStats();
   const summary = { shardsWritten: 0, shardsSkipped: 0 };
   const lastPending = shards.findLastIndex((shard) => !shard.done);
@@ -222,7 +223,12 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
         summary.shardsSkipped++;
         reporter.shardFinished?.({ stage: EXTRACT_STAGE, shard: shard.name, outcome: "skipped" });
         if (shared !== undefined) {
-          await shared.duplicates(shard.index, await shardPairLanes(storage, shard.name));
+          restoredShared ??= await shared.restoredShards();
+          if (shard.index < restoredShared) dedupState.restoredShards++;
+          else {
+            await shared.replay(shard.index, await shardPairLanes(storage, shard.name));
+            dedupState.replayedShards++;
+          }
         } else if (position < dedupState.restoredShards) {
           cover.holds(shard, position);
         }
@@ -367,98 +373,6 @@ async function commitShard(
   });
 }
 
-/**
- * Which leading shards the dedup filter holds exactly the pairs of: what it may be saved as. A
- * shard not in the filter ends the prefix, and pairs added after that (or by a shard that then
- * failed) make the filter more than any prefix, so it is not saved.
- */
-class FilterCover {
-  private prefix = 0;
-  private last: { shard: PlannedShard; position: number } | undefined;
-  private ended = false;
-  private extra = false;
-  private pending = false;
-
-  /** `restored`: the leading shards the filter came with (saving it again adds nothing). */
-  constructor(private readonly restored: number) {}
-
-  /** A shard's pairs were offered to the filter (its outcome follows). */
-  added(): void {
-    if (this.ended) this.extra = true;
-    this.pending = true;
-  }
-
-  holds(shard: PlannedShard, position: number): void {
-    this.pending = false;
-    if (this.ended) return;
-    if (shard.index !== position || position !== this.prefix) {
-      this.lacks();
-      return;
-    }
-    this.prefix = position + 1;
-    this.last = { shard, position };
-  }
-
-  lacks(): void {
-    if (this.pending) this.extra = true;
-    this.pending = false;
-    this.ended = true;
-  }
-
-  /** The prefix the filter holds exactly, and the digest of its last shard. */
-  saveable(): { shards: number; digest: string } | undefined {
-    if (this.extra || this.last === undefined || this.prefix <= this.restored) return;
-    return { shards: this.prefix, digest: this.last.shard.digest };
-  }
-}
-
-interface PairFilterLabel {
-  shards: number;
-  digest: string;
-}
-
-/**
- * The filter saved after an earlier run's first N shards, when those shards are the same and still
- * done (the last one's digest chains every one before it); otherwise undefined, and the filter is
- * rebuilt from the done shards' candidates.
- */
-async function restorePairFilter(
-  storage: DatasetStorage,
-  shards: readonly PlannedShard[],
-  reporter: StageReporter,
-): Promise<{ filter: GrowingBloomFilter; shards: number } | undefined> {
-  const path = layout.pairFilterSnapshot();
-  if (!(await storage.exists(path))) return;
-  let restored: { filter: GrowingBloomFilter; label: PairFilterLabel };
-  try {
-    const snapshot = GrowingBloomFilter.fromSnapshot(await storage.read(path));
-    restored = { filter: snapshot.filter, label: JSON.parse(snapshot.label) as PairFilterLabel };
-  } catch (error) {
-    reporter.warn(
-      `${storage.describe(path)}: ${errorMessage(error)}; the dedup filter is rebuilt from the candidate shards`,
-    );
-    return;
-  }
-  const { label } = restored;
-  const last = shards[label.shards - 1];
-  if (last === undefined || last.digest !== label.digest) return;
-  for (const [position, shard] of shards.slice(0, label.shards).entries()) {
-    if (shard.index !== position || !shard.done) return;
-  }
-  return { filter: restored.filter, shards: label.shards };
-}
-
-async function savePairFilter(
-  storage: DatasetStorage,
-  bloom: GrowingBloomFilter,
-  cover: FilterCover,
-): Promise<number> {
-  const label = cover.saveable();
-  if (label === undefined) return 0;
-  await storage.writeAtomic(layout.pairFilterSnapshot(), bloom.snapshot(JSON.stringify(label)));
-  return label.shards;
-}
-
 /** Runs a file's pair hashes through the filter, in row order; returns the rows seen before. */
 function crossFileDuplicates(bloom: GrowingBloomFilter, lanes: Uint32Array): Uint32Array {
   const dropped: number[] = [];
@@ -470,15 +384,6 @@ function crossFileDuplicates(bloom: GrowingBloomFilter, lanes: Uint32Array): Uin
 
 function nextMessage<T>(port: MessagePort): Promise<T> {
   return new Promise((resolve) => port.once("message", resolve));
-}
-
-async function shardPairLanes(storage: DatasetStorage, shard: string): Promise<Uint32Array> {
-  const rows = await readParquet(storage, layout.candidates(shard), ["url", "text"]);
-  const lanes = new Uint32Array(rows.length * HASH_LANES);
-  for (const [index, row] of rows.entries()) {
-    hashPair(String(row.url), String(row.text), lanes, index * HASH_LANES);
-  }
-  return lanes;
 }
 
 async function addShardPairsToFilter(

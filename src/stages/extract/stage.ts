@@ -48,6 +48,20 @@ export const extractStage: StageDefinition<"extract", ExtractSummary> = {
       }),
     );
   },
+  reportDetails: (summary) => ({
+    dedupState: summary.dedupState,
+    bloomFilter: summary.bloomFilter,
+  }),
+  // The dedup filter saved in the root seeds a distributed run's shared one, and is saved back;
+  // without turns, the finished shards replay before any new one runs.
+  aroundSharedRun: {
+    before: async (run) => {
+      const state = await import("./pair-filter-state.js");
+      await state.restoreSharedPairFilter(run);
+      await state.replayFinishedShards(run);
+    },
+    after: async (run) => (await import("./pair-filter-state.js")).saveSharedPairFilter(run),
+  },
   run: async (call) =>
     (await import("./extract.js")).extract({
       root: call.storage,

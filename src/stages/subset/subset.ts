@@ -240,7 +240,10 @@ async function subsetOnce(options: SubsetOptions, readRows: boolean): Promise<Su
     const rowsScanned = await countRows(connection, shards);
     // Where the selection is read from: the shards themselves for a plain condition (one pass
     // to the file, one for the summary), else the table the kNN hits and dedup work on.
-    let selection = `(${whereSelection(shards, selected, tombstones)})`;
+    // Each row's shard and position cost a third of the scan: read only where they are used.
+    const positions =
+      checked?.joins === true || options.dedup === true || options.webdataset !== undefined;
+    let selection = `(${whereSelection(shards, selected, tombstones, positions)})`;
     let order = checked?.joins === true ? "__shard, __row" : "";
     if (queries.length === 0 && options.dedup === true) {
       await connection.run(`CREATE TEMP TABLE ${ROWS_TABLE} AS SELECT * FROM ${selection}`);
@@ -396,14 +399,19 @@ async function openIndexFor(storage: DatasetStorage): Promise<ClipIndex> {
   return openIndex(storage);
 }
 
-/** The dataset's rows that pass `where`, with their shard and position (dataset order). */
+/**
+ * The dataset's rows that pass `where`, in dataset order; with `positions`, each with its shard
+ * and row (`__shard`, `__row`).
+ */
 function whereSelection(
   shards: readonly DatasetShard[],
   where: string | undefined,
   tombstones: Tombstones,
+  positions: boolean,
 ): string {
   const condition = where === undefined ? "TRUE" : `(\n${where}\n)`;
-  return `SELECT *, ${shardExpression()} AS __shard, file_row_number AS __row FROM ${parquetRelation(shards, true, tombstones)} WHERE ${condition}`;
+  const located = positions ? `, ${shardExpression()} AS __shard, file_row_number AS __row` : "";
+  return `SELECT *${located} FROM ${parquetRelation(shards, positions, tombstones)} WHERE ${condition}`;
 }
 
 /** Rows of the shards, from their parquet footers. */

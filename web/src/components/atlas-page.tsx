@@ -16,10 +16,19 @@ import {
   colourCategories,
   decodeAtlasPoints,
 } from "../atlas-points.js";
+import { buildSpatialIndex } from "../atlas-spatial-index.js";
 import { type SafeMode, type UiState, UNSAFE_THRESHOLD } from "../state.js";
 import { saveAs } from "./export-panel.js";
 
 type Scatterplot = ReturnType<typeof import("regl-scatterplot").default>;
+
+let renderer: Promise<typeof import("regl-scatterplot")> | undefined;
+
+/** regl-scatterplot, a chunk of its own that only this page loads; fetched once. */
+function loadRenderer(): Promise<typeof import("regl-scatterplot")> {
+  renderer ??= import("regl-scatterplot");
+  return renderer;
+}
 
 /** Nearest images of a text query selected on the map. */
 const QUERY_NEIGHBOURS = 100;
@@ -55,6 +64,8 @@ export function AtlasPage(props: {
   const canvas = useRef<HTMLCanvasElement>(null);
   const labels = useRef<HTMLDivElement>(null);
   const plot = useRef<Scatterplot | null>(null);
+  const spatialIndex = useRef<ArrayBuffer | null>(null);
+  const drawnColour = useRef<ColourBy | null>(null);
 
   useEffect(() => {
     const controller = new AbortController();
@@ -62,6 +73,8 @@ export function AtlasPage(props: {
     setPoints(null);
     setError(null);
     setSelected([]);
+    // The renderer's chunk loads while the points do.
+    void loadRenderer().catch(() => undefined);
     Promise.all([
       api.atlas(index, controller.signal),
       api.atlasPoints(index, maxPunsafe, controller.signal),
@@ -92,10 +105,12 @@ export function AtlasPage(props: {
     if (points === null || normalised === null || info === null || element === null) return;
     let live = true;
     let created: Scatterplot | null = null;
-    import("regl-scatterplot").then(
-      async ({ default: createScatterplot }) => {
+    Promise.all([loadRenderer(), buildSpatialIndex(normalised.x, normalised.y)]).then(
+      async ([{ default: createScatterplot }, index]) => {
         if (!live) return;
+        spatialIndex.current = index;
         const { categories, palette } = colourCategories(points, colourBy);
+        drawnColour.current = colourBy;
         const scatter = createScatterplot({
           canvas: element,
           width: "auto",
@@ -117,7 +132,10 @@ export function AtlasPage(props: {
         scatter.subscribe("pointOut", () => setHovered(null));
         const centres = clusterRepresentatives(points, info);
         scatter.subscribe("view", () => placeLabels(scatter, labels.current, centres));
-        await scatter.draw({ x: normalised.x, y: normalised.y, z: categories });
+        await scatter.draw(
+          { x: normalised.x, y: normalised.y, z: categories },
+          { spatialIndex: index },
+        );
         if (!live) return;
         placeLabels(scatter, labels.current, centres);
         // Two frames: the draw call has been issued and the compositor has shown it. The time
@@ -126,7 +144,7 @@ export function AtlasPage(props: {
           requestAnimationFrame(() => live && setDrawn(performance.now())),
         );
       },
-      (caught: unknown) => live && setError(`Cannot load the map's renderer: ${String(caught)}`),
+      (caught: unknown) => live && setError(`Cannot draw the map: ${String(caught)}`),
     );
     const showPoint = async (point: number) => {
       const position = created?.getScreenPosition(point);
@@ -140,6 +158,7 @@ export function AtlasPage(props: {
       live = false;
       created?.destroy();
       plot.current = null;
+      spatialIndex.current = null;
       setDrawn(null);
     };
     // Colour changes are applied to the live plot below; the plot is rebuilt only for new points.
@@ -148,15 +167,20 @@ export function AtlasPage(props: {
   useEffect(() => {
     const current = plot.current;
     if (current === null || points === null || normalised === null || drawn === null) return;
+    // The plot was created in this colour: redrawing a million points now would only slow the
+    // first seconds of panning.
+    if (drawnColour.current === colourBy) return;
+    drawnColour.current = colourBy;
     const { categories, palette } = colourCategories(points, colourBy);
-    void current
-      .set({ pointColor: palette })
-      .then(() =>
-        current.draw(
-          { x: normalised.x, y: normalised.y, z: categories },
-          { preventFilterReset: true },
-        ),
-      );
+    void current.set({ pointColor: palette }).then(() =>
+      current.draw(
+        { x: normalised.x, y: normalised.y, z: categories },
+        {
+          preventFilterReset: true,
+          ...(spatialIndex.current === null ? {} : { spatialIndex: spatialIndex.current }),
+        },
+      ),
+    );
   }, [colourBy, drawn !== null]);
 
   useEffect(() => {
