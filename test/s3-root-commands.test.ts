@@ -148,11 +148,11 @@ test("every command takes --s3-endpoint and --cache-dir; a root of another schem
     otherScheme.stderr,
     "clipcrawl: gs://bucket/data: gs:// roots are not supported; give a local folder or s3://bucket/prefix\n",
   );
-  const notYet = await cli([...storageFlags, "filter", "--root", url]);
+  const notYet = await cli([...storageFlags, "show", "000000001", "--root", url]);
   assert.equal(notYet.code, 2);
   assert.match(
     notYet.stderr,
-    /^clipcrawl: clipcrawl filter needs a local --root for now; s3:\/\/\S+ is object storage/,
+    /^clipcrawl: clipcrawl show needs a local --root for now; s3:\/\/\S+ is object storage/,
   );
   assert.equal(notYet.stderr.trim().split("\n").length, 1);
 });

@@ -130,6 +130,19 @@ for (const backend of backends) {
       assert.deepEqual(await store.list("."), ["top.json"]);
     });
 
+    test("listFolders gives the folders directly in a folder, sorted, and none of a missing one", async () => {
+      const store = await backend.fresh();
+      for (const path of ["idx/s2/a.bin", "idx/s1/b.bin", "idx/s1/deep/c.bin", "idx/file.json"]) {
+        await store.writeAtomic(path, "{}");
+      }
+      assert.deepEqual(await store.listFolders("idx"), ["s1", "s2"]);
+      assert.deepEqual(await store.listFolders("idx/s1"), ["deep"]);
+      assert.deepEqual(await store.listFolders("idx/s2"), []);
+      assert.deepEqual(await store.listFolders("no-such-folder"), []);
+      await store.remove("idx/s2");
+      assert.deepEqual(await store.listFolders("idx"), ["s1"]);
+    });
+
     test("list pages through more than 1000 files", async () => {
       const store = await backend.fresh();
       const names = Array.from(

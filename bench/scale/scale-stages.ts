@@ -11,7 +11,7 @@
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { shardName } from "../../src/io/layout.js";
-import type { LocalStorage } from "../../src/io/local-storage.js";
+import type { DatasetStorage } from "../../src/io/storage.js";
 import type { Stages } from "../../src/pipeline/pipeline.js";
 import { runShardLoop } from "../../src/shard/shard-loop.js";
 import { ShardSelection } from "../../src/shard/shard-selection.js";
@@ -35,7 +35,7 @@ async function copyShards(
   stage: string,
   call: StageCall,
   shards: readonly ScaleShard[],
-  read: (storage: LocalStorage, input: string) => Promise<string>,
+  read: (storage: DatasetStorage, input: string) => Promise<string>,
 ): Promise<StageSummary> {
   const started = performance.now();
   let copied = 0;

@@ -17,8 +17,6 @@
  * A file that does not read as that (cut short, edited) is an error naming it: a reader that
  * cannot tell which samples were removed must not guess, so it serves nothing rather than them.
  */
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError } from "../errors.js";
 import { layout } from "../io/layout.js";
@@ -115,11 +113,10 @@ export function parseTombstones(where: string, removal: string, text: string): s
  * What identifies the root's tombstones as they are now, for a server that checks before each
  * request: the files' names (each is written once and deleted, never changed). "" when none.
  */
-export function tombstonesStamp(localRoot: string): string {
+export async function tombstonesStamp(storage: DatasetStorage): Promise<string> {
   try {
-    return readdirSync(join(localRoot, layout.tombstonesFolder()))
+    return (await storage.list(layout.tombstonesFolder()))
       .filter((name) => FILE_NAME.test(name))
-      .sort()
       .join("\n");
   } catch {
     return "";

@@ -1,6 +1,6 @@
 /** A dataset root on the local file system (or a shared mount that several workers see). */
 import { randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, type Dirent } from "node:fs";
 import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
@@ -54,17 +54,12 @@ export class LocalStorage implements DatasetStorage {
     }
   }
 
-  async list(folder: string): Promise<string[]> {
-    try {
-      const entries = await readdir(this.resolve(folder), { withFileTypes: true });
-      return entries
-        .filter((entry) => entry.isFile() && !entry.name.startsWith("."))
-        .map((entry) => entry.name)
-        .sort();
-    } catch (error) {
-      if (isNotFound(error)) return [];
-      throw error;
-    }
+  list(folder: string): Promise<string[]> {
+    return this.entries(folder, (entry) => entry.isFile());
+  }
+
+  listFolders(folder: string): Promise<string[]> {
+    return this.entries(folder, (entry) => entry.isDirectory());
   }
 
   async writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
@@ -114,6 +109,19 @@ export class LocalStorage implements DatasetStorage {
 
   async localPath(path: string): Promise<string> {
     return this.resolve(path);
+  }
+
+  private async entries(folder: string, keep: (entry: Dirent) => boolean): Promise<string[]> {
+    try {
+      const entries = await readdir(this.resolve(folder), { withFileTypes: true });
+      return entries
+        .filter((entry) => keep(entry) && !entry.name.startsWith("."))
+        .map((entry) => entry.name)
+        .sort();
+    } catch (error) {
+      if (isNotFound(error)) return [];
+      throw error;
+    }
   }
 
   private resolve(path: string): string {

@@ -143,7 +143,16 @@ export class S3Storage implements DatasetStorage {
     }
   }
 
-  async list(folder: string): Promise<string[]> {
+  list(folder: string): Promise<string[]> {
+    return this.listPages(folder, "files");
+  }
+
+  /** A folder on object storage is a common prefix of keys: it exists while an object is under it. */
+  listFolders(folder: string): Promise<string[]> {
+    return this.listPages(folder, "folders");
+  }
+
+  private async listPages(folder: string, kind: "files" | "folders"): Promise<string[]> {
     const { sdk, client } = await this.connect();
     const folderKey = this.key(folder);
     const prefix = folderKey === "" ? "" : `${folderKey}/`;
@@ -163,10 +172,13 @@ export class S3Storage implements DatasetStorage {
         .catch((error) => {
           throw storageError(this.describe(folder), error);
         });
-      for (const object of page.Contents ?? []) {
-        const name = (object.Key ?? "").slice(prefix.length);
-        if (name !== "" && !name.startsWith(".")) names.push(name);
-      }
+      const found =
+        kind === "files"
+          ? (page.Contents ?? []).map((object) => (object.Key ?? "").slice(prefix.length))
+          : (page.CommonPrefixes ?? []).map((common) =>
+              (common.Prefix ?? "").slice(prefix.length).replace(/\/$/, ""),
+            );
+      for (const name of found) if (name !== "" && !name.startsWith(".")) names.push(name);
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
     return names.sort();

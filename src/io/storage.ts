@@ -33,6 +33,8 @@ export interface DatasetStorage {
   stat(path: string): Promise<StoredFile | undefined>;
   /** Files directly inside a folder, sorted by name; empty when the folder does not exist. */
   list(folder: string): Promise<string[]>;
+  /** Folders directly inside a folder, sorted by name; empty when the folder does not exist. */
+  listFolders(folder: string): Promise<string[]>;
   writeAtomic(path: string, data: string | Uint8Array): Promise<void>;
   /**
    * For writers that need a local file (DuckDB's COPY, tar writers): `produce` writes to the given

@@ -17,8 +17,8 @@
 import { loadConfig } from "../config/config-file.js";
 import { startOrOpenRoot } from "../config/dataset-root.js";
 import { errorMessage } from "../errors.js";
-import type { LocalStorage } from "../io/local-storage.js";
-import { localRootOf, openRoot } from "../io/open-root.js";
+import { openRoot } from "../io/open-root.js";
+import type { DatasetStorage } from "../io/storage.js";
 import {
   type PerStage,
   PIPELINE,
@@ -36,14 +36,14 @@ import {
   type StageSnapshot,
 } from "./pipeline-progress.js";
 import { expandInputs } from "./run-inputs.js";
-import { openRunLog, type RunLogger } from "./run-log.js";
+import { openRunLog, type RunLog, type RunLogger } from "./run-log.js";
 import { type FailedRunShard, RunStateRecorder } from "./run-state.js";
 import { recordDatasetVersion } from "./run-version.js";
 import { callStage, type StageCallResult } from "./stage-call.js";
 
 export interface RunOptions {
   /** The dataset root: a directory path, or a LocalStorage. */
-  root: string | LocalStorage;
+  root: string | DatasetStorage;
   /**
    * WAT files, globs, URLs or listings, as extract takes them. None: the inputs of the root's
    * previous run, or, when there was none, the candidate shards already in the root.
@@ -93,7 +93,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   const started = performance.now();
   const startedAt = new Date();
   const stages = options.stages ?? PIPELINE;
-  const storage = localRootOf(openRoot(options.root), "clipcrawl run");
+  const storage = openRoot(options.root);
   const cwd = options.cwd ?? process.cwd();
   await startOrOpenRoot(
     storage,
@@ -103,7 +103,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   const config = await loadConfig(storage, options.config);
   for (const stage of stages) stage.checkConfig?.(config);
   const opened = options.logger === undefined ? await openRunLog(storage, "run") : undefined;
-  const logger = options.logger ?? (opened as { logger: RunLogger }).logger;
+  const logger = options.logger ?? (opened as RunLog).logger;
   const observer = options.observer ?? { update: () => {}, warn: () => {} };
   const warn = (line: string) => {
     logger.warn({ event: "warning" }, line);
@@ -147,6 +147,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
   } catch (error) {
     logger.error({ event: "run failed", error: errorMessage(error) });
     await recorder.close("failed");
+    await opened?.close();
     throw error;
   }
 
@@ -197,6 +198,7 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
     stages,
   );
   logger.info({ event: "run finished", ok: summary.ok, interrupted, seconds: summary.seconds });
+  await opened?.close();
   return summary;
 }
 
@@ -247,7 +249,7 @@ async function runChain(
 }
 
 interface LaneContext {
-  storage: LocalStorage;
+  storage: DatasetStorage;
   progress: PipelineProgress;
   recorder: RunStateRecorder;
   logger: RunLogger;

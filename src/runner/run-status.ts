@@ -7,8 +7,9 @@
  * and failed come from the run state file of the last `clipcrawl run` (local), and, for a
  * distributed run, from the job queue, where every failed job keeps its reason.
  */
-import type { LocalStorage } from "../io/local-storage.js";
+
 import { openRoot } from "../io/open-root.js";
+import type { DatasetStorage } from "../io/storage.js";
 import { PIPELINE, type Stages } from "../pipeline/pipeline.js";
 import { ShardState } from "../shard/shard-state.js";
 import { WHOLE_DATASET } from "../shard/stage-definition.js";
@@ -39,7 +40,7 @@ export interface RunStatusReport {
 }
 
 export async function runStatus(
-  root: string | LocalStorage,
+  root: string | DatasetStorage,
   pipeline: Stages = PIPELINE,
 ): Promise<RunStatusReport> {
   const storage = openRoot(root);

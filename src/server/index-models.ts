@@ -9,7 +9,7 @@ import { isAbsolute, resolve } from "node:path";
 import { readConfig } from "../config/config-file.js";
 import { ConfigError } from "../errors.js";
 import { layout } from "../io/layout.js";
-import type { LocalStorage } from "../io/local-storage.js";
+import type { DatasetStorage } from "../io/storage.js";
 import type { ModelPrecision } from "../models/model-files.js";
 
 /** Where the demo keeps its models inside its root (src/demo/demo.ts). */
@@ -30,7 +30,7 @@ export interface IndexModelChoice {
 
 export async function resolveIndexModels(
   name: string,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   chosen: IndexModelChoice,
 ): Promise<IndexModels> {
   const config = (await readConfig(storage))?.embed;
@@ -65,7 +65,7 @@ function given(path: string | undefined, base?: string): string | undefined {
 
 /** The model folder embed wrote in the stats of its first shard. */
 async function recordedModel(
-  storage: LocalStorage,
+  storage: DatasetStorage,
 ): Promise<{ folder: string; precision: ModelPrecision } | undefined> {
   const names = (await storage.list(layout.embeddingsFolder()))
     .filter((name) => name.endsWith("_stats.json"))

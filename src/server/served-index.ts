@@ -9,14 +9,15 @@
  * request that leased it is done, so a query never reads a closed index.
  */
 import { statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { ClipcrawlError, errorMessage } from "../errors.js";
 import { type ClipIndex, openIndex } from "../formats/index/clip-index.js";
 import { readTombstones, tombstonesStamp } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
-import type { LocalStorage } from "../io/local-storage.js";
-import { localRootOf, openRoot } from "../io/open-root.js";
+import { LocalStorage } from "../io/local-storage.js";
+import { openRoot } from "../io/open-root.js";
 import { isS3Url } from "../io/s3-storage.js";
+import type { DatasetStorage } from "../io/storage.js";
 import { ClipModel } from "../models/clip-model.js";
 import { ClipEmbedder, TextEmbedder } from "../models/embedder.js";
 import { checkEmbeddingSizesMatch, TextModel } from "../models/text-model.js";
@@ -95,7 +96,7 @@ export class ServedIndex {
 
   private constructor(
     readonly source: IndexSource,
-    readonly storage: LocalStorage,
+    readonly storage: DatasetStorage,
     readonly index: ClipIndex,
     /** undefined: served without a model (embedding_input queries only). */
     readonly models: QueryModels | undefined,
@@ -130,13 +131,10 @@ export class ServedIndex {
     source: IndexSource,
     options: ServedIndexOptions,
   ): Promise<ServedIndex> {
-    const storage = localRootOf(
-      openRoot(isS3Url(source.root) ? source.root : resolve(source.root)),
-      "clipcrawl serve",
-    );
+    const storage = openRoot(isS3Url(source.root) ? source.root : resolve(source.root));
     // Taken before the files are read: a rewrite in between changes it again, and is seen.
-    const stamp = manifestStamp(storage);
-    const tombstones = tombstonesStamp(storage.root);
+    const stamp = await manifestStamp(storage);
+    const tombstones = await tombstonesStamp(storage);
     const index = await openIndexOf(storage, options);
     try {
       const models =
@@ -153,8 +151,8 @@ export class ServedIndex {
    * last lease ends). Throws, leaving this one as it is, when the files cannot be opened.
    */
   async reopen(): Promise<ServedIndex> {
-    const stamp = manifestStamp(this.storage);
-    const tombstones = tombstonesStamp(this.storage.root);
+    const stamp = await manifestStamp(this.storage);
+    const tombstones = await tombstonesStamp(this.storage);
     const index = await openIndexOf(this.storage, this.options);
     const modelSize = this.models?.clip.embeddingSize;
     if (modelSize !== undefined && modelSize !== index.dimensions) {
@@ -178,8 +176,8 @@ export class ServedIndex {
   }
 
   /** Whether the root's tombstones changed since they were applied (one directory read). */
-  tombstonesChanged(): boolean {
-    return tombstonesStamp(this.storage.root) !== this.tombstones;
+  async tombstonesChanged(): Promise<boolean> {
+    return (await tombstonesStamp(this.storage)) !== this.tombstones;
   }
 
   /**
@@ -188,7 +186,7 @@ export class ServedIndex {
    * stamp as it was, so the caller refuses the index until the files change.
    */
   async refreshTombstones(): Promise<void> {
-    const stamp = tombstonesStamp(this.storage.root);
+    const stamp = await tombstonesStamp(this.storage);
     this.index.applyTombstones(await readTombstones(this.storage));
     this.tombstones = stamp;
     this.statistics = undefined;
@@ -254,9 +252,9 @@ export class ServedIndex {
   }
 
   /** The root's atlas joined with this index's rows (first use reads it); undefined: none. */
-  atlasMap(): Promise<AtlasMap | undefined> {
+  async atlasMap(): Promise<AtlasMap | undefined> {
     // The index stage writes the atlas after the index, so it may land after this index opened.
-    const stamp = fileStamp(join(this.storage.root, layout.atlasManifest()));
+    const stamp = await fileStamp(this.storage, layout.atlasManifest());
     if (this.atlas === undefined || stamp !== this.atlasStamp) {
       this.atlasStamp = stamp;
       this.atlas = AtlasMap.load(this.storage, this.index, (key) => this.rowOfKey(key));
@@ -316,23 +314,28 @@ export class ServedIndex {
 }
 
 /**
- * What identifies the manifest's current version, from one stat: it is replaced by rename, so
- * a rewrite changes its inode, and its time and size besides. "missing" when there is none.
+ * What identifies the manifest's current version, from one stat: locally it is replaced by
+ * rename, so a rewrite changes its inode, and its time and size besides; on object storage a
+ * rewrite changes its ETag. "missing" when there is none.
  */
-export function manifestStamp(storage: LocalStorage): string {
-  return fileStamp(join(storage.root, layout.indexManifest()));
+export function manifestStamp(storage: DatasetStorage): Promise<string> {
+  return fileStamp(storage, layout.indexManifest());
 }
 
-function fileStamp(path: string): string {
+async function fileStamp(storage: DatasetStorage, path: string): Promise<string> {
+  if (!(storage instanceof LocalStorage)) {
+    const info = await storage.stat(path).catch(() => undefined);
+    return info === undefined ? "missing" : `${info.version}:${info.modified}:${info.bytes}`;
+  }
   try {
-    const info = statSync(path);
+    const info = statSync(await storage.localPath(path));
     return `${info.ino}:${info.mtimeMs}:${info.size}`;
   } catch {
     return "missing";
   }
 }
 
-function openIndexOf(storage: LocalStorage, options: ServedIndexOptions): Promise<ClipIndex> {
+function openIndexOf(storage: DatasetStorage, options: ServedIndexOptions): Promise<ClipIndex> {
   return openIndex(
     storage,
     options.expansionSearch > 0 ? { expansionSearch: options.expansionSearch } : {},
@@ -341,7 +344,7 @@ function openIndexOf(storage: LocalStorage, options: ServedIndexOptions): Promis
 
 async function loadQueryModels(
   source: IndexSource,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   index: ClipIndex,
   options: ServedIndexOptions,
 ): Promise<QueryModels> {

@@ -11,6 +11,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { ClipcrawlError, errorMessage } from "../errors.js";
 import type { ImageFetcher } from "../io/fetch/image-fetcher.js";
+import { LocalStorage } from "../io/local-storage.js";
 import type { ServeConfig } from "./config.js";
 import type { ExportJobs } from "./export-jobs.js";
 import type { KnnLimits } from "./knn-request.js";
@@ -23,6 +24,7 @@ import { manifestStamp, type ServedIndex } from "./served-index.js";
 const MAX_DEPTH_PAGES = 10;
 
 /** The lease releases of the request being handled. */
+const REMOTE_CHECK_MS = 2_000;
 const requestLeases = new AsyncLocalStorage<Array<() => void>>();
 
 /** An index whose rewritten files could not be opened (or were deleted): 503 until they change. */
@@ -38,6 +40,8 @@ export class ServerContext {
   readonly embedding: QueryEmbeddingContext;
   private readonly reloads = new Map<string, Promise<void>>();
   private readonly unavailable = new Map<string, UnavailableIndex>();
+  /** When each index on object storage was last checked for changes (see refresh). */
+  private readonly remoteChecks = new Map<string, number>();
 
   constructor(
     /** By name; `refresh` swaps in a reopened index. */
@@ -104,17 +108,24 @@ export class ServerContext {
 
   /**
    * Reopens every index whose manifest changed since it was opened, and applies the tombstones of
-   * a removal made since; cheap when nothing changed (a stat and a directory read an index).
+   * a removal made since; cheap when nothing changed (a stat and a directory read an index). An
+   * index on object storage is checked at most once every REMOTE_CHECK_MS: there the stat and
+   * the listing are requests, which would add their latency to every query.
    */
   async refresh(): Promise<void> {
+    const now = Date.now();
     for (const [name, served] of this.indices) {
-      const stamp = manifestStamp(served.storage);
+      if (!(served.storage instanceof LocalStorage)) {
+        if (now - (this.remoteChecks.get(name) ?? 0) < REMOTE_CHECK_MS) continue;
+        this.remoteChecks.set(name, now);
+      }
+      const stamp = await manifestStamp(served.storage);
       const unavailable = this.unavailable.get(name);
       if (
         stamp === served.stamp &&
         (unavailable === undefined || unavailable.tombstones === true)
       ) {
-        if (served.tombstonesChanged()) await this.applyTombstones(name, served, stamp);
+        if (await served.tombstonesChanged()) await this.applyTombstones(name, served, stamp);
         continue;
       }
       if (unavailable?.stamp === stamp) continue;

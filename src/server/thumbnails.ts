@@ -13,7 +13,7 @@
 import { type FileHandle, open } from "node:fs/promises";
 import { checkImageHeader, DEFAULT_MAX_IMAGE_PIXELS } from "../io/image-header.js";
 import { layout, SHARD_DIGITS } from "../io/layout.js";
-import type { LocalStorage } from "../io/local-storage.js";
+import type { DatasetStorage } from "../io/storage.js";
 import { readTarEntries, splitSampleName } from "../io/tar-reader.js";
 
 export interface Thumbnail {
@@ -57,7 +57,7 @@ export class ThumbnailStore {
   private readonly tars = new Map<string, TarIndex>();
 
   constructor(
-    private readonly storage: LocalStorage,
+    private readonly storage: DatasetStorage,
     private readonly maxImagePixels = DEFAULT_MAX_IMAGE_PIXELS,
   ) {}
 

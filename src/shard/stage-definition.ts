@@ -7,7 +7,7 @@
  */
 import type { ClipcrawlConfig } from "../config/schema.js";
 import type { BloomFilterReport, BloomSeries } from "../formats/bloom-filter.js";
-import type { LocalStorage } from "../io/local-storage.js";
+import type { DatasetStorage } from "../io/storage.js";
 import type { StageReporter } from "./reporter.js";
 import type { FailedShard } from "./shard-loop.js";
 
@@ -113,7 +113,7 @@ export interface PlanEntry {
 
 /** One call of a stage over some of its shards, as a runner makes it. */
 export interface StageCall {
-  storage: LocalStorage;
+  storage: DatasetStorage;
   /** The shards to run; unset: every shard the stage plans. */
   shards?: readonly string[];
   /**
@@ -143,7 +143,7 @@ export interface StageCall {
 
 /** What a distributed run hands a stage's `aroundSharedRun` hooks. */
 export interface SharedStageRun {
-  storage: LocalStorage;
+  storage: DatasetStorage;
   /** The stage's plan for the run, as its jobs carry it. */
   plan: readonly PlanEntry[];
   config?: ConfigSections;
@@ -228,7 +228,7 @@ export interface StageDefinition<
   /** Runs the named shards (all when none are named): the stage's own library function. */
   run(call: StageCall): Promise<Summary>;
   /** Shards a runner may run at once in one call, from the root's config (unset: the stage decides). */
-  parallelism?(storage: LocalStorage): Promise<number>;
+  parallelism?(storage: DatasetStorage): Promise<number>;
   /** Its stats files, for the run report's totals over the root; none for a stage without any. */
   statsFiles?: StatsFileTotals;
 }

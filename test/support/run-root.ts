@@ -4,14 +4,17 @@
  * the tiny CLIP model, and a clipcrawl.json that points download at that web and cuts small
  * image shards, so a whole pipeline runs in seconds and has several shards in every stage.
  */
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type DemoImageServer, startDemoImageServer } from "../../src/demo/image-server.js";
 import { writeWatFile } from "../../src/demo/sample/wat-generator.js";
 import { generateTinyClipModel } from "../../src/demo/tiny-clip/generate.js";
 import { layout } from "../../src/io/layout.js";
 import { LocalStorage } from "../../src/io/local-storage.js";
+import { openRoot } from "../../src/io/open-root.js";
 import { readParquet } from "../../src/io/parquet.js";
+import type { DatasetStorage } from "../../src/io/storage.js";
 import { extract } from "../../src/stages/extract/extract.js";
 
 export interface PipelineWorld {
@@ -80,21 +83,20 @@ export async function pipelineWorld(
         filter: { ...extra.filter },
         index: { threads: 1, ...extra.index },
       };
-      const { mkdir } = await import("node:fs/promises");
-      await mkdir(root, { recursive: true });
-      await writeFile(join(root, "clipcrawl.json"), `${JSON.stringify(config, null, 2)}\n`);
+      await openRoot(root).writeAtomic("clipcrawl.json", `${JSON.stringify(config, null, 2)}\n`);
     },
     close: () => web.close(),
   };
 }
 
 /** Every row of every parquet file under `folder` of the root, as JSON lines, by file. */
-export async function parquetRows(root: string, folder: string): Promise<Record<string, string[]>> {
-  const storage = new LocalStorage(root);
+export async function parquetRows(
+  root: string | DatasetStorage,
+  folder: string,
+): Promise<Record<string, string[]>> {
+  const storage = openRoot(root);
   const rows: Record<string, string[]> = {};
-  const names = (await readdir(join(root, folder)).catch(() => [] as string[])).filter((name) =>
-    name.endsWith(".parquet"),
-  );
+  const names = (await storage.list(folder)).filter((name) => name.endsWith(".parquet"));
   for (const name of names.sort()) {
     rows[name] = (await readParquet(storage, `${folder}/${name}`)).map((row) =>
       JSON.stringify(row, (_, value) => (typeof value === "bigint" ? value.toString() : value)),
@@ -108,25 +110,27 @@ export async function parquetRows(root: string, folder: string): Promise<Record<
  * embedding-metadata and dataset shard (per-sample timings left out) and the bytes of every
  * tar and embedding file.
  */
-export async function pipelineOutput(root: string): Promise<Record<string, unknown>> {
+export async function pipelineOutput(
+  root: string | DatasetStorage,
+): Promise<Record<string, unknown>> {
+  const storage = openRoot(root);
   const bytes = async (folder: string, ending: string) => {
     const found: Record<string, string> = {};
-    const names = await readdir(join(root, folder)).catch(() => [] as string[]);
+    const names = await storage.list(folder);
     for (const name of names.filter((item) => item.endsWith(ending)).sort()) {
-      const { createHash } = await import("node:crypto");
       found[name] = createHash("sha256")
-        .update(await readFile(join(root, folder, name)))
+        .update(await storage.read(`${folder}/${name}`))
         .digest("hex");
     }
     return found;
   };
   return {
-    candidates: await parquetRows(root, "candidates"),
-    images: await parquetRows(root, "images"),
+    candidates: await parquetRows(storage, "candidates"),
+    images: await parquetRows(storage, "images"),
     tars: await bytes("images", ".tar"),
     imageEmbeddings: await bytes("embeddings/img_emb", ".npy"),
     textEmbeddings: await bytes("embeddings/text_emb", ".npy"),
-    metadata: await parquetRows(root, "embeddings/metadata"),
-    dataset: await parquetRows(root, "dataset"),
+    metadata: await parquetRows(storage, "embeddings/metadata"),
+    dataset: await parquetRows(storage, "dataset"),
   };
 }

@@ -21,8 +21,8 @@ import { Redis } from "ioredis";
 import { loadConfig } from "../../config/config-file.js";
 import { startOrOpenRoot } from "../../config/dataset-root.js";
 import { errorMessage } from "../../errors.js";
-import type { LocalStorage } from "../../io/local-storage.js";
-import { localRootOf, openRoot } from "../../io/open-root.js";
+import { openRoot } from "../../io/open-root.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import {
   nextStage,
   type PerStage,
@@ -41,7 +41,7 @@ import {
 } from "../../shard/stage-definition.js";
 import { type PipelineObserver, PipelineProgress, silentObserver } from "../pipeline-progress.js";
 import { expandInputs } from "../run-inputs.js";
-import { openRunLog, type RunLogger } from "../run-log.js";
+import { openRunLog, type RunLog, type RunLogger } from "../run-log.js";
 import { type FailedRunShard, RunStateRecorder } from "../run-state.js";
 import { recordDatasetVersion } from "../run-version.js";
 import { JobWatch, type WatchedJob } from "./job-watch.js";
@@ -62,7 +62,7 @@ import { checkDedupRedis, openSharedPairFilter } from "./sharded-pair-filter.js"
 const ENQUEUE_BATCH = 1000;
 
 export interface DistributedRunOptions {
-  root: string | LocalStorage;
+  root: string | DatasetStorage;
   /** As `runPipeline`'s: none means the previous run's inputs, or the candidates in the root. */
   inputs?: readonly string[];
   crawl?: string | undefined;
@@ -110,7 +110,7 @@ export async function runDistributed(
 ): Promise<DistributedRunSummary> {
   const started = performance.now();
   const startedAt = new Date();
-  const storage = localRootOf(openRoot(options.root), "clipcrawl run --queue");
+  const storage = openRoot(options.root);
   const cwd = options.cwd ?? process.cwd();
   const attempts = Math.max(1, options.attempts ?? 3);
   const pollMs = options.pollMs ?? 500;
@@ -123,7 +123,8 @@ export async function runDistributed(
   const config = await loadConfig(storage, options.config);
   for (const stage of pipeline) stage.checkConfig?.(config);
   await checkDedupRedis(config.extract.dedupRedis);
-  const logger = options.logger ?? (await openRunLog(storage, "run")).logger;
+  const runLog = options.logger === undefined ? await openRunLog(storage, "run") : undefined;
+  const logger = options.logger ?? (runLog as RunLog).logger;
   const observer = options.observer ?? silentObserver;
   const warn = (line: string) => {
     logger.warn({ event: "warning" }, line);
@@ -359,6 +360,7 @@ export async function runDistributed(
     await recorder.close("failed");
     await watch.close();
     await closeAll(queues, redis, dedupConnections.values());
+    await runLog?.close();
     throw error;
   }
 
@@ -394,6 +396,7 @@ export async function runDistributed(
     pipeline,
   );
   logger.info({ event: "distributed run finished", ok, interrupted, requeues });
+  await runLog?.close();
   return {
     ok,
     interrupted,

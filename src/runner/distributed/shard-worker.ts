@@ -16,8 +16,8 @@ import { DelayedError, type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { errorMessage } from "../../errors.js";
 import { shardName } from "../../io/layout.js";
-import type { LocalStorage } from "../../io/local-storage.js";
-import { localRootOf, openRoot } from "../../io/open-root.js";
+import { openRoot } from "../../io/open-root.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import { nextStage, PIPELINE, type Stages, stageNamed } from "../../pipeline/pipeline.js";
 import type { StageReporter } from "../../shard/reporter.js";
 import type {
@@ -103,7 +103,7 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
       shard: data.shard,
       attempt: job.attemptsMade + 1,
     });
-    const storage = localRootOf(openRoot(data.root), "clipcrawl worker");
+    const storage = openRoot(data.root);
     const reporter: StageReporter = {
       warn: (line) => logger.warn({ event: "warning", job: job.id }, line),
       progress: () => {},
@@ -139,7 +139,11 @@ export async function startShardWorker(options: WorkerOptions): Promise<RunningW
   };
 
   /** One shard through its stage's function, as the local runner calls it, one shard at a time. */
-  const runJob = async (job: Job<ShardJobData>, storage: LocalStorage, reporter: StageReporter) => {
+  const runJob = async (
+    job: Job<ShardJobData>,
+    storage: DatasetStorage,
+    reporter: StageReporter,
+  ) => {
     const data = job.data;
     const stage = stageNamed(pipeline, data.stage);
     const call: StageCall & { shards: readonly string[] } = {

@@ -18,8 +18,8 @@ import { downloadBlocklistFile } from "../../formats/governance-blocklists.js";
 import type { HostLimits } from "../../io/fetch/host-limits.js";
 import { localFileIdentity } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
-import type { LocalStorage } from "../../io/local-storage.js";
-import { localRootOf, openRoot } from "../../io/open-root.js";
+import { openRoot } from "../../io/open-root.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection, unplannedShardError } from "../../shard/shard-selection.js";
@@ -41,8 +41,8 @@ import { resolveUrlListFiles } from "./url-lists.js";
 export const DOWNLOAD_STAGE = "download";
 
 export interface DownloadOptions {
-  /** The dataset root: a directory path, or a LocalStorage. */
-  root: string | LocalStorage;
+  /** The dataset root: a directory path, an s3:// URL, or a storage. */
+  root: string | DatasetStorage;
   /** URL lists (files or folders) to download instead of the root's candidate shards. */
   inputs?: readonly string[];
   /** Values that override the root's clipcrawl.json for this run. */
@@ -88,7 +88,7 @@ const TOP_STATUSES = 30;
 export async function download(options: DownloadOptions): Promise<DownloadSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = localRootOf(openRoot(options.root), "clipcrawl download");
+  const storage = openRoot(options.root);
   const inputs = options.inputs ?? [];
   await startOrOpenRoot(storage, inputs.length > 0, "give URL lists to download into a new root");
   const cwd = options.cwd ?? process.cwd();

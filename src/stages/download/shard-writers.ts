@@ -7,6 +7,7 @@
  */
 import { mkdir, open, rename, rm, writeFile } from "node:fs/promises";
 import { layout } from "../../io/layout.js";
+import { LocalStorage } from "../../io/local-storage.js";
 import { type CellValue, type ParquetColumn, writeParquet } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { TarWriter } from "../../io/tar-writer.js";
@@ -127,15 +128,38 @@ class WebdatasetWriter implements ShardOutputWriter {
 }
 
 /**
- * One file per image needs a local root: the folder is filled under a temporary name and renamed
- * into place, which costs one rename instead of an fsync per file. The done marker, written
- * after it, is what proves the folder complete.
+ * One file per image. On a local root the folder is filled under a temporary name and renamed
+ * into place, which costs one rename instead of an fsync per file; object storage has no folder
+ * to rename, so each file is its own object there. Either way the done marker, written after the
+ * folder, is what proves it complete.
  */
 class FilesWriter implements ShardOutputWriter {
   constructor(private readonly storage: DatasetStorage) {}
 
   async write(shard: CompletedShard): Promise<string[]> {
-    const folder = await this.storage.localPath(layout.imageFilesFolder(shard.name));
+    const folder = layout.imageFilesFolder(shard.name);
+    if (this.storage instanceof LocalStorage) {
+      await this.writeLocalFolder(shard, await this.storage.localPath(folder));
+    } else {
+      await this.storage.remove(folder);
+      for (const [index, record] of shard.records.entries()) {
+        if (record.status !== "success") continue;
+        for (const entry of await sampleFiles(shard, index)) {
+          await this.storage.writeAtomic(`${folder}/${entry.name}`, entry.data);
+        }
+      }
+    }
+    const parquetPath = layout.imageParquet(shard.name);
+    await writeParquet(
+      this.storage,
+      parquetPath,
+      metadataColumns(shard.extraColumns),
+      shard.records,
+    );
+    return [parquetPath];
+  }
+
+  private async writeLocalFolder(shard: CompletedShard, folder: string): Promise<void> {
     const partial = `${folder}.partial`;
     await rm(partial, { recursive: true, force: true });
     await mkdir(partial, { recursive: true });
@@ -147,14 +171,6 @@ class FilesWriter implements ShardOutputWriter {
     }
     await rm(folder, { recursive: true, force: true });
     await rename(partial, folder);
-    const parquetPath = layout.imageParquet(shard.name);
-    await writeParquet(
-      this.storage,
-      parquetPath,
-      metadataColumns(shard.extraColumns),
-      shard.records,
-    );
-    return [parquetPath];
   }
 }
 

@@ -17,8 +17,8 @@ import type { ClipcrawlConfig } from "../../config/schema.js";
 import { ConfigError } from "../../errors.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
-import type { LocalStorage } from "../../io/local-storage.js";
-import { localRootOf, openRoot } from "../../io/open-root.js";
+import { openRoot } from "../../io/open-root.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import { ClipModel } from "../../models/clip-model.js";
 import { ClipEmbedder, TextEmbedder } from "../../models/embedder.js";
 import { ScoreHeads } from "../../models/heads/score-heads.js";
@@ -46,8 +46,8 @@ import { type PlannedEmbedShard, planImageShards, planInputShards } from "./shar
 export const EMBED_STAGE = "embed";
 
 export interface EmbedOptions {
-  /** The dataset root: a directory path, or a LocalStorage. */
-  root: string | LocalStorage;
+  /** The dataset root: a directory path, an s3:// URL, or a storage. */
+  root: string | DatasetStorage;
   /** Webdataset tars (or folders of them) or image folders, instead of the root's image shards. */
   inputs?: readonly string[];
   /** Values that override the root's clipcrawl.json for this run. */
@@ -134,7 +134,7 @@ const TOP_ERRORS = 30;
 export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = localRootOf(openRoot(options.root), "clipcrawl embed");
+  const storage = openRoot(options.root);
   const cwd = options.cwd ?? process.cwd();
   await startOrOpenRoot(
     storage,
@@ -338,7 +338,7 @@ async function loadMultilingualModel(
 
 /** Embeds one shard and writes its files and stats. */
 async function writeEmbedShard(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   shard: PlannedEmbedShard,
   encoders: ShardEncoders,
   config: EmbedConfig,

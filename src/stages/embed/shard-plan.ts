@@ -19,8 +19,8 @@ import { extname, join, relative, resolve } from "node:path";
 import { InputError } from "../../errors.js";
 import { fileIdentity, localFileIdentity } from "../../io/file-info.js";
 import { layout, shardName } from "../../io/layout.js";
-import type { LocalStorage } from "../../io/local-storage.js";
 import { quoteLiteral, readParquet } from "../../io/parquet.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import {
   readTarEntries,
   readWebdatasetSamples,
@@ -64,7 +64,7 @@ export interface OutputIdentity {
 }
 
 export async function planImageShards(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   identity: OutputIdentity,
   only?: readonly string[],
 ): Promise<PlannedEmbedShard[]> {
@@ -87,12 +87,10 @@ export async function planImageShards(
   for (const name of names) {
     const parquet = layout.imageParquet(name);
     const tar = layout.imageTar(name);
-    const parquetPath = await storage.localPath(parquet);
-    const tarPath = await storage.localPath(tar);
     const marker = await downloads.read(name);
     planned.push({
       name,
-      input: tarPath,
+      input: storage.describe(tar),
       digest: digestOf({
         version: EMBED_FORMAT_VERSION,
         kind: "image shard",
@@ -105,7 +103,7 @@ export async function planImageShards(
         if (!(await storage.exists(tar))) {
           throw new InputError(
             "CC_NO_TAR",
-            tarPath,
+            storage.describe(tar),
             "missing: embed reads webdataset shards (download's outputFormat webdataset)",
           );
         }
@@ -120,8 +118,8 @@ export async function planImageShards(
           }));
         return {
           expected,
-          samples: readWebdatasetSamples(readTarEntries(createReadStream(tarPath))),
-          source: async () => `read_parquet(${quoteLiteral(parquetPath)})`,
+          samples: readWebdatasetSamples(readTarEntries(storage.openRead(tar))),
+          source: async () => `read_parquet(${quoteLiteral(await storage.localPath(parquet))})`,
           close: async () => {},
         };
       },

@@ -8,8 +8,8 @@ import {
 } from "../../formats/recipes/recipe-plan.js";
 import type { Recipe } from "../../formats/recipes/recipe-spec.js";
 import { layout } from "../../io/layout.js";
-import type { LocalStorage } from "../../io/local-storage.js";
 import { quoteLiteral } from "../../io/parquet.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import { columnNames, prepareRows, type ShardRecipes } from "./filter-shard.js";
 
 const METADATA_SHARD = /^metadata_(\d{5})\.parquet$/;
@@ -23,7 +23,7 @@ export interface FilterRecipes {
 }
 
 export async function prepareFilterRecipes(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   recipes: readonly Recipe[],
   connection: DuckDBConnection,
   cwd: string,
@@ -69,7 +69,7 @@ export async function prepareFilterRecipes(
   };
 }
 
-async function openPool(storage: LocalStorage, names: readonly string[]): Promise<EmbeddingPool> {
+async function openPool(storage: DatasetStorage, names: readonly string[]): Promise<EmbeddingPool> {
   const shards = [];
   for (const name of names) {
     const path = layout.imageEmbeddings(name);
@@ -86,7 +86,7 @@ async function openPool(storage: LocalStorage, names: readonly string[]): Promis
 
 /** The model embed recorded for the shards (its stats' model digest), or null. */
 async function datasetModelDigest(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   names: readonly string[],
 ): Promise<string | null> {
   for (const name of names) {

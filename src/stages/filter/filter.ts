@@ -28,9 +28,9 @@ import { parseRecipes } from "../../formats/recipes/recipe-spec.js";
 import { registerFilterFunctions } from "../../formats/sql-functions.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
-import type { LocalStorage } from "../../io/local-storage.js";
-import { localRootOf, openRoot } from "../../io/open-root.js";
+import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection, unplannedShardError } from "../../shard/shard-selection.js";
@@ -45,8 +45,8 @@ import { filterIdentity, type PlannedFilterShard, planFilterShards } from "./sha
 export const FILTER_STAGE = "filter";
 
 export interface FilterOptions {
-  /** The dataset root: a directory path, or a LocalStorage. */
-  root: string | LocalStorage;
+  /** The dataset root: a directory path, an s3:// URL, or a storage. */
+  root: string | DatasetStorage;
   /** Values that override the root's clipcrawl.json for this run. */
   config?: Partial<FilterConfig>;
   /** Redo every shard even when its done marker matches. */
@@ -113,7 +113,7 @@ export interface FilterSummary extends StageSummary {
 export async function filter(options: FilterOptions): Promise<FilterSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = localRootOf(openRoot(options.root), "clipcrawl filter");
+  const storage = openRoot(options.root);
   await openExistingRoot(storage);
   const config = (await loadConfig(storage, { filter: options.config ?? {} })).filter;
   const recipes = parseRecipes(config.recipe);
@@ -227,7 +227,7 @@ async function withConnection<T>(use: (connection: DuckDBConnection) => Promise<
 /** Filters one shard and writes its dataset file and stats. */
 async function writeFilterShard(
   connection: DuckDBConnection,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   shard: PlannedFilterShard,
   config: FilterConfig,
   lists: Blocklists,
@@ -252,7 +252,7 @@ async function writeFilterShard(
 
 function shardStats(
   shard: PlannedFilterShard,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   filtered: FilteredShard,
   config: FilterConfig,
   lists: Blocklists,

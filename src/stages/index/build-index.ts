@@ -36,8 +36,7 @@ import {
 } from "../../formats/index/index-manifest.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
-import type { LocalStorage } from "../../io/local-storage.js";
-import { localRootOf, openRoot } from "../../io/open-root.js";
+import { openRoot } from "../../io/open-root.js";
 import {
   duckdbConnection,
   parquetDataDamage,
@@ -60,8 +59,8 @@ import { readIndexShard, releaseIndexShard, writeSegment } from "./index-shard.j
 export const INDEX_STAGE = "index";
 
 export interface IndexOptions {
-  /** The dataset root: a directory path, or a LocalStorage. */
-  root: string | LocalStorage;
+  /** The dataset root: a directory path, an s3:// URL, or a storage. */
+  root: string | DatasetStorage;
   /** Values that override the root's clipcrawl.json for this run. */
   config?: Partial<IndexConfig>;
   /** Rebuild from scratch even when the index could be extended. */
@@ -118,7 +117,7 @@ interface BuildState {
 export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = localRootOf(openRoot(options.root), "clipcrawl index");
+  const storage = openRoot(options.root);
   await openExistingRoot(storage);
   const config = (await loadConfig(storage, { index: options.config ?? {} })).index;
   const threads = config.threads > 0 ? config.threads : cpus().length;
@@ -488,7 +487,7 @@ async function markMissing(
  * the command that writes it again.
  */
 async function shardFailure(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   shard: PlannedIndexShard,
   error: unknown,
 ): Promise<string> {

@@ -4,7 +4,6 @@
  * removed. A server that memory-mapped an old graph keeps reading it: an unlinked file lives on
  * until it is unmapped.
  */
-import { readdir } from "node:fs/promises";
 import { type IndexManifest, MODALITIES } from "../../formats/index/index-manifest.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
@@ -24,14 +23,7 @@ export async function removeUnreferencedFiles(
     if (GENERATION_FILE.test(name) && !kept.has(path)) await storage.remove(path);
   }
   const segments = new Set(manifest.segments.map((segment) => segment.name));
-  const folder = layout.indexSegmentFolder("");
-  let entries: string[] = [];
-  try {
-    entries = await readdir(await storage.localPath(folder));
-  } catch {
-    return;
-  }
-  for (const name of entries) {
+  for (const name of await storage.listFolders(layout.indexSegmentFolder(""))) {
     if (!segments.has(name)) await storage.remove(layout.indexSegmentFolder(name));
   }
 }
