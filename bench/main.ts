@@ -23,6 +23,7 @@ const BENCH_ORDER = [
   "run",
   "scale",
   "dedup",
+  "s3",
   "ui",
   "atlas",
   "subset",

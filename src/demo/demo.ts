@@ -128,7 +128,8 @@ async function startDemoWeb(storage: LocalStorage): Promise<DemoSetup> {
   };
 }
 
-async function candidateHosts(storage: DatasetStorage): Promise<Set<string>> {
+/** The hosts of every candidate URL: the names the stand-in web answers for. */
+export async function candidateHosts(storage: DatasetStorage): Promise<Set<string>> {
   const hosts = new Set<string>();
   for (const name of await storage.list(layout.candidatesFolder())) {
     if (!name.endsWith(".parquet")) continue;
