@@ -48,6 +48,14 @@ const CUT_AFTER = 380;
 /** A word's n-grams come from its first 70 bytes, its last one from wherever that leaves. */
 const WORD_BYTES_SCANNED = 70;
 const SPACE = 32;
+const SEPARATOR = 0;
+const LETTER = 1;
+const APOSTROPHE = 2;
+const LETTER_WITH_CONTEXTUAL_LOWER_CASE = 3;
+/** The separator pattern's look-behind: a run of separators never ends on one of these. */
+const APOSTROPHES = [0x27, 0x60, 0x2019];
+/** Σ lower-cases to ς at a word's end and to σ elsewhere. */
+const CAPITAL_SIGMA = 0x3a3;
 const NO_KEY = -1;
 
 class NgramScorer {
@@ -57,7 +65,13 @@ class NgramScorer {
   private readonly countedIn: Uint32Array;
   private call = 0;
   private distinct = 0;
+  /** The word being read, in bytes, and the bytes of the text read so far (ELD's cut counts them). */
   private readonly word = new Uint8Array(CUT_AFTER + 8);
+  private length = 0;
+  private bytes = 0;
+  /** Per UTF-16 unit: LETTER, APOSTROPHE, SEPARATOR or LETTER_WITH_CONTEXTUAL_LOWER_CASE. */
+  private readonly letterKind = new Uint8Array(0x10000);
+  private readonly lowerCase = new Uint16Array(0x10000);
   private readonly key = new Uint8Array(6);
   /** Keys the database lacks, seen in this text: they still count in the mean. */
   private readonly missLow = new Uint32Array(512);
@@ -72,13 +86,26 @@ class NgramScorer {
     for (let at = 0; at < ranges.length; at += 2)
       letters += `${unicodeEscape(ranges[at] as number)}-${unicodeEscape(ranges[at + 1] as number)}`;
     this.separators = new RegExp(`[^${letters}]+(?<![\\x27\\x60\\u2019])`, "gu");
+    for (const apostrophe of APOSTROPHES) this.letterKind[apostrophe] = APOSTROPHE;
+    for (let at = 0; at < ranges.length; at += 2) {
+      for (let code = ranges[at] as number; code <= (ranges[at + 1] as number); code++) {
+        const lower = String.fromCharCode(code).toLowerCase();
+        this.letterKind[code] =
+          lower.length === 1 && code !== CAPITAL_SIGMA ? LETTER : LETTER_WITH_CONTEXTUAL_LOWER_CASE;
+        this.lowerCase[code] = lower.charCodeAt(0);
+      }
+    }
     this.scores = new Int32Array(ngrams.languages.length);
     this.countedIn = new Uint32Array(ngrams.ngramCount);
   }
 
   detect(text: string): DetectedLanguage {
+    const head = text.substring(0, 1000);
     this.startText();
-    this.scoreWords(text.substring(0, 1000).replace(this.separators, " ").trim().toLowerCase());
+    if (!this.scoreCleanedText(head)) {
+      this.startText();
+      this.scoreWords(head.replace(this.separators, " ").trim().toLowerCase());
+    }
     const scores = this.scores;
     let top = -1;
     let topScore = 0;
@@ -125,6 +152,8 @@ class NgramScorer {
 
   private startText(): void {
     this.scores.fill(0);
+    this.length = 0;
+    this.bytes = 0;
     this.distinct = 0;
     this.misses = 0;
     if (this.longKeys.size > 0) this.longKeys.clear();
@@ -134,44 +163,118 @@ class NgramScorer {
     }
   }
 
-  /** ELD's strToUtf8Bytes: the text's words as UTF-8, each byte spelled with its dictionary. */
+  /**
+   * ELD's clean-up (its separator pattern, trim, lower case) in one pass over the text, without
+   * making the three strings: a run of non-letters becomes one space, but the apostrophes that end
+   * it stay (the pattern's look-behind), and a run of apostrophes alone stays whole. Exact for
+   * every text without a letter whose lower case is two characters (İ) or depends on its
+   * neighbours (Σ); for those it returns false having scored nothing, and `detect` takes ELD's path.
+   */
+  private scoreCleanedText(text: string): boolean {
+    if (!this.feedCleanedText(text)) return false;
+    this.endWords();
+    return true;
+  }
+
+  /** Feeds the cleaned text to its end or to ELD's cut; false, having fed nothing, for Σ or İ. */
+  private feedCleanedText(text: string): boolean {
+    const letterKind = this.letterKind;
+    const lowerCase = this.lowerCase;
+    let fed = false;
+    let inRun = false;
+    let runHasSeparator = false;
+    let apostrophesFrom = 0;
+    for (let at = 0; at < text.length; at++) {
+      const code = text.charCodeAt(at);
+      const kind = letterKind[code] as number;
+      if (kind === LETTER) {
+        if (inRun) {
+          if (runHasSeparator && fed && !this.feed(SPACE)) return true;
+          for (let index = apostrophesFrom; index < at; index++)
+            if (!this.feed(text.charCodeAt(index))) return true;
+          inRun = false;
+        }
+        if (!this.feed(lowerCase[code] as number)) return true;
+        fed = true;
+      } else if (kind === LETTER_WITH_CONTEXTUAL_LOWER_CASE) {
+        return false;
+      } else {
+        if (!inRun) {
+          inRun = true;
+          runHasSeparator = false;
+          apostrophesFrom = at;
+        }
+        if (kind !== APOSTROPHE) {
+          runHasSeparator = true;
+          apostrophesFrom = at + 1;
+        }
+      }
+    }
+    if (inRun) {
+      const apostrophes = apostrophesFrom < text.length;
+      if (runHasSeparator && fed && apostrophes && !this.feed(SPACE)) return true;
+      for (let index = apostrophesFrom; index < text.length; index++)
+        if (!this.feed(text.charCodeAt(index))) return true;
+    }
+    return true;
+  }
+
+  /** ELD's strToUtf8Bytes over a cleaned text: its words as UTF-8, in dictionary spelling. */
   private scoreWords(text: string): void {
+    for (let at = 0; at < text.length; at++) {
+      const code = text.charCodeAt(at);
+      if (code >= 0xd800 && code < 0xe000) {
+        at++;
+        const point = 0x10000 + (((code & 0x3ff) << 10) | (text.charCodeAt(at) & 0x3ff));
+        if (!this.feedAstral(point)) break;
+      } else if (!this.feed(code)) {
+        break;
+      }
+    }
+    this.endWords();
+  }
+
+  /** One UTF-16 unit outside the surrogates; false when ELD's cut ends the text here. */
+  private feed(code: number): boolean {
+    const word = this.word;
+    if (code < 0x80) {
+      if (code === SPACE) {
+        if (this.length > 0) this.scoreWord(this.length);
+        this.length = 0;
+        if (this.bytes > CUT_AT_SPACE_AFTER) return false;
+      } else {
+        word[this.length++] = code;
+      }
+      this.bytes++;
+    } else if (code < 0x800) {
+      const byteCharacter = this.ngrams.byteCharacter;
+      word[this.length++] = byteCharacter[0xc0 | (code >> 6)] as number;
+      word[this.length++] = byteCharacter[0x80 | (code & 0x3f)] as number;
+      this.bytes += 2;
+    } else {
+      const byteCharacter = this.ngrams.byteCharacter;
+      word[this.length++] = byteCharacter[0xe0 | (code >> 12)] as number;
+      word[this.length++] = byteCharacter[0x80 | ((code >> 6) & 0x3f)] as number;
+      word[this.length++] = byteCharacter[0x80 | (code & 0x3f)] as number;
+      this.bytes += 3;
+    }
+    return this.bytes <= CUT_AFTER;
+  }
+
+  private feedAstral(point: number): boolean {
     const word = this.word;
     const byteCharacter = this.ngrams.byteCharacter;
-    let length = 0;
-    let bytes = 0;
-    for (let at = 0; at < text.length; at++) {
-      let code = text.charCodeAt(at);
-      if (code < 0x80) {
-        if (code === SPACE) {
-          if (length > 0) this.scoreWord(length);
-          length = 0;
-          if (bytes > CUT_AT_SPACE_AFTER) break;
-        } else {
-          word[length++] = code;
-        }
-        bytes++;
-      } else if (code < 0x800) {
-        word[length++] = byteCharacter[0xc0 | (code >> 6)] as number;
-        word[length++] = byteCharacter[0x80 | (code & 0x3f)] as number;
-        bytes += 2;
-      } else if (code < 0xd800 || code >= 0xe000) {
-        word[length++] = byteCharacter[0xe0 | (code >> 12)] as number;
-        word[length++] = byteCharacter[0x80 | ((code >> 6) & 0x3f)] as number;
-        word[length++] = byteCharacter[0x80 | (code & 0x3f)] as number;
-        bytes += 3;
-      } else {
-        at++;
-        code = 0x10000 + (((code & 0x3ff) << 10) | (text.charCodeAt(at) & 0x3ff));
-        word[length++] = byteCharacter[0xf0 | (code >> 18)] as number;
-        word[length++] = byteCharacter[0x80 | ((code >> 12) & 0x3f)] as number;
-        word[length++] = byteCharacter[0x80 | ((code >> 6) & 0x3f)] as number;
-        word[length++] = byteCharacter[0x80 | (code & 0x3f)] as number;
-        bytes += 4;
-      }
-      if (bytes > CUT_AFTER) break;
-    }
-    if (length > 0) this.scoreWord(length);
+    word[this.length++] = byteCharacter[0xf0 | (point >> 18)] as number;
+    word[this.length++] = byteCharacter[0x80 | ((point >> 12) & 0x3f)] as number;
+    word[this.length++] = byteCharacter[0x80 | ((point >> 6) & 0x3f)] as number;
+    word[this.length++] = byteCharacter[0x80 | (point & 0x3f)] as number;
+    this.bytes += 4;
+    return this.bytes <= CUT_AFTER;
+  }
+
+  private endWords(): void {
+    if (this.length > 0) this.scoreWord(this.length);
+    this.length = 0;
   }
 
   /** ELD's getByteNgrams for one word: 4 bytes at a stride of 3, then the word's end. */
