@@ -106,7 +106,8 @@ export async function extractWatFile(
 class FilePairs {
   readonly hashes = new PairHashes();
   private readonly seen = new PairHashSet();
-  private readonly textIds = new Map<string, { id: number; tier: number }>();
+  /** Each distinct text's id and tier index, as `id * TIERS.length + tier`: no object per text. */
+  private readonly textIds = new Map<string, number>();
   private tiers = new Uint8Array(1024);
 
   constructor(private readonly writer: CandidateShardWriter) {}
@@ -131,16 +132,17 @@ class FilePairs {
     let known = this.textIds.get(text);
     if (known === undefined) {
       const language: DetectedLanguage = detectLanguage(text);
-      known = { id: this.writer.addText(text, language), tier: TIERS.indexOf(language.tier) };
+      known = this.writer.addText(text, language) * TIERS.length + TIERS.indexOf(language.tier);
       this.textIds.set(text, known);
     }
-    this.writer.addPair(url, known.id, pageId);
+    const tier = known % TIERS.length;
+    this.writer.addPair(url, (known - tier) / TIERS.length, pageId);
     if (row >= this.tiers.length) {
       const bigger = new Uint8Array(this.tiers.length * 2);
       bigger.set(this.tiers);
       this.tiers = bigger;
     }
-    this.tiers[row] = known.tier;
+    this.tiers[row] = tier;
     return true;
   }
 
