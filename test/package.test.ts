@@ -52,14 +52,7 @@ const INSTALL_WARNING = /npm warn|npm WARN|EBADENGINE|deprecated/;
 const CUDA_PROVIDER = "onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so";
 
 /** Packages whose loading costs a command's start-up dearly; each loads only where it is used. */
-const HEAVY = [
-  "@duckdb/node-api",
-  "onnxruntime-node",
-  "sharp",
-  "usearch",
-  "fastify",
-  "bullmq",
-];
+const HEAVY = ["@duckdb/node-api", "onnxruntime-node", "sharp", "usearch", "fastify", "bullmq"];
 
 const semver = createRequire(import.meta.url)("semver") as {
   satisfies(version: string, range: string): boolean;

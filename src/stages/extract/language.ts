@@ -48,7 +48,6 @@ const CUT_AFTER = 380;
 /** A word's n-grams come from its first 70 bytes, its last one from wherever that leaves. */
 const WORD_BYTES_SCANNED = 70;
 const SPACE = 32;
-const SEPARATOR = 0;
 const LETTER = 1;
 const APOSTROPHE = 2;
 const LETTER_WITH_CONTEXTUAL_LOWER_CASE = 3;
@@ -69,7 +68,7 @@ class NgramScorer {
   private readonly word = new Uint8Array(CUT_AFTER + 8);
   private length = 0;
   private bytes = 0;
-  /** Per UTF-16 unit: LETTER, APOSTROPHE, SEPARATOR or LETTER_WITH_CONTEXTUAL_LOWER_CASE. */
+  /** Per UTF-16 unit: LETTER, APOSTROPHE, LETTER_WITH_CONTEXTUAL_LOWER_CASE, or 0 (a separator). */
   private readonly letterKind = new Uint8Array(0x10000);
   private readonly lowerCase = new Uint16Array(0x10000);
   private readonly key = new Uint8Array(6);
@@ -145,7 +144,7 @@ class NgramScorer {
         second = language;
       }
     }
-    const nextScore = second < 0 ? 0 : second;
+    const nextScore = Math.max(second, 0);
     const average = this.ngrams.averageScores[top] as number;
     return !(average * RELIABLE_SHARE_OF_AVERAGE > score || 0.01 > Math.abs(score - nextScore));
   }
@@ -279,7 +278,7 @@ class NgramScorer {
 
   /** ELD's getByteNgrams for one word: 4 bytes at a stride of 3, then the word's end. */
   private scoreWord(length: number): void {
-    const scanned = length > WORD_BYTES_SCANNED ? WORD_BYTES_SCANNED : length;
+    const scanned = Math.min(length, WORD_BYTES_SCANNED);
     let at = 0;
     for (; at + 4 < scanned; at += 3) this.scoreKey(at === 0, at, at + 4, false);
     this.scoreKey(at === 0, scanned > 4 ? scanned - 4 : 0, length, true);
