@@ -181,7 +181,7 @@ export async function parquetFilesDamage(
   if (sound.length === 0) return damage;
   const connection = await duckdbConnection();
   try {
-    await connection.run(`SELECT count(*) FROM parquet_metadata([${sound.join(", ")}])`);
+    await connection.run(`SELECT count(*) FROM parquet_file_metadata([${sound.join(", ")}])`);
     return damage;
   } catch {
     for (const [position, path] of paths.entries()) {
