@@ -62,13 +62,13 @@ function row(stage: string, seconds: number, node: number): BenchRow {
 async function installPackage(work: string): Promise<string> {
   const repository = new URL("..", import.meta.url).pathname;
   console.log("packing (npm pack builds the package) …");
-  const packed = JSON.parse(
-    execFileSync("npm", ["pack", "--json", "--pack-destination", work], {
-      cwd: repository,
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "inherit"],
-    }),
-  ) as { filename: string }[];
+  const output = execFileSync("npm", ["pack", "--json", "--pack-destination", work], {
+    cwd: repository,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  // prepack's build prints first on stdout (vite's lines), then npm the JSON list.
+  const packed = JSON.parse(output.slice(output.search(/^\[$/m))) as { filename: string }[];
   const project = join(work, "app");
   await mkdir(project);
   // As docs/install.md installs it: onnxruntime-node's CUDA download denied.
