@@ -1,18 +1,14 @@
 /**
  * `npm run bench -- dedup [--pairs 600000] [--clients 8] [--rounds 3]`: extract's shared
  * (url, text) dedup filter in Redis, pairs/s through ShardedPairFilter with 1 and 2 Redis
- * instances (redis-servers of its own) in the parallel mode, and the deterministic mode's figure
- * beside them. Target: 2 instances ≥ 1.7× one in the parallel mode.
+ * instances (redis-servers of its own, as the tests start them) in the parallel mode, and the
+ * deterministic mode's figure beside them. Target: 2 instances ≥ 1.7× one in the parallel mode.
  *
  * Input: web-like pairs hashed as extract hashes them, in shards of 8,192, most distinct, some
  * site furniture and stock images that repeat across shards. `--clients` filters at once, each
  * with its own connections (as workers' jobs would be), take shards until none are left. Where
  * the time goes: the CPU seconds of each redis-server (INFO cpu) and of this process.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, rm } from "node:fs/promises";
-import { createServer } from "node:net";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { HASH_LANES, hashPair } from "../src/formats/pair-hash.js";
@@ -20,7 +16,8 @@ import { RunKeys } from "../src/runner/distributed/queue-names.js";
 import { RedisPairFilter } from "../src/runner/distributed/redis-pair-filter.js";
 import { ShardedPairFilter } from "../src/runner/distributed/sharded-pair-filter.js";
 import type { DedupMode, SharedPairFilter } from "../src/shard/stage-definition.js";
-import { BENCH_DATA, type BenchRow, printTable } from "./support.js";
+import { PrivateRedis } from "../test/support/redis.js";
+import { type BenchRow, printTable } from "./support.js";
 
 const SHARD_PAIRS = 8192;
 const CAPACITY = 10_000_000;
@@ -41,7 +38,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   const clients = Number(values.clients);
   const rounds = Number(values.rounds);
   const batchPairs = Number(values.batch);
-  const servers = [await RedisServer.start("a"), await RedisServer.start("b")];
+  const servers = [await PrivateRedis.start(), await PrivateRedis.start()];
   try {
     const measure = async (instances: number, mode: DedupMode | "one Redis, as before") => {
       let best: Trial | undefined;
@@ -131,17 +128,17 @@ interface Trial {
 let trials = 0;
 
 async function runTrial(
-  servers: readonly RedisServer[],
+  servers: readonly PrivateRedis[],
   shards: readonly Uint32Array[],
   options: { clients: number; mode: DedupMode | "one Redis, as before"; batchPairs: number },
 ): Promise<Trial> {
   const connections: Redis[] = [];
-  const connect = (server: RedisServer) => {
+  const connect = (server: PrivateRedis) => {
     const redis = new Redis(server.url);
     connections.push(redis);
     return redis;
   };
-  const queue = servers[0] as RedisServer;
+  const queue = servers[0] as PrivateRedis;
   await Promise.all(servers.map((server) => connect(server).flushall()));
   const keys = new RunKeys("bench", "/data", `t${trials++}`);
   const settings = {
@@ -158,7 +155,7 @@ async function runTrial(
         }),
   );
   await Promise.all(connections.map((redis) => redis.ping()));
-  const cpuBefore = await Promise.all(servers.map((server) => server.cpuSeconds()));
+  const cpuBefore = await Promise.all(servers.map(cpuSeconds));
   const clientBefore = process.cpuUsage();
   const started = performance.now();
   let next = 0;
@@ -173,7 +170,7 @@ async function runTrial(
   );
   const seconds = (performance.now() - started) / 1000;
   const client = process.cpuUsage(clientBefore);
-  const cpuAfter = await Promise.all(servers.map((server) => server.cpuSeconds()));
+  const cpuAfter = await Promise.all(servers.map(cpuSeconds));
   for (const redis of connections) redis.disconnect();
   return {
     seconds,
@@ -266,82 +263,11 @@ function webLikeShards(pairs: number): Uint32Array[] {
 }
 
 /** A redis-server of the bench's own, without persistence, in its own folder. */
-class RedisServer {
-  private constructor(
-    readonly url: string,
-    private readonly child: ChildProcess,
-    private readonly dir: string,
-  ) {}
-
-  static async start(name: string): Promise<RedisServer> {
-    const port = await freePort();
-    const dir = join(BENCH_DATA, `dedup-redis-${name}`);
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
-    const child = spawn(
-      "redis-server",
-      [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        dir,
-      ],
-      { stdio: "ignore" },
-    );
-    const server = new RedisServer(`redis://127.0.0.1:${port}`, child, dir);
-    for (let tries = 0; tries < 100; tries++) {
-      const client = new Redis(server.url, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      client.on("error", () => {});
-      try {
-        await client.connect();
-        await client.ping();
-        return server;
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      } finally {
-        client.disconnect();
-      }
-    }
-    child.kill("SIGKILL");
-    throw new Error(`redis-server did not start at ${server.url}`);
-  }
-
-  async cpuSeconds(): Promise<number> {
-    const redis = new Redis(this.url);
-    const info = await redis.info("cpu");
-    redis.disconnect();
-    const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
-    return field("used_cpu_user") + field("used_cpu_sys");
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode === null) {
-      const exited = new Promise((resolve) => this.child.once("exit", resolve));
-      this.child.kill("SIGKILL");
-      await exited;
-    }
-    await rm(this.dir, { recursive: true, force: true });
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
+/** The Redis CPU seconds an instance has used (user + system), from INFO. */
+async function cpuSeconds(server: PrivateRedis): Promise<number> {
+  const redis = new Redis(server.url);
+  const info = await redis.info("cpu");
+  redis.disconnect();
+  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return field("used_cpu_user") + field("used_cpu_sys");
 }
