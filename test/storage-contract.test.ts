@@ -406,6 +406,51 @@ describe("object storage beyond the common contract", () => {
     });
   });
 
+  test("a store that answers 503 or hangs is tried again with backoff; one that keeps answering 503 is one line, leaving nothing", async () => {
+    const direct = await freshS3();
+    const refusals = new Map<string, number>();
+    let held = 0;
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const proxy = await faultyProxy(s3.endpoint, (request) => {
+      const key = `${request.method} ${request.url?.split("?")[0]}`;
+      if (key.endsWith("/hung.json") && request.method === "PUT" && held++ === 0) return gate;
+      if (key.endsWith("/always.json")) return { status: 503 };
+      if (!key.endsWith("/busy.json")) return "pass";
+      const count = refusals.get(key) ?? 0;
+      refusals.set(key, count + 1);
+      return count < 2 ? { status: 503 } : "pass";
+    });
+    try {
+      const store = new S3Storage(direct.root, {
+        endpoint: proxy.endpoint,
+        maxAttempts: 3,
+        requestTimeoutMs: 1000,
+        cacheDir: await tempDir("s3-cache"),
+      });
+      await store.writeAtomic("busy.json", '{"try": 3}');
+      assert.equal(await store.readText("busy.json"), '{"try": 3}');
+      assert.equal(proxy.answered, 4, "two 503s for the PUT and two for the GET, then through");
+      await store.writeAtomic("hung.json", "{}");
+      assert.equal(held, 2, "the hung request was abandoned and tried again");
+      assert.equal(await direct.readText("hung.json"), "{}");
+      await assert.rejects(store.writeAtomic("always.json", "{}"), (error: Error) => {
+        assert.equal(
+          error.message,
+          `${direct.root}/always.json: the store answered 503 (SlowDown) to every try: it is overloaded or failing; run again later, or with fewer workers`,
+        );
+        return true;
+      });
+      assert.equal(proxy.answered, 7, "three tries of always.json");
+    } finally {
+      release();
+      await proxy.close();
+    }
+    assert.equal(await direct.exists("always.json"), false);
+  });
+
   // s3rver does not check SigV4 signatures, so an unknown key stands for wrong credentials.
   test("wrong credentials name the URL and the variables to check", async () => {
     const saved = process.env.AWS_ACCESS_KEY_ID;

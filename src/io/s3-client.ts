@@ -17,6 +17,11 @@ export interface S3ClientOptions {
   region?: string;
   /** Attempts per request, backing off between them (the SDK's standard retry mode). */
   maxAttempts?: number;
+  /**
+   * A request whose connection stays silent this long is abandoned and, like a 503, tried again
+   * (default 60 s; a store that hangs would otherwise hold a job for ever).
+   */
+  requestTimeoutMs?: number;
 }
 
 export interface S3Connection {
@@ -38,6 +43,12 @@ export async function connectS3(options: S3ClientOptions): Promise<S3Connection>
     region: region ?? "us-east-1",
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint, forcePathStyle: true }),
     maxAttempts: options.maxAttempts ?? 5,
+    requestHandler: {
+      requestTimeout: options.requestTimeoutMs ?? 60_000,
+      // Without it the SDK only logs a warning and goes on waiting.
+      throwOnRequestTimeout: true,
+      connectionTimeout: 10_000,
+    },
     // Checksums only where S3 requires them: several compatible stores reject the newer headers.
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
@@ -63,7 +74,8 @@ export function isMissingObject(error: unknown): boolean {
 
 /**
  * One line naming the URL, what went wrong and the fix, for the faults a user can fix: a missing
- * bucket, wrong credentials, an endpoint that does not answer.
+ * bucket, wrong credentials, an endpoint that does not answer, a store that sheds load past the
+ * retries.
  */
 export function storageError(url: string, error: unknown): ClipcrawlError {
   const name = (error as { name?: string }).name ?? "";
@@ -82,6 +94,8 @@ export function storageError(url: string, error: unknown): ClipcrawlError {
     name === "TimeoutError"
   ) {
     hint = `the store did not answer (${code || name}): check the endpoint (AWS_ENDPOINT_URL) and that the store is up`;
+  } else if (status === 503 || name === "SlowDown" || name === "ServiceUnavailable") {
+    hint = `the store answered ${status ?? 503} (${name || "unavailable"}) to every try: it is overloaded or failing; run again later, or with fewer workers`;
   } else {
     hint = errorMessage(error);
   }

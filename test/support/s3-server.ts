@@ -62,8 +62,11 @@ export async function startS3Server(bucket = "clipcrawl-test"): Promise<TestS3Se
   };
 }
 
-/** What the proxy does with a request: pass it on, cut it, or hold it until a promise settles. */
-export type ProxyAction = "pass" | "cut" | Promise<void>;
+/**
+ * What the proxy does with a request: pass it on, cut it, hold it until a promise settles, or
+ * answer it with an error status itself (a 503 SlowDown, as S3 answers when it sheds load).
+ */
+export type ProxyAction = "pass" | "cut" | Promise<void> | { status: number };
 
 /**
  * An HTTP proxy in front of `target`. A request `decide` cuts has its connection destroyed after
@@ -72,14 +75,25 @@ export type ProxyAction = "pass" | "cut" | Promise<void>;
 export async function faultyProxy(
   target: string,
   decide: (request: IncomingMessage) => ProxyAction,
-): Promise<{ endpoint: string; cut: number; close(): Promise<void> }> {
+): Promise<{ endpoint: string; cut: number; answered: number; close(): Promise<void> }> {
   const upstream = new URL(target);
-  const state = { cut: 0 };
+  const state = { cut: 0, answered: 0 };
   const server: Server = createServer(async (incoming, outgoing) => {
     const action = decide(incoming);
     if (action === "cut") {
       state.cut++;
       incoming.once("data", () => incoming.socket.destroy());
+      return;
+    }
+    if (typeof action === "object" && "status" in action) {
+      state.answered++;
+      incoming.resume();
+      incoming.once("end", () => {
+        outgoing.writeHead(action.status, { "content-type": "application/xml" });
+        outgoing.end(
+          '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>',
+        );
+      });
       return;
     }
     if (action !== "pass") {
@@ -108,6 +122,10 @@ export async function faultyProxy(
     endpoint: `http://127.0.0.1:${port}`,
     get cut() {
       return state.cut;
+    },
+    /** Requests the proxy answered itself with a status. */
+    get answered() {
+      return state.answered;
     },
     close: () =>
       new Promise<void>((resolve) => {
