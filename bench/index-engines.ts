@@ -16,7 +16,6 @@
  *     [--prepare] [--no-faiss] [--faiss-hnsw]
  * `--prepare` only generates the vectors and the truth (run it outside the bench lock).
  */
-import { spawnSync } from "node:child_process";
 import { readFile, rm, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { cpus } from "node:os";
@@ -28,7 +27,13 @@ import { fromFloat16Bits } from "../src/models/float16.js";
 import { Float16Reranker } from "./engines/f16-reranker.js";
 import { IvfPqIndex } from "./engines/ivf-pq.js";
 import { type BenchData, ensureData } from "./index.js";
-import { type BenchRow, benchDataPath, loadAverage, printTable } from "./support.js";
+import {
+  type BenchRow,
+  benchDataPath,
+  faissPeerLines,
+  loadAverage,
+  printTable,
+} from "./support.js";
 
 const { Index, MetricKind, ScalarKind } = createRequire(import.meta.url)(
   "usearch",
@@ -290,45 +295,31 @@ function runFaiss(
   hnsw: boolean,
 ): Row[] {
   const script = new URL("./peers/faiss_compressed.py", import.meta.url).pathname;
-  const result = spawnSync(
-    "/usr/bin/python3",
-    [
-      script,
-      join(root, "embeddings", "img_emb"),
-      data.queriesPath,
-      data.truthPath,
-      String(threads),
-      CODE_SIZES.join(","),
-      String(candidates),
-      hnsw ? "16" : "0",
-      "64",
-    ],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 },
-  );
-  if (result.status !== 0) {
-    console.log(
-      `faiss peer stopped (${result.signal ?? `exit ${result.status}`}; needs apt-get install -y python3-faiss libopenblas0-pthread): its rows so far follow`,
-    );
-  }
-  return (result.stdout ?? "")
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => {
-      const peer = JSON.parse(line) as {
-        engine: string;
-        params: string;
-        build_s: number;
-        bytes_per_vector: number;
-        recall: number;
-        qps: number;
-      };
-      return {
-        engine: peer.engine,
-        params: peer.params,
-        buildSeconds: peer.build_s,
-        bytesPerVector: peer.bytes_per_vector,
-        recall: peer.recall,
-        qps: peer.qps,
-      };
-    });
+  const lines = faissPeerLines<{
+    engine: string;
+    params: string;
+    build_s: number;
+    bytes_per_vector: number;
+    recall: number;
+    qps: number;
+  }>(script, [
+    join(root, "embeddings", "img_emb"),
+    data.queriesPath,
+    data.truthPath,
+    String(threads),
+    CODE_SIZES.join(","),
+    String(candidates),
+    hnsw ? "16" : "0",
+    "64",
+  ]);
+  return lines.map((peer) => {
+    return {
+      engine: peer.engine,
+      params: peer.params,
+      buildSeconds: peer.build_s,
+      bytesPerVector: peer.bytes_per_vector,
+      recall: peer.recall,
+      qps: peer.qps,
+    };
+  });
 }

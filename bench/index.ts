@@ -17,7 +17,6 @@
  *
  *   npm run bench -- index [--vectors 1000000] [--queries 1000] [--workers 2] [--no-faiss]
  */
-import { spawnSync } from "node:child_process";
 import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -34,7 +33,7 @@ import { writeParquet } from "../src/io/parquet.js";
 import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
 import { serveWorkerTasks, WorkerPool } from "../src/shard/worker-pool.js";
 import { buildIndex, type IndexSummary } from "../src/stages/index/build-index.js";
-import { type BenchRow, benchDataPath, printTable } from "./support.js";
+import { type BenchRow, benchDataPath, faissPeerLines, printTable } from "./support.js";
 
 const DIMENSIONS = 512;
 const K = 10;
@@ -321,50 +320,36 @@ async function measureConcurrent(
 
 function runFaiss(root: string, data: BenchData, workers: number): Row[] {
   const script = new URL("./peers/faiss_index.py", import.meta.url).pathname;
-  const result = spawnSync(
-    "/usr/bin/python3",
-    [
-      script,
-      join(root, "embeddings", "img_emb"),
-      data.queriesPath,
-      data.truthPath,
-      String(workers),
-      String(CONNECTIVITY),
-      String(EXPANSION_ADD),
-      join(root, ".."),
-    ],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 },
-  );
-  if (result.status !== 0) {
-    console.log(
-      `faiss peer stopped (${result.signal ?? `exit ${result.status}`}; needs apt-get install -y python3-faiss libopenblas0-pthread): its rows so far follow`,
-    );
-  }
-  return (result.stdout ?? "")
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => {
-      const peer = JSON.parse(line) as {
-        engine: string;
-        params: string;
-        build_s: number;
-        bytes: number;
-        recall: number;
-        qps_call: number;
-        qps_batch_1: number;
-        qps_batch_n: number;
-      };
-      return {
-        engine: peer.engine,
-        params: peer.params,
-        build: peer.build_s.toFixed(1),
-        mb: (peer.bytes / 1e6).toFixed(0),
-        recall: peer.recall,
-        qps1: peer.qps_call,
-        qpsN: peer.qps_batch_n,
-        note: `1 thread batched: ${peer.qps_batch_1.toFixed(0)} QPS`,
-      };
-    });
+  const lines = faissPeerLines<{
+    engine: string;
+    params: string;
+    build_s: number;
+    bytes: number;
+    recall: number;
+    qps_call: number;
+    qps_batch_1: number;
+    qps_batch_n: number;
+  }>(script, [
+    join(root, "embeddings", "img_emb"),
+    data.queriesPath,
+    data.truthPath,
+    String(workers),
+    String(CONNECTIVITY),
+    String(EXPANSION_ADD),
+    join(root, ".."),
+  ]);
+  return lines.map((peer) => {
+    return {
+      engine: peer.engine,
+      params: peer.params,
+      build: peer.build_s.toFixed(1),
+      mb: (peer.bytes / 1e6).toFixed(0),
+      recall: peer.recall,
+      qps1: peer.qps_call,
+      qpsN: peer.qps_batch_n,
+      note: `1 thread batched: ${peer.qps_batch_1.toFixed(0)} QPS`,
+    };
+  });
 }
 
 export interface BenchData {

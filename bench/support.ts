@@ -265,3 +265,24 @@ function figure(value: number): string {
 function loads(values: readonly number[]): string {
   return values.map((value) => value.toFixed(2)).join(" ");
 }
+
+/**
+ * Runs a Python peer with Debian's python3 and returns the JSON objects it printed, one a line;
+ * a peer that stopped early (faiss missing, killed) is said in one line and its rows so far kept.
+ */
+export function faissPeerLines<Line>(script: string, args: readonly string[]): Line[] {
+  const result = spawnSync("/usr/bin/python3", [script, ...args], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    maxBuffer: 1 << 24,
+  });
+  if (result.status !== 0) {
+    console.log(
+      `faiss peer stopped (${result.signal ?? `exit ${result.status}`}; needs apt-get install -y python3-faiss libopenblas0-pthread): its rows so far follow`,
+    );
+  }
+  return (result.stdout ?? "")
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Line);
+}
