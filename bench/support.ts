@@ -249,12 +249,12 @@ function tableRow(cells: string[]): string {
   return `| ${cells.map((cell) => cell.replaceAll("|", "\\|").replaceAll("\n", " ")).join(" | ")} |`;
 }
 
-/** Three significant digits, thousands grouped: 0.203, 7.81, 41,000. */
 /** Two decimals; a share below 1 % with two significant digits, so it does not read as 0. */
 function ratio(value: number): string {
   return value > 0 && value < 0.01 ? value.toPrecision(2) : value.toFixed(2);
 }
 
+/** Three significant digits, thousands grouped: 0.203, 7.81, 41,000. */
 function figure(value: number): string {
   if (!Number.isFinite(value)) return "–";
   const digits =
