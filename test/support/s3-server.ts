@@ -63,10 +63,16 @@ export async function startS3Server(bucket = "clipcrawl-test"): Promise<TestS3Se
 }
 
 /**
- * What the proxy does with a request: pass it on, cut it, hold it until a promise settles, or
- * answer it with an error status itself (a 503 SlowDown, as S3 answers when it sheds load).
+ * What the proxy does with a request: pass it on, cut it, hold it until a promise settles,
+ * answer it with an error status itself (a 503 SlowDown, as S3 answers when it sheds load), or
+ * pass it on and cut the answer's connection after this many bytes of its body.
  */
-export type ProxyAction = "pass" | "cut" | Promise<void> | { status: number };
+export type ProxyAction =
+  | "pass"
+  | "cut"
+  | Promise<void>
+  | { status: number }
+  | { cutAnswerAfter: number };
 
 /**
  * An HTTP proxy in front of `target`. A request `decide` cuts has its connection destroyed after
@@ -85,6 +91,8 @@ export async function faultyProxy(
       incoming.once("data", () => incoming.socket.destroy());
       return;
     }
+    const cutAnswerAfter =
+      typeof action === "object" && "cutAnswerAfter" in action ? action.cutAnswerAfter : undefined;
     if (typeof action === "object" && "status" in action) {
       state.answered++;
       incoming.resume();
@@ -96,7 +104,7 @@ export async function faultyProxy(
       });
       return;
     }
-    if (action !== "pass") {
+    if (action instanceof Promise) {
       incoming.pause();
       await action;
     }
@@ -110,7 +118,23 @@ export async function faultyProxy(
       },
       (answer) => {
         outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(outgoing);
+        if (cutAnswerAfter === undefined) {
+          answer.pipe(outgoing);
+          return;
+        }
+        let left = cutAnswerAfter;
+        answer.on("data", (chunk: Buffer) => {
+          if (left <= 0) return;
+          outgoing.write(chunk.subarray(0, left));
+          left -= chunk.length;
+          if (left <= 0) {
+            state.cut++;
+            answer.destroy();
+            // Let the bytes already written reach the client before the connection dies.
+            setTimeout(() => outgoing.socket?.destroy(), 20);
+          }
+        });
+        answer.on("end", () => outgoing.end());
       },
     );
     forwarded.on("error", () => outgoing.destroy());
