@@ -123,6 +123,20 @@ test("a prefix and a wildcard expand to the objects under them, sorted by key", 
     none.errors.map((error) => error.message),
     [`s3://${s3.bucket}/nothing/*.wat.gz: no objects under this prefix match`],
   );
+  const noListing = await resolveWatInputs(
+    [`s3://${s3.bucket}/crawl-data/CC-MAIN-1999-01/wat.paths.gz`, url("a.warc.wat.gz")],
+    { baseUrl: "https://x/" },
+  );
+  assert.deepEqual(
+    noListing.errors.map((error) => error.message),
+    [
+      `s3://${s3.bucket}/crawl-data/CC-MAIN-1999-01/wat.paths.gz: no such key in bucket ${s3.bucket}: check the path (or the listing that named it)`,
+    ],
+  );
+  assert.deepEqual(
+    noListing.inputs.map((input) => input.name),
+    [url("a.warc.wat.gz")],
+  );
 });
 
 test("a wat.paths.gz on S3: relative lines are keys in its bucket; --crawl reads it from an s3:// base", async () => {
@@ -204,7 +218,7 @@ test("a missing key or bucket is one line naming the URL and the fix; the other 
   });
   assert.equal(summary.ok, false);
   assert.deepEqual(reporter.warnings.sort(), [
-    `${missingBucket}: no such bucket no-such-bucket at ${s3.endpoint}: check the bucket in the URL, and the endpoint (AWS_ENDPOINT_URL / --s3-endpoint)`,
+    `${missingBucket}: no such bucket no-such-bucket at ${s3.endpoint}: check the bucket in the URL, and the endpoint (AWS_ENDPOINT_URL)`,
     `${missingKey}: no such key in bucket ${s3.bucket}: check the path (or the listing that named it)`,
   ]);
   const root = new LocalStorage(join(work, "missing"));
@@ -255,4 +269,45 @@ test("wrong credentials, and a store that does not answer, are one line each", a
     down.warnings[0] as string,
     /^s3:\/\/wat-inputs\/wat\/a\.warc\.wat\.gz: failed after 2 attempts: the store did not answer \(ECONNREFUSED\): check the endpoint/,
   );
+});
+
+test("a store that answers 503 SlowDown is retried with backoff; one that keeps answering it is one line", async () => {
+  let slowDowns = 1;
+  const proxy = await faultyProxy(s3.endpoint, (request) => {
+    if (request.method !== "GET" || !(request.url ?? "").includes("a.warc.wat.gz")) return "pass";
+    if (slowDowns === 0) return "pass";
+    slowDowns--;
+    return { status: 503 };
+  });
+  process.env.AWS_ENDPOINT_URL = proxy.endpoint;
+  try {
+    const once = await extract({
+      root: join(work, "slow-once"),
+      inputs: [url("a.warc.wat.gz")],
+      config: { workers: 1, retries: 2 },
+    });
+    assert.equal(once.ok, true);
+    assert.equal(proxy.answered, 1);
+
+    slowDowns = Number.POSITIVE_INFINITY;
+    const reporter = collectingReporter();
+    const always = await extract({
+      root: join(work, "slow-always"),
+      inputs: [url("a.warc.wat.gz"), url("b.warc.wat.gz")],
+      config: { workers: 1, retries: 2 },
+      reporter,
+    });
+    assert.equal(always.ok, false);
+    assert.equal(proxy.answered, 4, "one answer, then three attempts");
+    assert.deepEqual(reporter.warnings, [
+      `${url("a.warc.wat.gz")}: failed after 3 attempts: the store answered 503 (SlowDown) to every try: it is overloaded or failing; run again later, or with fewer workers`,
+    ]);
+    assert.deepEqual(await new LocalStorage(join(work, "slow-always")).list("candidates"), [
+      "00001.parquet",
+      "00001_stats.json",
+    ]);
+  } finally {
+    process.env.AWS_ENDPOINT_URL = s3.endpoint;
+    await proxy.close();
+  }
 });

@@ -117,17 +117,13 @@ export async function* streamS3Object(
       return;
     } catch (error) {
       if (options.signal?.aborted) throw new InputError("CC_ABORTED", url, "stopped");
-      lastFault = `the connection broke after ${received} bytes (${(error as Error).message})`;
+      lastFault = `the connection broke after ${received} bytes (${(error as Error).message}): check the network and the store (AWS_ENDPOINT_URL), or raise extract.retries`;
     } finally {
       idle.stop();
       body.destroy();
     }
   }
-  throw new InputError(
-    "CC_S3_FAILED",
-    url,
-    `failed after ${retries + 1} attempts: ${lastFault}; check the endpoint (AWS_ENDPOINT_URL / --s3-endpoint) and that the store is up, or raise extract.retries`,
-  );
+  throw new InputError("CC_S3_FAILED", url, `failed after ${retries + 1} attempts: ${lastFault}`);
 }
 
 /**
@@ -213,7 +209,7 @@ function classifyFault(
       error: new InputError(
         "CC_S3_NO_SUCH_BUCKET",
         url,
-        `no such bucket ${bucket} at ${endpointName()}: check the bucket in the URL, and the endpoint (AWS_ENDPOINT_URL / --s3-endpoint)`,
+        `no such bucket ${bucket} at ${endpointName()}: check the bucket in the URL, and the endpoint (AWS_ENDPOINT_URL)`,
       ),
     };
   }
