@@ -13,6 +13,7 @@ import { gzipSync } from "node:zlib";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { openRoot } from "../src/io/open-root.js";
 import { readParquet } from "../src/io/parquet.js";
+import { streamS3Object } from "../src/io/s3-objects.js";
 import { collectingReporter } from "../src/shard/reporter.js";
 import { extract } from "../src/stages/extract/extract.js";
 import { resolveWatInputs } from "../src/stages/extract/wat-inputs.js";
@@ -306,6 +307,43 @@ test("a store that answers 503 SlowDown is retried with backoff; one that keeps 
       "00001.parquet",
       "00001_stats.json",
     ]);
+  } finally {
+    process.env.AWS_ENDPOINT_URL = s3.endpoint;
+    await proxy.close();
+  }
+});
+
+test("a store that falls silent mid-object is abandoned after the timeout and resumed; a slow reader is not taken for one", async () => {
+  const big = bytes.get("big.warc.wat.gz") as Buffer;
+  let firstGet = true;
+  const ranges: string[] = [];
+  const proxy = await faultyProxy(s3.endpoint, (request) => {
+    if (request.method !== "GET") return "pass";
+    ranges.push(String(request.headers.range ?? ""));
+    if (!firstGet) return "pass";
+    firstGet = false;
+    return { stallAnswerAfter: Math.floor(big.length / 3) };
+  });
+  process.env.AWS_ENDPOINT_URL = proxy.endpoint;
+  try {
+    const read = async (pauseMs: number) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of streamS3Object(url("big.warc.wat.gz"), {
+        timeoutSeconds: 0.5,
+        retries: 1,
+      })) {
+        chunks.push(chunk);
+        if (pauseMs > 0 && chunks.length <= 3)
+          await new Promise((done) => setTimeout(done, pauseMs));
+      }
+      return Buffer.concat(chunks);
+    };
+    assert.ok((await read(0)).equals(big), "the stalled read resumed to the same bytes");
+    assert.equal(proxy.cut, 1);
+    assert.match(ranges[1] as string, /^bytes=\d+-$/);
+    // The reader pauses longer than the timeout three times; the store is not blamed.
+    assert.ok((await read(1200)).equals(big));
+    assert.equal(ranges.length, 3, "the slow reader's read was one GET");
   } finally {
     process.env.AWS_ENDPOINT_URL = s3.endpoint;
     await proxy.close();

@@ -92,6 +92,7 @@ export async function* streamS3Object(
       etag ??= answer.ETag;
       ranged = answer.ContentRange !== undefined;
     } catch (error) {
+      if (options.signal?.aborted) throw new InputError("CC_ABORTED", url, "stopped");
       // Everything was passed on before the connection broke: nothing is left to read.
       if (received > 0 && s3Status(error) === 416) return;
       const fault = classifyFault(url, bucket, key, error);
@@ -104,15 +105,18 @@ export async function* streamS3Object(
     const idle = idleWatchdog(body, timeoutMs);
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        idle.reset();
         if (skip >= chunk.length) {
           skip -= chunk.length;
+          idle.reset();
           continue;
         }
         const fresh = skip > 0 ? chunk.subarray(skip) : chunk;
         skip = 0;
         received += fresh.length;
+        // The time the reader takes over a chunk is not the store's silence.
+        idle.stop();
         yield fresh;
+        idle.reset();
       }
       return;
     } catch (error) {
@@ -127,8 +131,8 @@ export async function* streamS3Object(
 }
 
 /**
- * The objects under `s3://bucket/prefix`, whose key (after the prefix) `keep` accepts, sorted by
- * key, paging through any number of them.
+ * The objects under `s3://bucket/prefix` whose key `keep` accepts, as s3:// URLs sorted by key,
+ * paging through any number of them.
  */
 export async function listS3Objects(
   url: string,

@@ -65,14 +65,16 @@ export async function startS3Server(bucket = "clipcrawl-test"): Promise<TestS3Se
 /**
  * What the proxy does with a request: pass it on, cut it, hold it until a promise settles,
  * answer it with an error status itself (a 503 SlowDown, as S3 answers when it sheds load), or
- * pass it on and cut the answer's connection after this many bytes of its body.
+ * pass it on and, after this many bytes of the answer's body, cut its connection or fall silent
+ * (the connection stays open, nothing more is sent).
  */
 export type ProxyAction =
   | "pass"
   | "cut"
   | Promise<void>
   | { status: number }
-  | { cutAnswerAfter: number };
+  | { cutAnswerAfter: number }
+  | { stallAnswerAfter: number };
 
 /**
  * An HTTP proxy in front of `target`. A request `decide` cuts has its connection destroyed after
@@ -91,8 +93,12 @@ export async function faultyProxy(
       incoming.once("data", () => incoming.socket.destroy());
       return;
     }
-    const cutAnswerAfter =
-      typeof action === "object" && "cutAnswerAfter" in action ? action.cutAnswerAfter : undefined;
+    const answerLimit =
+      typeof action === "object" && "cutAnswerAfter" in action
+        ? { bytes: action.cutAnswerAfter, fault: "cut" }
+        : typeof action === "object" && "stallAnswerAfter" in action
+          ? { bytes: action.stallAnswerAfter, fault: "stall" }
+          : undefined;
     if (typeof action === "object" && "status" in action) {
       state.answered++;
       incoming.resume();
@@ -118,21 +124,20 @@ export async function faultyProxy(
       },
       (answer) => {
         outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-        if (cutAnswerAfter === undefined) {
+        if (answerLimit === undefined) {
           answer.pipe(outgoing);
           return;
         }
-        let left = cutAnswerAfter;
+        let left = answerLimit.bytes;
         answer.on("data", (chunk: Buffer) => {
           if (left <= 0) return;
           outgoing.write(chunk.subarray(0, left));
           left -= chunk.length;
-          if (left <= 0) {
-            state.cut++;
-            answer.destroy();
-            // Let the bytes already written reach the client before the connection dies.
-            setTimeout(() => outgoing.socket?.destroy(), 20);
-          }
+          if (left > 0) return;
+          state.cut++;
+          answer.destroy();
+          // Let the bytes already written reach the client before the connection dies.
+          if (answerLimit.fault === "cut") setTimeout(() => outgoing.socket?.destroy(), 20);
         });
         answer.on("end", () => outgoing.end());
       },
