@@ -33,7 +33,7 @@ export interface ResolveInputsOptions {
   allowPrivateNetwork?: boolean | undefined;
   limit?: number | undefined;
   cwd?: string;
-  /** Retries of an S3 listing or path-listing read (extract.retries; default 5). */
+  /** Retries of an s3:// path listing read or prefix listed (extract.retries; default 5). */
   retries?: number | undefined;
 }
 
