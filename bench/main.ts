@@ -24,6 +24,7 @@ const BENCH_ORDER = [
   "scale",
   "dedup",
   "s3",
+  "s3-inputs",
   "ui",
   "atlas",
   "subset",

@@ -78,6 +78,11 @@ export function isMissingObject(error: unknown): boolean {
  * retries.
  */
 export function storageError(url: string, error: unknown): ClipcrawlError {
+  return new ClipcrawlError("CC_STORAGE", `${url}: ${storageFaultHint(error)}`, { cause: error });
+}
+
+/** What went wrong in a request to the store and what fixes it, without the URL. */
+export function storageFaultHint(error: unknown): string {
   const name = (error as { name?: string }).name ?? "";
   const code = (error as { code?: string }).code ?? "";
   const status = s3Status(error);
@@ -99,7 +104,7 @@ export function storageError(url: string, error: unknown): ClipcrawlError {
   } else {
     hint = errorMessage(error);
   }
-  return new ClipcrawlError("CC_STORAGE", `${url}: ${hint}`, { cause: error });
+  return hint;
 }
 
 /** A missing object as the local store reports a missing file, so callers branch on one code. */

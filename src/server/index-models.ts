@@ -7,6 +7,7 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import { readConfig } from "../config/config-file.js";
+import { configBaseDir } from "../config/config-paths.js";
 import { ConfigError } from "../errors.js";
 import { layout } from "../io/layout.js";
 import type { DatasetStorage } from "../io/storage.js";
@@ -36,9 +37,10 @@ export async function resolveIndexModels(
   const config = (await readConfig(storage))?.embed;
   const recorded = await recordedModel(storage);
   const precision = config?.precision ?? recorded?.precision ?? "fp32";
+  const baseDir = configBaseDir(storage);
   const model =
     given(chosen.model) ??
-    given(config?.model, storage.root) ??
+    given(config?.model, baseDir) ??
     recorded?.folder ??
     ((await storage.exists(`${DEMO_MODEL_FOLDER}/onnx/vision_model.onnx`))
       ? await storage.localPath(DEMO_MODEL_FOLDER)
@@ -50,14 +52,17 @@ export async function resolveIndexModels(
   }
   const multilingualModel =
     given(chosen.multilingualModel) ??
-    given(config?.multilingualModel, storage.root) ??
+    given(config?.multilingualModel, baseDir) ??
     ((await storage.exists(`${DEMO_MULTILINGUAL_FOLDER}/onnx/text_model.onnx`))
       ? await storage.localPath(DEMO_MULTILINGUAL_FOLDER)
       : undefined);
   return { model, precision, multilingualModel };
 }
 
-/** A configured path; relative paths in a root's config are relative to the root. */
+/**
+ * A configured path; relative paths in a root's config are relative to `base`: the root, or the
+ * working directory for an object-storage root (config-paths.ts).
+ */
 function given(path: string | undefined, base?: string): string | undefined {
   if (path === undefined || path.trim() === "") return undefined;
   return isAbsolute(path) || base === undefined ? resolve(path) : resolve(base, path);

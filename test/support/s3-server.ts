@@ -63,10 +63,18 @@ export async function startS3Server(bucket = "clipcrawl-test"): Promise<TestS3Se
 }
 
 /**
- * What the proxy does with a request: pass it on, cut it, hold it until a promise settles, or
- * answer it with an error status itself (a 503 SlowDown, as S3 answers when it sheds load).
+ * What the proxy does with a request: pass it on, cut it, hold it until a promise settles,
+ * answer it with an error status itself (a 503 SlowDown, as S3 answers when it sheds load), or
+ * pass it on and, after this many bytes of the answer's body, cut its connection or fall silent
+ * (the connection stays open, nothing more is sent).
  */
-export type ProxyAction = "pass" | "cut" | Promise<void> | { status: number };
+export type ProxyAction =
+  | "pass"
+  | "cut"
+  | Promise<void>
+  | { status: number }
+  | { cutAnswerAfter: number }
+  | { stallAnswerAfter: number };
 
 /**
  * An HTTP proxy in front of `target`. A request `decide` cuts has its connection destroyed after
@@ -85,6 +93,12 @@ export async function faultyProxy(
       incoming.once("data", () => incoming.socket.destroy());
       return;
     }
+    const answerLimit =
+      typeof action === "object" && "cutAnswerAfter" in action
+        ? { bytes: action.cutAnswerAfter, fault: "cut" }
+        : typeof action === "object" && "stallAnswerAfter" in action
+          ? { bytes: action.stallAnswerAfter, fault: "stall" }
+          : undefined;
     if (typeof action === "object" && "status" in action) {
       state.answered++;
       incoming.resume();
@@ -96,7 +110,7 @@ export async function faultyProxy(
       });
       return;
     }
-    if (action !== "pass") {
+    if (action instanceof Promise) {
       incoming.pause();
       await action;
     }
@@ -110,7 +124,22 @@ export async function faultyProxy(
       },
       (answer) => {
         outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(outgoing);
+        if (answerLimit === undefined) {
+          answer.pipe(outgoing);
+          return;
+        }
+        let left = answerLimit.bytes;
+        answer.on("data", (chunk: Buffer) => {
+          if (left <= 0) return;
+          outgoing.write(chunk.subarray(0, left));
+          left -= chunk.length;
+          if (left > 0) return;
+          state.cut++;
+          answer.destroy();
+          // Let the bytes already written reach the client before the connection dies.
+          if (answerLimit.fault === "cut") setTimeout(() => outgoing.socket?.destroy(), 20);
+        });
+        answer.on("end", () => outgoing.end());
       },
     );
     forwarded.on("error", () => outgoing.destroy());

@@ -17,7 +17,10 @@ export function registerExtract(program: Command): void {
   const command = program
     .command("extract")
     .description("WAT files → candidate (image URL, alt text) shards in <root>/candidates/")
-    .argument("[inputs...]", "WAT files, globs, http(s) URLs, or wat.paths(.gz) listings")
+    .argument(
+      "[inputs...]",
+      "WAT files, globs, http(s) URLs, s3:// objects, prefixes (ending in /) or wildcards, or wat.paths(.gz) listings",
+    )
     .option("--root <dir>", "the dataset root", ".")
     .option("--crawl <id>", "a Common Crawl id, e.g. CC-MAIN-2024-10: reads its wat.paths.gz")
     .option("--limit <n>", "only the first n WAT files (after expanding globs and listings)")
@@ -26,7 +29,9 @@ export function registerExtract(program: Command): void {
   command.addHelpText(
     "after",
     "\nExamples:\n  clipcrawl extract 'crawl/*.warc.wat.gz' --root ./data\n" +
-      "  clipcrawl extract --crawl CC-MAIN-2024-10 --limit 10 --base-url https://mirror.example/ --root ./data",
+      "  clipcrawl extract --crawl CC-MAIN-2024-10 --limit 10 --base-url https://mirror.example/ --root ./data\n" +
+      "  clipcrawl extract --crawl CC-MAIN-2024-10 --limit 10 --base-url s3://commoncrawl/ --root ./data   # AWS credentials needed\n" +
+      "  clipcrawl extract 's3://my-bucket/wat/*.warc.wat.gz' --root s3://my-bucket/datasets/cc",
   );
   command.action(async (inputs: string[], flags: ExtractFlags) => {
     if (inputs.length === 0 && flags.crawl === undefined) {

@@ -25,7 +25,10 @@ export function registerRun(program: Command): void {
     .description(
       "every stage (extract → download → embed → filter → index), resumable: on this machine, or over a Redis job queue with --queue",
     )
-    .argument("[inputs...]", "WAT files, globs, URLs or listings; default: the previous run's")
+    .argument(
+      "[inputs...]",
+      "WAT files, globs, http(s) or s3:// URLs, or listings; default: the previous run's",
+    )
     .option("--root <dir>", "the dataset root", ".")
     .option("--crawl <id>", "a Common Crawl id, e.g. CC-MAIN-2024-10: reads its wat.paths.gz")
     .option("--limit <n>", "only the first n WAT files")

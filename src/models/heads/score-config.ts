@@ -28,7 +28,9 @@ const scale = z
 const modelPath = z
   .string({ error: "expected the path of an .onnx file" })
   .min(1, "expected the path of an .onnx file")
-  .describe("ONNX model file; a relative path is relative to the dataset root");
+  .describe(
+    "ONNX model file; a relative path is relative to the dataset root (an s3:// root: to the working directory)",
+  );
 const onnxReadout = {
   inputName: z
     .string()

@@ -12,6 +12,7 @@
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { loadConfig } from "../../config/config-file.js";
+import { configBaseDir } from "../../config/config-paths.js";
 import { startOrOpenRoot } from "../../config/dataset-root.js";
 import type { ClipcrawlConfig } from "../../config/schema.js";
 import { ConfigError } from "../../errors.js";
@@ -165,7 +166,7 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
         ? null
         : { model: await modelDigest(multilingualFiles), tiers: config.multilingualTiers },
     outputDtype: config.outputDtype,
-    scores: await scoresDigest(fullConfig.scores, storage.root),
+    scores: await scoresDigest(fullConfig.scores, configBaseDir(storage, cwd)),
   };
 
   const inputs = options.inputs ?? [];
@@ -192,7 +193,12 @@ export async function embed(options: EmbedOptions): Promise<EmbedSummary> {
     }),
     describe: (shard) => `${shard.name} (${shard.input})`,
     open: async () => {
-      const encoders = await openEncoders(files, multilingualFiles, fullConfig, storage.root);
+      const encoders = await openEncoders(
+        files,
+        multilingualFiles,
+        fullConfig,
+        configBaseDir(storage, cwd),
+      );
       dimensions = encoders.dimensions;
       return {
         run: async (shard: PlannedEmbedShard) => {

@@ -52,16 +52,20 @@ export const extractConfigSchema = z
       .default(0)
       .describe("parallel WAT files (worker threads); 0 means one per CPU core"),
     baseUrl: z
-      .url({ protocol: /^https?$/ })
+      .url({ protocol: /^(https?|s3)$/ })
       .default("https://data.commoncrawl.org/")
-      .describe("Common Crawl base URL (or a mirror) for --crawl and relative wat.paths entries"),
+      .describe(
+        "Common Crawl base URL (or a mirror; s3://commoncrawl/ reads its bucket) for --crawl and relative wat.paths entries",
+      ),
     retries: z
       .number()
       .int()
       .min(0)
       .max(20)
       .default(5)
-      .describe("retries of a WAT download after a network error or HTTP 5xx, resuming with Range"),
+      .describe(
+        "retries of a WAT download (http(s) or s3) after a network error or HTTP 5xx, resuming with Range",
+      ),
     timeoutSeconds: z
       .number()
       .gt(0)

@@ -133,6 +133,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
       crawl: options.crawl,
       baseUrl: extractConfig.baseUrl,
       allowPrivateNetwork: extractConfig.allowPrivateNetwork,
+      retries: extractConfig.retries,
       limit: options.limit,
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     });

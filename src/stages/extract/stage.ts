@@ -21,6 +21,7 @@ export const extractStage: StageDefinition<"extract", ExtractSummary> = {
       crawl: specs.crawl,
       baseUrl: config.extract.baseUrl,
       allowPrivateNetwork: config.extract.allowPrivateNetwork,
+      retries: config.extract.retries,
       limit: specs.limit,
       cwd: specs.cwd,
     });

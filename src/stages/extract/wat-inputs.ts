@@ -1,7 +1,8 @@
 /**
- * What `clipcrawl extract` can read: local files, globs, http(s) URLs, and Common Crawl path
- * listings (`wat.paths.gz`, local or remote, or `--crawl CC-MAIN-…` against a base URL).
- * Resolution is deterministic: the order given, globs sorted, so shard ids are stable.
+ * What `clipcrawl extract` can read: local files, globs, http(s) URLs, s3:// objects, prefixes
+ * and wildcards, and Common Crawl path listings (`wat.paths.gz`, local, http(s) or s3://, or
+ * `--crawl CC-MAIN-…` against a base URL). Resolution is deterministic: the order given, globs
+ * and S3 listings sorted by name, so shard ids are stable.
  */
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
@@ -11,8 +12,15 @@ import { request } from "undici";
 import { InputError } from "../../errors.js";
 import { layout } from "../../io/layout.js";
 import { guardedHttpDispatcher } from "../../io/network-guard.js";
+import {
+  isS3ObjectUrl,
+  listS3Objects,
+  parseS3ObjectUrl,
+  readS3Object,
+} from "../../io/s3-objects.js";
 import type { DatasetStorage } from "../../io/storage.js";
 
+/** A `url` input is http(s):// or s3://. */
 export type WatInput = { name: string } & (
   | { kind: "file"; path: string }
   | { kind: "url"; url: string }
@@ -25,6 +33,8 @@ export interface ResolveInputsOptions {
   allowPrivateNetwork?: boolean | undefined;
   limit?: number | undefined;
   cwd?: string;
+  /** Retries of an s3:// path listing read or prefix listed (extract.retries; default 5). */
+  retries?: number | undefined;
 }
 
 export interface ResolvedInputs {
@@ -47,7 +57,7 @@ export async function resolveWatInputs(
         new InputError("CC_BAD_CRAWL", options.crawl, "a crawl id looks like CC-MAIN-2024-10"),
       );
     } else {
-      allSpecs.push(new URL(`crawl-data/${options.crawl}/wat.paths.gz`, options.baseUrl).href);
+      allSpecs.push(resolveAgainst(`crawl-data/${options.crawl}/wat.paths.gz`, options.baseUrl));
     }
   }
   for (const spec of allSpecs) {
@@ -68,6 +78,7 @@ async function expandSpec(
   options: ResolveInputsOptions,
 ): Promise<WatInput[]> {
   const isUrl = /^https?:\/\//i.test(spec);
+  if (isS3ObjectUrl(spec)) return expandS3Spec(spec, options);
   if (isPathListing(spec)) {
     const listing = isUrl
       ? await fetchListing(spec, options.allowPrivateNetwork === true)
@@ -79,7 +90,7 @@ async function expandSpec(
     throw new InputError(
       "CC_UNSUPPORTED_INPUT",
       spec,
-      "only local paths and http(s) URLs are supported",
+      "only local paths, http(s):// and s3:// URLs are supported",
     );
   }
   if (isDynamicPattern(spec)) {
@@ -90,6 +101,52 @@ async function expandSpec(
   }
   const path = resolve(cwd, spec);
   return [{ name: path, kind: "file", path }];
+}
+
+/**
+ * An s3:// spec: a path listing (its relative lines are keys in the listing's bucket, as in
+ * Common Crawl's), a prefix ending in `/` (every object under it), a key with `*` or `?` (the
+ * objects whose key matches; neither crosses a `/`), or one object.
+ */
+async function expandS3Spec(spec: string, options: ResolveInputsOptions): Promise<WatInput[]> {
+  const { bucket, key } = parseS3ObjectUrl(spec);
+  const reading = { retries: options.retries ?? 5 };
+  if (/\.paths(\.gz)?$/i.test(key)) {
+    const listing = await readS3Object(spec, reading);
+    return parseListing(listing, spec, `s3://${bucket}/`);
+  }
+  const wildcard = key.search(/[*?]/);
+  if (key === "" || key.endsWith("/") || wildcard !== -1) {
+    const prefix = wildcard === -1 ? key : key.slice(0, wildcard);
+    const pattern = wildcard === -1 ? undefined : keyPattern(key);
+    const urls = await listS3Objects(
+      `s3://${bucket}/${prefix}`,
+      (found) => !found.endsWith("/") && (pattern === undefined || pattern.test(found)),
+      reading,
+    );
+    if (urls.length === 0) {
+      throw new InputError("CC_NO_MATCH", spec, "no objects under this prefix match");
+    }
+    return urls.map((url) => ({ name: url, kind: "url", url }));
+  }
+  return [{ name: spec, kind: "url", url: spec }];
+}
+
+/** `crawl/*.wat.gz` → a regular expression over whole keys; `*` and `?` stay inside a segment. */
+function keyPattern(key: string): RegExp {
+  const source = key
+    .split(/([*?])/)
+    .map((part) =>
+      part === "*" ? "[^/]*" : part === "?" ? "[^/]" : part.replace(/[.+^${}()|[\]\\]/g, "\\$&"),
+    )
+    .join("");
+  return new RegExp(`^${source}$`);
+}
+
+/** A listing line or crawl path against a base: s3:// bases join as key prefixes. */
+function resolveAgainst(relative: string, base: string): string {
+  if (!isS3ObjectUrl(base)) return new URL(relative, base).href;
+  return `${base.replace(/\/*$/, "/")}${relative.replace(/^\/+/, "")}`;
 }
 
 function isPathListing(spec: string): boolean {
@@ -152,7 +209,11 @@ function parseListing(content: Buffer, spec: string, baseUrl: string): WatInput[
     .map((line) => line.trim())
     .filter((line) => line !== "" && !line.startsWith("#"))
     .map((line) => {
-      const url = new URL(line, baseUrl).href;
+      const url = isS3ObjectUrl(line)
+        ? line
+        : /^[a-z][a-z0-9+.-]*:/i.test(line)
+          ? new URL(line).href
+          : resolveAgainst(line, baseUrl);
       return { name: url, kind: "url", url };
     });
 }

@@ -1,7 +1,8 @@
 /**
- * The bytes of one WAT input as a stream of chunks: a local file, or an http(s) URL fetched with
- * retries. A download that breaks mid-way resumes with a Range request from the last byte
- * received, so a retry never feeds the parser the same bytes twice.
+ * The bytes of one WAT input as a stream of chunks: a local file, an http(s) URL or an s3://
+ * object (io/s3-objects.ts), fetched with retries. A download that breaks mid-way resumes with
+ * a Range request from the last byte received, so a retry never feeds the parser the same bytes
+ * twice.
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
@@ -9,12 +10,16 @@ import { request } from "undici";
 import { InputError } from "../../errors.js";
 import { isRetryableStatus, sleep } from "../../io/http.js";
 import { guardedHttpDispatcher, privateAddressRefusal } from "../../io/network-guard.js";
+import { isS3ObjectUrl, streamS3Object } from "../../io/s3-objects.js";
 import type { WatInput } from "./wat-inputs.js";
 
 export interface WatSourceOptions {
   retries: number;
   timeoutSeconds: number;
-  /** Let the URL (and its redirects) reach private and other special-use addresses. */
+  /**
+   * Let the URL (and its redirects) reach private and other special-use addresses. Not asked of
+   * s3:// inputs: they reach only the configured endpoint, never an address the input names.
+   */
   allowPrivateNetwork: boolean;
   signal?: AbortSignal;
 }
@@ -27,6 +32,14 @@ export async function* openWatInput(
 ): AsyncGenerator<Buffer> {
   if (input.kind === "file") {
     yield* readLocalFile(input);
+    return;
+  }
+  if (isS3ObjectUrl(input.url)) {
+    yield* streamS3Object(input.url, {
+      retries: options.retries,
+      timeoutSeconds: options.timeoutSeconds,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
     return;
   }
   yield* fetchWithResume(input.url, options);
