@@ -502,10 +502,10 @@ describe("opening a root from the command line's string", () => {
     );
   });
 
-  test("a command that still needs a local folder refuses an s3:// root before any work, in one line", () => {
+  test("a command that needs a local folder (the demo) refuses an s3:// root before any work, in one line", () => {
     assert.throws(
-      () => localRootOf(openRoot("s3://my-bucket/data"), "clipcrawl serve"),
-      /^ConfigError: clipcrawl serve needs a local --root for now; s3:\/\/my-bucket\/data is object storage/,
+      () => localRootOf(openRoot("s3://my-bucket/data"), "clipcrawl demo"),
+      /^ConfigError: clipcrawl demo needs a local --root; s3:\/\/my-bucket\/data is object storage/,
     );
   });
 });
