@@ -2,7 +2,8 @@
  * `_governance/audit.jsonl`: one JSON line per completed removal — what was asked (the lists and
  * their sizes), when, why, the keys it tombstoned — and one per compaction: which removals'
  * tombstones it applied and how many rows or samples left each file. Lines are only ever added,
- * appended and synced, so a removal costs its own line, not a copy of the log. A crash can leave
+ * appended and synced, so a removal costs its own line, not a copy of the log (on object storage,
+ * which cannot append, the object is rewritten whole: src/io/append-file.ts). A crash can leave
  * at most a cut-off last line, which readers skip and the next line starts after; a removal
  * resumed after a crash adds its line once (it looks for its id among the whole lines first).
  */
