@@ -30,6 +30,8 @@ export interface RootLockOptions {
   holderName: string;
   /** The error code when the lock is held by another. */
   code: string;
+  /** Object storage: a claim not renewed for this long is taken over (default 3 minutes). */
+  staleMs?: number;
 }
 
 /** A held lock's release. */
@@ -100,10 +102,18 @@ async function acquireClaimLock(
     for (const name of await storage.list(lockPath)) {
       const other = `${lockPath}/${name}`;
       if (other === claim) continue;
-      const found = await liveClaim(storage, other, mine?.modified ?? Date.now());
+      const now = mine?.modified ?? Date.now();
+      const found = await liveClaim(storage, other, now, options.staleMs ?? STALE_MS);
       if (found !== undefined) live ??= found;
     }
-    if (live === undefined) return holdClaim(storage, claim, holder);
+    if (live === undefined) {
+      return holdClaim(
+        storage,
+        claim,
+        holder,
+        Math.min(RENEW_MS, (options.staleMs ?? STALE_MS) / 3),
+      );
+    }
     await storage.remove(claim);
     if (Date.now() >= deadline) throw heldError(live, storage.describe(lockPath), options);
     await sleep(POLL_MS + Math.random() * 2 * POLL_MS);
@@ -115,12 +125,13 @@ async function liveClaim(
   storage: DatasetStorage,
   path: string,
   now: number,
+  staleMs: number,
 ): Promise<Holder | undefined> {
   const info = await storage.stat(path);
   if (info === undefined) return undefined;
   const holder = parseHolder(await storage.readText(path).catch(() => ""));
   const gone =
-    now - info.modified > STALE_MS ||
+    now - info.modified > staleMs ||
     (holder !== undefined &&
       holder.host === hostname() &&
       holder.pid !== process.pid &&
@@ -130,12 +141,17 @@ async function liveClaim(
   return undefined;
 }
 
-function holdClaim(storage: DatasetStorage, claim: string, holder: Holder): ReleaseLock {
+function holdClaim(
+  storage: DatasetStorage,
+  claim: string,
+  holder: Holder,
+  renewMs: number,
+): ReleaseLock {
   const renewal = setInterval(() => {
     storage.writeAtomic(claim, JSON.stringify(holder)).catch(() => {
       // The next renewal tries again; a holder that cannot write loses the lock after STALE_MS.
     });
-  }, RENEW_MS);
+  }, renewMs);
   renewal.unref();
   return async () => {
     clearInterval(renewal);
