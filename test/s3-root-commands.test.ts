@@ -4,7 +4,7 @@
  * command's output must equal the same command's on a local root.
  */
 import assert from "node:assert/strict";
-import { createReadStream, readdirSync } from "node:fs";
+import { createReadStream, existsSync, readdirSync } from "node:fs";
 import { cp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { after, before, test } from "node:test";
@@ -25,7 +25,7 @@ import { extract } from "../src/stages/extract/extract.js";
 import { recheck } from "../src/stages/recheck/recheck.js";
 import { stats, statsReport } from "../src/stages/stats/stats.js";
 import { subset } from "../src/stages/subset/subset.js";
-import { runCliUntilKilled, runProcess } from "./support/cli.js";
+import { runCliUntilKilled, runProcess, startCliServer } from "./support/cli.js";
 import { writeDatasetRoot } from "./support/dataset-root.js";
 import { faultyProxy, startS3Server, type TestS3Server } from "./support/s3-server.js";
 import {
@@ -384,6 +384,24 @@ test("subset --recipe on an s3:// root leaves out what it leaves out on a local 
     await readParquet(outputs, "recipe-s3.parquet"),
     await readParquet(outputs, "recipe-local.parquet"),
   );
+  // SemDeDup's scratch files went to a local temporary folder, not to a path named after the URL.
+  assert.equal(existsSync(join(process.cwd(), "s3:")), false);
+
+  // The serve command takes the URL as it is (not as a path under the current folder).
+  const server = await startCliServer([
+    ...["serve", "--root", url, "--port", "0"],
+    ...["--multilingual-model", fixture.multilingualModel],
+  ]);
+  try {
+    const response = await fetch(`${server.url}/knn-service`, {
+      method: "POST",
+      body: JSON.stringify({ indice_name: "recipes", text: "a red circle", num_images: 3 }),
+    });
+    assert.equal(response.status, 200, server.stderr());
+    assert.equal(((await response.json()) as unknown[]).length, 3);
+  } finally {
+    await server.stop();
+  }
 });
 
 /** Whether s3rver's folder holds an object under `folder` of the bucket whose name passes `test`. */

@@ -121,7 +121,7 @@ export class ServedIndex {
       if (error instanceof ClipcrawlError) throw error;
       throw new ClipcrawlError(
         "CC_SERVE_INDEX",
-        `index ${source.name} (${resolve(source.root)}): ${errorMessage(error)}`,
+        `index ${source.name} (${isS3Url(source.root) ? source.root : resolve(source.root)}): ${errorMessage(error)}`,
         { cause: error },
       );
     }
