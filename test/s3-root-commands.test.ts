@@ -25,7 +25,7 @@ import { extract } from "../src/stages/extract/extract.js";
 import { recheck } from "../src/stages/recheck/recheck.js";
 import { stats, statsReport } from "../src/stages/stats/stats.js";
 import { subset } from "../src/stages/subset/subset.js";
-import { runCliUntilKilled, runProcess, startCliServer } from "./support/cli.js";
+import { runCli, runCliUntilKilled, runProcess, startCliServer } from "./support/cli.js";
 import { writeDatasetRoot } from "./support/dataset-root.js";
 import { faultyProxy, startS3Server, type TestS3Server } from "./support/s3-server.js";
 import {
@@ -500,4 +500,61 @@ test("a remove --compact on an s3:// root killed mid-way, or failing on a store 
   const resumed = await remove({ root: url, lists, cwd: work, compact: true });
   assert.equal(resumed.removals[0]?.resumed, true);
   assert.deepEqual(await keysByFile(storage), expected);
+});
+
+test("remove, show and compact --background from the command line on an s3:// root", async () => {
+  const pristine = join(work, "cli-governed");
+  const samples = await writeDatasetRoot(pristine, { shards: 2, perShard: 10 });
+  const url = `s3://${s3.bucket}/governed/from-the-cli`;
+  const storage = openRoot(url);
+  await upload(pristine, storage);
+  const gone = samples.filter((sample) => sample.kept).slice(0, 2);
+  await writeFile(join(work, "cli-keys.txt"), gone.map((sample) => sample.key).join("\n"));
+
+  const removed = await runCli(["remove", "--root", url, "--keys", join(work, "cli-keys.txt")]);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.match(removed.stdout, /2 samples removed\n {2}tombstoned: unreachable/);
+  const shown = await runCli(["show", gone[0]?.key as string, "--root", url, "--json"]);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, /tombstoned/);
+
+  const folder = await tempDir("compact-cwd");
+  // Run from a folder outside the repository: tsx by its resolved URL, not by package name.
+  const started = await runProcess(
+    process.execPath,
+    [
+      ...["--import", import.meta.resolve("tsx")],
+      fileURLToPath(new URL("../src/cli/main.ts", import.meta.url)),
+      ...["compact", "--root", url, "--background"],
+    ],
+    { cwd: folder, env: { ...process.env, NO_COLOR: "1" }, timeoutMs: 60_000 },
+  );
+  assert.equal(started.code, 0, started.stderr);
+  assert.equal(
+    /output: (\S+)/.exec(started.stdout)?.[1],
+    join(folder, "clipcrawl-compact.log"),
+    started.stdout,
+  );
+  const deadline = Date.now() + 90_000;
+  while ((await storage.list("_governance/tombstones")).length > 0) {
+    assert.ok(Date.now() < deadline, "the background compaction finished within 90 s");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const datasetKeys = (
+    await Promise.all(
+      (
+        await storage.list("dataset")
+      )
+        .filter((name) => name.endsWith(".parquet"))
+        .map((name) => readParquet(storage, `dataset/${name}`, ["key"])),
+    )
+  )
+    .flat()
+    .map((row) => String(row.key));
+  assert.ok(datasetKeys.length > 0);
+  assert.ok(!datasetKeys.some((key) => gone.some((sample) => sample.key === key)));
+  // The detached process writes the log until it exits, just after the tombstones go.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.match(await readFile(join(folder, "clipcrawl-compact.log"), "utf8"), /compact /);
+  await rm(folder, { recursive: true, force: true });
 });
