@@ -189,7 +189,7 @@ interface StoredVectors {
 }
 
 /** Writes the embeddings shards and builds the index once; later runs reuse them. */
-async function ensureIndex(root: string, vectors: number): Promise<StoredVectors> {
+export async function ensureIndex(root: string, vectors: number): Promise<StoredVectors> {
   const storage = new LocalStorage(root);
   const manifest = await readManifest(storage);
   if (manifest?.rows !== vectors) {
@@ -275,7 +275,7 @@ function exactTopK(
   return new Set(order.slice(0, k));
 }
 
-interface LoadFigures {
+export interface LoadFigures {
   requestsPerSecond: number;
   requests: number;
   cpuMsPerRequest: number;
@@ -287,7 +287,7 @@ interface LoadFigures {
 }
 
 /** autocannon in a child process, so it does not share this process's event loop. */
-function runLoadGenerator(
+export function runLoadGenerator(
   url: string,
   bodiesFile: string,
   connections: number,
@@ -375,7 +375,7 @@ async function loadGenerator(args: string[]): Promise<void> {
 }
 
 /** Cluster centres with a spread each: CLIP embeddings are clumped, not uniform on the sphere. */
-function clusterCentres(next: () => number): { centre: Float32Array; spread: number }[] {
+export function clusterCentres(next: () => number): { centre: Float32Array; spread: number }[] {
   return Array.from({ length: CLUSTERS }, () => {
     const centre = Float32Array.from({ length: DIMENSIONS }, () => gaussian(next));
     normalise(centre);
@@ -383,7 +383,7 @@ function clusterCentres(next: () => number): { centre: Float32Array; spread: num
   });
 }
 
-function mixtureVector(
+export function mixtureVector(
   centres: readonly { centre: Float32Array; spread: number }[],
   next: () => number,
 ): Float32Array {

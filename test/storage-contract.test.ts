@@ -4,13 +4,16 @@
  * here without knowing which root they write to.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, rm, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { after, before, describe, test } from "node:test";
 import { fileIdentity } from "../src/io/file-info.js";
 import { LocalFileCache } from "../src/io/local-file-cache.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { localRootOf, openRoot, s3OptionsFromEnv } from "../src/io/open-root.js";
+import { acquireRootLock } from "../src/io/root-lock.js";
 import { S3Storage, type S3StorageOptions } from "../src/io/s3-storage.js";
 import type { DatasetStorage } from "../src/io/storage.js";
 import { faultyProxy, startS3Server, type TestS3Server } from "./support/s3-server.js";
@@ -452,6 +455,57 @@ describe("object storage beyond the common contract", () => {
   });
 
   // s3rver does not check SigV4 signatures, so an unknown key stands for wrong credentials.
+  test("a root lock has one holder at a time across contenders: counting under it loses no step", async () => {
+    const store = await freshS3();
+    const lock = { waitMs: 60_000, holderName: "test", code: "CC_TEST_LOCKED" };
+    await store.writeAtomic("counter.txt", "0");
+    // Each step reads, pauses and writes back: without the lock, contenders overwrite each other.
+    const contender = async () => {
+      for (let step = 0; step < 3; step++) {
+        const release = await acquireRootLock(store, "locks/count.lock", lock);
+        const value = Number(await store.readText("counter.txt"));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        await store.writeAtomic("counter.txt", String(value + 1));
+        await release();
+      }
+    };
+    await Promise.all([contender(), contender(), contender(), contender()]);
+    assert.equal(await store.readText("counter.txt"), "12");
+    assert.deepEqual(await store.list("locks/count.lock"), [], "every claim is deleted");
+
+    const held = await acquireRootLock(store, "locks/count.lock", lock);
+    await assert.rejects(
+      acquireRootLock(store, "locks/count.lock", { ...lock, waitMs: 300 }),
+      /^ClipcrawlError: another clipcrawl test \(process \d+\) holds this root's lock \(s3:\/\/\S+\/locks\/count\.lock\); wait for it to finish$/,
+    );
+    await held();
+  });
+
+  test("a lock claim left by a process that ended, or not renewed in time, is taken over", async () => {
+    const store = await freshS3();
+    const lock = { waitMs: 0, holderName: "test", code: "CC_TEST_LOCKED", staleMs: 1_000 };
+    const ended = spawnSync(process.execPath, ["-e", "0"]).pid;
+    await store.writeAtomic(
+      "a.lock/left.json",
+      JSON.stringify({ pid: ended, host: hostname(), since: new Date().toISOString() }),
+    );
+    const first = await acquireRootLock(store, "a.lock", lock);
+    assert.deepEqual((await store.list("a.lock")).length, 1, "the dead process's claim is gone");
+    await first();
+
+    // A holder on another machine that stopped renewing: live until its claim is stale.
+    await store.writeAtomic("b.lock/elsewhere.json", JSON.stringify({ pid: 1, host: "elsewhere" }));
+    await assert.rejects(
+      acquireRootLock(store, "b.lock", lock),
+      /another clipcrawl test \(process 1 on elsewhere\) holds this root's lock/,
+    );
+    // S3 times are whole seconds: past the 1 s bound for sure.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const second = await acquireRootLock(store, "b.lock", lock);
+    await second();
+    assert.deepEqual(await store.list("b.lock"), []);
+  });
+
   test("wrong credentials name the URL and the variables to check", async () => {
     const saved = process.env.AWS_ACCESS_KEY_ID;
     process.env.AWS_ACCESS_KEY_ID = "NOT-A-KNOWN-KEY";
@@ -502,10 +556,10 @@ describe("opening a root from the command line's string", () => {
     );
   });
 
-  test("a command that still needs a local folder refuses an s3:// root before any work, in one line", () => {
+  test("a command that needs a local folder (the demo) refuses an s3:// root before any work, in one line", () => {
     assert.throws(
-      () => localRootOf(openRoot("s3://my-bucket/data"), "clipcrawl serve"),
-      /^ConfigError: clipcrawl serve needs a local --root for now; s3:\/\/my-bucket\/data is object storage/,
+      () => localRootOf(openRoot("s3://my-bucket/data"), "clipcrawl demo"),
+      /^ConfigError: clipcrawl demo needs a local --root; s3:\/\/my-bucket\/data is object storage/,
     );
   });
 });

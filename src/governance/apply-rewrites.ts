@@ -7,8 +7,8 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { errorMessage } from "../errors.js";
 import { layout } from "../io/layout.js";
-import type { LocalStorage } from "../io/local-storage.js";
 import { duckdbConnection } from "../io/parquet.js";
+import type { DatasetStorage } from "../io/storage.js";
 import type { StageReporter } from "../shard/reporter.js";
 import { ShardState } from "../shard/shard-state.js";
 import type { AuditFileChange } from "./audit-log.js";
@@ -28,7 +28,7 @@ export type IndexAction = "rebuild" | "delete";
 
 /** Builds the root's index from its shards as they are now (the index stage's buildIndex). */
 export type IndexRebuild = (
-  storage: LocalStorage,
+  storage: DatasetStorage,
   reporter: StageReporter,
 ) => Promise<{
   ok: boolean;
@@ -54,7 +54,7 @@ const KIND_STAGES = ["download", "embed", "filter"] as const;
  * parquet's tombstone rows (`removal ID`); `stage` names the work in progress reports.
  */
 export async function applyRewrites(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   rewrites: readonly PlannedRewrite[],
   logPath: string,
   options: { reason: string; stage: string; resumed: boolean; reporter: StageReporter },
@@ -106,7 +106,7 @@ export async function applyRewrites(
 
 function applyRewrite(
   connection: DuckDBConnection,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   rewrite: PlannedRewrite,
   reason: string,
 ): Promise<RewriteOutcome> {
@@ -131,7 +131,7 @@ function applyRewrite(
  * index digest their inputs' sizes and times, so they redo the shards whose inputs were rewritten.
  */
 async function refreshDoneMarkers(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   rewritten: ReadonlySet<string>,
 ): Promise<void> {
   for (const stage of KIND_STAGES) {
@@ -153,7 +153,7 @@ async function refreshDoneMarkers(
 
 /** The index offers no row removal: it is rebuilt from the rewritten shards, or deleted. */
 export async function updateIndex(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   update: IndexUpdate,
   reporter: StageReporter,
 ): Promise<string> {

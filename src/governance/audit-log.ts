@@ -2,15 +2,14 @@
  * `_governance/audit.jsonl`: one JSON line per completed removal — what was asked (the lists and
  * their sizes), when, why, the keys it tombstoned — and one per compaction: which removals'
  * tombstones it applied and how many rows or samples left each file. Lines are only ever added,
- * appended and synced, so a removal costs its own line, not a copy of the log. A crash can leave
+ * appended and synced, so a removal costs its own line, not a copy of the log (on object storage,
+ * which cannot append, the object is rewritten whole: src/io/append-file.ts). A crash can leave
  * at most a cut-off last line, which readers skip and the next line starts after; a removal
  * resumed after a crash adds its line once (it looks for its id among the whole lines first).
  */
-import { mkdir, open } from "node:fs/promises";
-import { dirname } from "node:path";
 import type { RemovalKind } from "../formats/removal-lists.js";
+import { appendToFile } from "../io/append-file.js";
 import { layout } from "../io/layout.js";
-import type { LocalStorage } from "../io/local-storage.js";
 import type { DatasetStorage } from "../io/storage.js";
 
 export interface AuditFileChange {
@@ -60,18 +59,11 @@ export async function readAuditLog(storage: DatasetStorage): Promise<AuditEntry[
   return entries;
 }
 
-export async function appendAuditEntry(storage: LocalStorage, entry: AuditEntry): Promise<void> {
+/** Adds the entry's line, once; called under the removal lock (on object storage, see append-file.ts). */
+export async function appendAuditEntry(storage: DatasetStorage, entry: AuditEntry): Promise<void> {
   const path = layout.auditLog();
   const existing = (await storage.exists(path)) ? await storage.readText(path) : "";
   if ((await readAuditLog(storage)).some((line) => line.removal === entry.removal)) return;
   const separator = existing === "" || existing.endsWith("\n") ? "" : "\n";
-  const localPath = await storage.localPath(path);
-  await mkdir(dirname(localPath), { recursive: true });
-  const file = await open(localPath, "a");
-  try {
-    await file.write(`${separator}${JSON.stringify(entry)}\n`);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
+  await appendToFile(storage, path, `${separator}${JSON.stringify(entry)}\n`);
 }

@@ -24,9 +24,9 @@ import { ClipcrawlError } from "../errors.js";
 import { REMOVAL_KINDS, type RemovalLists } from "../formats/removal-lists.js";
 import { deleteTombstones, readTombstones, registerTombstones } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
-import type { LocalStorage } from "../io/local-storage.js";
-import { localRootOf, openRoot } from "../io/open-root.js";
+import { openRoot } from "../io/open-root.js";
 import { duckdbConnection } from "../io/parquet.js";
+import type { DatasetStorage } from "../io/storage.js";
 import { type StageReporter, silentReporter } from "../shard/reporter.js";
 import {
   applyRewrites,
@@ -53,8 +53,8 @@ import {
 export const COMPACT_STAGE = "compact";
 
 export interface CompactOptions {
-  /** The dataset root: a directory path, or a LocalStorage. */
-  root: string | LocalStorage;
+  /** The dataset root: a directory path, an `s3://` URL, or a storage. */
+  root: string | DatasetStorage;
   /** An index holding removed samples is rebuilt without them (default) or deleted. */
   index?: IndexAction;
   reporter?: StageReporter;
@@ -103,7 +103,7 @@ export async function compactRoot(
 ): Promise<CompactSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = localRootOf(openRoot(options.root), "clipcrawl compact");
+  const storage = openRoot(options.root);
   await requireDatasetRoot(storage);
   const releaseCompaction = await acquireCompactionLock(storage);
   try {
@@ -114,7 +114,7 @@ export async function compactRoot(
 }
 
 async function compactUnderLock(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   options: CompactOptions,
   rebuildIndex: IndexRebuild,
   reporter: StageReporter,
@@ -228,7 +228,7 @@ async function compactUnderLock(
 }
 
 /** Reads the tombstones and plans their application; undefined when there are none. */
-async function planCompaction(storage: LocalStorage): Promise<CompactionJournal | undefined> {
+async function planCompaction(storage: DatasetStorage): Promise<CompactionJournal | undefined> {
   const tombstones = await readTombstones(storage);
   if (tombstones.removals.length === 0) return undefined;
   const lists = Object.fromEntries(
@@ -267,7 +267,7 @@ async function planCompaction(storage: LocalStorage): Promise<CompactionJournal 
 }
 
 /** The compaction an interrupted run left, if any (at most one: they run under the lock's plan). */
-async function pendingCompaction(storage: LocalStorage): Promise<CompactionJournal | undefined> {
+async function pendingCompaction(storage: DatasetStorage): Promise<CompactionJournal | undefined> {
   const names = (await storage.list(layout.compactionJournalFolder())).filter(
     (name) => name.endsWith(".json") && !name.endsWith(".progress.jsonl"),
   );

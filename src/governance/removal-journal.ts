@@ -7,19 +7,18 @@
  * - a progress log `ID.progress.jsonl` next to it: one line per file rewritten, with what the
  *   rewrite took out, so the audit line of a resumed removal still counts every file (a line cut
  *   short by a crash is ignored; that file's rewrite is checked again and is found done).
- * - a lock file, so that two removals never rewrite the same root at once.
+ * - a lock (src/io/root-lock.ts), so that two removals never rewrite the same root at once.
  */
-import { mkdir, open, readFile, rm } from "node:fs/promises";
-import { dirname } from "node:path";
 import { ClipcrawlError } from "../errors.js";
+import { appendToFile, readTextIfAny } from "../io/append-file.js";
 import { layout } from "../io/layout.js";
-import type { LocalStorage } from "../io/local-storage.js";
+import { acquireRootLock, type ReleaseLock } from "../io/root-lock.js";
+import type { DatasetStorage } from "../io/storage.js";
 import type { AuditEntry, AuditFileChange } from "./audit-log.js";
 import type { RemovalPlan } from "./removal-plan.js";
 
 export const JOURNAL_VERSION = 1;
 const LOCK_WAIT_MS = 30_000;
-const LOCK_POLL_MS = 100;
 
 export interface RemovalJournal {
   version: number;
@@ -43,12 +42,15 @@ export function compactionProgressPath(compaction: string): string {
   return `${layout.compactionJournalFolder()}/${compaction}.progress.jsonl`;
 }
 
-export async function writeJournal(storage: LocalStorage, journal: RemovalJournal): Promise<void> {
+export async function writeJournal(
+  storage: DatasetStorage,
+  journal: RemovalJournal,
+): Promise<void> {
   await storage.writeAtomic(layout.removalJournal(journal.removal), JSON.stringify(journal));
 }
 
 /** The unfinished removals, oldest first. */
-export async function pendingJournals(storage: LocalStorage): Promise<RemovalJournal[]> {
+export async function pendingJournals(storage: DatasetStorage): Promise<RemovalJournal[]> {
   const journals: RemovalJournal[] = [];
   for (const name of await storage.list(layout.removalJournalFolder())) {
     const id = JOURNAL_NAME.exec(name)?.[1];
@@ -76,17 +78,11 @@ export async function pendingJournals(storage: LocalStorage): Promise<RemovalJou
 
 /** Files already rewritten, from a progress log, with what each rewrite took out. */
 export async function readProgress(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   logPath: string,
 ): Promise<Map<string, AuditFileChange>> {
   const done = new Map<string, AuditFileChange>();
-  let text = "";
-  try {
-    text = await readFile(await storage.localPath(logPath), "utf8");
-  } catch {
-    return done;
-  }
-  for (const line of text.split("\n")) {
+  for (const line of (await readTextIfAny(storage, logPath)).split("\n")) {
     try {
       const change = JSON.parse(line) as AuditFileChange;
       done.set(change.path, change);
@@ -98,94 +94,40 @@ export async function readProgress(
 }
 
 export async function appendProgress(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   logPath: string,
   change: AuditFileChange,
 ): Promise<void> {
-  const path = await storage.localPath(logPath);
-  await mkdir(dirname(path), { recursive: true });
-  const handle = await open(path, "a");
-  try {
-    await handle.write(`${JSON.stringify(change)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await appendToFile(storage, logPath, `${JSON.stringify(change)}\n`);
 }
 
-export async function finishJournal(storage: LocalStorage, removal: string): Promise<void> {
+export async function finishJournal(storage: DatasetStorage, removal: string): Promise<void> {
   await storage.remove(layout.removalJournal(removal));
   await storage.remove(progressLogPath(removal));
 }
 
 /**
- * Takes the root's removal lock; a lock left by a process that no longer runs is taken over.
- * Held by `remove` and by `compact` while it plans and while it commits (both short), so either
- * waits up to `waitMs` for the other rather than failing.
+ * Takes the root's removal lock (src/io/root-lock.ts: a file locally, claims on object storage);
+ * a lock left by a process that no longer runs is taken over. Held by `remove` and by `compact`
+ * while it plans and while it commits (both short), so either waits up to `waitMs` for the other
+ * rather than failing.
  */
 export function acquireRemovalLock(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   waitMs = LOCK_WAIT_MS,
-): Promise<() => Promise<void>> {
-  return acquireLock(storage, layout.removalLock(), waitMs, "remove or compact");
+): Promise<ReleaseLock> {
+  return acquireRootLock(storage, layout.removalLock(), {
+    waitMs,
+    holderName: "remove or compact",
+    code: "CC_REMOVE_RUNNING",
+  });
 }
 
 /** Held by a compaction from start to end: two never rewrite the same files at once. */
-export function acquireCompactionLock(storage: LocalStorage): Promise<() => Promise<void>> {
-  return acquireLock(storage, layout.compactionLock(), 0, "compact");
-}
-
-async function acquireLock(
-  storage: LocalStorage,
-  lockPath: string,
-  waitMs: number,
-  holderName: string,
-): Promise<() => Promise<void>> {
-  const path = await storage.localPath(lockPath);
-  await mkdir(dirname(path), { recursive: true });
-  const deadline = Date.now() + waitMs;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const handle = await open(path, "wx");
-      await handle.write(JSON.stringify({ pid: process.pid, since: new Date().toISOString() }));
-      await handle.close();
-      return () => rm(path, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const holder = await lockHolder(path);
-      // No pid yet: the holder is between creating the file and writing it.
-      if ((holder === undefined || processRuns(holder)) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
-        attempt--;
-        continue;
-      }
-      if (holder !== undefined && processRuns(holder)) {
-        throw new ClipcrawlError(
-          "CC_REMOVE_RUNNING",
-          `another clipcrawl ${holderName} (process ${holder}) holds this root's lock (${path}); wait for it to finish`,
-        );
-      }
-      await rm(path, { force: true });
-    }
-  }
-  throw new ClipcrawlError("CC_REMOVE_RUNNING", `cannot take the lock ${path}`);
-}
-
-async function lockHolder(path: string): Promise<number | undefined> {
-  try {
-    const pid = (JSON.parse(await readFile(path, "utf8")) as { pid?: unknown }).pid;
-    return typeof pid === "number" ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function processRuns(pid: number): boolean {
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
+export function acquireCompactionLock(storage: DatasetStorage): Promise<ReleaseLock> {
+  return acquireRootLock(storage, layout.compactionLock(), {
+    waitMs: 0,
+    holderName: "compact",
+    code: "CC_REMOVE_RUNNING",
+  });
 }

@@ -11,7 +11,6 @@
  * the removed samples for the governance lists. Everything is asked of DuckDB, one query per kind
  * of file over all shards at once.
  */
-import { readdir } from "node:fs/promises";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError } from "../errors.js";
 import { readManifest } from "../formats/index/index-manifest.js";
@@ -24,8 +23,8 @@ import {
   type Tombstones,
 } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
-import type { LocalStorage } from "../io/local-storage.js";
 import { quoteLiteral } from "../io/parquet.js";
+import type { DatasetStorage } from "../io/storage.js";
 import { npyRows, REMOVED_STATUS } from "./file-rewrites.js";
 
 export type RewriteKind =
@@ -91,7 +90,7 @@ const listTable = (kind: RemovalKind) => `removal_list_${kind}`;
  */
 export async function planRemoval(
   connection: DuckDBConnection,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   lists: RemovalLists,
   tombstoned: Tombstones = NO_TOMBSTONES,
 ): Promise<RemovalPlan> {
@@ -150,7 +149,8 @@ export async function planRemoval(
   };
   const hits = async (group: string[]) => {
     if (group.length === 0) return [];
-    const source = await parquetSource(storage, group);
+    const rootPaths = new Map<string, string>();
+    const source = await parquetSource(storage, group, rootPaths);
     const columns = await columnsOf(connection, source);
     const live = columns.has("status") ? `status IS DISTINCT FROM '${REMOVED_STATUS}'` : "TRUE";
     const pick = (name: string) => (columns.has(name) ? `CAST(${name} AS VARCHAR)` : "NULL");
@@ -159,7 +159,7 @@ export async function planRemoval(
        FROM ${source} WHERE key IN (SELECT key FROM removal_keys) AND ${live} ORDER BY filename, file_row_number`,
     );
     const rows = reader.getRowObjects().map((row) => ({
-      file: relativeTo(storage.root, String(row.filename)),
+      file: rootPaths.get(String(row.filename)) ?? String(row.filename),
       position: Number(row.position),
       key: String(row.key),
       url: row.url === null ? null : String(row.url),
@@ -263,23 +263,14 @@ function matchPredicate(
   return terms.length === 0 ? undefined : terms.join(" OR ");
 }
 
-async function rootFiles(storage: LocalStorage): Promise<RootFiles> {
+async function rootFiles(storage: DatasetStorage): Promise<RootFiles> {
   const inFolder = async (folder: string, pattern: RegExp) =>
     (await storage.list(folder))
       .filter((name) => pattern.test(name))
       .map((name) => `${folder}/${name}`);
-  let imageFolders: string[] = [];
-  try {
-    const entries = await readdir(await storage.localPath(layout.imagesFolder()), {
-      withFileTypes: true,
-    });
-    imageFolders = entries
-      .filter((entry) => entry.isDirectory() && /^\d{5}$/.test(entry.name))
-      .map((entry) => layout.imageFilesFolder(entry.name))
-      .sort();
-  } catch {
-    // No images folder: nothing downloaded here.
-  }
+  const imageFolders = (await storage.listFolders(layout.imagesFolder()))
+    .filter((name) => /^\d{5}$/.test(name))
+    .map((name) => layout.imageFilesFolder(name));
   const manifest = await readManifest(storage);
   const indexMetadata: string[] = [];
   for (const segment of manifest?.segments ?? []) {
@@ -297,8 +288,19 @@ async function rootFiles(storage: LocalStorage): Promise<RootFiles> {
   };
 }
 
-async function parquetSource(storage: LocalStorage, files: readonly string[]): Promise<string> {
+/**
+ * The files as one DuckDB relation with `filename` and `file_row_number`; `rootPaths` learns which
+ * root path each local file is (on object storage, a copy in the cache under another name).
+ */
+async function parquetSource(
+  storage: DatasetStorage,
+  files: readonly string[],
+  rootPaths?: Map<string, string>,
+): Promise<string> {
   const paths = await Promise.all(files.map((file) => storage.localPath(file)));
+  paths.forEach((path, index) => {
+    rootPaths?.set(path, files[index] as string);
+  });
   return `read_parquet([${paths.map(quoteLiteral).join(", ")}], filename = true, file_row_number = true, union_by_name = true)`;
 }
 
@@ -310,16 +312,11 @@ async function columnsOf(connection: DuckDBConnection, source: string): Promise<
 
 async function parquetRows(
   connection: DuckDBConnection,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   path: string,
 ): Promise<number> {
   const reader = await connection.runAndReadAll(
     `SELECT count(*) AS n FROM read_parquet(${quoteLiteral(await storage.localPath(path))})`,
   );
   return Number(reader.getRowObjects()[0]?.n ?? 0);
-}
-
-function relativeTo(root: string, path: string): string {
-  const prefix = root.endsWith("/") ? root : `${root}/`;
-  return path.startsWith(prefix) ? path.slice(prefix.length) : path;
 }

@@ -32,9 +32,9 @@ import {
   readRemovalRequest,
 } from "../formats/removal-lists.js";
 import { readTombstones, type Tombstones, writeTombstones } from "../formats/tombstones.js";
-import type { LocalStorage } from "../io/local-storage.js";
-import { localRootOf, openRoot } from "../io/open-root.js";
+import { openRoot } from "../io/open-root.js";
 import { duckdbConnection } from "../io/parquet.js";
+import type { DatasetStorage } from "../io/storage.js";
 import type { StageReporter } from "../shard/reporter.js";
 import { silentReporter } from "../shard/reporter.js";
 import type { IndexAction } from "./apply-rewrites.js";
@@ -55,8 +55,8 @@ export type { IndexAction, IndexRebuild } from "./apply-rewrites.js";
 export const REMOVE_STAGE = "remove";
 
 export interface RemoveOptions {
-  /** The dataset root: a directory path, or a LocalStorage. */
-  root: string | LocalStorage;
+  /** The dataset root: a directory path, an `s3://` URL, or a storage. */
+  root: string | DatasetStorage;
   /** Files of entries to remove, by kind (paths relative to `cwd`). */
   lists?: Partial<Record<RemovalKind, string>>;
   /** Why: kept in the audit log and the governance lists. */
@@ -104,7 +104,7 @@ export interface RemoveSummary {
 export async function removeSamples(options: RemoveOptions): Promise<RemoveSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = localRootOf(openRoot(options.root), "clipcrawl remove");
+  const storage = openRoot(options.root);
   await requireDatasetRoot(storage);
   const request = await readRemovalRequest(options.lists ?? {}, options.cwd ?? process.cwd());
   const badLines = REMOVAL_KINDS.flatMap((kind) => request[kind].badLines);
@@ -168,7 +168,7 @@ export async function removeSamples(options: RemoveOptions): Promise<RemoveSumma
 
 /** Completes the removals an interrupted run left (`pending`, from pendingJournals), in order. */
 export async function completePendingRemovals(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   pending: readonly RemovalJournal[],
   reporter: StageReporter,
 ): Promise<CompletedRemoval[]> {
@@ -181,7 +181,7 @@ export async function completePendingRemovals(
 }
 
 async function planJournal(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   lists: RemovalLists,
   digest: string,
   options: RemoveOptions,
@@ -216,7 +216,7 @@ async function planJournal(
 }
 
 async function execute(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   journal: RemovalJournal,
   resumed: boolean,
 ): Promise<CompletedRemoval> {
@@ -269,7 +269,7 @@ async function execute(
  * a re-download with another shard size gives to another sample; a removed sample's URL and
  * digests are in the other lists.
  */
-async function reappliedLists(storage: LocalStorage): Promise<RemovalLists> {
+async function reappliedLists(storage: DatasetStorage): Promise<RemovalLists> {
   const lists = await loadGovernanceLists(storage);
   return { ...lists, keys: { kind: "keys", file: "", entries: new Set(), badLines: [] } };
 }

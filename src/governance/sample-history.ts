@@ -14,8 +14,7 @@ import { requireDatasetRoot } from "../config/dataset-root.js";
 import { readManifest } from "../formats/index/index-manifest.js";
 import { readTombstones } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
-import type { LocalStorage } from "../io/local-storage.js";
-import { localRootOf, openRoot } from "../io/open-root.js";
+import { openRoot } from "../io/open-root.js";
 import { type CellValue, duckdbConnection, quoteLiteral } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
 import { readAuditLog } from "./audit-log.js";
@@ -59,7 +58,7 @@ export interface SampleHistory {
 }
 
 export interface ShowOptions {
-  root: string | LocalStorage;
+  root: string | DatasetStorage;
   key: string;
   /** Relative blocklist paths of the filter config are resolved against it. */
   cwd?: string;
@@ -80,7 +79,7 @@ export async function sampleHistory(
   options: ShowOptions,
   filterVerdict: FilterVerdict,
 ): Promise<SampleHistory> {
-  const storage = localRootOf(openRoot(options.root), "clipcrawl show");
+  const storage = openRoot(options.root);
   await requireDatasetRoot(storage);
   const { key } = options;
   const history: SampleHistory = {
@@ -156,7 +155,7 @@ export async function sampleHistory(
  */
 async function findRow(
   connection: DuckDBConnection,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   folder: string,
   pattern: RegExp,
   key: string,
@@ -188,7 +187,7 @@ async function findRow(
  */
 async function candidateRow(
   connection: DuckDBConnection,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   key: string,
   history: SampleHistory,
 ): Promise<StageRow | null> {
@@ -234,7 +233,7 @@ async function candidateRow(
 
 async function indexPlace(
   connection: DuckDBConnection,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   key: string,
 ): Promise<SampleHistory["index"]> {
   const manifest = await readManifest(storage);

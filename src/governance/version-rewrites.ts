@@ -1,10 +1,12 @@
 /**
- * Dataset versions (src/formats/dataset-versions.ts) keep their dataset shards as hard links:
+ * Dataset versions (src/formats/dataset-versions.ts) keep their dataset shards as hard links
+ * (server-side copies on object storage):
  * rewriting `dataset/NNNNN.parquet` leaves a version's link holding the old bytes, removed samples
  * included. So a compaction also takes the samples out of every version snapshot that holds them:
  *
- * - a snapshot file that was the live shard itself (the same inode when planned) is linked again
- *   to the rewritten live shard: no bytes written, and the version still shares it;
+ * - a snapshot file that was the live shard itself (the same inode when planned; on object
+ *   storage, where a snapshot is a server-side copy, the same ETag) is linked (copied) again to
+ *   the rewritten live shard: no rows rewritten, and locally the version still shares it;
  * - any other snapshot file is rewritten without the rows (once for all the versions that link
  *   the same file; the others are linked to the result);
  * - then each version's record gets its shards' new sizes and its new row count, so it stays
@@ -15,8 +17,8 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { listVersions } from "../formats/dataset-versions.js";
 import { TOMBSTONED_KEYS_TABLE } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
-import type { LocalStorage } from "../io/local-storage.js";
 import { quoteLiteral } from "../io/parquet.js";
+import type { DatasetStorage } from "../io/storage.js";
 import type { AuditFileChange } from "./audit-log.js";
 import { dropParquetRows } from "./file-rewrites.js";
 
@@ -35,7 +37,7 @@ export interface VersionRewrite {
 /** The snapshot files holding keys of TOMBSTONED_KEYS_TABLE (registered on the connection). */
 export async function planVersionRewrites(
   connection: DuckDBConnection,
-  storage: LocalStorage,
+  storage: DatasetStorage,
 ): Promise<VersionRewrite[]> {
   const rewrites: VersionRewrite[] = [];
   for (const version of await listVersions(storage)) {
@@ -54,16 +56,14 @@ export async function planVersionRewrites(
       const shard = paths.get(String(row.filename));
       if (shard === undefined) continue;
       const keys = (row.keys as { items: unknown[] }).items.map(String);
-      const own = await stat(await storage.localPath(shard.path));
-      const live = await stat(await storage.localPath(layout.datasetShard(shard.shard))).catch(
-        () => undefined,
-      );
-      const sameFile = live !== undefined && live.ino === own.ino && live.dev === own.dev;
+      const own = await fileIdentity(storage, shard.path);
+      const live = await fileIdentity(storage, layout.datasetShard(shard.shard));
+      const sameFile = live !== undefined && live === own;
       rewrites.push({
         version: version.id,
         path: shard.path,
         keys,
-        inode: `${own.dev}:${own.ino}`,
+        inode: own ?? shard.path,
         ...(sameFile ? { linkedTo: layout.datasetShard(shard.shard) } : {}),
       });
     }
@@ -72,12 +72,25 @@ export async function planVersionRewrites(
 }
 
 /**
+ * What tells whether two paths hold the same file: locally its inode (a version's hard link is
+ * the live shard's inode until the live shard is replaced); on object storage, where a version's
+ * shard is a server-side copy, its ETag and size (the same content). Undefined when missing.
+ */
+async function fileIdentity(storage: DatasetStorage, path: string): Promise<string | undefined> {
+  const info = await storage.stat(path);
+  if (info === undefined) return undefined;
+  if (info.version !== undefined) return `${info.version}:${info.bytes}`;
+  const local = await stat(await storage.localPath(path));
+  return `${local.dev}:${local.ino}`;
+}
+
+/**
  * Applies the plan (after the live dataset shards were rewritten), then updates the records of
  * the versions it touched. Safe to run again: a file without the keys is left as it is.
  */
 export async function applyVersionRewrites(
   connection: DuckDBConnection,
-  storage: LocalStorage,
+  storage: DatasetStorage,
   rewrites: readonly VersionRewrite[],
 ): Promise<AuditFileChange[]> {
   const changes: AuditFileChange[] = [];

@@ -52,12 +52,12 @@ function parseByteSize(text: string, name: string): number {
 }
 
 /**
- * The storage of a root that must still be a local folder: the code behind `what` reads or
- * writes it with the file system. An object-storage root is refused before any work starts.
+ * The storage of a root that must be a local folder (the demo's: it builds and serves a dataset
+ * on the laptop it runs on). An object-storage root is refused before any work starts.
  */
 export function localRootOf(storage: DatasetStorage, what: string): LocalStorage {
   if (storage instanceof LocalStorage) return storage;
   throw new ConfigError(
-    `${what} needs a local --root for now; ${storage.root} is object storage (docs/storage.md lists what runs on S3)`,
+    `${what} needs a local --root; ${storage.root} is object storage (docs/storage.md lists what runs on S3)`,
   );
 }

@@ -23,6 +23,7 @@ import { ClipEmbedder, TextEmbedder } from "../models/embedder.js";
 import { checkEmbeddingSizesMatch, TextModel } from "../models/text-model.js";
 import { type AestheticEmbeddings, computeAestheticEmbeddings } from "./aesthetic-embeddings.js";
 import { AtlasMap } from "./atlas-map.js";
+import { FreshRead } from "./fresh-read.js";
 import { type IndexModels, resolveIndexModels } from "./index-models.js";
 import { type IndexStats, readIndexStats } from "./index-stats.js";
 import { RESULT_COLUMNS } from "./result-rows.js";
@@ -93,6 +94,7 @@ export class ServedIndex {
   private indexClosed: Promise<void> | undefined;
   /** false once a reopened ServedIndex took the models over. */
   private ownsModels = true;
+  private readonly tombstoneStamps: FreshRead<string>;
 
   private constructor(
     readonly source: IndexSource,
@@ -107,6 +109,7 @@ export class ServedIndex {
     private tombstones: string,
   ) {
     this.thumbnails = new ThumbnailStore(storage, options.maxImagePixels);
+    this.tombstoneStamps = new FreshRead(() => tombstonesStamp(storage));
   }
 
   get name(): string {
@@ -121,7 +124,7 @@ export class ServedIndex {
       if (error instanceof ClipcrawlError) throw error;
       throw new ClipcrawlError(
         "CC_SERVE_INDEX",
-        `index ${source.name} (${resolve(source.root)}): ${errorMessage(error)}`,
+        `index ${source.name} (${isS3Url(source.root) ? source.root : resolve(source.root)}): ${errorMessage(error)}`,
         { cause: error },
       );
     }
@@ -175,9 +178,12 @@ export class ServedIndex {
     return next;
   }
 
-  /** Whether the root's tombstones changed since they were applied (one directory read). */
+  /**
+   * Whether the root's tombstones changed since they were applied (one directory read, or one
+   * LIST on object storage, shared by the requests that ask at the same time: fresh-read.ts).
+   */
   async tombstonesChanged(): Promise<boolean> {
-    return (await tombstonesStamp(this.storage)) !== this.tombstones;
+    return (await this.tombstoneStamps.get()) !== this.tombstones;
   }
 
   /**

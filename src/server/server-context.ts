@@ -108,15 +108,19 @@ export class ServerContext {
 
   /**
    * Reopens every index whose manifest changed since it was opened, and applies the tombstones of
-   * a removal made since; cheap when nothing changed (a stat and a directory read an index). An
-   * index on object storage is checked at most once every REMOTE_CHECK_MS: there the stat and
-   * the listing are requests, which would add their latency to every query.
+   * a removal made since; cheap when nothing changed (a stat and a directory read an index). On
+   * object storage those are requests: the tombstones are still listed before every request (one
+   * LIST), so a removal is honoured the moment it returns, but the manifest is checked at most
+   * once every REMOTE_CHECK_MS, and whenever the tombstones changed (a compaction rebuilds the
+   * index before it deletes the tombstones it applied: the new tombstones must not be applied to
+   * the old index).
    */
   async refresh(): Promise<void> {
     const now = Date.now();
     for (const [name, served] of this.indices) {
       if (!(served.storage instanceof LocalStorage)) {
-        if (now - (this.remoteChecks.get(name) ?? 0) < REMOTE_CHECK_MS) continue;
+        const recent = now - (this.remoteChecks.get(name) ?? 0) < REMOTE_CHECK_MS;
+        if (recent && !(await served.tombstonesChanged())) continue;
         this.remoteChecks.set(name, now);
       }
       const stamp = await manifestStamp(served.storage);

@@ -4,6 +4,7 @@ import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import type { IndexAction } from "../../governance/apply-rewrites.js";
 import type { CompactSummary } from "../../governance/compact.js";
+import { isS3Url } from "../../io/s3-storage.js";
 import { runStageCommand } from "../run-stage.js";
 import { formatCount } from "../terminal-reporter.js";
 
@@ -16,6 +17,8 @@ interface CompactFlags {
 
 /** Where `compact --background` writes its output, in the root. */
 export const COMPACT_LOG = "_governance/compact.log";
+/** Its output for an object-storage root, which cannot be appended to: in the current folder. */
+export const LOCAL_COMPACT_LOG = "clipcrawl-compact.log";
 
 export function registerCompact(program: Command): void {
   const command = program
@@ -31,7 +34,7 @@ export function registerCompact(program: Command): void {
     )
     .option(
       "--background",
-      `start the compaction as a detached process and return; its output goes to <root>/${COMPACT_LOG}`,
+      `start the compaction as a detached process and return; its output goes to <root>/${COMPACT_LOG} (an s3:// root: ./${LOCAL_COMPACT_LOG})`,
     )
     .option("--json", "print the summary as JSON");
   command.addHelpText(
@@ -62,7 +65,7 @@ export function registerCompact(program: Command): void {
 
 /** The same command line without --background, detached, its output appended to the log. */
 async function startInBackground(root: string): Promise<void> {
-  const log = resolve(root, COMPACT_LOG);
+  const log = isS3Url(root) ? resolve(LOCAL_COMPACT_LOG) : resolve(root, COMPACT_LOG);
   await mkdir(dirname(log), { recursive: true });
   const output = await open(log, "a");
   const args = [

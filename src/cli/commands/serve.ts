@@ -1,6 +1,7 @@
 import { basename, resolve } from "node:path";
 import type { Command } from "commander";
 import { ConfigError } from "../../errors.js";
+import { isS3Url } from "../../io/s3-storage.js";
 import type { ServeConfig } from "../../server/config.js";
 import type { IndexSource } from "../../server/serve.js";
 import { addConfigOptions, configOverrides } from "../config-options.js";
@@ -77,7 +78,7 @@ async function indexSources(flags: ServeFlags): Promise<IndexSource[]> {
     const { readIndicesFile } = await import("../../server/indices-file.js");
     return readIndicesFile(flags.indices);
   }
-  const root = resolve(flags.root);
+  const root = isS3Url(flags.root) ? flags.root : resolve(flags.root);
   const name =
     flags.name ??
     (basename(root)

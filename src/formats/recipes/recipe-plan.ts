@@ -11,8 +11,10 @@
  */
 import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
+import { isS3Url } from "../../io/s3-storage.js";
 import type { DotProducts } from "../../models/dot-products.js";
 import type { LanguageTier } from "../language-tier.js";
 import type { EmbeddingPool } from "./embedding-pool.js";
@@ -80,7 +82,10 @@ export interface RecipeOutcome {
 
 /** What planRecipeRules needs of the pool, besides the rows' tiers and similarities. */
 export interface RecipeRuleInputs {
-  /** The dataset root: scratch files go under its `_state/recipes/`. */
+  /**
+   * The dataset root: scratch files go under its `_state/recipes/`, or for a root on object
+   * storage (which the recipes cannot write as files) under the system's temporary folder.
+   */
   root: string;
   /** Where a relative `targets=` path of image-clusters is read from. */
   cwd: string;
@@ -109,7 +114,9 @@ export async function planRecipeRules(
           dim: embeddings.dim,
           modelDigest: await inputs.modelDigest(),
         });
-  const scratchFolder = join(inputs.root, "_state", "recipes");
+  const scratchFolder = isS3Url(inputs.root)
+    ? join(tmpdir(), "clipcrawl-recipes")
+    : join(inputs.root, "_state", "recipes");
   await mkdir(scratchFolder, { recursive: true });
   const outcome = await planRecipes(
     recipes,

@@ -28,9 +28,9 @@ import type { HostLimits } from "../../io/fetch/host-limits.js";
 import { ImageFetcher } from "../../io/fetch/image-fetcher.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
-import type { LocalStorage } from "../../io/local-storage.js";
-import { localRootOf, openRoot } from "../../io/open-root.js";
+import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection, quoteLiteral, writeParquetQuery } from "../../io/parquet.js";
+import type { DatasetStorage } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import { type FailedShard, runShardLoop } from "../../shard/shard-loop.js";
 import { ShardSelection } from "../../shard/shard-selection.js";
@@ -41,7 +41,7 @@ export const RECHECK_STAGE = "recheck";
 const DATE = /^\d{4}-\d{2}-\d{2}[\w-]*$/;
 
 export interface RecheckOptions {
-  root: string | LocalStorage;
+  root: string | DatasetStorage;
   /** The fraction of each shard's rows fetched again (0 < f ≤ 1; default 1: every row). */
   sample?: number;
   /** Picks which rows a fraction samples, the same rows for the same seed. */
@@ -68,7 +68,7 @@ export interface RecheckSummary extends LinkRotSummary {
 export async function recheck(options: RecheckOptions): Promise<RecheckSummary> {
   const started = performance.now();
   const reporter = options.reporter ?? silentReporter;
-  const storage = localRootOf(openRoot(options.root), "clipcrawl recheck");
+  const storage = openRoot(options.root);
   await requireDatasetRoot(storage);
   const fraction = options.sample ?? 1;
   if (!(fraction > 0 && fraction <= 1)) {
@@ -184,7 +184,7 @@ function statusCounts(rows: readonly RecheckRow[]): Record<string, number> {
 
 /** The parts as one file, the rows still available, and the URLs that opted out since. */
 async function combine(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   date: string,
   shards: readonly string[],
   tombstones: Tombstones,

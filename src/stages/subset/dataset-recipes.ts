@@ -16,8 +16,8 @@ import {
 import { recipeReasonExpression } from "../../formats/recipes/recipe-rules.js";
 import type { Recipe } from "../../formats/recipes/recipe-spec.js";
 import { layout } from "../../io/layout.js";
-import type { LocalStorage } from "../../io/local-storage.js";
 import { quoteLiteral } from "../../io/parquet.js";
+import type { DatasetStorage } from "../../io/storage.js";
 
 export interface DatasetRecipeDrops {
   report: RecipeReport;
@@ -35,7 +35,7 @@ export interface DatasetShardFile {
 const DATASET_SHARD = /(\d{5})\.parquet$/;
 
 export async function datasetRecipeDrops(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   shards: readonly DatasetShardFile[],
   recipes: readonly Recipe[],
   connection: DuckDBConnection,
@@ -93,7 +93,7 @@ export async function datasetRecipeDrops(
  * row without an embedding row stops the recipe with one line.
  */
 async function embeddingRows(
-  storage: LocalStorage,
+  storage: DatasetStorage,
   shards: readonly DatasetShardFile[],
   connection: DuckDBConnection,
 ): Promise<{ pool: EmbeddingShard[]; keys: string[][] }> {

@@ -24,7 +24,7 @@ import { parseRecipes } from "../../formats/recipes/recipe-spec.js";
 import { readTombstones, registerTombstones, type Tombstones } from "../../formats/tombstones.js";
 import { layout } from "../../io/layout.js";
 import { LocalStorage } from "../../io/local-storage.js";
-import { localRootOf, openRoot } from "../../io/open-root.js";
+import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection, quoteIdentifier, quoteLiteral } from "../../io/parquet.js";
 import { openSqlSandbox, type SqlSandbox } from "../../io/sql-sandbox.js";
 import type { DatasetStorage } from "../../io/storage.js";
@@ -207,13 +207,7 @@ async function subsetOnce(options: SubsetOptions, readRows: boolean): Promise<Su
     if (recipes.length > 0) {
       const recipeConnection = await duckdbConnection();
       try {
-        const decided = await datasetRecipeDrops(
-          localRootOf(storage, "subset --recipe"),
-          shards,
-          recipes,
-          recipeConnection,
-          cwd,
-        );
+        const decided = await datasetRecipeDrops(storage, shards, recipes, recipeConnection, cwd);
         recipeReport = decided.report;
         recipeDrops = decided.droppedByReason;
         await connection.run(`CREATE OR REPLACE TEMP TABLE ${RECIPE_DROPS_TABLE} (key VARCHAR)`);
