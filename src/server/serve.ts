@@ -23,6 +23,7 @@ import { ServerMetrics } from "./metrics.js";
 import { type IndexSource, ServedIndex } from "./served-index.js";
 import { buildServerApp } from "./server-app.js";
 import { ServerContext } from "./server-context.js";
+import { checkRemoteShards } from "./shard-fanout.js";
 
 export type { IndexSource } from "./served-index.js";
 
@@ -38,6 +39,8 @@ export interface ServeOptions {
   token?: string;
   /** The web UI's built files; default: the package's web/dist. */
   webRoot?: string;
+  /** Hears what is served less than asked (a shard not loaded or not answering; default: stderr). */
+  onWarning?: (line: string) => void;
   /** Hears server-side errors (default: one line on stderr). */
   onServerError?: (error: unknown, route: string) => void;
 }
@@ -95,6 +98,20 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           maxImagePixels: config.maxImagePixels,
         }),
       );
+    }
+    const warn =
+      options.onWarning ?? ((line) => process.stderr.write(`clipcrawl serve: ${line}\n`));
+    for (const served of indices.values()) {
+      for (const shard of served.index.unavailableShards) {
+        warn(
+          `index ${served.name}: shard ${shard.name} is not served (answers are partial): ${shard.path}: ${shard.reason}`,
+        );
+      }
+      try {
+        await checkRemoteShards(served, warn);
+      } catch (error) {
+        throw new ConfigError(errorMessage(error));
+      }
     }
     const token = options.token ?? process.env.CLIPCRAWL_SERVE_TOKEN;
     const context = new ServerContext(

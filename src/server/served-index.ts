@@ -44,6 +44,10 @@ export interface IndexSource {
   model?: string | null;
   /** Multilingual text model folder for `use_mclip`. */
   multilingualModel?: string;
+  /** The index shards (sNNNNN) this server answers for; default: all of them. */
+  shards?: readonly string[];
+  /** Other serve processes holding shards of the same index: queries fan out to them. */
+  remoteShards?: readonly string[];
 }
 
 export interface ServedIndexOptions {
@@ -135,7 +139,7 @@ export class ServedIndex {
     // Taken before the files are read: a rewrite in between changes it again, and is seen.
     const stamp = await manifestStamp(storage);
     const tombstones = await tombstonesStamp(storage);
-    const index = await openIndexOf(storage, options);
+    const index = await openIndexOf(storage, options, source.shards);
     try {
       const models =
         source.model === null ? undefined : await loadQueryModels(source, storage, index, options);
@@ -153,7 +157,7 @@ export class ServedIndex {
   async reopen(): Promise<ServedIndex> {
     const stamp = await manifestStamp(this.storage);
     const tombstones = await tombstonesStamp(this.storage);
-    const index = await openIndexOf(this.storage, this.options);
+    const index = await openIndexOf(this.storage, this.options, this.source.shards);
     const modelSize = this.models?.clip.embeddingSize;
     if (modelSize !== undefined && modelSize !== index.dimensions) {
       index.close();
@@ -335,11 +339,15 @@ async function fileStamp(storage: DatasetStorage, path: string): Promise<string>
   }
 }
 
-function openIndexOf(storage: DatasetStorage, options: ServedIndexOptions): Promise<ClipIndex> {
-  return openIndex(
-    storage,
-    options.expansionSearch > 0 ? { expansionSearch: options.expansionSearch } : {},
-  );
+function openIndexOf(
+  storage: DatasetStorage,
+  options: ServedIndexOptions,
+  shards: readonly string[] | undefined,
+): Promise<ClipIndex> {
+  return openIndex(storage, {
+    ...(options.expansionSearch > 0 ? { expansionSearch: options.expansionSearch } : {}),
+    ...(shards === undefined ? {} : { shards }),
+  });
 }
 
 async function loadQueryModels(

@@ -1,0 +1,181 @@
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { seededUniform } from "../src/demo/sample/wat-generator.js";
+import { serve } from "../src/server/serve.js";
+import { buildIndex } from "../src/stages/index/build-index.js";
+import { type CliServer, startCliServer } from "./support/cli.js";
+import {
+  bruteForce,
+  type FixtureRow,
+  randomRows,
+  randomUnit,
+  writeEmbeddingShard,
+} from "./support/index-fixture.js";
+import { tempDir } from "./support/temp.js";
+
+let workDir: string;
+let root: string;
+let rows: FixtureRow[];
+const started: CliServer[] = [];
+
+before(async () => {
+  workDir = await tempDir("serve-fanout");
+  root = join(workDir, "root");
+  rows = randomRows("00000", 400, 17);
+  await writeEmbeddingShard(root, "00000", rows);
+  const summary = await buildIndex({
+    root,
+    config: { threads: 1, flatMaxVectors: 0, atlasPoints: 0, shardSize: 100 },
+  });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+});
+
+after(async () => {
+  await Promise.all(started.map((server) => server.stop("SIGKILL")));
+  const { rm } = await import("node:fs/promises");
+  await rm(workDir, { recursive: true, force: true });
+});
+
+async function startServe(args: string[]): Promise<CliServer> {
+  const server = await startCliServer(["serve", "--root", root, "--no-model", ...args]);
+  started.push(server);
+  return server;
+}
+
+async function knn(
+  url: string,
+  body: Record<string, unknown>,
+): Promise<{
+  status: number;
+  partial: string | null;
+  ids: number[];
+  rows: Record<string, unknown>[];
+}> {
+  const response = await fetch(`${url}/knn-service`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = (await response.json()) as Record<string, unknown>[];
+  return {
+    status: response.status,
+    partial: response.headers.get("x-clipcrawl-partial"),
+    ids: Array.isArray(answer) ? answer.map((row) => Number(row.id)) : [],
+    rows: answer,
+  };
+}
+
+test("3 serve processes: a front fans out to two shard holders and merges the exact top-k; one stopped gives partial answers, never a 5xx; restarted, full again", async () => {
+  const left = await startServe(["--index-shards", "s00000,s00001", "--port", "0"]);
+  const right = await startServe(["--index-shards", "s00002,s00003", "--port", "0"]);
+  const front = await startServe([
+    "--index-shards",
+    "none",
+    "--shard",
+    left.url,
+    "--shard",
+    right.url,
+    "--shard-deadline-ms",
+    "3000",
+    "--port",
+    "0",
+  ]);
+  const next = seededUniform(23);
+  const queries = Array.from({ length: 5 }, () => randomUnit(next));
+  const safe = (row: FixtureRow) => row.punsafe === null || row.punsafe <= 0.5;
+  for (const vector of queries) {
+    const body = { embedding_input: Array.from(vector), modality: "image", num_images: 10 };
+    const full = await knn(front.url, body);
+    assert.equal(full.status, 200);
+    assert.equal(full.partial, null);
+    assert.deepEqual(full.ids, bruteForce(rows, vector, 10));
+    assert.equal(typeof full.rows[0]?.url, "string", "results carry their metadata");
+    const filtered = await knn(front.url, { ...body, use_safety_model: true });
+    assert.deepEqual(filtered.ids, bruteForce(rows, vector, 10, safe), "safe mode, k rows");
+    const page = await knn(front.url, { ...body, offset: 10 });
+    assert.deepEqual(page.ids, bruteForce(rows, vector, 20).slice(10), "the second page");
+  }
+  const metrics = await (await fetch(`${front.url}/metrics`)).text();
+  assert.match(
+    metrics,
+    new RegExp(`clipcrawl_shard_duration_seconds_count\\{[^}]*shard="${right.url}"`),
+  );
+
+  const port = new URL(right.url).port;
+  await right.stop();
+  const vector = queries[0] as Float32Array;
+  const body = { embedding_input: Array.from(vector), modality: "image", num_images: 10 };
+  const partial = await knn(front.url, body);
+  assert.equal(partial.status, 200);
+  assert.equal(partial.partial, right.url);
+  assert.deepEqual(
+    partial.ids,
+    bruteForce(rows, vector, 10, (row) => rows.indexOf(row) < 200),
+    "the best rows of the shards that answered",
+  );
+
+  const restarted = await startServe(["--index-shards", "s00002,s00003", "--port", port]);
+  assert.equal(restarted.url, right.url);
+  const again = await knn(front.url, body);
+  assert.equal(again.partial, null);
+  assert.deepEqual(again.ids, bruteForce(rows, vector, 10));
+});
+
+test("a shard slower than the deadline is left out and named; a shard of another width is refused at start with one line", async () => {
+  const holding: import("node:http").ServerResponse[] = [];
+  const slow = createServer((_request, response) => {
+    holding.push(response);
+  });
+  await new Promise<void>((resolve) => slow.listen(0, "127.0.0.1", resolve));
+  const slowUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+  const server = await serve({
+    indices: [{ name: "local", root, model: null, remoteShards: [slowUrl] }],
+    config: { port: 0, shardDeadlineMs: 300 },
+    onWarning: () => {},
+  });
+  try {
+    const vector = randomUnit(seededUniform(5));
+    const begun = performance.now();
+    const answer = await knn(server.url, {
+      embedding_input: Array.from(vector),
+      modality: "text",
+      num_images: 10,
+    });
+    assert.ok(performance.now() - begun < 2000, "answered at the deadline");
+    assert.equal(answer.status, 200);
+    assert.equal(answer.partial, slowUrl);
+    assert.deepEqual(
+      answer.ids,
+      bruteForce(rows, vector, 10, () => true, "text"),
+    );
+  } finally {
+    await server.close();
+    for (const response of holding) response.destroy();
+    slow.close();
+  }
+
+  const otherRoot = join(workDir, "sixteen");
+  await writeEmbeddingShard(otherRoot, "00000", randomRows("00000", 50, 3, 16));
+  await buildIndex({ root: otherRoot, config: { threads: 1, atlasPoints: 0 } });
+  const other = await serve({
+    indices: [{ name: "other", root: otherRoot, model: null }],
+    config: { port: 0 },
+  });
+  try {
+    await assert.rejects(
+      serve({
+        indices: [{ name: "local", root, model: null, remoteShards: [other.url] }],
+        config: { port: 0 },
+      }),
+      (error: Error) =>
+        /shard http:\/\/127\.0\.0\.1:\d+ serves 16-d embeddings, index local is 32-d: built with another model/.test(
+          error.message,
+        ) && !error.message.includes("\n"),
+    );
+  } finally {
+    await other.close();
+  }
+});
