@@ -20,6 +20,7 @@ const BENCH_ORDER = [
   "index",
   "index-engines",
   "serve",
+  "serve-fanout",
   "run",
   "scale",
   "dedup",

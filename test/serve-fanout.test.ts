@@ -4,7 +4,9 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { seededUniform } from "../src/demo/sample/wat-generator.js";
+import { openIndex, type SearchFilters } from "../src/formats/index/clip-index.js";
 import { serve } from "../src/server/serve.js";
+import { ShardThreads } from "../src/server/shard-threads.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import { type CliServer, startCliServer } from "./support/cli.js";
 import {
@@ -177,5 +179,56 @@ test("a shard slower than the deadline is left out and named; a shard of another
     );
   } finally {
     await other.close();
+  }
+});
+
+test("the shards a server holds are searched at once on worker threads, with the same answers as on one thread, filters included", async () => {
+  const index = await openIndex(root);
+  const threads = new ShardThreads(2);
+  try {
+    const searcher = threads.searcher(index);
+    assert.ok(searcher !== undefined, "4 shards held: searched on threads");
+    const next = seededUniform(31);
+    const filterSets: SearchFilters[] = [
+      {},
+      { maxPunsafe: 0.5 },
+      { minAestheticScore: 7, deduplicate: true },
+      { maxPwatermark: 0.3, languages: ["fr"] },
+    ];
+    for (let query = 0; query < 5; query++) {
+      const vector = randomUnit(next);
+      for (const filters of filterSets) {
+        for (const modality of ["image", "text"] as const) {
+          const search = { vector, k: 10, modality, filters };
+          const onThreads = await index.searchWith(search, searcher);
+          assert.deepEqual(onThreads.results, index.search(search), JSON.stringify(filters));
+          assert.equal(onThreads.results.length, 10);
+        }
+      }
+    }
+  } finally {
+    await threads.close();
+    index.close();
+  }
+
+  const server = await serve({
+    indices: [{ name: "local", root, model: null }],
+    config: { port: 0, shardThreads: 2 },
+  });
+  try {
+    const vector = randomUnit(seededUniform(8));
+    const answer = await knn(server.url, {
+      embedding_input: Array.from(vector),
+      modality: "image",
+      num_images: 10,
+      use_safety_model: true,
+    });
+    assert.equal(answer.partial, null);
+    assert.deepEqual(
+      answer.ids,
+      bruteForce(rows, vector, 10, (row) => row.punsafe === null || row.punsafe <= 0.5),
+    );
+  } finally {
+    await server.close();
   }
 });

@@ -90,6 +90,14 @@ export const serveConfigSchema = z
       .min(0)
       .default(0)
       .describe("onnxruntime threads for each query model tower; 0: the engine's choice"),
+    shardThreads: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        "worker threads that search an index's shards at once (an index of several shards); 0: one a core; 1: on the request's thread",
+      ),
     shardDeadlineMs: z
       .number()
       .int()

@@ -23,15 +23,19 @@ export async function runKnnQuery(
   if (query.useSafetyModel) {
     filters.maxPunsafe = Math.min(filters.maxPunsafe ?? SAFETY_THRESHOLD, SAFETY_THRESHOLD);
   }
-  return context.metrics.timeSync("search", served.name, () =>
-    findResults(served, {
-      vector,
-      modality: query.modality,
-      count,
-      offset: query.offset,
-      filters,
-      violence,
-      uniqueUrls: query.deduplicate,
-    }),
+  return context.metrics.time("search", served.name, () =>
+    findResults(
+      served,
+      {
+        vector,
+        modality: query.modality,
+        count,
+        offset: query.offset,
+        filters,
+        violence,
+        uniqueUrls: query.deduplicate,
+      },
+      served.graphSearcher,
+    ),
   );
 }

@@ -24,6 +24,7 @@ import { type IndexSource, ServedIndex } from "./served-index.js";
 import { buildServerApp } from "./server-app.js";
 import { ServerContext } from "./server-context.js";
 import { checkRemoteShards } from "./shard-fanout.js";
+import { ShardThreads } from "./shard-threads.js";
 
 export type { IndexSource } from "./served-index.js";
 
@@ -82,8 +83,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     connectionsPerHost: 4,
   });
   const exports = new ExportJobs();
+  const shardThreads = ShardThreads.configured(config.shardThreads);
   const release = async () => {
     await Promise.all([...indices.values()].map((served) => served.close()));
+    await shardThreads?.close();
     // Nothing is left to answer once the app is closed: image_url downloads still running stop.
     await Promise.all([fetcher.destroy(), exports.close()]);
   };
@@ -96,6 +99,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           expansionSearch: config.expansionSearch,
           violencePrompts: { violent: config.violencePrompts, safe: config.safePrompts },
           maxImagePixels: config.maxImagePixels,
+          ...(shardThreads === undefined ? {} : { shardThreads }),
         }),
       );
     }

@@ -11,7 +11,7 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ClipcrawlError, errorMessage } from "../errors.js";
-import { type ClipIndex, openIndex } from "../formats/index/clip-index.js";
+import { type ClipIndex, type GraphSearcher, openIndex } from "../formats/index/clip-index.js";
 import { readTombstones, tombstonesStamp } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
 import { LocalStorage } from "../io/local-storage.js";
@@ -26,6 +26,7 @@ import { AtlasMap } from "./atlas-map.js";
 import { type IndexModels, resolveIndexModels } from "./index-models.js";
 import { type IndexStats, readIndexStats } from "./index-stats.js";
 import { RESULT_COLUMNS } from "./result-rows.js";
+import type { ShardThreads } from "./shard-threads.js";
 import { ThumbnailStore } from "./thumbnails.js";
 import {
   computeViolenceFlags,
@@ -58,6 +59,8 @@ export interface ServedIndexOptions {
   violencePrompts: ViolencePrompts;
   /** Stored images with more pixels (or not raster images) are not served as thumbnails. */
   maxImagePixels?: number;
+  /** Searches several held shards at once on worker threads; undefined: on the request's thread. */
+  shardThreads?: ShardThreads;
 }
 
 /** The models that embed an index's queries. */
@@ -89,6 +92,7 @@ export class ServedIndex {
   /** The atlas manifest's stamp when `atlas` was read: a newer atlas is read again. */
   private atlasStamp = "";
   private keys: Map<string, number> | undefined;
+  private searcher: GraphSearcher | undefined | null = null;
   private closed = false;
   /** Requests (and export jobs) using this index now. */
   private leases = 0;
@@ -115,6 +119,12 @@ export class ServedIndex {
 
   get name(): string {
     return this.source.name;
+  }
+
+  /** How queries search the graphs: the held shards at once on worker threads, or undefined. */
+  get graphSearcher(): GraphSearcher | undefined {
+    if (this.searcher === null) this.searcher = this.options.shardThreads?.searcher(this.index);
+    return this.searcher;
   }
 
   /** Fails with one line naming the index and what is missing (index, model, files). */

@@ -20,7 +20,7 @@ import { duckdbConnection } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { readTombstones, type Tombstones } from "../tombstones.js";
 import { readDuplicateGroups } from "./duplicate-groups.js";
-import { checkGraphFile, VectorGraph } from "./graph.js";
+import { checkGraphFile, type GraphMatches, type GraphSettings, VectorGraph } from "./graph.js";
 import { DUPLICATE_GROUP_COLUMN, INDEX_COLUMNS, SEGMENT_COLUMNS } from "./index-columns.js";
 import {
   type IndexManifest,
@@ -76,6 +76,19 @@ export interface SearchResult {
   /** Cosine similarity of the query and the row's embedding. */
   similarity: number;
 }
+
+/** One graph search the planner needs: the normalised query and how many candidates. */
+export interface GraphRequest {
+  vector: Float32Array;
+  count: number;
+}
+
+/** Searches the held shards' graphs of a modality: the `count` best matches, best first. */
+export type GraphSearcher = (
+  modality: Modality,
+  vector: Float32Array,
+  count: number,
+) => Promise<GraphMatches>;
 
 export interface SearchReport {
   results: SearchResult[];
@@ -160,7 +173,13 @@ export class ClipIndex {
           if (graph.size !== shard.rows) {
             throw new Error(`holds ${graph.size} vectors, the manifest says ${shard.rows}`);
           }
-          opened[modality] = { name: shard.name, firstId: shard.firstId, rows: shard.rows, graph };
+          opened[modality] = {
+            name: shard.name,
+            firstId: shard.firstId,
+            rows: shard.rows,
+            path,
+            graph,
+          };
         } catch (error) {
           unavailable.push({ name: shard.name, path, reason: (error as Error).message });
           failed = true;
@@ -290,6 +309,43 @@ export class ClipIndex {
   }
 
   searchWithReport(query: SearchQuery): SearchReport {
+    const graph = this.graphs[query.modality];
+    const steps = this.plan(query);
+    let step = steps.next();
+    while (!step.done) step = steps.next(graph.search(step.value.vector, step.value.count));
+    return step.value;
+  }
+
+  /**
+   * The same answer, with each graph search made by `searchGraph` (serve runs the held shards'
+   * searches on worker threads at once and merges them: see src/server/shard-threads.ts).
+   */
+  async searchWith(query: SearchQuery, searchGraph: GraphSearcher): Promise<SearchReport> {
+    const steps = this.plan(query);
+    let step = steps.next();
+    while (!step.done) {
+      step = steps.next(await searchGraph(query.modality, step.value.vector, step.value.count));
+    }
+    return step.value;
+  }
+
+  /** What the graphs were opened with (a worker thread opens them the same way). */
+  get graphSettings(): GraphSettings {
+    const { quantization, connectivity, expansionAdd } = this.manifest.params;
+    return { quantization, connectivity, expansionAdd, expansionSearch: this.expansionSearch };
+  }
+
+  /** The graph shards this process holds for a modality, for searches made elsewhere. */
+  heldGraphs(modality: Modality): readonly HeldShard[] {
+    return this.graphs[modality].shards;
+  }
+
+  /**
+   * The query planner: yields each graph search it needs (the normalised query and how many
+   * candidates) and is handed back the matches, so the same plan runs with the graphs searched
+   * here (searchWithReport) or elsewhere (searchWith).
+   */
+  private *plan(query: SearchQuery): Generator<GraphRequest, SearchReport, GraphMatches> {
     const k = query.k;
     if (!Number.isInteger(k) || k < 1)
       throw new RangeError(`k must be a positive integer, got ${k}`);
@@ -306,7 +362,7 @@ export class ClipIndex {
       return this.exact(vector, k, filter, vectors);
     }
     if (filter.trivial && !filter.deduplicate) {
-      const found = graph.search(vector, k);
+      const found = yield { vector, count: k };
       const results: SearchResult[] = [];
       for (let index = 0; index < found.ids.length; index++) {
         results.push({
@@ -324,7 +380,7 @@ export class ClipIndex {
     }
     let candidates = 0;
     for (let round = 1; ; round++) {
-      const found = graph.search(vector, fetch);
+      const found = yield { vector, count: fetch };
       candidates += found.ids.length;
       const results: SearchResult[] = [];
       const seen = filter.deduplicate ? new Set<number>() : undefined;

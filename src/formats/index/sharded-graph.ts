@@ -11,6 +11,8 @@ export interface HeldShard {
   name: string;
   firstId: number;
   rows: number;
+  /** The graph's local file (a worker thread maps it too). */
+  path: string;
   graph: VectorGraph;
 }
 

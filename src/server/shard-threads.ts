@@ -1,0 +1,63 @@
+/**
+ * Searches the index shards a server holds in parallel, on worker threads: each query's graph
+ * search (and each over-fetch round of a filtered one) goes to every held shard at once, one
+ * task a shard, and the shards' best are merged. The workers memory-map the same graph files the
+ * main thread does, so the page cache holds one copy. With one shard, or `serve.shardThreads` 1,
+ * the search stays on the request's thread (a round trip to a worker would only add latency).
+ */
+import { cpus } from "node:os";
+import type { ClipIndex, GraphSearcher } from "../formats/index/clip-index.js";
+import type { GraphSettings } from "../formats/index/graph.js";
+import { mergeMatches } from "../formats/index/sharded-graph.js";
+import { siblingModule, WorkerPool } from "../shard/worker-pool.js";
+
+export interface ShardSearchTask {
+  path: string;
+  dimensions: number;
+  settings: GraphSettings;
+  vector: Float32Array;
+  count: number;
+}
+
+export interface ShardSearchResult {
+  ids: Uint32Array;
+  similarities: Float32Array;
+}
+
+export class ShardThreads {
+  private readonly pool: WorkerPool<ShardSearchTask, ShardSearchResult>;
+
+  constructor(readonly threads: number) {
+    this.pool = new WorkerPool(siblingModule(import.meta.url, "shard-search-worker"), threads);
+  }
+
+  /** `configured` threads (0: one a core; workers start when first needed); 1: none. */
+  static configured(configured: number): ShardThreads | undefined {
+    const threads = configured > 0 ? configured : cpus().length;
+    return threads > 1 ? new ShardThreads(threads) : undefined;
+  }
+
+  /** The graph searcher of one index: its held shards searched at once, merged. */
+  searcher(index: ClipIndex): GraphSearcher | undefined {
+    if (index.heldGraphs("image").length < 2) return undefined;
+    const settings = index.graphSettings;
+    return async (modality, vector, count) => {
+      const found = await Promise.all(
+        index.heldGraphs(modality).map((shard) =>
+          this.pool.run({
+            path: shard.path,
+            dimensions: index.dimensions,
+            settings,
+            vector,
+            count,
+          }),
+        ),
+      );
+      return mergeMatches(found, count);
+    };
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
