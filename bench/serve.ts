@@ -317,6 +317,13 @@ export async function fanOutBench(
   } finally {
     await whole.stop();
   }
+  const sequential = await startServeProcess([...common, "--shard-threads", "1"]);
+  let oneThread: Awaited<ReturnType<typeof measure>>;
+  try {
+    oneThread = await measure(sequential.url);
+  } finally {
+    await sequential.stop();
+  }
   const left = await startServeProcess([...common, "--index-shards", "s00000,s00001"]);
   const right = await startServeProcess([...common, "--index-shards", "s00002,s00003"]);
   let fanned: Awaited<ReturnType<typeof measure>>;
@@ -329,6 +336,9 @@ export async function fanOutBench(
       left.url,
       "--shard",
       right.url,
+      // The figure is throughput: on a loaded machine a shard may take longer than the default.
+      "--shard-deadline-ms",
+      "30000",
     ]);
     try {
       fanned = await measure(front.url);
@@ -346,6 +356,7 @@ export async function fanOutBench(
     ["serving", `recall@${k}`, "req/s", "p50 / p99 ms", "non-2xx / errors"],
     ...[
       ["1 process, 4 shards on threads", one] as const,
+      ["1 process, 4 shards on the request thread", oneThread] as const,
       ["front + 2 processes of 2 shards", fanned] as const,
     ].map(([name, figures]) => [
       name,
@@ -356,6 +367,18 @@ export async function fanOutBench(
     ]),
   ]);
   return [
+    {
+      stage: `serve, ${vectors} vectors in 4 shards: 1 process, shards on worker threads (recall ${one.recall.toFixed(3)}) vs on the request thread (recall ${oneThread.recall.toFixed(3)}), ${connections} connections`,
+      unit: "req/s",
+      clipcrawl: one.load.requestsPerSecond,
+      peer: { name: "the same, --shard-threads 1", value: oneThread.load.requestsPerSecond },
+      ratio: one.load.requestsPerSecond / Math.max(1, oneThread.load.requestsPerSecond),
+      target: "same recall; no non-2xx",
+      met:
+        Math.abs(one.recall - oneThread.recall) < 0.005 &&
+        one.load.non2xx === 0 &&
+        oneThread.load.non2xx === 0,
+    },
     {
       stage: `serve fan-out, ${vectors} vectors in 4 shards: front + 2 serve processes of 2 shards (recall ${fanned.recall.toFixed(3)}) vs 1 process with all (recall ${one.recall.toFixed(3)}), ${connections} connections`,
       unit: "req/s",

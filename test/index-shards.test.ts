@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { copyFile, readFile, rename, rm, truncate, writeFile } from "node:fs/promises";
+import { readdirSync } from "node:fs";
+import { copyFile, cp, readFile, rename, rm, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { seededUniform } from "../src/demo/sample/wat-generator.js";
@@ -7,6 +8,7 @@ import { openIndex } from "../src/formats/index/clip-index.js";
 import type { IndexManifest } from "../src/formats/index/index-manifest.js";
 import { layout } from "../src/io/layout.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
+import { runCliUntilKilled } from "./support/cli.js";
 import {
   bruteForce,
   type FixtureRow,
@@ -266,4 +268,64 @@ test("a process holding some shards answers for their rows only; the merge of tw
     right.close();
   }
   await assert.rejects(openIndex(root, { shards: ["s00009"] }), /no shard s00009/);
+});
+
+test("index killed while it adds to a sharded index (segment, shard graph, groups, manifest written) leaves an index that opens and answers exactly", async () => {
+  const base = join(workDir, "killed-base");
+  const first = randomRows("00000", 250, 111);
+  const second = randomRows("00001", 3000, 112);
+  await writeEmbeddingShard(base, "00000", first);
+  const config = { ...NO_ATLAS, shardSize: 100 };
+  assert.equal((await buildIndex({ root: base, config })).ok, true);
+  await writeEmbeddingShard(base, "00001", second);
+  const all = [...first, ...second];
+  const indexFiles = (root: string) => [
+    ...readdirSync(join(root, "index")),
+    ...readdirSync(join(root, "index", "segments")),
+  ];
+  const killPoints: [string, (files: string[]) => boolean][] = [
+    ["a new segment", (files) => files.some((file) => file.startsWith("g000002-"))],
+    ["a new shard graph", (files) => files.some((file) => /-s\d{5}-g000002/.test(file))],
+    ["the new groups", (files) => files.some((file) => file.startsWith("dup_groups-g000002"))],
+  ];
+  for (const [position, [what, reached]] of killPoints.entries()) {
+    const root = join(workDir, `killed-${position}`);
+    await cp(base, root, { recursive: true });
+    const ended = await runCliUntilKilled(
+      [
+        "index",
+        "--root",
+        root,
+        "--shard-size",
+        "100",
+        "--flat-max-vectors",
+        "0",
+        "--atlas-points",
+        "0",
+        "--threads",
+        "1",
+      ],
+      () => reached(indexFiles(root)),
+      5,
+    );
+    assert.equal(ended, "SIGKILL", `killed after ${what}`);
+    const manifest = await manifestOf(root);
+    assert.ok([250, 3250].includes(manifest.rows), `${what} (${ended}): ${manifest.rows} rows`);
+    const index = await openIndex(root);
+    try {
+      assert.equal(index.partial, false, what);
+      const held = all.slice(0, manifest.rows);
+      const vector = (second[5] as FixtureRow).image;
+      assert.deepEqual(
+        index.search({ vector, k: 10, modality: "image" }).map((hit) => hit.id),
+        bruteForce(held, vector, 10),
+        `${what} (${ended})`,
+      );
+    } finally {
+      index.close();
+    }
+    const resumed = await buildIndex({ root, config });
+    assert.equal(resumed.ok, true, what);
+    assert.equal(resumed.rows, 3250, what);
+  }
 });
