@@ -12,6 +12,7 @@ import { type CliServer, startCliServer } from "./support/cli.js";
 import {
   bruteForce,
   type FixtureRow,
+  near,
   randomRows,
   randomUnit,
   writeEmbeddingShard,
@@ -230,5 +231,60 @@ test("the shards a server holds are searched at once on worker threads, with the
     );
   } finally {
     await server.close();
+  }
+});
+
+test("deduplicate holds across processes: near-duplicates held by two shard servers give one result, the best", async () => {
+  const dupRoot = join(workDir, "duplicates");
+  const dupRows = randomRows("00000", 200, 41);
+  const next = seededUniform(42);
+  // Row 150 (shard s00001) is a near-copy of row 20 (shard s00000).
+  dupRows[150] = {
+    ...(dupRows[150] as FixtureRow),
+    image: near((dupRows[20] as FixtureRow).image, next, 0.02),
+  };
+  await writeEmbeddingShard(dupRoot, "00000", dupRows);
+  const built = await buildIndex({
+    root: dupRoot,
+    config: { threads: 1, flatMaxVectors: 0, atlasPoints: 0, shardSize: 100 },
+  });
+  assert.equal(built.ok, true);
+  const holders = await Promise.all(
+    ["s00000", "s00001"].map((shard) =>
+      serve({
+        indices: [{ name: "part", root: dupRoot, model: null, shards: [shard] }],
+        config: { port: 0 },
+      }),
+    ),
+  );
+  const front = await serve({
+    indices: [
+      {
+        name: "front",
+        root: dupRoot,
+        model: null,
+        shards: [],
+        remoteShards: holders.map((holder) => holder.url),
+      },
+    ],
+    config: { port: 0 },
+  });
+  try {
+    const vector = (dupRows[20] as FixtureRow).image;
+    const body = { embedding_input: Array.from(vector), modality: "image", num_images: 5 };
+    const plain = await knn(front.url, body);
+    assert.deepEqual(
+      plain.ids.slice(0, 2).sort((a, b) => a - b),
+      [20, 150],
+      "both copies",
+    );
+    const deduplicated = await knn(front.url, { ...body, deduplicate: true });
+    assert.equal(deduplicated.partial, null);
+    assert.equal(deduplicated.ids[0], 20);
+    assert.equal(deduplicated.ids.includes(150), false, "the copy on the other server is hidden");
+    assert.equal(deduplicated.ids.length, 5, "still k results");
+  } finally {
+    await front.close();
+    await Promise.all(holders.map((holder) => holder.close()));
   }
 });
