@@ -229,6 +229,15 @@ test("the shards a server holds are searched at once on worker threads, with the
       answer.ids,
       bruteForce(rows, vector, 10, (row) => row.punsafe === null || row.punsafe <= 0.5),
     );
+    // Unfiltered, the graph answers (the filtered one may be answered by exact search).
+    await knn(server.url, { embedding_input: Array.from(vector), modality: "image" });
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    for (const shard of ["s00000", "s00001", "s00002", "s00003"]) {
+      assert.match(
+        metrics,
+        new RegExp(`clipcrawl_shard_duration_seconds_count\\{index="local",shard="${shard}"`),
+      );
+    }
   } finally {
     await server.close();
   }

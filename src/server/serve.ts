@@ -83,7 +83,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     connectionsPerHost: 4,
   });
   const exports = new ExportJobs();
-  const shardThreads = ShardThreads.configured(config.shardThreads);
+  const metrics = new ServerMetrics();
+  const shardThreads = ShardThreads.configured(config.shardThreads, (index, shard, seconds) =>
+    metrics.observeShard(index, shard, "ok", seconds),
+  );
   const release = async () => {
     await Promise.all([...indices.values()].map((served) => served.close()));
     await shardThreads?.close();
@@ -122,7 +125,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       indices,
       config,
       fetcher,
-      new ServerMetrics(),
+      metrics,
       exports,
       token === "" ? undefined : token,
     );

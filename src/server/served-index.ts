@@ -123,7 +123,8 @@ export class ServedIndex {
 
   /** How queries search the graphs: the held shards at once on worker threads, or undefined. */
   get graphSearcher(): GraphSearcher | undefined {
-    if (this.searcher === null) this.searcher = this.options.shardThreads?.searcher(this.index);
+    if (this.searcher === null)
+      this.searcher = this.options.shardThreads?.searcher(this.index, this.name);
     return this.searcher;
   }
 

@@ -27,31 +27,41 @@ export interface ShardSearchResult {
 export class ShardThreads {
   private readonly pool: WorkerPool<ShardSearchTask, ShardSearchResult>;
 
-  constructor(readonly threads: number) {
+  constructor(
+    readonly threads: number,
+    /** Hears each shard's search time (serve's /metrics: per-shard latency). */
+    private readonly observe: (index: string, shard: string, seconds: number) => void = () => {},
+  ) {
     this.pool = new WorkerPool(siblingModule(import.meta.url, "shard-search-worker"), threads);
   }
 
   /** `configured` threads (0: one a core; workers start when first needed); 1: none. */
-  static configured(configured: number): ShardThreads | undefined {
+  static configured(
+    configured: number,
+    observe?: (index: string, shard: string, seconds: number) => void,
+  ): ShardThreads | undefined {
     const threads = configured > 0 ? configured : cpus().length;
-    return threads > 1 ? new ShardThreads(threads) : undefined;
+    return threads > 1 ? new ShardThreads(threads, observe) : undefined;
   }
 
-  /** The graph searcher of one index: its held shards searched at once, merged. */
-  searcher(index: ClipIndex): GraphSearcher | undefined {
+  /** The graph searcher of index `name`: its held shards searched at once, merged. */
+  searcher(index: ClipIndex, name = ""): GraphSearcher | undefined {
     if (index.heldGraphs("image").length < 2) return undefined;
     const settings = index.graphSettings;
     return async (modality, vector, count) => {
       const found = await Promise.all(
-        index.heldGraphs(modality).map((shard) =>
-          this.pool.run({
+        index.heldGraphs(modality).map(async (shard) => {
+          const started = performance.now();
+          const found = await this.pool.run({
             path: shard.path,
             dimensions: index.dimensions,
             settings,
             vector,
             count,
-          }),
-        ),
+          });
+          this.observe(name, shard.name, (performance.now() - started) / 1000);
+          return found;
+        }),
       );
       return mergeMatches(found, count);
     };
