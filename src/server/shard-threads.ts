@@ -1,7 +1,7 @@
 /**
  * Searches the index shards a server holds in parallel, on worker threads: each query's graph
  * search (and each over-fetch round of a filtered one) goes to every held shard at once, one
- * task a shard, and the shards' best are merged. The workers memory-map the same graph files the
+ * task a thread over its share of the shards, and the shards' best are merged. The workers memory-map the same graph files the
  * main thread does, so the page cache holds one copy. With one shard, or `serve.shardThreads` 1,
  * the search stays on the request's thread (a round trip to a worker would only add latency).
  */
@@ -12,7 +12,8 @@ import { mergeMatches } from "../formats/index/sharded-graph.js";
 import { siblingModule, WorkerPool } from "../shard/worker-pool.js";
 
 export interface ShardSearchTask {
-  path: string;
+  /** The graphs one worker searches, and merges, for this query. */
+  shards: { name: string; path: string }[];
   dimensions: number;
   settings: GraphSettings;
   vector: Float32Array;
@@ -22,6 +23,8 @@ export interface ShardSearchTask {
 export interface ShardSearchResult {
   ids: Uint32Array;
   similarities: Float32Array;
+  /** Seconds each shard's search took, in the task's order. */
+  seconds: number[];
 }
 
 export class ShardThreads {
@@ -49,18 +52,28 @@ export class ShardThreads {
     if (index.heldGraphs("image").length < 2) return undefined;
     const settings = index.graphSettings;
     return async (modality, vector, count) => {
+      // One task a thread, each over its share of the shards: a message costs more than a
+      // search of a small shard, so a query sends as few as the threads it can use.
+      const held = index.heldGraphs(modality);
+      const groups = Math.min(this.threads, held.length);
+      const tasks = Array.from({ length: groups }, (_, group) =>
+        held
+          .filter((_, position) => position % groups === group)
+          .map((shard) => ({ name: shard.name, path: shard.path })),
+      );
       const found = await Promise.all(
-        index.heldGraphs(modality).map(async (shard) => {
-          const started = performance.now();
-          const found = await this.pool.run({
-            path: shard.path,
+        tasks.map(async (shards) => {
+          const result = await this.pool.run({
+            shards,
             dimensions: index.dimensions,
             settings,
             vector,
             count,
           });
-          this.observe(name, shard.name, (performance.now() - started) / 1000);
-          return found;
+          shards.forEach((shard, position) => {
+            this.observe(name, shard.name, result.seconds[position] as number);
+          });
+          return result;
         }),
       );
       return mergeMatches(found, count);
