@@ -25,7 +25,7 @@ import { isMainThread } from "node:worker_threads";
 import { seededUniform } from "../src/demo/sample/wat-generator.js";
 import { type ClipIndex, openIndex, type SearchFilters } from "../src/formats/index/clip-index.js";
 import { exactNeighbours } from "../src/formats/index/graph.js";
-import { readManifest } from "../src/formats/index/index-manifest.js";
+import { indexShards, readManifest } from "../src/formats/index/index-manifest.js";
 import { layout, shardName } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { decodeNpy, encodeNpy } from "../src/io/npy.js";
@@ -93,7 +93,10 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   const indexBytes = await folderBytes(join(root, "index"));
   const manifest = await readManifest(new LocalStorage(root));
   if (manifest === undefined) throw new Error("no manifest after a successful build");
-  const imageGraphBytes = (await stat(join(root, manifest.files.graphs.image))).size;
+  let imageGraphBytes = 0;
+  for (const shard of indexShards(manifest)) {
+    imageGraphBytes += (await stat(join(root, shard.graphs.image))).size;
+  }
   console.log(describeBuild(summary, indexBytes));
 
   const rows: Row[] = [];

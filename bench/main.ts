@@ -21,6 +21,7 @@ const BENCH_ORDER = [
   "index-engines",
   "serve",
   "serve-s3",
+  "serve-fanout",
   "run",
   "scale",
   "dedup",

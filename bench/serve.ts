@@ -10,6 +10,8 @@
  *
  *   npm run bench -- serve [--vectors 20000] [--queries 300] [--connections 16] [--seconds 15]
  *                          [--num-images 10] [--filtered]
+ *
+ * `fanOutBench` is `npm run bench -- serve-fanout` (bench/serve-fanout.ts).
  */
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
@@ -188,11 +190,18 @@ interface StoredVectors {
   data: Float32Array;
 }
 
-/** Writes the embeddings shards and builds the index once; later runs reuse them. */
-export async function ensureIndex(root: string, vectors: number): Promise<StoredVectors> {
+/**
+ * Writes the embeddings shards and builds the index once (in index shards of `shardSize` rows);
+ * later runs reuse them.
+ */
+export async function ensureIndex(
+  root: string,
+  vectors: number,
+  shardSize?: number,
+): Promise<StoredVectors> {
   const storage = new LocalStorage(root);
   const manifest = await readManifest(storage);
-  if (manifest?.rows !== vectors) {
+  if (manifest?.rows !== vectors || (shardSize !== undefined && manifest.shardSize !== shardSize)) {
     const centres = clusterCentres(seededUniform(1));
     const next = seededUniform(2);
     for (let start = 0, shard = 0; start < vectors; start += ROWS_PER_SHARD, shard++) {
@@ -231,7 +240,11 @@ export async function ensureIndex(root: string, vectors: number): Promise<Stored
       );
     }
     const started = performance.now();
-    const summary = await buildIndex({ root, overwrite: true });
+    const summary = await buildIndex({
+      root,
+      overwrite: true,
+      ...(shardSize === undefined ? {} : { config: { shardSize, atlasPoints: 0 } }),
+    });
     if (!summary.ok) throw new Error(`index build failed: ${JSON.stringify(summary.failedShards)}`);
     console.log(
       `index: ${summary.rows} rows built in ${((performance.now() - started) / 1000).toFixed(1)} s (expansionSearch ${summary.params?.expansionSearch})`,
@@ -248,6 +261,164 @@ export async function ensureIndex(root: string, vectors: number): Promise<Stored
     data.set(fromFloat16Bits(bits), start * DIMENSIONS);
   }
   return { rows, data };
+}
+
+/**
+ * Issue 19's fan-out row: the same vectors indexed as 4 shards, served by one `clipcrawl serve`
+ * process holding all of them (searched on worker threads) against a front process fanning out to
+ * 2 serve processes holding half the shards each; recall and requests/s of both, in one run.
+ */
+export async function fanOutBench(
+  vectors: number,
+  queryCount: number,
+  k: number,
+  connections: number,
+  seconds: number,
+): Promise<BenchRow[]> {
+  const loadStart = loadavg();
+  const root = await benchDataPath(`serve-${vectors}-4-shards`);
+  const shardSize = Math.ceil(vectors / 4);
+  const stored = await ensureIndex(root, vectors, shardSize);
+  const next = seededUniform(7);
+  const centres = clusterCentres(seededUniform(1));
+  const queries = Array.from({ length: queryCount }, () => mixtureVector(centres, next));
+  const truths = queries.map((query) => exactTopK(stored, query, k, () => true));
+  const bodies = queries.map((query) =>
+    JSON.stringify({
+      embedding_input: Array.from(query, (value) => Number(value.toFixed(6))),
+      modality: "image",
+      num_images: k,
+    }),
+  );
+  const bodiesFile = join(root, "..", `serve-fanout-bodies-${vectors}.json`);
+  await writeFile(bodiesFile, JSON.stringify(bodies));
+  const common = ["--root", root, "--no-model", "--rate-limit-per-minute", "0", "--port", "0"];
+
+  const measure = async (url: string, partialOk = false) => {
+    let found = 0;
+    let partial = 0;
+    for (const [position, body] of bodies.entries()) {
+      const response = await fetch(`${url}/knn-service`, { method: "POST", body });
+      if (response.headers.get("x-clipcrawl-partial") !== null) partial++;
+      const answer = (await response.json()) as { id: number }[];
+      const truth = truths[position] as Set<number>;
+      found += answer.filter((result) => truth.has(result.id)).length;
+    }
+    if (partial > 0 && !partialOk) throw new Error(`${partial} answers were partial`);
+    const recall = found / (queryCount * k);
+    const load = await runLoadGenerator(`${url}/knn-service`, bodiesFile, connections, seconds);
+    return { recall, load };
+  };
+
+  const whole = await startServeProcess(common);
+  let one: Awaited<ReturnType<typeof measure>>;
+  try {
+    one = await measure(whole.url);
+  } finally {
+    await whole.stop();
+  }
+  const sequential = await startServeProcess([...common, "--shard-threads", "1"]);
+  let oneThread: Awaited<ReturnType<typeof measure>>;
+  try {
+    oneThread = await measure(sequential.url);
+  } finally {
+    await sequential.stop();
+  }
+  const left = await startServeProcess([...common, "--index-shards", "s00000,s00001"]);
+  const right = await startServeProcess([...common, "--index-shards", "s00002,s00003"]);
+  let fanned: Awaited<ReturnType<typeof measure>>;
+  try {
+    const front = await startServeProcess([
+      ...common,
+      "--index-shards",
+      "none",
+      "--shard",
+      left.url,
+      "--shard",
+      right.url,
+      // The figure is throughput: on a loaded machine a shard may take longer than the default.
+      "--shard-deadline-ms",
+      "30000",
+    ]);
+    try {
+      fanned = await measure(front.url);
+    } finally {
+      await front.stop();
+    }
+  } finally {
+    await Promise.all([left.stop(), right.stop()]);
+  }
+  const loadEnd = loadavg();
+  console.log(
+    `\nclipcrawl serve fan-out: ${vectors} × ${DIMENSIONS}-d vectors in 4 shards, k = ${k}, ${connections} connections for ${seconds} s; machine: ${cpus().length} cores, load average ${loadStart[0]?.toFixed(1)} at the start, ${loadEnd[0]?.toFixed(1)} at the end\n`,
+  );
+  printTable([
+    ["serving", `recall@${k}`, "req/s", "p50 / p99 ms", "non-2xx / errors"],
+    ...[
+      ["1 process, 4 shards on threads", one] as const,
+      ["1 process, 4 shards on the request thread", oneThread] as const,
+      ["front + 2 processes of 2 shards", fanned] as const,
+    ].map(([name, figures]) => [
+      name,
+      figures.recall.toFixed(3),
+      figures.load.requestsPerSecond.toFixed(0),
+      `${figures.load.p50} / ${figures.load.p99}`,
+      `${figures.load.non2xx} / ${figures.load.errors + figures.load.timeouts}`,
+    ]),
+  ]);
+  return [
+    {
+      stage: `serve, ${vectors} vectors in 4 shards: 1 process, shards on worker threads (recall ${one.recall.toFixed(3)}) vs on the request thread (recall ${oneThread.recall.toFixed(3)}), ${connections} connections`,
+      unit: "req/s",
+      clipcrawl: one.load.requestsPerSecond,
+      peer: { name: "the same, --shard-threads 1", value: oneThread.load.requestsPerSecond },
+      ratio: one.load.requestsPerSecond / Math.max(1, oneThread.load.requestsPerSecond),
+      target: "same recall; no non-2xx",
+      met:
+        Math.abs(one.recall - oneThread.recall) < 0.005 &&
+        one.load.non2xx === 0 &&
+        oneThread.load.non2xx === 0,
+    },
+    {
+      stage: `serve fan-out, ${vectors} vectors in 4 shards: front + 2 serve processes of 2 shards (recall ${fanned.recall.toFixed(3)}) vs 1 process with all (recall ${one.recall.toFixed(3)}), ${connections} connections`,
+      unit: "req/s",
+      clipcrawl: fanned.load.requestsPerSecond,
+      peer: { name: "1 serve process, all shards", value: one.load.requestsPerSecond },
+      ratio: fanned.load.requestsPerSecond / Math.max(1, one.load.requestsPerSecond),
+      target: "same recall; no non-2xx",
+      met:
+        Math.abs(fanned.recall - one.recall) < 0.005 &&
+        fanned.load.non2xx === 0 &&
+        one.load.non2xx === 0,
+    },
+  ];
+}
+
+/** `clipcrawl serve` as its own process, once it prints the URL it listens on. */
+async function startServeProcess(
+  args: string[],
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const main = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", main, "serve", ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let stdout = "";
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      const match = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+      if (match !== null) resolve(match[1] as string);
+    });
+    child.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
+  });
+  return {
+    url,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
 }
 
 function punsafeOf(id: number): number {

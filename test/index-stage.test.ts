@@ -7,106 +7,22 @@ import { type ClipIndex, openIndex } from "../src/formats/index/clip-index.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { encodeNpy } from "../src/io/npy.js";
-import { type ParquetColumn, writeParquet } from "../src/io/parquet.js";
-import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
+import { writeParquet } from "../src/io/parquet.js";
+import { toFloat16Bits } from "../src/models/float16.js";
 import { collectingReporter } from "../src/shard/reporter.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import { runCli } from "./support/cli.js";
+import {
+  bruteForce,
+  DIMENSIONS,
+  dot,
+  type FixtureRow,
+  near,
+  randomRows,
+  randomUnit,
+  writeEmbeddingShard,
+} from "./support/index-fixture.js";
 import { tempDir } from "./support/temp.js";
-
-const DIMENSIONS = 32;
-
-interface FixtureRow {
-  key: string;
-  image: Float32Array;
-  text: Float32Array;
-  punsafe: number | null;
-  pwatermark: number;
-  aesthetic: number;
-  language: string;
-}
-
-/** Normalised, then rounded to float16 as embed stores it, so exact scores here are the index's. */
-function unit(values: Float32Array): Float32Array {
-  const norm = Math.sqrt(values.reduce((sum, value) => sum + value * value, 0));
-  return fromFloat16Bits(toFloat16Bits(values.map((value) => value / norm)));
-}
-
-function randomUnit(next: () => number): Float32Array {
-  return unit(Float32Array.from({ length: DIMENSIONS }, () => next() * 2 - 1));
-}
-
-/** `base` moved by a small random step: cosine with it ≈ 1 − scale²·d/6. */
-function near(base: Float32Array, next: () => number, scale: number): Float32Array {
-  return unit(base.map((value) => value + (next() * 2 - 1) * scale));
-}
-
-const dot = (left: Float32Array, right: Float32Array) =>
-  left.reduce((sum, value, index) => sum + value * (right[index] as number), 0);
-
-/** Rows whose vectors are random, plus the planted near-duplicates the caller adds. */
-function randomRows(shard: string, count: number, seed: number): FixtureRow[] {
-  const next = seededUniform(seed);
-  return Array.from({ length: count }, (_, index) => ({
-    key: `${shard}${String(index).padStart(4, "0")}`,
-    image: randomUnit(next),
-    text: randomUnit(next),
-    punsafe: index % 10 === 9 ? null : next(),
-    pwatermark: next(),
-    aesthetic: 3 + next() * 5,
-    language: index % 50 === 7 ? "sw" : index % 2 === 0 ? "en" : "fr",
-  }));
-}
-
-async function writeEmbeddingShard(
-  root: string,
-  shard: string,
-  rows: readonly FixtureRow[],
-): Promise<void> {
-  const storage = new LocalStorage(root);
-  const matrix = (side: "image" | "text") => {
-    const data = new Float32Array(rows.length * DIMENSIONS);
-    rows.forEach((row, index) => {
-      data.set(row[side], index * DIMENSIONS);
-    });
-    return encodeNpy({
-      dtype: "<f2",
-      shape: [rows.length, DIMENSIONS],
-      data: toFloat16Bits(data),
-    });
-  };
-  await storage.writeAtomic(layout.imageEmbeddings(shard), matrix("image"));
-  await storage.writeAtomic(layout.textEmbeddings(shard), matrix("text"));
-  const columns: ParquetColumn<FixtureRow>[] = [
-    { name: "key", type: "VARCHAR", value: (row) => row.key },
-    { name: "url", type: "VARCHAR", value: (row) => `https://img.example/${row.key}.jpg` },
-    { name: "caption", type: "VARCHAR", value: (row) => `caption of ${row.key}` },
-    { name: "similarity", type: "DOUBLE", value: (row) => dot(row.image, row.text) },
-    { name: "language", type: "VARCHAR", value: (row) => row.language },
-    { name: "width", type: "INTEGER", value: () => 256 },
-    { name: "height", type: "INTEGER", value: () => 256 },
-    { name: "punsafe", type: "DOUBLE", value: (row) => row.punsafe },
-    { name: "pwatermark", type: "DOUBLE", value: (row) => row.pwatermark },
-    { name: "AESTHETIC_SCORE", type: "DOUBLE", value: (row) => row.aesthetic },
-  ];
-  await writeParquet(storage, layout.embeddingMetadata(shard), columns, rows);
-}
-
-/** The k best ids by exact inner product among the rows that `keep` accepts. */
-function bruteForce(
-  rows: readonly FixtureRow[],
-  query: Float32Array,
-  k: number,
-  keep: (row: FixtureRow) => boolean = () => true,
-  side: "image" | "text" = "image",
-): number[] {
-  return rows
-    .map((row, id) => ({ id, score: dot(row[side], query), keep: keep(row) }))
-    .filter((entry) => entry.keep)
-    .sort((a, b) => b.score - a.score)
-    .slice(0, k)
-    .map((entry) => entry.id);
-}
 
 const overlap = (left: readonly number[], right: readonly number[]) =>
   left.filter((id) => right.includes(id)).length / Math.max(1, right.length);
@@ -367,7 +283,11 @@ test("a new shard is added without a rebuild; a re-run skips; ids and groups car
   const manifestTwo = JSON.parse(await storage.readText(layout.indexManifest()));
   assert.deepEqual(manifestTwo.segments[0], manifestOne.segments[0], "shard 0's segment is kept");
   assert.equal(manifestTwo.generation, manifestOne.generation + 1);
-  assert.equal(await storage.exists(manifestOne.files.graphs.image), false, "old graph removed");
+  assert.equal(
+    await storage.exists(manifestOne.shards[0].graphs.image),
+    false,
+    "old graph removed",
+  );
 
   const index = await openIndex(root);
   try {

@@ -55,6 +55,9 @@ const SAMPLES: ShapeSample[] = [
 let work: string;
 let shapesWeb: { server: Server; port: number };
 let server: RunningServer;
+/** The dataset root and the built UI, for a test that starts a server of its own. */
+let servedRoot: string;
+let builtWeb: string;
 let browser: Browser;
 
 describe("web UI in Chromium", { skip: skipReason }, () => {
@@ -69,6 +72,8 @@ describe("web UI in Chromium", { skip: skipReason }, () => {
       build: { outDir: webRoot, emptyOutDir: true },
     });
     const dataset = await buildShapesDataset(work, shapesWeb.port, SAMPLES, SAMPLES.length - 1);
+    servedRoot = dataset.root;
+    builtWeb = webRoot;
     server = await serve({
       indices: [{ name: INDEX, root: dataset.root, multilingualModel: dataset.multilingual }],
       // The image-URL query fetches from the shapes web on 127.0.0.1.
@@ -112,6 +117,35 @@ describe("web UI in Chromium", { skip: skipReason }, () => {
     await page.keyboard.press("Escape");
     await dialog.waitFor({ state: "detached" });
     await closePage(page);
+  });
+
+  test("a partial answer (an index shard down) shows a notice naming the shard above the results", async () => {
+    // A port nothing listens on any more: the shard is down.
+    const gone = await serve({
+      indices: [{ name: INDEX, root: servedRoot, model: null }],
+      config: { port: 0 },
+    });
+    const downUrl = gone.url;
+    await gone.close();
+    const partial = await serve({
+      indices: [{ name: INDEX, root: servedRoot, remoteShards: [downUrl] }],
+      config: { port: 0 },
+      webRoot: builtWeb,
+      onWarning: () => {},
+    });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      await page.goto(new URL("/?query=a+green+square", partial.url).href);
+      const notice = page.locator(".partial-notice");
+      await notice.waitFor();
+      const said = (await notice.textContent()) ?? "";
+      assert.match(said, /Partial results: 1 index shard did not answer/);
+      assert.ok(said.includes(downUrl), said);
+      await page.locator(".results-grid li").first().waitFor();
+    } finally {
+      await page.close();
+      await partial.close();
+    }
   });
 
   test("safe mode hides the flagged red shapes; blur mode blurs them; off shows them", async () => {

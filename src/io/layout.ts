@@ -34,8 +34,9 @@ export const layout = {
   indexFolder: () => "index",
   /** The index's commit point: its parameters, segments and the files of its generation. */
   indexManifest: () => "index/manifest.json",
-  /** The HNSW graph of one modality ("image" | "text"), as written by generation N. */
-  indexGraph: (modality: string, generation: string) => `index/${modality}-${generation}.usearch`,
+  /** The HNSW graph of one index shard ("s00000") and modality, as written by generation N. */
+  indexShardGraph: (modality: string, shard: string, generation: string) =>
+    `index/${modality}-${shard}-${generation}.usearch`,
   /** The near-duplicate group id of every index row, in id order, as of generation N. */
   indexDuplicateGroups: (generation: string) => `index/dup_groups-${generation}.parquet`,
   /** A segment: the rows one input shard added, immutable once the manifest names it. */

@@ -3,22 +3,21 @@
  * `POST /knn-service`, `POST /metadata`. ClipClient and clip-front call these unchanged.
  */
 import type { FastifyInstance } from "fastify";
-import { runKnnQuery } from "./knn-query.js";
 import { asObject, parseKnnQuery, stringField } from "./knn-request.js";
 import { RequestError } from "./request-error.js";
-import { knnAnswer, resultMetadata } from "./result-rows.js";
+import { resultMetadata } from "./result-rows.js";
 import type { ServerContext } from "./server-context.js";
+import { answerKnnQuery, PARTIAL_HEADER } from "./shard-fanout.js";
 
 export function registerClipBackRoutes(app: FastifyInstance, context: ServerContext): void {
   app.get("/indices-list", async () => context.names);
 
-  app.post("/knn-service", async (request) => {
+  app.post("/knn-service", async (request, reply) => {
     const query = parseKnnQuery(request.body, context.limits);
     const served = context.index(query.indexName);
-    const results = await runKnnQuery(served, query, context.embedding);
-    return context.metrics.timeSync("metadata", served.name, () =>
-      knnAnswer(served, results, query.numImages),
-    );
+    const answer = await answerKnnQuery(served, query, request.body, context);
+    if (answer.missing.length > 0) reply.header(PARTIAL_HEADER, answer.missing.join(","));
+    return answer.rows;
   });
 
   app.post("/metadata", async (request) => {

@@ -90,6 +90,22 @@ export const serveConfigSchema = z
       .min(0)
       .default(0)
       .describe("onnxruntime threads for each query model tower; 0: the engine's choice"),
+    shardThreads: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        "worker threads that search an index's shards at once (an index of several shards); 0: one a core; 1: on the request's thread",
+      ),
+    shardDeadlineMs: z
+      .number()
+      .int()
+      .min(1)
+      .default(2000)
+      .describe(
+        "milliseconds a remote shard (--shard) has to answer its part of a query; a later or failed one leaves the answer partial",
+      ),
     expansionSearch: z
       .number()
       .int()

@@ -14,22 +14,28 @@ export async function runKnnQuery(
   query: KnnQuery,
   context: QueryEmbeddingContext,
   count: number = query.numResultIds,
+  /** The query's embedding when the caller has it already (a fan-out embeds once). */
+  embedded?: Float32Array,
 ): Promise<SearchResult[]> {
-  const vector = await queryEmbedding(served, query, context);
+  const vector = embedded ?? (await queryEmbedding(served, query, context));
   const violence = query.useViolenceDetector ? await served.violenceFlags() : undefined;
   const filters: SearchFilters = { ...query.filters, deduplicate: query.deduplicate };
   if (query.useSafetyModel) {
     filters.maxPunsafe = Math.min(filters.maxPunsafe ?? SAFETY_THRESHOLD, SAFETY_THRESHOLD);
   }
-  return context.metrics.timeSync("search", served.name, () =>
-    findResults(served, {
-      vector,
-      modality: query.modality,
-      count,
-      offset: query.offset,
-      filters,
-      violence,
-      uniqueUrls: query.deduplicate,
-    }),
+  return context.metrics.time("search", served.name, () =>
+    findResults(
+      served,
+      {
+        vector,
+        modality: query.modality,
+        count,
+        offset: query.offset,
+        filters,
+        violence,
+        uniqueUrls: query.deduplicate,
+      },
+      served.graphSearcher,
+    ),
   );
 }

@@ -7,7 +7,7 @@
  * returns as many results as an unfiltered one whenever the index holds them (clip-retrieval
  * #283 is what post-filtering alone gives).
  */
-import type { SearchFilters, SearchResult } from "../formats/index/clip-index.js";
+import type { GraphSearcher, SearchFilters, SearchResult } from "../formats/index/clip-index.js";
 import type { Modality } from "../formats/index/index-manifest.js";
 import type { ServedIndex } from "./served-index.js";
 import type { ViolenceFlags } from "./violence-detector.js";
@@ -28,19 +28,28 @@ export interface ResultRequest {
   uniqueUrls: boolean;
 }
 
-export function findResults(served: ServedIndex, request: ResultRequest): SearchResult[] {
+export async function findResults(
+  served: ServedIndex,
+  request: ResultRequest,
+  /** Searches the held shards' graphs elsewhere (worker threads); default: on this thread. */
+  searchGraph?: GraphSearcher,
+): Promise<SearchResult[]> {
   const index = served.index;
   const wanted = request.offset + request.count;
   const postFiltered = request.violence !== undefined || request.uniqueUrls;
   let k = Math.min(wanted, index.size);
   if (k === 0) return [];
   for (;;) {
-    const found = index.search({
+    const query = {
       vector: request.vector,
       k,
       modality: request.modality,
       filters: request.filters,
-    });
+    };
+    const found =
+      searchGraph === undefined
+        ? index.search(query)
+        : (await index.searchWith(query, searchGraph)).results;
     const kept = postFiltered ? postFilter(served, found, request) : found;
     if (kept.length >= wanted || found.length < k || k >= index.size) {
       return kept.slice(request.offset, wanted);

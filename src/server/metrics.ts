@@ -15,6 +15,7 @@ export class ServerMetrics {
   readonly registry = new Registry();
   private readonly requests: Histogram<"route" | "method" | "status">;
   private readonly steps: Histogram<"step" | "index">;
+  private readonly shards: Histogram<"index" | "shard" | "outcome">;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "clipcrawl_" });
@@ -32,6 +33,18 @@ export class ServerMetrics {
       buckets: BUCKETS,
       registers: [this.registry],
     });
+    this.shards = new Histogram({
+      name: "clipcrawl_shard_duration_seconds",
+      help: "Time one shard took to answer its part of a query (local, or a remote serve's URL), by outcome: ok, error, timeout",
+      labelNames: ["index", "shard", "outcome"],
+      buckets: BUCKETS,
+      registers: [this.registry],
+    });
+  }
+
+  /** One shard's part of a fanned-out query: "local" or the remote serve's URL. */
+  observeShard(index: string, shard: string, outcome: string, seconds: number): void {
+    this.shards.observe({ index, shard, outcome }, seconds);
   }
 
   observeRequest(route: string, method: string, status: number, seconds: number): void {

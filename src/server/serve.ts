@@ -23,6 +23,8 @@ import { ServerMetrics } from "./metrics.js";
 import { type IndexSource, ServedIndex } from "./served-index.js";
 import { buildServerApp } from "./server-app.js";
 import { ServerContext } from "./server-context.js";
+import { checkRemoteShards } from "./shard-fanout.js";
+import { ShardThreads } from "./shard-threads.js";
 
 export type { IndexSource } from "./served-index.js";
 
@@ -38,6 +40,8 @@ export interface ServeOptions {
   token?: string;
   /** The web UI's built files; default: the package's web/dist. */
   webRoot?: string;
+  /** Hears what is served less than asked (a shard not loaded or not answering; default: stderr). */
+  onWarning?: (line: string) => void;
   /** Hears server-side errors (default: one line on stderr). */
   onServerError?: (error: unknown, route: string) => void;
 }
@@ -79,8 +83,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     connectionsPerHost: 4,
   });
   const exports = new ExportJobs();
+  const metrics = new ServerMetrics();
+  const shardThreads = ShardThreads.configured(config.shardThreads, (index, shard, seconds) =>
+    metrics.observeShard(index, shard, "ok", seconds),
+  );
   const release = async () => {
     await Promise.all([...indices.values()].map((served) => served.close()));
+    await shardThreads?.close();
     // Nothing is left to answer once the app is closed: image_url downloads still running stop.
     await Promise.all([fetcher.destroy(), exports.close()]);
   };
@@ -93,15 +102,30 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           expansionSearch: config.expansionSearch,
           violencePrompts: { violent: config.violencePrompts, safe: config.safePrompts },
           maxImagePixels: config.maxImagePixels,
+          ...(shardThreads === undefined ? {} : { shardThreads }),
         }),
       );
+    }
+    const warn =
+      options.onWarning ?? ((line) => process.stderr.write(`clipcrawl serve: ${line}\n`));
+    for (const served of indices.values()) {
+      for (const shard of served.index.unavailableShards) {
+        warn(
+          `index ${served.name}: shard ${shard.name} is not served (answers are partial): ${shard.path}: ${shard.reason}`,
+        );
+      }
+      try {
+        await checkRemoteShards(served, warn);
+      } catch (error) {
+        throw new ConfigError(errorMessage(error));
+      }
     }
     const token = options.token ?? process.env.CLIPCRAWL_SERVE_TOKEN;
     const context = new ServerContext(
       indices,
       config,
       fetcher,
-      new ServerMetrics(),
+      metrics,
       exports,
       token === "" ? undefined : token,
     );

@@ -11,7 +11,7 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ClipcrawlError, errorMessage } from "../errors.js";
-import { type ClipIndex, openIndex } from "../formats/index/clip-index.js";
+import { type ClipIndex, type GraphSearcher, openIndex } from "../formats/index/clip-index.js";
 import { readTombstones, tombstonesStamp } from "../formats/tombstones.js";
 import { layout } from "../io/layout.js";
 import { LocalStorage } from "../io/local-storage.js";
@@ -27,6 +27,7 @@ import { FreshRead } from "./fresh-read.js";
 import { type IndexModels, resolveIndexModels } from "./index-models.js";
 import { type IndexStats, readIndexStats } from "./index-stats.js";
 import { RESULT_COLUMNS } from "./result-rows.js";
+import type { ShardThreads } from "./shard-threads.js";
 import { ThumbnailStore } from "./thumbnails.js";
 import {
   computeViolenceFlags,
@@ -45,6 +46,10 @@ export interface IndexSource {
   model?: string | null;
   /** Multilingual text model folder for `use_mclip`. */
   multilingualModel?: string;
+  /** The index shards (sNNNNN) this server answers for; default: all of them. */
+  shards?: readonly string[];
+  /** Other serve processes holding shards of the same index: queries fan out to them. */
+  remoteShards?: readonly string[];
 }
 
 export interface ServedIndexOptions {
@@ -55,6 +60,8 @@ export interface ServedIndexOptions {
   violencePrompts: ViolencePrompts;
   /** Stored images with more pixels (or not raster images) are not served as thumbnails. */
   maxImagePixels?: number;
+  /** Searches several held shards at once on worker threads; undefined: on the request's thread. */
+  shardThreads?: ShardThreads;
 }
 
 /** The models that embed an index's queries. */
@@ -86,6 +93,7 @@ export class ServedIndex {
   /** The atlas manifest's stamp when `atlas` was read: a newer atlas is read again. */
   private atlasStamp = "";
   private keys: Map<string, number> | undefined;
+  private searcher: GraphSearcher | undefined | null = null;
   private closed = false;
   /** Requests (and export jobs) using this index now. */
   private leases = 0;
@@ -116,6 +124,13 @@ export class ServedIndex {
     return this.source.name;
   }
 
+  /** How queries search the graphs: the held shards at once on worker threads, or undefined. */
+  get graphSearcher(): GraphSearcher | undefined {
+    if (this.searcher === null)
+      this.searcher = this.options.shardThreads?.searcher(this.index, this.name);
+    return this.searcher;
+  }
+
   /** Fails with one line naming the index and what is missing (index, model, files). */
   static async load(source: IndexSource, options: ServedIndexOptions): Promise<ServedIndex> {
     try {
@@ -138,7 +153,7 @@ export class ServedIndex {
     // Taken before the files are read: a rewrite in between changes it again, and is seen.
     const stamp = await manifestStamp(storage);
     const tombstones = await tombstonesStamp(storage);
-    const index = await openIndexOf(storage, options);
+    const index = await openIndexOf(storage, options, source.shards);
     try {
       const models =
         source.model === null ? undefined : await loadQueryModels(source, storage, index, options);
@@ -156,7 +171,7 @@ export class ServedIndex {
   async reopen(): Promise<ServedIndex> {
     const stamp = await manifestStamp(this.storage);
     const tombstones = await tombstonesStamp(this.storage);
-    const index = await openIndexOf(this.storage, this.options);
+    const index = await openIndexOf(this.storage, this.options, this.source.shards);
     const modelSize = this.models?.clip.embeddingSize;
     if (modelSize !== undefined && modelSize !== index.dimensions) {
       index.close();
@@ -341,11 +356,15 @@ async function fileStamp(storage: DatasetStorage, path: string): Promise<string>
   }
 }
 
-function openIndexOf(storage: DatasetStorage, options: ServedIndexOptions): Promise<ClipIndex> {
-  return openIndex(
-    storage,
-    options.expansionSearch > 0 ? { expansionSearch: options.expansionSearch } : {},
-  );
+function openIndexOf(
+  storage: DatasetStorage,
+  options: ServedIndexOptions,
+  shards: readonly string[] | undefined,
+): Promise<ClipIndex> {
+  return openIndex(storage, {
+    ...(options.expansionSearch > 0 ? { expansionSearch: options.expansionSearch } : {}),
+    ...(shards === undefined ? {} : { shards }),
+  });
 }
 
 async function loadQueryModels(

@@ -161,6 +161,22 @@ export class ClipcrawlApi {
     return this.json("knn-service", { method: "POST", body: query, signal });
   }
 
+  /**
+   * The same, with the shards whose rows the answer lacks (the server's X-Clipcrawl-Partial:
+   * a shard down or past its deadline); empty when the answer is complete.
+   */
+  async knnWithShards(
+    query: KnnQuery,
+    signal?: AbortSignal,
+  ): Promise<{ results: KnnResult[]; missingShards: string[] }> {
+    const response = await this.request("knn-service", { method: "POST", body: query, signal });
+    const partial = response.headers.get("x-clipcrawl-partial");
+    return {
+      results: (await response.json()) as KnnResult[],
+      missingShards: partial === null || partial === "" ? [] : partial.split(","),
+    };
+  }
+
   async metadata(index: string, ids: number[]): Promise<Map<number, Partial<KnnResult>>> {
     const answer = await this.json<{ id: number; metadata: Partial<KnnResult> }[]>("metadata", {
       method: "POST",

@@ -25,6 +25,8 @@ export interface SearchAnswer {
   results: KnnResult[];
   /** Rows the server sent, before repeated URLs were hidden: a full page means there is more. */
   received: number;
+  /** Index shards that did not answer: the results lack their rows. */
+  missingShards: string[];
 }
 
 export async function search(
@@ -35,10 +37,11 @@ export async function search(
 ): Promise<SearchAnswer> {
   if (state.query?.kind === "rows") return chosenRows(api, state, state.query.ids, index);
   const body = await knnBody(api, state, index, signal);
-  const results = await api.knn(body, signal);
+  const { results, missingShards } = await api.knnWithShards(body, signal);
   return {
     results: state.hideDuplicates ? withoutRepeatedUrls(results) : results,
     received: results.length,
+    missingShards,
   };
 }
 
@@ -89,7 +92,7 @@ async function chosenRows(
     if (state.safe === "hide" && (row.punsafe ?? 0) > UNSAFE_THRESHOLD) return [];
     return [{ ...emptyResult(id), ...row, id, similarity: Number.NaN }];
   });
-  return { results, received: page.length };
+  return { results, received: page.length, missingShards: [] };
 }
 
 function emptyResult(id: number): KnnResult {

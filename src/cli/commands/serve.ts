@@ -13,6 +13,8 @@ interface ServeFlags {
   model?: string | false;
   multilingualModel?: string;
   webRoot?: string;
+  shard?: string[];
+  indexShards?: string;
   [key: string]: unknown;
 }
 
@@ -37,6 +39,15 @@ export function registerServe(program: Command): void {
     )
     .option("--no-model", "serve without a model: embedding_input queries only")
     .option("--multilingual-model <dir>", "multilingual text model behind use_mclip")
+    .option(
+      "--index-shards <names>",
+      "serve only these shards of the --root index (s00000,s00001; none: only fan out)",
+    )
+    .option(
+      "--shard <url>",
+      "another clipcrawl serve holding shards of the same index: queries fan out to it (repeatable)",
+      (url: string, urls: string[] = []) => [...urls, url],
+    )
     .option(
       "--web-root <dir>",
       "folder of the web UI's built files (default: the package's web/dist)",
@@ -70,9 +81,14 @@ export function registerServe(program: Command): void {
 
 async function indexSources(flags: ServeFlags): Promise<IndexSource[]> {
   if (flags.indices !== undefined) {
-    if (flags.model !== undefined || flags.name !== undefined) {
+    if (
+      flags.model !== undefined ||
+      flags.name !== undefined ||
+      flags.shard !== undefined ||
+      flags.indexShards !== undefined
+    ) {
       throw new ConfigError(
-        "--model and --name are for --root; name each index's model in the --indices file",
+        "--model, --name, --shard and --index-shards are for --root; name each index's model in the --indices file",
       );
     }
     const { readIndicesFile } = await import("../../server/indices-file.js");
@@ -90,5 +106,15 @@ async function indexSources(flags: ServeFlags): Promise<IndexSource[]> {
   else if (flags.model !== undefined) source.model = resolve(flags.model);
   if (flags.multilingualModel !== undefined)
     source.multilingualModel = resolve(flags.multilingualModel);
+  if (flags.indexShards !== undefined) {
+    source.shards =
+      flags.indexShards === "none"
+        ? []
+        : flags.indexShards
+            .split(",")
+            .map((name) => name.trim())
+            .filter((name) => name !== "");
+  }
+  if (flags.shard !== undefined) source.remoteShards = flags.shard;
   return [source];
 }

@@ -20,12 +20,19 @@ import { duckdbConnection } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { readTombstones, type Tombstones } from "../tombstones.js";
 import { readDuplicateGroups } from "./duplicate-groups.js";
-import { VectorGraph } from "./graph.js";
+import { checkGraphFile, type GraphMatches, type GraphSettings, VectorGraph } from "./graph.js";
 import { DUPLICATE_GROUP_COLUMN, INDEX_COLUMNS, SEGMENT_COLUMNS } from "./index-columns.js";
-import { type IndexManifest, MODALITIES, type Modality, readManifest } from "./index-manifest.js";
+import {
+  type IndexManifest,
+  indexShards,
+  MODALITIES,
+  type Modality,
+  readManifest,
+} from "./index-manifest.js";
 import { MetadataColumns, type MetadataValue } from "./metadata-columns.js";
 import { type CompiledFilter, FilterColumns, type SearchFilters } from "./search-filters.js";
 import { SegmentVectors } from "./segment-vectors.js";
+import { type HeldShard, ShardedGraph } from "./sharded-graph.js";
 
 export type { MetadataValue } from "./metadata-columns.js";
 export type { SearchFilters } from "./search-filters.js";
@@ -40,6 +47,18 @@ export interface OpenIndexOptions {
    * 1 GB together. Otherwise they are read from the segment files when needed.
    */
   vectorsInMemory?: boolean;
+  /**
+   * The index shards (sNNNNN) this process answers for; default: all. Rows of the others are in
+   * no result (another serve process holds them).
+   */
+  shards?: readonly string[];
+}
+
+/** A shard the index should hold but could not open: its rows are in no result. */
+export interface UnavailableShard {
+  name: string;
+  path: string;
+  reason: string;
 }
 
 export interface SearchQuery {
@@ -57,6 +76,19 @@ export interface SearchResult {
   /** Cosine similarity of the query and the row's embedding. */
   similarity: number;
 }
+
+/** One graph search the planner needs: the normalised query and how many candidates. */
+export interface GraphRequest {
+  vector: Float32Array;
+  count: number;
+}
+
+/** Searches the held shards' graphs of a modality: the `count` best matches, best first. */
+export type GraphSearcher = (
+  modality: Modality,
+  vector: Float32Array,
+  count: number,
+) => Promise<GraphMatches>;
 
 export interface SearchReport {
   results: SearchResult[];
@@ -80,12 +112,16 @@ const CANDIDATE_COST = 1 / 16;
 export class ClipIndex {
   private constructor(
     readonly manifest: IndexManifest,
-    private readonly graphs: Record<Modality, VectorGraph>,
+    private readonly graphs: Record<Modality, ShardedGraph>,
     private readonly vectors: Record<Modality, SegmentVectors>,
     private readonly columns: MetadataColumns,
     private readonly groups: Uint32Array,
     private readonly filterColumns: FilterColumns,
     readonly expansionSearch: number,
+    /** 1 for a row of a shard this process does not hold; undefined: it holds every row. */
+    private readonly outside: Uint8Array | undefined,
+    /** Shards it was to hold whose graph file could not be opened (answers are partial). */
+    readonly unavailableShards: readonly UnavailableShard[],
   ) {}
 
   static async open(
@@ -102,18 +138,58 @@ export class ClipIndex {
     const expansionSearch = options.expansionSearch ?? manifest.params.expansionSearch;
     const settings = { ...manifest.params, expansionSearch };
     const mode = options.mapGraphs === false ? "load" : "view";
-    const graphs = {} as Record<Modality, VectorGraph>;
+    const graphs = {} as Record<Modality, ShardedGraph>;
     const vectors = {} as Record<Modality, SegmentVectors>;
     const vectorBytes = manifest.rows * manifest.dimensions * 2 * MODALITIES.length;
     const inMemory = options.vectorsInMemory ?? vectorBytes <= DEFAULT_VECTOR_MEMORY;
-    for (const modality of MODALITIES) {
-      const path = await storage.localPath(manifest.files.graphs[modality]);
-      graphs[modality] = VectorGraph.open(path, manifest.dimensions, settings, mode);
-      if (graphs[modality].size !== manifest.rows) {
-        throw new Error(
-          `${path} holds ${graphs[modality].size} vectors, the manifest says ${manifest.rows}`,
+    const shards = indexShards(manifest);
+    if (options.shards !== undefined) {
+      const known = new Set(shards.map((shard) => shard.name));
+      const unknown = options.shards.filter((name) => !known.has(name));
+      if (unknown.length > 0) {
+        throw new RangeError(
+          `no shard ${unknown.join(", ")} in ${storage.describe(layout.indexManifest())} (it has ${shards.map((shard) => shard.name).join(", ")})`,
         );
       }
+    }
+    const wanted = shards.filter(
+      (shard) => options.shards === undefined || options.shards.includes(shard.name),
+    );
+    const unavailable: UnavailableShard[] = [];
+    const held: Record<Modality, HeldShard>[] = [];
+    for (const shard of wanted) {
+      const opened = {} as Record<Modality, HeldShard>;
+      let failed = false;
+      for (const modality of MODALITIES) {
+        const path = await storage.localPath(shard.graphs[modality]);
+        try {
+          checkGraphFile(path, {
+            rows: shard.rows,
+            dimensions: manifest.dimensions,
+            quantization: manifest.params.quantization,
+            ...(shard.bytes === undefined ? {} : { bytes: shard.bytes[modality] }),
+          });
+          const graph = VectorGraph.open(path, manifest.dimensions, settings, mode);
+          if (graph.size !== shard.rows) {
+            throw new Error(`holds ${graph.size} vectors, the manifest says ${shard.rows}`);
+          }
+          opened[modality] = {
+            name: shard.name,
+            firstId: shard.firstId,
+            rows: shard.rows,
+            path,
+            graph,
+          };
+        } catch (error) {
+          unavailable.push({ name: shard.name, path, reason: (error as Error).message });
+          failed = true;
+          break;
+        }
+      }
+      if (!failed) held.push(opened);
+    }
+    for (const modality of MODALITIES) {
+      graphs[modality] = new ShardedGraph(held.map((shard) => shard[modality]));
       const files = await Promise.all(
         manifest.segments.map(async (segment) => ({
           path: await storage.localPath(layout.indexSegmentVectors(segment.name, modality)),
@@ -122,6 +198,12 @@ export class ClipIndex {
         })),
       );
       vectors[modality] = await SegmentVectors.open(files, manifest.dimensions, inMemory);
+    }
+    let outside: Uint8Array | undefined;
+    if (held.length < shards.length) {
+      outside = new Uint8Array(manifest.rows).fill(1);
+      for (const shard of held)
+        outside.fill(0, shard.image.firstId, shard.image.firstId + shard.image.rows);
     }
     const connection = await duckdbConnection();
     let columns: MetadataColumns;
@@ -154,6 +236,8 @@ export class ClipIndex {
       groups,
       filterColumns,
       expansionSearch,
+      outside,
+      unavailable,
     );
     try {
       index.applyTombstones(await readTombstones(storage));
@@ -169,16 +253,32 @@ export class ClipIndex {
    * tombstones applied before); `open` applies the root's own. Returns how many rows that is.
    */
   applyTombstones(tombstones: Tombstones): number {
+    // Rows of shards held elsewhere are left out of every search the same way.
+    const outside = this.outside;
     if (tombstones.keys.size === 0) {
-      this.filterColumns.setRemoved(undefined);
+      this.filterColumns.setRemoved(outside?.slice());
       return 0;
     }
-    const removed = new Uint8Array(this.manifest.rows);
+    const removed = outside?.slice() ?? new Uint8Array(this.manifest.rows);
+    let count = 0;
     for (let id = 0; id < this.manifest.rows; id++) {
-      if (tombstones.keys.has(this.columns.text("key", id))) removed[id] = 1;
+      if (tombstones.keys.has(this.columns.text("key", id))) {
+        if (removed[id] === 0) count++;
+        removed[id] = 1;
+      }
     }
     this.filterColumns.setRemoved(removed);
-    return this.filterColumns.removedRows;
+    return count;
+  }
+
+  /** Whether some shards it was to hold could not be opened, so answers may lack rows. */
+  get partial(): boolean {
+    return this.unavailableShards.length > 0;
+  }
+
+  /** The shards whose rows this process answers for. */
+  get heldShards(): string[] {
+    return this.graphs.image.shards.map((shard) => shard.name);
   }
 
   /** Whether a tombstone removed the row: it is in no result, and must not be served. */
@@ -209,6 +309,43 @@ export class ClipIndex {
   }
 
   searchWithReport(query: SearchQuery): SearchReport {
+    const graph = this.graphs[query.modality];
+    const steps = this.plan(query);
+    let step = steps.next();
+    while (!step.done) step = steps.next(graph.search(step.value.vector, step.value.count));
+    return step.value;
+  }
+
+  /**
+   * The same answer, with each graph search made by `searchGraph` (serve runs the held shards'
+   * searches on worker threads at once and merges them: see src/server/shard-threads.ts).
+   */
+  async searchWith(query: SearchQuery, searchGraph: GraphSearcher): Promise<SearchReport> {
+    const steps = this.plan(query);
+    let step = steps.next();
+    while (!step.done) {
+      step = steps.next(await searchGraph(query.modality, step.value.vector, step.value.count));
+    }
+    return step.value;
+  }
+
+  /** What the graphs were opened with (a worker thread opens them the same way). */
+  get graphSettings(): GraphSettings {
+    const { quantization, connectivity, expansionAdd } = this.manifest.params;
+    return { quantization, connectivity, expansionAdd, expansionSearch: this.expansionSearch };
+  }
+
+  /** The graph shards this process holds for a modality, for searches made elsewhere. */
+  heldGraphs(modality: Modality): readonly HeldShard[] {
+    return this.graphs[modality].shards;
+  }
+
+  /**
+   * The query planner: yields each graph search it needs (the normalised query and how many
+   * candidates) and is handed back the matches, so the same plan runs with the graphs searched
+   * here (searchWithReport) or elsewhere (searchWith).
+   */
+  private *plan(query: SearchQuery): Generator<GraphRequest, SearchReport, GraphMatches> {
     const k = query.k;
     if (!Number.isInteger(k) || k < 1)
       throw new RangeError(`k must be a positive integer, got ${k}`);
@@ -225,7 +362,7 @@ export class ClipIndex {
       return this.exact(vector, k, filter, vectors);
     }
     if (filter.trivial && !filter.deduplicate) {
-      const found = graph.search(vector, k);
+      const found = yield { vector, count: k };
       const results: SearchResult[] = [];
       for (let index = 0; index < found.ids.length; index++) {
         results.push({
@@ -243,7 +380,7 @@ export class ClipIndex {
     }
     let candidates = 0;
     for (let round = 1; ; round++) {
-      const found = graph.search(vector, fetch);
+      const found = yield { vector, count: fetch };
       candidates += found.ids.length;
       const results: SearchResult[] = [];
       const seen = filter.deduplicate ? new Set<number>() : undefined;

@@ -6,6 +6,7 @@
  * `import`), so it is loaded through `require`; the prebuilt binary inside the package is used and
  * no install script is needed.
  */
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { GraphQuantization, IndexParams } from "./index-manifest.js";
 
@@ -108,6 +109,45 @@ export function exactNeighbours(
   return Array.from({ length: rows }, (_, row) =>
     toGraphMatches(batch.keys, batch.distances, row * count, Number(batch.counts[row])),
   );
+}
+
+const SCALAR_BYTES: Record<GraphQuantization, number> = { f32: 4, f16: 2, i8: 1 };
+
+/**
+ * Checks a saved graph before usearch sees it: usearch memory-maps a truncated file, or one of
+ * another width, without complaint or with an error after which the process may crash, so the
+ * file's own header (rows, then bytes a row, ahead of the vectors) and its size are compared
+ * with what the manifest says. Throws one line saying what differs.
+ */
+export function checkGraphFile(
+  path: string,
+  expected: { rows: number; dimensions: number; quantization: GraphQuantization; bytes?: number },
+): void {
+  const descriptor = openSync(path, "r");
+  try {
+    const size = fstatSync(descriptor).size;
+    const header = Buffer.alloc(8);
+    if (readSync(descriptor, header, 0, 8, 0) < 8) throw new Error(`${size} bytes, not a graph`);
+    const rows = header.readUInt32LE(0);
+    const rowBytes = header.readUInt32LE(4);
+    const scalar = SCALAR_BYTES[expected.quantization];
+    if (rowBytes !== expected.dimensions * scalar) {
+      throw new Error(
+        `${rowBytes / scalar}-d ${expected.quantization} vectors, the index is ${expected.dimensions}-d: built with another model`,
+      );
+    }
+    if (rows !== expected.rows) {
+      throw new Error(`holds ${rows} vectors, the manifest says ${expected.rows}`);
+    }
+    if (expected.bytes !== undefined && size !== expected.bytes) {
+      throw new Error(
+        `${size} bytes, the manifest says ${expected.bytes}: ${size < expected.bytes ? "truncated" : "damaged"}`,
+      );
+    }
+    if (size < 8 + rows * rowBytes) throw new Error(`${size} bytes: truncated`);
+  } finally {
+    closeSync(descriptor);
+  }
 }
 
 export type GraphSettings = Pick<

@@ -28,6 +28,21 @@ export interface IndexParams {
   duplicateNeighbors: number;
 }
 
+/**
+ * An index shard: the graphs of rows firstId … firstId + rows − 1 (whole or part segments), at
+ * most the build's `shardSize`. A build rewrites only the shard it adds to (the last); the
+ * others keep their files, and a serve process may hold any subset of them.
+ */
+export interface IndexShard {
+  /** sNNNNN, in id order. */
+  name: string;
+  firstId: number;
+  rows: number;
+  graphs: Record<Modality, string>;
+  /** Each graph file's size: a copy of another size is refused at load (truncated, damaged). */
+  bytes?: Record<Modality, number>;
+}
+
 /** The rows one input shard added: ids firstId … firstId + rows − 1. */
 export interface IndexSegment {
   /** The input shard (dataset/NNNNN.parquet, or embeddings shard NNNNN). */
@@ -52,7 +67,15 @@ export interface IndexManifest {
   identity: string;
   params: IndexParams;
   segments: IndexSegment[];
-  files: { graphs: Record<Modality, string>; duplicateGroups: string };
+  /**
+   * The graphs of an index written before shards (one graph a modality over every row); a
+   * sharded index names its graphs in `shards` instead.
+   */
+  files: { graphs?: Record<Modality, string>; duplicateGroups: string };
+  /** The index shards, in id order; absent in an index written before shards (one shard). */
+  shards?: IndexShard[];
+  /** The most rows a shard of this index holds (absent: one shard). */
+  shardSize?: number;
   /** Number of distinct near-duplicate groups (rows − rows that duplicate an earlier row). */
   duplicateGroups: number;
   /** Estimated memory of the two graphs, in bytes. */
@@ -65,8 +88,21 @@ export function generationName(generation: number): string {
   return `g${String(generation).padStart(6, "0")}`;
 }
 
-export function graphPath(modality: Modality, generation: number): string {
-  return layout.indexGraph(modality, generationName(generation));
+export function indexShardName(index: number): string {
+  return `s${String(index).padStart(5, "0")}`;
+}
+
+/** Where generation `generation` writes the graph of one shard. */
+export function shardGraphPath(modality: Modality, shard: string, generation: number): string {
+  return layout.indexShardGraph(modality, shard, generationName(generation));
+}
+
+/** The index's shards; an index written before shards is one shard over every row. */
+export function indexShards(manifest: IndexManifest): IndexShard[] {
+  if (manifest.shards !== undefined) return manifest.shards;
+  const graphs = manifest.files.graphs;
+  if (graphs === undefined) throw new Error("index manifest names neither shards nor graphs");
+  return [{ name: indexShardName(0), firstId: 0, rows: manifest.rows, graphs }];
 }
 
 /** The manifest, or undefined when there is none or it cannot be read (the index is rebuilt). */

@@ -24,14 +24,17 @@ import {
 import { VectorGraph } from "../../formats/index/graph.js";
 import {
   generationName,
-  graphPath,
   INDEX_FORMAT_VERSION,
   type IndexManifest,
   type IndexParams,
   type IndexSegment,
+  type IndexShard,
+  indexShardName,
+  indexShards,
   MODALITIES,
   type Modality,
   readManifest,
+  shardGraphPath,
   writeManifest,
 } from "../../formats/index/index-manifest.js";
 import { outputInfo } from "../../io/file-info.js";
@@ -104,10 +107,24 @@ export interface IndexSummary extends StageSummary {
   rowsPerSecond: number;
 }
 
+/** A shard of the index being built. */
+interface BuildShard {
+  name: string;
+  firstId: number;
+  rows: number;
+  /** The graphs this build adds to (in memory, written at the commit); undefined: kept as is. */
+  growing: Record<Modality, VectorGraph> | undefined;
+  /** A shard this build does not change, as the previous manifest names it. */
+  kept: IndexShard | undefined;
+  /** Where new rows look for their near-duplicates (the growing graph, or the file mapped). */
+  image: VectorGraph;
+}
+
 interface BuildState {
   params: IndexParams;
   dimensions: number;
-  graphs: Record<Modality, VectorGraph>;
+  shardSize: number;
+  shards: BuildShard[];
   groups: DuplicateGroups;
   segments: IndexSegment[];
   rows: number;
@@ -131,6 +148,8 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
       ...config,
       threads: undefined,
       expansionSearch: undefined,
+      // A new size applies from the last shard on: the shards already built stay as they are.
+      shardSize: undefined,
       atlasPoints: undefined,
       atlasLayoutSample: undefined,
       atlasClusters: undefined,
@@ -205,9 +224,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
         build ??= createBuild(config, expectedRows, rows.dimensions);
         const firstId = build.rows;
         const graphStep = performance.now();
-        build.graphs.image.add(firstId, rows.image, threads);
-        build.graphs.text.add(firstId, rows.text, threads);
-        build.rows += rows.rows;
+        addRows(build, rows.image, rows.text, threads);
         const duplicateStep = performance.now();
         timings.graph += (duplicateStep - graphStep) / 1000;
         build.groups.grow(build.rows);
@@ -297,10 +314,8 @@ function createBuild(config: IndexConfig, expectedRows: number, dimensions: numb
   return {
     params: chosen.params,
     dimensions,
-    graphs: {
-      image: VectorGraph.create(dimensions, chosen.params),
-      text: VectorGraph.create(dimensions, chosen.params),
-    },
+    shardSize: config.shardSize,
+    shards: [],
     groups: new DuplicateGroups(),
     segments: [],
     rows: 0,
@@ -308,7 +323,46 @@ function createBuild(config: IndexConfig, expectedRows: number, dimensions: numb
   };
 }
 
-/** The previous build's graphs (loaded to be added to) and groups. */
+/**
+ * Adds a segment's rows (ids from build.rows on) to the last shard until it holds shardSize
+ * rows, then to new shards.
+ */
+function addRows(build: BuildState, image: Float32Array, text: Float32Array, threads: number) {
+  const { dimensions } = build;
+  const rows = image.length / dimensions;
+  let done = 0;
+  while (done < rows) {
+    let shard = build.shards.at(-1);
+    if (shard === undefined || shard.growing === undefined || shard.rows >= build.shardSize) {
+      const growing = {
+        image: VectorGraph.create(dimensions, build.params),
+        text: VectorGraph.create(dimensions, build.params),
+      };
+      shard = {
+        name: indexShardName(build.shards.length),
+        firstId: build.rows,
+        rows: 0,
+        growing,
+        kept: undefined,
+        image: growing.image,
+      };
+      build.shards.push(shard);
+    }
+    const take = Math.min(rows - done, build.shardSize - shard.rows);
+    const from = done * dimensions;
+    const to = (done + take) * dimensions;
+    shard.growing?.image.add(build.rows, image.subarray(from, to), threads);
+    shard.growing?.text.add(build.rows, text.subarray(from, to), threads);
+    shard.rows += take;
+    build.rows += take;
+    done += take;
+  }
+}
+
+/**
+ * The previous build's shards and groups: its last shard loaded to be added to while it has room,
+ * the others' image graphs memory-mapped (new rows look for near-duplicates there too).
+ */
 async function reopen(
   storage: DatasetStorage,
   manifest: IndexManifest,
@@ -320,26 +374,41 @@ async function reopen(
     expansionSearch:
       config.expansionSearch > 0 ? config.expansionSearch : defaultExpansionSearch(expectedRows),
   };
-  const open = async (modality: Modality) =>
-    VectorGraph.open(
-      await storage.localPath(manifest.files.graphs[modality]),
-      manifest.dimensions,
-      params,
-      "load",
-    );
-  const graphs = { image: await open("image"), text: await open("text") };
-  for (const modality of MODALITIES) {
-    if (graphs[modality].size !== manifest.rows) {
-      throw new Error(
-        `${storage.describe(manifest.files.graphs[modality])} holds ${graphs[modality].size} vectors, the manifest says ${manifest.rows}; run clipcrawl index --overwrite`,
+  const previous = indexShards(manifest);
+  const shards: BuildShard[] = [];
+  for (const [position, shard] of previous.entries()) {
+    const extend = position === previous.length - 1 && shard.rows < config.shardSize;
+    const open = async (modality: Modality) => {
+      const path = shard.graphs[modality];
+      const graph = VectorGraph.open(
+        await storage.localPath(path),
+        manifest.dimensions,
+        params,
+        extend ? "load" : "view",
       );
-    }
+      if (graph.size !== shard.rows) {
+        throw new Error(
+          `${storage.describe(path)} holds ${graph.size} vectors, the manifest says ${shard.rows}; run clipcrawl index --overwrite`,
+        );
+      }
+      return graph;
+    };
+    const image = await open("image");
+    shards.push({
+      name: shard.name,
+      firstId: shard.firstId,
+      rows: shard.rows,
+      growing: extend ? { image, text: await open("text") } : undefined,
+      kept: extend ? undefined : shard,
+      image,
+    });
   }
   const groups = await readDuplicateGroups(storage, manifest.files.duplicateGroups, manifest.rows);
   return {
     params,
     dimensions: manifest.dimensions,
-    graphs,
+    shardSize: config.shardSize,
+    shards,
     groups: new DuplicateGroups(groups),
     segments: manifest.segments.slice(),
     rows: manifest.rows,
@@ -347,7 +416,10 @@ async function reopen(
   };
 }
 
-/** Joins each new row with the neighbours the image graph finds above the threshold. */
+/**
+ * Joins each new row with the neighbours the image graphs of every shard find above the
+ * threshold, so a group crosses shard boundaries.
+ */
 function joinDuplicates(
   build: BuildState,
   vectors: Float32Array,
@@ -359,19 +431,21 @@ function joinDuplicates(
   const batch = 4096;
   for (let start = 0; start < rows; start += batch) {
     const end = Math.min(rows, start + batch);
-    const found = build.graphs.image.searchBatch(
-      vectors.subarray(start * dimensions, end * dimensions),
-      params.duplicateNeighbors + 1,
-      threads,
-    );
-    found.forEach((matches, offset) => {
-      const id = firstId + start + offset;
-      for (let index = 0; index < matches.ids.length; index++) {
-        if ((matches.similarities[index] as number) < params.duplicateThreshold) break;
-        const other = matches.ids[index] as number;
-        if (other !== id) groups.union(id, other);
-      }
-    });
+    for (const shard of build.shards) {
+      const found = shard.image.searchBatch(
+        vectors.subarray(start * dimensions, end * dimensions),
+        params.duplicateNeighbors + 1,
+        threads,
+      );
+      found.forEach((matches, offset) => {
+        const id = firstId + start + offset;
+        for (let index = 0; index < matches.ids.length; index++) {
+          if ((matches.similarities[index] as number) < params.duplicateThreshold) break;
+          const other = matches.ids[index] as number;
+          if (other !== id) groups.union(id, other);
+        }
+      });
+    }
   }
 }
 
@@ -382,13 +456,24 @@ async function commit(
   source: IndexManifest["source"],
   identity: string,
 ): Promise<IndexManifest> {
-  const graphs = {} as Record<Modality, string>;
-  for (const modality of MODALITIES) {
-    const path = graphPath(modality, generation);
-    await storage.writeAtomicWith(path, async (localPath) => {
-      build.graphs[modality].save(localPath);
-    });
-    graphs[modality] = path;
+  const shards: IndexShard[] = [];
+  for (const shard of build.shards) {
+    if (shard.growing === undefined) {
+      if (shard.kept === undefined) throw new Error(`index shard ${shard.name} has no graphs`);
+      shards.push(shard.kept);
+      continue;
+    }
+    const graphs = {} as Record<Modality, string>;
+    const bytes = {} as Record<Modality, number>;
+    for (const modality of MODALITIES) {
+      const path = shardGraphPath(modality, shard.name, generation);
+      await storage.writeAtomicWith(path, async (localPath) => {
+        shard.growing?.[modality].save(localPath);
+      });
+      graphs[modality] = path;
+      bytes[modality] = (await storage.stat(path))?.bytes ?? 0;
+    }
+    shards.push({ name: shard.name, firstId: shard.firstId, rows: shard.rows, graphs, bytes });
   }
   const { groups, count } = build.groups.resolve();
   const duplicateGroups = layout.indexDuplicateGroups(generationName(generation));
@@ -402,7 +487,9 @@ async function commit(
     identity,
     params: build.params,
     segments: build.segments,
-    files: { graphs, duplicateGroups },
+    files: { duplicateGroups },
+    shards,
+    shardSize: build.shardSize,
     duplicateGroups: count,
     graphBytes:
       2 *
@@ -442,7 +529,9 @@ async function countRows(
 
 async function filesPresent(storage: DatasetStorage, manifest: IndexManifest): Promise<boolean> {
   const paths = [
-    ...MODALITIES.map((modality) => manifest.files.graphs[modality]),
+    ...indexShards(manifest).flatMap((shard) =>
+      MODALITIES.map((modality) => shard.graphs[modality]),
+    ),
     manifest.files.duplicateGroups,
     ...manifest.segments.flatMap((segment) => [
       layout.indexSegmentMetadata(segment.name),

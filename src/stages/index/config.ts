@@ -19,6 +19,14 @@ export const indexConfigSchema = z
       .describe(
         "memory the image and text indices may take together, in MB; picks the quantization and connectivity when they are auto",
       ),
+    shardSize: z
+      .number()
+      .int()
+      .min(1)
+      .default(1_000_000)
+      .describe(
+        "most rows one index shard (its own image and text graphs) holds; new rows fill the last shard, then start new ones",
+      ),
     flatMaxVectors: z
       .number()
       .int()

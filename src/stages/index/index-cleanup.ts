@@ -4,18 +4,20 @@
  * removed. A server that memory-mapped an old graph keeps reading it: an unlinked file lives on
  * until it is unmapped.
  */
-import { type IndexManifest, MODALITIES } from "../../formats/index/index-manifest.js";
+import { type IndexManifest, indexShards, MODALITIES } from "../../formats/index/index-manifest.js";
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
 
-const GENERATION_FILE = /^(image|text)-g\d{6}\.usearch$|^dup_groups-g\d{6}\.parquet$/;
+const GENERATION_FILE = /^(image|text)(-s\d{5})?-g\d{6}\.usearch$|^dup_groups-g\d{6}\.parquet$/;
 
 export async function removeUnreferencedFiles(
   storage: DatasetStorage,
   manifest: IndexManifest,
 ): Promise<void> {
   const kept = new Set([
-    ...MODALITIES.map((modality) => manifest.files.graphs[modality]),
+    ...indexShards(manifest).flatMap((shard) =>
+      MODALITIES.map((modality) => shard.graphs[modality]),
+    ),
     manifest.files.duplicateGroups,
   ]);
   for (const name of await storage.list(layout.indexFolder())) {

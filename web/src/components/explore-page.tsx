@@ -17,6 +17,7 @@ interface SearchOutcome {
   key: string;
   results: KnnResult[] | null;
   received: number;
+  missingShards: string[];
   error: string | null;
   milliseconds: number;
 }
@@ -41,18 +42,26 @@ export function ExplorePage(props: {
     const controller = new AbortController();
     const started = performance.now();
     search(api, state, index, controller.signal).then(
-      ({ results, received }) =>
+      ({ results, received, missingShards }) =>
         setOutcome({
           key,
           results,
           received,
+          missingShards,
           error: null,
           milliseconds: performance.now() - started,
         }),
       (error: unknown) => {
         if (controller.signal.aborted) return;
         const message = error instanceof Error ? error.message : String(error);
-        setOutcome({ key, results: null, received: 0, error: message, milliseconds: 0 });
+        setOutcome({
+          key,
+          results: null,
+          received: 0,
+          missingShards: [],
+          error: message,
+          milliseconds: 0,
+        });
       },
     );
     return () => controller.abort();
@@ -98,6 +107,13 @@ export function ExplorePage(props: {
         {current?.error != null && (
           <p class="error" role="alert">
             {current.error}
+          </p>
+        )}
+        {current !== null && current.missingShards.length > 0 && (
+          <p class="notice partial-notice" role="status">
+            Partial results: {current.missingShards.length} index{" "}
+            {current.missingShards.length === 1 ? "shard" : "shards"} did not answer in time (
+            {current.missingShards.join(", ")}); their rows are missing.
           </p>
         )}
         {results !== null && results.length === 0 && (
