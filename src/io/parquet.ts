@@ -4,6 +4,7 @@
  * pandas, pyarrow, DuckDB and img2dataset read.
  */
 import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import { isMainThread } from "node:worker_threads";
 import type { DuckDBAppender, DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { DatasetStorage } from "./storage.js";
@@ -20,17 +21,40 @@ export interface ParquetColumn<Row> {
 let instance: Promise<DuckDBInstance> | undefined;
 
 /**
+ * DuckDB's JavaScript API, loaded on first use: the native library takes a noticeable share of a
+ * second, which commands that never touch Parquet (help, init) should not pay. Required, not
+ * imported: an ESM import of this CommonJS package first scans the source of each of its dozens
+ * of files for their exports, which costs about as much as running them.
+ */
+export function duckdbModule(): typeof import("@duckdb/node-api") {
+  return createRequire(import.meta.url)("@duckdb/node-api");
+}
+
+/**
  * One in-memory DuckDB per thread; each caller gets its own connection. In a worker thread it
  * runs single-threaded: the workers are the parallelism, and one thread makes the Parquet files
  * it writes byte-for-byte reproducible.
  */
 export async function duckdbConnection(): Promise<DuckDBConnection> {
-  // Loaded on first use: the native library takes half a second, which commands that never
-  // touch Parquet (help, init) should not pay.
-  instance ??= import("@duckdb/node-api").then(({ DuckDBInstance }) =>
-    DuckDBInstance.create(":memory:", isMainThread ? {} : { threads: "1" }),
+  instance ??= Promise.resolve().then(() =>
+    duckdbModule().DuckDBInstance.create(":memory:", isMainThread ? {} : { threads: "1" }),
   );
   return (await instance).connect();
+}
+
+let singleThreaded: Promise<DuckDBInstance> | undefined;
+
+/**
+ * A connection to a DuckDB of one thread, whose Parquet files are the same bytes for the same
+ * rows on whichever thread they are written: a worker thread's own DuckDB, and on the main
+ * thread one beside the main DuckDB.
+ */
+export async function singleThreadedDuckdbConnection(): Promise<DuckDBConnection> {
+  if (!isMainThread) return duckdbConnection();
+  singleThreaded ??= Promise.resolve().then(() =>
+    duckdbModule().DuckDBInstance.create(":memory:", { threads: "1" }),
+  );
+  return (await singleThreaded).connect();
 }
 
 export async function writeParquet<Row>(

@@ -11,7 +11,7 @@ import { closeSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DuckDBAppender, DuckDBConnection } from "@duckdb/node-api";
-import { duckdbConnection, quoteLiteral } from "../../io/parquet.js";
+import { quoteLiteral, singleThreadedDuckdbConnection } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import type { DetectedLanguage } from "./language.js";
 
@@ -39,7 +39,7 @@ export class CandidateShardWriter {
   ) {}
 
   static async open(): Promise<CandidateShardWriter> {
-    const connection = await duckdbConnection();
+    const connection = await singleThreadedDuckdbConnection();
     const suffix = `${process.pid}_${tableCounter++}`;
     const tables = {
       pairs: `pairs_${suffix}`,
