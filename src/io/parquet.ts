@@ -42,21 +42,6 @@ export async function duckdbConnection(): Promise<DuckDBConnection> {
   return (await instance).connect();
 }
 
-let singleThreaded: Promise<DuckDBInstance> | undefined;
-
-/**
- * A connection to a DuckDB of one thread, whose Parquet files are the same bytes for the same
- * rows on whichever thread they are written: a worker thread's own DuckDB, and on the main
- * thread one beside the main DuckDB.
- */
-export async function singleThreadedDuckdbConnection(): Promise<DuckDBConnection> {
-  if (!isMainThread) return duckdbConnection();
-  singleThreaded ??= Promise.resolve().then(() =>
-    duckdbModule().DuckDBInstance.create(":memory:", { threads: "1" }),
-  );
-  return (await singleThreaded).connect();
-}
-
 export async function writeParquet<Row>(
   storage: DatasetStorage,
   path: string,
