@@ -238,21 +238,18 @@ async function subsetOnce(options: SubsetOptions, readRows: boolean): Promise<Su
 
     let knn: SubsetSummary["knn"] = null;
     const rowsScanned = await countRows(connection, shards);
-    // The selected rows are gathered into one table, the columns the output, the summary and
-    // the webdataset copy read, in one pass over the shards; the output file and the summary are
-    // then written from the table (the selection, not the dataset). Each row's shard and
-    // position cost a third of the scan: read only where they are used.
+    // Where the selection is read from: the shards themselves for a plain condition (one pass
+    // to the file, one for the summary), else the table the kNN hits and dedup work on.
+    // Each row's shard and position cost a third of the scan: read only where they are used.
     const positions =
       checked?.joins === true || options.dedup === true || options.webdataset !== undefined;
-    let order = checked?.joins === true || options.dedup === true ? "__shard, __row" : "";
-    if (queries.length === 0) {
-      const located = positions ? ", __shard, __row" : "";
-      await watchProgress(connection, reporter, shards.length, () =>
-        connection.run(
-          `CREATE TEMP TABLE ${ROWS_TABLE} AS SELECT ${selectList(carried)}${located} FROM (${whereSelection(shards, selected, tombstones, positions)})`,
-        ),
-      );
-    } else {
+    let selection = `(${whereSelection(shards, selected, tombstones, positions)})`;
+    let order = checked?.joins === true ? "__shard, __row" : "";
+    if (queries.length === 0 && options.dedup === true) {
+      await connection.run(`CREATE TEMP TABLE ${ROWS_TABLE} AS SELECT * FROM ${selection}`);
+      selection = ROWS_TABLE;
+      order = "__shard, __row";
+    } else if (queries.length > 0) {
       index = await openIndexFor(storage);
       const vectors = await embedQueries(queries, await queryModel(storage, options.model), cwd);
       const passing =
@@ -273,6 +270,7 @@ async function subsetOnce(options: SubsetOptions, readRows: boolean): Promise<Su
           }),
       });
       await selectHits(connection, shards, hits, queries, carried, tombstones);
+      selection = ROWS_TABLE;
       order = "__query, query_similarity DESC, key";
       knn = {
         queries: queries.length,
@@ -285,12 +283,14 @@ async function subsetOnce(options: SubsetOptions, readRows: boolean): Promise<Su
       options.dedup === true ? await dropDuplicates(connection, storage, queries.length > 0) : 0;
 
     const outputColumns = ["url", "caption", ...extra];
-    await writeOutput(sandbox, ROWS_TABLE, order, output, format, outputColumns);
-    const summary = await summariseRows(connection, ROWS_TABLE, available);
+    await watchProgress(connection, reporter, shards.length, () =>
+      writeOutput(sandbox, selection, order, output, format, outputColumns),
+    );
+    const summary = await summariseRows(connection, selection, available);
     const rows = summary.rows;
     let webdataset: WebdatasetCopy | null = null;
     if (options.webdataset !== undefined) {
-      const keysByShard = await selectedKeysByShard(connection, ROWS_TABLE);
+      const keysByShard = await selectedKeysByShard(connection, selection);
       let copied = 0;
       webdataset = await copyWebdataset(
         storage,
