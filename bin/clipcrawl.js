@@ -5,6 +5,11 @@
  * after `npm ci`, with no build step, and never runs a dist/ left stale by an earlier build.
  */
 import { existsSync } from "node:fs";
+import module from "node:module";
+
+// Node 22.1 and later keep the compiled code of the modules between runs, so a second start
+// compiles nothing; Node 20 has no such cache (nor this function).
+module.enableCompileCache?.();
 
 const sources = new URL("../src/cli/main.ts", import.meta.url);
 const compiled = new URL("../dist/src/cli/main.js", import.meta.url);

@@ -18,11 +18,11 @@ import { scoreHeadSchema } from "../src/models/heads/score-config.js";
 
 export const CLI_REFERENCE = fileURLToPath(new URL("../docs/cli-reference.md", import.meta.url));
 
-export function renderCliReference(): string {
+export async function renderCliReference(): Promise<string> {
   // Defaults read from the environment are shown as an unset shell gives them, home as `~`.
-  const program = withEnvironment(
+  const program = await withEnvironment(
     { HF_ENDPOINT: undefined, CLIPCRAWL_MODELS_DIR: undefined, HOME: "~" },
-    buildProgram,
+    () => buildProgram(),
   );
   const commands = allCommands(program);
   const lines = [
@@ -58,7 +58,10 @@ export function renderCliReference(): string {
 }
 
 /** Runs `build` with these environment variables set (or unset), then restores them. */
-function withEnvironment<T>(values: Record<string, string | undefined>, build: () => T): T {
+async function withEnvironment<T>(
+  values: Record<string, string | undefined>,
+  build: () => Promise<T>,
+): Promise<T> {
   const saved = Object.keys(values).map((name) => [name, process.env[name]] as const);
   const set = (name: string, value: string | undefined) => {
     if (value === undefined) delete process.env[name];
@@ -66,7 +69,7 @@ function withEnvironment<T>(values: Record<string, string | undefined>, build: (
   };
   for (const [name, value] of Object.entries(values)) set(name, value);
   try {
-    return build();
+    return await build();
   } finally {
     for (const [name, value] of saved) set(name, value);
   }
@@ -290,7 +293,7 @@ function anchor(heading: string): string {
 
 async function main(): Promise<void> {
   const temporary = `${CLI_REFERENCE}.${process.pid}.tmp`;
-  await writeFile(temporary, renderCliReference());
+  await writeFile(temporary, await renderCliReference());
   await rename(temporary, CLI_REFERENCE);
   console.log(`written: ${CLI_REFERENCE}`);
 }

@@ -7,7 +7,7 @@ import { configSchema } from "../src/config/schema.js";
 
 test("docs/cli-reference.md is what the commands and the config schema say now", async () => {
   const committed = await readFile(CLI_REFERENCE, "utf8").catch(() => "");
-  const current = renderCliReference();
+  const current = await renderCliReference();
   if (committed !== current) {
     const committedLines = committed.split("\n");
     const line = current.split("\n").findIndex((text, at) => text !== committedLines[at]);
@@ -17,9 +17,12 @@ test("docs/cli-reference.md is what the commands and the config schema say now",
   }
 });
 
-test("the reference names every command, every visible option and every config key", () => {
-  const reference = renderCliReference();
-  const commands = buildProgram().commands.flatMap((command) => [command, ...command.commands]);
+test("the reference names every command, every visible option and every config key", async () => {
+  const reference = await renderCliReference();
+  const commands = (await buildProgram()).commands.flatMap((command) => [
+    command,
+    ...command.commands,
+  ]);
   for (const command of commands) {
     assert.match(reference, new RegExp(`### clipcrawl (\\w+ )?${command.name()}\\n`));
     for (const option of command.options.filter((option) => !option.hidden)) {

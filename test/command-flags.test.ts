@@ -6,7 +6,7 @@ import { buildProgram } from "../src/cli/main.js";
 import { mentionsIn, SourceGraph } from "./support/message-flags.js";
 
 /** Every command of the program by its path (`clipcrawl`, `serve`, `model fetch`), with its flags. */
-function programCommands(): Map<string, { command: Command; flags: Set<string> }> {
+async function programCommands(): Promise<Map<string, { command: Command; flags: Set<string> }>> {
   const commands = new Map<string, { command: Command; flags: Set<string> }>();
   const add = (command: Command, path: string) => {
     const flags = new Set(["--help", ...command.options.flatMap((option) => option.long ?? [])]);
@@ -14,7 +14,7 @@ function programCommands(): Map<string, { command: Command; flags: Set<string> }
     for (const sub of command.commands)
       add(sub, path === "" ? sub.name() : `${path} ${sub.name()}`);
   };
-  add(buildProgram(), "");
+  add(await buildProgram(), "");
   return commands;
 }
 
@@ -56,8 +56,8 @@ const RUNS_JOBS_OF: Record<string, string> = { worker: "run" };
 /** The commands that run stages through the pipeline registry (src/pipeline/pipeline.ts). */
 const RUNS_STAGES = new Set(["run", "worker", "demo"]);
 
-test("every --flag in a command's help (descriptions, config keys' descriptions, examples) is one of its options", () => {
-  const commands = programCommands();
+test("every --flag in a command's help (descriptions, config keys' descriptions, examples) is one of its options", async () => {
+  const commands = await programCommands();
   const paths = new Set([...commands.keys()].filter((path) => path !== ""));
   const wrong: string[] = [];
   for (const [path, { command }] of commands) {
@@ -82,8 +82,8 @@ test("every --flag in a command's help (descriptions, config keys' descriptions,
   assert.deepEqual(wrong, []);
 });
 
-test("every --flag named in the messages a command can print is one of that command's options", () => {
-  const commands = programCommands();
+test("every --flag named in the messages a command can print is one of that command's options", async () => {
+  const commands = await programCommands();
   const paths = [...commands.keys()].filter((path) => path !== "");
   const graph = new SourceGraph(paths);
   const entries = graph.commandEntries();

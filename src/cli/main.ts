@@ -5,29 +5,46 @@ import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { ClipcrawlError, errorMessage } from "../errors.js";
 import { VERSION } from "../version.js";
-import { registerIndex } from "./commands/build-index.js";
-import { registerCompact } from "./commands/compact.js";
-import { registerDashboard } from "./commands/dashboard.js";
-import { registerDemo } from "./commands/demo.js";
-import { registerDownload } from "./commands/download.js";
-import { registerEmbed } from "./commands/embed.js";
-import { registerExtract } from "./commands/extract.js";
-import { registerFilter } from "./commands/filter.js";
-import { registerInit } from "./commands/init.js";
-import { registerModel } from "./commands/model.js";
-import { registerRecheck } from "./commands/recheck.js";
-import { registerRemove } from "./commands/remove.js";
-import { registerRun } from "./commands/run.js";
-import { registerServe } from "./commands/serve.js";
-import { registerShow } from "./commands/show.js";
-import { registerStats } from "./commands/stats.js";
-import { registerStatus } from "./commands/status.js";
-import { registerSubset } from "./commands/subset.js";
-import { registerVersions } from "./commands/versions.js";
-import { registerWorker } from "./commands/worker.js";
 import { addStorageOptions } from "./storage-options.js";
 
-export function buildProgram(): Command {
+/**
+ * Each command's module and the commands it adds, in the order help lists them, loaded only when needed: a command line
+ * that names one loads that one alone (the others' modules take longer to load than a small
+ * command takes to run).
+ */
+const COMMANDS: readonly (readonly [names: readonly string[], load: () => Promise<Register>])[] = [
+  [["init"], async () => (await import("./commands/init.js")).registerInit],
+  [["extract"], async () => (await import("./commands/extract.js")).registerExtract],
+  [["download"], async () => (await import("./commands/download.js")).registerDownload],
+  [["embed"], async () => (await import("./commands/embed.js")).registerEmbed],
+  [["filter"], async () => (await import("./commands/filter.js")).registerFilter],
+  [["subset"], async () => (await import("./commands/subset.js")).registerSubset],
+  [["remove"], async () => (await import("./commands/remove.js")).registerRemove],
+  [["compact"], async () => (await import("./commands/compact.js")).registerCompact],
+  [["recheck"], async () => (await import("./commands/recheck.js")).registerRecheck],
+  [["show"], async () => (await import("./commands/show.js")).registerShow],
+  [["stats"], async () => (await import("./commands/stats.js")).registerStats],
+  [["versions", "diff"], async () => (await import("./commands/versions.js")).registerVersions],
+  [["index"], async () => (await import("./commands/build-index.js")).registerIndex],
+  [["run"], async () => (await import("./commands/run.js")).registerRun],
+  [["serve"], async () => (await import("./commands/serve.js")).registerServe],
+  [["worker"], async () => (await import("./commands/worker.js")).registerWorker],
+  [["status"], async () => (await import("./commands/status.js")).registerStatus],
+  [["dashboard"], async () => (await import("./commands/dashboard.js")).registerDashboard],
+  [["model"], async () => (await import("./commands/model.js")).registerModel],
+  [["demo"], async () => (await import("./commands/demo.js")).registerDemo],
+];
+
+type Register = (program: Command) => void;
+
+/** Options of the program itself that take a value (storage-options.ts). */
+const PROGRAM_OPTIONS_WITH_VALUES = new Set(["--s3-endpoint", "--cache-dir"]);
+
+/**
+ * The program with every command, or, given a command line (`process.argv`) that names one,
+ * with that command alone: it parses that line exactly as the whole program would.
+ */
+export async function buildProgram(commandLine?: readonly string[]): Promise<Command> {
   const program = new Command("clipcrawl")
     .description(
       "Common Crawl WAT files → a CLIP-filtered image–text dataset, kNN indices and a search UI",
@@ -43,33 +60,30 @@ export function buildProgram(): Command {
         "  clipcrawl extract --help",
     );
   addStorageOptions(program);
-  registerInit(program);
-  registerExtract(program);
-  registerDownload(program);
-  registerEmbed(program);
-  registerFilter(program);
-  registerSubset(program);
-  registerRemove(program);
-  registerCompact(program);
-  registerRecheck(program);
-  registerShow(program);
-  registerStats(program);
-  registerVersions(program);
-  registerIndex(program);
-  registerRun(program);
-  registerServe(program);
-  registerWorker(program);
-  registerStatus(program);
-  registerDashboard(program);
-  registerModel(program);
-  registerDemo(program);
+  const named = commandLine === undefined ? undefined : commandNamed(commandLine.slice(2));
+  // Help, `help NAME`, a mistyped name (suggestions) and no name at all need every command.
+  const wanted = COMMANDS.filter(([names]) => named === undefined || names.includes(named));
+  for (const register of await Promise.all(wanted.map(([, load]) => load()))) register(program);
   return program;
+}
+
+/** The command the arguments name: their first operand, when it is a command's name. */
+function commandNamed(args: readonly string[]): string | undefined {
+  for (let at = 0; at < args.length; at++) {
+    const arg = args[at] as string;
+    if (arg === "--") return undefined;
+    if (PROGRAM_OPTIONS_WITH_VALUES.has(arg)) at++;
+    else if (!arg.startsWith("-")) {
+      return COMMANDS.some(([names]) => names.includes(arg)) ? arg : undefined;
+    }
+  }
+  return undefined;
 }
 
 /** Runs the command line of this process; bin/clipcrawl.js calls it. */
 export async function main(): Promise<void> {
   try {
-    await buildProgram().parseAsync(process.argv);
+    await (await buildProgram(process.argv)).parseAsync(process.argv);
   } catch (error) {
     // A config error may list several bad values, one a line; anything else is one line.
     const lines =

@@ -49,8 +49,9 @@ export async function datasetShardFiles(
     storage,
     found.map(({ path }) => path),
   );
+  const sizes = await Promise.all(found.map(({ path }) => storage.stat(path)));
   for (const [position, { shard, path }] of found.entries()) {
-    const bytes = (await storage.stat(path))?.bytes ?? 0;
+    const bytes = sizes[position]?.bytes ?? 0;
     let reason = damage[position];
     if (reason === undefined && options.readRows === true)
       reason = await parquetDataDamage(storage, path);

@@ -15,6 +15,7 @@
  * Both are pure, so registering them again (the registration is database-wide) is harmless.
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
+import { duckdbModule } from "../io/parquet.js";
 import { HASH_LANES, hashPair } from "./pair-hash.js";
 
 export const PAIR_HASH_FUNCTION = "clipcrawl_pair_hash";
@@ -46,10 +47,7 @@ export function urlDomains(url: string): string[] | null {
 }
 
 export async function registerFilterFunctions(connection: DuckDBConnection): Promise<void> {
-  // Loaded here, not at the top: the CLI should not pay for DuckDB's native library at start-up.
-  const { BIGINT, DuckDBScalarFunction, LIST, listValue, VARCHAR } = await import(
-    "@duckdb/node-api"
-  );
+  const { BIGINT, DuckDBScalarFunction, LIST, listValue, VARCHAR } = duckdbModule();
   const lanes = new Uint32Array(HASH_LANES);
   connection.registerScalarFunction(
     DuckDBScalarFunction.create({

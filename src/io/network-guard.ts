@@ -11,7 +11,7 @@
 import { lookup as systemLookup } from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
 import ipaddr from "ipaddr.js";
-import { Agent, buildConnector, type Dispatcher, interceptors } from "undici";
+import type { buildConnector, Dispatcher } from "undici";
 import { ClipcrawlError } from "../errors.js";
 
 /** Refused because the address is private, loopback, link-local or otherwise not public. */
@@ -101,11 +101,13 @@ const guardedDispatchers = new Map<boolean, Dispatcher>();
 
 /**
  * The keep-alive agent of clipcrawl's own downloads of given URLs (WAT files, listings, models):
- * redirects followed (up to 5), every connection held to the policy.
+ * redirects followed (up to 5), every connection held to the policy. undici is loaded here, on
+ * the first URL: it takes longer to load than a small local extract takes to run.
  */
-export function guardedHttpDispatcher(allowPrivateNetwork: boolean): Dispatcher {
+export async function guardedHttpDispatcher(allowPrivateNetwork: boolean): Promise<Dispatcher> {
   let dispatcher = guardedDispatchers.get(allowPrivateNetwork);
   if (dispatcher === undefined) {
+    const { Agent, buildConnector, interceptors } = await import("undici");
     const connect = buildConnector({
       lookup: guardedLookup(allowPrivateNetwork),
     } as buildConnector.BuildOptions);

@@ -4,6 +4,7 @@
  * pandas, pyarrow, DuckDB and img2dataset read.
  */
 import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import { isMainThread } from "node:worker_threads";
 import type { DuckDBAppender, DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { DatasetStorage } from "./storage.js";
@@ -20,15 +21,23 @@ export interface ParquetColumn<Row> {
 let instance: Promise<DuckDBInstance> | undefined;
 
 /**
+ * DuckDB's JavaScript API, loaded on first use: the native library takes a noticeable share of a
+ * second, which commands that never touch Parquet (help, init) should not pay. Required, not
+ * imported: an ESM import of this CommonJS package first scans the source of each of its dozens
+ * of files for their exports, which costs about as much as running them.
+ */
+export function duckdbModule(): typeof import("@duckdb/node-api") {
+  return createRequire(import.meta.url)("@duckdb/node-api");
+}
+
+/**
  * One in-memory DuckDB per thread; each caller gets its own connection. In a worker thread it
  * runs single-threaded: the workers are the parallelism, and one thread makes the Parquet files
  * it writes byte-for-byte reproducible.
  */
 export async function duckdbConnection(): Promise<DuckDBConnection> {
-  // Loaded on first use: the native library takes half a second, which commands that never
-  // touch Parquet (help, init) should not pay.
-  instance ??= import("@duckdb/node-api").then(({ DuckDBInstance }) =>
-    DuckDBInstance.create(":memory:", isMainThread ? {} : { threads: "1" }),
+  instance ??= Promise.resolve().then(() =>
+    duckdbModule().DuckDBInstance.create(":memory:", isMainThread ? {} : { threads: "1" }),
   );
   return (await instance).connect();
 }
@@ -171,13 +180,13 @@ export async function parquetFilesDamage(
   storage: DatasetStorage,
   paths: readonly string[],
 ): Promise<(string | undefined)[]> {
-  const damage: (string | undefined)[] = [];
-  const sound: string[] = [];
-  for (const path of paths) {
-    const reason = await parquetEndsDamage(storage, path);
-    damage.push(reason);
-    if (reason === undefined) sound.push(quoteLiteral(await storage.localPath(path)));
-  }
+  // All at once: a dataset has hundreds of shards, each a stat and two small reads.
+  const damage = await Promise.all(paths.map((path) => parquetEndsDamage(storage, path)));
+  const sound = await Promise.all(
+    paths
+      .filter((_, position) => damage[position] === undefined)
+      .map(async (path) => quoteLiteral(await storage.localPath(path))),
+  );
   if (sound.length === 0) return damage;
   const connection = await duckdbConnection();
   try {

@@ -10,7 +10,7 @@
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { quoteLiteral } from "./parquet.js";
+import { duckdbModule, quoteLiteral } from "./parquet.js";
 
 export interface SqlSandbox {
   connection: DuckDBConnection;
@@ -37,7 +37,7 @@ export async function openSqlSandbox(options: SqlSandboxOptions): Promise<SqlSan
   let instance: DuckDBInstance | undefined;
   let connection: DuckDBConnection | undefined;
   try {
-    const { DuckDBInstance } = await import("@duckdb/node-api");
+    const { DuckDBInstance } = duckdbModule();
     instance = await DuckDBInstance.create(":memory:");
     connection = await instance.connect();
     const list = (paths: readonly string[]) => `[${paths.map(quoteLiteral).join(", ")}]`;

@@ -76,7 +76,7 @@ export async function fetchModel(options: FetchModelOptions): Promise<FetchedMod
   const endpoint = (options.endpoint ?? hubEndpoint()).replace(/\/+$/, "");
   const token = options.token ?? process.env.HF_TOKEN;
   const folder = join(options.modelsDir ?? defaultModelsDir(), options.repoId);
-  const dispatcher = guardedHttpDispatcher(options.allowPrivateNetwork === true);
+  const dispatcher = await guardedHttpDispatcher(options.allowPrivateNetwork === true);
   const hub: HubConnection = { endpoint, token, dispatcher };
   const listing = await repositoryListing(hub, options.repoId, revision);
   const wanted = selectFiles(listing.files, options.variant ?? "fp32", options.include ?? []);

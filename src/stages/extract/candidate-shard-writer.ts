@@ -10,8 +10,13 @@ import { randomBytes } from "node:crypto";
 import { closeSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { DuckDBAppender, DuckDBConnection } from "@duckdb/node-api";
-import { duckdbConnection, quoteLiteral } from "../../io/parquet.js";
+import {
+  type Appender,
+  type Connection,
+  type NativeDuckdb,
+  singleThreadedConnection,
+} from "../../io/duckdb-native.js";
+import { quoteLiteral } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import type { DetectedLanguage } from "./language.js";
 
@@ -32,14 +37,16 @@ export class CandidateShardWriter {
   private appending = true;
 
   private constructor(
-    private readonly connection: DuckDBConnection,
+    private readonly duckdb: NativeDuckdb,
+    private readonly connection: Connection,
     private readonly tables: { pairs: string; texts: string; pages: string; dropped: string },
-    private readonly appenders: { texts: DuckDBAppender; pages: DuckDBAppender },
+    private readonly appenders: { texts: Appender; pages: Appender },
     private readonly spool: PairSpool,
   ) {}
 
   static async open(): Promise<CandidateShardWriter> {
-    const connection = await duckdbConnection();
+    const { duckdb, connection } = await singleThreadedConnection();
+    const run = (sql: string) => duckdb.query(connection, sql);
     const suffix = `${process.pid}_${tableCounter++}`;
     const tables = {
       pairs: `pairs_${suffix}`,
@@ -47,21 +54,19 @@ export class CandidateShardWriter {
       pages: `pages_${suffix}`,
       dropped: `dropped_${suffix}`,
     };
-    await connection.run(
-      `CREATE TABLE ${tables.pairs} (url VARCHAR, text_id INTEGER, page_id INTEGER)`,
-    );
-    await connection.run(
+    await run(`CREATE TABLE ${tables.pairs} (url VARCHAR, text_id INTEGER, page_id INTEGER)`);
+    await run(
       `CREATE TABLE ${tables.texts} (text_id INTEGER, text VARCHAR, language VARCHAR, language_score FLOAT, language_tier VARCHAR)`,
     );
-    await connection.run(
+    await run(
       `CREATE TABLE ${tables.pages} (page_id INTEGER, page_url VARCHAR, record_offset BIGINT, warc_filename VARCHAR, warc_offset BIGINT, crawl_date VARCHAR)`,
     );
-    await connection.run(`CREATE TABLE ${tables.dropped} ("row" BIGINT)`);
+    await run(`CREATE TABLE ${tables.dropped} ("row" BIGINT)`);
     const appenders = {
-      texts: await connection.createAppender(tables.texts),
-      pages: await connection.createAppender(tables.pages),
+      texts: duckdb.appender_create(connection, null, tables.texts),
+      pages: duckdb.appender_create(connection, null, tables.pages),
     };
-    return new CandidateShardWriter(connection, tables, appenders, new PairSpool());
+    return new CandidateShardWriter(duckdb, connection, tables, appenders, new PairSpool());
   }
 
   get rows(): number {
@@ -70,27 +75,29 @@ export class CandidateShardWriter {
 
   addPage(page: CandidatePage): number {
     const id = this.pageCount++;
+    const { duckdb } = this;
     const appender = this.appenders.pages;
-    appender.appendInteger(id);
-    appender.appendVarchar(page.pageUrl);
-    appender.appendBigInt(BigInt(page.recordOffset));
-    appender.appendVarchar(page.warcFilename);
-    if (page.warcOffset === null) appender.appendNull();
-    else appender.appendBigInt(BigInt(page.warcOffset));
-    appender.appendVarchar(page.crawlDate);
-    appender.endRow();
+    duckdb.append_int32(appender, id);
+    duckdb.append_varchar(appender, page.pageUrl);
+    duckdb.append_int64(appender, BigInt(page.recordOffset));
+    duckdb.append_varchar(appender, page.warcFilename);
+    if (page.warcOffset === null) duckdb.append_null(appender);
+    else duckdb.append_int64(appender, BigInt(page.warcOffset));
+    duckdb.append_varchar(appender, page.crawlDate);
+    duckdb.appender_end_row(appender);
     return id;
   }
 
   addText(text: string, language: DetectedLanguage): number {
     const id = this.textCount++;
+    const { duckdb } = this;
     const appender = this.appenders.texts;
-    appender.appendInteger(id);
-    appender.appendVarchar(text);
-    appender.appendVarchar(language.language);
-    appender.appendFloat(language.score);
-    appender.appendVarchar(language.tier);
-    appender.endRow();
+    duckdb.append_int32(appender, id);
+    duckdb.append_varchar(appender, text);
+    duckdb.append_varchar(appender, language.language);
+    duckdb.append_float(appender, language.score);
+    duckdb.append_varchar(appender, language.tier);
+    duckdb.appender_end_row(appender);
     return id;
   }
 
@@ -108,22 +115,22 @@ export class CandidateShardWriter {
     dropped: Uint32Array,
   ): Promise<void> {
     this.finishAppending();
+    const { duckdb, connection } = this;
+    const run = (sql: string) => duckdb.query(connection, sql);
     const spoolPath = this.spool.finish();
-    await this.connection.run(
+    await run(
       `INSERT INTO ${this.tables.pairs} SELECT * FROM read_csv(${quoteLiteral(spoolPath)}, delim = '\t',
         quote = '', escape = '', header = false, auto_detect = false,
         columns = {'url': 'VARCHAR', 'text_id': 'INTEGER', 'page_id': 'INTEGER'})`,
     );
-    const droppedAppender = await this.connection.createAppender(this.tables.dropped);
+    const droppedAppender = duckdb.appender_create(connection, null, this.tables.dropped);
     for (const row of dropped) {
-      droppedAppender.appendBigInt(BigInt(row));
-      droppedAppender.endRow();
+      duckdb.append_int64(droppedAppender, BigInt(row));
+      duckdb.appender_end_row(droppedAppender);
     }
-    droppedAppender.closeSync();
+    duckdb.appender_close_sync(droppedAppender);
     const { pairs, texts, pages, dropped: droppedTable } = this.tables;
-    await this.connection.run(
-      `DELETE FROM ${pairs} WHERE rowid IN (SELECT "row" FROM ${droppedTable})`,
-    );
+    await run(`DELETE FROM ${pairs} WHERE rowid IN (SELECT "row" FROM ${droppedTable})`);
     // Page and text columns are looked up by position in lists built once, not joined: a pure
     // projection keeps the pairs in row order without a sort, and measured three times faster.
     const textColumns = ["text", "language", "language_score", "language_tier"];
@@ -144,7 +151,7 @@ export class CandidateShardWriter {
           .join(", ")}
       FROM ${pairs} p`;
     await storage.writeAtomicWith(path, async (localPath) => {
-      await this.connection.run(
+      await run(
         `COPY (${query}) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
       );
     });
@@ -153,15 +160,15 @@ export class CandidateShardWriter {
   private finishAppending(): void {
     if (!this.appending) return;
     this.appending = false;
-    for (const appender of Object.values(this.appenders)) appender.closeSync();
+    for (const appender of Object.values(this.appenders)) this.duckdb.appender_close_sync(appender);
   }
 
   async close(): Promise<void> {
     this.finishAppending();
     this.spool.remove();
     for (const table of Object.values(this.tables))
-      await this.connection.run(`DROP TABLE IF EXISTS ${table}`);
-    this.connection.closeSync();
+      await this.duckdb.query(this.connection, `DROP TABLE IF EXISTS ${table}`);
+    this.duckdb.disconnect_sync(this.connection);
   }
 }
 

@@ -12,6 +12,7 @@
  * on what came before it through the dedup filter. On a re-run the filter is rebuilt from the
  * finished shards' pairs, and only unfinished shards are parsed again.
  */
+import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import { loadConfig } from "../../config/config-file.js";
@@ -31,7 +32,7 @@ import { digestOf, ShardState } from "../../shard/shard-state.js";
 import type { StageCall, StageSummary } from "../../shard/stage-definition.js";
 import { defaultParallelism, siblingModule, WorkerPool } from "../../shard/worker-pool.js";
 import type { ExtractConfig } from "./config.js";
-import type { ExtractTask } from "./extract-worker.js";
+import type { ExtractTask } from "./extract-task.js";
 import {
   type DedupState,
   FilterCover,
@@ -178,16 +179,25 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
   const summary = { shardsWritten: 0, shardsSkipped: 0 };
   const lastPending = shards.findLastIndex((shard) => !shard.done);
 
-  const pool = new WorkerPool<ExtractTask, WatFileResult>(
-    siblingModule(import.meta.url, "extract-worker"),
-    Math.max(
-      1,
-      Math.min(defaultParallelism(extractConfig.workers), shards.filter((s) => !s.done).length),
-    ),
-  );
+  const pending = shards.filter((s) => !s.done);
+  // The parser's modules load on this thread only when it reads the file itself.
+  const inline = (await readsInline(pending))
+    ? (await import("./extract-task.js")).runExtractTask
+    : undefined;
+  const pool =
+    inline === undefined
+      ? new WorkerPool<ExtractTask, WatFileResult>(
+          siblingModule(import.meta.url, "extract-worker"),
+          Math.max(1, Math.min(defaultParallelism(extractConfig.workers), pending.length)),
+        )
+      : undefined;
+  const runTask = (task: ExtractTask) =>
+    pool === undefined
+      ? (inline as (task: ExtractTask) => Promise<WatFileResult>)(task)
+      : pool.run(task, [task.port]);
   const root = storage.root;
   // Files are read ahead of the commit point by this many shards, to keep every worker busy.
-  const window = pool.size * 2;
+  const window = (pool?.size ?? 1) * 2;
   const running = new Map<number, RunningShard>();
   let nextToDispatch = 0;
   const dispatch = (upTo: number) => {
@@ -202,9 +212,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
         parquetPath: layout.candidates(shard.name),
         port: channel.port2,
       };
-      const result = pool
-        .run(task, [channel.port2])
-        .catch((error: unknown) => crashedResult(shard.input, error));
+      const result = runTask(task).catch((error: unknown) => crashedResult(shard.input, error));
       running.set(shard.index, { port: channel.port1, result });
     }
   };
@@ -291,7 +299,7 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
     // Only reached early on an error: shards still running are abandoned (their outputs are
     // atomic, and they have no marker, so the next run redoes them).
     for (const { port } of running.values()) port.close();
-    await pool.close();
+    await pool?.close();
   }
 
   return {
@@ -306,6 +314,21 @@ export async function extract(options: ExtractOptions): Promise<ExtractSummary> 
     dedupState,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/** A local file under this size, alone to read, is read on this thread (extract-task.ts). */
+const INLINE_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Whether the one shard to run is better read on this thread than on a worker: a worker thread
+ * loads the parser, DuckDB and their modules again, a fixed cost of a good part of a second that
+ * a small file does not repay (a few MB a second is read either way).
+ */
+async function readsInline(pending: readonly PlannedShard[]): Promise<boolean> {
+  const [only] = pending;
+  if (pending.length !== 1 || only === undefined || only.input.kind !== "file") return false;
+  const bytes = (await stat(only.input.path).catch(() => undefined))?.size;
+  return bytes !== undefined && bytes <= INLINE_MAX_BYTES;
 }
 
 /**

@@ -132,7 +132,16 @@ export async function savePairFilter(
 ): Promise<number> {
   const label = cover.saveable();
   if (label === undefined) return 0;
-  await storage.writeAtomic(layout.pairFilterSnapshot(), bloom.snapshot(JSON.stringify(label)));
+  const parts = bloom.snapshotParts(JSON.stringify(label));
+  await storage.writeAtomicWith(layout.pairFilterSnapshot(), async (localPath) => {
+    const file = await open(localPath, "w");
+    try {
+      // Each writeFile goes on from where the last one ended.
+      for (const part of parts) await file.writeFile(part);
+    } finally {
+      await file.close();
+    }
+  });
   return label.shards;
 }
 

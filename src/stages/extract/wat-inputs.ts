@@ -7,8 +7,6 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { glob, isDynamicPattern } from "tinyglobby";
-import { request } from "undici";
 import { InputError } from "../../errors.js";
 import { layout } from "../../io/layout.js";
 import { guardedHttpDispatcher } from "../../io/network-guard.js";
@@ -93,7 +91,8 @@ async function expandSpec(
       "only local paths, http(s):// and s3:// URLs are supported",
     );
   }
-  if (isDynamicPattern(spec)) {
+  if (await isGlob(spec)) {
+    const { glob } = await import("tinyglobby");
     const matches = await glob(spec, { cwd, absolute: true, onlyFiles: true });
     if (matches.length === 0)
       throw new InputError("CC_NO_MATCH", spec, "no files match this pattern");
@@ -149,6 +148,16 @@ function resolveAgainst(relative: string, base: string): string {
   return `${base.replace(/\/*$/, "/")}${relative.replace(/^\/+/, "")}`;
 }
 
+/**
+ * Whether tinyglobby reads `spec` as a pattern. A path without any of the characters a pattern
+ * is made of is a plain path: tinyglobby (and picomatch) load only for one that has some.
+ */
+async function isGlob(spec: string): Promise<boolean> {
+  if (!/[*?[\]{}()!@+]/.test(spec)) return false;
+  const { isDynamicPattern } = await import("tinyglobby");
+  return isDynamicPattern(spec);
+}
+
 function isPathListing(spec: string): boolean {
   return /\.paths(\.gz)?$/i.test(new URL(spec, "file:///").pathname);
 }
@@ -167,8 +176,9 @@ async function readListing(path: string, spec: string): Promise<Buffer> {
 
 async function fetchListing(url: string, allowPrivateNetwork: boolean): Promise<Buffer> {
   try {
+    const { request } = await import("undici");
     const response = await request(url, {
-      dispatcher: guardedHttpDispatcher(allowPrivateNetwork),
+      dispatcher: await guardedHttpDispatcher(allowPrivateNetwork),
       headersTimeout: 30_000,
       bodyTimeout: 30_000,
     });

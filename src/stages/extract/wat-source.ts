@@ -6,7 +6,7 @@
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { request } from "undici";
+import type { Dispatcher } from "undici";
 import { InputError } from "../../errors.js";
 import { isRetryableStatus, sleep } from "../../io/http.js";
 import { guardedHttpDispatcher, privateAddressRefusal } from "../../io/network-guard.js";
@@ -61,13 +61,16 @@ async function* readLocalFile(input: WatInput & { kind: "file" }): AsyncGenerato
 async function* fetchWithResume(url: string, options: WatSourceOptions): AsyncGenerator<Buffer> {
   let received = 0;
   let lastError = "";
+  // Loaded only for a URL input: a local file never pays for undici.
+  const { request } = await import("undici");
+  const dispatcher = await guardedHttpDispatcher(options.allowPrivateNetwork);
   for (let attempt = 0; attempt <= options.retries; attempt++) {
     if (attempt > 0) await sleep(Math.min(30_000, 500 * 2 ** (attempt - 1)), options.signal);
     if (options.signal?.aborted) throw new InputError("CC_ABORTED", url, "stopped");
-    let response: Awaited<ReturnType<typeof request>>;
+    let response: Dispatcher.ResponseData;
     try {
       response = await request(url, {
-        dispatcher: guardedHttpDispatcher(options.allowPrivateNetwork),
+        dispatcher,
         headers: received > 0 ? { range: `bytes=${received}-` } : {},
         headersTimeout: options.timeoutSeconds * 1000,
         bodyTimeout: options.timeoutSeconds * 1000,
