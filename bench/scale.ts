@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- scale [--jobs 1000,10000,100000]`: what a distributed run costs the
  * coordinator, Redis and each job as the number of shard jobs grows (scale/run-scale.ts).
- * Target: the time a job at the largest size at most 1.2× that at the smallest.
+ * Targets: at the largest size, the time a job, the coordinator's peak RSS and the heap it holds
+ * after a GC at most 1.2× those at the smallest.
  */
 import { parseArgs } from "node:util";
 import { scaleBench } from "./scale/run-scale.js";

@@ -6,8 +6,10 @@
  *
  * Events can be missed: a Redis that restarted lost its streams, and a job's events may arrive
  * before the coordinator knows the job (a worker queues a shard's next-stage job itself). So
- * events of a job not known yet are kept until it is, and when no event has come for a while,
- * the states of the unfinished jobs are read, a batch at a time (`reconcile`).
+ * events of a job not known yet are kept until it is (for a minute: events of a job that is over
+ * — its end read by `reconcile` before they came, or queued again after a Redis loss — would
+ * otherwise stay for the rest of the run), and when no event has come for a while, the states of
+ * the unfinished jobs are read, a batch at a time (`reconcile`).
  */
 
 import type { RedisOptions } from "bullmq";
@@ -45,10 +47,14 @@ type EarlyEvent =
 /** Unfinished jobs read per reconcile pass. */
 const RECONCILE_BATCH = 500;
 
+/** How long events of a job not watched are kept (its state is read if it is watched later). */
+const EARLY_KEPT_MS = 60_000;
+
 export class JobWatch {
   readonly #unfinished = new Map<string, Unfinished>();
-  /** Events of jobs of this run that are not watched yet, by job id. */
-  readonly #early = new Map<string, EarlyEvent[]>();
+  /** Events of jobs of this run that are not watched yet, by job id, with when the first came. */
+  readonly #early = new Map<string, { since: number; events: EarlyEvent[] }>();
+  #earlyDropped = performance.now();
   readonly #events: QueueEvents[] = [];
   #lastEvent = performance.now();
   #changed: (() => void) | undefined;
@@ -58,6 +64,7 @@ export class JobWatch {
     private readonly queues: ReadonlyMap<string, Queue>,
     private readonly listener: JobWatchListener,
     private readonly idOf: (stage: string, shard: string) => string,
+    private readonly earlyKeptMs: number,
   ) {}
 
   /** Starts following the queues' events (before any job of the run is added). */
@@ -68,8 +75,16 @@ export class JobWatch {
     prefix: string;
     listener: JobWatchListener;
     jobId: (stage: string, shard: string) => string;
+    /** How long events of a job not watched are kept (default a minute). */
+    earlyKeptMs?: number;
   }): Promise<JobWatch> {
-    const watch = new JobWatch(options.runId, options.queues, options.listener, options.jobId);
+    const watch = new JobWatch(
+      options.runId,
+      options.queues,
+      options.listener,
+      options.jobId,
+      options.earlyKeptMs ?? EARLY_KEPT_MS,
+    );
     for (const queue of options.queues.values()) {
       const events = new QueueEvents(queue.name, {
         connection: options.connection,
@@ -93,6 +108,11 @@ export class JobWatch {
     return this.#unfinished.size;
   }
 
+  /** Jobs not watched whose events are kept for when they are. */
+  get early(): number {
+    return this.#early.size;
+  }
+
   isUnfinished(id: string): boolean {
     return this.#unfinished.has(id);
   }
@@ -109,7 +129,7 @@ export class JobWatch {
     this.#unfinished.set(id, { ...job, active: false });
     const early = this.#early.get(id);
     this.#early.delete(id);
-    for (const event of early ?? []) this.#event(id, event);
+    for (const event of early?.events ?? []) this.#event(id, event);
   }
 
   /** Resolves when no job is unfinished, or when `stop()` says so; checks for missed events. */
@@ -178,9 +198,10 @@ export class JobWatch {
     if (job === undefined) {
       // Another run's job, or one of ours that is not watched yet (a worker added it).
       if (!id.startsWith(`${this.runId}.`)) return;
-      const events = this.#early.get(id) ?? [];
-      events.push(event);
-      this.#early.set(id, events);
+      this.#dropStaleEarly();
+      const early = this.#early.get(id) ?? { since: performance.now(), events: [] };
+      early.events.push(event);
+      this.#early.set(id, early);
       return;
     }
     if (!job.active) {
@@ -202,6 +223,16 @@ export class JobWatch {
         : { stage, shard, plan, ok: false, error: event.error },
     );
     this.#changed?.();
+  }
+
+  /** Forgets events of jobs not watched for `earlyKeptMs` (looked at most that often). */
+  #dropStaleEarly(): void {
+    const now = performance.now();
+    if (now - this.#earlyDropped < this.earlyKeptMs) return;
+    this.#earlyDropped = now;
+    for (const [id, early] of this.#early) {
+      if (now - early.since >= this.earlyKeptMs) this.#early.delete(id);
+    }
   }
 }
 
