@@ -4,6 +4,7 @@
  * clear line, then run on a batch with its output read back as a float32 matrix whatever float
  * type the export writes. CLIP's two towers and a text-only model's one are all opened here.
  */
+import { readFile } from "node:fs/promises";
 import * as ort from "onnxruntime-node";
 import { fromFloat16Bits } from "./float16.js";
 import { ModelError } from "./model-error.js";
@@ -35,14 +36,22 @@ export interface Tower {
   inputNames: readonly string[];
 }
 
+/**
+ * Opens `path`; `rewrite`, when given, sees the file's bytes first and may return a graph to run
+ * in their place (undefined keeps the file as it is).
+ */
 export async function openTower(
   path: string,
   signature: TowerSignature,
   options: ort.InferenceSession.SessionOptions,
+  rewrite?: (bytes: Uint8Array) => Uint8Array | undefined,
 ): Promise<Tower> {
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(path, options);
+    const rewritten = rewrite === undefined ? undefined : rewrite(await readFile(path));
+    session = await (rewritten === undefined
+      ? ort.InferenceSession.create(path, options)
+      : ort.InferenceSession.create(rewritten, options));
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new ModelError(
