@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import onnxProto from "onnx-proto";
@@ -9,6 +9,7 @@ import { generateTinyClipModel, TINY_CLIP_IMAGE_SIZE } from "../src/demo/tiny-cl
 import { type Dimension, OnnxGraphBuilder, TensorType } from "../src/demo/tiny-clip/onnx-graph.js";
 import { ClipModel } from "../src/models/clip-model.js";
 import { selectTokensEarlyInBytes } from "../src/models/onnx-token-selection.js";
+import { encodeWithWeightsInFile } from "../src/models/onnx-weights-in-file.js";
 import { tempDir } from "./support/temp.js";
 
 const { onnx } = onnxProto;
@@ -149,7 +150,7 @@ test("the last layer runs on the pooled token only, with the embeddings unchange
   assert.equal(report.nodesNarrowed, 20);
   // The token is taken from the token mixing's output and from the last layer's input.
   assert.equal(report.gathersAdded, 2);
-  const graph = onnx.ModelProto.decode(narrowed.model).graph as onnxProto.onnx.IGraphProto;
+  const graph = narrowed.model.graph as onnxProto.onnx.IGraphProto;
   assert.deepEqual(
     graph.output?.map((output) => output.name),
     ["image_embeds"],
@@ -161,7 +162,7 @@ test("the last layer runs on the pooled token only, with the embeddings unchange
   ]);
   const feed = tokenBatch(3);
   const before = await run(original, feed);
-  const after = await run(narrowed.model, feed);
+  const after = await run(onnx.ModelProto.encode(narrowed.model).finish(), feed);
   assert.equal(after.length, 3 * PROJECTION_DIM);
   assert.ok(maxAbsDiff(before, after) < 1e-5, `max abs diff ${maxAbsDiff(before, after)}`);
 });
@@ -227,4 +228,30 @@ test("ClipModel narrows a ViT vision tower by default, and agrees with the graph
   // The pixel path's narrowing is real: the same graph, as bytes, narrows.
   const report = selectTokensEarlyInBytes(vitTower({ input: "pixels" }), ["image_embeds"])?.report;
   assert.equal(report?.nodesNarrowed, 20);
+});
+
+test("a rewritten graph keeps its weights in the model file: a small model, the same outputs", async () => {
+  const path = join(workDir, "tower.onnx");
+  const original = vitTower({ input: "pixels" });
+  await writeFile(path, original);
+  const fileBytes = await readFile(path);
+  const model = onnx.ModelProto.decode(fileBytes);
+  const encoded = encodeWithWeightsInFile(model, fileBytes, "tower.onnx");
+  const external = model.graph?.initializer?.filter((tensor) => tensor.externalData?.length) ?? [];
+  assert.ok(external.length > 0, "no weight pointed into the file");
+  assert.ok(encoded.byteLength < original.byteLength / 2, `${encoded.byteLength} bytes`);
+  const session = await ort.InferenceSession.create(encoded, {
+    intraOpNumThreads: 1,
+    extra: { session: { model_external_initializers_file_folder_path: workDir } },
+  });
+  try {
+    const size = TINY_CLIP_IMAGE_SIZE;
+    const pixels = Float32Array.from({ length: 2 * 3 * size * size }, (_, i) => Math.sin(i));
+    const feed = new ort.Tensor("float32", pixels, [2, 3, size, size]);
+    const results = await session.run({ pixel_values: feed }, ["image_embeds"]);
+    const before = await run(original, feed);
+    assert.equal(maxAbsDiff(before, results.image_embeds?.data as Float32Array), 0);
+  } finally {
+    await session.release();
+  }
 });

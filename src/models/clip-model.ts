@@ -9,6 +9,7 @@
  * tower is onnx-tower.ts's. The towers return raw projections; embedder.ts batches and
  * L2-normalises them.
  */
+import type onnxProto from "onnx-proto";
 import * as ort from "onnxruntime-node";
 import { toFloat16Bits } from "./float16.js";
 import { ClipImagePreprocessor, type PixelBatch } from "./image-preprocessing.js";
@@ -139,7 +140,7 @@ export class ClipModel {
 }
 
 /** The vision tower with its class-token pooling moved up through the last layer, if it has one. */
-function narrowVisionTower(bytes: Uint8Array): Uint8Array | undefined {
+function narrowVisionTower(bytes: Uint8Array): onnxProto.onnx.IModelProto | undefined {
   return selectTokensEarlyInBytes(bytes, [VISION_TOWER.output])?.model;
 }
 

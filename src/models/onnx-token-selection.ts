@@ -54,14 +54,14 @@ const BINARY = new Set(["Add", "Sub", "Mul", "Div", "Pow"]);
 const SAME_RANK = new Set([...UNARY, "Softmax", "LayerNormalization", "Conv", "Slice", "Concat"]);
 
 /**
- * The serialised model narrowed to `keepOutputs` with its token selections moved up, or
- * undefined when there is nothing to narrow, the bytes are not an ONNX model, or the weights live
- * in external files (which a model passed as bytes could not find).
+ * The model serialised in `bytes`, decoded and narrowed to `keepOutputs` with its token selections
+ * moved up; undefined when there is nothing to narrow, the bytes are not an ONNX model, or the
+ * weights already live in external files.
  */
 export function selectTokensEarlyInBytes(
   bytes: Uint8Array,
   keepOutputs: readonly string[],
-): { model: Uint8Array; report: TokenSelectionReport } | undefined {
+): { model: ModelProto; report: TokenSelectionReport } | undefined {
   let model: onnxProto.onnx.ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);
@@ -74,7 +74,7 @@ export function selectTokensEarlyInBytes(
   if (external) return undefined;
   const report = selectTokensEarly(model, keepOutputs);
   if (report.nodesNarrowed === 0) return undefined;
-  return { model: onnx.ModelProto.encode(model).finish(), report };
+  return { model, report };
 }
 
 /**
