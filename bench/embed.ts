@@ -22,7 +22,7 @@
  * - where the time goes: each side's BLAS rate on the tower's largest MatMul (fc1's shape, the
  *   bench's batch and threads: onnxruntime's MLAS in a one-node graph, PyTorch's nn.Linear on
  *   OpenBLAS), beside the GFLOP/s each tower reaches (the multiply-adds of the graph as exported,
- *   the same count on both sides). The fp32 towers are 97 % MatMul by weights, so a tower cannot
+ *   the same count on both sides). The fp32 towers are 96 % MatMul by weights, so a tower cannot
  *   beat its BLAS, and a missed fp32 row names the onnxruntime rate 2× PyTorch would need.
  * Targets: clipcrawl fp32 ≥ 2× PyTorch images/s, int8 ≥ 3× with a mean cosine ≥ 0.99 to fp32
  * (the ratios are against PyTorch on ready tensors, the stricter peer; against PyTorch + PIL
