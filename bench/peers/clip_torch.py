@@ -22,7 +22,7 @@ token (vision) or final LN with pooling at the end-of-text token (text), bias-fr
               forward on an int64 [N, 77] file of token ids
           {"op": "gemm", "m": M, "k": K, "n": N, "rounds": R}
               R timed nn.Linear(K, N) forwards on an [M, K] input: the BLAS rate the towers'
-              MatMuls can reach here; answers {"items": R, "seconds": s}
+              MatMuls can reach here; answers {"items": R, "round_seconds": [s, ...]}
         each timed op answers {"items": n, "seconds": s}; vision adds "cpu_seconds", the process's
         CPU time over all its threads (spin-waiting included).
 """
@@ -307,12 +307,14 @@ def serve(args):
         elif op == "gemm":
             linear = nn.Linear(command["k"], command["n"]).to(device)
             inputs = torch.randn(command["m"], command["k"]).to(device)
+            round_seconds = []
             with torch.inference_mode():
                 linear(inputs)
-                started = time.perf_counter()
                 for _ in range(command["rounds"]):
+                    started = time.perf_counter()
                     linear(inputs).cpu()
-            reply = {"items": command["rounds"], "seconds": time.perf_counter() - started}
+                    round_seconds.append(time.perf_counter() - started)
+            reply = {"items": command["rounds"], "round_seconds": round_seconds}
         else:
             reply = {"error": f"unknown op {op}"}
         print(json.dumps(reply), flush=True)
