@@ -194,7 +194,75 @@ function watPage(
   };
 }
 
+/**
+ * The link object in body[start, end). Link objects are flat, compact and mostly plain: read as
+ * such with a byte scan (no copy of the object into a string, no object for JSON.parse to build);
+ * anything else (a value that is not a string, an escape, whitespace) is left to JSON.parse.
+ */
 function parseLinkObject(body: Buffer, start: number, end: number): WatLink | undefined {
+  return scanPlainLinkObject(body, start, end) ?? parseLinkObjectJson(body, start, end);
+}
+
+const QUOTE = 0x22;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const BACKSLASH = 0x5c;
+/** The members a link needs: `"path"`, `"url"`, `"alt"` as bytes. */
+const PATH_BYTES = [0x70, 0x61, 0x74, 0x68];
+const URL_BYTES = [0x75, 0x72, 0x6c];
+const ALT_BYTES = [0x61, 0x6c, 0x74];
+
+/**
+ * `{"key":"value",…}` with every value a string free of escapes and control characters (what
+ * JSON.parse would read the same way, a later duplicate key winning); undefined for anything else.
+ */
+function scanPlainLinkObject(body: Buffer, start: number, end: number): WatLink | undefined {
+  if (body[start] !== OPEN_BRACE || body[end - 1] !== CLOSE_BRACE) return undefined;
+  let path: string | undefined;
+  let url: string | undefined;
+  let alt: string | undefined;
+  let cursor = start + 1;
+  for (;;) {
+    if (body[cursor] !== QUOTE) return undefined;
+    const keyStart = cursor + 1;
+    const keyEnd = plainStringEnd(body, keyStart, end);
+    if (keyEnd < 0 || body[keyEnd + 1] !== COLON || body[keyEnd + 2] !== QUOTE) return undefined;
+    const valueStart = keyEnd + 3;
+    const valueEnd = plainStringEnd(body, valueStart, end);
+    if (valueEnd < 0) return undefined;
+    if (bytesEqual(body, keyStart, keyEnd, URL_BYTES)) {
+      url = body.toString("utf8", valueStart, valueEnd);
+    } else if (bytesEqual(body, keyStart, keyEnd, ALT_BYTES)) {
+      alt = body.toString("utf8", valueStart, valueEnd);
+    } else if (bytesEqual(body, keyStart, keyEnd, PATH_BYTES)) {
+      path = body.toString("utf8", valueStart, valueEnd);
+    }
+    cursor = valueEnd + 1;
+    if (cursor === end - 1) break;
+    if (body[cursor] !== COMMA) return undefined;
+    cursor++;
+  }
+  if (path === undefined || url === undefined) return undefined;
+  return alt === undefined ? { path, url } : { path, url, alt };
+}
+
+/** The closing quote of a string starting at `from`, or -1 when it has an escape or a control byte. */
+function plainStringEnd(body: Buffer, from: number, end: number): number {
+  for (let at = from; at < end; at++) {
+    const byte = body[at] as number;
+    if (byte === QUOTE) return at;
+    if (byte === BACKSLASH || byte < 0x20) return -1;
+  }
+  return -1;
+}
+
+function bytesEqual(body: Buffer, start: number, end: number, bytes: readonly number[]): boolean {
+  if (end - start !== bytes.length) return false;
+  for (let at = 0; at < bytes.length; at++) if (body[start + at] !== bytes[at]) return false;
+  return true;
+}
+
+function parseLinkObjectJson(body: Buffer, start: number, end: number): WatLink | undefined {
   let value: unknown;
   try {
     value = JSON.parse(body.toString("utf8", start, end));
