@@ -71,7 +71,6 @@ class NgramScorer {
   /** Per UTF-16 unit: LETTER, APOSTROPHE, LETTER_WITH_CONTEXTUAL_LOWER_CASE, or 0 (a separator). */
   private readonly letterKind = new Uint8Array(0x10000);
   private readonly lowerCase = new Uint16Array(0x10000);
-  private readonly key = new Uint8Array(6);
   /** Keys the database lacks, seen in this text: they still count in the mean. */
   private readonly missLow = new Uint32Array(512);
   private readonly missHigh = new Uint32Array(512);
@@ -290,19 +289,27 @@ class NgramScorer {
       this.countLongKey(leadingSpace, from, to, trailingSpace);
       return;
     }
-    const key = this.key;
-    key.fill(0);
-    let at = 0;
-    if (leadingSpace) key[at++] = SPACE;
-    for (let index = from; index < to; index++) key[at++] = this.word[index] as number;
-    if (trailingSpace) key[at++] = SPACE;
-    const low =
-      ((key[0] as number) |
-        ((key[1] as number) << 8) |
-        ((key[2] as number) << 16) |
-        ((key[3] as number) << 24)) >>>
-      0;
-    const high = (key[4] as number) | ((key[5] as number) << 8);
+    // The key's bytes packed little-endian, the first four in `low` and the last two in `high`,
+    // without an array to fill and read back (this runs for every n-gram of every caption).
+    let low = 0;
+    let high = 0;
+    let shift = 0;
+    if (leadingSpace) {
+      low = SPACE;
+      shift = 8;
+    }
+    const word = this.word;
+    for (let index = from; index < to; index++) {
+      const byte = word[index] as number;
+      if (shift < 32) low |= byte << shift;
+      else high |= byte << (shift - 32);
+      shift += 8;
+    }
+    if (trailingSpace) {
+      if (shift < 32) low |= SPACE << shift;
+      else high |= SPACE << (shift - 32);
+    }
+    low >>>= 0;
     const ngram = this.ngrams.find(low, high);
     if (ngram === NO_KEY) {
       this.countMiss(low, high);
