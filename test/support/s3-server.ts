@@ -30,8 +30,14 @@ export function useTestCredentials(): void {
  * s3rver in a process of its own, with OpenSSL's legacy provider: s3rver encrypts its list
  * continuation tokens with DES, which Node 20's OpenSSL 3 refuses otherwise (an internal error on
  * the second page of every listing).
+ *
+ * s3rver keeps objects as files and, on a DELETE, removes the folders the delete left empty.
+ * A PUT under the same prefix at that moment then opens its file in a folder that is gone, and
+ * the unhandled stream error ends s3rver (seen with lock claims written and deleted at once).
+ * S3 has no folders, so the child leaves empty ones in place; its listings skip them.
  */
 const S3RVER_MAIN = `
+require(require.resolve("fs-extra", { paths: [require.resolve("s3rver")] })).rmdir = async () => {};
 const S3rver = require("s3rver");
 const [directory, bucket] = process.argv.slice(1);
 new S3rver({ address: "127.0.0.1", port: 0, directory, silent: true, configureBuckets: [{ name: bucket }] })
