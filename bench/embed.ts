@@ -19,6 +19,11 @@
  *   images of the fp32 model beside it, so the agreement can be read against it).
  * - the model's busy share: the vision tower's session.run time over the embed path's wall time
  *   (what is left is the tower waiting for preprocessed batches, or assembling them).
+ * - where the time goes: each side's BLAS rate on the tower's largest MatMul (fc1's shape, the
+ *   bench's batch and threads: onnxruntime's MLAS in a one-node graph, PyTorch's nn.Linear on
+ *   OpenBLAS), beside the GFLOP/s each tower reaches (the multiply-adds of the graph as exported,
+ *   the same count on both sides). The fp32 towers are 96 % MatMul by weights, so a tower cannot
+ *   beat its BLAS, and a missed fp32 row names the onnxruntime rate 2× PyTorch would need.
  * Targets: clipcrawl fp32 ≥ 2× PyTorch images/s, int8 ≥ 3× with a mean cosine ≥ 0.99 to fp32
  * (the ratios are against PyTorch on ready tensors, the stricter peer; against PyTorch + PIL
  * beside them), busy share ≥ 95 %.
@@ -47,6 +52,8 @@ import { createInterface, type Interface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import onnxProto from "onnx-proto";
+import * as ort from "onnxruntime-node";
 import sharp from "sharp";
 import { CAPTIONS_BY_LANGUAGE } from "../src/demo/sample/sample-captions.js";
 import { seededUniform } from "../src/demo/sample/wat-generator.js";
@@ -73,6 +80,8 @@ import {
   printTable,
 } from "./support.js";
 
+const { onnx } = onnxProto;
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const PYTHON = "/usr/bin/python3";
 const PEER = fileURLToPath(new URL("./peers/clip_torch.py", import.meta.url));
 const INSTALL_HINT = "apt-get install -y python3-torch libopenblas0-pthread python3-pil";
@@ -81,6 +90,13 @@ const SEED = 0;
 const MODEL_VERSION = 2;
 const CONTEXT_LENGTH = 77;
 const IMAGE_SIZE = 224;
+/** The peer's ViT-B/32 shape, for the multiply-adds an image takes (as exported). */
+const PATCH_SIZE = 32;
+const VISION_WIDTH = 768;
+const VISION_LAYERS = 12;
+const VISION_MLP = 4 * VISION_WIDTH;
+const VISION_TOKENS = (IMAGE_SIZE / PATCH_SIZE) ** 2 + 1;
+const PROJECTION_DIM = 512;
 const TARGET_FP32 = 2;
 const TARGET_INT8 = 3;
 const TARGET_COSINE = 0.99;
@@ -166,14 +182,14 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
         headline.push(
           ...(await benchVision(
             { fp32, int8, peer, scratchDir },
-            { count: Number(values.images), batch, rounds },
+            { count: Number(values.images), batch, rounds, threads },
           )),
         );
       }
       if (only.has("text")) {
         await benchText(
           { fp32, int8, peer, scratchDir },
-          { count: Number(values.texts), batch, rounds },
+          { count: Number(values.texts), batch, rounds, threads },
         );
       }
     } finally {
@@ -198,6 +214,8 @@ interface RunSettings {
   count: number;
   batch: number;
   rounds: number;
+  /** Threads each side runs a batch on. */
+  threads: number;
 }
 
 async function benchVision(sides: Sides, settings: RunSettings): Promise<BenchRow[]> {
@@ -330,6 +348,16 @@ async function benchVision(sides: Sides, settings: RunSettings): Promise<BenchRo
   console.log(
     `CPU time an image (all threads): PyTorch on tensors ${ms(median(runs.torchCpu))} (rounds ${runs.torchCpu.map(ms).join(" ")}), clipcrawl fp32 embed path, preprocessing included ${ms(median(runs.stageFp32Cpu))} (rounds ${runs.stageFp32Cpu.map(ms).join(" ")}); ratio ${(median(runs.torchCpu) / median(runs.stageFp32Cpu)).toFixed(2)}×`,
   );
+  const ceiling = await gemmCeiling(peer, settings);
+  const towerRate = (imagesPerSecond: number) => (imagesPerSecond * visionFlops()) / 1e9;
+  const limit = {
+    onnxTower: towerRate(median(runs.onnx)),
+    torchTower: towerRate(torch),
+    ...ceiling,
+  };
+  console.log(
+    `where the time goes: the tower is ${(visionFlops() / 1e9).toFixed(2)} GFLOP an image as exported (MatMuls ${percent(matMulShare())}); onnxruntime alone ran it at ${limit.onnxTower.toFixed(0)} GFLOP/s, ${percent(limit.onnxTower / limit.onnxGemm)} of its own MatMul rate on fc1's shape [${limit.m} × ${VISION_WIDTH}] × [${VISION_WIDTH} × ${VISION_MLP}] (${limit.onnxGemm.toFixed(0)} GFLOP/s, ${settings.threads} threads); PyTorch ${limit.torchTower.toFixed(0)} GFLOP/s, ${percent(limit.torchTower / limit.torchGemm)} of its nn.Linear rate on that shape (${limit.torchGemm.toFixed(0)} GFLOP/s); 2× PyTorch needs ${(2 * limit.torchTower).toFixed(0)} GFLOP/s, ${((2 * limit.torchTower) / limit.onnxGemm).toFixed(2)}× onnxruntime's MatMul rate`,
+  );
   console.log(
     `agreement: image_embeds max abs diff onnxruntime vs PyTorch on the same tensors ${tensorDiff.max.toExponential(2)} (largest |value| ${tensorDiff.scale.toFixed(3)}); normalised embeddings, clipcrawl path vs PyTorch + PIL ${pilDiff.max.toExponential(2)}`,
   );
@@ -344,7 +372,10 @@ async function benchVision(sides: Sides, settings: RunSettings): Promise<BenchRo
   const pytorch = { name: "PyTorch eval", value: torch };
   return [
     {
-      stage: "embed, JPEG → image embedding, fp32",
+      stage:
+        fp32Ratio >= TARGET_FP32
+          ? "embed, JPEG → image embedding, fp32"
+          : `embed, JPEG → image embedding, fp32 (limit: the tower runs at ${percent(limit.onnxTower / limit.onnxGemm)} of onnxruntime's own MatMul rate, ${limit.onnxGemm.toFixed(0)} GFLOP/s; 2× PyTorch needs ${((2 * limit.torchTower) / limit.onnxGemm).toFixed(2)}× that)`,
       unit: "images/s",
       clipcrawl: median(runs.stageFp32),
       peer: pytorch,
@@ -496,6 +527,99 @@ async function onnxOnly(
     data.set(output.data, start * dimensions);
   }
   return { rows: count, dimensions, data };
+}
+
+/** Multiply-adds × 2 of one image through the vision tower as exported (what PyTorch runs). */
+function visionFlops(): number {
+  const patches = VISION_TOKENS - 1;
+  const embedding = 2 * patches * 3 * PATCH_SIZE * PATCH_SIZE * VISION_WIDTH;
+  const projections = 2 * VISION_TOKENS * VISION_WIDTH * (4 * VISION_WIDTH + 2 * VISION_MLP);
+  const attention = 2 * 2 * VISION_TOKENS * VISION_TOKENS * VISION_WIDTH;
+  return embedding + VISION_LAYERS * (projections + attention) + 2 * VISION_WIDTH * PROJECTION_DIM;
+}
+
+/** Share of the tower's FLOPs in MatMuls by a weight (the rest: the patch Conv, attention). */
+function matMulShare(): number {
+  const projections = 2 * VISION_TOKENS * VISION_WIDTH * (4 * VISION_WIDTH + 2 * VISION_MLP);
+  return (VISION_LAYERS * projections) / visionFlops();
+}
+
+/**
+ * The rate each side's BLAS reaches on the tower's largest MatMul (fc1: [batch × tokens, 768] ×
+ * [768, 3072]) with the bench's threads, median of 5: onnxruntime's MatMul (MLAS) in a graph opened
+ * with the embed path's session options, and PyTorch's nn.Linear (OpenBLAS). The towers cannot
+ * run faster than this; their ratio bounds the embed ratio a faster graph could reach.
+ */
+async function gemmCeiling(
+  peer: PeerProcess,
+  { batch, rounds, threads }: { batch: number; rounds: number; threads: number },
+): Promise<{ m: number; onnxGemm: number; torchGemm: number }> {
+  const m = batch * VISION_TOKENS;
+  const [k, n] = [VISION_WIDTH, VISION_MLP];
+  const flop = 2 * m * k * n;
+  const weight = new Float32Array(k * n).map((_, index) => Math.sin(index) * 0.03);
+  const shape = (dims: number[]) => ({
+    tensorType: { elemType: FLOAT, shape: { dim: dims.map((dimValue) => ({ dimValue })) } },
+  });
+  const graph = onnx.GraphProto.create({
+    name: "fc1",
+    // The product's first row is the output: reading back all of it would add a copy of
+    // m × n floats into JavaScript that PyTorch's in-process product does not pay.
+    node: [
+      onnx.NodeProto.create({ opType: "MatMul", input: ["x", "w"], output: ["product"] }),
+      onnx.NodeProto.create({
+        opType: "Slice",
+        input: ["product", "zero", "one", "zero"],
+        output: ["y"],
+      }),
+    ],
+    input: [onnx.ValueInfoProto.create({ name: "x", type: shape([m, k]) })],
+    output: [onnx.ValueInfoProto.create({ name: "y", type: shape([1, n]) })],
+    initializer: [
+      ...[
+        ["zero", 0n],
+        ["one", 1n],
+      ].map(([name, value]) =>
+        onnx.TensorProto.create({
+          name: name as string,
+          dims: [1],
+          dataType: onnx.TensorProto.DataType.INT64,
+          rawData: new Uint8Array(new BigInt64Array([value as bigint]).buffer),
+        }),
+      ),
+      onnx.TensorProto.create({
+        name: "w",
+        dims: [k, n],
+        dataType: FLOAT,
+        rawData: new Uint8Array(weight.buffer),
+      }),
+    ],
+  });
+  const bytes = onnx.ModelProto.encode(
+    onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: "", version: 14 }], graph }),
+  ).finish();
+  const session = await ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: threads,
+    graphOptimizationLevel: "all",
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
+  });
+  const repeats = Math.max(5, rounds);
+  try {
+    const feeds = { x: new ort.Tensor("float32", new Float32Array(m * k).fill(0.5), [m, k]) };
+    await session.run(feeds);
+    const onnxSeconds: number[] = [];
+    for (let round = 0; round < repeats; round++) {
+      onnxSeconds.push((await timed(() => session.run(feeds))).seconds);
+    }
+    const torch = await peer.ask({ op: "gemm", m, k, n, rounds: repeats });
+    return {
+      m,
+      onnxGemm: flop / median(onnxSeconds) / 1e9,
+      torchGemm: flop / median(torch.round_seconds as number[]) / 1e9,
+    };
+  } finally {
+    await session.release();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

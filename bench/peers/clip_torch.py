@@ -20,6 +20,9 @@ token (vision) or final LN with pooling at the end-of-text token (text), bias-fr
               PIL + numpy preprocessing as CLIPImageProcessor does it (with P), then the forward
           {"op": "text", "ids": F, "count": N, "batch": B, "out": O}
               forward on an int64 [N, 77] file of token ids
+          {"op": "gemm", "m": M, "k": K, "n": N, "rounds": R}
+              R timed nn.Linear(K, N) forwards on an [M, K] input: the BLAS rate the towers'
+              MatMuls can reach here; answers {"items": R, "round_seconds": [s, ...]}
         each timed op answers {"items": n, "seconds": s}; vision adds "cpu_seconds", the process's
         CPU time over all its threads (spin-waiting included).
 """
@@ -301,6 +304,17 @@ def serve(args):
             embeds = run_batches(text, torch.from_numpy(ids), command["batch"], device)
             reply = {"items": count, "seconds": time.perf_counter() - started}
             embeds.numpy().astype("<f4").tofile(command["out"])
+        elif op == "gemm":
+            linear = nn.Linear(command["k"], command["n"]).to(device)
+            inputs = torch.randn(command["m"], command["k"]).to(device)
+            round_seconds = []
+            with torch.inference_mode():
+                linear(inputs)
+                for _ in range(command["rounds"]):
+                    started = time.perf_counter()
+                    linear(inputs).cpu()
+                    round_seconds.append(time.perf_counter() - started)
+            reply = {"items": command["rounds"], "round_seconds": round_seconds}
         else:
             reply = {"error": f"unknown op {op}"}
         print(json.dumps(reply), flush=True)

@@ -9,12 +9,14 @@
  * tower is onnx-tower.ts's. The towers return raw projections; embedder.ts batches and
  * L2-normalises them.
  */
+import type onnxProto from "onnx-proto";
 import * as ort from "onnxruntime-node";
 import { toFloat16Bits } from "./float16.js";
 import { ClipImagePreprocessor, type PixelBatch } from "./image-preprocessing.js";
 import { executionProviders, type InferenceDevice } from "./inference-device.js";
 import { ModelError } from "./model-error.js";
 import { type ClipModelFiles, locateClipModelFiles, type ModelPrecision } from "./model-files.js";
+import { selectTokensEarlyInBytes } from "./onnx-token-selection.js";
 import {
   type EmbeddingMatrix,
   fixedInputSize,
@@ -35,6 +37,12 @@ export interface ClipModelOptions {
   intraOpThreads?: number;
   /** Where the towers run (default the CPU); check it first with assertDeviceAvailable. */
   device?: InferenceDevice;
+  /**
+   * Run the vision tower's last layer after its pooling only on the pooled (class) token
+   * (onnx-token-selection.ts; default true). The embeddings are the same to float rounding;
+   * false runs the graph as exported.
+   */
+  selectPooledTokenEarly?: boolean;
 }
 
 const VISION_TOWER: TowerSignature = {
@@ -84,7 +92,8 @@ export class ClipModel {
     const text = await TextTower.open(files.textModel, sessionOptions);
     let vision: Tower;
     try {
-      vision = await openTower(files.visionModel, VISION_TOWER, sessionOptions);
+      const narrow = (options.selectPooledTokenEarly ?? true) ? narrowVisionTower : undefined;
+      vision = await openTower(files.visionModel, VISION_TOWER, sessionOptions, narrow);
     } catch (error) {
       await text.release();
       throw error;
@@ -128,6 +137,11 @@ export class ClipModel {
   async release(): Promise<void> {
     await Promise.all([this.#text.release(), this.#vision.session.release()]);
   }
+}
+
+/** The vision tower with its class-token pooling moved up through the last layer, if it has one. */
+function narrowVisionTower(bytes: Uint8Array): onnxProto.onnx.IModelProto | undefined {
+  return selectTokensEarlyInBytes(bytes, [VISION_TOWER.output])?.model;
 }
 
 function encodePixels(vision: Tower, batch: PixelBatch): Promise<EmbeddingMatrix> {

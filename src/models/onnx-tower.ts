@@ -4,9 +4,13 @@
  * clear line, then run on a batch with its output read back as a float32 matrix whatever float
  * type the export writes. CLIP's two towers and a text-only model's one are all opened here.
  */
+import { readFile } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import type onnxProto from "onnx-proto";
 import * as ort from "onnxruntime-node";
 import { fromFloat16Bits } from "./float16.js";
 import { ModelError } from "./model-error.js";
+import { encodeWithWeightsInFile } from "./onnx-weights-in-file.js";
 
 /** Raw embeddings, row-major [rows, dimensions]. */
 export interface EmbeddingMatrix {
@@ -35,14 +39,37 @@ export interface Tower {
   inputNames: readonly string[];
 }
 
+/**
+ * Opens `path`; `rewrite`, when given, sees the file's bytes first and may return a graph decoded
+ * from them to run in their place (undefined keeps the file as it is). The rewritten graph's
+ * weights are read from the file where they are.
+ */
 export async function openTower(
   path: string,
   signature: TowerSignature,
   options: ort.InferenceSession.SessionOptions,
+  rewrite?: (bytes: Uint8Array) => onnxProto.onnx.IModelProto | undefined,
 ): Promise<Tower> {
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(path, options);
+    const bytes = rewrite === undefined ? undefined : await readFile(path);
+    const rewritten = bytes === undefined ? undefined : rewrite?.(bytes);
+    if (bytes === undefined || rewritten === undefined) {
+      session = await ort.InferenceSession.create(path, options);
+    } else {
+      const model = encodeWithWeightsInFile(rewritten, bytes, basename(path));
+      const extra = options.extra as { session?: Record<string, unknown> } | undefined;
+      session = await ort.InferenceSession.create(model, {
+        ...options,
+        extra: {
+          ...extra,
+          session: {
+            ...extra?.session,
+            model_external_initializers_file_folder_path: dirname(path),
+          },
+        },
+      });
+    }
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new ModelError(
