@@ -19,6 +19,7 @@ import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { readTombstones, type Tombstones } from "../tombstones.js";
+import { CompressedGraph } from "./compressed-graph.js";
 import { readDuplicateGroups } from "./duplicate-groups.js";
 import { VectorGraph } from "./graph.js";
 import { DUPLICATE_GROUP_COLUMN, INDEX_COLUMNS, SEGMENT_COLUMNS } from "./index-columns.js";
@@ -37,7 +38,8 @@ export interface OpenIndexOptions {
   expansionSearch?: number;
   /**
    * Hold the float16 vectors used by exact search in memory; default: when they take at most
-   * 1 GB together. Otherwise they are read from the segment files when needed.
+   * 1 GB together and the index is not of the compressed tier (whose point is not to hold them).
+   * Otherwise they are read from the segment files when needed.
    */
   vectorsInMemory?: boolean;
 }
@@ -80,7 +82,7 @@ const CANDIDATE_COST = 1 / 16;
 export class ClipIndex {
   private constructor(
     readonly manifest: IndexManifest,
-    private readonly graphs: Record<Modality, VectorGraph>,
+    private readonly graphs: Record<Modality, VectorGraph | CompressedGraph>,
     private readonly vectors: Record<Modality, SegmentVectors>,
     private readonly columns: MetadataColumns,
     private readonly groups: Uint32Array,
@@ -102,13 +104,18 @@ export class ClipIndex {
     const expansionSearch = options.expansionSearch ?? manifest.params.expansionSearch;
     const settings = { ...manifest.params, expansionSearch };
     const mode = options.mapGraphs === false ? "load" : "view";
-    const graphs = {} as Record<Modality, VectorGraph>;
+    const graphs = {} as Record<Modality, VectorGraph | CompressedGraph>;
     const vectors = {} as Record<Modality, SegmentVectors>;
     const vectorBytes = manifest.rows * manifest.dimensions * 2 * MODALITIES.length;
-    const inMemory = options.vectorsInMemory ?? vectorBytes <= DEFAULT_VECTOR_MEMORY;
+    const compressed = manifest.params.compressed;
+    const inMemory =
+      options.vectorsInMemory ?? (compressed === undefined && vectorBytes <= DEFAULT_VECTOR_MEMORY);
     for (const modality of MODALITIES) {
       const path = await storage.localPath(manifest.files.graphs[modality]);
-      graphs[modality] = VectorGraph.open(path, manifest.dimensions, settings, mode);
+      graphs[modality] =
+        compressed === undefined
+          ? VectorGraph.open(path, manifest.dimensions, settings, mode)
+          : await CompressedGraph.open(path, manifest.dimensions, compressed);
       if (graphs[modality].size !== manifest.rows) {
         throw new Error(
           `${path} holds ${graphs[modality].size} vectors, the manifest says ${manifest.rows}`,
@@ -122,6 +129,8 @@ export class ClipIndex {
         })),
       );
       vectors[modality] = await SegmentVectors.open(files, manifest.dimensions, inMemory);
+      const graph = graphs[modality];
+      if (graph instanceof CompressedGraph) graph.attachVectors(vectors[modality]);
     }
     const connection = await duckdbConnection();
     let columns: MetadataColumns;
@@ -326,8 +335,13 @@ export class ClipIndex {
     return out;
   }
 
-  /** Distance computations of a graph search with `fetch` results (HNSW visits ~2M per step). */
+  /**
+   * Distance computations of a graph search with `fetch` results (HNSW visits ~2M per step); the
+   * compressed tier's cost is its float16 re-rank of at least `rerank` candidates.
+   */
   private graphCost(fetch: number): number {
+    const compressed = this.manifest.params.compressed;
+    if (compressed !== undefined) return Math.max(fetch, compressed.rerank) * EXACT_ROW_COST;
     return Math.max(fetch, this.expansionSearch) * this.manifest.params.connectivity * 2;
   }
 

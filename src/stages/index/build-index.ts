@@ -16,6 +16,7 @@ import { loadConfig } from "../../config/config-file.js";
 import { openExistingRoot } from "../../config/dataset-root.js";
 import { errorMessage, InputError } from "../../errors.js";
 import { describeDamagedShard } from "../../formats/dataset-shards.js";
+import { CompressedGraph } from "../../formats/index/compressed-graph.js";
 import {
   DuplicateGroups,
   readDuplicateGroups,
@@ -34,6 +35,7 @@ import {
   readManifest,
   writeManifest,
 } from "../../formats/index/index-manifest.js";
+import { SegmentVectors } from "../../formats/index/segment-vectors.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import { openRoot } from "../../io/open-root.js";
@@ -52,9 +54,10 @@ import { VERSION } from "../../version.js";
 import { type AtlasSummary, ensureAtlas } from "./atlas-build.js";
 import type { IndexConfig } from "./config.js";
 import { removeUnreferencedFiles } from "./index-cleanup.js";
-import { chooseIndexParams, defaultExpansionSearch, graphBytes } from "./index-params.js";
+import { defaultExpansionSearch, graphBytes } from "./index-params.js";
 import { type PlannedIndexShard, planIndexShards } from "./index-plan.js";
 import { readIndexShard, releaseIndexShard, writeSegment } from "./index-shard.js";
+import { chooseIndexTier } from "./index-tier.js";
 
 export const INDEX_STAGE = "index";
 
@@ -85,9 +88,11 @@ export interface IndexSummary extends StageSummary {
   dimensions: number | null;
   duplicateGroups: number;
   params: IndexParams | null;
-  /** Estimated memory of the two graphs, and whether it exceeds the budget. */
+  /** Estimated memory of the two graphs (or compressed indices), and whether it exceeds the budget. */
   graphBytes: number;
   overBudget: boolean;
+  /** Which tier the index is and why (chosen from the rows and the memory budget); null: no index. */
+  tierReason: string | null;
   /** Wall seconds per step. */
   /** The web UI's map (`_atlas/`); null when none is made (`atlasPoints` 0, or no rows). */
   atlas: AtlasSummary | null;
@@ -104,10 +109,16 @@ export interface IndexSummary extends StageSummary {
   rowsPerSecond: number;
 }
 
+/** A modality's search structure while it is built: an HNSW graph or the compressed tier's. */
+type BuildGraph = VectorGraph | CompressedGraph;
+
 interface BuildState {
   params: IndexParams;
   dimensions: number;
-  graphs: Record<Modality, VectorGraph>;
+  graphs: Record<Modality, BuildGraph>;
+  tierReason: string;
+  /** The compressed tier re-ranks with the rows' float16 vectors: the segments' files so far. */
+  imageVectors?: SegmentVectors;
   groups: DuplicateGroups;
   segments: IndexSegment[];
   rows: number;
@@ -211,6 +222,18 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
         const duplicateStep = performance.now();
         timings.graph += (duplicateStep - graphStep) / 1000;
         build.groups.grow(build.rows);
+        if (build.params.tier === "compressed") {
+          await attachImageVectors(storage, build, [
+            ...build.segments,
+            {
+              shard: shard.name,
+              digest: shard.digest,
+              name: segmentName,
+              firstId,
+              rows: rows.rows,
+            },
+          ]);
+        }
         joinDuplicates(build, rows.image, firstId, threads);
         timings.duplicates += (performance.now() - duplicateStep) / 1000;
         const segment: IndexSegment = {
@@ -241,6 +264,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
         timings.write = (performance.now() - writeStep) / 1000;
       }
     } finally {
+      build?.imageVectors?.close();
       connection.closeSync();
     }
   }
@@ -285,6 +309,11 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
     params: manifest?.params ?? null,
     graphBytes: manifest?.graphBytes ?? 0,
     overBudget: build?.overBudget ?? false,
+    tierReason:
+      build?.tierReason ??
+      (manifest === undefined
+        ? null
+        : `${manifest.params.tier ?? "memory"}: the index is unchanged`),
     atlas,
     ...(atlasError === undefined ? {} : { atlasError }),
     timings,
@@ -293,19 +322,58 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
 }
 
 function createBuild(config: IndexConfig, expectedRows: number, dimensions: number): BuildState {
-  const chosen = chooseIndexParams(config, expectedRows, dimensions);
-  return {
-    params: chosen.params,
+  const chosen = chooseIndexTier(config, expectedRows, dimensions);
+  const common = {
     dimensions,
-    graphs: {
-      image: VectorGraph.create(dimensions, chosen.params),
-      text: VectorGraph.create(dimensions, chosen.params),
-    },
+    tierReason: chosen.reason,
     groups: new DuplicateGroups(),
     segments: [],
     rows: 0,
-    overBudget: chosen.overBudget,
   };
+  if (chosen.compressed !== undefined) {
+    const params: IndexParams = {
+      ...chosen.memory.params,
+      tier: "compressed",
+      compressed: chosen.compressed,
+    };
+    return {
+      ...common,
+      params,
+      graphs: {
+        image: CompressedGraph.create(dimensions, chosen.compressed),
+        text: CompressedGraph.create(dimensions, chosen.compressed),
+      },
+      overBudget: (chosen.compressedBytes ?? 0) > config.memoryBudgetMb * 1e6,
+    };
+  }
+  const params: IndexParams = { ...chosen.memory.params, tier: "memory" };
+  return {
+    ...common,
+    params,
+    graphs: {
+      image: VectorGraph.create(dimensions, params),
+      text: VectorGraph.create(dimensions, params),
+    },
+    overBudget: chosen.memory.overBudget,
+  };
+}
+
+/** Points the compressed image index's re-rank at the float16 rows of `segments`. */
+async function attachImageVectors(
+  storage: DatasetStorage,
+  build: BuildState,
+  segments: readonly IndexSegment[],
+): Promise<void> {
+  const files = await Promise.all(
+    segments.map(async (segment) => ({
+      path: await storage.localPath(layout.indexSegmentVectors(segment.name, "image")),
+      firstId: segment.firstId,
+      rows: segment.rows,
+    })),
+  );
+  build.imageVectors?.close();
+  build.imageVectors = await SegmentVectors.open(files, build.dimensions, false);
+  (build.graphs.image as CompressedGraph).attachVectors(build.imageVectors);
 }
 
 /** The previous build's graphs (loaded to be added to) and groups. */
@@ -320,13 +388,13 @@ async function reopen(
     expansionSearch:
       config.expansionSearch > 0 ? config.expansionSearch : defaultExpansionSearch(expectedRows),
   };
-  const open = async (modality: Modality) =>
-    VectorGraph.open(
-      await storage.localPath(manifest.files.graphs[modality]),
-      manifest.dimensions,
-      params,
-      "load",
-    );
+  const compressed = manifest.params.compressed;
+  const open = async (modality: Modality): Promise<BuildGraph> => {
+    const path = await storage.localPath(manifest.files.graphs[modality]);
+    return compressed === undefined
+      ? VectorGraph.open(path, manifest.dimensions, params, "load")
+      : CompressedGraph.open(path, manifest.dimensions, compressed);
+  };
   const graphs = { image: await open("image"), text: await open("text") };
   for (const modality of MODALITIES) {
     if (graphs[modality].size !== manifest.rows) {
@@ -340,6 +408,7 @@ async function reopen(
     params,
     dimensions: manifest.dimensions,
     graphs,
+    tierReason: `${manifest.params.tier ?? "memory"}: extends the existing index (${manifest.rows} rows)`,
     groups: new DuplicateGroups(groups),
     segments: manifest.segments.slice(),
     rows: manifest.rows,
@@ -386,7 +455,7 @@ async function commit(
   for (const modality of MODALITIES) {
     const path = graphPath(modality, generation);
     await storage.writeAtomicWith(path, async (localPath) => {
-      build.graphs[modality].save(localPath);
+      await build.graphs[modality].save(localPath);
     });
     graphs[modality] = path;
   }
@@ -405,13 +474,18 @@ async function commit(
     files: { graphs, duplicateGroups },
     duplicateGroups: count,
     graphBytes:
-      2 *
-      graphBytes(
-        build.rows,
-        build.dimensions,
-        build.params.quantization,
-        build.params.connectivity,
-      ),
+      build.params.tier === "compressed"
+        ? MODALITIES.reduce(
+            (sum, modality) => sum + (build.graphs[modality] as CompressedGraph).bytes,
+            0,
+          )
+        : 2 *
+          graphBytes(
+            build.rows,
+            build.dimensions,
+            build.params.quantization,
+            build.params.connectivity,
+          ),
     createdWith: VERSION,
     builtAt: new Date().toISOString(),
   };
