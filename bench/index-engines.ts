@@ -21,6 +21,7 @@ import { createRequire } from "node:module";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { CompressedGraph, TRAINING } from "../src/formats/index/compressed-graph.js";
 import { IvfPqIndex } from "../src/formats/index/ivf-pq.js";
 import { SegmentVectors } from "../src/formats/index/segment-vectors.js";
 import { layout, shardName } from "../src/io/layout.js";
@@ -122,17 +123,15 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
     const lists = autofaissLists(vectorCount);
     for (const subQuantizers of codeSizes) {
       const cached = join(folder, `ivfpq-IVF${lists},PQ${subQuantizers}.ivfpq`);
-      const built = await buildOrLoad(cached, values.rebuild === true, () =>
+      const buildSeconds = await buildOrLoad(cached, values.rebuild === true, () =>
         IvfPqIndex.build(vectors, DIMENSIONS, {
           lists,
           subQuantizers,
-          pointsPerList: 64,
-          pointsPerCode: 64,
-          iterations: 10,
+          ...TRAINING,
           threads,
         }),
       );
-      rows.push(...measureIvfPq(built, data, rowSource, depths));
+      rows.push(...(await measureIvfPq(cached, buildSeconds, data, rowSource, depths)));
     }
   } finally {
     rowSource.close();
@@ -160,21 +159,22 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
 }
 
 /**
- * The index from its cache file (with the build time recorded beside it) or built and cached:
- * a timed rerun measures queries without paying the build again.
+ * The build time of the index cached at `path` (recorded beside it), else it is built, saved
+ * there, and timed: a timed rerun measures queries without paying the build again.
  */
 async function buildOrLoad(
   path: string,
   rebuild: boolean,
   build: () => IvfPqIndex,
-): Promise<{ index: IvfPqIndex; buildSeconds: number }> {
+): Promise<number> {
   const timing = `${path}.json`;
   if (!rebuild) {
     try {
+      await IvfPqIndex.open(path, DIMENSIONS);
       const { buildSeconds } = JSON.parse(await readFile(timing, "utf8")) as {
         buildSeconds: number;
       };
-      return { index: await IvfPqIndex.open(path, DIMENSIONS), buildSeconds };
+      return buildSeconds;
     } catch {
       // No cache yet (or a damaged one): build.
     }
@@ -185,7 +185,7 @@ async function buildOrLoad(
   await index.save(path);
   await writeFile(timing, JSON.stringify({ buildSeconds, loadAverage: loadAverage() }));
   console.log(`own ${path}: built in ${buildSeconds.toFixed(1)} s`);
-  return { index, buildSeconds };
+  return buildSeconds;
 }
 
 const OWN_ENGINE = "own IVF-PQ + f16 re-rank";
@@ -330,26 +330,33 @@ async function measureGraph(
   return rows;
 }
 
-function measureIvfPq(
-  built: { index: IvfPqIndex; buildSeconds: number },
+/** Through CompressedGraph.search, what ClipIndex calls for the compressed tier. */
+async function measureIvfPq(
+  path: string,
+  buildSeconds: number,
   data: BenchData,
   rowSource: SegmentVectors,
   depths: readonly number[],
-): Row[] {
-  const { index, buildSeconds } = built;
-  const bytesPerVector = index.bytes / index.size;
-  const scores = new Float32Array(Math.max(...depths));
+): Promise<Row[]> {
   const rows: Row[] = [];
+  const index = await IvfPqIndex.open(path, DIMENSIONS);
+  const { lists, subQuantizers } = index;
+  const bytesPerVector = index.bytes / index.size;
   for (const probes of PROBES) {
-    for (const depth of depths) {
+    for (const rerank of depths) {
+      const graph = await CompressedGraph.open(path, DIMENSIONS, {
+        lists,
+        subQuantizers,
+        probes,
+        rerank,
+      });
+      graph.attachVectors(rowSource);
       rows.push({
         engine: OWN_ENGINE,
-        params: `IVF${index.lists},PQ${index.subQuantizers} nprobe=${probes} R=${depth}`,
+        params: `IVF${lists},PQ${subQuantizers} nprobe=${probes} R=${rerank}`,
         buildSeconds,
         bytesPerVector,
-        ...measure(data, rowSource, depth, (query, out) =>
-          index.search(query, probes, depth, out, scores),
-        ),
+        ...measureSearch(data, (query) => graph.search(query, K).ids),
       });
     }
   }
@@ -366,11 +373,9 @@ function measure(
   depth: number,
   candidatesOf: (query: Float32Array, out: Uint32Array) => number,
 ): { recall: number; qps: number } {
-  const count = data.queries.length / DIMENSIONS;
   const out = new Uint32Array(Math.max(depth, 4096));
   const exact = new Float32Array(out.length);
-  const answer = (query: number): Uint32Array => {
-    const vector = data.queries.subarray(query * DIMENSIONS, (query + 1) * DIMENSIONS);
+  return measureSearch(data, (vector) => {
     const found = candidatesOf(vector, out);
     const ids = out.subarray(0, found).sort();
     const scores = exact.subarray(0, found);
@@ -379,7 +384,17 @@ function measure(
       (a, b) => (scores[b] as number) - (scores[a] as number),
     );
     return Uint32Array.from(order.subarray(0, K), (at) => ids[at] as number);
-  };
+  });
+}
+
+/** recall@10 and one-thread QPS of `search` (the top-10 ids of a query) over the bench's queries. */
+function measureSearch(
+  data: BenchData,
+  search: (query: Float32Array) => Uint32Array,
+): { recall: number; qps: number } {
+  const count = data.queries.length / DIMENSIONS;
+  const answer = (query: number) =>
+    search(data.queries.subarray(query * DIMENSIONS, (query + 1) * DIMENSIONS));
   for (let query = 0; query < Math.min(count, 100); query++) answer(query);
   const found: Uint32Array[] = [];
   const started = performance.now();

@@ -17,10 +17,11 @@ import type { CompressedParams } from "./index-manifest.js";
 import { CENTROIDS_PER_SUBSPACE, IvfPqIndex, whole } from "./ivf-pq.js";
 import type { SegmentVectors } from "./segment-vectors.js";
 
-/** Training sample sizes and k-means rounds (faiss trains PQ on 256 points a centroid). */
-const POINTS_PER_LIST = 64;
-const POINTS_PER_CODE = 64;
-const KMEANS_ITERATIONS = 10;
+/**
+ * Training sample sizes and k-means rounds: what gave recall@10 ≥ 0.90 in the 200k bench at
+ * less training than faiss's (which takes up to 256 points a centroid and 25 rounds).
+ */
+export const TRAINING = { pointsPerList: 32, pointsPerCode: 64, iterations: 8 };
 
 export class CompressedGraph {
   private vectors: SegmentVectors | undefined;
@@ -91,9 +92,7 @@ export class CompressedGraph {
     const index = IvfPqIndex.train(pending.vectors, this.dimensions, {
       lists: this.params.lists,
       subQuantizers: this.params.subQuantizers,
-      pointsPerList: POINTS_PER_LIST,
-      pointsPerCode: POINTS_PER_CODE,
-      iterations: KMEANS_ITERATIONS,
+      ...TRAINING,
       threads,
     });
     index.add(pending.firstId, pending.vectors, threads);
