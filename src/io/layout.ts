@@ -36,6 +36,9 @@ export const layout = {
   indexManifest: () => "index/manifest.json",
   /** The HNSW graph of one modality ("image" | "text"), as written by generation N. */
   indexGraph: (modality: string, generation: string) => `index/${modality}-${generation}.usearch`,
+  /** The compressed tier's IVF-PQ of one modality (src/formats/index/ivf-pq.ts), generation N. */
+  indexCompressed: (modality: string, generation: string) =>
+    `index/${modality}-${generation}.ivfpq`,
   /** The near-duplicate group id of every index row, in id order, as of generation N. */
   indexDuplicateGroups: (generation: string) => `index/dup_groups-${generation}.parquet`,
   /** A segment: the rows one input shard added, immutable once the manifest names it. */

@@ -83,8 +83,14 @@ export function generationName(generation: number): string {
   return `g${String(generation).padStart(6, "0")}`;
 }
 
-export function graphPath(modality: Modality, generation: number): string {
-  return layout.indexGraph(modality, generationName(generation));
+export function graphPath(
+  modality: Modality,
+  generation: number,
+  tier: IndexTier = "memory",
+): string {
+  return tier === "compressed"
+    ? layout.indexCompressed(modality, generationName(generation))
+    : layout.indexGraph(modality, generationName(generation));
 }
 
 /** The manifest, or undefined when there is none or it cannot be read (the index is rebuilt). */

@@ -453,7 +453,7 @@ async function commit(
 ): Promise<IndexManifest> {
   const graphs = {} as Record<Modality, string>;
   for (const modality of MODALITIES) {
-    const path = graphPath(modality, generation);
+    const path = graphPath(modality, generation, build.params.tier);
     await storage.writeAtomicWith(path, async (localPath) => {
       await build.graphs[modality].save(localPath);
     });

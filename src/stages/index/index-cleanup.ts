@@ -8,7 +8,7 @@ import { type IndexManifest, MODALITIES } from "../../formats/index/index-manife
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
 
-const GENERATION_FILE = /^(image|text)-g\d{6}\.usearch$|^dup_groups-g\d{6}\.parquet$/;
+const GENERATION_FILE = /^(image|text)-g\d{6}\.(usearch|ivfpq)$|^dup_groups-g\d{6}\.parquet$/;
 
 export async function removeUnreferencedFiles(
   storage: DatasetStorage,
