@@ -11,6 +11,7 @@ import { LocalStorage } from "../src/io/local-storage.js";
 import { encodeNpy } from "../src/io/npy.js";
 import { type ParquetColumn, writeParquet } from "../src/io/parquet.js";
 import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
+import { serve } from "../src/server/serve.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import { indexConfigSchema } from "../src/stages/index/config.js";
 import { chooseIndexTier } from "../src/stages/index/index-tier.js";
@@ -141,6 +142,32 @@ test("a compressed index answers with recall@10 ≥ 0.9, filtered queries return
     for (const result of filtered) assert.ok((rows[result.id] as Row).punsafe <= 0.05);
   } finally {
     index.close();
+  }
+});
+
+test("serve answers k-NN queries from a compressed index", async () => {
+  const server = await serve({
+    indices: [{ name: "compressed", root, model: null }],
+    config: { port: 0, rateLimitPerMinute: 0 },
+  });
+  try {
+    const row = 1234;
+    const response = await fetch(`${server.url}/knn-service`, {
+      method: "POST",
+      body: JSON.stringify({
+        embedding_input: [...(rows[row] as Row).image],
+        modality: "image",
+        num_images: 5,
+        indice_name: "compressed",
+      }),
+    });
+    assert.equal(response.status, 200);
+    const results = (await response.json()) as { id: number; similarity: number }[];
+    assert.equal(results.length, 5);
+    assert.equal(results[0]?.id, row);
+    assert.ok(Math.abs((results[0]?.similarity ?? 0) - 1) < 1e-3);
+  } finally {
+    await server.close();
   }
 });
 
