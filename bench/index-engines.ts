@@ -12,7 +12,8 @@
  * every compressed engine re-ranks its top candidates with the float16 rows read from the
  * embeddings files. Bytes per vector count everything the search reads except those rows.
  *
- *   npm run bench -- index-engines [--vectors 200000] [--queries 1000] [--candidates 100]
+ *   npm run bench -- index-engines [--vectors 200000] [--queries 1000] [--candidates 25,50,…]
+ *     [--code-sizes 128] [--faiss-code-sizes 64] [--rebuild] [--graphs]
  *     [--prepare] [--no-faiss] [--faiss-hnsw]
  * `--prepare` only generates the vectors and the truth (run it outside the bench lock).
  */
@@ -46,14 +47,15 @@ const ROWS_PER_SHARD = 100_000;
 const BYTES_BUDGET = 150;
 const RECALL_GOAL = 0.9;
 /**
- * PQ64 and PQ128. Ours fits PQ128 in 150 bytes (4-byte ids, float16 centroids: 128 + 4 + 10.5 at
- * 200k rows); faiss's (8-byte ids, float32 centroids) is 157 bytes there, so its within-budget
- * code is PQ64.
+ * Ours fits PQ128 in 150 bytes (4-byte ids, float16 centroids: 128 + 4 + 10.5 at 200k rows), what
+ * the tier chooses; faiss's PQ128 (8-byte ids, float32 centroids) is 157 bytes there, so its
+ * code within the budget, autofaiss's choice for it, is PQ64.
  */
-const CODE_SIZES = [64, 128];
-const PROBES = [16, 32];
+const CODE_SIZES = [128];
+const FAISS_CODE_SIZES = [64];
+const PROBES = [8, 16, 32];
 /** Candidates re-ranked with their float16 rows (the 200k run plateaued at 100). */
-const RERANK_DEPTHS = [100, 200, 400];
+const RERANK_DEPTHS = [25, 50, 100, 200, 400];
 
 interface Row {
   engine: string;
@@ -84,6 +86,7 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
       queries: { type: "string", default: "1000" },
       candidates: { type: "string", default: RERANK_DEPTHS.join(",") },
       "code-sizes": { type: "string", default: CODE_SIZES.join(",") },
+      "faiss-code-sizes": { type: "string", default: FAISS_CODE_SIZES.join(",") },
       prepare: { type: "boolean", default: false },
       rebuild: { type: "boolean", default: false },
       graphs: { type: "boolean", default: false },
@@ -95,6 +98,7 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
   const queryCount = Number(values.queries);
   const depths = values.candidates.split(",").map(Number);
   const codeSizes = values["code-sizes"].split(",").map(Number);
+  const faissCodeSizes = values["faiss-code-sizes"].split(",").map(Number);
   const threads = cpus().length;
   const folder = await benchDataPath(`index-${vectorCount}`);
   const root = join(folder, "root");
@@ -139,7 +143,15 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
   if (values["no-faiss"] !== true) {
     console.log(`running faiss on the same vectors (load average ${loadAverage()})`);
     rows.push(
-      ...runFaiss(root, folder, data, threads, codeSizes, depths, values["faiss-hnsw"] === true),
+      ...runFaiss(
+        root,
+        folder,
+        data,
+        threads,
+        faissCodeSizes,
+        depths,
+        values["faiss-hnsw"] === true,
+      ),
     );
   }
 
