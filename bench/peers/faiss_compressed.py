@@ -4,8 +4,10 @@ candidates re-ranked by exact inner product with the float16 vectors memory-mapp
 embeddings files (as the compressed tier may do); and faiss HNSW (M, efConstruction given) as the
 in-memory reference.
 
-usage: faiss_compressed.py EMB_DIR QUERIES.npy TRUTH.npy THREADS CODE_SIZES CANDIDATES HNSW_M HNSW_EFC
+usage: faiss_compressed.py EMB_DIR QUERIES.npy TRUTH.npy THREADS CODE_SIZES CANDIDATES PROBES CACHE_DIR HNSW_M HNSW_EFC
   CODE_SIZES: comma-separated PQ sub-quantiser counts (bytes per code), e.g. 64,128;
+  CANDIDATES: comma-separated re-rank depths; PROBES: comma-separated nprobe values;
+  CACHE_DIR: built IVF-PQ indices are kept there (with their build time) and reused;
   HNSW_M 0 skips HNSW.
 Prints one JSON object per line: {"engine", "params", "build_s", "bytes_per_vector", "recall",
 "qps"};
@@ -42,8 +44,10 @@ def main() -> None:
     emb_dir, queries_path, truth_path = sys.argv[1:4]
     threads = int(sys.argv[4])
     code_sizes = [int(value) for value in sys.argv[5].split(",") if value]
-    candidates = int(sys.argv[6])
-    hnsw_m, hnsw_efc = int(sys.argv[7]), int(sys.argv[8])
+    depths = [int(value) for value in sys.argv[6].split(",") if value]
+    probes = [int(value) for value in sys.argv[7].split(",") if value]
+    cache_dir = sys.argv[8]
+    hnsw_m, hnsw_efc = int(sys.argv[9]), int(sys.argv[10])
     paths = sorted(glob.glob(os.path.join(emb_dir, "img_emb_*.npy")))
     stored = [np.load(path, mmap_mode="r") for path in paths]
     halves = np.concatenate(stored) if len(stored) > 1 else stored[0]
@@ -68,24 +72,35 @@ def main() -> None:
     lists = 2 ** round(math.log2(4 * math.sqrt(count)))
     train = vectors[np.random.default_rng(0).permutation(count)[: min(count, 256 * lists, 200_000)]]
     for code_size in code_sizes:
-        faiss.omp_set_num_threads(threads)
-        started = time.perf_counter()
-        ivfpq = faiss.index_factory(dimensions, f"IVF{lists},PQ{code_size}", faiss.METRIC_INNER_PRODUCT)
-        faiss.downcast_index(faiss.extract_index_ivf(ivfpq)).do_polysemous_training = False
-        ivfpq.train(train)
-        ivfpq.add(vectors)
-        build = time.perf_counter() - started
+        key = f"IVF{lists},PQ{code_size}"
+        cached = os.path.join(cache_dir, f"faiss-{key}.faiss")
+        if os.path.exists(cached) and os.path.exists(cached + ".json"):
+            ivfpq = faiss.read_index(cached)
+            with open(cached + ".json") as file:
+                build = json.load(file)["build_s"]
+        else:
+            faiss.omp_set_num_threads(threads)
+            started = time.perf_counter()
+            ivfpq = faiss.index_factory(dimensions, key, faiss.METRIC_INNER_PRODUCT)
+            faiss.downcast_index(faiss.extract_index_ivf(ivfpq)).do_polysemous_training = False
+            ivfpq.train(train)
+            ivfpq.add(vectors)
+            build = time.perf_counter() - started
+            faiss.write_index(ivfpq, cached)
+            with open(cached + ".json", "w") as file:
+                json.dump({"build_s": build, "load_average": os.getloadavg()}, file)
         size = size_of(ivfpq)
         faiss.omp_set_num_threads(1)
-        for nprobe in [8, 16, 32, 64]:
+        for nprobe in probes:
             faiss.extract_index_ivf(ivfpq).nprobe = nprobe
-            for query in queries[:100]:
-                rerank(query, ivfpq.search(query[None, :], candidates)[1][0])
-            started = time.perf_counter()
-            found = [rerank(query, ivfpq.search(query[None, :], candidates)[1][0]) for query in queries]
-            qps = len(queries) / (time.perf_counter() - started)
-            emit({"engine": "faiss IVF-PQ + f16 re-rank", "params": f"IVF{lists},PQ{code_size} nprobe={nprobe} R={candidates}",
-                  "build_s": build, "bytes_per_vector": size / count, "recall": recall_at_10(found, truth), "qps": qps})
+            for candidates in depths:
+                for query in queries[:100]:
+                    rerank(query, ivfpq.search(query[None, :], candidates)[1][0])
+                started = time.perf_counter()
+                found = [rerank(query, ivfpq.search(query[None, :], candidates)[1][0]) for query in queries]
+                qps = len(queries) / (time.perf_counter() - started)
+                emit({"engine": "faiss IVF-PQ + f16 re-rank", "params": f"{key} nprobe={nprobe} R={candidates}",
+                      "build_s": build, "bytes_per_vector": size / count, "recall": recall_at_10(found, truth), "qps": qps})
         del ivfpq
 
     if hnsw_m > 0:

@@ -37,6 +37,9 @@ export const layout = {
   /** The HNSW graph of one index shard ("s00000") and modality, as written by generation N. */
   indexShardGraph: (modality: string, shard: string, generation: string) =>
     `index/${modality}-${shard}-${generation}.usearch`,
+  /** The compressed tier's IVF-PQ of one index shard and modality (ivf-pq.ts), generation N. */
+  indexShardCompressed: (modality: string, shard: string, generation: string) =>
+    `index/${modality}-${shard}-${generation}.ivfpq`,
   /** The near-duplicate group id of every index row, in id order, as of generation N. */
   indexDuplicateGroups: (generation: string) => `index/dup_groups-${generation}.parquet`,
   /** A segment: the rows one input shard added, immutable once the manifest names it. */

@@ -54,7 +54,10 @@ export function describeSummary(summary: IndexSummary): string {
     ...(params === null
       ? []
       : [
-          `  HNSW ${params.quantization}, connectivity ${params.connectivity}, expansion ${params.expansionAdd}/${params.expansionSearch}, exact search up to ${formatCount(params.flatMaxVectors)} rows; graphs ≈ ${(summary.graphBytes / 1e6).toFixed(0)} MB${summary.overBudget ? " (over the memory budget)" : ""}`,
+          ...(summary.tierReason === null ? [] : [`  tier ${summary.tierReason}`]),
+          params.compressed === undefined
+            ? `  HNSW ${params.quantization}, connectivity ${params.connectivity}, expansion ${params.expansionAdd}/${params.expansionSearch}, exact search up to ${formatCount(params.flatMaxVectors)} rows; graphs ≈ ${(summary.graphBytes / 1e6).toFixed(0)} MB${summary.overBudget ? " (over the memory budget)" : ""}`
+            : `  IVF${params.compressed.lists},PQ${params.compressed.subQuantizers}, ${params.compressed.probes} lists probed, ${params.compressed.rerank} candidates re-ranked; ≈ ${(summary.graphBytes / 1e6).toFixed(0)} MB${summary.overBudget ? " (over the memory budget)" : ""}`,
         ]),
     ...(summary.waiting.length === 0
       ? []

@@ -19,11 +19,13 @@ import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import { readTombstones, type Tombstones } from "../tombstones.js";
+import { CompressedGraph } from "./compressed-graph.js";
 import { readDuplicateGroups } from "./duplicate-groups.js";
 import { checkGraphFile, type GraphMatches, type GraphSettings, VectorGraph } from "./graph.js";
 import { DUPLICATE_GROUP_COLUMN, INDEX_COLUMNS, SEGMENT_COLUMNS } from "./index-columns.js";
 import {
   type IndexManifest,
+  type IndexShard,
   indexShards,
   MODALITIES,
   type Modality,
@@ -32,7 +34,7 @@ import {
 import { MetadataColumns, type MetadataValue } from "./metadata-columns.js";
 import { type CompiledFilter, FilterColumns, type SearchFilters } from "./search-filters.js";
 import { SegmentVectors } from "./segment-vectors.js";
-import { type HeldShard, ShardedGraph } from "./sharded-graph.js";
+import { type HeldShard, ShardedGraph, type VectorFile } from "./sharded-graph.js";
 
 export type { MetadataValue } from "./metadata-columns.js";
 export type { SearchFilters } from "./search-filters.js";
@@ -44,7 +46,8 @@ export interface OpenIndexOptions {
   expansionSearch?: number;
   /**
    * Hold the float16 vectors used by exact search in memory; default: when they take at most
-   * 1 GB together. Otherwise they are read from the segment files when needed.
+   * 1 GB together and the index is not of the compressed tier (whose point is not to hold them).
+   * Otherwise they are read from the segment files when needed.
    */
   vectorsInMemory?: boolean;
   /**
@@ -109,6 +112,25 @@ const OVERFETCH_MARGIN = 1.5;
 const EXACT_ROW_COST = 8;
 const CANDIDATE_COST = 1 / 16;
 
+/** The segment vector files that hold a shard's rows (a worker thread re-ranks with them). */
+async function shardVectorFiles(
+  storage: DatasetStorage,
+  manifest: IndexManifest,
+  shard: IndexShard,
+  modality: Modality,
+): Promise<VectorFile[]> {
+  const end = shard.firstId + shard.rows;
+  return Promise.all(
+    manifest.segments
+      .filter((segment) => segment.firstId < end && segment.firstId + segment.rows > shard.firstId)
+      .map(async (segment) => ({
+        path: await storage.localPath(layout.indexSegmentVectors(segment.name, modality)),
+        firstId: segment.firstId,
+        rows: segment.rows,
+      })),
+  );
+}
+
 export class ClipIndex {
   private constructor(
     readonly manifest: IndexManifest,
@@ -141,7 +163,9 @@ export class ClipIndex {
     const graphs = {} as Record<Modality, ShardedGraph>;
     const vectors = {} as Record<Modality, SegmentVectors>;
     const vectorBytes = manifest.rows * manifest.dimensions * 2 * MODALITIES.length;
-    const inMemory = options.vectorsInMemory ?? vectorBytes <= DEFAULT_VECTOR_MEMORY;
+    const compressed = manifest.params.compressed;
+    const inMemory =
+      options.vectorsInMemory ?? (compressed === undefined && vectorBytes <= DEFAULT_VECTOR_MEMORY);
     const shards = indexShards(manifest);
     if (options.shards !== undefined) {
       const known = new Set(shards.map((shard) => shard.name));
@@ -163,13 +187,19 @@ export class ClipIndex {
       for (const modality of MODALITIES) {
         const path = await storage.localPath(shard.graphs[modality]);
         try {
-          checkGraphFile(path, {
-            rows: shard.rows,
-            dimensions: manifest.dimensions,
-            quantization: manifest.params.quantization,
-            ...(shard.bytes === undefined ? {} : { bytes: shard.bytes[modality] }),
-          });
-          const graph = VectorGraph.open(path, manifest.dimensions, settings, mode);
+          let graph: VectorGraph | CompressedGraph;
+          if (compressed === undefined) {
+            checkGraphFile(path, {
+              rows: shard.rows,
+              dimensions: manifest.dimensions,
+              quantization: manifest.params.quantization,
+              ...(shard.bytes === undefined ? {} : { bytes: shard.bytes[modality] }),
+            });
+            graph = VectorGraph.open(path, manifest.dimensions, settings, mode);
+          } else {
+            // Read whole and checksummed: a damaged or foreign file is refused with its path.
+            graph = await CompressedGraph.open(path, manifest.dimensions, compressed);
+          }
           if (graph.size !== shard.rows) {
             throw new Error(`holds ${graph.size} vectors, the manifest says ${shard.rows}`);
           }
@@ -179,9 +209,15 @@ export class ClipIndex {
             rows: shard.rows,
             path,
             graph,
+            ...(compressed === undefined
+              ? {}
+              : { vectorFiles: await shardVectorFiles(storage, manifest, shard, modality) }),
           };
         } catch (error) {
-          unavailable.push({ name: shard.name, path, reason: (error as Error).message });
+          const message = (error as Error).message;
+          // IVF-PQ file errors start with the path, which UnavailableShard gives apart.
+          const reason = message.startsWith(`${path}: `) ? message.slice(path.length + 2) : message;
+          unavailable.push({ name: shard.name, path, reason });
           failed = true;
           break;
         }
@@ -198,6 +234,10 @@ export class ClipIndex {
         })),
       );
       vectors[modality] = await SegmentVectors.open(files, manifest.dimensions, inMemory);
+      for (const shard of held) {
+        const graph = shard[modality].graph;
+        if (graph instanceof CompressedGraph) graph.attachVectors(vectors[modality]);
+      }
     }
     let outside: Uint8Array | undefined;
     if (held.length < shards.length) {
@@ -463,8 +503,13 @@ export class ClipIndex {
     return out;
   }
 
-  /** Distance computations of a graph search with `fetch` results (HNSW visits ~2M per step). */
+  /**
+   * Distance computations of a graph search with `fetch` results (HNSW visits ~2M per step); the
+   * compressed tier's cost is its float16 re-rank of at least `rerank` candidates.
+   */
   private graphCost(fetch: number): number {
+    const compressed = this.manifest.params.compressed;
+    if (compressed !== undefined) return Math.max(fetch, compressed.rerank) * EXACT_ROW_COST;
     return Math.max(fetch, this.expansionSearch) * this.manifest.params.connectivity * 2;
   }
 

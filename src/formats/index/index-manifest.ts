@@ -15,6 +15,20 @@ export const INDEX_FORMAT_VERSION = 1;
 
 export type GraphQuantization = "f32" | "f16" | "i8";
 
+/** memory: an HNSW graph a modality (graph.ts); compressed: IVF-PQ + float16 re-rank. */
+export type IndexTier = "memory" | "compressed";
+
+/** The compressed tier's IVF-PQ (ivf-pq.ts, compressed-graph.ts). */
+export interface CompressedParams {
+  lists: number;
+  /** Bytes of PQ code a row. */
+  subQuantizers: number;
+  /** Lists scanned a query (faiss's nprobe). */
+  probes: number;
+  /** Candidates re-ranked with their float16 rows. */
+  rerank: number;
+}
+
 /** The parameters an index was built with (config values resolved for its size). */
 export interface IndexParams {
   quantization: GraphQuantization;
@@ -26,6 +40,10 @@ export interface IndexParams {
   flatMaxVectors: number;
   duplicateThreshold: number;
   duplicateNeighbors: number;
+  /** Absent in indices built before the compressed tier: memory. */
+  tier?: IndexTier;
+  /** Set when tier is compressed; the graph files are then IVF-PQ files. */
+  compressed?: CompressedParams;
 }
 
 /**
@@ -92,9 +110,16 @@ export function indexShardName(index: number): string {
   return `s${String(index).padStart(5, "0")}`;
 }
 
-/** Where generation `generation` writes the graph of one shard. */
-export function shardGraphPath(modality: Modality, shard: string, generation: number): string {
-  return layout.indexShardGraph(modality, shard, generationName(generation));
+/** Where generation `generation` writes the graph (HNSW, or IVF-PQ when compressed) of one shard. */
+export function shardGraphPath(
+  modality: Modality,
+  shard: string,
+  generation: number,
+  tier: IndexTier = "memory",
+): string {
+  return tier === "compressed"
+    ? layout.indexShardCompressed(modality, shard, generationName(generation))
+    : layout.indexShardGraph(modality, shard, generationName(generation));
 }
 
 /** The index's shards; an index written before shards is one shard over every row. */

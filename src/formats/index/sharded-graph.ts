@@ -5,15 +5,25 @@
  * exact. A process may hold only some shards (`serve` behind a fan-out, or a shard whose file
  * is damaged): it then answers for the rows it holds.
  */
+import type { CompressedGraph } from "./compressed-graph.js";
 import type { GraphMatches, VectorGraph } from "./graph.js";
+
+/** A segment's float16 vector file (segment-vectors.ts), as SegmentVectors.open takes it. */
+export interface VectorFile {
+  path: string;
+  firstId: number;
+  rows: number;
+}
 
 export interface HeldShard {
   name: string;
   firstId: number;
   rows: number;
-  /** The graph's local file (a worker thread maps it too). */
+  /** The graph's local file (a worker thread maps it too, or reads it: compressed tier). */
   path: string;
-  graph: VectorGraph;
+  graph: VectorGraph | CompressedGraph;
+  /** Compressed tier: the segment files holding this shard's rows, which its search re-ranks with. */
+  vectorFiles?: readonly VectorFile[];
 }
 
 export class ShardedGraph {

@@ -16,6 +16,7 @@ import { loadConfig } from "../../config/config-file.js";
 import { openExistingRoot } from "../../config/dataset-root.js";
 import { errorMessage, InputError } from "../../errors.js";
 import { describeDamagedShard } from "../../formats/dataset-shards.js";
+import { CompressedGraph } from "../../formats/index/compressed-graph.js";
 import {
   DuplicateGroups,
   readDuplicateGroups,
@@ -37,6 +38,7 @@ import {
   shardGraphPath,
   writeManifest,
 } from "../../formats/index/index-manifest.js";
+import { SegmentVectors } from "../../formats/index/segment-vectors.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import { openRoot } from "../../io/open-root.js";
@@ -55,9 +57,10 @@ import { VERSION } from "../../version.js";
 import { type AtlasSummary, ensureAtlas } from "./atlas-build.js";
 import type { IndexConfig } from "./config.js";
 import { removeUnreferencedFiles } from "./index-cleanup.js";
-import { chooseIndexParams, defaultExpansionSearch, graphBytes } from "./index-params.js";
+import { defaultExpansionSearch, graphBytes } from "./index-params.js";
 import { type PlannedIndexShard, planIndexShards } from "./index-plan.js";
 import { readIndexShard, releaseIndexShard, writeSegment } from "./index-shard.js";
+import { chooseIndexTier } from "./index-tier.js";
 
 export const INDEX_STAGE = "index";
 
@@ -88,9 +91,11 @@ export interface IndexSummary extends StageSummary {
   dimensions: number | null;
   duplicateGroups: number;
   params: IndexParams | null;
-  /** Estimated memory of the two graphs, and whether it exceeds the budget. */
+  /** Estimated memory of the two graphs (or compressed indices), and whether it exceeds the budget. */
   graphBytes: number;
   overBudget: boolean;
+  /** Which tier the index is and why (chosen from the rows and the memory budget); null: no index. */
+  tierReason: string | null;
   /** Wall seconds per step. */
   /** The web UI's map (`_atlas/`); null when none is made (`atlasPoints` 0, or no rows). */
   atlas: AtlasSummary | null;
@@ -107,17 +112,25 @@ export interface IndexSummary extends StageSummary {
   rowsPerSecond: number;
 }
 
+/** A modality's search structure while it is built: an HNSW graph or the compressed tier's. */
+type BuildGraph = VectorGraph | CompressedGraph;
+
 /** A shard of the index being built. */
 interface BuildShard {
   name: string;
   firstId: number;
   rows: number;
   /** The graphs this build adds to (in memory, written at the commit); undefined: kept as is. */
-  growing: Record<Modality, VectorGraph> | undefined;
+  growing: Record<Modality, BuildGraph> | undefined;
   /** A shard this build does not change, as the previous manifest names it. */
   kept: IndexShard | undefined;
-  /** Where new rows look for their near-duplicates (the growing graph, or the file mapped). */
-  image: VectorGraph;
+  /** Where new rows look for their near-duplicates (the growing graph, or the file opened). */
+  image: BuildGraph;
+  /**
+   * The compressed tier's trained graphs of the last shard, whose training a next shard with too
+   * few rows to train on takes (the growing graphs, or the last kept shard's files).
+   */
+  training?: Record<Modality, CompressedGraph>;
 }
 
 interface BuildState {
@@ -125,6 +138,9 @@ interface BuildState {
   dimensions: number;
   shardSize: number;
   shards: BuildShard[];
+  tierReason: string;
+  /** The compressed tier re-ranks with the rows' float16 vectors: the segments' files so far. */
+  imageVectors?: SegmentVectors;
   groups: DuplicateGroups;
   segments: IndexSegment[];
   rows: number;
@@ -228,6 +244,18 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
         const duplicateStep = performance.now();
         timings.graph += (duplicateStep - graphStep) / 1000;
         build.groups.grow(build.rows);
+        if (build.params.tier === "compressed") {
+          await attachImageVectors(storage, build, [
+            ...build.segments,
+            {
+              shard: shard.name,
+              digest: shard.digest,
+              name: segmentName,
+              firstId,
+              rows: rows.rows,
+            },
+          ]);
+        }
         joinDuplicates(build, rows.image, firstId, threads);
         timings.duplicates += (performance.now() - duplicateStep) / 1000;
         const segment: IndexSegment = {
@@ -258,6 +286,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
         timings.write = (performance.now() - writeStep) / 1000;
       }
     } finally {
+      build?.imageVectors?.close();
       connection.closeSync();
     }
   }
@@ -302,6 +331,11 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
     params: manifest?.params ?? null,
     graphBytes: manifest?.graphBytes ?? 0,
     overBudget: build?.overBudget ?? false,
+    tierReason:
+      build?.tierReason ??
+      (manifest === undefined
+        ? null
+        : `${manifest.params.tier ?? "memory"}: the index is unchanged`),
     atlas,
     ...(atlasError === undefined ? {} : { atlasError }),
     timings,
@@ -310,17 +344,67 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
 }
 
 function createBuild(config: IndexConfig, expectedRows: number, dimensions: number): BuildState {
-  const chosen = chooseIndexParams(config, expectedRows, dimensions);
-  return {
-    params: chosen.params,
+  const chosen = chooseIndexTier(config, expectedRows, dimensions);
+  const common = {
     dimensions,
     shardSize: config.shardSize,
     shards: [],
+    tierReason: chosen.reason,
     groups: new DuplicateGroups(),
     segments: [],
     rows: 0,
-    overBudget: chosen.overBudget,
   };
+  if (chosen.compressed !== undefined) {
+    const params: IndexParams = {
+      ...chosen.memory.params,
+      tier: "compressed",
+      compressed: chosen.compressed,
+    };
+    return {
+      ...common,
+      params,
+      overBudget: (chosen.compressedBytes ?? 0) > config.memoryBudgetMb * 1e6,
+    };
+  }
+  const params: IndexParams = { ...chosen.memory.params, tier: "memory" };
+  return { ...common, params, overBudget: chosen.memory.overBudget };
+}
+
+/** A new shard's empty graphs, of the index's tier. */
+function newShardGraphs(build: BuildState): Record<Modality, BuildGraph> {
+  const { dimensions, params } = build;
+  const compressed = params.compressed;
+  if (compressed === undefined) {
+    return {
+      image: VectorGraph.create(dimensions, params),
+      text: VectorGraph.create(dimensions, params),
+    };
+  }
+  const training = build.shards.at(-1)?.training;
+  return {
+    image: CompressedGraph.create(dimensions, compressed, training?.image),
+    text: CompressedGraph.create(dimensions, compressed, training?.text),
+  };
+}
+
+/** Points every shard's compressed image index's re-rank at the float16 rows of `segments`. */
+async function attachImageVectors(
+  storage: DatasetStorage,
+  build: BuildState,
+  segments: readonly IndexSegment[],
+): Promise<void> {
+  const files = await Promise.all(
+    segments.map(async (segment) => ({
+      path: await storage.localPath(layout.indexSegmentVectors(segment.name, "image")),
+      firstId: segment.firstId,
+      rows: segment.rows,
+    })),
+  );
+  build.imageVectors?.close();
+  build.imageVectors = await SegmentVectors.open(files, build.dimensions, false);
+  for (const shard of build.shards) {
+    if (shard.image instanceof CompressedGraph) shard.image.attachVectors(build.imageVectors);
+  }
 }
 
 /**
@@ -334,10 +418,7 @@ function addRows(build: BuildState, image: Float32Array, text: Float32Array, thr
   while (done < rows) {
     let shard = build.shards.at(-1);
     if (shard === undefined || shard.growing === undefined || shard.rows >= build.shardSize) {
-      const growing = {
-        image: VectorGraph.create(dimensions, build.params),
-        text: VectorGraph.create(dimensions, build.params),
-      };
+      const growing = newShardGraphs(build);
       shard = {
         name: indexShardName(build.shards.length),
         firstId: build.rows,
@@ -345,6 +426,9 @@ function addRows(build: BuildState, image: Float32Array, text: Float32Array, thr
         growing,
         kept: undefined,
         image: growing.image,
+        ...(growing.image instanceof CompressedGraph && growing.text instanceof CompressedGraph
+          ? { training: { image: growing.image, text: growing.text } }
+          : {}),
       };
       build.shards.push(shard);
     }
@@ -374,18 +458,19 @@ async function reopen(
     expansionSearch:
       config.expansionSearch > 0 ? config.expansionSearch : defaultExpansionSearch(expectedRows),
   };
+  const compressed = manifest.params.compressed;
   const previous = indexShards(manifest);
   const shards: BuildShard[] = [];
   for (const [position, shard] of previous.entries()) {
-    const extend = position === previous.length - 1 && shard.rows < config.shardSize;
-    const open = async (modality: Modality) => {
+    const last = position === previous.length - 1;
+    const extend = last && shard.rows < config.shardSize;
+    const open = async (modality: Modality): Promise<BuildGraph> => {
       const path = shard.graphs[modality];
-      const graph = VectorGraph.open(
-        await storage.localPath(path),
-        manifest.dimensions,
-        params,
-        extend ? "load" : "view",
-      );
+      const local = await storage.localPath(path);
+      const graph =
+        compressed === undefined
+          ? VectorGraph.open(local, manifest.dimensions, params, extend ? "load" : "view")
+          : await CompressedGraph.open(local, manifest.dimensions, compressed);
       if (graph.size !== shard.rows) {
         throw new Error(
           `${storage.describe(path)} holds ${graph.size} vectors, the manifest says ${shard.rows}; run clipcrawl index --overwrite`,
@@ -394,13 +479,18 @@ async function reopen(
       return graph;
     };
     const image = await open("image");
+    // The last shard's text graph: extended, or (compressed) the training a next shard may take.
+    const text = extend || (last && compressed !== undefined) ? await open("text") : undefined;
     shards.push({
       name: shard.name,
       firstId: shard.firstId,
       rows: shard.rows,
-      growing: extend ? { image, text: await open("text") } : undefined,
+      growing: extend && text !== undefined ? { image, text } : undefined,
       kept: extend ? undefined : shard,
       image,
+      ...(image instanceof CompressedGraph && text instanceof CompressedGraph
+        ? { training: { image, text } }
+        : {}),
     });
   }
   const groups = await readDuplicateGroups(storage, manifest.files.duplicateGroups, manifest.rows);
@@ -409,6 +499,7 @@ async function reopen(
     dimensions: manifest.dimensions,
     shardSize: config.shardSize,
     shards,
+    tierReason: `${manifest.params.tier ?? "memory"}: extends the existing index (${manifest.rows} rows)`,
     groups: new DuplicateGroups(groups),
     segments: manifest.segments.slice(),
     rows: manifest.rows,
@@ -466,9 +557,9 @@ async function commit(
     const graphs = {} as Record<Modality, string>;
     const bytes = {} as Record<Modality, number>;
     for (const modality of MODALITIES) {
-      const path = shardGraphPath(modality, shard.name, generation);
+      const path = shardGraphPath(modality, shard.name, generation, build.params.tier);
       await storage.writeAtomicWith(path, async (localPath) => {
-        shard.growing?.[modality].save(localPath);
+        await shard.growing?.[modality].save(localPath);
       });
       graphs[modality] = path;
       bytes[modality] = (await storage.stat(path))?.bytes ?? 0;
@@ -492,18 +583,34 @@ async function commit(
     shardSize: build.shardSize,
     duplicateGroups: count,
     graphBytes:
-      2 *
-      graphBytes(
-        build.rows,
-        build.dimensions,
-        build.params.quantization,
-        build.params.connectivity,
-      ),
+      build.params.tier === "compressed"
+        ? await compressedBytes(storage, shards)
+        : 2 *
+          graphBytes(
+            build.rows,
+            build.dimensions,
+            build.params.quantization,
+            build.params.connectivity,
+          ),
     createdWith: VERSION,
     builtAt: new Date().toISOString(),
   };
   await writeManifest(storage, manifest);
   return manifest;
+}
+
+/** The compressed tier holds its files whole: their sizes are its memory. */
+async function compressedBytes(
+  storage: DatasetStorage,
+  shards: readonly IndexShard[],
+): Promise<number> {
+  let total = 0;
+  for (const shard of shards) {
+    for (const modality of MODALITIES) {
+      total += shard.bytes?.[modality] ?? (await storage.stat(shard.graphs[modality]))?.bytes ?? 0;
+    }
+  }
+  return total;
 }
 
 /** Rows of the pending shards (dataset rows, or embedded rows), to size the index up front. */

@@ -17,7 +17,13 @@ export const indexConfigSchema = z
       .gt(0)
       .default(4096)
       .describe(
-        "memory the image and text indices may take together, in MB; picks the quantization and connectivity when they are auto",
+        "memory the image and text indices may take together, in MB; picks the tier, quantization and connectivity when they are auto",
+      ),
+    tier: z
+      .enum(["auto", "memory", "compressed"])
+      .default("auto")
+      .describe(
+        "memory: an HNSW graph a modality; compressed: IVF-PQ (≤ 150 bytes a vector) re-ranked with float16 rows read from disk; auto: memory while the smallest graph fits memoryBudgetMb",
       ),
     shardSize: z
       .number()

@@ -8,7 +8,9 @@ import { type IndexManifest, indexShards, MODALITIES } from "../../formats/index
 import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
 
-const GENERATION_FILE = /^(image|text)(-s\d{5})?-g\d{6}\.usearch$|^dup_groups-g\d{6}\.parquet$/;
+/** Graphs (HNSW or the compressed tier's IVF-PQ, sharded or from before shards) and groups. */
+const GENERATION_FILE =
+  /^(image|text)(-s\d{5})?-g\d{6}\.(usearch|ivfpq)$|^dup_groups-g\d{6}\.parquet$/;
 
 export async function removeUnreferencedFiles(
   storage: DatasetStorage,

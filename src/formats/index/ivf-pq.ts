@@ -1,0 +1,537 @@
+/**
+ * The compressed tier's vector index: an inverted file with product quantisation (IVF-PQ), as
+ * faiss's `IVFn,PQm`. k-means coarse lists; m sub-quantisers × 256 centroids over each row's
+ * residual from its list's centroid; one byte a sub-quantiser a row. A query scores the lists'
+ * centroids, builds one lookup table (inner product is linear, so the table is the same for
+ * every list), scans the `probes` best lists, and keeps the best `candidates` approximate
+ * scores, which the caller re-ranks exactly (compressed-graph.ts).
+ *
+ * Centroids and codebooks are rounded to float16 before rows are encoded against them, so the
+ * file stores them at 2 bytes a value and what the search uses is what the codes were made for.
+ * Ids are 32-bit (an index of at most 2^32 rows: beyond, shards). Training and encoding assign
+ * points with usearch's native exact search; the per-query work is JavaScript over typed arrays.
+ *
+ * File (`.ivfpq`, little-endian): "CCIVFPQ\0", u32 version, dimensions, lists, subQuantizers,
+ * rows, CRC-32 of everything after the 32-byte header; then centroids (f16, lists × d),
+ * codebooks (f16, m × 256 × d/m), list starts (u32, lists + 1), ids (u32, list order), codes
+ * (u8, rows × m, list order).
+ */
+import { readFile, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { crc32 } from "node:zlib";
+import { fromFloat16Bits, toFloat16Bits } from "../../models/float16.js";
+
+type Usearch = typeof import("usearch");
+let loaded: Usearch | undefined;
+function usearch(): Usearch {
+  loaded ??= createRequire(import.meta.url)("usearch") as Usearch;
+  return loaded;
+}
+
+export const CENTROIDS_PER_SUBSPACE = 256;
+const MAGIC = "CCIVFPQ\0";
+const FORMAT_VERSION = 1;
+const HEADER_BYTES = 32;
+/** faiss warns below 39 training points a centroid; fewer lists are trained instead. */
+const MIN_POINTS_PER_LIST = 39;
+
+export interface IvfPqTraining {
+  lists: number;
+  subQuantizers: number;
+  /** Training points per coarse list (autofaiss trains with 30–256 a list). */
+  pointsPerList: number;
+  /** Training points per sub-quantiser centroid. */
+  pointsPerCode: number;
+  iterations: number;
+  threads: number;
+}
+
+/** A damaged or foreign `.ivfpq` file: the message starts with its path. */
+export class IvfPqFileError extends Error {
+  readonly code = "CC_INDEX_FILE_DAMAGED";
+}
+
+export class IvfPqIndex {
+  private centroidValues: Float32Array;
+
+  private constructor(
+    readonly dimensions: number,
+    readonly subQuantizers: number,
+    private readonly centroidBits: Uint16Array,
+    private readonly codebookBits: Uint16Array,
+    private readonly codebooks: Float32Array,
+    private listStarts: Uint32Array,
+    private ids: Uint32Array,
+    private codes: Uint8Array,
+  ) {
+    this.centroidValues = fromFloat16Bits(centroidBits);
+  }
+
+  get lists(): number {
+    return this.listStarts.length - 1;
+  }
+
+  get size(): number {
+    return this.ids.length;
+  }
+
+  /** An empty index trained on `sample` (row-major); rows are added with `add`. */
+  static train(sample: Float32Array, dimensions: number, training: IvfPqTraining): IvfPqIndex {
+    const count = sample.length / dimensions;
+    const { subQuantizers } = training;
+    const subDimensions = dimensions / subQuantizers;
+    if (!Number.isInteger(subDimensions)) {
+      throw new RangeError(
+        `${dimensions} dimensions do not split into ${subQuantizers} sub-quantisers`,
+      );
+    }
+    if (count < CENTROIDS_PER_SUBSPACE) {
+      throw new RangeError(
+        `IVF-PQ training needs at least ${CENTROIDS_PER_SUBSPACE} vectors, has ${count}`,
+      );
+    }
+    const lists = Math.max(1, Math.min(training.lists, Math.floor(count / MIN_POINTS_PER_LIST)));
+    const coarseSample = pick(sample, dimensions, Math.min(count, lists * training.pointsPerList));
+    const centroidBits = toFloat16Bits(
+      kMeans(coarseSample, dimensions, lists, training.iterations, training.threads),
+    );
+    const centroids = fromFloat16Bits(centroidBits);
+
+    const residualSample = pick(
+      sample,
+      dimensions,
+      Math.min(count, CENTROIDS_PER_SUBSPACE * training.pointsPerCode),
+    );
+    const residuals = residualsOf(
+      residualSample,
+      centroids,
+      nearest(centroids, residualSample, dimensions, training.threads),
+      dimensions,
+    );
+    const books = new Float32Array(subQuantizers * CENTROIDS_PER_SUBSPACE * subDimensions);
+    for (let sub = 0; sub < subQuantizers; sub++) {
+      const slice = columns(residuals, dimensions, sub * subDimensions, subDimensions);
+      books.set(
+        kMeans(slice, subDimensions, CENTROIDS_PER_SUBSPACE, training.iterations, training.threads),
+        sub * CENTROIDS_PER_SUBSPACE * subDimensions,
+      );
+    }
+    const codebookBits = toFloat16Bits(books);
+    return new IvfPqIndex(
+      dimensions,
+      subQuantizers,
+      centroidBits,
+      codebookBits,
+      fromFloat16Bits(codebookBits),
+      new Uint32Array(lists + 1),
+      new Uint32Array(0),
+      new Uint8Array(0),
+    );
+  }
+
+  /** An empty index with this one's training (another index shard too small to train on). */
+  withoutRows(): IvfPqIndex {
+    return new IvfPqIndex(
+      this.dimensions,
+      this.subQuantizers,
+      this.centroidBits,
+      this.codebookBits,
+      this.codebooks,
+      new Uint32Array(this.lists + 1),
+      new Uint32Array(0),
+      new Uint8Array(0),
+    );
+  }
+
+  /** Trained on `vectors` (a sample of them) and holding all of them, ids 0 …. */
+  static build(vectors: Float32Array, dimensions: number, training: IvfPqTraining): IvfPqIndex {
+    const index = IvfPqIndex.train(vectors, dimensions, training);
+    index.add(0, vectors, training.threads);
+    return index;
+  }
+
+  /** Encodes rows `firstId …` (row-major) into their lists. */
+  add(firstId: number, vectors: Float32Array, threads: number): void {
+    const { dimensions, subQuantizers, lists } = this;
+    const count = vectors.length / dimensions;
+    if (count === 0) return;
+    const subDimensions = dimensions / subQuantizers;
+    const assignment = nearest(this.centroidValues, vectors, dimensions, threads);
+    const residuals = residualsOf(vectors, this.centroidValues, assignment, dimensions);
+    const rowCodes = new Uint8Array(count * subQuantizers);
+    for (let sub = 0; sub < subQuantizers; sub++) {
+      const book = this.codebooks.subarray(
+        sub * CENTROIDS_PER_SUBSPACE * subDimensions,
+        (sub + 1) * CENTROIDS_PER_SUBSPACE * subDimensions,
+      );
+      const slice = columns(residuals, dimensions, sub * subDimensions, subDimensions);
+      const codes = nearest(book, slice, subDimensions, threads);
+      for (let row = 0; row < count; row++) {
+        rowCodes[row * subQuantizers + sub] = codes[row] as number;
+      }
+    }
+
+    const added = new Uint32Array(lists + 1);
+    for (const list of assignment) added[list + 1] = (added[list + 1] as number) + 1;
+    const starts = new Uint32Array(lists + 1);
+    for (let list = 0; list < lists; list++) {
+      const old = (this.listStarts[list + 1] as number) - (this.listStarts[list] as number);
+      starts[list + 1] = (starts[list] as number) + old + (added[list + 1] as number);
+    }
+    const ids = new Uint32Array(this.ids.length + count);
+    const codes = new Uint8Array(ids.length * subQuantizers);
+    const cursor = new Uint32Array(lists);
+    for (let list = 0; list < lists; list++) {
+      const from = this.listStarts[list] as number;
+      const to = this.listStarts[list + 1] as number;
+      const at = starts[list] as number;
+      ids.set(this.ids.subarray(from, to), at);
+      codes.set(this.codes.subarray(from * subQuantizers, to * subQuantizers), at * subQuantizers);
+      cursor[list] = at + to - from;
+    }
+    for (let row = 0; row < count; row++) {
+      const list = assignment[row] as number;
+      const slot = cursor[list] as number;
+      cursor[list] = slot + 1;
+      ids[slot] = firstId + row;
+      codes.set(
+        rowCodes.subarray(row * subQuantizers, (row + 1) * subQuantizers),
+        slot * subQuantizers,
+      );
+    }
+    this.listStarts = starts;
+    this.ids = ids;
+    this.codes = codes;
+  }
+
+  /**
+   * The `candidates` best rows by approximate inner product over the `probes` lists nearest
+   * the query, into `outIds` / `outScores` (in no order); returns how many were found.
+   */
+  search(
+    query: Float32Array,
+    probes: number,
+    candidates: number,
+    outIds: Uint32Array,
+    outScores: Float32Array,
+  ): number {
+    const { dimensions, subQuantizers, codebooks, listStarts, ids, codes } = this;
+    const subDimensions = dimensions / subQuantizers;
+    const probed = usearch().exactSearch(
+      this.centroidValues,
+      whole(query),
+      dimensions,
+      Math.min(probes, this.lists),
+      usearch().MetricKind.IP,
+      1,
+    ) as import("usearch").Matches;
+
+    const table = new Float32Array(subQuantizers * CENTROIDS_PER_SUBSPACE);
+    for (let sub = 0; sub < subQuantizers; sub++) {
+      const queryBase = sub * subDimensions;
+      const tableBase = sub * CENTROIDS_PER_SUBSPACE;
+      for (let centroid = 0; centroid < CENTROIDS_PER_SUBSPACE; centroid++) {
+        const bookBase = (tableBase + centroid) * subDimensions;
+        let sum = 0;
+        for (let dim = 0; dim < subDimensions; dim++) {
+          sum += (query[queryBase + dim] as number) * (codebooks[bookBase + dim] as number);
+        }
+        table[tableBase + centroid] = sum;
+      }
+    }
+
+    // A min-heap of the best `candidates` scores: its root is the score to beat.
+    let found = 0;
+    for (let probe = 0; probe < probed.keys.length; probe++) {
+      const list = Number(probed.keys[probe]);
+      const coarse = 1 - (probed.distances[probe] as number);
+      const end = listStarts[list + 1] as number;
+      for (let slot = listStarts[list] as number; slot < end; slot++) {
+        let score = coarse;
+        let codeAt = slot * subQuantizers;
+        for (let tableBase = 0; tableBase < table.length; tableBase += CENTROIDS_PER_SUBSPACE) {
+          score += table[tableBase + (codes[codeAt++] as number)] as number;
+        }
+        if (found < candidates) {
+          siftUp(outScores, outIds, found, score, ids[slot] as number);
+          found++;
+        } else if (score > (outScores[0] as number)) {
+          siftDown(outScores, outIds, found, score, ids[slot] as number);
+        }
+      }
+    }
+    return found;
+  }
+
+  /** Bytes of everything the search reads: centroids, codebooks, list starts, ids, codes. */
+  get bytes(): number {
+    return encodedLength(this.dimensions, this.lists, this.subQuantizers, this.size);
+  }
+
+  async save(path: string): Promise<void> {
+    await writeFile(path, this.encode());
+  }
+
+  encode(): Buffer {
+    const { dimensions, lists, subQuantizers, size } = this;
+    const out = Buffer.alloc(encodedLength(dimensions, lists, subQuantizers, size));
+    out.write(MAGIC, 0, "latin1");
+    out.writeUInt32LE(FORMAT_VERSION, 8);
+    out.writeUInt32LE(dimensions, 12);
+    out.writeUInt32LE(lists, 16);
+    out.writeUInt32LE(subQuantizers, 20);
+    out.writeUInt32LE(size, 24);
+    let at = HEADER_BYTES;
+    for (const part of [this.centroidBits, this.codebookBits, this.listStarts, this.ids]) {
+      at = align4(at);
+      Buffer.from(part.buffer, part.byteOffset, part.byteLength).copy(out, at);
+      at += part.byteLength;
+    }
+    Buffer.from(this.codes.buffer, this.codes.byteOffset, this.codes.byteLength).copy(out, at);
+    out.writeUInt32LE(crc32(out.subarray(HEADER_BYTES)), 28);
+    return out;
+  }
+
+  /**
+   * A saved index, checked whole: a file that is not one, is cut short, fails its checksum or
+   * holds vectors of another dimension is refused with one line naming `path`.
+   */
+  static async open(path: string, dimensions: number): Promise<IvfPqIndex> {
+    return IvfPqIndex.decode(await readFile(path), path, dimensions);
+  }
+
+  static decode(bytes: Buffer, path: string, expectedDimensions: number): IvfPqIndex {
+    const fail = (what: string) => new IvfPqFileError(`${path}: ${what}`);
+    if (bytes.length < HEADER_BYTES || bytes.toString("latin1", 0, 8) !== MAGIC) {
+      throw fail("not a clipcrawl IVF-PQ index file");
+    }
+    const version = bytes.readUInt32LE(8);
+    if (version !== FORMAT_VERSION)
+      throw fail(`format version ${version}, expected ${FORMAT_VERSION}`);
+    const dimensions = bytes.readUInt32LE(12);
+    const lists = bytes.readUInt32LE(16);
+    const subQuantizers = bytes.readUInt32LE(20);
+    const rows = bytes.readUInt32LE(24);
+    if (dimensions !== expectedDimensions) {
+      throw fail(`built for ${dimensions}-d vectors, the index holds ${expectedDimensions}-d`);
+    }
+    if (lists === 0 || subQuantizers === 0 || dimensions % subQuantizers !== 0) {
+      throw fail(
+        `header names ${lists} lists and ${subQuantizers} sub-quantisers for ${dimensions}-d`,
+      );
+    }
+    const expected = encodedLength(dimensions, lists, subQuantizers, rows);
+    if (bytes.length !== expected) {
+      throw fail(`${bytes.length} bytes, the header implies ${expected} (truncated or damaged)`);
+    }
+    if (crc32(bytes.subarray(HEADER_BYTES)) !== bytes.readUInt32LE(28)) {
+      throw fail("checksum mismatch (damaged)");
+    }
+    // Aligned copies: the buffer's own offset need not suit typed-array views.
+    const data = new Uint8Array(bytes.subarray(HEADER_BYTES)).buffer;
+    let at = 0;
+    const take = <T>(make: (offset: number, length: number) => T, length: number, size: number) => {
+      at = align4(at + HEADER_BYTES) - HEADER_BYTES;
+      const view = make(at, length);
+      at += length * size;
+      return view;
+    };
+    const subDimensions = dimensions / subQuantizers;
+    const centroidBits = take((o, n) => new Uint16Array(data, o, n), lists * dimensions, 2);
+    const codebookBits = take(
+      (o, n) => new Uint16Array(data, o, n),
+      subQuantizers * CENTROIDS_PER_SUBSPACE * subDimensions,
+      2,
+    );
+    const listStarts = take((o, n) => new Uint32Array(data, o, n), lists + 1, 4);
+    const ids = take((o, n) => new Uint32Array(data, o, n), rows, 4);
+    const codes = new Uint8Array(data, at, rows * subQuantizers);
+    for (let list = 0; list < lists; list++) {
+      if ((listStarts[list + 1] as number) < (listStarts[list] as number)) {
+        throw fail(`list ${list} ends before it starts (damaged)`);
+      }
+    }
+    if (listStarts[0] !== 0 || listStarts[lists] !== rows) {
+      throw fail(`lists hold ${listStarts[lists]} rows, the header says ${rows} (damaged)`);
+    }
+    return new IvfPqIndex(
+      dimensions,
+      subQuantizers,
+      centroidBits,
+      codebookBits,
+      fromFloat16Bits(codebookBits),
+      listStarts,
+      ids,
+      codes,
+    );
+  }
+}
+
+function encodedLength(dimensions: number, lists: number, subQuantizers: number, rows: number) {
+  let at = HEADER_BYTES + lists * dimensions * 2;
+  at = align4(at) + subQuantizers * CENTROIDS_PER_SUBSPACE * (dimensions / subQuantizers) * 2;
+  at = align4(at) + (lists + 1) * 4;
+  at = align4(at) + rows * 4;
+  return at + rows * subQuantizers;
+}
+
+function align4(offset: number): number {
+  return (offset + 3) & ~3;
+}
+
+function siftUp(
+  scores: Float32Array,
+  ids: Uint32Array,
+  size: number,
+  score: number,
+  id: number,
+): void {
+  let at = size;
+  while (at > 0) {
+    const parent = (at - 1) >> 1;
+    if ((scores[parent] as number) <= score) break;
+    scores[at] = scores[parent] as number;
+    ids[at] = ids[parent] as number;
+    at = parent;
+  }
+  scores[at] = score;
+  ids[at] = id;
+}
+
+/** Replaces the heap's root (its lowest score) and restores the order. */
+function siftDown(
+  scores: Float32Array,
+  ids: Uint32Array,
+  size: number,
+  score: number,
+  id: number,
+): void {
+  let at = 0;
+  for (;;) {
+    const left = 2 * at + 1;
+    if (left >= size) break;
+    const right = left + 1;
+    const child =
+      right < size && (scores[right] as number) < (scores[left] as number) ? right : left;
+    if ((scores[child] as number) >= score) break;
+    scores[at] = scores[child] as number;
+    ids[at] = ids[child] as number;
+    at = child;
+  }
+  scores[at] = score;
+  ids[at] = id;
+}
+
+function nearest(
+  centres: Float32Array,
+  points: Float32Array,
+  dimensions: number,
+  threads: number,
+): Uint32Array {
+  const { exactSearch, MetricKind } = usearch();
+  const found = exactSearch(whole(centres), whole(points), dimensions, 1, MetricKind.L2sq, threads);
+  return Uint32Array.from(found.keys, (key) => Number(key));
+}
+
+/**
+ * The array itself when it spans its whole buffer, else a copy: usearch's native search reads a
+ * typed array from the start of its buffer, ignoring a view's offset and length.
+ */
+export function whole(array: Float32Array): Float32Array {
+  return array.byteOffset === 0 && array.byteLength === array.buffer.byteLength
+    ? array
+    : array.slice();
+}
+
+function residualsOf(
+  vectors: Float32Array,
+  centroids: Float32Array,
+  assignment: Uint32Array,
+  dimensions: number,
+): Float32Array {
+  const residuals = new Float32Array(vectors.length);
+  for (let row = 0; row < assignment.length; row++) {
+    const base = (assignment[row] as number) * dimensions;
+    const rowBase = row * dimensions;
+    for (let dim = 0; dim < dimensions; dim++) {
+      residuals[rowBase + dim] =
+        (vectors[rowBase + dim] as number) - (centroids[base + dim] as number);
+    }
+  }
+  return residuals;
+}
+
+/** Lloyd's k-means from k distinct sample points; an emptied cluster takes a random point. */
+function kMeans(
+  points: Float32Array,
+  dimensions: number,
+  k: number,
+  iterations: number,
+  threads: number,
+): Float32Array {
+  const count = points.length / dimensions;
+  const centres = points.slice(0, k * dimensions);
+  const next = lcg(5);
+  for (let iteration = 0; iteration < iterations; iteration++) {
+    const assignment = nearest(centres, points, dimensions, threads);
+    const sums = new Float64Array(k * dimensions);
+    const sizes = new Uint32Array(k);
+    for (let row = 0; row < count; row++) {
+      const cluster = assignment[row] as number;
+      sizes[cluster] = (sizes[cluster] as number) + 1;
+      const base = cluster * dimensions;
+      const rowBase = row * dimensions;
+      for (let dim = 0; dim < dimensions; dim++) {
+        sums[base + dim] = (sums[base + dim] as number) + (points[rowBase + dim] as number);
+      }
+    }
+    for (let cluster = 0; cluster < k; cluster++) {
+      const size = sizes[cluster] as number;
+      if (size === 0) {
+        const row = Math.floor(next() * count);
+        centres.set(
+          points.subarray(row * dimensions, (row + 1) * dimensions),
+          cluster * dimensions,
+        );
+        continue;
+      }
+      for (let dim = 0; dim < dimensions; dim++) {
+        centres[cluster * dimensions + dim] = (sums[cluster * dimensions + dim] as number) / size;
+      }
+    }
+  }
+  return centres;
+}
+
+/** `wanted` rows drawn without replacement (seeded), in a new matrix. */
+function pick(rows: Float32Array, dimensions: number, wanted: number): Float32Array {
+  const count = rows.length / dimensions;
+  if (wanted >= count) return rows;
+  const order = Uint32Array.from({ length: count }, (_, index) => index);
+  const next = lcg(17);
+  const out = new Float32Array(wanted * dimensions);
+  for (let index = 0; index < wanted; index++) {
+    const swap = index + Math.floor(next() * (count - index));
+    const row = order[swap] as number;
+    order[swap] = order[index] as number;
+    out.set(rows.subarray(row * dimensions, (row + 1) * dimensions), index * dimensions);
+  }
+  return out;
+}
+
+function columns(rows: Float32Array, dimensions: number, from: number, width: number) {
+  const count = rows.length / dimensions;
+  const out = new Float32Array(count * width);
+  for (let row = 0; row < count; row++) {
+    out.set(rows.subarray(row * dimensions + from, row * dimensions + from + width), row * width);
+  }
+  return out;
+}
+
+function lcg(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}

@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { CompressedGraph } from "../src/formats/index/compressed-graph.js";
+import { IvfPqFileError, IvfPqIndex } from "../src/formats/index/ivf-pq.js";
+import { encodeSegmentVectors, SegmentVectors } from "../src/formats/index/segment-vectors.js";
+import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
+import { tempDir } from "./support/temp.js";
+
+const DIMENSIONS = 64;
+const ROWS = 4000;
+
+/** Unit vectors around 40 random centres (CLIP-like: clustered, not uniform), float16-rounded. */
+function clusteredVectors(count: number, seed: number): Float32Array {
+  let state = seed;
+  const next = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32 - 0.5;
+  };
+  const centres = Float32Array.from({ length: 40 * DIMENSIONS }, next);
+  const vectors = new Float32Array(count * DIMENSIONS);
+  for (let row = 0; row < count; row++) {
+    const centre = Math.floor((next() + 0.5) * 40) * DIMENSIONS;
+    let norm = 0;
+    for (let dim = 0; dim < DIMENSIONS; dim++) {
+      const value = (centres[centre + dim] as number) * 2 + next();
+      vectors[row * DIMENSIONS + dim] = value;
+      norm += value * value;
+    }
+    for (let dim = 0; dim < DIMENSIONS; dim++) {
+      const at = row * DIMENSIONS + dim;
+      vectors[at] = (vectors[at] as number) / Math.sqrt(norm);
+    }
+  }
+  return fromFloat16Bits(toFloat16Bits(vectors));
+}
+
+function exactTop(vectors: Float32Array, query: Float32Array, k: number): number[] {
+  const scores: { id: number; score: number }[] = [];
+  for (let row = 0; row < vectors.length / DIMENSIONS; row++) {
+    let sum = 0;
+    for (let dim = 0; dim < DIMENSIONS; dim++) {
+      sum += (vectors[row * DIMENSIONS + dim] as number) * (query[dim] as number);
+    }
+    scores.push({ id: row, score: sum });
+  }
+  return scores
+    .sort((a, b) => b.score - a.score)
+    .slice(0, k)
+    .map((entry) => entry.id);
+}
+
+const PARAMS = { lists: 16, subQuantizers: 16, probes: 4, rerank: 50 };
+let folder: string;
+let vectors: Float32Array;
+/** Drawn from the same clusters as the rows, not stored. */
+let queries: Float32Array;
+let savedPath: string;
+let rowSource: SegmentVectors;
+
+before(async () => {
+  folder = await tempDir("ivfpq");
+  const drawn = clusteredVectors(ROWS + 50, 7);
+  vectors = drawn.slice(0, ROWS * DIMENSIONS);
+  queries = drawn.slice(ROWS * DIMENSIONS);
+  const rowsPath = join(folder, "image_emb.npy");
+  await writeFile(rowsPath, encodeSegmentVectors(vectors, DIMENSIONS));
+  rowSource = await SegmentVectors.open(
+    [{ path: rowsPath, firstId: 0, rows: ROWS }],
+    DIMENSIONS,
+    false,
+  );
+  // Two adds: the first trains, the second is encoded with that training.
+  const graph = CompressedGraph.create(DIMENSIONS, PARAMS);
+  graph.add(0, vectors.subarray(0, 3000 * DIMENSIONS), 1);
+  graph.add(3000, vectors.subarray(3000 * DIMENSIONS), 1);
+  savedPath = join(folder, "image.ivfpq");
+  await graph.save(savedPath);
+});
+
+after(() => rowSource.close());
+
+test("the compressed tier reaches recall@10 ≥ 0.9 on clustered vectors after the float16 re-rank", async () => {
+  const graph = await CompressedGraph.open(savedPath, DIMENSIONS, PARAMS);
+  graph.attachVectors(rowSource);
+  assert.equal(graph.size, ROWS);
+  assert.ok(graph.bytes < ROWS * DIMENSIONS, "lists, codes and ids take less than a byte a value");
+  let hits = 0;
+  for (let query = 0; query < 50; query++) {
+    const vector = queries.subarray(query * DIMENSIONS, (query + 1) * DIMENSIONS);
+    const found = graph.search(vector, 10);
+    assert.equal(found.ids.length, 10);
+    for (let at = 1; at < 10; at++) {
+      assert.ok((found.similarities[at - 1] as number) >= (found.similarities[at] as number));
+    }
+    const truth = new Set(exactTop(vectors, vector, 10));
+    for (const id of found.ids) if (truth.has(id)) hits++;
+  }
+  assert.ok(hits / 500 >= 0.9, `recall@10 ${hits / 500}`);
+});
+
+test("a stored row is its own nearest neighbour, rows of the second add included", async () => {
+  const graph = await CompressedGraph.open(savedPath, DIMENSIONS, PARAMS);
+  graph.attachVectors(rowSource);
+  for (const row of [0, 17, 2999, 3000, 3999]) {
+    const query = vectors.subarray(row * DIMENSIONS, (row + 1) * DIMENSIONS);
+    assert.equal(graph.search(query, 1).ids[0], row);
+  }
+});
+
+test("more candidates than the probed lists hold: more lists are scanned until there are enough", async () => {
+  const graph = await CompressedGraph.open(savedPath, DIMENSIONS, { ...PARAMS, probes: 1 });
+  graph.attachVectors(rowSource);
+  const found = graph.search(vectors.subarray(0, DIMENSIONS), 1500);
+  assert.equal(found.ids.length, 1500);
+  assert.equal(new Set(found.ids).size, 1500);
+});
+
+test("a damaged index file is refused with its path: truncated, a flipped byte, not an index", async () => {
+  const bytes = await readFile(savedPath);
+  const cases: [string, Buffer, RegExp][] = [
+    [
+      "truncated.ivfpq",
+      bytes.subarray(0, bytes.length - 100),
+      /bytes, the header implies .*truncated/,
+    ],
+    ["flipped.ivfpq", Buffer.from(bytes), /checksum mismatch/],
+    [
+      "other.ivfpq",
+      Buffer.from("PAR1 something else entirely, not an index"),
+      /not a clipcrawl IVF-PQ/,
+    ],
+  ];
+  const flipped = cases[1]?.[1] as Buffer;
+  flipped[bytes.length - 7] = (flipped[bytes.length - 7] as number) ^ 0x40;
+  for (const [name, content, reason] of cases) {
+    const path = join(folder, name);
+    await writeFile(path, content);
+    await assert.rejects(CompressedGraph.open(path, DIMENSIONS, PARAMS), (error: Error) => {
+      assert.ok(error instanceof IvfPqFileError, String(error));
+      assert.ok(error.message.startsWith(`${path}: `), error.message);
+      assert.match(error.message, reason);
+      assert.equal(error.message.includes("\n"), false);
+      return true;
+    });
+  }
+});
+
+test("an index built for another dimension is refused with one line", async () => {
+  await assert.rejects(IvfPqIndex.open(savedPath, 512), (error: Error) => {
+    assert.equal(error.message, `${savedPath}: built for 64-d vectors, the index holds 512-d`);
+    return true;
+  });
+});
+
+test("a code size that does not split the dimensions is refused", () => {
+  assert.throws(
+    () =>
+      IvfPqIndex.train(vectors, DIMENSIONS, {
+        lists: 4,
+        subQuantizers: 5,
+        pointsPerList: 100,
+        pointsPerCode: 4,
+        iterations: 1,
+        threads: 1,
+      }),
+    /64 dimensions do not split into 5 sub-quantisers/,
+  );
+});
+
+test("fewer than 256 rows wait untrained, are searched exactly, and cannot be saved alone", async () => {
+  const graph = CompressedGraph.create(DIMENSIONS, PARAMS);
+  graph.add(100, vectors.subarray(0, 200 * DIMENSIONS), 1);
+  assert.equal(graph.size, 200);
+  const found = graph.search(vectors.subarray(5 * DIMENSIONS, 6 * DIMENSIONS), 3);
+  assert.equal(found.ids[0], 105);
+  await assert.rejects(
+    graph.save(join(folder, "small.ivfpq")),
+    /at least 256 rows to train on, has 200/,
+  );
+  graph.add(300, vectors.subarray(200 * DIMENSIONS, 400 * DIMENSIONS), 1);
+  assert.equal(graph.size, 400);
+  await graph.save(join(folder, "small.ivfpq"));
+});
