@@ -86,12 +86,12 @@ export async function scaleBench(sizes: readonly number[]): Promise<BenchRow[]> 
   const finishing = heapAsJobsFinish(largest, heldHeapOverRun.get(largest) ?? []);
   if (finishing !== undefined) rows.push(finishing);
   if (sizes.length > 1) {
-    for (const [what, figures] of [
-      ["time a job", perJob],
-      ["coordinator peak RSS", peakRss],
-      ["coordinator heap after GC", heldHeap],
+    for (const [what, figures, unit] of [
+      ["time a job", perJob, "ms"],
+      ["coordinator peak RSS", peakRss, "MB"],
+      ["coordinator heap after GC", heldHeap, "MB"],
     ] as const) {
-      const row = largestVsSmallest(what, figures, sizes);
+      const row = largestVsSmallest(what, figures, unit, sizes);
       if (row !== undefined) rows.push(row);
     }
   }
@@ -124,6 +124,7 @@ function heapAsJobsFinish(jobs: number, heldMb: readonly number[]): BenchRow | u
 function largestVsSmallest(
   what: string,
   figures: ReadonlyMap<number, number>,
+  unit: string,
   sizes: readonly number[],
 ): BenchRow | undefined {
   const [first, last] = [sizes[0] as number, sizes.at(-1) as number];
@@ -134,8 +135,8 @@ function largestVsSmallest(
   console.log(`${what} at ${last} jobs ÷ at ${first}: ${ratio.toFixed(2)}× (target ≤ 1.2×)`);
   return {
     stage: `run --queue, ${what} at ${last.toLocaleString("en")} jobs vs ${first.toLocaleString("en")}`,
-    unit: "×",
-    clipcrawl: ratio,
+    unit,
+    clipcrawl: largest,
     peer: { name: `${first.toLocaleString("en")} jobs`, value: smallest },
     ratio,
     target: "≤ 1.2×",
