@@ -57,7 +57,7 @@ const PROBES = [8, 16, 32];
 /** Candidates re-ranked with their float16 rows (the 200k run plateaued at 100). */
 const RERANK_DEPTHS = [25, 50, 100, 200, 400];
 
-interface Row {
+export interface Row {
   engine: string;
   params: string;
   buildSeconds: number;
@@ -177,7 +177,7 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
 async function buildOrLoad(
   path: string,
   rebuild: boolean,
-  build: () => IvfPqIndex,
+  build: () => Promise<IvfPqIndex>,
 ): Promise<number> {
   const timing = `${path}.json`;
   if (!rebuild) {
@@ -192,7 +192,7 @@ async function buildOrLoad(
     }
   }
   const started = performance.now();
-  const index = build();
+  const index = await build();
   const buildSeconds = (performance.now() - started) / 1000;
   await index.save(path);
   await writeFile(timing, JSON.stringify({ buildSeconds, loadAverage: loadAverage() }));
@@ -209,7 +209,7 @@ const FAISS_ENGINE = "faiss IVF-PQ + f16 re-rank";
  * its closest one (the most recall within the bytes) and why it fails; (2) the same recall as
  * faiss: our best QPS within the bytes at faiss's best recall within them.
  */
-function headline(rows: readonly Row[]): BenchRow[] {
+export function headline(rows: readonly Row[]): BenchRow[] {
   const withinBytes = (row: Row) => row.bytesPerVector <= BYTES_BUDGET;
   const withinGoal = (row: Row) => withinBytes(row) && row.recall >= RECALL_GOAL;
   const fastest = (candidates: readonly Row[]) =>
@@ -439,7 +439,7 @@ async function readVectors(paths: readonly string[], count: number): Promise<Flo
 }
 
 /** The peer, on the same embeddings files, queries and truth; it caches its indices in `folder`. */
-function runFaiss(
+export function runFaiss(
   root: string,
   folder: string,
   data: BenchData,
@@ -447,6 +447,7 @@ function runFaiss(
   codeSizes: readonly number[],
   depths: readonly number[],
   hnsw: boolean,
+  probes: readonly number[] = PROBES,
 ): Row[] {
   const script = new URL("./peers/faiss_compressed.py", import.meta.url).pathname;
   const lines = faissPeerLines<{
@@ -463,7 +464,7 @@ function runFaiss(
     String(threads),
     codeSizes.join(","),
     depths.join(","),
-    PROBES.join(","),
+    probes.join(","),
     folder,
     hnsw ? "16" : "0",
     "64",

@@ -33,7 +33,19 @@ import { writeParquet } from "../src/io/parquet.js";
 import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
 import { serveWorkerTasks, WorkerPool } from "../src/shard/worker-pool.js";
 import { buildIndex, type IndexSummary } from "../src/stages/index/build-index.js";
-import { type BenchRow, benchDataPath, faissPeerLines, printTable } from "./support.js";
+import {
+  headline as compressedHeadline,
+  type Row as EngineRow,
+  runFaiss as runFaissCompressed,
+} from "./index-engines.js";
+import { startServeProcess } from "./serve.js";
+import {
+  type BenchRow,
+  benchDataPath,
+  faissPeerLines,
+  loadAverage,
+  printTable,
+} from "./support.js";
 
 const DIMENSIONS = 512;
 const K = 10;
@@ -62,8 +74,12 @@ export async function main(args: string[]): Promise<BenchRow[]> {
       queries: { type: "string", default: "1000" },
       workers: { type: "string", default: String(cpus().length) },
       "no-faiss": { type: "boolean", default: false },
+      tier: { type: "string", default: "memory" },
     },
   });
+  if (values.tier !== "memory" && values.tier !== "compressed") {
+    throw new Error(`--tier is memory or compressed, not ${values.tier}`);
+  }
   const vectors = Number(values.vectors);
   const queryCount = Number(values.queries);
   const workers = Number(values.workers);
@@ -76,6 +92,9 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   const folder = await benchDataPath(`index-${vectors}`);
   const root = join(folder, "root");
   const data = await ensureData(root, folder, vectors, queryCount);
+  if (values.tier === "compressed") {
+    return compressedTier(root, folder, data, workers, values["no-faiss"] !== true);
+  }
 
   await rm(join(root, "index"), { recursive: true, force: true });
   await rm(join(root, "_state", "index"), { recursive: true, force: true });
@@ -177,6 +196,209 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   return headline;
 }
 
+const COMPRESSED_PROBES = [8, 16, 32];
+const COMPRESSED_RERANK = [50, 100, 200];
+/** faiss IVF-PQ's code within 150 bytes a vector with its 8-byte ids (autofaiss's choice). */
+const FAISS_CODE_SIZE = 64;
+
+/**
+ * `--tier compressed`: the stage as `clipcrawl index --tier compressed` builds it (IVF-PQ a
+ * modality, float16 re-rank from the segment files), its bytes a vector, recall@10 and QPS on
+ * 1 and W threads over a sweep of lists scanned and candidates re-ranked, filtered queries,
+ * `clipcrawl serve`'s peak RSS answering the queries, and faiss IVF-PQ on the same vectors.
+ */
+async function compressedTier(
+  root: string,
+  folder: string,
+  data: BenchData,
+  workers: number,
+  faiss: boolean,
+): Promise<BenchRow[]> {
+  await rm(join(root, "index"), { recursive: true, force: true });
+  await rm(join(root, "_state", "index"), { recursive: true, force: true });
+  const summary = await buildIndex({
+    root,
+    config: { threads: cpus().length, tier: "compressed", atlasPoints: 0 },
+  });
+  if (!summary.ok) throw new Error(`index failed: ${JSON.stringify(summary.failedShards)}`);
+  const manifest = await readManifest(new LocalStorage(root));
+  if (manifest === undefined) throw new Error("no manifest after a successful build");
+  const rows = manifest.rows;
+  let listBytes = 0;
+  for (const shard of indexShards(manifest)) {
+    listBytes += (await stat(join(root, shard.graphs.image))).size;
+  }
+  const folderTotal = await folderBytes(join(root, "index"));
+  const vectorBytes = await folderBytes(join(root, "index", "segments"), /_emb\.npy$/);
+  const buildSeconds = summary.timings.total;
+  console.log(describeBuild(summary, folderTotal));
+  console.log(`tier: ${summary.tierReason}`);
+  const bytesPerVector = listBytes / rows;
+  const besideVectors = (folderTotal - vectorBytes) / (2 * rows);
+  console.log(
+    `bytes a vector a modality: ${bytesPerVector.toFixed(1)} in the image .ivfpq files (lists, codes, ids, centroids); ${besideVectors.toFixed(1)} for everything in index/ but the float16 rows (metadata columns and groups included)`,
+  );
+
+  const measured: (EngineRow & { qpsN: number; search: { probes: number; rerank: number } })[] = [];
+  const pool = new WorkerPool<QueryTask, QueryResult>(new URL(import.meta.url), workers);
+  try {
+    for (const probes of COMPRESSED_PROBES) {
+      for (const rerank of COMPRESSED_RERANK) {
+        const search = { probes, rerank };
+        const index = await openIndex(root, { compressedSearch: search });
+        const { recall, qps } = measureSingle(index, data.queries, data.truth);
+        index.close();
+        const qpsN = await measureConcurrent(pool, workers, root, 0, data.queries, search);
+        const { lists, subQuantizers } = manifest.params.compressed ?? {};
+        measured.push({
+          engine: "clipcrawl compressed tier",
+          params: `IVF${lists},PQ${subQuantizers} nprobe=${probes} R=${rerank}`,
+          buildSeconds,
+          bytesPerVector,
+          recall,
+          qps,
+          qpsN,
+          search,
+        });
+      }
+    }
+  } finally {
+    await pool.close();
+  }
+  const qualifying = measured.filter((row) => row.recall >= 0.9);
+  const chosen = qualifying.sort((a, b) => b.qps - a.qps)[0];
+  const filtered: string[][] = [];
+  if (chosen !== undefined) {
+    const index = await openIndex(root, { compressedSearch: chosen.search });
+    for (const [label, filters] of filterCases()) {
+      const result = measureFiltered(index, data.queries, filters);
+      filtered.push([
+        `${chosen.params} ${label}`,
+        result.qps.toFixed(0),
+        `${(result.full * 100).toFixed(1)}% returned k; plans ${result.paths}`,
+      ]);
+    }
+    index.close();
+  }
+  const serving = await servePeakRss(root, data.queries);
+
+  const peers = faiss
+    ? runFaissCompressed(
+        root,
+        folder,
+        data,
+        cpus().length,
+        [FAISS_CODE_SIZE],
+        COMPRESSED_RERANK,
+        false,
+        COMPRESSED_PROBES,
+      )
+    : [];
+  printTable([
+    [
+      "engine",
+      "params",
+      "build s",
+      "B/vector",
+      "recall@10",
+      "QPS 1 thread",
+      `QPS ${workers} threads`,
+    ],
+    ...[...measured, ...peers].map((row) => [
+      row.engine,
+      row.params,
+      row.buildSeconds.toFixed(1),
+      row.bytesPerVector.toFixed(0),
+      row.recall.toFixed(3),
+      row.qps.toFixed(0),
+      "qpsN" in row ? (row.qpsN as number).toFixed(0) : "",
+    ]),
+  ]);
+  if (filtered.length > 0) printTable([["filtered query", "QPS 1 thread", ""], ...filtered]);
+  console.log(
+    `clipcrawl serve on this index (its own nprobe/R), ${serving.queries} /knn-service queries: peak RSS ${serving.peakMb.toFixed(0)} MB`,
+  );
+  console.log(`load average at end: ${loadAverage()}`);
+  const faissBuild = peers[0]?.buildSeconds;
+  const perSecond = (seconds: number) => rows / seconds;
+  const build: BenchRow = {
+    stage: `compressed index build, ${rows} rows, whole stage (read ${summary.timings.read.toFixed(0)} s, both IVF-PQ ${summary.timings.graph.toFixed(0)} s, near-duplicates ${summary.timings.duplicates.toFixed(0)} s, write ${summary.timings.write.toFixed(0)} s); faiss builds one modality`,
+    unit: "vectors/s",
+    clipcrawl: perSecond(buildSeconds),
+    ...(faissBuild === undefined
+      ? {}
+      : {
+          peer: { name: `faiss ${peers[0]?.params.split(" ")[0]}`, value: perSecond(faissBuild) },
+          ratio: faissBuild / buildSeconds,
+          met: buildSeconds <= faissBuild,
+        }),
+    target: "≥ 1× faiss",
+  };
+  const duplicates: BenchRow = {
+    stage: `compressed index build, ${rows} rows: near-duplicate groups' share of the stage`,
+    unit: "%",
+    clipcrawl: (100 * summary.timings.duplicates) / buildSeconds,
+    target: "≤ 20 %",
+    met: summary.timings.duplicates <= 0.2 * buildSeconds,
+  };
+  const size: BenchRow = {
+    stage: `compressed index, ${rows} rows: bytes a vector a modality, everything in index/ but the float16 rows`,
+    unit: "B",
+    clipcrawl: besideVectors,
+    target: "≤ 150 B",
+    met: besideVectors <= 150,
+  };
+  const threadsRow: BenchRow = {
+    stage: `compressed index, ${rows} rows, ${workers} threads: ${chosen?.params ?? "none at recall ≥ 0.9"}`,
+    unit: "QPS",
+    clipcrawl: chosen?.qpsN ?? 0,
+    target: "report (faiss's peer times one thread)",
+  };
+  const rss: BenchRow = {
+    stage: `clipcrawl serve, compressed index of ${rows} rows: peak RSS answering ${serving.queries} queries`,
+    unit: "MB",
+    clipcrawl: serving.peakMb,
+    target: "report",
+  };
+  return [...compressedHeadline([...measured, ...peers]), threadsRow, build, duplicates, size, rss];
+}
+
+/** `clipcrawl serve` on the index as its own process: its peak RSS after answering `queries`. */
+async function servePeakRss(
+  root: string,
+  queries: Float32Array,
+): Promise<{ queries: number; peakMb: number }> {
+  const server = await startServeProcess([
+    "--root",
+    root,
+    "--no-model",
+    "--rate-limit-per-minute",
+    "0",
+    "--port",
+    "0",
+  ]);
+  try {
+    const count = queries.length / DIMENSIONS;
+    for (let query = 0; query < count; query++) {
+      const response = await fetch(`${server.url}/knn-service`, {
+        method: "POST",
+        body: JSON.stringify({
+          embedding_input: Array.from(row(queries, query)),
+          modality: "image",
+          num_images: K,
+        }),
+      });
+      if (!response.ok) throw new Error(`serve answered ${response.status}`);
+      await response.arrayBuffer();
+    }
+    const status = await readFile(`/proc/${server.pid}/status`, "utf8");
+    const peakKb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
+    return { queries: count, peakMb: peakKb / 1024 };
+  } finally {
+    await server.stop();
+  }
+}
+
 /** Best QPS at recall@10 ≥ 0.95 per engine, clipcrawl's against faiss's best. */
 function report(rows: readonly Row[], workers: number): BenchRow[] {
   const best = (engine: string, pick: (row: Row) => number) =>
@@ -272,6 +494,8 @@ function measureFiltered(
 interface QueryTask {
   root: string;
   expansion: number;
+  /** Compressed tier: lists scanned and candidates re-ranked. */
+  compressedSearch?: { probes: number; rerank: number };
   queries: Float32Array;
   /** Only open the index (warm-up), do not search. */
   openOnly: boolean;
@@ -285,8 +509,16 @@ interface QueryResult {
 const opened = new Map<string, Promise<ClipIndex>>();
 
 async function answerQueries(task: QueryTask): Promise<QueryResult> {
-  const key = `${task.root}#${task.expansion}`;
-  if (!opened.has(key)) opened.set(key, openIndex(task.root, { expansionSearch: task.expansion }));
+  const key = `${task.root}#${task.expansion}#${JSON.stringify(task.compressedSearch)}`;
+  if (!opened.has(key)) {
+    opened.set(
+      key,
+      openIndex(task.root, {
+        expansionSearch: task.expansion,
+        ...(task.compressedSearch === undefined ? {} : { compressedSearch: task.compressedSearch }),
+      }),
+    );
+  }
   const index = await (opened.get(key) as Promise<ClipIndex>);
   if (task.openOnly) return { seconds: 0, count: 0 };
   const count = task.queries.length / DIMENSIONS;
@@ -304,20 +536,26 @@ async function measureConcurrent(
   root: string,
   expansion: number,
   queries: Float32Array,
+  compressedSearch?: QueryTask["compressedSearch"],
 ): Promise<number> {
   const count = queries.length / DIMENSIONS;
+  const task = (share: Float32Array, openOnly: boolean): QueryTask => ({
+    root,
+    expansion,
+    queries: share,
+    openOnly,
+    ...(compressedSearch === undefined ? {} : { compressedSearch }),
+  });
   const shares = Array.from({ length: workers }, (_, worker) => {
     const from = Math.floor((worker * count) / workers);
     const to = Math.floor(((worker + 1) * count) / workers);
     return queries.slice(from * DIMENSIONS, to * DIMENSIONS);
   });
   // Open the index in every worker and warm its caches with the full query set, then time.
-  await Promise.all(shares.map(() => pool.run({ root, expansion, queries, openOnly: true })));
-  await Promise.all(shares.map(() => pool.run({ root, expansion, queries, openOnly: false })));
+  await Promise.all(shares.map(() => pool.run(task(queries, true))));
+  await Promise.all(shares.map(() => pool.run(task(queries, false))));
   const started = performance.now();
-  await Promise.all(
-    shares.map((share) => pool.run({ root, expansion, queries: share, openOnly: false })),
-  );
+  await Promise.all(shares.map((share) => pool.run(task(share, false))));
   return count / ((performance.now() - started) / 1000);
 }
 
@@ -607,10 +845,12 @@ function gaussian(next: () => number): number {
   return Math.sqrt(-2 * Math.log(next() + 1e-12)) * Math.cos(2 * Math.PI * next());
 }
 
-async function folderBytes(folder: string): Promise<number> {
+async function folderBytes(folder: string, only = /./): Promise<number> {
   let total = 0;
   for (const entry of await readdir(folder, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
+    if (entry.isFile() && only.test(entry.name)) {
+      total += (await stat(join(entry.parentPath, entry.name))).size;
+    }
   }
   return total;
 }

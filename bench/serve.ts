@@ -395,9 +395,9 @@ export async function fanOutBench(
 }
 
 /** `clipcrawl serve` as its own process, once it prints the URL it listens on. */
-async function startServeProcess(
+export async function startServeProcess(
   args: string[],
-): Promise<{ url: string; stop: () => Promise<void> }> {
+): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const main = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
   const child = spawn(process.execPath, ["--import", "tsx", main, "serve", ...args], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -414,6 +414,7 @@ async function startServeProcess(
   });
   return {
     url,
+    pid: child.pid as number,
     stop: async () => {
       child.kill("SIGTERM");
       await exited;

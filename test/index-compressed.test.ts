@@ -279,7 +279,7 @@ test("a compressed index file built for another dimension is refused at load wit
   const original = await readFile(path);
   try {
     const other = clusteredRows("x", 300, 9).flatMap((row) => [...row.image.subarray(0, 16)]);
-    const foreign = IvfPqIndex.build(Float32Array.from(other), 16, {
+    const foreign = await IvfPqIndex.build(Float32Array.from(other), 16, {
       lists: 2,
       subQuantizers: 8,
       pointsPerList: 100,
@@ -373,6 +373,59 @@ test("a compressed index of 3 shards (the last too small to train on) answers wi
   } finally {
     await server.close();
     await threads.close();
+    index.close();
+  }
+});
+
+test("a compressed index's near-duplicate groups are brute force's: twins in one shard, across shards and across builds", async () => {
+  const dir = join(workDir, "twins");
+  const config = { threads: 2, tier: "compressed" as const, shardSize: 1000, atlasPoints: 0 };
+  const noise = seededUniform(90);
+  const twin = (row: Row, key: string): Row => ({
+    ...row,
+    key,
+    image: unit(row.image.map((value) => value + (noise() * 2 - 1) * 0.02)),
+  });
+  const first = clusteredRows("00000", 1200, 11);
+  const second = clusteredRows("00001", 900, 12);
+  // In shard s00000; s00000 → s00001 (the same embeddings file); embeddings file 1 → 0.
+  first[700] = twin(first[5] as Row, "00000-twin-a");
+  first[1100] = twin(first[10] as Row, "00000-twin-b");
+  second[400] = twin(first[20] as Row, "00001-twin-c");
+  second[401] = twin(second[400] as Row, "00001-twin-d");
+  await writeEmbeddingShard(dir, "00000", first);
+  assert.equal((await buildIndex({ root: dir, config })).ok, true);
+  await writeEmbeddingShard(dir, "00001", second);
+  const summary = await buildIndex({ root: dir, config });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+  assert.equal(summary.rebuilt, false);
+
+  const all = [...first, ...second];
+  const expected = all.map((_, id) => id);
+  const root = (id: number): number => (expected[id] === id ? id : root(expected[id] as number));
+  for (let a = 0; a < all.length; a++) {
+    for (let b = a + 1; b < all.length; b++) {
+      if (dot((all[a] as Row).image, (all[b] as Row).image) < 0.96) continue;
+      const [ra, rb] = [root(a), root(b)];
+      if (ra !== rb) expected[Math.max(ra, rb)] = Math.min(ra, rb);
+    }
+  }
+  const index = await openIndex(dir);
+  try {
+    const groups = index.metadata(
+      all.map((_, id) => id),
+      ["dup_group"],
+    );
+    const found = groups.map((row) => Number(row.dup_group));
+    assert.deepEqual(
+      found.map((group, id) => [id, group]).filter(([id, group]) => id !== group),
+      all.map((_, id) => [id, root(id)]).filter(([id, group]) => id !== group),
+    );
+    assert.deepEqual(
+      [700, 1100, 1600, 1601].map((id) => found[id]),
+      [5, 10, 20, 20],
+    );
+  } finally {
     index.close();
   }
 });

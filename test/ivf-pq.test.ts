@@ -73,8 +73,8 @@ before(async () => {
   );
   // Two adds: the first trains, the second is encoded with that training.
   const graph = CompressedGraph.create(DIMENSIONS, PARAMS);
-  graph.add(0, vectors.subarray(0, 3000 * DIMENSIONS), 1);
-  graph.add(3000, vectors.subarray(3000 * DIMENSIONS), 1);
+  await graph.add(0, vectors.subarray(0, 3000 * DIMENSIONS), 1);
+  await graph.add(3000, vectors.subarray(3000 * DIMENSIONS), 1);
   savedPath = join(folder, "image.ivfpq");
   await graph.save(savedPath);
 });
@@ -154,8 +154,8 @@ test("an index built for another dimension is refused with one line", async () =
   });
 });
 
-test("a code size that does not split the dimensions is refused", () => {
-  assert.throws(
+test("a code size that does not split the dimensions is refused", async () => {
+  await assert.rejects(
     () =>
       IvfPqIndex.train(vectors, DIMENSIONS, {
         lists: 4,
@@ -171,7 +171,7 @@ test("a code size that does not split the dimensions is refused", () => {
 
 test("fewer than 256 rows wait untrained, are searched exactly, and cannot be saved alone", async () => {
   const graph = CompressedGraph.create(DIMENSIONS, PARAMS);
-  graph.add(100, vectors.subarray(0, 200 * DIMENSIONS), 1);
+  await graph.add(100, vectors.subarray(0, 200 * DIMENSIONS), 1);
   assert.equal(graph.size, 200);
   const found = graph.search(vectors.subarray(5 * DIMENSIONS, 6 * DIMENSIONS), 3);
   assert.equal(found.ids[0], 105);
@@ -179,7 +179,7 @@ test("fewer than 256 rows wait untrained, are searched exactly, and cannot be sa
     graph.save(join(folder, "small.ivfpq")),
     /at least 256 rows to train on, has 200/,
   );
-  graph.add(300, vectors.subarray(200 * DIMENSIONS, 400 * DIMENSIONS), 1);
+  await graph.add(300, vectors.subarray(200 * DIMENSIONS, 400 * DIMENSIONS), 1);
   assert.equal(graph.size, 400);
   await graph.save(join(folder, "small.ivfpq"));
 });

@@ -1,5 +1,6 @@
 """The peer of the compressed-tier engine evaluation: faiss IVF-PQ with autofaiss's number of lists
-(4·sqrt(n) rounded to a power of two, below 1M vectors) and the PQ code sizes given, its top
+(4·sqrt(n) rounded to a power of two below 1M vectors, 16,384 below 10M, 65,536 above; an HNSW32
+over the centroids from 1M, as autofaiss builds it) and the PQ code sizes given, its top
 candidates re-ranked by exact inner product with the float16 vectors memory-mapped from the
 embeddings files (as the compressed tier may do); and faiss HNSW (M, efConstruction given) as the
 in-memory reference.
@@ -36,6 +37,13 @@ def size_of(index) -> int:
         return os.path.getsize(file.name)
 
 
+def autofaiss_lists(count: int) -> int:
+    """autofaiss's first choice of list count (get_optimal_nb_clusters)."""
+    if count < 1_000_000:
+        return 2 ** round(math.log2(4 * math.sqrt(count)))
+    return 16_384 if count < 10_000_000 else 65_536
+
+
 def emit(row: dict) -> None:
     print(json.dumps(row), flush=True)
 
@@ -69,10 +77,13 @@ def main() -> None:
             rows[mine] = stored[s][ids[mine] - offsets[s]]
         return ids[np.argsort(-(rows @ query))[:10]].tolist()
 
-    lists = 2 ** round(math.log2(4 * math.sqrt(count)))
-    train = vectors[np.random.default_rng(0).permutation(count)[: min(count, 256 * lists, 200_000)]]
+    lists = autofaiss_lists(count)
+    # faiss's own floor is 39 training points a list (it warns below); 200k suffice below that.
+    train = vectors[np.random.default_rng(0).permutation(count)[: min(count, max(39 * lists, min(256 * lists, 200_000)))]]
+    # autofaiss puts an HNSW over the centroids once there are this many lists.
+    coarse = f"IVF{lists}_HNSW32" if count >= 1_000_000 else f"IVF{lists}"
     for code_size in code_sizes:
-        key = f"IVF{lists},PQ{code_size}"
+        key = f"{coarse},PQ{code_size}"
         cached = os.path.join(cache_dir, f"faiss-{key}.faiss")
         if os.path.exists(cached) and os.path.exists(cached + ".json"):
             ivfpq = faiss.read_index(cached)

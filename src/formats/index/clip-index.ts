@@ -24,6 +24,7 @@ import { readDuplicateGroups } from "./duplicate-groups.js";
 import { checkGraphFile, type GraphMatches, type GraphSettings, VectorGraph } from "./graph.js";
 import { DUPLICATE_GROUP_COLUMN, INDEX_COLUMNS, SEGMENT_COLUMNS } from "./index-columns.js";
 import {
+  type CompressedParams,
   type IndexManifest,
   type IndexShard,
   indexShards,
@@ -55,6 +56,8 @@ export interface OpenIndexOptions {
    * no result (another serve process holds them).
    */
   shards?: readonly string[];
+  /** Compressed tier: lists scanned and candidates re-ranked a query; default: the manifest's. */
+  compressedSearch?: Partial<Pick<CompressedParams, "probes" | "rerank">>;
 }
 
 /** A shard the index should hold but could not open: its rows are in no result. */
@@ -163,7 +166,10 @@ export class ClipIndex {
     const graphs = {} as Record<Modality, ShardedGraph>;
     const vectors = {} as Record<Modality, SegmentVectors>;
     const vectorBytes = manifest.rows * manifest.dimensions * 2 * MODALITIES.length;
-    const compressed = manifest.params.compressed;
+    const compressed =
+      manifest.params.compressed === undefined
+        ? undefined
+        : { ...manifest.params.compressed, ...options.compressedSearch };
     const inMemory =
       options.vectorsInMemory ?? (compressed === undefined && vectorBytes <= DEFAULT_VECTOR_MEMORY);
     const shards = indexShards(manifest);

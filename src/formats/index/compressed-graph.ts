@@ -25,6 +25,12 @@ import type { SegmentVectors } from "./segment-vectors.js";
  */
 export const TRAINING = { pointsPerList: 32, pointsPerCode: 64, iterations: 8 };
 
+/**
+ * How far below the near-duplicate threshold a row's score from its codes may fall and still be
+ * scored exactly: PQ128's error on a cosine stays well inside this (test/index-compressed.test.ts).
+ */
+const NEAR_DUPLICATE_MARGIN = 0.05;
+
 export class CompressedGraph {
   private vectors: SegmentVectors | undefined;
   /** Rows added before there were enough to train on. */
@@ -74,9 +80,9 @@ export class CompressedGraph {
     this.vectors = vectors;
   }
 
-  add(firstId: number, vectors: Float32Array, threads: number): void {
+  async add(firstId: number, vectors: Float32Array, threads: number): Promise<void> {
     if (this.index !== undefined) {
-      this.index.add(firstId, vectors, threads);
+      await this.index.add(firstId, vectors, threads);
       return;
     }
     const pending = this.pending;
@@ -88,11 +94,11 @@ export class CompressedGraph {
       joined.set(vectors, pending.vectors.length);
       this.pending = { firstId: pending.firstId, vectors: joined };
     }
-    this.train(threads, false);
+    await this.train(threads, false);
   }
 
   /** Trains on the pending rows when there are enough (or `required`), and encodes them. */
-  private train(threads: number, required: boolean): void {
+  private async train(threads: number, required: boolean): Promise<void> {
     const pending = this.pending;
     if (pending === undefined) return;
     const rows = pending.vectors.length / this.dimensions;
@@ -101,7 +107,7 @@ export class CompressedGraph {
       const borrowed = this.trainedLike?.index;
       if (borrowed !== undefined) {
         this.index = borrowed.withoutRows();
-        this.index.add(pending.firstId, pending.vectors, threads);
+        await this.index.add(pending.firstId, pending.vectors, threads);
         this.pending = undefined;
         return;
       }
@@ -109,13 +115,13 @@ export class CompressedGraph {
         `the compressed tier needs at least ${CENTROIDS_PER_SUBSPACE} rows to train on, has ${rows}`,
       );
     }
-    const index = IvfPqIndex.train(pending.vectors, this.dimensions, {
+    const index = await IvfPqIndex.train(pending.vectors, this.dimensions, {
       lists: this.params.lists,
       subQuantizers: this.params.subQuantizers,
       ...TRAINING,
       threads,
     });
-    index.add(pending.firstId, pending.vectors, threads);
+    await index.add(pending.firstId, pending.vectors, threads);
     this.index = index;
     this.pending = undefined;
   }
@@ -163,8 +169,78 @@ export class CompressedGraph {
     );
   }
 
+  /**
+   * For each query (row-major), the rows this index holds at cosine ≥ `threshold`, at most
+   * `count`, best first: the build's near-duplicate step. A near-duplicate falls in its twin's
+   * list, so each query is compared only with the rows of its own list as their codes give them
+   * back (one native exact search a list, no lookup table, no re-rank of R); rows within
+   * NEAR_DUPLICATE_MARGIN of the threshold are then scored exactly with their float16 rows.
+   */
+  async nearDuplicates(
+    queries: Float32Array,
+    threshold: number,
+    count: number,
+    threads: number,
+  ): Promise<GraphMatches[]> {
+    const index = this.index;
+    const vectors = this.vectors;
+    if (this.pending !== undefined || index === undefined) {
+      return this.searchBatch(queries, count, threads).map((matches) =>
+        aboveThreshold(matches, threshold),
+      );
+    }
+    if (vectors === undefined) throw new Error("compressed index has no vectors to re-rank with");
+    const { dimensions } = this;
+    const rows = queries.length / dimensions;
+    const lists = await index.assign(queries, threads);
+    const byList = rowsByList(lists, index.lists);
+    const candidates: number[][] = Array.from({ length: rows }, () => []);
+    const { exactSearch, MetricKind } = usearchModule();
+    for (let list = 0; list < index.lists; list++) {
+      const from = byList.starts[list] as number;
+      const to = byList.starts[list + 1] as number;
+      if (from === to) continue;
+      const members = index.decodeList(list);
+      const size = members.ids.length;
+      if (size === 0) continue;
+      const asked = new Float32Array((to - from) * dimensions);
+      for (let at = from; at < to; at++) {
+        const row = byList.rows[at] as number;
+        asked.set(
+          queries.subarray(row * dimensions, (row + 1) * dimensions),
+          (at - from) * dimensions,
+        );
+      }
+      const k = Math.min(count, size);
+      const found = exactSearch(members.vectors, asked, dimensions, k, MetricKind.IP, 1);
+      const keys = found.keys;
+      const distances = found.distances;
+      for (let at = from; at < to; at++) {
+        const row = byList.rows[at] as number;
+        for (let slot = (at - from) * k; slot < (at - from + 1) * k; slot++) {
+          if (1 - (distances[slot] as number) < threshold - NEAR_DUPLICATE_MARGIN) break;
+          (candidates[row] as number[]).push(members.ids[Number(keys[slot])] as number);
+        }
+      }
+    }
+    return candidates.map((ids, row) => {
+      if (ids.length === 0) return { ids: new Uint32Array(0), similarities: new Float32Array(0) };
+      const sorted = Uint32Array.from(ids).sort();
+      const exact = new Float32Array(sorted.length);
+      vectors.dotMany(queries.subarray(row * dimensions, (row + 1) * dimensions), sorted, exact);
+      const kept = [...sorted.keys()]
+        .filter((at) => (exact[at] as number) >= threshold)
+        .sort((a, b) => (exact[b] as number) - (exact[a] as number) || a - b)
+        .slice(0, count);
+      return {
+        ids: Uint32Array.from(kept, (at) => sorted[at] as number),
+        similarities: Float32Array.from(kept, (at) => exact[at] as number),
+      };
+    });
+  }
+
   async save(path: string): Promise<void> {
-    this.train(1, true);
+    await this.train(1, true);
     if (this.index === undefined) throw new Error("an empty compressed index cannot be saved");
     await this.index.save(path);
   }
@@ -173,9 +249,7 @@ export class CompressedGraph {
   private searchPending(query: Float32Array, count: number): GraphMatches {
     const pending = this.pending as { firstId: number; vectors: Float32Array };
     const rows = pending.vectors.length / this.dimensions;
-    const { exactSearch, MetricKind } = createRequire(import.meta.url)(
-      "usearch",
-    ) as typeof import("usearch");
+    const { exactSearch, MetricKind } = usearchModule();
     const found = exactSearch(
       whole(pending.vectors),
       whole(query),
@@ -189,4 +263,33 @@ export class CompressedGraph {
       similarities: Float32Array.from(found.distances, (distance) => 1 - distance),
     };
   }
+}
+
+function usearchModule(): typeof import("usearch") {
+  return createRequire(import.meta.url)("usearch") as typeof import("usearch");
+}
+
+/** Query rows grouped by list: `rows[starts[l] … starts[l + 1]]` are list l's, in row order. */
+function rowsByList(lists: Uint32Array, count: number): { starts: Uint32Array; rows: Uint32Array } {
+  const starts = new Uint32Array(count + 1);
+  for (const list of lists) starts[list + 1] = (starts[list + 1] as number) + 1;
+  for (let list = 0; list < count; list++) {
+    starts[list + 1] = (starts[list + 1] as number) + (starts[list] as number);
+  }
+  const cursor = starts.slice(0, count);
+  const rows = new Uint32Array(lists.length);
+  lists.forEach((list, row) => {
+    rows[cursor[list] as number] = row;
+    cursor[list] = (cursor[list] as number) + 1;
+  });
+  return { starts, rows };
+}
+
+function aboveThreshold(matches: GraphMatches, threshold: number): GraphMatches {
+  let kept = 0;
+  while (kept < matches.ids.length && (matches.similarities[kept] as number) >= threshold) kept++;
+  return {
+    ids: matches.ids.subarray(0, kept),
+    similarities: matches.similarities.subarray(0, kept),
+  };
 }

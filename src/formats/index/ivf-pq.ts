@@ -20,6 +20,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { crc32 } from "node:zlib";
 import { fromFloat16Bits, toFloat16Bits } from "../../models/float16.js";
+import { NearestCentres } from "../../models/nearest-centres.js";
 
 type Usearch = typeof import("usearch");
 let loaded: Usearch | undefined;
@@ -76,7 +77,11 @@ export class IvfPqIndex {
   }
 
   /** An empty index trained on `sample` (row-major); rows are added with `add`. */
-  static train(sample: Float32Array, dimensions: number, training: IvfPqTraining): IvfPqIndex {
+  static async train(
+    sample: Float32Array,
+    dimensions: number,
+    training: IvfPqTraining,
+  ): Promise<IvfPqIndex> {
     const count = sample.length / dimensions;
     const { subQuantizers } = training;
     const subDimensions = dimensions / subQuantizers;
@@ -92,41 +97,48 @@ export class IvfPqIndex {
     }
     const lists = Math.max(1, Math.min(training.lists, Math.floor(count / MIN_POINTS_PER_LIST)));
     const coarseSample = pick(sample, dimensions, Math.min(count, lists * training.pointsPerList));
-    const centroidBits = toFloat16Bits(
-      kMeans(coarseSample, dimensions, lists, training.iterations, training.threads),
-    );
-    const centroids = fromFloat16Bits(centroidBits);
-
-    const residualSample = pick(
-      sample,
-      dimensions,
-      Math.min(count, CENTROIDS_PER_SUBSPACE * training.pointsPerCode),
-    );
-    const residuals = residualsOf(
-      residualSample,
-      centroids,
-      nearest(centroids, residualSample, dimensions, training.threads),
-      dimensions,
-    );
-    const books = new Float32Array(subQuantizers * CENTROIDS_PER_SUBSPACE * subDimensions);
-    for (let sub = 0; sub < subQuantizers; sub++) {
-      const slice = columns(residuals, dimensions, sub * subDimensions, subDimensions);
-      books.set(
-        kMeans(slice, subDimensions, CENTROIDS_PER_SUBSPACE, training.iterations, training.threads),
-        sub * CENTROIDS_PER_SUBSPACE * subDimensions,
+    const nearest = await NearestCentres.open(training.threads);
+    try {
+      const centroidBits = toFloat16Bits(
+        await kMeans(nearest, coarseSample, 1, dimensions, lists, training.iterations),
       );
+      const centroids = fromFloat16Bits(centroidBits);
+
+      const residualSample = pick(
+        sample,
+        dimensions,
+        Math.min(count, CENTROIDS_PER_SUBSPACE * training.pointsPerCode),
+      );
+      const residuals = residualsOf(
+        residualSample,
+        centroids,
+        await nearest.nearest(residualSample, centroids, 1, dimensions, lists),
+        dimensions,
+      );
+      // Every sub-quantiser's k-means at once: one batched product a round for all of them.
+      const codebookBits = toFloat16Bits(
+        await kMeans(
+          nearest,
+          residuals,
+          subQuantizers,
+          subDimensions,
+          CENTROIDS_PER_SUBSPACE,
+          training.iterations,
+        ),
+      );
+      return new IvfPqIndex(
+        dimensions,
+        subQuantizers,
+        centroidBits,
+        codebookBits,
+        fromFloat16Bits(codebookBits),
+        new Uint32Array(lists + 1),
+        new Uint32Array(0),
+        new Uint8Array(0),
+      );
+    } finally {
+      await nearest.close();
     }
-    const codebookBits = toFloat16Bits(books);
-    return new IvfPqIndex(
-      dimensions,
-      subQuantizers,
-      centroidBits,
-      codebookBits,
-      fromFloat16Bits(codebookBits),
-      new Uint32Array(lists + 1),
-      new Uint32Array(0),
-      new Uint8Array(0),
-    );
   }
 
   /** An empty index with this one's training (another index shard too small to train on). */
@@ -144,31 +156,39 @@ export class IvfPqIndex {
   }
 
   /** Trained on `vectors` (a sample of them) and holding all of them, ids 0 …. */
-  static build(vectors: Float32Array, dimensions: number, training: IvfPqTraining): IvfPqIndex {
-    const index = IvfPqIndex.train(vectors, dimensions, training);
-    index.add(0, vectors, training.threads);
+  static async build(
+    vectors: Float32Array,
+    dimensions: number,
+    training: IvfPqTraining,
+  ): Promise<IvfPqIndex> {
+    const index = await IvfPqIndex.train(vectors, dimensions, training);
+    await index.add(0, vectors, training.threads);
     return index;
   }
 
   /** Encodes rows `firstId …` (row-major) into their lists. */
-  add(firstId: number, vectors: Float32Array, threads: number): void {
+  async add(firstId: number, vectors: Float32Array, threads: number): Promise<void> {
     const { dimensions, subQuantizers, lists } = this;
     const count = vectors.length / dimensions;
     if (count === 0) return;
     const subDimensions = dimensions / subQuantizers;
-    const assignment = nearest(this.centroidValues, vectors, dimensions, threads);
-    const residuals = residualsOf(vectors, this.centroidValues, assignment, dimensions);
-    const rowCodes = new Uint8Array(count * subQuantizers);
-    for (let sub = 0; sub < subQuantizers; sub++) {
-      const book = this.codebooks.subarray(
-        sub * CENTROIDS_PER_SUBSPACE * subDimensions,
-        (sub + 1) * CENTROIDS_PER_SUBSPACE * subDimensions,
+    const nearest = await NearestCentres.open(threads);
+    let assignment: Uint32Array;
+    let rowCodes: Uint8Array;
+    try {
+      assignment = await nearest.nearest(vectors, this.centroidValues, 1, dimensions, lists);
+      const residuals = residualsOf(vectors, this.centroidValues, assignment, dimensions);
+      rowCodes = Uint8Array.from(
+        await nearest.nearest(
+          residuals,
+          this.codebooks,
+          subQuantizers,
+          subDimensions,
+          CENTROIDS_PER_SUBSPACE,
+        ),
       );
-      const slice = columns(residuals, dimensions, sub * subDimensions, subDimensions);
-      const codes = nearest(book, slice, subDimensions, threads);
-      for (let row = 0; row < count; row++) {
-        rowCodes[row * subQuantizers + sub] = codes[row] as number;
-      }
+    } finally {
+      await nearest.close();
     }
 
     const added = new Uint32Array(lists + 1);
@@ -202,6 +222,39 @@ export class IvfPqIndex {
     this.listStarts = starts;
     this.ids = ids;
     this.codes = codes;
+  }
+
+  /** Each row's list (row-major `vectors`): the nearest centroid, as `add` files them. */
+  async assign(vectors: Float32Array, threads: number): Promise<Uint32Array> {
+    const nearest = await NearestCentres.open(threads);
+    try {
+      return await nearest.nearest(vectors, this.centroidValues, 1, this.dimensions, this.lists);
+    } finally {
+      await nearest.close();
+    }
+  }
+
+  /** The rows `list` holds: their ids, and their vectors as the codes give them back. */
+  decodeList(list: number): { ids: Uint32Array; vectors: Float32Array } {
+    const { dimensions, subQuantizers, codebooks, codes } = this;
+    const subDimensions = dimensions / subQuantizers;
+    const from = this.listStarts[list] as number;
+    const to = this.listStarts[list + 1] as number;
+    const vectors = new Float32Array((to - from) * dimensions);
+    const centroid = this.centroidValues.subarray(list * dimensions, (list + 1) * dimensions);
+    for (let slot = from; slot < to; slot++) {
+      const base = (slot - from) * dimensions;
+      let codeAt = slot * subQuantizers;
+      for (let sub = 0; sub < subQuantizers; sub++) {
+        const book = (sub * CENTROIDS_PER_SUBSPACE + (codes[codeAt++] as number)) * subDimensions;
+        const at = base + sub * subDimensions;
+        for (let dim = 0; dim < subDimensions; dim++) {
+          vectors[at + dim] =
+            (centroid[sub * subDimensions + dim] as number) + (codebooks[book + dim] as number);
+        }
+      }
+    }
+    return { ids: this.ids.slice(from, to), vectors };
   }
 
   /**
@@ -422,17 +475,6 @@ function siftDown(
   ids[at] = id;
 }
 
-function nearest(
-  centres: Float32Array,
-  points: Float32Array,
-  dimensions: number,
-  threads: number,
-): Uint32Array {
-  const { exactSearch, MetricKind } = usearch();
-  const found = exactSearch(whole(centres), whole(points), dimensions, 1, MetricKind.L2sq, threads);
-  return Uint32Array.from(found.keys, (key) => Number(key));
-}
-
 /**
  * The array itself when it spans its whole buffer, else a copy: usearch's native search reads a
  * typed array from the start of its buffer, ignoring a view's offset and length.
@@ -462,41 +504,54 @@ function residualsOf(
 }
 
 /** Lloyd's k-means from k distinct sample points; an emptied cluster takes a random point. */
-function kMeans(
+/**
+ * k-means in `subspaces` independent subspaces of `width` values at once (the coarse lists: one
+ * subspace of every dimension; the PQ codebooks: one a sub-quantiser): `points` row-major, the
+ * centres subspace-major ([s][k][w]). Starts from the first k points; an empty cluster restarts
+ * at a random point.
+ */
+async function kMeans(
+  nearest: NearestCentres,
   points: Float32Array,
-  dimensions: number,
+  subspaces: number,
+  width: number,
   k: number,
   iterations: number,
-  threads: number,
-): Float32Array {
-  const count = points.length / dimensions;
-  const centres = points.slice(0, k * dimensions);
+): Promise<Float32Array> {
+  const rowWidth = subspaces * width;
+  const count = points.length / rowWidth;
+  const centres = new Float32Array(subspaces * k * width);
+  const place = (sub: number, cluster: number, row: number) => {
+    const from = row * rowWidth + sub * width;
+    centres.set(points.subarray(from, from + width), (sub * k + cluster) * width);
+  };
+  for (let sub = 0; sub < subspaces; sub++) {
+    for (let cluster = 0; cluster < k; cluster++) place(sub, cluster, cluster);
+  }
   const next = lcg(5);
   for (let iteration = 0; iteration < iterations; iteration++) {
-    const assignment = nearest(centres, points, dimensions, threads);
-    const sums = new Float64Array(k * dimensions);
-    const sizes = new Uint32Array(k);
+    const assignment = await nearest.nearest(points, centres, subspaces, width, k);
+    const sums = new Float64Array(centres.length);
+    const sizes = new Uint32Array(subspaces * k);
     for (let row = 0; row < count; row++) {
-      const cluster = assignment[row] as number;
-      sizes[cluster] = (sizes[cluster] as number) + 1;
-      const base = cluster * dimensions;
-      const rowBase = row * dimensions;
-      for (let dim = 0; dim < dimensions; dim++) {
-        sums[base + dim] = (sums[base + dim] as number) + (points[rowBase + dim] as number);
+      for (let sub = 0; sub < subspaces; sub++) {
+        const cluster = sub * k + (assignment[row * subspaces + sub] as number);
+        sizes[cluster] = (sizes[cluster] as number) + 1;
+        const base = cluster * width;
+        const rowBase = row * rowWidth + sub * width;
+        for (let dim = 0; dim < width; dim++) {
+          sums[base + dim] = (sums[base + dim] as number) + (points[rowBase + dim] as number);
+        }
       }
     }
-    for (let cluster = 0; cluster < k; cluster++) {
+    for (let cluster = 0; cluster < subspaces * k; cluster++) {
       const size = sizes[cluster] as number;
       if (size === 0) {
-        const row = Math.floor(next() * count);
-        centres.set(
-          points.subarray(row * dimensions, (row + 1) * dimensions),
-          cluster * dimensions,
-        );
+        place(Math.floor(cluster / k), cluster % k, Math.floor(next() * count));
         continue;
       }
-      for (let dim = 0; dim < dimensions; dim++) {
-        centres[cluster * dimensions + dim] = (sums[cluster * dimensions + dim] as number) / size;
+      for (let dim = 0; dim < width; dim++) {
+        centres[cluster * width + dim] = (sums[cluster * width + dim] as number) / size;
       }
     }
   }
@@ -515,15 +570,6 @@ function pick(rows: Float32Array, dimensions: number, wanted: number): Float32Ar
     const row = order[swap] as number;
     order[swap] = order[index] as number;
     out.set(rows.subarray(row * dimensions, (row + 1) * dimensions), index * dimensions);
-  }
-  return out;
-}
-
-function columns(rows: Float32Array, dimensions: number, from: number, width: number) {
-  const count = rows.length / dimensions;
-  const out = new Float32Array(count * width);
-  for (let row = 0; row < count; row++) {
-    out.set(rows.subarray(row * dimensions + from, row * dimensions + from + width), row * width);
   }
   return out;
 }

@@ -240,7 +240,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
         build ??= createBuild(config, expectedRows, rows.dimensions);
         const firstId = build.rows;
         const graphStep = performance.now();
-        addRows(build, rows.image, rows.text, threads);
+        await addRows(build, rows.image, rows.text, threads);
         const duplicateStep = performance.now();
         timings.graph += (duplicateStep - graphStep) / 1000;
         build.groups.grow(build.rows);
@@ -256,7 +256,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
             },
           ]);
         }
-        joinDuplicates(build, rows.image, firstId, threads);
+        await joinDuplicates(build, rows.image, firstId, threads);
         timings.duplicates += (performance.now() - duplicateStep) / 1000;
         const segment: IndexSegment = {
           shard: shard.name,
@@ -411,7 +411,12 @@ async function attachImageVectors(
  * Adds a segment's rows (ids from build.rows on) to the last shard until it holds shardSize
  * rows, then to new shards.
  */
-function addRows(build: BuildState, image: Float32Array, text: Float32Array, threads: number) {
+async function addRows(
+  build: BuildState,
+  image: Float32Array,
+  text: Float32Array,
+  threads: number,
+): Promise<void> {
   const { dimensions } = build;
   const rows = image.length / dimensions;
   let done = 0;
@@ -435,8 +440,8 @@ function addRows(build: BuildState, image: Float32Array, text: Float32Array, thr
     const take = Math.min(rows - done, build.shardSize - shard.rows);
     const from = done * dimensions;
     const to = (done + take) * dimensions;
-    shard.growing?.image.add(build.rows, image.subarray(from, to), threads);
-    shard.growing?.text.add(build.rows, text.subarray(from, to), threads);
+    await shard.growing?.image.add(build.rows, image.subarray(from, to), threads);
+    await shard.growing?.text.add(build.rows, text.subarray(from, to), threads);
     shard.rows += take;
     build.rows += take;
     done += take;
@@ -509,25 +514,33 @@ async function reopen(
 
 /**
  * Joins each new row with the neighbours the image graphs of every shard find above the
- * threshold, so a group crosses shard boundaries.
+ * threshold, so a group crosses shard boundaries (compressed shards: their lists' near-duplicates,
+ * CompressedGraph.nearDuplicates).
  */
-function joinDuplicates(
+async function joinDuplicates(
   build: BuildState,
   vectors: Float32Array,
   firstId: number,
   threads: number,
-): void {
+): Promise<void> {
   const { dimensions, params, groups } = build;
   const rows = vectors.length / dimensions;
-  const batch = 4096;
+  // A compressed shard decodes each list a batch touches: the segment at once, so lists are
+  // decoded once a segment rather than once a few thousand rows.
+  const batch = params.tier === "compressed" ? Math.max(rows, 1) : 4096;
   for (let start = 0; start < rows; start += batch) {
     const end = Math.min(rows, start + batch);
+    const batchVectors = vectors.subarray(start * dimensions, end * dimensions);
     for (const shard of build.shards) {
-      const found = shard.image.searchBatch(
-        vectors.subarray(start * dimensions, end * dimensions),
-        params.duplicateNeighbors + 1,
-        threads,
-      );
+      const found =
+        shard.image instanceof CompressedGraph
+          ? await shard.image.nearDuplicates(
+              batchVectors,
+              params.duplicateThreshold,
+              params.duplicateNeighbors + 1,
+              threads,
+            )
+          : shard.image.searchBatch(batchVectors, params.duplicateNeighbors + 1, threads);
       found.forEach((matches, offset) => {
         const id = firstId + start + offset;
         for (let index = 0; index < matches.ids.length; index++) {
