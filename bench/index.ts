@@ -16,8 +16,11 @@
  * the same files. Target: at recall@10 ≥ 0.95, clipcrawl's QPS ≥ faiss's.
  *
  *   npm run bench -- index [--vectors 1000000] [--queries 1000] [--workers 2] [--no-faiss]
+ *     [--tier memory|compressed]
+ * `--tier compressed`: the compressed tier (IVF-PQ + float16 re-rank) against faiss IVF-PQ as
+ * autofaiss builds it; see compressedTier.
  */
-import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rm, stat } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -64,6 +67,13 @@ interface Row {
   qps1: number;
   qpsN: number;
   note?: string;
+}
+
+/** The compressed tier's rows are recorded apart from the in-memory tier's. */
+export function resultName(args: string[]): string {
+  const at = args.indexOf("--tier");
+  const tier = at >= 0 ? args[at + 1] : args.find((arg) => arg.startsWith("--tier="))?.slice(7);
+  return tier === "compressed" ? "index --tier compressed" : "index";
 }
 
 export async function main(args: string[]): Promise<BenchRow[]> {
@@ -196,7 +206,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   return headline;
 }
 
-const COMPRESSED_PROBES = [8, 16, 32];
+const COMPRESSED_PROBES = [8, 16, 32, 64];
 const COMPRESSED_RERANK = [50, 100, 200];
 /** faiss IVF-PQ's code within 150 bytes a vector with its 8-byte ids (autofaiss's choice). */
 const FAISS_CODE_SIZE = 64;
@@ -228,6 +238,11 @@ async function compressedTier(
   for (const shard of indexShards(manifest)) {
     listBytes += (await stat(join(root, shard.graphs.image))).size;
   }
+  // The lists and code the first shard's file holds (what the training made of the request).
+  const file = await open(join(root, indexShards(manifest)[0]?.graphs.image ?? ""));
+  const { buffer: header } = await file.read(Buffer.alloc(32), 0, 32, 0);
+  await file.close();
+  const trained = { lists: header.readUInt32LE(16), subQuantizers: header.readUInt32LE(20) };
   const folderTotal = await folderBytes(join(root, "index"));
   const vectorBytes = await folderBytes(join(root, "index", "segments"), /_emb\.npy$/);
   const buildSeconds = summary.timings.total;
@@ -249,7 +264,7 @@ async function compressedTier(
         const { recall, qps } = measureSingle(index, data.queries, data.truth);
         index.close();
         const qpsN = await measureConcurrent(pool, workers, root, 0, data.queries, search);
-        const { lists, subQuantizers } = manifest.params.compressed ?? {};
+        const { lists, subQuantizers } = trained;
         measured.push({
           engine: "clipcrawl compressed tier",
           params: `IVF${lists},PQ${subQuantizers} nprobe=${probes} R=${rerank}`,

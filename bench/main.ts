@@ -64,8 +64,13 @@ if (name === undefined) {
  */
 async function runBench(bench: string, benchArgs: string[], keepGoing: boolean): Promise<void> {
   const loadStart = loadavg();
-  const { main } = (await import(`./${bench}.ts`)) as { main?: BenchMain };
+  const { main, resultName } = (await import(`./${bench}.ts`)) as {
+    main?: BenchMain;
+    /** A bench with variants (index --tier compressed) records each under its own name. */
+    resultName?: (args: string[]) => string;
+  };
   if (typeof main !== "function") return;
+  const recordedAs = resultName?.(benchArgs) ?? bench;
   let result: BenchResult;
   try {
     const rows = await main(benchArgs);
@@ -75,18 +80,18 @@ async function runBench(bench: string, benchArgs: string[], keepGoing: boolean):
     result =
       rows === undefined
         ? {
-            bench,
+            bench: recordedAs,
             machine: currentMachine(loadStart),
             rows: [],
             error: "no figures (see its output)",
           }
-        : { bench, machine: currentMachine(loadStart), rows };
+        : { bench: recordedAs, machine: currentMachine(loadStart), rows };
   } catch (error) {
     if (!keepGoing) throw error;
     const message = (error instanceof Error ? error.message : String(error)).split("\n")[0] ?? "";
     console.error(`bench ${bench} failed: ${message}`);
     process.exitCode = 1;
-    result = { bench, machine: currentMachine(loadStart), rows: [], error: message };
+    result = { bench: recordedAs, machine: currentMachine(loadStart), rows: [], error: message };
   }
   await recordResults([result], order);
 }

@@ -226,7 +226,7 @@ test("auto chooses the compressed tier when the smallest in-memory graph is over
   const config = (values: object) => indexConfigSchema.parse(values);
   const big = chooseIndexTier(config({ memoryBudgetMb: 1000 }), 5_000_000, 512);
   assert.equal(big.tier, "compressed");
-  assert.match(big.reason, /IVF16384,PQ128/);
+  assert.match(big.reason, /IVF4096,PQ128/);
   assert.match(
     big.reason,
     /the smallest in-memory graph, HNSW i8 M=8 needs \d+ MB for 5000000 rows, is over the 1000 MB budget/,
@@ -425,6 +425,50 @@ test("a compressed index's near-duplicate groups are brute force's: twins in one
       [700, 1100, 1600, 1601].map((id) => found[id]),
       [5, 10, 20, 20],
     );
+  } finally {
+    index.close();
+  }
+});
+
+test("an index's shards share one training, made once enough rows have come however small the embeddings shards", async () => {
+  const dir = join(workDir, "shared-training");
+  const config = { threads: 2, tier: "compressed" as const, shardSize: 1000, atlasPoints: 0 };
+  const all: Row[] = [];
+  for (let shard = 0; shard < 12; shard++) {
+    const name = String(shard).padStart(5, "0");
+    const rows = clusteredRows(name, 200, 40 + shard);
+    all.push(...rows);
+    await writeEmbeddingShard(dir, name, rows);
+  }
+  const summary = await buildIndex({ root: dir, config });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+  const storage = new LocalStorage(dir);
+  const manifest = JSON.parse(await storage.readText(layout.indexManifest())) as IndexManifest;
+  const shards = indexShards(manifest);
+  assert.deepEqual(
+    shards.map((shard) => shard.rows),
+    [1000, 1000, 400],
+  );
+  const centroidsOf = async (path: string) => {
+    const bytes = await readFile(join(dir, path));
+    const lists = bytes.readUInt32LE(16);
+    return { lists, centroids: bytes.subarray(32, 32 + lists * DIMENSIONS * 2).toString("hex") };
+  };
+  for (const modality of ["image", "text"] as const) {
+    const files = await Promise.all(shards.map((shard) => centroidsOf(shard.graphs[modality])));
+    // Trained on the first 1,000 rows (five 200-row files), not on the first file's 200.
+    assert.equal(files[0]?.lists, Math.floor(1000 / 39));
+    for (const file of files.slice(1)) assert.deepEqual(file, files[0]);
+  }
+  const index = await openIndex(dir);
+  try {
+    let hits = 0;
+    for (const query of clusteredRows("q", 30, 79)) {
+      const truth = new Set(bruteForce(all, query.image, 10));
+      const found = index.search({ vector: query.image, k: 10, modality: "image" });
+      for (const result of found) if (truth.has(result.id)) hits++;
+    }
+    assert.ok(hits / 300 >= 0.9, `recall@10 ${hits / 300}`);
   } finally {
     index.close();
   }

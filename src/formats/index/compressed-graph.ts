@@ -33,23 +33,41 @@ const NEAR_DUPLICATE_MARGIN = 0.05;
 
 export class CompressedGraph {
   private vectors: SegmentVectors | undefined;
-  /** Rows added before there were enough to train on. */
-  private pending: { firstId: number; vectors: Float32Array } | undefined;
+  /** Rows added before there were enough to train on, in the order added. */
+  private pending: { firstId: number; chunks: Float32Array[]; rows: number } | undefined;
 
   private constructor(
     readonly dimensions: number,
     private readonly params: CompressedParams,
     private index: IvfPqIndex | undefined,
     private readonly trainedLike: CompressedGraph | undefined,
+    private readonly trainingRows: number,
   ) {}
 
-  /** `trainedLike`: whose training to take if this one ends with too few rows to train on. */
+  /**
+   * An empty index. With `trainedLike` trained, it takes that training (an index's shards share
+   * one: lists and codes mean the same in each); otherwise rows wait until `trainingRows` have
+   * come (at least 256), are trained on, and encoded, and `trainedLike` lends its training only
+   * if this one ends with too few rows.
+   */
   static create(
     dimensions: number,
     params: CompressedParams,
-    trainedLike?: CompressedGraph,
+    options: { trainedLike?: CompressedGraph | undefined; trainingRows?: number } = {},
   ): CompressedGraph {
-    return new CompressedGraph(dimensions, params, undefined, trainedLike);
+    const shared = options.trainedLike?.index?.withoutRows();
+    return new CompressedGraph(
+      dimensions,
+      params,
+      shared,
+      options.trainedLike,
+      Math.max(CENTROIDS_PER_SUBSPACE, options.trainingRows ?? CENTROIDS_PER_SUBSPACE),
+    );
+  }
+
+  /** Whether rows are encoded as they come (false while they wait for training). */
+  get trained(): boolean {
+    return this.index !== undefined;
   }
 
   /** A saved index (the whole file is read and checked; see IvfPqIndex.open). */
@@ -63,11 +81,12 @@ export class CompressedGraph {
       params,
       await IvfPqIndex.open(path, dimensions),
       undefined,
+      CENTROIDS_PER_SUBSPACE,
     );
   }
 
   get size(): number {
-    return (this.index?.size ?? 0) + (this.pending?.vectors.length ?? 0) / this.dimensions;
+    return (this.index?.size ?? 0) + (this.pending?.rows ?? 0);
   }
 
   /** Bytes of everything the search holds: lists, codes, ids, centroids and codebooks. */
@@ -85,23 +104,29 @@ export class CompressedGraph {
       await this.index.add(firstId, vectors, threads);
       return;
     }
-    const pending = this.pending;
-    if (pending === undefined) {
-      this.pending = { firstId, vectors };
-    } else {
-      const joined = new Float32Array(pending.vectors.length + vectors.length);
-      joined.set(pending.vectors);
-      joined.set(vectors, pending.vectors.length);
-      this.pending = { firstId: pending.firstId, vectors: joined };
-    }
+    const rows = vectors.length / this.dimensions;
+    if (this.pending === undefined) this.pending = { firstId, chunks: [], rows: 0 };
+    this.pending.chunks.push(vectors);
+    this.pending.rows += rows;
     await this.train(threads, false);
+  }
+
+  /** Trains on the rows waiting (however few) and encodes them: the last rows have come. */
+  async trainNow(threads: number): Promise<void> {
+    await this.train(threads, true);
   }
 
   /** Trains on the pending rows when there are enough (or `required`), and encodes them. */
   private async train(threads: number, required: boolean): Promise<void> {
-    const pending = this.pending;
-    if (pending === undefined) return;
-    const rows = pending.vectors.length / this.dimensions;
+    const waiting = this.pending;
+    if (waiting === undefined) return;
+    const { rows } = waiting;
+    if (rows < this.trainingRows && !required) return;
+    const pending = {
+      firstId: waiting.firstId,
+      vectors: joinChunks(waiting.chunks, rows * this.dimensions),
+    };
+    this.pending = { firstId: waiting.firstId, chunks: [pending.vectors], rows };
     if (rows < CENTROIDS_PER_SUBSPACE) {
       if (!required) return;
       const borrowed = this.trainedLike?.index;
@@ -181,6 +206,8 @@ export class CompressedGraph {
     threshold: number,
     count: number,
     threads: number,
+    /** The queries' lists by training (IvfPqIndex.trainingKey): shards that share one reuse them. */
+    assigned = new Map<string, Uint32Array>(),
   ): Promise<GraphMatches[]> {
     const index = this.index;
     const vectors = this.vectors;
@@ -192,7 +219,11 @@ export class CompressedGraph {
     if (vectors === undefined) throw new Error("compressed index has no vectors to re-rank with");
     const { dimensions } = this;
     const rows = queries.length / dimensions;
-    const lists = await index.assign(queries, threads);
+    let lists = assigned.get(index.trainingKey);
+    if (lists === undefined) {
+      lists = await index.assign(queries, threads);
+      assigned.set(index.trainingKey, lists);
+    }
     const byList = rowsByList(lists, index.lists);
     const candidates: number[][] = Array.from({ length: rows }, () => []);
     const { exactSearch, MetricKind } = usearchModule();
@@ -247,8 +278,13 @@ export class CompressedGraph {
 
   /** Exact search over rows still waiting for training (fewer than 256: a build's first rows). */
   private searchPending(query: Float32Array, count: number): GraphMatches {
-    const pending = this.pending as { firstId: number; vectors: Float32Array };
-    const rows = pending.vectors.length / this.dimensions;
+    const waiting = this.pending as { firstId: number; chunks: Float32Array[]; rows: number };
+    const rows = waiting.rows;
+    const pending = {
+      firstId: waiting.firstId,
+      vectors: joinChunks(waiting.chunks, rows * this.dimensions),
+    };
+    waiting.chunks = [pending.vectors];
     const { exactSearch, MetricKind } = usearchModule();
     const found = exactSearch(
       whole(pending.vectors),
@@ -292,4 +328,17 @@ function aboveThreshold(matches: GraphMatches, threshold: number): GraphMatches 
     ids: matches.ids.subarray(0, kept),
     similarities: matches.similarities.subarray(0, kept),
   };
+}
+
+function joinChunks(chunks: readonly Float32Array[], length: number): Float32Array {
+  if (chunks.length === 1 && (chunks[0] as Float32Array).length === length) {
+    return chunks[0] as Float32Array;
+  }
+  const joined = new Float32Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, at);
+    at += chunk.length;
+  }
+  return joined;
 }

@@ -38,6 +38,7 @@ import {
   shardGraphPath,
   writeManifest,
 } from "../../formats/index/index-manifest.js";
+import { MIN_POINTS_PER_LIST } from "../../formats/index/ivf-pq.js";
 import { SegmentVectors } from "../../formats/index/segment-vectors.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
@@ -127,8 +128,8 @@ interface BuildShard {
   /** Where new rows look for their near-duplicates (the growing graph, or the file opened). */
   image: BuildGraph;
   /**
-   * The compressed tier's trained graphs of the last shard, whose training a next shard with too
-   * few rows to train on takes (the growing graphs, or the last kept shard's files).
+   * The compressed tier's graphs of the last shard, whose training every next shard takes (the
+   * growing graphs, or the last kept shard's files).
    */
   training?: Record<Modality, CompressedGraph>;
 }
@@ -142,6 +143,13 @@ interface BuildState {
   /** The compressed tier re-ranks with the rows' float16 vectors: the segments' files so far. */
   imageVectors?: SegmentVectors;
   groups: DuplicateGroups;
+  /**
+   * Compressed tier: rows whose near-duplicates wait for the index's training (its lists are
+   * where they are looked for); the rows the first shard trains on.
+   */
+  awaitingTraining: { firstId: number; vectors: Float32Array }[];
+  /** Compressed tier: rows the first shard gathers before it trains (39 a list, faiss's floor). */
+  trainingRows: number;
   segments: IndexSegment[];
   rows: number;
   overBudget: boolean;
@@ -256,7 +264,12 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
             },
           ]);
         }
-        await joinDuplicates(build, rows.image, firstId, threads);
+        if (build.params.tier === "compressed" && !lastShardTrained(build)) {
+          build.awaitingTraining.push({ firstId, vectors: rows.image });
+        } else {
+          await joinAwaitingDuplicates(build, threads);
+          await joinDuplicates(build, rows.image, firstId, threads);
+        }
         timings.duplicates += (performance.now() - duplicateStep) / 1000;
         const segment: IndexSegment = {
           shard: shard.name,
@@ -271,6 +284,18 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
         report(build.rows);
       }
 
+      if (build !== undefined && build.awaitingTraining.length > 0) {
+        // Fewer rows came than the training waits for: it trains on those, then they are joined.
+        const step = performance.now();
+        const last = build.shards.at(-1)?.growing;
+        for (const graph of [last?.image, last?.text]) {
+          if (graph instanceof CompressedGraph) await graph.trainNow(threads);
+        }
+        timings.graph += (performance.now() - step) / 1000;
+        const duplicateStep = performance.now();
+        await joinAwaitingDuplicates(build, threads);
+        timings.duplicates += (performance.now() - duplicateStep) / 1000;
+      }
       if (build !== undefined && added.length > 0) {
         const writeStep = performance.now();
         manifest = await commit(storage, build, generation, plan.source, identity);
@@ -351,6 +376,12 @@ function createBuild(config: IndexConfig, expectedRows: number, dimensions: numb
     shards: [],
     tierReason: chosen.reason,
     groups: new DuplicateGroups(),
+    awaitingTraining: [],
+    trainingRows: Math.min(
+      expectedRows,
+      config.shardSize,
+      (chosen.compressed?.lists ?? 0) * MIN_POINTS_PER_LIST,
+    ),
     segments: [],
     rows: 0,
   };
@@ -381,9 +412,16 @@ function newShardGraphs(build: BuildState): Record<Modality, BuildGraph> {
     };
   }
   const training = build.shards.at(-1)?.training;
+  const { trainingRows } = build;
   return {
-    image: CompressedGraph.create(dimensions, compressed, training?.image),
-    text: CompressedGraph.create(dimensions, compressed, training?.text),
+    image: CompressedGraph.create(dimensions, compressed, {
+      trainedLike: training?.image,
+      trainingRows,
+    }),
+    text: CompressedGraph.create(dimensions, compressed, {
+      trainedLike: training?.text,
+      trainingRows,
+    }),
   };
 }
 
@@ -506,10 +544,25 @@ async function reopen(
     shards,
     tierReason: `${manifest.params.tier ?? "memory"}: extends the existing index (${manifest.rows} rows)`,
     groups: new DuplicateGroups(groups),
+    awaitingTraining: [],
+    trainingRows: config.shardSize,
     segments: manifest.segments.slice(),
     rows: manifest.rows,
     overBudget: false,
   };
+}
+
+/** Whether the last shard's compressed image index is trained (rows are in its lists). */
+function lastShardTrained(build: BuildState): boolean {
+  const image = build.shards.at(-1)?.image;
+  return !(image instanceof CompressedGraph) || image.trained;
+}
+
+/** The near-duplicates of rows that waited for the training, once it is done. */
+async function joinAwaitingDuplicates(build: BuildState, threads: number): Promise<void> {
+  for (const waiting of build.awaitingTraining.splice(0)) {
+    await joinDuplicates(build, waiting.vectors, waiting.firstId, threads);
+  }
 }
 
 /**
@@ -531,6 +584,7 @@ async function joinDuplicates(
   for (let start = 0; start < rows; start += batch) {
     const end = Math.min(rows, start + batch);
     const batchVectors = vectors.subarray(start * dimensions, end * dimensions);
+    const assigned = new Map<string, Uint32Array>();
     for (const shard of build.shards) {
       const found =
         shard.image instanceof CompressedGraph
@@ -539,6 +593,7 @@ async function joinDuplicates(
               params.duplicateThreshold,
               params.duplicateNeighbors + 1,
               threads,
+              assigned,
             )
           : shard.image.searchBatch(batchVectors, params.duplicateNeighbors + 1, threads);
       found.forEach((matches, offset) => {

@@ -3,7 +3,7 @@
  * moves from HNSW to IVF-PQ when the graph no longer fits: `memory` (an HNSW graph a modality,
  * index-params.ts) while the smallest graph chooseIndexParams may pick fits the budget,
  * `compressed` (IVF-PQ with float16 re-ranking, src/formats/index/ivf-pq.ts) otherwise. The
- * compressed tier's list count follows autofaiss's rule for the row count and its PQ code is
+ * compressed tier's list count follows autofaiss's rule below 1M rows (compressedLists) and its PQ code is
  * the largest that keeps a row within COMPRESSED_BYTES_PER_VECTOR (docs/index-engine.md).
  */
 import type { CompressedParams, IndexTier } from "../../formats/index/index-manifest.js";
@@ -86,15 +86,19 @@ export function chooseIndexTier(config: IndexConfig, rows: number, dimensions: n
   );
 }
 
-/** autofaiss's list count (`get_optimal_nb_clusters`, its first choice for the row count). */
-export function autofaissLists(rows: number): number {
-  if (rows < 1_000_000) return 2 ** Math.round(Math.log2(4 * Math.sqrt(Math.max(rows, 1))));
-  if (rows < 10_000_000) return 16_384;
-  return 65_536;
+/**
+ * Lists for a shard of `rows`: 4·√rows rounded to a power of two, autofaiss's rule below 1M rows
+ * (`get_optimal_nb_clusters`) kept above it, where autofaiss jumps to 16,384. At 1M clustered
+ * rows 16,384 lists spread a query's neighbours so thin that faiss itself reached recall@10 0.59
+ * at nprobe 32 and 200 re-ranked (bench `index --tier compressed`, docs/index-engine.md), and
+ * training them costs 4× more rows (39 a list).
+ */
+export function compressedLists(rows: number): number {
+  return 2 ** Math.round(Math.log2(4 * Math.sqrt(Math.max(rows, 1))));
 }
 
 export function compressedParams(rows: number, dimensions: number): CompressedParams {
-  const lists = autofaissLists(rows);
+  const lists = compressedLists(rows);
   const sizes = CODE_SIZES.filter((size) => dimensions % size === 0);
   const fits = (size: number) =>
     ivfPqBytes(rows, dimensions, lists, size) <= COMPRESSED_BYTES_PER_VECTOR * rows;
