@@ -420,9 +420,13 @@ function measureSearch(
   return { recall: hits / (count * K), qps: count / seconds };
 }
 
-/** autofaiss below 1M vectors: 4·sqrt(n) lists, rounded to the nearest power of two. */
-function autofaissLists(count: number): number {
-  return 2 ** Math.round(Math.log2(4 * Math.sqrt(count)));
+/**
+ * autofaiss's first list count (`get_optimal_nb_clusters`): 4·sqrt(n) rounded to a power of two
+ * below 1M vectors, 16,384 below 10M, 65,536 above (faiss_compressed.py's rule too).
+ */
+export function autofaissLists(count: number): number {
+  if (count < 1_000_000) return 2 ** Math.round(Math.log2(4 * Math.sqrt(count)));
+  return count < 10_000_000 ? 16_384 : 65_536;
 }
 
 async function readVectors(paths: readonly string[], count: number): Promise<Float32Array> {
@@ -448,6 +452,8 @@ export function runFaiss(
   depths: readonly number[],
   hnsw: boolean,
   probes: readonly number[] = PROBES,
+  /** List counts to build; default autofaiss's choice for the row count. */
+  lists: readonly number[] = [],
 ): Row[] {
   const script = new URL("./peers/faiss_compressed.py", import.meta.url).pathname;
   const lines = faissPeerLines<{
@@ -468,6 +474,7 @@ export function runFaiss(
     folder,
     hnsw ? "16" : "0",
     "64",
+    ...(lists.length > 0 ? [lists.join(",")] : []),
   ]);
   return lines.map((peer) => ({
     engine: peer.engine,

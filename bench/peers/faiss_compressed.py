@@ -5,7 +5,8 @@ candidates re-ranked by exact inner product with the float16 vectors memory-mapp
 embeddings files (as the compressed tier may do); and faiss HNSW (M, efConstruction given) as the
 in-memory reference.
 
-usage: faiss_compressed.py EMB_DIR QUERIES.npy TRUTH.npy THREADS CODE_SIZES CANDIDATES PROBES CACHE_DIR HNSW_M HNSW_EFC
+usage: faiss_compressed.py EMB_DIR QUERIES.npy TRUTH.npy THREADS CODE_SIZES CANDIDATES PROBES CACHE_DIR HNSW_M HNSW_EFC [LISTS]
+  LISTS: comma-separated list counts to build instead of autofaiss's choice;
   CODE_SIZES: comma-separated PQ sub-quantiser counts (bytes per code), e.g. 64,128;
   CANDIDATES: comma-separated re-rank depths; PROBES: comma-separated nprobe values;
   CACHE_DIR: built IVF-PQ indices are kept there (with their build time) and reused;
@@ -77,12 +78,13 @@ def main() -> None:
             rows[mine] = stored[s][ids[mine] - offsets[s]]
         return ids[np.argsort(-(rows @ query))[:10]].tolist()
 
-    lists = autofaiss_lists(count)
-    # faiss's own floor is 39 training points a list (it warns below); 200k suffice below that.
-    train = vectors[np.random.default_rng(0).permutation(count)[: min(count, max(39 * lists, min(256 * lists, 200_000)))]]
-    # autofaiss puts an HNSW over the centroids once there are this many lists.
-    coarse = f"IVF{lists}_HNSW32" if count >= 1_000_000 else f"IVF{lists}"
-    for code_size in code_sizes:
+    list_counts = [int(value) for value in sys.argv[11].split(",") if value] if len(sys.argv) > 11 else []
+    configurations = [(lists, code_size) for lists in list_counts or [autofaiss_lists(count)] for code_size in code_sizes]
+    for lists, code_size in configurations:
+        # faiss's own floor is 39 training points a list (it warns below); 200k suffice below that.
+        train = vectors[np.random.default_rng(0).permutation(count)[: min(count, max(39 * lists, min(256 * lists, 200_000)))]]
+        # autofaiss puts an HNSW over the centroids from 1M rows.
+        coarse = f"IVF{lists}_HNSW32" if count >= 1_000_000 else f"IVF{lists}"
         key = f"{coarse},PQ{code_size}"
         cached = os.path.join(cache_dir, f"faiss-{key}.faiss")
         if os.path.exists(cached) and os.path.exists(cached + ".json"):
