@@ -29,6 +29,25 @@ const INLINED = new Set(["zod", "commander", "entities", "ipaddr.js"]);
 /** Files found beside the module that reads them (`new URL(name, import.meta.url)`). */
 const DATA_FILES = ["stages/extract/language-ngrams.bin"];
 
+/**
+ * zod's other-language error messages (`z.locales`, half of zod's code): clipcrawl never selects
+ * one, and the English ones it uses are imported apart (zod/v4/classic/schemas.js).
+ */
+const withoutZodLocales: Plugin = {
+  name: "without-zod-locales",
+  setup(builder) {
+    builder.onResolve({ filter: /\/locales\/index\.js$/ }, (args) =>
+      args.importer.includes("/node_modules/zod/")
+        ? { path: "zod-locales", namespace: "without-zod-locales" }
+        : undefined,
+    );
+    builder.onLoad({ filter: /.*/, namespace: "without-zod-locales" }, () => ({
+      contents: "export {};",
+      loader: "js",
+    }));
+  },
+};
+
 const externalPackages: Plugin = {
   name: "external-packages",
   setup(builder) {
@@ -68,7 +87,7 @@ async function bundleCli(): Promise<void> {
     minifyWhitespace: true,
     minifySyntax: true,
     logLevel: "warning",
-    plugins: [externalPackages],
+    plugins: [withoutZodLocales, externalPackages],
     // commander is CommonJS: its require() calls of Node's modules need a require in ESM.
     banner: {
       js: 'import { createRequire as __clipcrawlRequire } from "node:module"; const require = __clipcrawlRequire(import.meta.url);',
