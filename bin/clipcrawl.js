@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
- * The `clipcrawl` command. The installed package runs its compiled JavaScript (dist/). A clone
- * runs its TypeScript sources through tsx (a devDependency), so that `npx clipcrawl` works right
- * after `npm ci`, with no build step, and never runs a dist/ left stale by an earlier build.
+ * The `clipcrawl` command. The installed package runs its compiled JavaScript: the CLI's bundle
+ * (dist/cli/, scripts/bundle-cli.ts), or the compiled modules (dist/src/) of a build made before
+ * there was one. A clone runs its TypeScript sources through tsx (a devDependency), so that
+ * `npx clipcrawl` works right after `npm ci`, with no build step, and never runs a dist/ left
+ * stale by an earlier build.
  */
 import { existsSync } from "node:fs";
 import module from "node:module";
@@ -12,6 +14,7 @@ import module from "node:module";
 module.enableCompileCache?.();
 
 const sources = new URL("../src/cli/main.ts", import.meta.url);
+const bundled = new URL("../dist/cli/main.js", import.meta.url);
 const compiled = new URL("../dist/src/cli/main.js", import.meta.url);
 
 async function fromSources() {
@@ -29,6 +32,7 @@ async function fromSources() {
 
 const cli =
   (existsSync(sources) ? await fromSources() : undefined) ??
+  (existsSync(bundled) ? await import(bundled.href) : undefined) ??
   (existsSync(compiled) ? await import(compiled.href) : undefined);
 if (cli === undefined) {
   process.stderr.write(

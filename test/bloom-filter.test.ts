@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BloomFilter, GrowingBloomFilter } from "../src/formats/bloom-filter.js";
+import {
+  BloomFilter,
+  decodeBitPositions,
+  encodeBitPositions,
+  GrowingBloomFilter,
+  seriesLayerBytes,
+  snapshotBitsReader,
+  snapshotLayout,
+} from "../src/formats/bloom-filter.js";
 import { hashPair, PairHashSet } from "../src/formats/pair-hash.js";
 
 test("the Bloom filter never forgets a pair it was given", () => {
@@ -111,4 +119,88 @@ test("a growing filter's snapshot restores the same answers, and bytes it did no
       JSON.stringify(header),
     );
   }
+});
+
+test("a filter holding few pairs answers as one with all its bits, and saves compactly", () => {
+  // Dense from the start: restored from a snapshot of its bits.
+  const empty = GrowingBloomFilter.forCapacity(1_000_000, 0.001);
+  const dense = GrowingBloomFilter.fromSnapshot(empty.snapshot("x")).filter;
+  const sparse = GrowingBloomFilter.forCapacity(1_000_000, 0.001);
+  // Past 65,536 set bits the sparse one takes its bit array too: answers agree on both sides.
+  for (let i = 0; i < 9000; i++) {
+    const url = `https://a.example/${i % 7000}.jpg`;
+    assert.equal(sparse.addPair(url, "t"), dense.addPair(url, "t"), url);
+    if (i === 300) {
+      const compact = sparse.snapshot("few", { compact: true });
+      assert.ok(compact.byteLength < 12_000, `${compact.byteLength} bytes`);
+      assert.ok(sparse.snapshot("few").byteLength > 1_700_000);
+      const restored = GrowingBloomFilter.fromSnapshot(compact).filter;
+      assert.deepEqual(restored.report(), sparse.report());
+      assert.deepEqual(
+        Buffer.from(restored.snapshot("few")),
+        Buffer.from(sparse.snapshot("few")),
+        "the compact snapshot restores the same bits",
+      );
+      for (let j = 0; j < 2000; j++) {
+        const probe = `https://a.example/${j}.jpg`;
+        assert.equal(restored.hasPair(probe, "t"), dense.hasPair(probe, "t"), probe);
+      }
+    }
+  }
+  assert.deepEqual(sparse.report(), dense.report());
+  assert.deepEqual(Buffer.from(sparse.snapshot("all")), Buffer.from(dense.snapshot("all")));
+});
+
+test("a compact snapshot is read a slice at a time as the same bits, and damage is refused", async () => {
+  const filter = GrowingBloomFilter.forCapacity(100_000, 0.01);
+  for (let i = 0; i < 400; i++) filter.addPair(`https://a.example/${i}.jpg`, "t");
+  const compact = Buffer.from(filter.snapshot("x", { compact: true }));
+  const full = Buffer.from(filter.snapshot("x"));
+  const compactLayout = snapshotLayout(compact, compact.byteLength);
+  const fullLayout = snapshotLayout(full, full.byteLength);
+  assert.deepEqual(compactLayout.positionLayers, [true]);
+  assert.deepEqual(fullLayout.positionLayers, [false]);
+  const fromCompact = snapshotBitsReader(compactLayout, async (at, length) =>
+    compact.subarray(at, at + length),
+  );
+  const fromFull = snapshotBitsReader(fullLayout, async (at, length) =>
+    full.subarray(at, at + length),
+  );
+  const bytes = seriesLayerBytes(fullLayout.series, 0);
+  for (let offset = 0; offset < bytes; offset += 10_000) {
+    assert.deepEqual(
+      Buffer.from(await fromCompact(0, offset, 10_000)),
+      Buffer.from(await fromFull(0, offset, 10_000)),
+      `bytes from ${offset}`,
+    );
+  }
+  // A position past the filter's end, a repeated one, a number cut off.
+  const header = compact.subarray(0, compactLayout.layerOffsets[0]);
+  const withPositions = (positions: number[] | Uint8Array) => {
+    const body = positions instanceof Uint8Array ? positions : encodeBitPositions(positions);
+    const json = JSON.parse(header.subarray(12).toString("utf8"));
+    json.positionBytes = [body.byteLength];
+    const text = Buffer.from(JSON.stringify(json));
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(text.byteLength);
+    return Buffer.concat([header.subarray(0, 8), length, text, body]);
+  };
+  assert.throws(
+    () => GrowingBloomFilter.fromSnapshot(withPositions([5, fullLayout.series.capacity * 100])),
+    /sets bit/,
+  );
+  assert.throws(
+    () => GrowingBloomFilter.fromSnapshot(withPositions(Uint8Array.from([5, 0]))),
+    /repeats a position/,
+  );
+  assert.throws(
+    () => GrowingBloomFilter.fromSnapshot(withPositions(Uint8Array.from([5, 0x81]))),
+    /cut off/,
+  );
+  assert.deepEqual(decodeBitPositions(encodeBitPositions([0, 1, 2 ** 40, 2 ** 52]), 0), [
+    0,
+    1,
+    2 ** 40,
+    2 ** 52,
+  ]);
 });

@@ -10,7 +10,11 @@ import { buildLanguageNgrams, LANGUAGE_NGRAMS_FILE } from "../scripts/language-n
 import { allLabelledCaptions, CAPTION_LANGUAGES } from "../src/demo/sample/sample-captions.js";
 import { SeededRandom } from "../src/demo/sample/wat-generator.js";
 import { webCaption } from "../src/demo/sample/web-captions.js";
-import { type DetectedLanguage, detectLanguage } from "../src/stages/extract/language.js";
+import {
+  type DetectedLanguage,
+  detectLanguage,
+  letterTables,
+} from "../src/stages/extract/language.js";
 import { LanguageNgrams } from "../src/stages/extract/language-ngrams.js";
 
 /** What language.ts returned when it called the eld package itself (before the rewrite). */
@@ -97,6 +101,29 @@ test("the n-gram table loads in well under the time eld's own module takes", () 
   const seconds = (performance.now() - started) / 1000;
   assert.equal(table.ngramCount, 105_548);
   assert.ok(seconds < 0.25, `loading the n-gram table took ${seconds.toFixed(3)} s`);
+});
+
+test("letters lower-cased a range at a time map as lower-casing each alone does", () => {
+  const ranges = LanguageNgrams.load().letterRanges;
+  // İ grows to two units and Σ depends on its neighbours; a range over the surrogates goes alone.
+  const extra = Uint16Array.from([0x130, 0x131, 0x391, 0x3a9, 0xd7f0, 0xe010]);
+  const all = Uint16Array.from([...ranges, ...extra]);
+  const { letterKind, lowerCase } = letterTables(all);
+  const expectedKind = new Uint8Array(0x10000);
+  const expectedLower = new Uint16Array(0x10000);
+  for (const apostrophe of [0x27, 0x60, 0x2019]) expectedKind[apostrophe] = 2;
+  for (let at = 0; at < all.length; at += 2) {
+    for (let code = all[at] as number; code <= (all[at + 1] as number); code++) {
+      const lower = String.fromCharCode(code).toLowerCase();
+      expectedKind[code] = lower.length === 1 && code !== 0x3a3 ? 1 : 3;
+      expectedLower[code] = lower.charCodeAt(0);
+    }
+  }
+  assert.ok(ranges.length > 100);
+  assert.equal(letterKind[0x130], 3);
+  assert.equal(letterKind[0x3a3], 3);
+  assert.deepEqual(Buffer.from(letterKind), Buffer.from(expectedKind));
+  assert.deepEqual(Buffer.from(lowerCase.buffer), Buffer.from(expectedLower.buffer));
 });
 
 test("a damaged n-gram table is refused with one line naming the file and what is wrong", async () => {

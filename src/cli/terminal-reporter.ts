@@ -2,8 +2,12 @@
  * The CLI's StageReporter: a progress bar on an interactive terminal (stderr), plain warning
  * lines otherwise, so logs and pipes stay readable.
  */
-import cliProgress from "cli-progress";
+import { createRequire } from "node:module";
+import type cliProgress from "cli-progress";
 import type { StageProgress, StageReporter } from "../shard/reporter.js";
+
+/** cli-progress and its dependencies load only for a bar, on a terminal (a few tens of ms). */
+const loadBars = () => createRequire(import.meta.url)("cli-progress") as typeof cliProgress;
 
 export interface TerminalReporter extends StageReporter {
   stop(): void;
@@ -43,14 +47,15 @@ export function terminalReporter(options: { quiet?: boolean } = {}): TerminalRep
         started = performance.now();
       }
       if (bar === undefined) {
-        bar = new cliProgress.SingleBar(
+        const bars = loadBars();
+        bar = new bars.SingleBar(
           {
             format: "{stage} [{bar}] {value}/{total} shards · {rates} · ETA {eta_formatted}",
             hideCursor: true,
             clearOnComplete: false,
             stream: process.stderr,
           },
-          cliProgress.Presets.shades_classic,
+          bars.Presets.shades_classic,
         );
         bar.start(update.shardsTotal, 0, render(update));
       }

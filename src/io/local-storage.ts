@@ -63,10 +63,12 @@ export class LocalStorage implements DatasetStorage {
   }
 
   async writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-    await this.writeAtomicWith(path, async (localPath) => {
+    // Synced through the handle that wrote it: not closed and opened again to be synced.
+    await this.replaceWith(path, true, async (localPath) => {
       const handle = await open(localPath, "w");
       try {
         await handle.writeFile(data);
+        await handle.sync();
       } finally {
         await handle.close();
       }
@@ -77,13 +79,22 @@ export class LocalStorage implements DatasetStorage {
     path: string,
     produce: (localPath: string) => Promise<void>,
   ): Promise<void> {
+    await this.replaceWith(path, false, produce);
+  }
+
+  /** Writes `path` under a temporary name, syncs it (unless `produce` did), renames it. */
+  private async replaceWith(
+    path: string,
+    synced: boolean,
+    produce: (localPath: string) => Promise<void>,
+  ): Promise<void> {
     const target = this.resolve(path);
     const folder = dirname(target);
     await mkdir(folder, { recursive: true });
     const temporary = join(folder, `.${randomBytes(6).toString("hex")}.tmp`);
     try {
       await produce(temporary);
-      await fsyncPath(temporary, "r+");
+      if (!synced) await fsyncPath(temporary, "r+");
       await rename(temporary, target);
       await fsyncPath(folder, "r");
     } catch (error) {

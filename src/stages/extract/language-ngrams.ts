@@ -58,20 +58,24 @@ export class LanguageNgrams {
     const expected = count * 7 + header.letterRanges * 4 + header.entries * 2 + 256;
     if (bytes.length - start !== expected)
       throw damaged(`${bytes.length - start} bytes of tables where the header says ${expected}`);
-    // Each table copied into its own buffer, so that it is aligned whatever the file's offset.
+    // The tables are views of the bytes read when those are aligned as the file is (a file read
+    // whole starts a buffer of its own); otherwise each is copied into an aligned buffer.
+    const aligned = (bytes.byteOffset + start) % 4 === 0;
     let at = bytes.byteOffset + start;
-    const take = (length: number): ArrayBuffer => {
-      const table = bytes.buffer.slice(at, at + length) as ArrayBuffer;
+    const take = (length: number): [ArrayBuffer, number] => {
+      const table: [ArrayBuffer, number] = aligned
+        ? [bytes.buffer as ArrayBuffer, at]
+        : [bytes.buffer.slice(at, at + length) as ArrayBuffer, 0];
       at += length;
       return table;
     };
-    this.keyLow = new Uint32Array(take(count * 4));
-    this.letterRanges = new Uint16Array(take(header.letterRanges * 4));
-    this.keyHigh = new Uint16Array(take(count * 2));
-    const entryCount = new Uint8Array(take(count));
-    this.entryLanguage = new Uint8Array(take(header.entries));
-    this.entryScore = new Uint8Array(take(header.entries));
-    this.byteCharacter = new Uint8Array(take(256));
+    this.keyLow = new Uint32Array(...take(count * 4), count);
+    this.letterRanges = new Uint16Array(...take(header.letterRanges * 4), header.letterRanges * 2);
+    this.keyHigh = new Uint16Array(...take(count * 2), count);
+    const entryCount = new Uint8Array(...take(count), count);
+    this.entryLanguage = new Uint8Array(...take(header.entries), header.entries);
+    this.entryScore = new Uint8Array(...take(header.entries), header.entries);
+    this.byteCharacter = new Uint8Array(...take(256), 256);
 
     this.source = header.source;
     this.languages = header.languages;

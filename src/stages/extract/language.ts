@@ -69,8 +69,8 @@ class NgramScorer {
   private length = 0;
   private bytes = 0;
   /** Per UTF-16 unit: LETTER, APOSTROPHE, LETTER_WITH_CONTEXTUAL_LOWER_CASE, or 0 (a separator). */
-  private readonly letterKind = new Uint8Array(0x10000);
-  private readonly lowerCase = new Uint16Array(0x10000);
+  private readonly letterKind = new Uint8Array(LETTER_TABLE_SIZE);
+  private readonly lowerCase = new Uint16Array(LETTER_TABLE_SIZE);
   /** Keys the database lacks, seen in this text: they still count in the mean. */
   private readonly missLow = new Uint32Array(512);
   private readonly missHigh = new Uint32Array(512);
@@ -84,15 +84,7 @@ class NgramScorer {
     for (let at = 0; at < ranges.length; at += 2)
       letters += `${unicodeEscape(ranges[at] as number)}-${unicodeEscape(ranges[at + 1] as number)}`;
     this.separators = new RegExp(`[^${letters}]+(?<![\\x27\\x60\\u2019])`, "gu");
-    for (const apostrophe of APOSTROPHES) this.letterKind[apostrophe] = APOSTROPHE;
-    for (let at = 0; at < ranges.length; at += 2) {
-      for (let code = ranges[at] as number; code <= (ranges[at + 1] as number); code++) {
-        const lower = String.fromCharCode(code).toLowerCase();
-        this.letterKind[code] =
-          lower.length === 1 && code !== CAPITAL_SIGMA ? LETTER : LETTER_WITH_CONTEXTUAL_LOWER_CASE;
-        this.lowerCase[code] = lower.charCodeAt(0);
-      }
-    }
+    letterTables(ranges, this.letterKind, this.lowerCase);
     this.scores = new Int32Array(ngrams.languages.length);
     this.countedIn = new Uint32Array(ngrams.ngramCount);
   }
@@ -354,6 +346,51 @@ class NgramScorer {
     this.distinct++;
   }
 }
+
+const LETTER_TABLE_SIZE = 0x10000;
+
+/**
+ * Fills `letterKind` and `lowerCase` (per UTF-16 unit, as NgramScorer reads them) for the letters
+ * of `ranges` (`[first, last]` code pairs) and the apostrophes. A range is lower-cased as one
+ * string, not code by code (some 49,000 one-character strings, a good part of the detector's
+ * start): where that keeps its length every letter maps to one unit, in place; a range with a
+ * letter that grows (İ), or with surrogates, goes code by code, and Σ, whose lower case depends
+ * on its neighbours, always alone.
+ */
+export function letterTables(
+  ranges: Uint16Array,
+  letterKind = new Uint8Array(LETTER_TABLE_SIZE),
+  lowerCase = new Uint16Array(LETTER_TABLE_SIZE),
+): { letterKind: Uint8Array; lowerCase: Uint16Array } {
+  for (const apostrophe of APOSTROPHES) letterKind[apostrophe] = APOSTROPHE;
+  const codes: number[] = [];
+  for (let at = 0; at < ranges.length; at += 2) {
+    const last = ranges[at + 1] as number;
+    // In pieces of at most LOWER_CASE_PIECE codes: each is one call's arguments.
+    for (let first = ranges[at] as number; first <= last; first += LOWER_CASE_PIECE) {
+      const end = Math.min(last, first + LOWER_CASE_PIECE - 1);
+      codes.length = 0;
+      for (let code = first; code <= end; code++) codes.push(code);
+      const surrogates = first <= 0xdfff && end >= 0xd800;
+      const lower = surrogates ? "" : String.fromCharCode(...codes).toLowerCase();
+      const inPlace = lower.length === codes.length;
+      for (let code = first; code <= end; code++) {
+        if (inPlace && code !== CAPITAL_SIGMA) {
+          letterKind[code] = LETTER;
+          lowerCase[code] = lower.charCodeAt(code - first);
+          continue;
+        }
+        const alone = String.fromCharCode(code).toLowerCase();
+        letterKind[code] =
+          alone.length === 1 && code !== CAPITAL_SIGMA ? LETTER : LETTER_WITH_CONTEXTUAL_LOWER_CASE;
+        lowerCase[code] = alone.charCodeAt(0);
+      }
+    }
+  }
+  return { letterKind, lowerCase };
+}
+
+const LOWER_CASE_PIECE = 4096;
 
 function unicodeEscape(code: number): string {
   return `\\u${code.toString(16).padStart(4, "0")}`;

@@ -15,6 +15,7 @@ import { errorMessage } from "../../errors.js";
 import {
   GrowingBloomFilter,
   seriesLayerBytes,
+  snapshotBitsReader,
   snapshotHeader,
   snapshotHeaderEnd,
   snapshotLayout,
@@ -132,7 +133,8 @@ export async function savePairFilter(
 ): Promise<number> {
   const label = cover.saveable();
   if (label === undefined) return 0;
-  const parts = bloom.snapshotParts(JSON.stringify(label));
+  // Compact: a filter holding few pairs saves its set bits' positions, not megabytes of zeros.
+  const parts = bloom.snapshotParts(JSON.stringify(label), { compact: true });
   await storage.writeAtomicWith(layout.pairFilterSnapshot(), async (localPath) => {
     const file = await open(localPath, "w");
     try {
@@ -159,10 +161,9 @@ export async function restoreSharedPairFilter(run: SharedStageRun): Promise<void
     let head = await storage.readRange(path, 0, Math.min(size, SLICE_BYTES));
     const headerEnd = snapshotHeaderEnd(head, size);
     if (headerEnd > head.byteLength) head = await storage.readRange(path, 0, headerEnd);
-    const { label, series, layerOffsets } = snapshotLayout(head, size);
-    const read = (layer: number, offset: number, length: number) =>
-      storage.readRange(path, (layerOffsets[layer] as number) + offset, length);
-    saved = { label: parseLabel(label), bits: { series, read } };
+    const layout = snapshotLayout(head, size);
+    const read = snapshotBitsReader(layout, (at, length) => storage.readRange(path, at, length));
+    saved = { label: parseLabel(layout.label), bits: { series: layout.series, read } };
   } catch (error) {
     run.warn(damaged(storage, path, error));
     return;
