@@ -16,12 +16,7 @@ export class DotProducts {
   private constructor(private readonly session: ort.InferenceSession) {}
 
   static async open(threads = 0): Promise<DotProducts> {
-    const session = await ort.InferenceSession.create(gemmModel(), {
-      executionProviders: ["cpu"],
-      intraOpNumThreads: threads,
-      graphOptimizationLevel: "all",
-    });
-    return new DotProducts(session);
+    return new DotProducts(await cpuSession(gemmModel(), threads));
   }
 
   /**
@@ -46,6 +41,15 @@ export class DotProducts {
   async close(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** A session of a model built in code, on the CPU kernels, `threads` threads (0: every core). */
+export function cpuSession(model: Uint8Array, threads: number): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(model, {
+    executionProviders: ["cpu"],
+    intraOpNumThreads: threads,
+    graphOptimizationLevel: "all",
+  });
 }
 
 function gemmModel(): Uint8Array {

@@ -10,6 +10,7 @@
  */
 import onnxProto from "onnx-proto";
 import * as ort from "onnxruntime-node";
+import { cpuSession } from "./dot-products.js";
 
 const { onnx } = onnxProto;
 const OPSET_VERSION = 13;
@@ -20,12 +21,7 @@ export class NearestCentres {
   private constructor(private readonly session: ort.InferenceSession) {}
 
   static async open(threads = 0): Promise<NearestCentres> {
-    const session = await ort.InferenceSession.create(nearestModel(), {
-      executionProviders: ["cpu"],
-      intraOpNumThreads: threads,
-      graphOptimizationLevel: "all",
-    });
-    return new NearestCentres(session);
+    return new NearestCentres(await cpuSession(nearestModel(), threads));
   }
 
   /**
