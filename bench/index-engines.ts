@@ -452,8 +452,8 @@ export function runFaiss(
   depths: readonly number[],
   hnsw: boolean,
   probes: readonly number[] = PROBES,
-  /** List counts to build; default autofaiss's choice for the row count. */
-  lists: readonly number[] = [],
+  /** List counts to build (`N`, or `N:CODE` for that code only); default autofaiss's choice. */
+  lists: readonly (number | string)[] = [],
 ): Row[] {
   const script = new URL("./peers/faiss_compressed.py", import.meta.url).pathname;
   const lines = faissPeerLines<{

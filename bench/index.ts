@@ -308,8 +308,12 @@ async function compressedTier(
         COMPRESSED_RERANK,
         false,
         COMPRESSED_PROBES,
-        // autofaiss's lists for the row count, and the same lists as ours (the same kind of index).
-        [...new Set([autofaissLists(rows), trained.lists])],
+        // autofaiss's lists for the row count, the same lists as ours (the same kind of index),
+        // and with them the largest code that keeps faiss (8-byte ids, float32 centroids) in 150 B.
+        [
+          ...new Set([autofaissLists(rows), trained.lists]),
+          ...faissCodesWithin(rows, trained.lists).map((code) => `${trained.lists}:${code}`),
+        ],
       )
     : [];
   printTable([
@@ -337,10 +341,12 @@ async function compressedTier(
     `clipcrawl serve on this index (its own nprobe/R), ${serving.queries} /knn-service queries: peak RSS ${serving.peakMb.toFixed(0)} MB`,
   );
   console.log(`load average at end: ${loadAverage()}`);
-  // The same kind of index: faiss with our list count, else autofaiss's.
+  // The same kind of index: faiss with our lists and code, else our lists, else autofaiss's.
+  const code = `PQ${trained.subQuantizers} `;
   const sameKind =
-    peers.find((peer) => peer.params.startsWith(`IVF${trained.lists}_`)) ??
-    peers.find((peer) => peer.params.startsWith(`IVF${trained.lists},`)) ??
+    peers.find((peer) => peer.params.startsWith(`IVF${trained.lists}_HNSW32,${code}`)) ??
+    peers.find((peer) => peer.params.startsWith(`IVF${trained.lists},${code}`)) ??
+    peers.find((peer) => peer.params.startsWith(`IVF${trained.lists}`)) ??
     peers[0];
   const faissBuild = sameKind?.buildSeconds;
   const perSecond = (seconds: number) => rows / seconds;
@@ -384,6 +390,15 @@ async function compressedTier(
     target: "report",
   };
   return [...compressedHeadline([...measured, ...peers]), threadsRow, build, duplicates, size, rss];
+}
+
+/**
+ * faiss codes above FAISS_CODE_SIZE that fit 150 bytes a row at this size: code, 8-byte id,
+ * float32 centroids and codebooks spread over the rows (PQ128 from about 1M rows at 4,096 lists).
+ */
+function faissCodesWithin(rows: number, lists: number): number[] {
+  const bytes = (code: number) => code + 8 + (lists * DIMENSIONS * 4 + 256 * DIMENSIONS * 4) / rows;
+  return [128].filter((code) => code > FAISS_CODE_SIZE && bytes(code) <= 150);
 }
 
 /** `clipcrawl serve` on the index as its own process: its peak RSS after answering `queries`. */

@@ -6,7 +6,8 @@ embeddings files (as the compressed tier may do); and faiss HNSW (M, efConstruct
 in-memory reference.
 
 usage: faiss_compressed.py EMB_DIR QUERIES.npy TRUTH.npy THREADS CODE_SIZES CANDIDATES PROBES CACHE_DIR HNSW_M HNSW_EFC [LISTS]
-  LISTS: comma-separated list counts to build instead of autofaiss's choice;
+  LISTS: comma-separated list counts to build instead of autofaiss's choice, each with every
+  code size, or LISTS:CODE for that code only;
   CODE_SIZES: comma-separated PQ sub-quantiser counts (bytes per code), e.g. 64,128;
   CANDIDATES: comma-separated re-rank depths; PROBES: comma-separated nprobe values;
   CACHE_DIR: built IVF-PQ indices are kept there (with their build time) and reused;
@@ -78,8 +79,11 @@ def main() -> None:
             rows[mine] = stored[s][ids[mine] - offsets[s]]
         return ids[np.argsort(-(rows @ query))[:10]].tolist()
 
-    list_counts = [int(value) for value in sys.argv[11].split(",") if value] if len(sys.argv) > 11 else []
-    configurations = [(lists, code_size) for lists in list_counts or [autofaiss_lists(count)] for code_size in code_sizes]
+    list_counts = [value for value in sys.argv[11].split(",") if value] if len(sys.argv) > 11 else []
+    configurations = []
+    for entry in list_counts or [str(autofaiss_lists(count))]:
+        lists, _, code = entry.partition(":")
+        configurations += [(int(lists), int(code))] if code else [(int(lists), size) for size in code_sizes]
     for lists, code_size in configurations:
         # faiss's own floor is 39 training points a list (it warns below); 200k suffice below that.
         train = vectors[np.random.default_rng(0).permutation(count)[: min(count, max(39 * lists, min(256 * lists, 200_000)))]]
