@@ -13,10 +13,9 @@
  * own file, so every shard's file stands alone and a full shard is never rewritten.
  */
 
-import { createRequire } from "node:module";
 import type { GraphMatches } from "./graph.js";
 import type { CompressedParams } from "./index-manifest.js";
-import { CENTROIDS_PER_SUBSPACE, IvfPqIndex, whole } from "./ivf-pq.js";
+import { CENTROIDS_PER_SUBSPACE, IvfPqIndex, usearch, whole } from "./ivf-pq.js";
 import type { SegmentVectors } from "./segment-vectors.js";
 
 /**
@@ -226,7 +225,7 @@ export class CompressedGraph {
     }
     const byList = rowsByList(lists, index.lists);
     const candidates: number[][] = Array.from({ length: rows }, () => []);
-    const { exactSearch, MetricKind } = usearchModule();
+    const { exactSearch, MetricKind } = usearch();
     for (let list = 0; list < index.lists; list++) {
       const from = byList.starts[list] as number;
       const to = byList.starts[list + 1] as number;
@@ -285,7 +284,7 @@ export class CompressedGraph {
       vectors: joinChunks(waiting.chunks, rows * this.dimensions),
     };
     waiting.chunks = [pending.vectors];
-    const { exactSearch, MetricKind } = usearchModule();
+    const { exactSearch, MetricKind } = usearch();
     const found = exactSearch(
       whole(pending.vectors),
       whole(query),
@@ -299,10 +298,6 @@ export class CompressedGraph {
       similarities: Float32Array.from(found.distances, (distance) => 1 - distance),
     };
   }
-}
-
-function usearchModule(): typeof import("usearch") {
-  return createRequire(import.meta.url)("usearch") as typeof import("usearch");
 }
 
 /** Query rows grouped by list: `rows[starts[l] … starts[l + 1]]` are list l's, in row order. */

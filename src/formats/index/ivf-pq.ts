@@ -3,9 +3,9 @@
  * faiss's `IVFn,PQm`. k-means coarse lists; m sub-quantisers × 256 centroids over each row's
  * residual from its list's centroid; one byte a sub-quantiser a row. A query finds the lists
  * nearest it (every centroid scored natively, or from GRAPH_COARSE_FROM lists an HNSW over
- * them, as faiss's `IVFn_HNSW32`), builds one lookup table (inner product is linear, so the table is the same for
- * every list), scans the `probes` best lists, and keeps the best `candidates` approximate
- * scores, which the caller re-ranks exactly (compressed-graph.ts).
+ * them, as faiss's `IVFn_HNSW32`), builds one lookup table (inner product is linear, so the
+ * table is the same for every list), scans the `probes` best lists, and keeps the best
+ * `candidates` approximate scores, which the caller re-ranks exactly (compressed-graph.ts).
  *
  * Centroids and codebooks are rounded to float16 before rows are encoded against them, so the
  * file stores them at 2 bytes a value and what the search uses is what the codes were made for.
@@ -26,7 +26,8 @@ import { NearestCentres } from "../../models/nearest-centres.js";
 
 type Usearch = typeof import("usearch");
 let loaded: Usearch | undefined;
-function usearch(): Usearch {
+/** usearch's binding, loaded on first use (compressed-graph.ts uses it too). */
+export function usearch(): Usearch {
   loaded ??= createRequire(import.meta.url)("usearch") as Usearch;
   return loaded;
 }
@@ -577,7 +578,6 @@ function residualsOf(
   return residuals;
 }
 
-/** Lloyd's k-means from k distinct sample points; an emptied cluster takes a random point. */
 /**
  * k-means in `subspaces` independent subspaces of `width` values at once (the coarse lists: one
  * subspace of every dimension; the PQ codebooks: one a sub-quantiser): `points` row-major, the
