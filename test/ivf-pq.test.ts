@@ -183,3 +183,26 @@ test("fewer than 256 rows wait untrained, are searched exactly, and cannot be sa
   assert.equal(graph.size, 400);
   await graph.save(join(folder, "small.ivfpq"));
 });
+
+test("add gives each encoded row's list under its training's key (none while rows wait untrained)", async () => {
+  const graph = CompressedGraph.create(DIMENSIONS, PARAMS, { trainingRows: 1000 });
+  assert.equal(await graph.add(0, vectors.subarray(0, 500 * DIMENSIONS), 1), undefined);
+  // The training happens in this add, over the waiting rows too: their lists are not these.
+  assert.equal(
+    await graph.add(500, vectors.subarray(500 * DIMENSIONS, 1000 * DIMENSIONS), 1),
+    undefined,
+  );
+  const later = vectors.subarray(1000 * DIMENSIONS, 2000 * DIMENSIONS);
+  const added = await graph.add(1000, later, 1);
+  const saved = await IvfPqIndex.open(join(folder, "image.ivfpq"), DIMENSIONS);
+  assert.ok(added !== undefined);
+  const trained = join(folder, "assigned.ivfpq");
+  await graph.save(trained);
+  const index = await IvfPqIndex.open(trained, DIMENSIONS);
+  assert.equal(added.trainingKey, index.trainingKey);
+  assert.notEqual(added.trainingKey, saved.trainingKey, "another training has another key");
+  assert.deepEqual(added.lists, await index.assign(later, 1));
+  const counts = new Uint32Array(index.lists);
+  for (const list of added.lists) counts[list] = (counts[list] as number) + 1;
+  assert.ok(counts.filter((count) => count > 0).length > 1, "rows fall in several lists");
+});

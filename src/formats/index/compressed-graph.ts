@@ -30,6 +30,12 @@ export const TRAINING = { pointsPerList: 32, pointsPerCode: 64, iterations: 8 };
  */
 const NEAR_DUPLICATE_MARGIN = 0.05;
 
+/** Rows' lists (IvfPqIndex.assign) under the key of the training that gave them. */
+export interface ListAssignment {
+  trainingKey: string;
+  lists: Uint32Array;
+}
+
 export class CompressedGraph {
   private vectors: SegmentVectors | undefined;
   /** Rows added before there were enough to train on, in the order added. */
@@ -98,16 +104,26 @@ export class CompressedGraph {
     this.vectors = vectors;
   }
 
-  async add(firstId: number, vectors: Float32Array, threads: number): Promise<void> {
+  /**
+   * Adds rows `firstId …`. Returns their lists under the training's key when they were encoded
+   * now (nearDuplicates takes them instead of assigning the rows again), undefined while they
+   * wait for the training.
+   */
+  async add(
+    firstId: number,
+    vectors: Float32Array,
+    threads: number,
+  ): Promise<ListAssignment | undefined> {
     if (this.index !== undefined) {
-      await this.index.add(firstId, vectors, threads);
-      return;
+      const lists = await this.index.add(firstId, vectors, threads);
+      return { trainingKey: this.index.trainingKey, lists };
     }
     const rows = vectors.length / this.dimensions;
     if (this.pending === undefined) this.pending = { firstId, chunks: [], rows: 0 };
     this.pending.chunks.push(vectors);
     this.pending.rows += rows;
     await this.train(threads, false);
+    return undefined;
   }
 
   /** Trains on the rows waiting (however few) and encodes them: the last rows have come. */

@@ -223,11 +223,11 @@ export class IvfPqIndex {
     return index;
   }
 
-  /** Encodes rows `firstId …` (row-major) into their lists. */
-  async add(firstId: number, vectors: Float32Array, threads: number): Promise<void> {
+  /** Encodes rows `firstId …` (row-major) into their lists; returns each row's list. */
+  async add(firstId: number, vectors: Float32Array, threads: number): Promise<Uint32Array> {
     const { dimensions, subQuantizers, lists } = this;
     const count = vectors.length / dimensions;
-    if (count === 0) return;
+    if (count === 0) return new Uint32Array(0);
     const subDimensions = dimensions / subQuantizers;
     const nearest = await NearestCentres.open(threads);
     let assignment: Uint32Array;
@@ -279,6 +279,7 @@ export class IvfPqIndex {
     this.listStarts = starts;
     this.ids = ids;
     this.codes = codes;
+    return assignment;
   }
 
   /** Each row's list (row-major `vectors`): the nearest centroid, as `add` files them. */

@@ -248,7 +248,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
         build ??= createBuild(config, expectedRows, rows.dimensions);
         const firstId = build.rows;
         const graphStep = performance.now();
-        await addRows(build, rows.image, rows.text, threads);
+        const imageLists = await addRows(build, rows.image, rows.text, threads);
         const duplicateStep = performance.now();
         timings.graph += (duplicateStep - graphStep) / 1000;
         build.groups.grow(build.rows);
@@ -268,7 +268,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
           build.awaitingTraining.push({ firstId, vectors: rows.image });
         } else {
           await joinAwaitingDuplicates(build, threads);
-          await joinDuplicates(build, rows.image, firstId, threads);
+          await joinDuplicates(build, rows.image, firstId, threads, imageLists);
         }
         timings.duplicates += (performance.now() - duplicateStep) / 1000;
         const segment: IndexSegment = {
@@ -447,16 +447,19 @@ async function attachImageVectors(
 
 /**
  * Adds a segment's rows (ids from build.rows on) to the last shard until it holds shardSize
- * rows, then to new shards.
+ * rows, then to new shards. Returns the image rows' lists by training when the compressed tier
+ * encoded them all now with one training (joinDuplicates needs no second assignment).
  */
 async function addRows(
   build: BuildState,
   image: Float32Array,
   text: Float32Array,
   threads: number,
-): Promise<void> {
+): Promise<Map<string, Uint32Array>> {
   const { dimensions } = build;
   const rows = image.length / dimensions;
+  const imageLists = new Uint32Array(rows);
+  let listed: string | undefined | null;
   let done = 0;
   while (done < rows) {
     let shard = build.shards.at(-1);
@@ -478,12 +481,19 @@ async function addRows(
     const take = Math.min(rows - done, build.shardSize - shard.rows);
     const from = done * dimensions;
     const to = (done + take) * dimensions;
-    await shard.growing?.image.add(build.rows, image.subarray(from, to), threads);
+    const added = await shard.growing?.image.add(build.rows, image.subarray(from, to), threads);
     await shard.growing?.text.add(build.rows, text.subarray(from, to), threads);
+    if (added !== undefined && (listed === undefined || listed === added.trainingKey)) {
+      imageLists.set(added.lists, done);
+      listed = added.trainingKey;
+    } else {
+      listed = null;
+    }
     shard.rows += take;
     build.rows += take;
     done += take;
   }
+  return typeof listed === "string" ? new Map([[listed, imageLists]]) : new Map();
 }
 
 /**
@@ -575,6 +585,8 @@ async function joinDuplicates(
   vectors: Float32Array,
   firstId: number,
   threads: number,
+  /** The rows' lists by training, when adding them gave them (addRows). */
+  imageLists = new Map<string, Uint32Array>(),
 ): Promise<void> {
   const { dimensions, params, groups } = build;
   const rows = vectors.length / dimensions;
@@ -584,7 +596,7 @@ async function joinDuplicates(
   for (let start = 0; start < rows; start += batch) {
     const end = Math.min(rows, start + batch);
     const batchVectors = vectors.subarray(start * dimensions, end * dimensions);
-    const assigned = new Map<string, Uint32Array>();
+    const assigned = batch === rows ? imageLists : new Map<string, Uint32Array>();
     for (const shard of build.shards) {
       const found =
         shard.image instanceof CompressedGraph
