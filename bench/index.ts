@@ -25,7 +25,9 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { isMainThread } from "node:worker_threads";
-import { seededUniform } from "../src/demo/sample/wat-generator.js";
+import { CAPTION_LANGUAGES, type CaptionLanguage } from "../src/demo/sample/sample-captions.js";
+import { SeededRandom, seededUniform } from "../src/demo/sample/wat-generator.js";
+import { webCaption } from "../src/demo/sample/web-captions.js";
 import { type ClipIndex, openIndex, type SearchFilters } from "../src/formats/index/clip-index.js";
 import { exactNeighbours } from "../src/formats/index/graph.js";
 import { indexShards, readManifest } from "../src/formats/index/index-manifest.js";
@@ -756,14 +758,38 @@ async function writeMetadata(
     aesthetic: 3 + 5 * next() ** 1.5,
     language: next() < 0.01 ? "sw" : (LANGUAGES[Math.floor(next() * 5)] as string),
   }));
+  const web = webMetadata(firstRow, rows, scores);
   await writeParquet(
     storage,
     layout.embeddingMetadata(shard),
     [
       { name: "key", type: "VARCHAR", value: (id: number) => String(id).padStart(9, "0") },
-      { name: "url", type: "VARCHAR", value: (id: number) => `https://img.example/${id}.jpg` },
-      { name: "caption", type: "VARCHAR", value: (id: number) => `synthetic caption ${id}` },
-      { name: "similarity", type: "DOUBLE", value: () => 0.3 },
+      { name: "url", type: "VARCHAR", value: (id: number) => web[id - firstRow]?.url ?? null },
+      {
+        name: "caption",
+        type: "VARCHAR",
+        value: (id: number) => web[id - firstRow]?.caption ?? null,
+      },
+      {
+        name: "original_width",
+        type: "INTEGER",
+        value: (id: number) => web[id - firstRow]?.width ?? null,
+      },
+      {
+        name: "original_height",
+        type: "INTEGER",
+        value: (id: number) => web[id - firstRow]?.height ?? null,
+      },
+      {
+        name: "sha256",
+        type: "VARCHAR",
+        value: (id: number) => web[id - firstRow]?.sha256 ?? null,
+      },
+      {
+        name: "similarity",
+        type: "DOUBLE",
+        value: (id: number) => web[id - firstRow]?.similarity ?? null,
+      },
       {
         name: "language",
         type: "VARCHAR",
@@ -787,6 +813,54 @@ async function writeMetadata(
     ],
     ids,
   );
+}
+
+/**
+ * What a row's metadata holds on the web (and so what the index keeps for it): an alt text as
+ * varied as the web's (web-captions.ts) in the row's language, an image URL of one of 50,000
+ * sites with a path and a file name, the image's size, its sha256 and CLIP similarity. Drawn from
+ * a stream of their own (seeded by the first row), so the vectors are the same as before.
+ */
+function webMetadata(
+  firstRow: number,
+  rows: number,
+  scores: readonly { language: string }[],
+): {
+  url: string;
+  caption: string;
+  width: number;
+  height: number;
+  sha256: string;
+  similarity: number;
+}[] {
+  const random = new SeededRandom(0x5eed + firstRow);
+  const words = (count: number) =>
+    Array.from({ length: count }, () =>
+      random.string(random.int(3, 9), "abcdefghijklmnopqrstuvwxyz"),
+    );
+  return Array.from({ length: rows }, (_, row) => {
+    const language = scores[row]?.language ?? "en";
+    const caption = webCaption(
+      random,
+      (CAPTION_LANGUAGES as readonly string[]).includes(language)
+        ? (language as CaptionLanguage)
+        : "en",
+    );
+    const site = random.int(0, 49_999);
+    const host = `${site % 3 === 0 ? "www." : site % 3 === 1 ? "cdn." : ""}${words(1)[0]}-${site}.${["com", "de", "fr", "net", "org", "co.uk"][site % 6]}`;
+    const file = `${words(random.int(1, 5)).join("-")}-${random.int(1, 99_999)}.${random.chance(0.8) ? "jpg" : random.chance(0.5) ? "png" : "webp"}`;
+    const path = words(random.int(0, 3)).join("/");
+    // Web image sizes: most a few hundred pixels a side, a long tail of large photos.
+    const width = Math.round(120 * Math.exp(random.next() * 3.2));
+    return {
+      url: `https://${host}/${path}${path === "" ? "" : "/"}${file}`,
+      caption,
+      width,
+      height: Math.round(width * (0.5 + random.next())),
+      sha256: random.string(64, "0123456789abcdef"),
+      similarity: 0.2 + 0.2 * random.next(),
+    };
+  });
 }
 
 /** Centres drawn at random, each cluster with its own spread; samples are L2-normalised. */

@@ -79,6 +79,44 @@ test("small index: every embedded row, exact nearest neighbours for image and te
   }
 });
 
+test("metadata is served from the segments' metadata.rows, and an index built before them still serves the same from its parquet", async () => {
+  const root = join(workDir, "rows-on-disk");
+  await writeEmbeddingShard(root, "00000", randomRows("00000", 150, 4));
+  await writeEmbeddingShard(root, "00001", randomRows("00001", 90, 5));
+  const summary = await buildIndex({ root, config: { threads: 1 } });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+  const storage = new LocalStorage(root);
+  const manifest = JSON.parse(await storage.readText(layout.indexManifest()));
+  const segments = manifest.segments as { name: string }[];
+  assert.equal(segments.length, 2);
+  const ids = [0, 31, 32, 149, 150, 239];
+  const removed = { keys: new Set(["000000031", "000010002"]), removals: ["r"] };
+  const read = async () => {
+    const index = await openIndex(root);
+    try {
+      const values = index.metadata(ids);
+      const count = index.applyTombstones(removed);
+      return { values, count, removed: ids.map((id) => index.isRemoved(id)) };
+    } finally {
+      index.close();
+    }
+  };
+  const fromRows = await read();
+  assert.equal(fromRows.values[4]?.key, "000010000");
+  assert.equal(fromRows.count, 2);
+  assert.deepEqual(fromRows.removed, [false, true, false, false, false, false]);
+  const damaged = join(root, layout.indexSegmentRows(segments[1]?.name ?? ""));
+  const bytes = await readFile(damaged);
+  await writeFile(damaged, bytes.subarray(0, bytes.length - 1));
+  await assert.rejects(openIndex(root), (error: Error) => error.message.startsWith(damaged));
+  await writeFile(damaged, bytes);
+
+  for (const segment of segments) {
+    await rm(join(root, layout.indexSegmentRows(segment.name)));
+  }
+  assert.deepEqual(await read(), fromRows);
+});
+
 let large: { root: string; rows: FixtureRow[]; index: ClipIndex };
 
 async function largeIndex(): Promise<typeof large> {

@@ -47,6 +47,7 @@ export const layout = {
   indexSegmentVectors: (segment: string, modality: string) =>
     `index/segments/${segment}/${modality}_emb.npy`,
   indexSegmentMetadata: (segment: string) => `index/segments/${segment}/metadata.parquet`,
+  indexSegmentRows: (segment: string) => `index/segments/${segment}/metadata.rows`,
   governanceFolder: () => "_governance",
   /** Append-only: one JSON line per removal (what, when, why, how many per file). */
   auditLog: () => "_governance/audit.jsonl",

@@ -32,8 +32,14 @@ import {
   type Modality,
   readManifest,
 } from "./index-manifest.js";
-import { MetadataColumns, type MetadataValue } from "./metadata-columns.js";
-import { type CompiledFilter, FilterColumns, type SearchFilters } from "./search-filters.js";
+import { MetadataColumns, type MetadataLookup, type MetadataValue } from "./metadata-columns.js";
+import { MetadataRows } from "./metadata-rows.js";
+import {
+  type CompiledFilter,
+  FILTER_COLUMNS,
+  FilterColumns,
+  type SearchFilters,
+} from "./search-filters.js";
 import { SegmentVectors } from "./segment-vectors.js";
 import { type HeldShard, ShardedGraph, type VectorFile } from "./sharded-graph.js";
 
@@ -139,7 +145,7 @@ export class ClipIndex {
     readonly manifest: IndexManifest,
     private readonly graphs: Record<Modality, ShardedGraph>,
     private readonly vectors: Record<Modality, SegmentVectors>,
-    private readonly columns: MetadataColumns,
+    private readonly columns: MetadataLookup,
     private readonly groups: Uint32Array,
     private readonly filterColumns: FilterColumns,
     readonly expansionSearch: number,
@@ -251,15 +257,24 @@ export class ClipIndex {
       for (const shard of held)
         outside.fill(0, shard.image.firstId, shard.image.firstId + shard.image.rows);
     }
+    // Indices built before metadata.rows existed hold every column in memory instead.
+    const rowsOnDisk = (
+      await Promise.all(
+        manifest.segments.map((segment) => storage.exists(layout.indexSegmentRows(segment.name))),
+      )
+    ).every((exists) => exists);
     const connection = await duckdbConnection();
-    let columns: MetadataColumns;
+    let heldColumns: MetadataColumns;
     try {
       const files = await Promise.all(
         manifest.segments.map((segment) =>
           storage.localPath(layout.indexSegmentMetadata(segment.name)),
         ),
       );
-      columns = await MetadataColumns.load(connection, files, SEGMENT_COLUMNS, manifest.rows);
+      const wanted = rowsOnDisk
+        ? SEGMENT_COLUMNS.filter((column) => FILTER_COLUMNS.includes(column.name))
+        : SEGMENT_COLUMNS;
+      heldColumns = await MetadataColumns.load(connection, files, wanted, manifest.rows);
     } finally {
       connection.closeSync();
     }
@@ -270,10 +285,22 @@ export class ClipIndex {
     );
     const filterColumns = new FilterColumns(
       manifest.rows,
-      columns,
+      heldColumns,
       groups,
       manifest.duplicateGroups,
     );
+    const columns = rowsOnDisk
+      ? MetadataRows.open(
+          await Promise.all(
+            manifest.segments.map(async (segment) => ({
+              path: await storage.localPath(layout.indexSegmentRows(segment.name)),
+              rows: segment.rows,
+            })),
+          ),
+          SEGMENT_COLUMNS.map((column) => column.name),
+          "key",
+        )
+      : heldColumns;
     const index = new ClipIndex(
       manifest,
       graphs,
@@ -307,11 +334,9 @@ export class ClipIndex {
     }
     const removed = outside?.slice() ?? new Uint8Array(this.manifest.rows);
     let count = 0;
-    for (let id = 0; id < this.manifest.rows; id++) {
-      if (tombstones.keys.has(this.columns.text("key", id))) {
-        if (removed[id] === 0) count++;
-        removed[id] = 1;
-      }
+    for (const id of this.columns.idsWithKeys(tombstones.keys)) {
+      if (removed[id] === 0) count++;
+      removed[id] = 1;
     }
     this.filterColumns.setRemoved(removed);
     return count;
@@ -487,6 +512,7 @@ export class ClipIndex {
 
   close(): void {
     for (const modality of MODALITIES) this.vectors[modality].close();
+    this.columns.close();
   }
 
   private normalised(vector: Float32Array | readonly number[]): Float32Array {

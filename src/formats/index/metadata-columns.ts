@@ -11,6 +11,29 @@ import type { IndexColumn, IndexColumnType } from "./index-columns.js";
 /** A metadata value as JSON can carry it: a BIGINT past 2^53 comes back as its decimal string. */
 export type MetadataValue = string | number | null;
 
+/** Where ClipIndex reads a row's metadata by id: columns in memory, or rows on disk. */
+export interface MetadataLookup {
+  has(name: string): boolean;
+  value(name: string, id: number): MetadataValue;
+  /** The ids of the rows whose `key` is one of `keys`, ascending. */
+  idsWithKeys(keys: ReadonlySet<string>): number[];
+  close(): void;
+}
+
+/** A BIGINT as a metadata value: a number while it is exact, else its decimal string. */
+export function bigintValue(value: bigint): MetadataValue {
+  const asNumber = Number(value);
+  return Number.isSafeInteger(asNumber) ? asNumber : value.toString();
+}
+
+/** A value DuckDB gives for a VARCHAR, BIGINT or DOUBLE column, as a metadata value. */
+export function metadataValue(value: unknown): MetadataValue {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "bigint") return bigintValue(value);
+  if (typeof value === "number") return Number.isNaN(value) ? null : value;
+  return String(value);
+}
+
 interface NumberColumn {
   type: "DOUBLE";
   values: Float64Array;
@@ -31,7 +54,7 @@ interface TextColumn {
 
 type StoredColumn = NumberColumn | IntegerColumn | TextColumn;
 
-export class MetadataColumns {
+export class MetadataColumns implements MetadataLookup {
   private constructor(
     readonly rows: number,
     private readonly columns: Map<string, StoredColumn>,
@@ -95,9 +118,7 @@ export class MetadataColumns {
       }
       case "BIGINT": {
         if (column.present[id] === 0) return null;
-        const value = column.values[id] as bigint;
-        const asNumber = Number(value);
-        return Number.isSafeInteger(asNumber) ? asNumber : value.toString();
+        return bigintValue(column.values[id] as bigint);
       }
       case "VARCHAR": {
         const start = column.offsets[id] as number;
@@ -113,6 +134,14 @@ export class MetadataColumns {
     const value = this.value(name, id);
     return typeof value === "string" ? value : "";
   }
+
+  idsWithKeys(keys: ReadonlySet<string>): number[] {
+    const ids: number[] = [];
+    for (let id = 0; id < this.rows; id++) if (keys.has(this.text("key", id))) ids.push(id);
+    return ids;
+  }
+
+  close(): void {}
 }
 
 class ColumnBuilder {

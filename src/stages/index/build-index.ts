@@ -732,6 +732,7 @@ async function filesPresent(storage: DatasetStorage, manifest: IndexManifest): P
 async function segmentFiles(storage: DatasetStorage, segment: string): Promise<FileInfo[]> {
   return outputInfo(storage, [
     layout.indexSegmentMetadata(segment),
+    layout.indexSegmentRows(segment),
     ...MODALITIES.map((modality) => layout.indexSegmentVectors(segment, modality)),
   ]);
 }

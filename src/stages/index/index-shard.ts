@@ -8,6 +8,8 @@ import { randomBytes } from "node:crypto";
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { InputError } from "../../errors.js";
 import { SEGMENT_COLUMNS, segmentColumnExpressions } from "../../formats/index/index-columns.js";
+import { metadataValue } from "../../formats/index/metadata-columns.js";
+import { encodeMetadataRows } from "../../formats/index/metadata-rows.js";
 import { encodeSegmentVectors } from "../../formats/index/segment-vectors.js";
 import { layout } from "../../io/layout.js";
 import { decodeNpy, type NpyArray } from "../../io/npy.js";
@@ -117,7 +119,10 @@ export async function readIndexShard(
   }
 }
 
-/** Writes the segment's files: metadata.parquet in row order and the two float16 npy files. */
+/**
+ * Writes the segment's files: metadata.parquet in row order, the same rows as metadata.rows (looked
+ * up by id when serving), and the two float16 npy files.
+ */
 export async function writeSegment(
   storage: DatasetStorage,
   connection: DuckDBConnection,
@@ -130,6 +135,17 @@ export async function writeSegment(
       `COPY (SELECT ${columns} FROM ${rows.table} ORDER BY position) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
     );
   });
+  const values = await connection.runAndReadAll(
+    `SELECT ${columns} FROM ${rows.table} ORDER BY position`,
+  );
+  await storage.writeAtomic(
+    layout.indexSegmentRows(segment),
+    encodeMetadataRows(
+      SEGMENT_COLUMNS.map((column) => column.name),
+      "key",
+      values.getRows().map((row) => row.map(metadataValue)),
+    ),
+  );
   await storage.writeAtomic(
     layout.indexSegmentVectors(segment, "image"),
     encodeSegmentVectors(rows.image, rows.dimensions),
