@@ -79,6 +79,48 @@ test("small index: every embedded row, exact nearest neighbours for image and te
   }
 });
 
+test("score filters keep exactly the rows at or past the threshold, ties and NULLs included; a column no row has filters nothing", async () => {
+  const root = join(workDir, "thresholds");
+  const rows = randomRows("00000", 200, 9);
+  // Ties at the thresholds: several rows share the exact value asked for.
+  for (const id of [3, 40, 41, 150]) (rows[id] as FixtureRow).punsafe = 0.25;
+  for (const id of [4, 90, 91]) (rows[id] as FixtureRow).aesthetic = 6.5;
+  await writeEmbeddingShard(root, "00000", rows);
+  const summary = await buildIndex({ root, config: { threads: 1 } });
+  assert.equal(summary.ok, true, JSON.stringify(summary));
+  const index = await openIndex(root);
+  try {
+    const vector = randomUnit(seededUniform(12));
+    const cases = [
+      {
+        filters: { maxPunsafe: 0.25 },
+        keep: (row: FixtureRow) => row.punsafe === null || row.punsafe <= 0.25,
+      },
+      { filters: { minAestheticScore: 6.5 }, keep: (row: FixtureRow) => row.aesthetic >= 6.5 },
+      {
+        filters: { maxPunsafe: 0.25, minAestheticScore: 6.5, languages: ["fr"] },
+        keep: (row: FixtureRow) =>
+          (row.punsafe === null || row.punsafe <= 0.25) &&
+          row.aesthetic >= 6.5 &&
+          row.language === "fr",
+      },
+      // No row has a ptoxic (the column is NULL throughout): every row passes.
+      { filters: { maxPtoxic: 0 }, keep: () => true },
+      { filters: { maxPunsafe: -1 }, keep: (row: FixtureRow) => row.punsafe === null },
+    ];
+    for (const { filters, keep } of cases) {
+      const found = index.search({ vector, k: 1000, modality: "image", filters });
+      assert.deepEqual(
+        found.map((result) => result.id).sort((a, b) => a - b),
+        rows.flatMap((row, id) => (keep(row) ? [id] : [])),
+        JSON.stringify(filters),
+      );
+    }
+  } finally {
+    index.close();
+  }
+});
+
 test("metadata is served from the segments' metadata.rows, and an index built before them still serves the same from its parquet", async () => {
   const root = join(workDir, "rows-on-disk");
   await writeEmbeddingShard(root, "00000", randomRows("00000", 150, 4));

@@ -52,14 +52,17 @@ const SCORE_FILTERS: Record<
 
 export const FILTER_COLUMNS = ["punsafe", "pwatermark", "ptoxic", "AESTHETIC_SCORE", "LANGUAGE"];
 
-/** What the filters read: score columns with their sorted values, languages as small codes. */
+/**
+ * What the filters read: each score column as its sorted values and each row's rank among them
+ * (12 bytes a row; a column no row has a value for is left out), languages as small codes.
+ * The rows that pass a condition are found by a scan of the ranks or codes when exact search
+ * needs them, rather than kept listed.
+ */
 export class FilterColumns {
   private readonly scores = new Map<string, ScoreColumn>();
   private readonly languageCodes: Uint16Array;
   private readonly languageIds = new Map<string, number>();
   private readonly languageCounts: number[] = [];
-  /** The ids of each language code, ascending. */
-  private readonly languageRows: Uint32Array[] = [];
   /** 1 for a row a tombstone removed (src/formats/tombstones.ts): no search returns it. */
   private removed: Uint8Array | undefined;
   private removedCount = 0;
@@ -72,8 +75,8 @@ export class FilterColumns {
   ) {
     for (const { column } of Object.values(SCORE_FILTERS)) {
       const values = columns.numbers(column);
-      if (values === undefined) continue;
-      this.scores.set(column, scoreColumn(values));
+      const score = values === undefined ? undefined : scoreColumn(values);
+      if (score !== undefined) this.scores.set(column, score);
     }
     this.languageCodes = new Uint16Array(rows);
     for (let id = 0; id < rows; id++) {
@@ -86,13 +89,6 @@ export class FilterColumns {
       }
       this.languageCodes[id] = code;
       this.languageCounts[code] = (this.languageCounts[code] as number) + 1;
-    }
-    const filled = new Uint32Array(this.languageCounts.length);
-    for (const count of this.languageCounts) this.languageRows.push(new Uint32Array(count));
-    for (let id = 0; id < rows; id++) {
-      const code = this.languageCodes[id] as number;
-      (this.languageRows[code] as Uint32Array)[filled[code] as number] = id;
-      filled[code] = (filled[code] as number) + 1;
     }
   }
 
@@ -128,50 +124,45 @@ export class FilterColumns {
       }
       const score = this.scores.get(column);
       if (score === undefined) continue;
-      const { values, sorted, order, nulls } = score;
+      const { sorted, ranks, nulls } = score;
       const [from, to] =
         bound === "max"
           ? [0, upperBound(sorted, threshold)]
           : [lowerBound(sorted, threshold), sorted.length];
-      checks.push(
+      // A NULL score (rank NULL_RANK) passes: above every `to`, so `max` tests it apart.
+      const check =
         bound === "max"
-          ? (id) => !((values[id] as number) > threshold)
-          : (id) => !((values[id] as number) < threshold),
-      );
-      const count = to - from + nulls.length;
-      sources.push({ count, ids: () => concat([order.subarray(from, to), nulls]) });
+          ? (id: number) => {
+              const rank = ranks[id] as number;
+              return rank < to || rank === NULL_RANK;
+            }
+          : (id: number) => (ranks[id] as number) >= from;
+      checks.push(check);
+      const count = to - from + nulls;
+      sources.push({ count, ids: () => idsWhere(rows, count, check) });
       selectivity *= count / Math.max(1, rows);
     }
     if (filters?.languages !== undefined && filters.languages !== null) {
       const wanted = new Uint8Array(this.languageCounts.length);
-      const lists: Uint32Array[] = [];
       let count = 0;
       for (const language of filters.languages) {
         const code = this.languageIds.get(language);
         if (code !== undefined && wanted[code] === 0) {
           wanted[code] = 1;
           count += this.languageCounts[code] as number;
-          lists.push(this.languageRows[code] as Uint32Array);
         }
       }
       const codes = this.languageCodes;
-      checks.push((id) => wanted[codes[id] as number] === 1);
-      sources.push({ count, ids: () => concat(lists) });
+      const check = (id: number) => wanted[codes[id] as number] === 1;
+      checks.push(check);
+      sources.push({ count, ids: () => idsWhere(rows, count, check) });
       selectivity *= count / Math.max(1, rows);
     }
     const removed = this.removed;
     if (removed !== undefined && this.removedCount > 0) {
       const live = rows - this.removedCount;
       checks.push((id) => removed[id] === 0);
-      sources.push({
-        count: live,
-        ids: () => {
-          const ids = new Uint32Array(live);
-          let next = 0;
-          for (let id = 0; id < rows; id++) if (removed[id] === 0) ids[next++] = id;
-          return ids;
-        },
-      });
+      sources.push({ count: live, ids: () => idsWhere(rows, live, (id) => removed[id] === 0) });
       selectivity *= live / Math.max(1, rows);
     }
     const deduplicate = filters?.deduplicate === true;
@@ -207,39 +198,43 @@ export class FilterColumns {
   }
 }
 
+/** The rank of a row whose score is NULL. */
+const NULL_RANK = 0xffff_ffff;
+
 interface ScoreColumn {
-  values: Float64Array;
   /** The non-NULL values, ascending. */
   sorted: Float64Array;
-  /** The ids of `sorted`'s values, in the same order. */
-  order: Uint32Array;
-  /** The ids whose value is NULL: they pass every threshold. */
-  nulls: Uint32Array;
+  /** Each row's position in `sorted` (ties in id order), NULL_RANK for NULL. */
+  ranks: Uint32Array;
+  /** How many rows are NULL: they pass every threshold. */
+  nulls: number;
 }
 
-function scoreColumn(values: Float64Array): ScoreColumn {
-  const present: number[] = [];
-  const nulls: number[] = [];
+/** The column's sorted values and ranks; undefined when every row is NULL (nothing to filter). */
+function scoreColumn(values: Float64Array): ScoreColumn | undefined {
+  let present = 0;
+  for (const value of values) if (!Number.isNaN(value)) present++;
+  if (present === 0) return undefined;
+  const order = new Uint32Array(present);
+  let next = 0;
   for (let id = 0; id < values.length; id++) {
-    if (Number.isNaN(values[id] as number)) nulls.push(id);
-    else present.push(id);
+    if (!Number.isNaN(values[id] as number)) order[next++] = id;
   }
-  const order = Uint32Array.from(present).sort(
-    (a, b) => (values[a] as number) - (values[b] as number) || a - b,
-  );
+  order.sort((a, b) => (values[a] as number) - (values[b] as number) || a - b);
   const sorted = Float64Array.from(order, (id) => values[id] as number);
-  return { values, sorted, order, nulls: Uint32Array.from(nulls) };
+  const ranks = new Uint32Array(values.length).fill(NULL_RANK);
+  order.forEach((id, rank) => {
+    ranks[id] = rank;
+  });
+  return { sorted, ranks, nulls: values.length - present };
 }
 
-/** One new array holding the lists one after another (the caller may reuse it). */
-function concat(lists: readonly Uint32Array[]): Uint32Array {
-  const out = new Uint32Array(lists.reduce((sum, list) => sum + list.length, 0));
-  let offset = 0;
-  for (const list of lists) {
-    out.set(list, offset);
-    offset += list.length;
-  }
-  return out;
+/** The ids below `rows` that `passes`, ascending (`count` of them, as the caller counted). */
+function idsWhere(rows: number, count: number, passes: (id: number) => boolean): Uint32Array {
+  const ids = new Uint32Array(count);
+  let next = 0;
+  for (let id = 0; id < rows; id++) if (passes(id)) ids[next++] = id;
+  return next === count ? ids : ids.subarray(0, next);
 }
 
 /** Number of values ≤ target in an ascending array. */
