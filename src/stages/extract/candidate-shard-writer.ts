@@ -131,25 +131,16 @@ export class CandidateShardWriter {
     duckdb.appender_close_sync(droppedAppender);
     const { pairs, texts, pages, dropped: droppedTable } = this.tables;
     await run(`DELETE FROM ${pairs} WHERE rowid IN (SELECT "row" FROM ${droppedTable})`);
-    // Page and text columns are looked up by position in lists built once, not joined: a pure
-    // projection keeps the pairs in row order without a sort, and measured three times faster.
-    const textColumns = ["text", "language", "language_score", "language_tier"];
-    const pageColumns = ["page_url", "record_offset", "warc_filename", "warc_offset", "crawl_date"];
-    const lists = (id: string, columns: string[]) =>
-      columns.map((column) => `list(${column} ORDER BY ${id}) AS ${column}`).join(", ");
-    const lookup = (list: string, id: string, column: string) =>
-      `(SELECT ${column} FROM ${list})[p.${id} + 1] AS ${column}`;
-    const query = `WITH text_lists AS (SELECT ${lists("text_id", textColumns)} FROM ${texts}),
-        page_lists AS (SELECT ${lists("page_id", pageColumns)} FROM ${pages})
-      SELECT p.url,
-        ${textColumns.map((column) => lookup("text_lists", "text_id", column)).join(", ")},
-        ${lookup("page_lists", "page_id", "page_url")},
-        ${quoteLiteral(source)} AS source,
-        ${pageColumns
-          .slice(1)
-          .map((column) => lookup("page_lists", "page_id", column))
-          .join(", ")}
-      FROM ${pairs} p`;
+    // Joined on the ids and put back in row order by a sort: with this single-threaded database
+    // that measured three times faster than looking the columns up by position in list()s of the
+    // tables (1 s against 3.1 s for 812k pairs; 5 ms against 25 ms for 232), for the same file,
+    // byte for byte. Left joins: a pair keeps its row whatever the lookups find.
+    const query = `SELECT p.url, t.text, t.language, t.language_score, t.language_tier, g.page_url,
+        ${quoteLiteral(source)} AS source, g.record_offset, g.warc_filename, g.warc_offset, g.crawl_date
+      FROM ${pairs} p
+      LEFT JOIN ${texts} t ON t.text_id = p.text_id
+      LEFT JOIN ${pages} g ON g.page_id = p.page_id
+      ORDER BY p.rowid`;
     await storage.writeAtomicWith(path, async (localPath) => {
       await run(
         `COPY (${query}) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
