@@ -2,7 +2,7 @@
  * Reading and writing `<root>/clipcrawl.json`: parse, validate against the schema, apply CLI
  * overrides, and turn every bad value into one line that names the file, the key and the fix.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { ConfigError } from "../errors.js";
 import type { DatasetStorage } from "../io/storage.js";
 import { type ClipcrawlConfig, CONFIG_PARSE, configSchema, type StageSection } from "./schema.js";

@@ -5,7 +5,7 @@
  * and the message for a bad value all come from these schemas. A section's module imports only
  * zod and small shared pieces, never the stage code that loads the config, so there is no cycle.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { scoresConfigSchema } from "../models/heads/score-config.js";
 import { serveConfigSchema } from "../server/config.js";
 import { downloadConfigSchema } from "../stages/download/config.js";
