@@ -11,7 +11,7 @@
 import { rename, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { Command, Option } from "commander";
-import { z } from "zod";
+import * as z from "zod";
 import { buildProgram } from "../src/cli/main.js";
 import { configSchema } from "../src/config/schema.js";
 import { scoreHeadSchema } from "../src/models/heads/score-config.js";

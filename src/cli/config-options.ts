@@ -5,7 +5,7 @@
  * name for one release, hidden from help, with a one-line warning when it is used.
  */
 import { type Command, Option } from "commander";
-import { z } from "zod";
+import * as z from "zod";
 import { type StageSection, stageSectionSchemas } from "../config/schema.js";
 
 interface FieldInfo {

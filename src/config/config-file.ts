@@ -2,10 +2,10 @@
  * Reading and writing `<root>/clipcrawl.json`: parse, validate against the schema, apply CLI
  * overrides, and turn every bad value into one line that names the file, the key and the fix.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { ConfigError } from "../errors.js";
 import type { DatasetStorage } from "../io/storage.js";
-import { type ClipcrawlConfig, configSchema, type StageSection } from "./schema.js";
+import { type ClipcrawlConfig, CONFIG_PARSE, configSchema, type StageSection } from "./schema.js";
 
 export const CONFIG_FILE = "clipcrawl.json";
 
@@ -13,12 +13,12 @@ export type ConfigOverrides = Partial<Record<StageSection, Record<string, unknow
 
 /** Defaults for every value. */
 export function defaultConfig(): ClipcrawlConfig {
-  return configSchema.parse({});
+  return configSchema.parse({}, CONFIG_PARSE);
 }
 
 /** Validates a parsed JSON value; `source` names where it came from in error messages. */
 export function parseConfig(value: unknown, source: string): ClipcrawlConfig {
-  const result = configSchema.safeParse(renameDeprecatedKeys(value));
+  const result = configSchema.safeParse(renameDeprecatedKeys(value), CONFIG_PARSE);
   if (result.success) return result.data;
   throw new ConfigError(formatIssues(result.error, value, source));
 }

@@ -5,7 +5,7 @@
  * and the message for a bad value all come from these schemas. A section's module imports only
  * zod and small shared pieces, never the stage code that loads the config, so there is no cycle.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { scoresConfigSchema } from "../models/heads/score-config.js";
 import { serveConfigSchema } from "../server/config.js";
 import { downloadConfigSchema } from "../stages/download/config.js";
@@ -14,17 +14,23 @@ import { extractConfigSchema } from "../stages/extract/config.js";
 import { filterConfigSchema } from "../stages/filter/config.js";
 import { indexConfigSchema } from "../stages/index/config.js";
 
+/**
+ * How the config is parsed: without zod's compiled fast path. A process parses its config a few
+ * times, and compiling an object schema's parser (`new Function`) costs more than it saves then.
+ */
+export const CONFIG_PARSE = { jitless: true } as const;
+
 export const configSchema = z
   .object({
     $schema: z.string().optional(),
     version: z.literal(1).default(1).describe("config format version"),
-    extract: extractConfigSchema.default(extractConfigSchema.parse({})),
-    download: downloadConfigSchema.default(downloadConfigSchema.parse({})),
-    embed: embedConfigSchema.default(embedConfigSchema.parse({})),
-    scores: scoresConfigSchema.default(() => scoresConfigSchema.parse({})),
-    filter: filterConfigSchema.default(filterConfigSchema.parse({})),
-    index: indexConfigSchema.default(indexConfigSchema.parse({})),
-    serve: serveConfigSchema.default(serveConfigSchema.parse({})),
+    extract: extractConfigSchema.default(extractConfigSchema.parse({}, CONFIG_PARSE)),
+    download: downloadConfigSchema.default(downloadConfigSchema.parse({}, CONFIG_PARSE)),
+    embed: embedConfigSchema.default(embedConfigSchema.parse({}, CONFIG_PARSE)),
+    scores: scoresConfigSchema.default(() => scoresConfigSchema.parse({}, CONFIG_PARSE)),
+    filter: filterConfigSchema.default(filterConfigSchema.parse({}, CONFIG_PARSE)),
+    index: indexConfigSchema.default(indexConfigSchema.parse({}, CONFIG_PARSE)),
+    serve: serveConfigSchema.default(serveConfigSchema.parse({}, CONFIG_PARSE)),
     provenance: z
       .object({ createdWith: z.string(), createdAt: z.string() })
       .strict()

@@ -19,17 +19,23 @@ function nativeDuckdb(): NativeDuckdb {
   return createRequire(api)("@duckdb/node-bindings");
 }
 
-/** A new connection to this thread's single-threaded in-memory database. */
+/**
+ * A new connection to this thread's single-threaded in-memory database. The first call loads the
+ * native library and starts opening the database before it returns: the open runs on a libuv
+ * thread, and a caller that has other work to do can do it before awaiting the connection.
+ */
 export async function singleThreadedConnection(): Promise<{
   duckdb: NativeDuckdb;
   connection: Connection;
 }> {
-  database ??= Promise.resolve().then(async () => {
-    const duckdb = nativeDuckdb();
-    const config = duckdb.create_config();
-    duckdb.set_config(config, "threads", "1");
-    return { duckdb, database: await duckdb.open(":memory:", config) };
-  });
+  database ??= openDatabase();
   const opened = await database;
   return { duckdb: opened.duckdb, connection: await opened.duckdb.connect(opened.database) };
+}
+
+async function openDatabase(): Promise<{ duckdb: NativeDuckdb; database: Database }> {
+  const duckdb = nativeDuckdb();
+  const config = duckdb.create_config();
+  duckdb.set_config(config, "threads", "1");
+  return { duckdb, database: await duckdb.open(":memory:", config) };
 }

@@ -14,7 +14,7 @@
  * throws an ImageRefusedError saying why.
  */
 import sharp from "sharp";
-import { z } from "zod";
+import * as z from "zod";
 import { assertSafeToDecode, DEFAULT_MAX_IMAGE_PIXELS, decodeOptions } from "../io/image-header.js";
 import { ModelError } from "./model-error.js";
 import { readModelJson } from "./model-files.js";

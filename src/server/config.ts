@@ -2,7 +2,7 @@
  * The `serve` section of clipcrawl.json. Composed into the root schema by src/config/schema.ts;
  * the CLI derives serve's flags from it.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * How `clipcrawl serve` answers (see src/server/README.md): where it listens, the limits every

@@ -6,7 +6,7 @@
  * (arXiv 2303.09540). Its parameters are a zod schema that gives defaults and the message for a
  * bad value; an unknown name lists the known ones.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { ClipcrawlError } from "../../errors.js";
 
 const count = (fallback: number) => z.coerce.number().int().min(1).default(fallback);

@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { errorMessage } from "../../errors.js";
 import { decodeNpy } from "../../io/npy.js";
 import { fromFloat16Bits } from "../float16.js";

@@ -6,7 +6,7 @@
  * what is asked of the CLIP model and can change it without reading code. Relative paths resolve
  * against the dataset root.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { PIL_RESAMPLE } from "../pil-resample.js";
 
 /** The score columns of the LAION schema, in its order. */

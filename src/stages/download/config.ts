@@ -4,7 +4,7 @@
  * as inputs are read. Composed into the root schema by src/config/schema.ts; the CLI derives
  * download's flags from it.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-limits.js";
 
 /** curl's --connect-to rule: connections for HOST:PORT go to TARGET_HOST:TARGET_PORT instead. */

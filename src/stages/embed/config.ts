@@ -4,7 +4,7 @@
  * src/config/schema.ts; the CLI derives embed's flags from it. The score heads' section
  * (`scores`) lives with the heads, in src/models/heads/score-config.ts.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-limits.js";
 import { INFERENCE_DEVICE_PATTERN } from "../../models/inference-device.js";
 import { MODEL_PRECISION_SUFFIX, type ModelPrecision } from "../../models/model-files.js";

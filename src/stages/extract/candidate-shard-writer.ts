@@ -54,14 +54,15 @@ export class CandidateShardWriter {
       pages: `pages_${suffix}`,
       dropped: `dropped_${suffix}`,
     };
-    await run(`CREATE TABLE ${tables.pairs} (url VARCHAR, text_id INTEGER, page_id INTEGER)`);
+    // One query for the four: each query is a round trip through a libuv thread.
     await run(
-      `CREATE TABLE ${tables.texts} (text_id INTEGER, text VARCHAR, language VARCHAR, language_score FLOAT, language_tier VARCHAR)`,
+      [
+        `CREATE TABLE ${tables.pairs} (url VARCHAR, text_id INTEGER, page_id INTEGER)`,
+        `CREATE TABLE ${tables.texts} (text_id INTEGER, text VARCHAR, language VARCHAR, language_score FLOAT, language_tier VARCHAR)`,
+        `CREATE TABLE ${tables.pages} (page_id INTEGER, page_url VARCHAR, record_offset BIGINT, warc_filename VARCHAR, warc_offset BIGINT, crawl_date VARCHAR)`,
+        `CREATE TABLE ${tables.dropped} ("row" BIGINT)`,
+      ].join("; "),
     );
-    await run(
-      `CREATE TABLE ${tables.pages} (page_id INTEGER, page_url VARCHAR, record_offset BIGINT, warc_filename VARCHAR, warc_offset BIGINT, crawl_date VARCHAR)`,
-    );
-    await run(`CREATE TABLE ${tables.dropped} ("row" BIGINT)`);
     const appenders = {
       texts: duckdb.appender_create(connection, null, tables.texts),
       pages: duckdb.appender_create(connection, null, tables.pages),
@@ -123,33 +124,26 @@ export class CandidateShardWriter {
         quote = '', escape = '', header = false, auto_detect = false,
         columns = {'url': 'VARCHAR', 'text_id': 'INTEGER', 'page_id': 'INTEGER'})`,
     );
-    const droppedAppender = duckdb.appender_create(connection, null, this.tables.dropped);
-    for (const row of dropped) {
-      duckdb.append_int64(droppedAppender, BigInt(row));
-      duckdb.appender_end_row(droppedAppender);
-    }
-    duckdb.appender_close_sync(droppedAppender);
     const { pairs, texts, pages, dropped: droppedTable } = this.tables;
-    await run(`DELETE FROM ${pairs} WHERE rowid IN (SELECT "row" FROM ${droppedTable})`);
-    // Page and text columns are looked up by position in lists built once, not joined: a pure
-    // projection keeps the pairs in row order without a sort, and measured three times faster.
-    const textColumns = ["text", "language", "language_score", "language_tier"];
-    const pageColumns = ["page_url", "record_offset", "warc_filename", "warc_offset", "crawl_date"];
-    const lists = (id: string, columns: string[]) =>
-      columns.map((column) => `list(${column} ORDER BY ${id}) AS ${column}`).join(", ");
-    const lookup = (list: string, id: string, column: string) =>
-      `(SELECT ${column} FROM ${list})[p.${id} + 1] AS ${column}`;
-    const query = `WITH text_lists AS (SELECT ${lists("text_id", textColumns)} FROM ${texts}),
-        page_lists AS (SELECT ${lists("page_id", pageColumns)} FROM ${pages})
-      SELECT p.url,
-        ${textColumns.map((column) => lookup("text_lists", "text_id", column)).join(", ")},
-        ${lookup("page_lists", "page_id", "page_url")},
-        ${quoteLiteral(source)} AS source,
-        ${pageColumns
-          .slice(1)
-          .map((column) => lookup("page_lists", "page_id", column))
-          .join(", ")}
-      FROM ${pairs} p`;
+    if (dropped.length > 0) {
+      const droppedAppender = duckdb.appender_create(connection, null, droppedTable);
+      for (const row of dropped) {
+        duckdb.append_int64(droppedAppender, BigInt(row));
+        duckdb.appender_end_row(droppedAppender);
+      }
+      duckdb.appender_close_sync(droppedAppender);
+      await run(`DELETE FROM ${pairs} WHERE rowid IN (SELECT "row" FROM ${droppedTable})`);
+    }
+    // Joined on the ids and put back in row order by a sort: with this single-threaded database
+    // that measured three times faster than looking the columns up by position in list()s of the
+    // tables (1 s against 3.1 s for 812k pairs; 5 ms against 25 ms for 232), for the same file,
+    // byte for byte. Left joins: a pair keeps its row whatever the lookups find.
+    const query = `SELECT p.url, t.text, t.language, t.language_score, t.language_tier, g.page_url,
+        ${quoteLiteral(source)} AS source, g.record_offset, g.warc_filename, g.warc_offset, g.crawl_date
+      FROM ${pairs} p
+      LEFT JOIN ${texts} t ON t.text_id = p.text_id
+      LEFT JOIN ${pages} g ON g.page_id = p.page_id
+      ORDER BY p.rowid`;
     await storage.writeAtomicWith(path, async (localPath) => {
       await run(
         `COPY (${query}) TO ${quoteLiteral(localPath)} (FORMAT parquet, COMPRESSION snappy)`,
@@ -166,8 +160,12 @@ export class CandidateShardWriter {
   async close(): Promise<void> {
     this.finishAppending();
     this.spool.remove();
-    for (const table of Object.values(this.tables))
-      await this.duckdb.query(this.connection, `DROP TABLE IF EXISTS ${table}`);
+    await this.duckdb.query(
+      this.connection,
+      Object.values(this.tables)
+        .map((table) => `DROP TABLE IF EXISTS ${table}`)
+        .join("; "),
+    );
     this.duckdb.disconnect_sync(this.connection);
   }
 }

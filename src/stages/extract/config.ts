@@ -3,7 +3,7 @@
  * and how WAT files are fetched. Composed into the root schema by src/config/schema.ts; the CLI
  * derives extract's flags from it.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { DEDUP_MODES } from "../../shard/stage-definition.js";
 
 export const extractConfigSchema = z

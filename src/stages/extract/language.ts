@@ -29,6 +29,17 @@ const DETECTION_PREFIX = 300;
 
 let scorer: NgramScorer | undefined;
 
+/**
+ * Loads the n-gram tables now rather than at the first caption, for a caller with time to spare
+ * (while DuckDB opens its database on another thread). A table that cannot be read is left to
+ * the first detection, which throws why.
+ */
+export function preloadLanguageDetector(): void {
+  try {
+    scorer ??= new NgramScorer(LanguageNgrams.load());
+  } catch {}
+}
+
 export function detectLanguage(text: string): DetectedLanguage {
   scorer ??= new NgramScorer(LanguageNgrams.load());
   return scorer.detect(text.length > DETECTION_PREFIX ? text.slice(0, DETECTION_PREFIX) : text);

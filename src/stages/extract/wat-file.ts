@@ -12,7 +12,7 @@ import type { DatasetStorage } from "../../io/storage.js";
 import { pageBaseUrl, resolveLink } from "./candidate-pairs.js";
 import { CandidateShardWriter } from "./candidate-shard-writer.js";
 import type { ExtractConfig } from "./config.js";
-import { type DetectedLanguage, detectLanguage } from "./language.js";
+import { type DetectedLanguage, detectLanguage, preloadLanguageDetector } from "./language.js";
 import { readWarcStream } from "./warc-stream.js";
 import {
   emptyWatFileStats,
@@ -55,7 +55,10 @@ export async function extractWatFile(
   const started = performance.now();
   const stats = emptyWatFileStats();
   const problems: string[] = [];
-  const writer = await CandidateShardWriter.open();
+  // DuckDB's database opens on a libuv thread while this one loads the language tables.
+  const opening = CandidateShardWriter.open();
+  preloadLanguageDetector();
+  const writer = await opening;
   try {
     const pairs = new FilePairs(writer);
     let failure: string | undefined;

@@ -3,7 +3,7 @@
  * limits, blocklists and score cut-offs. Composed into the root schema by src/config/schema.ts;
  * the CLI derives filter's flags from it.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * What `clipcrawl filter` keeps. Defaults are LAION-5B's: the CLIP similarity cut per language

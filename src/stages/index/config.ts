@@ -3,7 +3,7 @@
  * the near-duplicate grouping. Composed into the root schema by src/config/schema.ts; the CLI
  * derives index's flags from it.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * What `clipcrawl index` builds (see src/stages/index/README.md). The engine's parameters are
