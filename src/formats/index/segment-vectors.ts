@@ -9,9 +9,9 @@
 import { closeSync, openSync, readSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { encodeNpy, NpyFormatError } from "../../io/npy.js";
-import { fromFloat16Bits, toFloat16Bits } from "../../models/float16.js";
+import { float16Table, toFloat16Bits } from "../../models/float16.js";
 
-const HALF_TO_FLOAT = fromFloat16Bits(Uint16Array.from({ length: 65_536 }, (_, bits) => bits));
+const HALF_TO_FLOAT = float16Table();
 
 /** A float16 `.npy` file of a `rows × dimensions` matrix. */
 export function encodeSegmentVectors(vectors: Float32Array, dimensions: number): Buffer {
