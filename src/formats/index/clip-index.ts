@@ -1,7 +1,8 @@
 /**
  * The query side of an index, for `clipcrawl serve`: `openIndex(root)` reads the manifest,
- * memory-maps the two graphs, loads the metadata columns and the near-duplicate groups, and
- * answers `search` and `metadata` synchronously (no await on the hot path).
+ * memory-maps the two graphs, loads the columns filters read and the near-duplicate groups, opens
+ * the segments' metadata.rows (a result's other columns, read by id from disk), and answers
+ * `search` and `metadata` synchronously (no await on the hot path).
  *
  * How a query is answered (the filter design; measured in docs/index-engine.md):
  * - an index of at most `flatMaxVectors` rows: exact search over every row that passes;
