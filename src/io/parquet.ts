@@ -206,32 +206,39 @@ export async function checkParquetFiles(
 ): Promise<ParquetFileCheck[]> {
   // All at once: a dataset has hundreds of shards, each a stat and two small reads.
   const checks = await Promise.all(paths.map((path) => parquetEndsCheck(storage, path)));
-  const sound = await Promise.all(
-    paths
-      .filter((_, position) => checks[position]?.damage === undefined)
-      .map((path) => storage.localPath(path)),
-  );
-  if (sound.length === 0) return checks;
+  const local = await Promise.all(paths.map((path) => storage.localPath(path)));
+  const sound = () => local.filter((_, position) => checks[position]?.damage === undefined);
+  if (sound().length === 0) return checks;
   const connection = footers === undefined ? await duckdbConnection() : await footers;
   try {
-    const reader = await connection.runAndReadAll(
-      `SELECT file_name, num_rows FROM parquet_file_metadata([${sound.map(quoteLiteral).join(", ")}])`,
-    );
-    const rows = new Map(reader.getRows().map(([file, count]) => [String(file), Number(count)]));
-    for (const [position, path] of paths.entries()) {
-      const check = checks[position] as ParquetFileCheck;
-      if (check.damage === undefined) check.rows = rows.get(await storage.localPath(path));
+    let rows: Map<string, number>;
+    try {
+      rows = await footerRows(connection, sound());
+    } catch {
+      for (const [position, path] of paths.entries()) {
+        const check = checks[position] as ParquetFileCheck;
+        check.damage ??= await parquetFooterDamage(storage, path);
+      }
+      rows = sound().length === 0 ? new Map() : await footerRows(connection, sound());
     }
-    return checks;
-  } catch {
-    for (const [position, path] of paths.entries()) {
-      const check = checks[position] as ParquetFileCheck;
-      check.damage ??= await parquetFooterDamage(storage, path);
+    for (const [position, check] of checks.entries()) {
+      if (check.damage === undefined) check.rows = rows.get(local[position] as string);
     }
     return checks;
   } finally {
     if (footers === undefined) connection.closeSync();
   }
+}
+
+/** Rows of each Parquet file (local paths), from the footers parsed in one query. */
+async function footerRows(
+  connection: DuckDBConnection,
+  paths: readonly string[],
+): Promise<Map<string, number>> {
+  const reader = await connection.runAndReadAll(
+    `SELECT file_name, num_rows FROM parquet_file_metadata([${paths.map(quoteLiteral).join(", ")}])`,
+  );
+  return new Map(reader.getRows().map(([file, count]) => [String(file), Number(count)]));
 }
 
 async function parquetEndsCheck(storage: DatasetStorage, path: string): Promise<ParquetFileCheck> {
