@@ -206,8 +206,17 @@ export async function checkParquetFiles(
 ): Promise<ParquetFileCheck[]> {
   // All at once: a dataset has hundreds of shards, each a stat and two small reads.
   const checks = await Promise.all(paths.map((path) => parquetEndsCheck(storage, path)));
-  const local = await Promise.all(paths.map((path) => storage.localPath(path)));
-  const sound = () => local.filter((_, position) => checks[position]?.damage === undefined);
+  // Only the files sound at their ends: a remote storage downloads a file to give its path.
+  const local = await Promise.all(
+    paths.map((path, position) =>
+      checks[position]?.damage === undefined ? storage.localPath(path) : undefined,
+    ),
+  );
+  const sound = () =>
+    local.filter(
+      (path, position): path is string =>
+        path !== undefined && checks[position]?.damage === undefined,
+    );
   if (sound().length === 0) return checks;
   const connection = footers === undefined ? await duckdbConnection() : await footers;
   try {

@@ -181,11 +181,16 @@ async function subsetOnce(options: SubsetOptions, readRows: boolean): Promise<Su
   // (with their rows), so that the queries find them parsed.
   const versioned =
     options.version === undefined ? undefined : await versionShards(storage, options.version);
+  // A shard gone since the listing is named by the check, not here.
   const candidates =
     versioned?.map((shard) => shard.localPath) ??
-    (await Promise.all(
-      (await listDatasetShards(storage)).map((shard) => storage.localPath(shard.path)),
-    ));
+    (
+      await Promise.all(
+        (
+          await listDatasetShards(storage)
+        ).map((shard) => storage.localPath(shard.path).catch(() => undefined)),
+      )
+    ).filter((path): path is string => path !== undefined);
   const opening = openSqlSandbox({
     readable: [
       ...candidates,
