@@ -8,9 +8,11 @@
  * whole first (`readRows`, `againNamingDamage`), so that the damaged one is named and left out.
  * The whole decode costs a second read of the dataset, paid only when something is wrong.
  */
+
+import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError, InputError } from "../errors.js";
 import { layout } from "../io/layout.js";
-import { parquetDataDamage, parquetFilesDamage } from "../io/parquet.js";
+import { checkParquetFiles, parquetDataDamage } from "../io/parquet.js";
 import type { DatasetStorage } from "../io/storage.js";
 
 const DATASET_SHARD = /^(\d{5})\.parquet$/;
@@ -21,6 +23,8 @@ export interface DatasetShardFile {
   /** Root-relative path. */
   path: string;
   bytes: number;
+  /** From the footer (undefined where the footers were parsed one by one, after a failure). */
+  rows: number | undefined;
 }
 
 export interface DamagedDatasetShard {
@@ -35,27 +39,41 @@ export interface DatasetShards {
   damaged: DamagedDatasetShard[];
 }
 
-/** The dataset shards in name order, split into the readable and the damaged ones. */
-export async function datasetShardFiles(
+export interface DatasetShardsOptions {
+  /** Decode every shard whole (a damaged page shows only then). */
+  readRows?: boolean;
+  /** The DuckDB to parse the footers on (see checkParquetFiles). */
+  footers?: DuckDBConnection | Promise<DuckDBConnection>;
+}
+
+/** The dataset folder's shard files in name order, before any check. */
+export async function listDatasetShards(
   storage: DatasetStorage,
-  options: { readRows?: boolean } = {},
-): Promise<DatasetShards> {
-  const shards: DatasetShards = { readable: [], damaged: [] };
-  const found = (await storage.list(layout.datasetFolder())).flatMap((name) => {
+): Promise<{ shard: string; path: string }[]> {
+  return (await storage.list(layout.datasetFolder())).flatMap((name) => {
     const shard = DATASET_SHARD.exec(name)?.[1];
     return shard === undefined ? [] : [{ shard, path: layout.datasetShard(shard) }];
   });
-  const damage = await parquetFilesDamage(
+}
+
+/** The dataset shards in name order, split into the readable and the damaged ones. */
+export async function datasetShardFiles(
+  storage: DatasetStorage,
+  options: DatasetShardsOptions = {},
+): Promise<DatasetShards> {
+  const shards: DatasetShards = { readable: [], damaged: [] };
+  const found = await listDatasetShards(storage);
+  const checks = await checkParquetFiles(
     storage,
     found.map(({ path }) => path),
+    options.footers,
   );
-  const sizes = await Promise.all(found.map(({ path }) => storage.stat(path)));
   for (const [position, { shard, path }] of found.entries()) {
-    const bytes = sizes[position]?.bytes ?? 0;
-    let reason = damage[position];
+    const { bytes, rows } = checks[position] ?? { bytes: undefined, rows: undefined };
+    let reason = checks[position]?.damage;
     if (reason === undefined && options.readRows === true)
       reason = await parquetDataDamage(storage, path);
-    if (reason === undefined) shards.readable.push({ shard, path, bytes });
+    if (reason === undefined) shards.readable.push({ shard, path, bytes: bytes ?? 0, rows });
     else shards.damaged.push({ shard, path, reason });
   }
   return shards;
@@ -68,7 +86,7 @@ export async function datasetShardFiles(
 export async function readableDatasetShards(
   storage: DatasetStorage,
   advice: string,
-  options: { readRows?: boolean } = {},
+  options: DatasetShardsOptions = {},
 ): Promise<DatasetShards> {
   const shards = await datasetShardFiles(storage, options);
   const { readable, damaged } = shards;

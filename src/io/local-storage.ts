@@ -1,7 +1,7 @@
 /** A dataset root on the local file system (or a shared mount that several workers see). */
 import { randomBytes } from "node:crypto";
-import { createReadStream, type Dirent } from "node:fs";
-import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { closeSync, createReadStream, type Dirent, openSync, readSync, statSync } from "node:fs";
+import { copyFile, link, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import type { DatasetStorage, StoredFile } from "./storage.js";
@@ -33,20 +33,24 @@ export class LocalStorage implements DatasetStorage {
     return createReadStream(this.resolve(path));
   }
 
+  // readRange and stat run on the calling thread: a dataset's shards are each checked with a stat
+  // and two reads of a few bytes, and a round trip through libuv's thread pool costs more than
+  // the call (100 shards: 18 ms against 1.5 ms), and queues whatever else waits on the pool
+  // (DuckDB opening) behind hundreds of them.
   async readRange(path: string, offset: number, length: number): Promise<Buffer> {
-    const file = await open(this.resolve(path), "r");
+    const file = openSync(this.resolve(path), "r");
     try {
       const buffer = Buffer.alloc(length);
-      const { bytesRead } = await file.read(buffer, 0, length, offset);
+      const bytesRead = readSync(file, buffer, 0, length, offset);
       return buffer.subarray(0, bytesRead);
     } finally {
-      await file.close();
+      closeSync(file);
     }
   }
 
   async stat(path: string): Promise<StoredFile | undefined> {
     try {
-      const info = await stat(this.resolve(path));
+      const info = statSync(this.resolve(path));
       return info.isFile() ? { path, bytes: info.size, modified: info.mtimeMs } : undefined;
     } catch (error) {
       if (isNotFound(error)) return undefined;

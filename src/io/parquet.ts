@@ -167,7 +167,18 @@ export async function parquetFileDamage(
   storage: DatasetStorage,
   path: string,
 ): Promise<string | undefined> {
-  return (await parquetEndsDamage(storage, path)) ?? (await parquetFooterDamage(storage, path));
+  const bytes = (await storage.stat(path))?.bytes;
+  return (
+    (await parquetEndsDamage(storage, path, bytes)) ?? (await parquetFooterDamage(storage, path))
+  );
+}
+
+/** What a check of a Parquet file found: why it is damaged, or its size and rows. */
+export interface ParquetFileCheck {
+  damage: string | undefined;
+  bytes: number | undefined;
+  /** From the footer: known for a sound file. */
+  rows: number | undefined;
 }
 
 /**
@@ -180,33 +191,76 @@ export async function parquetFilesDamage(
   storage: DatasetStorage,
   paths: readonly string[],
 ): Promise<(string | undefined)[]> {
+  return (await checkParquetFiles(storage, paths)).map((check) => check.damage);
+}
+
+/**
+ * parquetFilesDamage with each file's size and rows. `footers`: the DuckDB to parse the footers
+ * on (default: a connection of the thread's instance); one with `parquet_metadata_cache` that
+ * then reads the files keeps them parsed, where another instance would parse them again.
+ */
+export async function checkParquetFiles(
+  storage: DatasetStorage,
+  paths: readonly string[],
+  footers?: DuckDBConnection | Promise<DuckDBConnection>,
+): Promise<ParquetFileCheck[]> {
   // All at once: a dataset has hundreds of shards, each a stat and two small reads.
-  const damage = await Promise.all(paths.map((path) => parquetEndsDamage(storage, path)));
-  const sound = await Promise.all(
-    paths
-      .filter((_, position) => damage[position] === undefined)
-      .map(async (path) => quoteLiteral(await storage.localPath(path))),
+  const checks = await Promise.all(paths.map((path) => parquetEndsCheck(storage, path)));
+  // Only the files sound at their ends: a remote storage downloads a file to give its path.
+  const local = await Promise.all(
+    paths.map((path, position) =>
+      checks[position]?.damage === undefined ? storage.localPath(path) : undefined,
+    ),
   );
-  if (sound.length === 0) return damage;
-  const connection = await duckdbConnection();
+  const sound = () =>
+    local.filter(
+      (path, position): path is string =>
+        path !== undefined && checks[position]?.damage === undefined,
+    );
+  if (sound().length === 0) return checks;
+  const connection = footers === undefined ? await duckdbConnection() : await footers;
   try {
-    await connection.run(`SELECT count(*) FROM parquet_file_metadata([${sound.join(", ")}])`);
-    return damage;
-  } catch {
-    for (const [position, path] of paths.entries()) {
-      damage[position] ??= await parquetFooterDamage(storage, path);
+    let rows: Map<string, number>;
+    try {
+      rows = await footerRows(connection, sound());
+    } catch {
+      for (const [position, path] of paths.entries()) {
+        const check = checks[position] as ParquetFileCheck;
+        check.damage ??= await parquetFooterDamage(storage, path);
+      }
+      rows = sound().length === 0 ? new Map() : await footerRows(connection, sound());
     }
-    return damage;
+    for (const [position, check] of checks.entries()) {
+      if (check.damage === undefined) check.rows = rows.get(local[position] as string);
+    }
+    return checks;
   } finally {
-    connection.closeSync();
+    if (footers === undefined) connection.closeSync();
   }
+}
+
+/** Rows of each Parquet file (local paths), from the footers parsed in one query. */
+async function footerRows(
+  connection: DuckDBConnection,
+  paths: readonly string[],
+): Promise<Map<string, number>> {
+  const reader = await connection.runAndReadAll(
+    `SELECT file_name, num_rows FROM parquet_file_metadata([${paths.map(quoteLiteral).join(", ")}])`,
+  );
+  return new Map(reader.getRows().map(([file, count]) => [String(file), Number(count)]));
+}
+
+async function parquetEndsCheck(storage: DatasetStorage, path: string): Promise<ParquetFileCheck> {
+  const bytes = (await storage.stat(path))?.bytes;
+  const damage = await parquetEndsDamage(storage, path, bytes);
+  return { damage, bytes, rows: undefined };
 }
 
 async function parquetEndsDamage(
   storage: DatasetStorage,
   path: string,
+  bytes: number | undefined,
 ): Promise<string | undefined> {
-  const bytes = (await storage.stat(path))?.bytes;
   if (bytes === undefined) return "missing";
   if (bytes < 12) return `not a Parquet file (${bytes} bytes)`;
   const head = await storage.readRange(path, 0, 4);

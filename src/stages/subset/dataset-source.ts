@@ -13,7 +13,11 @@
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { ClipcrawlError } from "../../errors.js";
-import { type DamagedDatasetShard, readableDatasetShards } from "../../formats/dataset-shards.js";
+import {
+  type DamagedDatasetShard,
+  type DatasetShardsOptions,
+  readableDatasetShards,
+} from "../../formats/dataset-shards.js";
 import { readVersion } from "../../formats/dataset-versions.js";
 import { liveRows, NO_TOMBSTONES, type Tombstones } from "../../formats/tombstones.js";
 import { quoteLiteral } from "../../io/parquet.js";
@@ -24,23 +28,26 @@ export interface DatasetShard {
   path: string;
   localPath: string;
   bytes: number;
+  /** From the footer, where the check parsed it. */
+  rows?: number | undefined;
 }
 
 /** The readable shards, and the damaged ones left out; none readable is an error. */
 export async function datasetShards(
   storage: DatasetStorage,
-  readRows = false,
+  options: DatasetShardsOptions = {},
 ): Promise<{ shards: DatasetShard[]; damaged: DamagedDatasetShard[] }> {
   const { readable, damaged } = await readableDatasetShards(
     storage,
     "no dataset shards (NNNNN.parquet); run clipcrawl filter first",
-    { readRows },
+    options,
   );
   const shards = await Promise.all(
     readable.map(async (shard) => ({
       path: shard.path,
       localPath: await storage.localPath(shard.path),
       bytes: shard.bytes,
+      rows: shard.rows,
     })),
   );
   return { shards, damaged };

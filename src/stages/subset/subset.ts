@@ -16,7 +16,11 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { loadConfig } from "../../config/config-file.js";
 import { requireDatasetRoot } from "../../config/dataset-root.js";
 import { ClipcrawlError, InputError } from "../../errors.js";
-import { againNamingDamage, describeDamagedShard } from "../../formats/dataset-shards.js";
+import {
+  againNamingDamage,
+  describeDamagedShard,
+  listDatasetShards,
+} from "../../formats/dataset-shards.js";
 import { type ClipIndex, openIndex } from "../../formats/index/clip-index.js";
 import { type IndexManifest, readManifest } from "../../formats/index/index-manifest.js";
 import type { RecipeReport } from "../../formats/recipes/recipe-plan.js";
@@ -172,20 +176,46 @@ async function subsetOnce(options: SubsetOptions, readRows: boolean): Promise<Su
       "--version reads an older dataset through --where only: kNN queries and --dedup use the index, which is the current version's",
     );
   }
-  const { shards, damaged } =
-    options.version === undefined
-      ? await datasetShards(storage, readRows)
-      : { shards: await versionShards(storage, options.version), damaged: [] };
-  for (const shard of damaged)
-    reporter.warn(`subset: ${describeDamagedShard(shard, storage.root)}`);
   // The condition is the user's SQL: it runs where it can read the dataset's files and no other.
-  const sandbox = await openSqlSandbox({
+  // The sandbox opens while the shards' ends are read, and parses their footers for the check
+  // (with their rows), so that the queries find them parsed.
+  const versioned =
+    options.version === undefined ? undefined : await versionShards(storage, options.version);
+  // A shard gone since the listing is named by the check, not here.
+  const candidates =
+    versioned?.map((shard) => shard.localPath) ??
+    (
+      await Promise.all(
+        (
+          await listDatasetShards(storage)
+        ).map((shard) => storage.localPath(shard.path).catch(() => undefined)),
+      )
+    ).filter((path): path is string => path !== undefined);
+  const opening = openSqlSandbox({
     readable: [
-      ...shards.map((shard) => shard.localPath),
+      ...candidates,
       ...(options.dedup === true && queries.length === 0 ? await duplicateGroupFiles(storage) : []),
     ],
     outputFolder: dirname(output),
   });
+  // Awaited below, after the shards' ends are read: not an unhandled rejection meanwhile.
+  opening.catch(() => undefined);
+  let found: Awaited<ReturnType<typeof datasetShards>>;
+  try {
+    const footers = opening.then((opened) => opened.connection);
+    footers.catch(() => undefined);
+    found =
+      versioned === undefined
+        ? await datasetShards(storage, { readRows, footers })
+        : { shards: versioned, damaged: [] };
+  } catch (error) {
+    await opening.then((opened) => opened.close()).catch(() => undefined);
+    throw error;
+  }
+  const { shards, damaged } = found;
+  for (const shard of damaged)
+    reporter.warn(`subset: ${describeDamagedShard(shard, storage.root)}`);
+  const sandbox = await opening;
   const connection = sandbox.connection;
   let index: ClipIndex | undefined;
   try {
@@ -231,7 +261,9 @@ async function subsetOnce(options: SubsetOptions, readRows: boolean): Promise<Su
     await connection.run(`DROP TABLE IF EXISTS ${ROWS_TABLE}`);
 
     let knn: SubsetSummary["knn"] = null;
-    const rowsScanned = await countRows(connection, shards);
+    const rowsScanned = shards.every((shard) => shard.rows !== undefined)
+      ? shards.reduce((sum, shard) => sum + (shard.rows ?? 0), 0)
+      : await countRows(connection, shards);
     // Where the selection is read from: the shards themselves for a plain condition (one pass
     // to the file, one for the summary), else the table the kNN hits and dedup work on.
     // Each row's shard and position cost a third of the scan: read only where they are used.
