@@ -73,10 +73,13 @@ export class NearestCentres {
         bias: biasTensor,
       });
       const nearest = (output.nearest as ort.Tensor).data as BigInt64Array;
+      // ArgMax's int64 indices are below 2^32: their low words (little-endian), without a
+      // BigInt a value.
+      const low = new Uint32Array(nearest.buffer, nearest.byteOffset, nearest.length * 2);
       const rowsInBatch = end - start;
       for (let sub = 0; sub < subspaces; sub++) {
         for (let row = 0; row < rowsInBatch; row++) {
-          answer[(start + row) * subspaces + sub] = Number(nearest[sub * rowsInBatch + row]);
+          answer[(start + row) * subspaces + sub] = low[2 * (sub * rowsInBatch + row)] as number;
         }
       }
     }
