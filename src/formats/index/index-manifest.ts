@@ -8,6 +8,24 @@ import { layout } from "../../io/layout.js";
 import type { DatasetStorage } from "../../io/storage.js";
 
 export const MODALITIES = ["image", "text"] as const;
+
+/**
+ * The segment (or a file of one) holding row `id`: the last of `segments`, in id order, whose
+ * firstId is at most `id` (the caller knows `id` is in the index).
+ */
+export function segmentHolding<Segment extends { firstId: number }>(
+  segments: readonly Segment[],
+  id: number,
+): Segment {
+  let low = 0;
+  let high = segments.length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >>> 1;
+    if ((segments[middle] as Segment).firstId <= id) low = middle;
+    else high = middle - 1;
+  }
+  return segments[low] as Segment;
+}
 export type Modality = (typeof MODALITIES)[number];
 
 /** Bump when the files a build writes change meaning, so an older index is rebuilt. */

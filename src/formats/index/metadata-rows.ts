@@ -20,6 +20,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { crc32, deflateSync, inflateSync } from "node:zlib";
+import { segmentHolding } from "./index-manifest.js";
 import type { MetadataLookup, MetadataValue } from "./metadata-columns.js";
 
 const MAGIC = "CCMROWS1";
@@ -202,8 +203,7 @@ export class MetadataRows implements MetadataLookup {
   private readonly positions: Map<string, number>;
 
   private constructor(
-    private readonly files: RowsFile[],
-    private readonly firstIds: Float64Array,
+    private readonly files: { firstId: number; file: RowsFile }[],
     readonly columns: readonly string[],
     /** keyHash of each row's key, by id. */
     readonly keyHashes: Uint32Array,
@@ -218,15 +218,14 @@ export class MetadataRows implements MetadataLookup {
     columns: readonly string[],
     keyColumn: string,
   ): MetadataRows {
-    const files: RowsFile[] = [];
+    const files: { firstId: number; file: RowsFile }[] = [];
     const total = segments.reduce((sum, segment) => sum + segment.rows, 0);
     const keyHashes = new Uint32Array(total);
-    const firstIds = new Float64Array(segments.length);
     let next = 0;
     try {
       for (const segment of segments) {
         const { file, hashes } = RowsFile.open(segment.path);
-        files.push(file);
+        files.push({ firstId: next, file });
         if (file.header.rows !== segment.rows) {
           throw new MetadataRowsError(
             `${segment.path}: holds ${file.header.rows} rows, the manifest says ${segment.rows}`,
@@ -237,15 +236,14 @@ export class MetadataRows implements MetadataLookup {
             `${segment.path}: columns ${file.header.columns.join(", ")}, expected ${columns.join(", ")}`,
           );
         }
-        firstIds[files.length - 1] = next;
         keyHashes.set(hashes, next);
         next += segment.rows;
       }
     } catch (error) {
-      for (const file of files) file.close();
+      for (const { file } of files) file.close();
       throw error;
     }
-    return new MetadataRows(files, firstIds, columns, keyHashes, keyColumn);
+    return new MetadataRows(files, columns, keyHashes, keyColumn);
   }
 
   get rows(): number {
@@ -254,14 +252,8 @@ export class MetadataRows implements MetadataLookup {
 
   /** Row `id`'s values, the columns in order. */
   row(id: number): MetadataValue[] {
-    let low = 0;
-    let high = this.firstIds.length - 1;
-    while (low < high) {
-      const middle = (low + high + 1) >>> 1;
-      if ((this.firstIds[middle] as number) <= id) low = middle;
-      else high = middle - 1;
-    }
-    return (this.files[low] as RowsFile).row(id - (this.firstIds[low] as number));
+    const { firstId, file } = segmentHolding(this.files, id);
+    return file.row(id - firstId);
   }
 
   has(name: string): boolean {
@@ -285,6 +277,6 @@ export class MetadataRows implements MetadataLookup {
   }
 
   close(): void {
-    for (const file of this.files) file.close();
+    for (const { file } of this.files) file.close();
   }
 }

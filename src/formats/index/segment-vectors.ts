@@ -10,6 +10,7 @@ import { closeSync, openSync, readSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { encodeNpy, NpyFormatError } from "../../io/npy.js";
 import { float16Table, toFloat16Bits } from "../../models/float16.js";
+import { segmentHolding } from "./index-manifest.js";
 
 const HALF_TO_FLOAT = float16Table();
 
@@ -160,14 +161,7 @@ export class SegmentVectors {
   }
 
   private fileOf(id: number): SegmentFile {
-    let low = 0;
-    let high = this.files.length - 1;
-    while (low < high) {
-      const middle = (low + high + 1) >> 1;
-      if ((this.files[middle] as SegmentFile).firstId <= id) low = middle;
-      else high = middle - 1;
-    }
-    return this.files[low] as SegmentFile;
+    return segmentHolding(this.files, id);
   }
 }
 
