@@ -777,8 +777,7 @@ async function writeMetadata(
   rows: number,
   next: () => number,
 ): Promise<void> {
-  const ids = Array.from({ length: rows }, (_, index) => firstRow + index);
-  const scores = ids.map(() => ({
+  const scores = Array.from({ length: rows }, () => ({
     // Most rows safe, as on the web: P(punsafe ≤ 0.5) ≈ 0.79.
     punsafe: next() ** 3,
     pwatermark: next() ** 2,
@@ -786,59 +785,29 @@ async function writeMetadata(
     language: next() < 0.01 ? "sw" : (LANGUAGES[Math.floor(next() * 5)] as string),
   }));
   const web = webMetadata(firstRow, rows, scores);
-  await writeParquet(
+  const metadata = scores.map((score, index) => ({
+    key: String(firstRow + index).padStart(9, "0"),
+    ...score,
+    ...(web[index] as (typeof web)[number]),
+  }));
+  type Metadata = (typeof metadata)[number];
+  await writeParquet<Metadata>(
     storage,
     layout.embeddingMetadata(shard),
     [
-      { name: "key", type: "VARCHAR", value: (id: number) => String(id).padStart(9, "0") },
-      { name: "url", type: "VARCHAR", value: (id: number) => web[id - firstRow]?.url ?? null },
-      {
-        name: "caption",
-        type: "VARCHAR",
-        value: (id: number) => web[id - firstRow]?.caption ?? null,
-      },
-      {
-        name: "original_width",
-        type: "INTEGER",
-        value: (id: number) => web[id - firstRow]?.width ?? null,
-      },
-      {
-        name: "original_height",
-        type: "INTEGER",
-        value: (id: number) => web[id - firstRow]?.height ?? null,
-      },
-      {
-        name: "sha256",
-        type: "VARCHAR",
-        value: (id: number) => web[id - firstRow]?.sha256 ?? null,
-      },
-      {
-        name: "similarity",
-        type: "DOUBLE",
-        value: (id: number) => web[id - firstRow]?.similarity ?? null,
-      },
-      {
-        name: "language",
-        type: "VARCHAR",
-        value: (id: number) => scores[id - firstRow]?.language ?? "",
-      },
-      {
-        name: "punsafe",
-        type: "DOUBLE",
-        value: (id: number) => scores[id - firstRow]?.punsafe ?? null,
-      },
-      {
-        name: "pwatermark",
-        type: "DOUBLE",
-        value: (id: number) => scores[id - firstRow]?.pwatermark ?? null,
-      },
-      {
-        name: "AESTHETIC_SCORE",
-        type: "DOUBLE",
-        value: (id: number) => scores[id - firstRow]?.aesthetic ?? null,
-      },
+      { name: "key", type: "VARCHAR", value: (row) => row.key },
+      { name: "url", type: "VARCHAR", value: (row) => row.url },
+      { name: "caption", type: "VARCHAR", value: (row) => row.caption },
+      { name: "original_width", type: "INTEGER", value: (row) => row.width },
+      { name: "original_height", type: "INTEGER", value: (row) => row.height },
+      { name: "sha256", type: "VARCHAR", value: (row) => row.sha256 },
+      { name: "similarity", type: "DOUBLE", value: (row) => row.similarity },
+      { name: "language", type: "VARCHAR", value: (row) => row.language },
+      { name: "punsafe", type: "DOUBLE", value: (row) => row.punsafe },
+      { name: "pwatermark", type: "DOUBLE", value: (row) => row.pwatermark },
+      { name: "AESTHETIC_SCORE", type: "DOUBLE", value: (row) => row.aesthetic },
     ],
-    ids,
+    metadata,
   );
 }
 
