@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { Queue } from "bullmq";
 import { runDistributed } from "../src/runner/distributed/coordinator.js";
 import { startDashboard } from "../src/runner/distributed/dashboard.js";
@@ -12,6 +10,12 @@ import { jobId, redisOptions } from "../src/runner/distributed/queue-names.js";
 import { runPipeline } from "../src/runner/local-runner.js";
 import { runStatus } from "../src/runner/run-status.js";
 import { runCli } from "./support/cli.js";
+import {
+  logEvents,
+  startWorker as startQueueWorker,
+  stopWorkers,
+  type WorkerProcess,
+} from "./support/queue-workers.js";
 import {
   deletePrefix,
   PrivateRedis,
@@ -22,7 +26,6 @@ import {
 import { type PipelineWorld, pipelineOutput, pipelineWorld } from "./support/run-root.js";
 import { tempDir } from "./support/temp.js";
 
-const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 const skip = await redisSkipReason();
 
 let dir: string;
@@ -47,58 +50,13 @@ after(async () => {
   for (const prefix of prefixes) await deletePrefix(REDIS_URL, prefix);
 });
 
-interface WorkerProcess {
-  name: string;
-  child: ChildProcess;
-  log: string;
-  exited: Promise<void>;
-}
-
 function startWorker(
   url: string,
   prefix: string,
   name: string,
   args: string[] = [],
 ): WorkerProcess {
-  const log = join(dir, `${prefix}-${name}.log`);
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      MAIN,
-      "worker",
-      "--queue",
-      url,
-      "--prefix",
-      prefix,
-      "--name",
-      name,
-      // Short, so a killed worker's job is retried soon; long enough for a loaded machine.
-      "--lock-seconds",
-      "5",
-      "--log",
-      log,
-      ...args,
-    ],
-    { stdio: "ignore" },
-  );
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  return { name, child, log, exited };
-}
-
-async function stopWorkers(workers: readonly WorkerProcess[]): Promise<void> {
-  for (const worker of workers) if (worker.child.exitCode === null) worker.child.kill("SIGKILL");
-  await Promise.all(workers.map((worker) => worker.exited));
-}
-
-async function logEvents(worker: WorkerProcess): Promise<{ event: string; job?: string }[]> {
-  const text = await readFile(worker.log, "utf8").catch(() => "");
-  return text
-    .trim()
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => JSON.parse(line) as { event: string; job?: string });
+  return startQueueWorker(dir, url, prefix, name, args);
 }
 
 const markers = (root: string, stage: string) =>

@@ -84,6 +84,14 @@ export const layout = {
   rootInputs: () => "_state/inputs.json",
   /** extract's (url, text) dedup filter as it stood after the first N shards (a later crawl's start). */
   pairFilterSnapshot: () => "_state/pair-filter.bin",
+  /** A distributed index build's staged records (one an index shard job), until its commit. */
+  indexBuildFolder: (build: string) => `_state/index-build/${build}`,
+  indexBuildRecord: (build: string, shard: string) => `_state/index-build/${build}/${shard}.json`,
+  /** The compressed tier's training a new index's shards share (an IVF-PQ file without rows). */
+  indexBuildTraining: (build: string, modality: string) =>
+    `_state/index-build/${build}/training-${modality}.ivfpq`,
+  /** Each row's near-duplicate group within its index shard (uint32, ids from the shard's first). */
+  indexBuildGroups: (build: string, shard: string) => `_state/index-build/${build}/${shard}.groups`,
   doneMarker: (stage: string, shard: string) => `_state/${stage}/${shard}.json`,
   stateFolder: (stage: string) => `_state/${stage}`,
 } as const;

@@ -139,8 +139,9 @@ export async function runPipeline(options: RunOptions): Promise<RunSummary> {
     }
     for (const [index, chain] of stageChains(stages).entries()) {
       if (aborted()) break;
-      // With no inputs the first chain has nothing to do: the stages after it read the root.
-      if (index === 0 && inputs.expanded.length === 0) continue;
+      // With no inputs the chain that takes them has nothing to do: the others read the root.
+      const takesInputs = (chain.stages[0] as AnyStageDefinition).expandInputs !== undefined;
+      if (index === 0 && takesInputs && inputs.expanded.length === 0) continue;
       if (index > 0 && !chainMayStart(chain, progress.snapshot(), stages)) break;
       await runChain(chain, context, options.workers);
     }

@@ -148,6 +148,8 @@ export interface SharedStageRun {
   plan: readonly PlanEntry[];
   config?: ConfigSections;
   warn(line: string): void;
+  /** Records a failure of the stage that no job reported (the run then ends failed). */
+  fail(shard: string, error: string): void;
   /** The run's shared dedup filter, as the stage's jobs open it. */
   sharedPairFilter: NonNullable<StageCall["sharedPairFilter"]>;
 }

@@ -173,11 +173,15 @@ export async function runDistributed(
     }
     return instance;
   };
-  const sharedRunOf = (plan: readonly PlanEntry[]): SharedStageRun => ({
+  const sharedRunOf = (stage: string, plan: readonly PlanEntry[]): SharedStageRun => ({
     storage,
     plan,
     ...(options.config === undefined ? {} : { config: options.config }),
     warn,
+    fail: (shard, error) => {
+      warn(error);
+      recorder.failed(stage, shard, error);
+    },
     sharedPairFilter: (settings) =>
       openSharedPairFilter(redis, new RunKeys(prefix, root, runId), settings, dedupInstance),
   });
@@ -316,8 +320,9 @@ export async function runDistributed(
     }
     for (const [index, chain] of stageChains(pipeline).entries()) {
       if (aborted()) break;
-      // With no inputs the first chain has nothing to do: the stages after it read the root.
-      if (index === 0 && inputs.expanded.length === 0) continue;
+      // With no inputs the chain that takes them has nothing to do: the others read the root.
+      const takesInputs = (chain.stages[0] as AnyStageDefinition).expandInputs !== undefined;
+      if (index === 0 && takesInputs && inputs.expanded.length === 0) continue;
       const head = chain.stages[0] as AnyStageDefinition;
       if (index > 0 && chain.link === "all shards done") {
         const before = pipeline[pipeline.indexOf(head) - 1] as AnyStageDefinition;
@@ -340,7 +345,7 @@ export async function runDistributed(
             : []
           : planned.map((entry) => ({ stage: head.name, shard: entry.shard, plan: entry.plan }));
       for (const stage of chain.stages) progress.setTotal(stage.name, phaseJobs.length);
-      phaseHead = { stage: head, run: sharedRunOf(planned) };
+      phaseHead = { stage: head, run: sharedRunOf(head.name, planned) };
       await head.aroundSharedRun?.before(phaseHead.run);
       for (const job of phaseJobs) watchJob(job);
       await enqueue(phaseJobs);

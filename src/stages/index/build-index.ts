@@ -59,9 +59,10 @@ import { type AtlasSummary, ensureAtlas } from "./atlas-build.js";
 import type { IndexConfig } from "./config.js";
 import { removeUnreferencedFiles } from "./index-cleanup.js";
 import { defaultExpansionSearch, graphBytes } from "./index-params.js";
-import { type PlannedIndexShard, planIndexShards } from "./index-plan.js";
+import { type IndexPlan, type PlannedIndexShard, planIndexShards } from "./index-plan.js";
 import { readIndexShard, releaseIndexShard, writeSegment } from "./index-shard.js";
 import { chooseIndexTier } from "./index-tier.js";
+import { type BuildGraph, joinNearDuplicates } from "./near-duplicates.js";
 
 export const INDEX_STAGE = "index";
 
@@ -113,9 +114,6 @@ export interface IndexSummary extends StageSummary {
   rowsPerSecond: number;
 }
 
-/** A modality's search structure while it is built: an HNSW graph or the compressed tier's. */
-type BuildGraph = VectorGraph | CompressedGraph;
-
 /** A shard of the index being built. */
 interface BuildShard {
   name: string;
@@ -163,33 +161,11 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
   const config = (await loadConfig(storage, { index: options.config ?? {} })).index;
   const threads = config.threads > 0 ? config.threads : cpus().length;
 
-  const plan = await planIndexShards(storage);
-  const identity = digestOf({
-    version: INDEX_FORMAT_VERSION,
-    source: plan.source,
-    // What shapes the stored graphs and groups; threads and the search list do not.
-    config: {
-      ...config,
-      threads: undefined,
-      expansionSearch: undefined,
-      // A new size applies from the last shard on: the shards already built stay as they are.
-      shardSize: undefined,
-      atlasPoints: undefined,
-      atlasLayoutSample: undefined,
-      atlasClusters: undefined,
-      atlasPcaDimensions: undefined,
-    },
-  });
-  const previous = options.overwrite === true ? undefined : await readManifest(storage);
-  const planned = new Map(plan.shards.map((shard) => [shard.name, shard]));
-  const extendable =
-    previous !== undefined &&
-    previous.identity === identity &&
-    previous.segments.every((segment) => planned.get(segment.shard)?.digest === segment.digest) &&
-    (await filesPresent(storage, previous));
-  const base = extendable ? previous : undefined;
-  const inIndex = new Set(base?.segments.map((segment) => segment.shard) ?? []);
-  const pending = plan.shards.filter((shard) => !inIndex.has(shard.name));
+  const { plan, identity, previous, base, planned, pending } = await indexBuildStart(
+    storage,
+    config,
+    options.overwrite === true,
+  );
   const state = new ShardState(storage, INDEX_STAGE);
 
   const timings = { read: 0, graph: 0, duplicates: 0, write: 0, atlas: 0, total: 0 };
@@ -368,37 +344,107 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
   };
 }
 
+/** What a build starts from: the plan, the index it may extend, and the shards it adds. */
+export interface IndexBuildStart {
+  plan: IndexPlan;
+  /** Digest of what shapes the stored graphs and groups (a change rebuilds the index). */
+  identity: string;
+  previous: IndexManifest | undefined;
+  /** The index this build extends; undefined: it builds from scratch. */
+  base: IndexManifest | undefined;
+  planned: Map<string, PlannedIndexShard>;
+  /** Input shards not in `base`, in shard order. */
+  pending: PlannedIndexShard[];
+}
+
+export async function indexBuildStart(
+  storage: DatasetStorage,
+  config: IndexConfig,
+  overwrite: boolean,
+): Promise<IndexBuildStart> {
+  const plan = await planIndexShards(storage);
+  const identity = digestOf({
+    version: INDEX_FORMAT_VERSION,
+    source: plan.source,
+    // What shapes the stored graphs and groups; threads and the search list do not.
+    config: {
+      ...config,
+      threads: undefined,
+      expansionSearch: undefined,
+      // A new size applies from the last shard on: the shards already built stay as they are.
+      shardSize: undefined,
+      atlasPoints: undefined,
+      atlasLayoutSample: undefined,
+      atlasClusters: undefined,
+      atlasPcaDimensions: undefined,
+    },
+  });
+  const previous = overwrite ? undefined : await readManifest(storage);
+  const planned = new Map(plan.shards.map((shard) => [shard.name, shard]));
+  const extendable =
+    previous !== undefined &&
+    previous.identity === identity &&
+    previous.segments.every((segment) => planned.get(segment.shard)?.digest === segment.digest) &&
+    (await filesPresent(storage, previous));
+  const base = extendable ? previous : undefined;
+  const inIndex = new Set(base?.segments.map((segment) => segment.shard) ?? []);
+  const pending = plan.shards.filter((shard) => !inIndex.has(shard.name));
+  return { plan, identity, previous, base, planned, pending };
+}
+
 function createBuild(config: IndexConfig, expectedRows: number, dimensions: number): BuildState {
-  const chosen = chooseIndexTier(config, expectedRows, dimensions);
-  const common = {
+  const chosen = freshBuildParams(config, expectedRows, dimensions);
+  return {
+    ...chosen,
     dimensions,
     shardSize: config.shardSize,
     shards: [],
-    tierReason: chosen.reason,
     groups: new DuplicateGroups(),
     awaitingTraining: [],
-    trainingRows: Math.min(
-      expectedRows,
-      config.shardSize,
-      (chosen.compressed?.lists ?? 0) * MIN_POINTS_PER_LIST,
-    ),
     segments: [],
     rows: 0,
   };
+}
+
+/** A new index's parameters, tier and why, from its rows and the memory budget. */
+export function freshBuildParams(
+  config: IndexConfig,
+  expectedRows: number,
+  dimensions: number,
+): Pick<BuildState, "params" | "tierReason" | "overBudget" | "trainingRows"> {
+  const chosen = chooseIndexTier(config, expectedRows, dimensions);
+  const trainingRows = Math.min(
+    expectedRows,
+    config.shardSize,
+    (chosen.compressed?.lists ?? 0) * MIN_POINTS_PER_LIST,
+  );
   if (chosen.compressed !== undefined) {
-    const params: IndexParams = {
-      ...chosen.memory.params,
-      tier: "compressed",
-      compressed: chosen.compressed,
-    };
     return {
-      ...common,
-      params,
+      params: { ...chosen.memory.params, tier: "compressed", compressed: chosen.compressed },
+      tierReason: chosen.reason,
       overBudget: (chosen.compressedBytes ?? 0) > config.memoryBudgetMb * 1e6,
+      trainingRows,
     };
   }
-  const params: IndexParams = { ...chosen.memory.params, tier: "memory" };
-  return { ...common, params, overBudget: chosen.memory.overBudget };
+  return {
+    params: { ...chosen.memory.params, tier: "memory" },
+    tierReason: chosen.reason,
+    overBudget: chosen.memory.overBudget,
+    trainingRows,
+  };
+}
+
+/** An extended index keeps its parameters; its search list follows the rows it will hold. */
+export function extendedParams(
+  manifest: IndexManifest,
+  config: IndexConfig,
+  expectedRows: number,
+): IndexParams {
+  return {
+    ...manifest.params,
+    expansionSearch:
+      config.expansionSearch > 0 ? config.expansionSearch : defaultExpansionSearch(expectedRows),
+  };
 }
 
 /** A new shard's empty graphs, of the index's tier. */
@@ -448,7 +494,7 @@ async function attachImageVectors(
 /**
  * Adds a segment's rows (ids from build.rows on) to the last shard until it holds shardSize
  * rows, then to new shards. Returns the image rows' lists by training when the compressed tier
- * encoded them all now with one training (joinDuplicates needs no second assignment).
+ * encoded them all now with one training (joinNearDuplicates needs no second assignment).
  */
 async function addRows(
   build: BuildState,
@@ -506,11 +552,7 @@ async function reopen(
   config: IndexConfig,
   expectedRows: number,
 ): Promise<BuildState> {
-  const params: IndexParams = {
-    ...manifest.params,
-    expansionSearch:
-      config.expansionSearch > 0 ? config.expansionSearch : defaultExpansionSearch(expectedRows),
-  };
+  const params = extendedParams(manifest, config, expectedRows);
   const compressed = manifest.params.compressed;
   const previous = indexShards(manifest);
   const shards: BuildShard[] = [];
@@ -575,49 +617,21 @@ async function joinAwaitingDuplicates(build: BuildState, threads: number): Promi
   }
 }
 
-/**
- * Joins each new row with the neighbours the image graphs of every shard find above the
- * threshold, so a group crosses shard boundaries (compressed shards: their lists' near-duplicates,
- * CompressedGraph.nearDuplicates).
- */
+/** Joins new rows with their near-duplicates in every shard of the build (their own included). */
 async function joinDuplicates(
   build: BuildState,
   vectors: Float32Array,
   firstId: number,
   threads: number,
-  /** The rows' lists by training, when adding them gave them (addRows). */
-  imageLists = new Map<string, Uint32Array>(),
+  imageLists?: Map<string, Uint32Array>,
 ): Promise<void> {
-  const { dimensions, params, groups } = build;
-  const rows = vectors.length / dimensions;
-  // A compressed shard decodes each list a batch touches: the segment at once, so lists are
-  // decoded once a segment rather than once a few thousand rows.
-  const batch = params.tier === "compressed" ? Math.max(rows, 1) : 4096;
-  for (let start = 0; start < rows; start += batch) {
-    const end = Math.min(rows, start + batch);
-    const batchVectors = vectors.subarray(start * dimensions, end * dimensions);
-    const assigned = batch === rows ? imageLists : new Map<string, Uint32Array>();
-    for (const shard of build.shards) {
-      const found =
-        shard.image instanceof CompressedGraph
-          ? await shard.image.nearDuplicates(
-              batchVectors,
-              params.duplicateThreshold,
-              params.duplicateNeighbors + 1,
-              threads,
-              assigned,
-            )
-          : shard.image.searchBatch(batchVectors, params.duplicateNeighbors + 1, threads);
-      found.forEach((matches, offset) => {
-        const id = firstId + start + offset;
-        for (let index = 0; index < matches.ids.length; index++) {
-          if ((matches.similarities[index] as number) < params.duplicateThreshold) break;
-          const other = matches.ids[index] as number;
-          if (other !== id) groups.union(id, other);
-        }
-      });
-    }
-  }
+  await joinNearDuplicates(
+    { dimensions: build.dimensions, params: build.params, groups: build.groups, threads },
+    build.shards.map((shard) => shard.image),
+    vectors,
+    firstId,
+    imageLists,
+  );
 }
 
 async function commit(
@@ -634,28 +648,73 @@ async function commit(
       shards.push(shard.kept);
       continue;
     }
-    const graphs = {} as Record<Modality, string>;
-    const bytes = {} as Record<Modality, number>;
-    for (const modality of MODALITIES) {
-      const path = shardGraphPath(modality, shard.name, generation, build.params.tier);
-      await storage.writeAtomicWith(path, async (localPath) => {
-        await shard.growing?.[modality].save(localPath);
-      });
-      graphs[modality] = path;
-      bytes[modality] = (await storage.stat(path))?.bytes ?? 0;
-    }
-    shards.push({ name: shard.name, firstId: shard.firstId, rows: shard.rows, graphs, bytes });
+    shards.push(await saveShardGraphs(storage, shard, shard.growing, generation, build.params));
   }
+  return writeIndexCommit(storage, {
+    generation,
+    source,
+    identity,
+    dimensions: build.dimensions,
+    rows: build.rows,
+    params: build.params,
+    segments: build.segments,
+    shards,
+    shardSize: build.shardSize,
+    groups: build.groups,
+  });
+}
+
+/** Writes a shard's two graphs under generation `generation`'s names: the manifest's entry. */
+export async function saveShardGraphs(
+  storage: DatasetStorage,
+  shard: Pick<IndexShard, "name" | "firstId" | "rows">,
+  growing: Record<Modality, BuildGraph>,
+  generation: number,
+  params: IndexParams,
+): Promise<IndexShard> {
+  const graphs = {} as Record<Modality, string>;
+  const bytes = {} as Record<Modality, number>;
+  for (const modality of MODALITIES) {
+    const path = shardGraphPath(modality, shard.name, generation, params.tier);
+    await storage.writeAtomicWith(path, async (localPath) => {
+      await growing[modality].save(localPath);
+    });
+    graphs[modality] = path;
+    bytes[modality] = (await storage.stat(path))?.bytes ?? 0;
+  }
+  return { name: shard.name, firstId: shard.firstId, rows: shard.rows, graphs, bytes };
+}
+
+/** What a build commits: its shards (graphs written) and segments, and the rows' groups. */
+export interface IndexCommit {
+  generation: number;
+  source: IndexManifest["source"];
+  identity: string;
+  dimensions: number;
+  rows: number;
+  params: IndexParams;
+  segments: IndexSegment[];
+  shards: IndexShard[];
+  shardSize: number;
+  groups: DuplicateGroups;
+}
+
+/** The duplicate groups, then the manifest: the commit point of a build. */
+export async function writeIndexCommit(
+  storage: DatasetStorage,
+  build: IndexCommit,
+): Promise<IndexManifest> {
+  const { generation, shards } = build;
   const { groups, count } = build.groups.resolve();
   const duplicateGroups = layout.indexDuplicateGroups(generationName(generation));
   await writeDuplicateGroups(storage, duplicateGroups, groups);
   const manifest: IndexManifest = {
     format: INDEX_FORMAT_VERSION,
     generation,
-    source,
+    source: build.source,
     dimensions: build.dimensions,
     rows: build.rows,
-    identity,
+    identity: build.identity,
     params: build.params,
     segments: build.segments,
     files: { duplicateGroups },
@@ -729,7 +788,7 @@ async function filesPresent(storage: DatasetStorage, manifest: IndexManifest): P
   return true;
 }
 
-async function segmentFiles(storage: DatasetStorage, segment: string): Promise<FileInfo[]> {
+export async function segmentFiles(storage: DatasetStorage, segment: string): Promise<FileInfo[]> {
   return outputInfo(storage, [
     layout.indexSegmentMetadata(segment),
     layout.indexSegmentRows(segment),
@@ -738,7 +797,7 @@ async function segmentFiles(storage: DatasetStorage, segment: string): Promise<F
 }
 
 /** A crash between the manifest and the markers leaves indexed shards unmarked: mark them. */
-async function markMissing(
+export async function markMissing(
   storage: DatasetStorage,
   state: ShardState,
   manifest: IndexManifest,
@@ -763,7 +822,7 @@ async function markMissing(
  * inputs are checked (only now, after a failure) and the damaged one named, a dataset shard with
  * the command that writes it again.
  */
-async function shardFailure(
+export async function shardFailure(
   storage: DatasetStorage,
   shard: PlannedIndexShard,
   error: unknown,

@@ -4,25 +4,34 @@
  */
 import type { StageDefinition } from "../../shard/stage-definition.js";
 import type { IndexSummary } from "./build-index.js";
+import type { IndexShardJob } from "./index-job-plan.js";
 
 export const indexStage: StageDefinition<"index", IndexSummary> = {
   name: "index",
   reads: "dataset/*.parquet and the embeddings they kept",
   writes: "index/ (graphs, metadata columns, manifest.json last)",
   link: "all shards done",
-  // Its shards are the dataset shards (each gets its own done marker), all added in one call:
-  // one build holds the graphs in memory.
-  runsAs: "one job",
+  // A distributed run builds one index shard a job (index-job-plan.ts) and commits them once all
+  // are over; a local call builds the whole index (build-index.ts).
+  runsAs: "shard jobs",
   counts: { samples: "rows indexed", outputs: "rows indexed" },
   configSection: "index",
-  plan: async ({ storage }) => {
-    const { planIndexShards } = await import("./index-plan.js");
-    return (await planIndexShards(storage)).shards.map((shard) => ({ shard: shard.name }));
+  plan: async ({ storage, config }) =>
+    (await import("./index-job-plan.js")).planIndexJobs(storage, config?.index),
+  aroundSharedRun: {
+    before: async (run) => (await import("./index-job-training.js")).trainSharedCodes(run),
+    after: async (run) => (await import("./index-job-commit.js")).commitIndexJobs(run),
   },
-  run: async (call) =>
-    (await import("./build-index.js")).buildIndex({
+  run: async (call) => {
+    const { isIndexShardJob } = await import("./index-job-plan.js");
+    const job = call.shardPlans?.[0];
+    if (call.shardPlans?.length === 1 && isIndexShardJob(job)) {
+      return (await import("./index-shard-job.js")).runIndexShardJob(call, job as IndexShardJob);
+    }
+    return (await import("./build-index.js")).buildIndex({
       root: call.storage,
       reporter: call.reporter,
       ...(call.config?.index === undefined ? {} : { config: call.config.index }),
-    }),
+    });
+  },
 };

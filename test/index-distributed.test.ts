@@ -1,0 +1,276 @@
+/**
+ * `clipcrawl run --queue` builds the index one index shard a job, on several workers, and
+ * commits once every job is over: the index must be the one a local build makes of the same
+ * rows (shards, segments, near-duplicate groups across shard boundaries, answers), extended the
+ * same way by later rows, and bad input shards named while the rest is indexed.
+ */
+import assert from "node:assert/strict";
+import { readFile, rm, truncate } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { seededUniform } from "../src/demo/sample/wat-generator.js";
+import { openIndex } from "../src/formats/index/clip-index.js";
+import type { IndexManifest } from "../src/formats/index/index-manifest.js";
+import { layout } from "../src/io/layout.js";
+import { runDistributed } from "../src/runner/distributed/coordinator.js";
+import { buildIndex } from "../src/stages/index/build-index.js";
+import type { IndexConfig } from "../src/stages/index/config.js";
+import { indexStage } from "../src/stages/index/stage.js";
+import {
+  bruteForce,
+  type FixtureRow,
+  near,
+  randomRows,
+  randomUnit,
+  writeEmbeddingShard,
+} from "./support/index-fixture.js";
+import {
+  logEvents,
+  startWorker,
+  stopWorkers,
+  type WorkerProcess,
+} from "./support/queue-workers.js";
+import { deletePrefix, REDIS_URL, redisSkipReason, uniquePrefix } from "./support/redis.js";
+import { tempDir } from "./support/temp.js";
+
+const skip = await redisSkipReason();
+const MEMORY: Partial<IndexConfig> = {
+  threads: 1,
+  flatMaxVectors: 0,
+  atlasPoints: 0,
+  shardSize: 100,
+};
+
+let dir: string;
+let workers: WorkerProcess[] = [];
+let prefix: string;
+
+before(async () => {
+  if (skip !== undefined) return;
+  dir = await tempDir("index-distributed");
+  prefix = uniquePrefix("index-jobs");
+  workers = ["i1", "i2"].map((name) => startWorker(dir, REDIS_URL, prefix, name));
+});
+
+after(async () => {
+  if (skip !== undefined) return;
+  await stopWorkers(workers);
+  await deletePrefix(REDIS_URL, prefix);
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function manifestOf(root: string): Promise<IndexManifest> {
+  return JSON.parse(await readFile(join(root, layout.indexManifest()), "utf8")) as IndexManifest;
+}
+
+/** The same rows in both roots: three shards of 150, with near-duplicates across shards. */
+async function writeShards(roots: readonly string[], shards: readonly FixtureRow[][]) {
+  for (const root of roots) {
+    for (const [position, rows] of shards.entries()) {
+      await writeEmbeddingShard(root, String(position).padStart(5, "0"), rows);
+    }
+  }
+}
+
+function plantedShards(): FixtureRow[][] {
+  const next = seededUniform(11);
+  const shards = [0, 1, 2].map((shard) =>
+    randomRows(String(shard).padStart(5, "0"), 150, 70 + shard),
+  );
+  const [first, second, third] = shards as [FixtureRow[], FixtureRow[], FixtureRow[]];
+  // Across shards (ids 3 ↔ 170 ↔ 320), within the segment that spans shards s00001 and s00002
+  // (ids 160 ↔ 260), and within one shard (ids 10 ↔ 11).
+  second[20] = {
+    ...(second[20] as FixtureRow),
+    image: near((first[3] as FixtureRow).image, next, 0.02),
+  };
+  third[20] = {
+    ...(third[20] as FixtureRow),
+    image: near((first[3] as FixtureRow).image, next, 0.02),
+  };
+  second[110] = {
+    ...(second[110] as FixtureRow),
+    image: near((second[10] as FixtureRow).image, next, 0.02),
+  };
+  first[11] = {
+    ...(first[11] as FixtureRow),
+    image: near((first[10] as FixtureRow).image, next, 0.02),
+  };
+  return shards;
+}
+
+async function groupsOf(root: string, rows: number): Promise<unknown[]> {
+  const index = await openIndex(root);
+  try {
+    return index
+      .metadata(
+        Array.from({ length: rows }, (_, id) => id),
+        ["dup_group"],
+      )
+      .map((row) => row.dup_group);
+  } finally {
+    index.close();
+  }
+}
+
+async function runOnQueue(root: string, config: Partial<IndexConfig>) {
+  return runDistributed({
+    root,
+    queue: { url: REDIS_URL, prefix },
+    attempts: 2,
+    pollMs: 100,
+    // The roots hold embeddings only: the index stage alone (the workers hold every stage).
+    pipeline: [indexStage],
+    config: { index: config },
+  });
+}
+
+test("run --queue builds the index a shard a job on two workers: the same index as a local build, groups across shards", {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const queued = join(dir, "queued");
+  const local = join(dir, "local");
+  const shards = plantedShards();
+  await writeShards([queued, local], shards);
+  const summary = await runOnQueue(queued, MEMORY);
+  assert.equal(summary.ok, true, JSON.stringify(summary.failed));
+  assert.equal(summary.stages.index?.jobs, 5, "one job an index shard");
+  assert.ok((await buildIndex({ root: local, config: MEMORY })).ok);
+  for (const worker of workers) {
+    const events = await logEvents(worker);
+    assert.ok(
+      events.some(
+        (event) => event.event === "job completed" && /\.index\.s\d{5}$/.test(event.job ?? ""),
+      ),
+      `${worker.name} built index shards`,
+    );
+  }
+
+  const fromQueue = await manifestOf(queued);
+  const fromLocal = await manifestOf(local);
+  const shape = (manifest: IndexManifest) => ({
+    rows: manifest.rows,
+    shards: manifest.shards?.map((shard) => [shard.name, shard.firstId, shard.rows]),
+    segments: manifest.segments.map((segment) => [segment.shard, segment.firstId, segment.rows]),
+    groups: manifest.duplicateGroups,
+    params: manifest.params,
+  });
+  assert.deepEqual(shape(fromQueue), shape(fromLocal));
+  const groups = await groupsOf(queued, 450);
+  assert.deepEqual(groups, await groupsOf(local, 450));
+  assert.equal(groups[170], groups[3], "a group across shards s00000 and s00001");
+  assert.equal(groups[320], groups[3], "and s00003");
+  assert.equal(groups[260], groups[160], "a group across the jobs of one segment");
+  assert.equal(groups[11], groups[10]);
+  const markers = await readFile(join(queued, "_state", "index", "00002.json"), "utf8");
+  assert.match(markers, /"rows": 150/);
+
+  const rows = shards.flat();
+  const index = await openIndex(queued);
+  try {
+    const next = seededUniform(5);
+    for (let query = 0; query < 10; query++) {
+      const vector = randomUnit(next);
+      for (const modality of ["image", "text"] as const) {
+        assert.deepEqual(
+          index.search({ vector, k: 10, modality }).map((hit) => hit.id),
+          bruteForce(rows, vector, 10, () => true, modality),
+          `query ${query} ${modality}`,
+        );
+      }
+    }
+  } finally {
+    index.close();
+  }
+
+  // New rows: the last shard (50 rows) is extended by one job, new shards by others.
+  const added = randomRows("00003", 150, 90);
+  added[5] = {
+    ...(added[5] as FixtureRow),
+    image: near(((shards[0] as FixtureRow[])[3] as FixtureRow).image, seededUniform(4), 0.02),
+  };
+  for (const root of [queued, local]) await writeEmbeddingShard(root, "00003", added);
+  const grown = await runOnQueue(queued, MEMORY);
+  assert.equal(grown.ok, true, JSON.stringify(grown.failed));
+  assert.equal(grown.stages.index?.jobs, 2, "s00004 extended, s00005 new");
+  assert.equal((await buildIndex({ root: local, config: MEMORY })).rebuilt, false);
+  const afterQueue = await manifestOf(queued);
+  assert.deepEqual(shape(afterQueue), shape(await manifestOf(local)));
+  assert.deepEqual(afterQueue.shards?.[0], fromQueue.shards?.[0], "a full shard is kept as it was");
+  const grownGroups = await groupsOf(queued, 600);
+  assert.deepEqual(grownGroups, await groupsOf(local, 600));
+  assert.equal(grownGroups[455], grownGroups[3], "a new row joins the group of row 3");
+
+  // Nothing new: one whole-dataset job, nothing rewritten.
+  const again = await runOnQueue(queued, MEMORY);
+  assert.equal(again.ok, true, JSON.stringify(again.failed));
+  assert.equal(again.stages.index?.jobs, 1);
+  assert.equal((await manifestOf(queued)).generation, afterQueue.generation);
+});
+
+test("run --queue, compressed tier: shard files identical to a local build's, the small last shard trained like the one before", {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const queued = join(dir, "compressed-queued");
+  const local = join(dir, "compressed-local");
+  const shards = [0, 1, 2].map((shard) =>
+    randomRows(String(shard).padStart(5, "0"), 430, 120 + shard),
+  );
+  await writeShards([queued, local], shards);
+  const config: Partial<IndexConfig> = {
+    threads: 1,
+    atlasPoints: 0,
+    tier: "compressed",
+    shardSize: 600,
+  };
+  const summary = await runOnQueue(queued, config);
+  assert.equal(summary.ok, true, JSON.stringify(summary.failed));
+  assert.ok((await buildIndex({ root: local, config })).ok);
+  const fromQueue = await manifestOf(queued);
+  const fromLocal = await manifestOf(local);
+  assert.equal(fromQueue.params.tier, "compressed");
+  assert.deepEqual(
+    fromQueue.shards?.map((shard) => [shard.name, shard.rows]),
+    [
+      ["s00000", 600],
+      ["s00001", 600],
+      ["s00002", 90],
+    ],
+  );
+  for (const [position, shard] of (fromQueue.shards ?? []).entries()) {
+    for (const modality of ["image", "text"] as const) {
+      const queuedBytes = await readFile(join(queued, shard.graphs[modality]));
+      const localShard = fromLocal.shards?.[position];
+      assert.ok(localShard !== undefined);
+      const localBytes = await readFile(join(local, localShard.graphs[modality]));
+      assert.ok(queuedBytes.equals(localBytes), `${shard.name} ${modality}: the same IVF-PQ file`);
+    }
+  }
+  assert.deepEqual(await groupsOf(queued, 1290), await groupsOf(local, 1290));
+});
+
+test("run --queue: a truncated embeddings file is named and left out, the other shards are indexed", {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const root = join(dir, "damaged");
+  const shards = plantedShards();
+  await writeShards([root], shards);
+  const damaged = join(root, layout.imageEmbeddings("00001"));
+  await truncate(damaged, 2000);
+  const summary = await runOnQueue(root, MEMORY);
+  assert.equal(summary.ok, false);
+  const failure = summary.failed.find((item) => item.stage === "index");
+  assert.ok(failure !== undefined, JSON.stringify(summary.failed));
+  assert.equal(failure.shard, "00001");
+  assert.match(failure.error, /img_emb_00001\.npy.*2000 bytes/);
+  assert.equal(failure.error.split("\n").length, 1, "one line");
+  const manifest = await manifestOf(root);
+  assert.equal(manifest.rows, 300);
+  assert.deepEqual(
+    manifest.segments.map((segment) => segment.shard),
+    ["00000", "00002"],
+  );
+});
