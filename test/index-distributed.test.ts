@@ -12,6 +12,8 @@ import { seededUniform } from "../src/demo/sample/wat-generator.js";
 import { openIndex } from "../src/formats/index/clip-index.js";
 import type { IndexManifest } from "../src/formats/index/index-manifest.js";
 import { layout } from "../src/io/layout.js";
+import { LocalStorage } from "../src/io/local-storage.js";
+import { writeParquet } from "../src/io/parquet.js";
 import { runDistributed } from "../src/runner/distributed/coordinator.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import type { IndexConfig } from "../src/stages/index/config.js";
@@ -273,4 +275,60 @@ test("run --queue: a truncated embeddings file is named and left out, the other 
     manifest.segments.map((segment) => segment.shard),
     ["00000", "00002"],
   );
+});
+
+/** dataset/NNNNN.parquet keeping `keys` of the embedding shard (as filter writes it, key first). */
+async function writeDatasetShard(root: string, shard: string, keys: readonly string[]) {
+  await writeParquet(
+    new LocalStorage(root),
+    layout.datasetShard(shard),
+    [{ name: "key", type: "VARCHAR", value: (key: string) => key }],
+    keys,
+  );
+}
+
+test("run --queue: a job that fails (a dataset key with no embedding) commits nothing; the index stays readable and a later run adds the repaired shard", {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const root = join(dir, "job-fails");
+  const shards = plantedShards();
+  await writeShards([root], shards);
+  const keys = (shard: number) => (shards[shard] as FixtureRow[]).map((row) => row.key);
+  await writeDatasetShard(root, "00000", keys(0));
+  await writeDatasetShard(root, "00001", keys(1));
+  const first = await runOnQueue(root, MEMORY);
+  assert.equal(first.ok, true, JSON.stringify(first.failed));
+  const before = await manifestOf(root);
+  assert.equal(before.rows, 300);
+
+  await writeDatasetShard(root, "00002", [...keys(2).slice(0, 149), "not-embedded"]);
+  const failed = await runOnQueue(root, MEMORY);
+  assert.equal(failed.ok, false);
+  const jobFailure = failed.failed.find((item) => item.shard === "s00003");
+  assert.ok(jobFailure !== undefined, JSON.stringify(failed.failed));
+  assert.match(
+    jobFailure.error,
+    /input shard 00002: .*dataset\/00002\.parquet.*first: not-embedded/,
+  );
+  assert.ok(
+    failed.failed.some((item) => /index not committed/.test(item.error)),
+    JSON.stringify(failed.failed),
+  );
+  assert.deepEqual(await manifestOf(root), before, "the index is as it was");
+  const index = await openIndex(root);
+  try {
+    assert.equal(index.size, 300);
+  } finally {
+    index.close();
+  }
+
+  await writeDatasetShard(root, "00002", keys(2));
+  const repaired = await runOnQueue(root, MEMORY);
+  assert.equal(repaired.ok, true, JSON.stringify(repaired.failed));
+  const after = await manifestOf(root);
+  assert.equal(after.rows, 450);
+  assert.deepEqual(after.shards?.slice(0, 3), before.shards, "the full shards are kept");
+  const groups = await groupsOf(root, 450);
+  assert.equal(groups[320], groups[3], "the new rows join groups across shards");
 });

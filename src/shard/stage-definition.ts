@@ -11,7 +11,7 @@ import type { DatasetStorage } from "../io/storage.js";
 import type { StageReporter } from "./reporter.js";
 import type { FailedShard } from "./shard-loop.js";
 
-/** The one "shard" of a stage that runs over the whole dataset at once (index). */
+/** The one job of a stage that runs over the whole dataset at once (index, with nothing to add). */
 export const WHOLE_DATASET = "all";
 
 /** What every stage function returns; each stage's summary extends it with its own details. */
@@ -144,7 +144,7 @@ export interface StageCall {
 /** What a distributed run hands a stage's `aroundSharedRun` hooks. */
 export interface SharedStageRun {
   storage: DatasetStorage;
-  /** The stage's plan for the run, as its jobs carry it. */
+  /** The stage's jobs for the run, as they carry their plans (planJobs', else one a shard). */
   plan: readonly PlanEntry[];
   config?: ConfigSections;
   warn(line: string): void;
@@ -188,11 +188,14 @@ export interface StageDefinition<
   /** How its shards come from the stage before it (the first stage's come from the run's inputs). */
   link: StageLink;
   /**
-   * How a distributed run queues it: a job a shard, or one job for all its shards (named
-   * WHOLE_DATASET) when its shards must be done by one process (index holds its graphs in memory).
-   * Default: a job a shard.
+   * A distributed run only: the jobs its planned shards are queued as, when they are not one job
+   * a shard (index: one job an index shard, each entry's `plan` what its job builds; or one job
+   * named WHOLE_DATASET). Its `aroundSharedRun` hooks are given these entries.
    */
-  runsAs?: "shard jobs" | "one job";
+  planJobs?(
+    call: Pick<StageCall, "storage" | "config">,
+    shards: readonly PlanEntry[],
+  ): Promise<PlanEntry[]>;
   /** Its command takes `--redo SHARD,…` to redo named shards (what `status` suggests for damage). */
   redoOption?: boolean;
   /** Fails fast, before a run starts, when the root's config cannot work for this stage. */

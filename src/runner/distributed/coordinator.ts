@@ -2,12 +2,12 @@
  * `clipcrawl run --queue redis://…`: queues a run's shard jobs and watches them to the end.
  *
  * It goes through the pipeline registry's chains (src/pipeline/pipeline.ts): for each, it plans
- * the chain's first stage's shards and queues a job for each (one job in all for a stage that
- * runs as one job, like index), and waits until every job of the chain is over — workers add each
+ * the chain's first stage's shards and queues a job for each (or the jobs the stage cuts them
+ * into: index, one an index shard), and waits until every job of the chain is over — workers add each
  * shard's job of the next stage in the chain as the shard moves on. So: one extract job per WAT
  * file (their shards take turns at the shared dedup filter, see redis-pair-filter.ts), then a
- * download job per image shard, followed shard by shard by embed and filter, then one index job
- * once every shard is filtered. Meanwhile it shows the same per-stage
+ * download job per image shard, followed shard by shard by embed and filter, then the index's
+ * jobs (one an index shard) once every shard is filtered. Meanwhile it shows the same per-stage
  * progress as a local run and keeps the run state file (`clipcrawl status`) up to date.
  *
  * Redis is a work queue, not the record: done markers on the shared root are. If Redis loses
@@ -32,12 +32,11 @@ import {
   stageChains,
 } from "../../pipeline/pipeline.js";
 import { recordRunReport, stageRunFromTotals } from "../../pipeline/run-report.js";
-import {
-  type AnyStageDefinition,
-  type ConfigSections,
-  type PlanEntry,
-  type SharedStageRun,
-  WHOLE_DATASET,
+import type {
+  AnyStageDefinition,
+  ConfigSections,
+  PlanEntry,
+  SharedStageRun,
 } from "../../shard/stage-definition.js";
 import { type PipelineObserver, PipelineProgress, silentObserver } from "../pipeline-progress.js";
 import { expandInputs } from "../run-inputs.js";
@@ -338,14 +337,16 @@ export async function runDistributed(
           ...(options.config === undefined ? {} : { config: options.config }),
         })) ?? [];
       for (const stage of chain.stages) recorder.setShards(stage.name, planned.length);
-      phaseJobs =
-        head.runsAs === "one job"
-          ? planned.length > 0
-            ? [{ stage: head.name, shard: WHOLE_DATASET }]
-            : []
-          : planned.map((entry) => ({ stage: head.name, shard: entry.shard, plan: entry.plan }));
+      const jobs =
+        head.planJobs === undefined
+          ? planned
+          : await head.planJobs(
+              { storage, ...(options.config === undefined ? {} : { config: options.config }) },
+              planned,
+            );
+      phaseJobs = jobs.map((entry) => ({ stage: head.name, shard: entry.shard, plan: entry.plan }));
       for (const stage of chain.stages) progress.setTotal(stage.name, phaseJobs.length);
-      phaseHead = { stage: head, run: sharedRunOf(head.name, planned) };
+      phaseHead = { stage: head, run: sharedRunOf(head.name, jobs) };
       await head.aroundSharedRun?.before(phaseHead.run);
       for (const job of phaseJobs) watchJob(job);
       await enqueue(phaseJobs);

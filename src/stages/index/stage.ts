@@ -11,12 +11,16 @@ export const indexStage: StageDefinition<"index", IndexSummary> = {
   reads: "dataset/*.parquet and the embeddings they kept",
   writes: "index/ (graphs, metadata columns, manifest.json last)",
   link: "all shards done",
-  // A distributed run builds one index shard a job (index-job-plan.ts) and commits them once all
-  // are over; a local call builds the whole index (build-index.ts).
-  runsAs: "shard jobs",
   counts: { samples: "rows indexed", outputs: "rows indexed" },
   configSection: "index",
-  plan: async ({ storage, config }) =>
+  // Its shards are the input shards (each gets its own done marker); a local call adds them all
+  // (build-index.ts). A distributed run builds one index shard a job (index-job-plan.ts) and
+  // commits them once all are over.
+  plan: async ({ storage }) => {
+    const { planIndexShards } = await import("./index-plan.js");
+    return (await planIndexShards(storage)).shards.map((shard) => ({ shard: shard.name }));
+  },
+  planJobs: async ({ storage, config }) =>
     (await import("./index-job-plan.js")).planIndexJobs(storage, config?.index),
   aroundSharedRun: {
     before: async (run) => (await import("./index-job-training.js")).trainSharedCodes(run),
