@@ -1,16 +1,16 @@
 /**
- * The index build on the queue (`clipcrawl run --queue`: one job an index shard, on W worker
- * processes, then the commit in the coordinator) against one local process (`clipcrawl index`),
+ * The index build on the queue (`clipcrawl run --queue`: one job an index shard, on 1 and on W
+ * worker processes, then the commit in the coordinator) against one local process (`clipcrawl index`),
  * on the same vectors as `npm run bench -- index` (clustered 512-d, web-like metadata, kept in
  * bench/.data/index-N/). Both builds write the index from scratch with the same settings; the
  * compressed tier's shard files must come out byte for byte the same, which the bench checks.
  *
  * Each worker builds with one thread (`index.threads` 1: W workers on W cores), the local build
- * with every core; the commit (near-duplicates across shards, manifest) runs in the coordinator
- * with the workers' thread count. The workers are started, and their code loaded, before the
+ * with every core; the shared training before the jobs and the commit after them (near-duplicates
+ * across shards, manifest) run in the coordinator on every core. The workers are started, and their code loaded, before the
  * clock starts. Redis is the one at --redis (the machine's), under a prefix of this run.
  *
- *   npm run bench -- index-queue [--vectors 200000] [--shard-size 50000] [--workers 2]
+ *   npm run bench -- index-queue [--vectors 200000] [--shard-size 100000] [--workers 2]
  *     [--tier compressed|memory] [--redis redis://127.0.0.1:6379]
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -36,7 +36,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
     args,
     options: {
       vectors: { type: "string", default: "200000" },
-      "shard-size": { type: "string", default: "50000" },
+      "shard-size": { type: "string", default: "100000" },
       workers: { type: "string", default: String(cpus().length) },
       tier: { type: "string", default: "compressed" },
       redis: { type: "string", default: process.env.REDIS_URL ?? "redis://127.0.0.1:6379" },
@@ -70,7 +70,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   };
 
   await clean();
-  let started = performance.now();
+  const started = performance.now();
   const local = await buildIndex({ root, config: { ...settings, threads: cpus().length } });
   const localSeconds = (performance.now() - started) / 1000;
   if (!local.ok) throw new Error(`local build failed: ${JSON.stringify(local.failedShards)}`);
@@ -79,46 +79,58 @@ export async function main(args: string[]): Promise<BenchRow[]> {
     `local build: ${localSeconds.toFixed(1)} s (read ${local.timings.read.toFixed(1)}, graphs ${local.timings.graph.toFixed(1)}, near-duplicates ${local.timings.duplicates.toFixed(1)}, write ${local.timings.write.toFixed(1)}), ${local.duplicateGroups} groups; load ${load()}`,
   );
 
-  await clean();
-  const prefix = `bench-index-queue-${process.pid}`;
-  const workers = await startWorkers(values.redis, prefix, workerCount, folder);
-  let queued: Awaited<ReturnType<typeof runDistributed>>;
-  try {
-    started = performance.now();
-    queued = await runDistributed({
-      root,
-      queue: { url: values.redis, prefix },
-      pipeline: [indexStage],
-      pollMs: 100,
-      config: { index: { ...settings, threads: 1 } },
-    });
-  } finally {
-    for (const worker of workers) worker.kill("SIGTERM");
-    await deletePrefix(values.redis, prefix);
-  }
-  const queueSeconds = (performance.now() - started) / 1000;
-  if (!queued.ok) throw new Error(`queued build failed: ${JSON.stringify(queued.failed)}`);
-  const queueFiles = await shardFileDigests(root);
-  const manifest = await readManifest(new LocalStorage(root));
-  const same =
-    values.tier === "compressed"
-      ? JSON.stringify(queueFiles) === JSON.stringify(localFiles)
-      : queueFiles.length === localFiles.length;
-  console.log(
-    `run --queue, ${workerCount} workers: ${queueSeconds.toFixed(1)} s, ${queued.stages.index?.jobs} jobs, ${manifest?.duplicateGroups} groups; shard files ${values.tier === "compressed" ? (same ? "identical to the local build's" : "DIFFERENT from the local build's") : "(HNSW: built by threads, not compared)"}; load ${load()}`,
-  );
-  if (!same) throw new Error("the queued build's shard files differ from the local build's");
+  const queued = async (workerCount: number) => {
+    await clean();
+    const prefix = `bench-index-queue-${process.pid}-${workerCount}`;
+    const workers = await startWorkers(values.redis, prefix, workerCount, folder);
+    let summary: Awaited<ReturnType<typeof runDistributed>>;
+    const clock = performance.now();
+    try {
+      summary = await runDistributed({
+        root,
+        queue: { url: values.redis, prefix },
+        pipeline: [indexStage],
+        pollMs: 100,
+        config: { index: { ...settings, threads: 1 } },
+      });
+    } finally {
+      for (const worker of workers) worker.kill("SIGTERM");
+      await deletePrefix(values.redis, prefix);
+    }
+    const seconds = (performance.now() - clock) / 1000;
+    if (!summary.ok) throw new Error(`queued build failed: ${JSON.stringify(summary.failed)}`);
+    const files = await shardFileDigests(root);
+    const same =
+      values.tier === "compressed"
+        ? JSON.stringify(files) === JSON.stringify(localFiles)
+        : files.length === localFiles.length;
+    const steps = await commitSteps(root);
+    console.log(
+      `run --queue, ${workerCount} worker(s): ${seconds.toFixed(1)} s, ${summary.stages.index?.jobs} jobs (${steps}); shard files ${values.tier === "compressed" ? (same ? "identical to the local build's" : "DIFFERENT from the local build's") : "(HNSW: built by threads, not compared)"}; load ${load()}`,
+    );
+    if (!same) throw new Error("the queued build's shard files differ from the local build's");
+    return { seconds, jobs: summary.stages.index?.jobs ?? 0 };
+  };
+  const one = await queued(1);
+  const many = await queued(workerCount);
 
+  const what = `index build, ${vectors.toLocaleString("en-US")} vectors, ${values.tier} tier, shards of ${shardSize.toLocaleString("en-US")} (${many.jobs} jobs)`;
+  const rate = (seconds: number) => vectors / seconds;
   const rows: BenchRow[] = [
     {
-      stage: `index build, ${vectors.toLocaleString("en-US")} vectors, ${values.tier} tier, shards of ${shardSize.toLocaleString("en-US")}: run --queue, ${workerCount} worker processes of 1 thread (${queued.stages.index?.jobs} jobs, then the commit)`,
+      stage: `${what}: run --queue, ${workerCount} worker processes of 1 thread vs 1`,
       unit: "vectors/s",
-      clipcrawl: vectors / queueSeconds,
-      peer: {
-        name: `clipcrawl index, one process of ${cpus().length} threads`,
-        value: vectors / localSeconds,
-      },
-      ratio: localSeconds / queueSeconds,
+      clipcrawl: rate(many.seconds),
+      peer: { name: "1 worker process", value: rate(one.seconds) },
+      ratio: one.seconds / many.seconds,
+      target: "report (the same files as the local build)",
+    },
+    {
+      stage: `${what}: run --queue, ${workerCount} worker processes of 1 thread vs one process of ${cpus().length} threads`,
+      unit: "vectors/s",
+      clipcrawl: rate(many.seconds),
+      peer: { name: "clipcrawl index", value: rate(localSeconds) },
+      ratio: localSeconds / many.seconds,
       target: "report (the same files as the local build)",
     },
   ];
@@ -127,15 +139,26 @@ export async function main(args: string[]): Promise<BenchRow[]> {
     [
       `clipcrawl index (${cpus().length} threads)`,
       localSeconds.toFixed(1),
-      (vectors / localSeconds).toFixed(0),
+      rate(localSeconds).toFixed(0),
     ],
+    ["run --queue (1 worker)", one.seconds.toFixed(1), rate(one.seconds).toFixed(0)],
     [
       `run --queue (${workerCount} workers)`,
-      queueSeconds.toFixed(1),
-      (vectors / queueSeconds).toFixed(0),
+      many.seconds.toFixed(1),
+      rate(many.seconds).toFixed(0),
     ],
   ]);
   return rows;
+}
+
+/** The commit's own timings, from the run report the run wrote. */
+async function commitSteps(root: string): Promise<string> {
+  const report = JSON.parse(await readFile(join(root, "_reports", "latest.json"), "utf8")) as {
+    stages?: { stage: string; run?: { details?: Record<string, number> } }[];
+  };
+  const details = report.stages?.find((stage) => stage.stage === "index")?.run?.details;
+  if (details === undefined) return "no commit details";
+  return `commit ${Number(details.commitSeconds).toFixed(1)} s, of which near-duplicates across shards ${Number(details.crossShardDuplicateSeconds).toFixed(1)} s`;
 }
 
 /** Each shard graph file's name and sha256, in shard order. */

@@ -19,6 +19,7 @@ const BENCH_ORDER = [
   "embed",
   "index",
   "index-engines",
+  "index-queue",
   "serve",
   "serve-s3",
   "serve-fanout",

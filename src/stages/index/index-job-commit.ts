@@ -44,7 +44,9 @@ export async function commitIndexJobs(run: SharedStageRun): Promise<Record<strin
     run.fail(excluded.shard, `index shard ${excluded.shard} failed: ${excluded.error}`);
   }
   const config = (await loadConfig(storage, { index: run.config?.index ?? {} })).index;
-  const threads = config.threads > 0 ? config.threads : cpus().length;
+  // No index job runs meanwhile: every core of the coordinator's machine (index.threads sizes
+  // each job).
+  const threads = cpus().length;
 
   const previous = await readManifest(storage);
   const expected = first.generation - 1;

@@ -7,7 +7,6 @@
  * shard's training instead (index-job-plan.ts names the files).
  */
 import { cpus } from "node:os";
-import { loadConfig } from "../../config/config-file.js";
 import { errorMessage } from "../../errors.js";
 import { CompressedGraph } from "../../formats/index/compressed-graph.js";
 import { MODALITIES, type Modality } from "../../formats/index/index-manifest.js";
@@ -29,8 +28,9 @@ export async function trainSharedCodes(run: SharedStageRun): Promise<void> {
     MODALITIES.map((modality) => storage.exists(training[modality])),
   );
   if (present.every(Boolean)) return;
-  const config = (await loadConfig(storage, { index: run.config?.index ?? {} })).index;
-  const threads = config.threads > 0 ? config.threads : cpus().length;
+  // No index job runs meanwhile: every core of the coordinator's machine (index.threads sizes
+  // each job).
+  const threads = cpus().length;
   const { dimensions } = first;
   const graphs: Record<Modality, CompressedGraph> = {
     image: CompressedGraph.create(dimensions, compressed, { trainingRows: first.trainingRows }),
