@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { readFile, rm, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { Queue } from "bullmq";
 import { seededUniform } from "../src/demo/sample/wat-generator.js";
 import { openIndex } from "../src/formats/index/clip-index.js";
 import type { IndexManifest } from "../src/formats/index/index-manifest.js";
@@ -15,6 +16,7 @@ import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { writeParquet } from "../src/io/parquet.js";
 import { runDistributed } from "../src/runner/distributed/coordinator.js";
+import { redisOptions } from "../src/runner/distributed/queue-names.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import type { IndexConfig } from "../src/stages/index/config.js";
 import { indexStage } from "../src/stages/index/stage.js";
@@ -331,4 +333,57 @@ test("run --queue: a job that fails (a dataset key with no embedding) commits no
   assert.deepEqual(after.shards?.slice(0, 3), before.shards, "the full shards are kept");
   const groups = await groupsOf(root, 450);
   assert.equal(groups[320], groups[3], "the new rows join groups across shards");
+});
+
+test("run --queue: a worker killed in the middle of an index job; the job runs again on another and the index is the local build's", {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const queued = join(dir, "killed-queued");
+  const local = join(dir, "killed-local");
+  const dimensions = 256;
+  const shards = [0, 1, 2].map((shard) =>
+    randomRows(String(shard).padStart(5, "0"), 1500, 150 + shard, dimensions),
+  );
+  await writeShards([queued, local], shards);
+  const config = { ...MEMORY, shardSize: 1500 };
+  const killPrefix = uniquePrefix("index-kill");
+  const indexJobs = new Queue("index", { connection: redisOptions(REDIS_URL), prefix: killPrefix });
+  const first = startWorker(dir, REDIS_URL, killPrefix, "k1");
+  const others: WorkerProcess[] = [];
+  let killed: string | undefined;
+  const killer = setInterval(async () => {
+    if (killed !== undefined) return;
+    const active = await indexJobs.getJobs(["active"]).catch(() => []);
+    const victim = active.find((job) => job?.processedBy === "k1");
+    if (victim === undefined || killed !== undefined) return;
+    killed = victim.id;
+    first.child.kill("SIGKILL");
+    others.push(startWorker(dir, REDIS_URL, killPrefix, "k2"));
+  }, 10);
+  try {
+    const summary = await runDistributed({
+      root: queued,
+      queue: { url: REDIS_URL, prefix: killPrefix },
+      attempts: 3,
+      pollMs: 100,
+      pipeline: [indexStage],
+      config: { index: config },
+    });
+    clearInterval(killer);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failed));
+    assert.ok(killed !== undefined, "k1 was killed while it built an index shard");
+    const retried = await indexJobs.getJob(killed);
+    assert.equal(retried?.processedBy, "k2", "the other worker built the killed worker's shard");
+    assert.ok((await buildIndex({ root: local, config })).ok);
+    const shape = (manifest: IndexManifest) =>
+      manifest.shards?.map((shard) => [shard.name, shard.firstId, shard.rows]);
+    assert.deepEqual(shape(await manifestOf(queued)), shape(await manifestOf(local)));
+    assert.deepEqual(await groupsOf(queued, 4500), await groupsOf(local, 4500));
+  } finally {
+    clearInterval(killer);
+    await indexJobs.close();
+    await stopWorkers([first, ...others]);
+    await deletePrefix(REDIS_URL, killPrefix);
+  }
 });
