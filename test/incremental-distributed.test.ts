@@ -7,11 +7,9 @@
  * none of crawl 1's shards again.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { copyFile, readdir, readFile, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { writeWatFile } from "../src/demo/sample/wat-generator.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { readParquet } from "../src/io/parquet.js";
@@ -21,6 +19,7 @@ import { extract } from "../src/stages/extract/extract.js";
 import type { DedupState } from "../src/stages/extract/pair-filter-state.js";
 import { extractStage } from "../src/stages/extract/stage.js";
 import { runCli } from "./support/cli.js";
+import { startWorker, stopWorkers, type WorkerProcess } from "./support/queue-workers.js";
 import {
   deletePrefix,
   PrivateRedis,
@@ -30,7 +29,6 @@ import {
 } from "./support/redis.js";
 import { tempDir } from "./support/temp.js";
 
-const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 const skip = await redisSkipReason();
 /** The smallest allowed, so the filter grows past its first size within crawl 1. */
 const CONFIG = { bloomCapacity: 1000 };
@@ -39,7 +37,7 @@ let dir: string;
 let crawl1: string[];
 let crawl2: string[];
 let prefix: string;
-let workers: { child: ChildProcess; exited: Promise<void> }[] = [];
+let workers: WorkerProcess[] = [];
 /** One local extract over both crawls: its candidate files and its saved filter. */
 let reference: { candidates: Buffer[]; filter: Buffer };
 
@@ -65,35 +63,14 @@ before(async () => {
   assert.ok(crawl1Only.bloomFilter.layers >= 2, "crawl 1's filter is a series of filters");
 
   prefix = uniquePrefix("grow");
-  workers = ["g1", "g2"].map((name) => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        MAIN,
-        "worker",
-        "--queue",
-        REDIS_URL,
-        "--prefix",
-        prefix,
-        "--name",
-        name,
-        "--stages",
-        "extract",
-        "--log",
-        join(dir, `${name}.log`),
-      ],
-      { stdio: "ignore" },
-    );
-    return { child, exited: new Promise<void>((resolve) => child.once("exit", () => resolve())) };
-  });
+  workers = ["g1", "g2"].map((name) =>
+    startWorker(dir, REDIS_URL, prefix, name, ["--stages", "extract"]),
+  );
 });
 
 after(async () => {
   if (skip !== undefined) return;
-  for (const { child } of workers) if (child.exitCode === null) child.kill("SIGKILL");
-  await Promise.all(workers.map((worker) => worker.exited));
+  await stopWorkers(workers);
   await deletePrefix(REDIS_URL, prefix);
 });
 

@@ -23,7 +23,7 @@ import { indexStage } from "../src/stages/index/stage.js";
 import {
   bruteForce,
   type FixtureRow,
-  near,
+  plantNear,
   randomRows,
   randomUnit,
   writeEmbeddingShard,
@@ -84,22 +84,10 @@ function plantedShards(): FixtureRow[][] {
   const [first, second, third] = shards as [FixtureRow[], FixtureRow[], FixtureRow[]];
   // Across shards (ids 3 ↔ 170 ↔ 320), within the segment that spans shards s00001 and s00002
   // (ids 160 ↔ 260), and within one shard (ids 10 ↔ 11).
-  second[20] = {
-    ...(second[20] as FixtureRow),
-    image: near((first[3] as FixtureRow).image, next, 0.02),
-  };
-  third[20] = {
-    ...(third[20] as FixtureRow),
-    image: near((first[3] as FixtureRow).image, next, 0.02),
-  };
-  second[110] = {
-    ...(second[110] as FixtureRow),
-    image: near((second[10] as FixtureRow).image, next, 0.02),
-  };
-  first[11] = {
-    ...(first[11] as FixtureRow),
-    image: near((first[10] as FixtureRow).image, next, 0.02),
-  };
+  plantNear(second, 20, first[3] as FixtureRow, next);
+  plantNear(third, 20, first[3] as FixtureRow, next);
+  plantNear(second, 110, second[10] as FixtureRow, next);
+  plantNear(first, 11, first[10] as FixtureRow, next);
   return shards;
 }
 
@@ -190,10 +178,7 @@ test("run --queue builds the index a shard a job on two workers: the same index 
 
   // New rows: the last shard (50 rows) is extended by one job, new shards by others.
   const added = randomRows("00003", 150, 90);
-  added[5] = {
-    ...(added[5] as FixtureRow),
-    image: near(((shards[0] as FixtureRow[])[3] as FixtureRow).image, seededUniform(4), 0.02),
-  };
+  plantNear(added, 5, (shards[0] as FixtureRow[])[3] as FixtureRow, seededUniform(4));
   for (const root of [queued, local]) await writeEmbeddingShard(root, "00003", added);
   const grown = await runOnQueue(queued, MEMORY);
   assert.equal(grown.ok, true, JSON.stringify(grown.failed));

@@ -37,6 +37,17 @@ export function near(base: Float32Array, next: () => number, scale: number): Flo
   return unit(base.map((value) => value + (next() * 2 - 1) * scale));
 }
 
+/** Makes row `at` of `rows` a near-duplicate of `of`: its image vector moved by `scale` (see near). */
+export function plantNear(
+  rows: FixtureRow[],
+  at: number,
+  of: FixtureRow,
+  next: () => number,
+  scale = 0.02,
+): void {
+  rows[at] = { ...(rows[at] as FixtureRow), image: near(of.image, next, scale) };
+}
+
 export const dot = (left: Float32Array, right: Float32Array) =>
   left.reduce((sum, value, index) => sum + value * (right[index] as number), 0);
 

@@ -275,14 +275,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
       if (build !== undefined && added.length > 0) {
         const writeStep = performance.now();
         manifest = await commit(storage, build, generation, plan.source, identity);
-        for (const { shard, segment } of added) {
-          await state.markDone({
-            shard: shard.name,
-            inputDigest: shard.digest,
-            outputs: await segmentFiles(storage, segment.name),
-            counts: { rows: segment.rows },
-          });
-        }
+        for (const { segment } of added) await markSegmentDone(storage, state, segment);
         await removeUnreferencedFiles(storage, manifest);
         timings.write = (performance.now() - writeStep) / 1000;
       }
@@ -788,7 +781,7 @@ async function filesPresent(storage: DatasetStorage, manifest: IndexManifest): P
   return true;
 }
 
-export async function segmentFiles(storage: DatasetStorage, segment: string): Promise<FileInfo[]> {
+async function segmentFiles(storage: DatasetStorage, segment: string): Promise<FileInfo[]> {
   return outputInfo(storage, [
     layout.indexSegmentMetadata(segment),
     layout.indexSegmentRows(segment),
@@ -807,13 +800,22 @@ export async function markMissing(
     const shard = planned.get(segment.shard);
     if (shard === undefined || shard.digest !== segment.digest) continue;
     if (await state.findDone(segment.shard, segment.digest)) continue;
-    await state.markDone({
-      shard: segment.shard,
-      inputDigest: segment.digest,
-      outputs: await segmentFiles(storage, segment.name),
-      counts: { rows: segment.rows },
-    });
+    await markSegmentDone(storage, state, segment);
   }
+}
+
+/** The done marker of the input shard whose rows a segment holds. */
+export async function markSegmentDone(
+  storage: DatasetStorage,
+  state: ShardState,
+  segment: IndexSegment,
+): Promise<void> {
+  await state.markDone({
+    shard: segment.shard,
+    inputDigest: segment.digest,
+    outputs: await segmentFiles(storage, segment.name),
+    counts: { rows: segment.rows },
+  });
 }
 
 /**

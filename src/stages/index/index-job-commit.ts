@@ -26,7 +26,7 @@ import { fromFloat16Bits } from "../../models/float16.js";
 import { ShardState } from "../../shard/shard-state.js";
 import { type SharedStageRun, WHOLE_DATASET } from "../../shard/stage-definition.js";
 import { ensureAtlas } from "./atlas-build.js";
-import { INDEX_STAGE, markMissing, segmentFiles, writeIndexCommit } from "./build-index.js";
+import { INDEX_STAGE, markMissing, markSegmentDone, writeIndexCommit } from "./build-index.js";
 import { removeUnreferencedFiles } from "./index-cleanup.js";
 import { type IndexShardJob, type IndexSlice, isIndexShardJob } from "./index-job-plan.js";
 import { planIndexShards } from "./index-plan.js";
@@ -114,12 +114,7 @@ export async function commitIndexJobs(run: SharedStageRun): Promise<Record<strin
   });
   const state = new ShardState(storage, INDEX_STAGE);
   for (const segment of segments.slice(base?.segments.length ?? 0)) {
-    await state.markDone({
-      shard: segment.shard,
-      inputDigest: segment.digest,
-      outputs: await segmentFiles(storage, segment.name),
-      counts: { rows: segment.rows },
-    });
+    await markSegmentDone(storage, state, segment);
   }
   await removeUnreferencedFiles(storage, manifest);
   const planned = new Map(
