@@ -16,7 +16,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
-import { cpus, loadavg } from "node:os";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -29,7 +29,7 @@ import { buildIndex } from "../src/stages/index/build-index.js";
 import type { IndexConfig } from "../src/stages/index/config.js";
 import { indexStage } from "../src/stages/index/stage.js";
 import { ensureData } from "./index.js";
-import { type BenchRow, benchDataPath, printTable } from "./support.js";
+import { type BenchRow, benchDataPath, loadAverage, printTable } from "./support.js";
 
 export async function main(args: string[]): Promise<BenchRow[]> {
   const { values } = parseArgs({
@@ -48,10 +48,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   const vectors = Number(values.vectors);
   const shardSize = Number(values["shard-size"]);
   const workerCount = Number(values.workers);
-  const load = () =>
-    loadavg()
-      .map((value) => value.toFixed(2))
-      .join(" ");
+  const load = loadAverage;
   console.log(`${cpus().length} cores, load average at start: ${load()}`);
   const folder = await benchDataPath(`index-${vectors}`);
   const root = join(folder, "root");
