@@ -5,20 +5,23 @@
  * same way by later rows, and bad input shards named while the rest is indexed.
  */
 import assert from "node:assert/strict";
-import { readFile, rm, truncate } from "node:fs/promises";
+import { readFile, rm, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Queue } from "bullmq";
 import { seededUniform } from "../src/demo/sample/wat-generator.js";
 import { openIndex } from "../src/formats/index/clip-index.js";
-import type { IndexManifest } from "../src/formats/index/index-manifest.js";
+import { type IndexManifest, shardGraphPath } from "../src/formats/index/index-manifest.js";
 import { layout } from "../src/io/layout.js";
 import { LocalStorage } from "../src/io/local-storage.js";
 import { writeParquet } from "../src/io/parquet.js";
 import { runDistributed } from "../src/runner/distributed/coordinator.js";
 import { redisOptions } from "../src/runner/distributed/queue-names.js";
+import { silentReporter } from "../src/shard/reporter.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import type { IndexConfig } from "../src/stages/index/config.js";
+import { isIndexShardJob, planIndexJobs } from "../src/stages/index/index-job-plan.js";
+import { runIndexShardJob } from "../src/stages/index/index-shard-job.js";
 import { indexStage } from "../src/stages/index/stage.js";
 import {
   bruteForce,
@@ -371,4 +374,24 @@ test("run --queue: a worker killed in the middle of an index job; the job runs a
     await stopWorkers([first, ...others]);
     await deletePrefix(REDIS_URL, killPrefix);
   }
+});
+
+test("an index shard job run again (queued again after a Redis loss) finds its shard built and rebuilds nothing", {
+  skip,
+}, async () => {
+  const root = join(dir, "job-again");
+  await writeShards([root], plantedShards());
+  const storage = new LocalStorage(root);
+  const entries = await planIndexJobs(storage, MEMORY);
+  const job = entries[1]?.plan;
+  assert.ok(isIndexShardJob(job));
+  const call = { storage, reporter: silentReporter, config: { index: MEMORY } };
+  const first = await runIndexShardJob(call, job);
+  assert.deepEqual([first.ok, first.shardsWritten, first.shardsSkipped], [true, 1, 0]);
+  const graph = join(root, shardGraphPath("image", job.shard.name, job.generation, "memory"));
+  const written = (await stat(graph)).mtimeMs;
+  const again = await runIndexShardJob(call, job);
+  assert.deepEqual([again.ok, again.shardsWritten, again.shardsSkipped], [true, 0, 1]);
+  assert.equal(again.rowsAdded, first.rowsAdded);
+  assert.equal((await stat(graph)).mtimeMs, written, "the graph was not written again");
 });

@@ -30,7 +30,7 @@ import { INDEX_STAGE, markMissing, markSegmentDone, writeIndexCommit } from "./b
 import { removeUnreferencedFiles } from "./index-cleanup.js";
 import { type IndexShardJob, type IndexSlice, isIndexShardJob } from "./index-job-plan.js";
 import { planIndexShards } from "./index-plan.js";
-import type { IndexShardRecord } from "./index-shard-job.js";
+import { type IndexShardRecord, readShardRecord } from "./index-shard-job.js";
 import { type BuildGraph, joinNearDuplicates } from "./near-duplicates.js";
 
 export async function commitIndexJobs(run: SharedStageRun): Promise<Record<string, unknown>> {
@@ -62,7 +62,7 @@ export async function commitIndexJobs(run: SharedStageRun): Promise<Record<strin
   const records: IndexShardRecord[] = [];
   const missing: string[] = [];
   for (const job of jobs) {
-    const record = await readRecord(storage, job);
+    const record = await readShardRecord(storage, job);
     if (record === undefined) missing.push(job.shard.name);
     else records.push(record);
   }
@@ -137,16 +137,6 @@ export async function commitIndexJobs(run: SharedStageRun): Promise<Record<strin
     commitSeconds: (performance.now() - started) / 1000,
     crossShardDuplicateSeconds: duplicateSeconds,
   };
-}
-
-async function readRecord(
-  storage: DatasetStorage,
-  job: IndexShardJob,
-): Promise<IndexShardRecord | undefined> {
-  const path = layout.indexBuildRecord(job.build, job.shard.name);
-  if (!(await storage.exists(path))) return undefined;
-  const record = JSON.parse(await storage.readText(path)) as IndexShardRecord;
-  return record.build === job.build && record.shard.rows === job.shard.rows ? record : undefined;
 }
 
 /**

@@ -59,10 +59,12 @@ export async function runIndexShardJob(call: StageCall, job: IndexShardJob): Pro
     samples: 0,
     counters: { rows: 0 },
   });
-  let record: IndexShardRecord | undefined;
+  // A job queued again (after a Redis loss, or a crash after its record) finds its shard built.
+  let record = await readShardRecord(storage, job);
+  const done = record !== undefined;
   let error: string | undefined;
   try {
-    record = await buildIndexShard(storage, job, { threads });
+    record ??= await buildIndexShard(storage, job, { threads });
   } catch (failure) {
     error =
       failure instanceof IndexInputFailure
@@ -77,8 +79,8 @@ export async function runIndexShardJob(call: StageCall, job: IndexShardJob): Pro
     ok: error === undefined,
     source: job.source,
     shards: 1,
-    shardsWritten: record === undefined ? 0 : 1,
-    shardsSkipped: 0,
+    shardsWritten: record === undefined || done ? 0 : 1,
+    shardsSkipped: done ? 1 : 0,
     failedShards: error === undefined ? [] : [{ shard: name, error }],
     samples: rowsAdded,
     outputs: rowsAdded,
@@ -210,6 +212,17 @@ export async function buildIndexShard(
     `${JSON.stringify(record)}\n`,
   );
   return record;
+}
+
+/** The record a job of this build left for its shard, if it finished (the commit reads it too). */
+export async function readShardRecord(
+  storage: DatasetStorage,
+  job: IndexShardJob,
+): Promise<IndexShardRecord | undefined> {
+  const path = layout.indexBuildRecord(job.build, job.shard.name);
+  if (!(await storage.exists(path))) return undefined;
+  const record = JSON.parse(await storage.readText(path)) as IndexShardRecord;
+  return record.build === job.build && record.shard.rows === job.shard.rows ? record : undefined;
 }
 
 /**
