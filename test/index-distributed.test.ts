@@ -5,7 +5,8 @@
  * same way by later rows, and bad input shards named while the rest is indexed.
  */
 import assert from "node:assert/strict";
-import { readFile, rm, stat, truncate } from "node:fs/promises";
+import { existsSync, readdirSync } from "node:fs";
+import { mkdir, readFile, rm, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Queue } from "bullmq";
@@ -394,4 +395,28 @@ test("an index shard job run again (queued again after a Redis loss) finds its s
   assert.deepEqual([again.ok, again.shardsWritten, again.shardsSkipped], [true, 0, 1]);
   assert.equal(again.rowsAdded, first.rowsAdded);
   assert.equal((await stat(graph)).mtimeMs, written, "the graph was not written again");
+});
+
+test("run --queue: a commit that fails fails the run with its reason, writes no manifest, and the next run commits", {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const root = join(dir, "commit-fails");
+  await writeShards([root], plantedShards());
+  // The commit's first write, the groups of generation 1, meets a folder where its file goes.
+  const blocked = join(root, layout.indexDuplicateGroups("g000001"));
+  await mkdir(blocked, { recursive: true });
+  const failed = await runOnQueue(root, MEMORY);
+  assert.equal(failed.ok, false);
+  const failure = failed.failed.find((item) => /commit failed/.test(item.error));
+  assert.ok(failure !== undefined, JSON.stringify(failed.failed));
+  assert.equal(failure.error.split("\n").length, 1, "one line");
+  assert.equal(existsSync(join(root, layout.indexManifest())), false, "no manifest");
+
+  await rm(blocked, { recursive: true });
+  const again = await runOnQueue(root, MEMORY);
+  assert.equal(again.ok, true, JSON.stringify(again.failed));
+  assert.equal((await manifestOf(root)).rows, 450);
+  const staged = join(root, "_state", "index-build");
+  assert.deepEqual(existsSync(staged) ? readdirSync(staged) : [], [], "the staged builds are gone");
 });

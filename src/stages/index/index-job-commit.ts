@@ -34,6 +34,18 @@ import { type IndexShardRecord, readShardRecord } from "./index-shard-job.js";
 import { type BuildGraph, joinNearDuplicates } from "./near-duplicates.js";
 
 export async function commitIndexJobs(run: SharedStageRun): Promise<Record<string, unknown>> {
+  try {
+    return await commit(run);
+  } catch (error) {
+    run.fail(
+      WHOLE_DATASET,
+      `index: the build's commit failed: ${errorMessage(error)} (before its manifest, the index stays as it was)`,
+    );
+    return { committed: false };
+  }
+}
+
+async function commit(run: SharedStageRun): Promise<Record<string, unknown>> {
   const jobs = run.plan.map((entry) => entry.plan).filter(isIndexShardJob);
   const first = jobs[0];
   // No jobs: the stage's whole-dataset call did the work.
