@@ -4,7 +4,11 @@
  * nor a model run.
  */
 import { open } from "node:fs/promises";
-import type { IndexManifest, Modality } from "../formats/index/index-manifest.js";
+import {
+  type IndexManifest,
+  type Modality,
+  segmentHolding,
+} from "../formats/index/index-manifest.js";
 import { layout } from "../io/layout.js";
 import type { DatasetStorage } from "../io/storage.js";
 import { fromFloat16Bits } from "../models/float16.js";
@@ -17,10 +21,10 @@ export async function rowVector(
   id: number,
   modality: Modality,
 ): Promise<Float32Array | undefined> {
-  const segment = manifest.segments.find(
-    (candidate) => id >= candidate.firstId && id < candidate.firstId + candidate.rows,
-  );
-  if (segment === undefined) return undefined;
+  if (!Number.isInteger(id) || id < 0 || id >= manifest.rows || manifest.segments.length === 0) {
+    return undefined;
+  }
+  const segment = segmentHolding(manifest.segments, id);
   const path = layout.indexSegmentVectors(segment.name, modality);
   const file = await open(await storage.localPath(path), "r");
   try {
