@@ -43,12 +43,7 @@ import { SegmentVectors } from "../../formats/index/segment-vectors.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import { openRoot } from "../../io/open-root.js";
-import {
-  duckdbConnection,
-  parquetDataDamage,
-  parquetFileDamage,
-  quoteLiteral,
-} from "../../io/parquet.js";
+import { duckdbConnection, parquetDataDamage, parquetFileDamage } from "../../io/parquet.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import type { FailedShard } from "../../shard/shard-loop.js";
@@ -60,9 +55,15 @@ import type { IndexConfig } from "./config.js";
 import { removeUnreferencedFiles } from "./index-cleanup.js";
 import { defaultExpansionSearch, graphBytes } from "./index-params.js";
 import { type IndexPlan, type PlannedIndexShard, planIndexShards } from "./index-plan.js";
-import { readIndexShard, releaseIndexShard, writeSegment } from "./index-shard.js";
+import {
+  checkIndexDimensions,
+  parquetRowCount,
+  readIndexShard,
+  releaseIndexShard,
+  writeSegment,
+} from "./index-shard.js";
 import { chooseIndexTier } from "./index-tier.js";
-import { type BuildGraph, joinNearDuplicates } from "./near-duplicates.js";
+import { type BuildGraph, EncodedLists, joinNearDuplicates } from "./near-duplicates.js";
 
 export const INDEX_STAGE = "index";
 
@@ -201,12 +202,8 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
         const segmentName = `${generationName(generation)}-${shard.name}`;
         try {
           rows = await readIndexShard(storage, connection, shard);
-          if (build !== undefined && rows.dimensions !== build.dimensions) {
-            throw new InputError(
-              "CC_EMBEDDINGS_MISMATCH",
-              storage.describe(shard.imageVectors),
-              `${rows.dimensions}-d embeddings, the index holds ${build.dimensions}-d`,
-            );
+          if (build !== undefined) {
+            checkIndexDimensions(storage, shard, rows.dimensions, build.dimensions);
           }
           await writeSegment(storage, connection, segmentName, rows);
         } catch (error) {
@@ -497,8 +494,7 @@ async function addRows(
 ): Promise<Map<string, Uint32Array>> {
   const { dimensions } = build;
   const rows = image.length / dimensions;
-  const imageLists = new Uint32Array(rows);
-  let listed: string | undefined | null;
+  const imageLists = new EncodedLists(rows);
   let done = 0;
   while (done < rows) {
     let shard = build.shards.at(-1);
@@ -522,17 +518,12 @@ async function addRows(
     const to = (done + take) * dimensions;
     const added = await shard.growing?.image.add(build.rows, image.subarray(from, to), threads);
     await shard.growing?.text.add(build.rows, text.subarray(from, to), threads);
-    if (added !== undefined && (listed === undefined || listed === added.trainingKey)) {
-      imageLists.set(added.lists, done);
-      listed = added.trainingKey;
-    } else {
-      listed = null;
-    }
+    imageLists.record(added, done);
     shard.rows += take;
     build.rows += take;
     done += take;
   }
-  return typeof listed === "string" ? new Map([[listed, imageLists]]) : new Map();
+  return imageLists.byTraining();
 }
 
 /**
@@ -753,12 +744,8 @@ async function countRows(
 ): Promise<number> {
   let total = 0;
   for (const shard of shards) {
-    const path = shard.dataset ?? shard.metadata;
     try {
-      const reader = await connection.runAndReadAll(
-        `SELECT count(*) AS n FROM read_parquet(${quoteLiteral(await storage.localPath(path))})`,
-      );
-      total += Number(reader.getRowObjects()[0]?.n ?? 0);
+      total += await parquetRowCount(storage, connection, shard.dataset ?? shard.metadata);
     } catch {
       // An unreadable shard fails with its own message when it is read.
     }

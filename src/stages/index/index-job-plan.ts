@@ -28,13 +28,19 @@ import {
 } from "../../formats/index/index-manifest.js";
 import { layout } from "../../io/layout.js";
 import { decodeNpyHeader, npyItemSize } from "../../io/npy.js";
-import { duckdbConnection, quoteLiteral } from "../../io/parquet.js";
+import { duckdbConnection } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
 import type { FailedShard } from "../../shard/shard-loop.js";
 import { type PlanEntry, WHOLE_DATASET } from "../../shard/stage-definition.js";
-import { extendedParams, freshBuildParams, indexBuildStart } from "./build-index.js";
+import { extendedParams, freshBuildParams, indexBuildStart, shardFailure } from "./build-index.js";
 import type { IndexConfig } from "./config.js";
 import type { PlannedIndexShard } from "./index-plan.js";
+import {
+  checkEmbeddingShapes,
+  checkIndexDimensions,
+  checkMetadataRows,
+  parquetRowCount,
+} from "./index-shard.js";
 
 /** Rows of one input shard that one index shard holds: ids segment.firstId + from … */
 export interface IndexSlice {
@@ -112,17 +118,13 @@ export async function planIndexJobs(
     for (const input of start.pending) {
       try {
         const shape = await inputShape(storage, connection, input);
-        if (dimensions !== undefined && shape.dimensions !== dimensions) {
-          throw new InputError(
-            "CC_EMBEDDINGS_MISMATCH",
-            storage.describe(input.imageVectors),
-            `${shape.dimensions}-d embeddings, the index holds ${dimensions}-d`,
-          );
+        if (dimensions !== undefined) {
+          checkIndexDimensions(storage, input, shape.dimensions, dimensions);
         }
         dimensions = shape.dimensions;
         counted.push({ input, rows: shape.rows });
       } catch (error) {
-        excluded.push({ shard: input.name, error: errorMessage(error) });
+        excluded.push({ shard: input.name, error: await shardFailure(storage, input, error) });
       }
     }
   } finally {
@@ -241,25 +243,17 @@ async function inputShape(
 ): Promise<{ rows: number; dimensions: number }> {
   const image = await npyShape(storage, input.imageVectors);
   const text = await npyShape(storage, input.textVectors);
-  if (image.rows !== text.rows || image.dimensions !== text.dimensions) {
-    throw new InputError(
-      "CC_EMBEDDINGS_MISMATCH",
-      storage.describe(input.textVectors),
-      `shape [${text.rows}, ${text.dimensions}], the image embeddings are [${image.rows}, ${image.dimensions}]`,
-    );
-  }
-  const metadataRows = await parquetRows(storage, connection, input.metadata);
-  if (metadataRows !== image.rows) {
-    throw new InputError(
-      "CC_EMBEDDINGS_MISMATCH",
-      storage.describe(input.metadata),
-      `${metadataRows} rows, ${input.imageVectors} has ${image.rows}: not the same samples`,
-    );
-  }
+  checkEmbeddingShapes(storage, input, image, text);
+  checkMetadataRows(
+    storage,
+    input,
+    await parquetRowCount(storage, connection, input.metadata),
+    image.rows,
+  );
   const rows =
     input.dataset === undefined
       ? image.rows
-      : await parquetRows(storage, connection, input.dataset);
+      : await parquetRowCount(storage, connection, input.dataset);
   return { rows, dimensions: image.dimensions };
 }
 
@@ -291,26 +285,6 @@ async function npyShape(
     return { rows, dimensions };
   } catch (error) {
     throw new InputError("CC_BAD_EMBEDDINGS", storage.describe(path), errorMessage(error), {
-      cause: error,
-    });
-  }
-}
-
-async function parquetRows(
-  storage: DatasetStorage,
-  connection: DuckDBConnection,
-  path: string,
-): Promise<number> {
-  if (!(await storage.exists(path))) {
-    throw new InputError("CC_MISSING_METADATA", storage.describe(path), "file not found");
-  }
-  try {
-    const reader = await connection.runAndReadAll(
-      `SELECT count(*) AS n FROM read_parquet(${quoteLiteral(await storage.localPath(path))})`,
-    );
-    return Number(reader.getRowObjects()[0]?.n ?? 0);
-  } catch (error) {
-    throw new InputError("CC_BAD_PARQUET", storage.describe(path), errorMessage(error), {
       cause: error,
     });
   }

@@ -4,7 +4,8 @@
  * the base's last shard extended) and saved under the build's generation, and its rows'
  * near-duplicates within the shard found. What it leaves for the commit is a record naming the
  * graphs and a file of each row's group within the shard; nothing a reader sees changes until
- * the commit writes the manifest. A job run again (a retry) writes the same files again.
+ * the commit writes the manifest. A job run again finds its record and builds nothing; one that
+ * failed before its record writes the same files again.
  */
 import { rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
@@ -22,8 +23,13 @@ import type { DatasetStorage } from "../../io/storage.js";
 import type { StageCall } from "../../shard/stage-definition.js";
 import { INDEX_STAGE, type IndexSummary, saveShardGraphs, shardFailure } from "./build-index.js";
 import type { IndexShardJob } from "./index-job-plan.js";
-import { readIndexShard, releaseIndexShard, writeSegment } from "./index-shard.js";
-import { type BuildGraph, joinNearDuplicates } from "./near-duplicates.js";
+import {
+  checkIndexDimensions,
+  readIndexShard,
+  releaseIndexShard,
+  writeSegment,
+} from "./index-shard.js";
+import { type BuildGraph, EncodedLists, joinNearDuplicates } from "./near-duplicates.js";
 
 /** What a job leaves for the commit (`layout.indexBuildRecord`). */
 export interface IndexShardRecord {
@@ -64,7 +70,7 @@ export async function runIndexShardJob(call: StageCall, job: IndexShardJob): Pro
   const done = record !== undefined;
   let error: string | undefined;
   try {
-    record ??= await buildIndexShard(storage, job, { threads });
+    record ??= await buildIndexShard(storage, job, threads);
   } catch (failure) {
     error =
       failure instanceof IndexInputFailure
@@ -101,12 +107,11 @@ export async function runIndexShardJob(call: StageCall, job: IndexShardJob): Pro
   };
 }
 
-export async function buildIndexShard(
+async function buildIndexShard(
   storage: DatasetStorage,
   job: IndexShardJob,
-  options: { threads: number },
+  threads: number,
 ): Promise<IndexShardRecord> {
-  const { threads } = options;
   const { dimensions, params } = job;
   const timings = { read: 0, graph: 0, duplicates: 0, write: 0 };
   const graphs = await shardGraphs(storage, job);
@@ -114,8 +119,7 @@ export async function buildIndexShard(
   const firstNew = job.shard.firstId + earlierRows;
   const added = job.shard.rows - earlierRows;
   const images = new Float32Array(added * dimensions);
-  const lists = new Uint32Array(added);
-  let listed: string | undefined | null;
+  const lists = new EncodedLists(added);
   let at = 0;
   const connection = await duckdbConnection();
   try {
@@ -131,13 +135,7 @@ export async function buildIndexShard(
             `${rows.rows} rows, ${slice.segment.rows} when the build was planned: run it again`,
           );
         }
-        if (rows.dimensions !== dimensions) {
-          throw new InputError(
-            "CC_EMBEDDINGS_MISMATCH",
-            storage.describe(slice.input.imageVectors),
-            `${rows.dimensions}-d embeddings, the index holds ${dimensions}-d`,
-          );
-        }
+        checkIndexDimensions(storage, slice.input, rows.dimensions, dimensions);
         if (slice.writes) await writeSegment(storage, connection, slice.segment.name, rows);
       } catch (error) {
         throw new IndexInputFailure(
@@ -153,14 +151,8 @@ export async function buildIndexShard(
       const to = (slice.from + slice.rows) * dimensions;
       const id = slice.segment.firstId + slice.from;
       const image = rows.image.subarray(from, to);
-      const assigned = await graphs.image.add(id, image, threads);
+      lists.record(await graphs.image.add(id, image, threads), at);
       await graphs.text.add(id, rows.text.subarray(from, to), threads);
-      if (assigned !== undefined && (listed === undefined || listed === assigned.trainingKey)) {
-        lists.set(assigned.lists, at);
-        listed = assigned.trainingKey;
-      } else {
-        listed = null;
-      }
       images.set(image, at * dimensions);
       at += slice.rows;
       timings.graph += (performance.now() - step) / 1000;
@@ -191,7 +183,7 @@ export async function buildIndexShard(
       [graphs.image],
       images,
       firstNew,
-      typeof listed === "string" ? new Map([[listed, lists]]) : new Map(),
+      lists.byTraining(),
     );
   } finally {
     await rerank.close();

@@ -36,24 +36,11 @@ export async function readIndexShard(
 ): Promise<IndexShardRows> {
   const image = await readMatrix(storage, shard.imageVectors);
   const text = await readMatrix(storage, shard.textVectors);
-  if (image.rows !== text.rows || image.dimensions !== text.dimensions) {
-    throw new InputError(
-      "CC_EMBEDDINGS_MISMATCH",
-      storage.describe(shard.textVectors),
-      `shape [${text.rows}, ${text.dimensions}], the image embeddings are [${image.rows}, ${image.dimensions}]`,
-    );
-  }
+  checkEmbeddingShapes(storage, shard, image, text);
   const table = `index_rows_${randomBytes(6).toString("hex")}`;
   try {
     const metadata = await parquetSource(storage, shard.metadata);
-    const metadataRows = await count(connection, metadata.relation);
-    if (metadataRows !== image.rows) {
-      throw new InputError(
-        "CC_EMBEDDINGS_MISMATCH",
-        storage.describe(shard.metadata),
-        `${metadataRows} rows, ${layout.imageEmbeddings(shard.name)} has ${image.rows}: not the same samples`,
-      );
-    }
+    checkMetadataRows(storage, shard, await count(connection, metadata.relation), image.rows);
     if (shard.dataset === undefined) {
       const columns = await columnNames(connection, storage, shard.metadata, metadata.relation);
       const expressions = segmentColumnExpressions(columns, "embeddings");
@@ -117,6 +104,63 @@ export async function readIndexShard(
     await connection.run(`DROP TABLE IF EXISTS ${table}`);
     throw error;
   }
+}
+
+/** An input shard's image and text embeddings are of one shape. */
+export function checkEmbeddingShapes(
+  storage: DatasetStorage,
+  shard: PlannedIndexShard,
+  image: { rows: number; dimensions: number },
+  text: { rows: number; dimensions: number },
+): void {
+  if (image.rows !== text.rows || image.dimensions !== text.dimensions) {
+    throw new InputError(
+      "CC_EMBEDDINGS_MISMATCH",
+      storage.describe(shard.textVectors),
+      `shape [${text.rows}, ${text.dimensions}], the image embeddings are [${image.rows}, ${image.dimensions}]`,
+    );
+  }
+}
+
+/** An input shard's metadata has a row for each of its vectors. */
+export function checkMetadataRows(
+  storage: DatasetStorage,
+  shard: PlannedIndexShard,
+  metadataRows: number,
+  vectorRows: number,
+): void {
+  if (metadataRows !== vectorRows) {
+    throw new InputError(
+      "CC_EMBEDDINGS_MISMATCH",
+      storage.describe(shard.metadata),
+      `${metadataRows} rows, ${shard.imageVectors} has ${vectorRows}: not the same samples`,
+    );
+  }
+}
+
+/** An input shard's vectors are as wide as the index's. */
+export function checkIndexDimensions(
+  storage: DatasetStorage,
+  shard: PlannedIndexShard,
+  dimensions: number,
+  indexDimensions: number,
+): void {
+  if (dimensions !== indexDimensions) {
+    throw new InputError(
+      "CC_EMBEDDINGS_MISMATCH",
+      storage.describe(shard.imageVectors),
+      `${dimensions}-d embeddings, the index holds ${indexDimensions}-d`,
+    );
+  }
+}
+
+/** Rows of a Parquet input (from its footer); a missing file fails with its path. */
+export async function parquetRowCount(
+  storage: DatasetStorage,
+  connection: DuckDBConnection,
+  path: string,
+): Promise<number> {
+  return count(connection, (await parquetSource(storage, path)).relation);
 }
 
 /**

@@ -10,6 +10,38 @@ import type { DuplicateGroups } from "../../formats/index/duplicate-groups.js";
 import type { VectorGraph } from "../../formats/index/graph.js";
 import type { IndexParams } from "../../formats/index/index-manifest.js";
 
+/**
+ * The compressed tier's lists of rows as they are added, add by add, kept while every add gave
+ * them under one training: joinNearDuplicates then needs no second assignment.
+ */
+export class EncodedLists {
+  private readonly lists: Uint32Array;
+  /** The training they are under; null once an add gave none, or another's. */
+  private training: string | undefined | null;
+
+  constructor(rows: number) {
+    this.lists = new Uint32Array(rows);
+  }
+
+  /** What adding rows `at …` returned (nothing: an HNSW graph, or rows waiting to be trained on). */
+  record(assigned: Awaited<ReturnType<BuildGraph["add"]>>, at: number): void {
+    if (
+      assigned !== undefined &&
+      (this.training === undefined || this.training === assigned.trainingKey)
+    ) {
+      this.lists.set(assigned.lists, at);
+      this.training = assigned.trainingKey;
+    } else {
+      this.training = null;
+    }
+  }
+
+  /** The lists by training, as joinNearDuplicates takes them; empty unless every add gave them. */
+  byTraining(): Map<string, Uint32Array> {
+    return typeof this.training === "string" ? new Map([[this.training, this.lists]]) : new Map();
+  }
+}
+
 /** A modality's search structure while it is built: an HNSW graph or the compressed tier's. */
 export type BuildGraph = VectorGraph | CompressedGraph;
 
