@@ -860,7 +860,7 @@ function webMetadata(
 }
 
 /** Centres drawn at random, each cluster with its own spread; samples are L2-normalised. */
-class ClusterMixture {
+export class ClusterMixture {
   private readonly centres: Float32Array;
   private readonly spreads: Float32Array;
 

@@ -20,6 +20,7 @@ const BENCH_ORDER = [
   "index",
   "index-engines",
   "index-queue",
+  "near-duplicates",
   "serve",
   "serve-s3",
   "serve-fanout",

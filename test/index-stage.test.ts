@@ -393,6 +393,17 @@ test("a new shard is added without a rebuild; a re-run skips; ids and groups car
     assert.ok(await storage.exists(layout.doneMarker("index", shard)));
   }
 
+  // The near-duplicate search list is how pairs are looked for, not what the index is: a new
+  // one alone rebuilds nothing (the next rows added are searched with it).
+  assert.equal(manifestThree.params.duplicateExpansion, 32);
+  const searchList = await buildIndex({
+    root,
+    config: { threads: 1, flatMaxVectors: 0, duplicateExpansion: 16 },
+  });
+  assert.equal(searchList.ok, true, JSON.stringify(searchList));
+  assert.equal(searchList.rebuilt, false);
+  assert.equal(searchList.shardsWritten, 0);
+
   // A changed parameter (the duplicate threshold) rebuilds from scratch.
   const four = await buildIndex({
     root,

@@ -58,6 +58,11 @@ export interface IndexParams {
   flatMaxVectors: number;
   duplicateThreshold: number;
   duplicateNeighbors: number;
+  /**
+   * HNSW candidate list of the build's near-duplicate search (memory tier). Absent in indices
+   * built before it: their search list was used.
+   */
+  duplicateExpansion?: number;
   /** Absent in indices built before the compressed tier: memory. */
   tier?: IndexTier;
   /** Set when tier is compressed; the graph files are then IVF-PQ files. */

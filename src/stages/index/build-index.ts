@@ -63,7 +63,12 @@ import {
   writeSegment,
 } from "./index-shard.js";
 import { chooseIndexTier } from "./index-tier.js";
-import { type BuildGraph, EncodedLists, joinNearDuplicates } from "./near-duplicates.js";
+import {
+  type BuildGraph,
+  duplicateSearchSettings,
+  EncodedLists,
+  joinNearDuplicates,
+} from "./near-duplicates.js";
 
 export const INDEX_STAGE = "index";
 
@@ -356,11 +361,12 @@ export async function indexBuildStart(
   const identity = digestOf({
     version: INDEX_FORMAT_VERSION,
     source: plan.source,
-    // What shapes the stored graphs and groups; threads and the search list do not.
+    // What shapes the stored graphs and groups; threads and the search lists do not.
     config: {
       ...config,
       threads: undefined,
       expansionSearch: undefined,
+      duplicateExpansion: undefined,
       // A new size applies from the last shard on: the shards already built stay as they are.
       shardSize: undefined,
       atlasPoints: undefined,
@@ -434,6 +440,7 @@ export function extendedParams(
     ...manifest.params,
     expansionSearch:
       config.expansionSearch > 0 ? config.expansionSearch : defaultExpansionSearch(expectedRows),
+    duplicateExpansion: config.duplicateExpansion,
   };
 }
 
@@ -443,8 +450,8 @@ function newShardGraphs(build: BuildState): Record<Modality, BuildGraph> {
   const compressed = params.compressed;
   if (compressed === undefined) {
     return {
-      image: VectorGraph.create(dimensions, params),
-      text: VectorGraph.create(dimensions, params),
+      image: VectorGraph.create(dimensions, duplicateSearchSettings(params)),
+      text: VectorGraph.create(dimensions, duplicateSearchSettings(params)),
     };
   }
   const training = build.shards.at(-1)?.training;
@@ -548,7 +555,12 @@ async function reopen(
       const local = await storage.localPath(path);
       const graph =
         compressed === undefined
-          ? VectorGraph.open(local, manifest.dimensions, params, extend ? "load" : "view")
+          ? VectorGraph.open(
+              local,
+              manifest.dimensions,
+              duplicateSearchSettings(params),
+              extend ? "load" : "view",
+            )
           : await CompressedGraph.open(local, manifest.dimensions, compressed);
       if (graph.size !== shard.rows) {
         throw new Error(

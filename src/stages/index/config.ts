@@ -81,6 +81,15 @@ export const indexConfigSchema = z
       .max(256)
       .default(10)
       .describe("nearest neighbours of each image looked at for its near-duplicates"),
+    duplicateExpansion: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .default(32)
+      .describe(
+        "HNSW candidate list of the near-duplicate search while building (memory tier): shorter is faster and misses a few more pairs",
+      ),
     atlasPoints: z
       .number()
       .int()

@@ -31,7 +31,7 @@ import { removeUnreferencedFiles } from "./index-cleanup.js";
 import { type IndexShardJob, type IndexSlice, isIndexShardJob } from "./index-job-plan.js";
 import { planIndexShards } from "./index-plan.js";
 import { type IndexShardRecord, readShardRecord } from "./index-shard-job.js";
-import { type BuildGraph, joinNearDuplicates } from "./near-duplicates.js";
+import { type BuildGraph, duplicateSearchSettings, joinNearDuplicates } from "./near-duplicates.js";
 
 export async function commitIndexJobs(run: SharedStageRun): Promise<Record<string, unknown>> {
   try {
@@ -193,7 +193,7 @@ async function joinAcrossShards(
       const compressed = params.compressed;
       const graph =
         compressed === undefined
-          ? VectorGraph.open(local, dimensions, params, "view")
+          ? VectorGraph.open(local, dimensions, duplicateSearchSettings(params), "view")
           : await CompressedGraph.open(local, dimensions, compressed);
       if (graph instanceof CompressedGraph && vectors !== undefined) graph.attachVectors(vectors);
       images.push(graph);

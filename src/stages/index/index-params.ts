@@ -77,6 +77,7 @@ export function chooseIndexParams(
       flatMaxVectors: config.flatMaxVectors,
       duplicateThreshold: config.duplicateThreshold,
       duplicateNeighbors: config.duplicateNeighbors,
+      duplicateExpansion: config.duplicateExpansion,
     },
     bytes: 2 * graphBytes(rows, dimensions, quantization, connectivity),
     overBudget,

@@ -29,7 +29,12 @@ import {
   releaseIndexShard,
   writeSegment,
 } from "./index-shard.js";
-import { type BuildGraph, EncodedLists, joinNearDuplicates } from "./near-duplicates.js";
+import {
+  type BuildGraph,
+  duplicateSearchSettings,
+  EncodedLists,
+  joinNearDuplicates,
+} from "./near-duplicates.js";
 
 /** What a job leaves for the commit (`layout.indexBuildRecord`). */
 export interface IndexShardRecord {
@@ -234,7 +239,7 @@ async function shardGraphs(
       const local = await storage.localPath(path);
       const graph =
         compressed === undefined
-          ? VectorGraph.open(local, dimensions, params, "load")
+          ? VectorGraph.open(local, dimensions, duplicateSearchSettings(params), "load")
           : await CompressedGraph.open(local, dimensions, compressed);
       if (graph.size !== extended.rows) {
         throw new Error(
@@ -247,8 +252,8 @@ async function shardGraphs(
   }
   if (compressed === undefined) {
     return {
-      image: VectorGraph.create(dimensions, params),
-      text: VectorGraph.create(dimensions, params),
+      image: VectorGraph.create(dimensions, duplicateSearchSettings(params)),
+      text: VectorGraph.create(dimensions, duplicateSearchSettings(params)),
     };
   }
   const { training } = job;

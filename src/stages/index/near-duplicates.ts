@@ -7,7 +7,7 @@
  */
 import { CompressedGraph } from "../../formats/index/compressed-graph.js";
 import type { DuplicateGroups } from "../../formats/index/duplicate-groups.js";
-import type { VectorGraph } from "../../formats/index/graph.js";
+import type { GraphSettings, VectorGraph } from "../../formats/index/graph.js";
 import type { IndexParams } from "../../formats/index/index-manifest.js";
 
 /**
@@ -40,6 +40,15 @@ export class EncodedLists {
   byTraining(): Map<string, Uint32Array> {
     return typeof this.training === "string" ? new Map([[this.training, this.lists]]) : new Map();
   }
+}
+
+/**
+ * The settings a build gives the HNSW graphs it adds to or opens: while it builds, a graph is
+ * searched only for near-duplicates, with their own candidate list (the saved file does not
+ * depend on it; serve opens it with the index's).
+ */
+export function duplicateSearchSettings(params: IndexParams): GraphSettings {
+  return { ...params, expansionSearch: params.duplicateExpansion ?? params.expansionSearch };
 }
 
 /** A modality's search structure while it is built: an HNSW graph or the compressed tier's. */

@@ -1,0 +1,189 @@
+/**
+ * The memory tier's near-duplicate search (`index.duplicateExpansion`, the HNSW candidate list a
+ * build searches its graphs with for each row's near-duplicates) against the index's own search
+ * list (`defaultExpansionSearch`, what the build searched with before), on the same graph.
+ *
+ * Vectors: N clustered 512-d rows as in `npm run bench -- index`, of which about 3 % are planted
+ * near-duplicates of an earlier row (the row plus noise, cosine 0.965–0.997: a re-encoded or
+ * resized copy of an image, as CLIP sees it; a copy of a copy makes a chain). One HNSW graph
+ * (M 16, efConstruction 128, the index bench's) is built once and kept in bench/.data/; each
+ * list then runs production's `joinNearDuplicates` over every row on that graph, memory-mapped.
+ * Reported: seconds, rows/s, the planted pairs that end in one group, rows in groups, and the
+ * search's share of a build of both graphs plus the search (the stage's other parts are a few per
+ * cent; `npm run bench -- index` measures the whole stage). Target: the share ≤ 20 % (issue 19).
+ *
+ *   npm run bench -- near-duplicates [--vectors 200000] [--lists 16,24,32,48,96] [--rebuild]
+ */
+import { readFile, stat, writeFile } from "node:fs/promises";
+import { cpus } from "node:os";
+import { parseArgs } from "node:util";
+import { seededUniform } from "../src/demo/sample/wat-generator.js";
+import { DuplicateGroups } from "../src/formats/index/duplicate-groups.js";
+import { VectorGraph } from "../src/formats/index/graph.js";
+import type { IndexParams } from "../src/formats/index/index-manifest.js";
+import { indexConfigSchema } from "../src/stages/index/config.js";
+import { defaultExpansionSearch } from "../src/stages/index/index-params.js";
+import { joinNearDuplicates } from "../src/stages/index/near-duplicates.js";
+import { ClusterMixture } from "./index.js";
+import { type BenchRow, benchDataPath, loadAverage, printTable } from "./support.js";
+
+const DIMENSIONS = 512;
+const PLANTED_SHARE = 0.03;
+
+export async function main(args: string[]): Promise<BenchRow[]> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      vectors: { type: "string", default: "200000" },
+      lists: { type: "string", default: "16,24,32,48,96" },
+      rebuild: { type: "boolean", default: false },
+    },
+  });
+  const rows = Number(values.vectors);
+  const threads = cpus().length;
+  const indexList = defaultExpansionSearch(rows);
+  const chosen = indexConfigSchema.parse({}).duplicateExpansion;
+  const lists = [...new Set([...values.lists.split(",").map(Number), indexList, chosen])].sort(
+    (a, b) => a - b,
+  );
+  console.log(`${threads} cores, load average at start: ${loadAverage()}`);
+
+  const { vectors, planted } = plantedVectors(rows);
+  const params: IndexParams = {
+    quantization: "f32",
+    connectivity: 16,
+    expansionAdd: 128,
+    expansionSearch: indexList,
+    flatMaxVectors: 0,
+    duplicateThreshold: 0.96,
+    duplicateNeighbors: 10,
+    tier: "memory",
+  };
+  const graphPath = await benchDataPath(`near-duplicates-${rows}.usearch`);
+  const buildPath = `${graphPath}.json`;
+  let graphSeconds: number;
+  if (values.rebuild || !(await exists(graphPath)) || !(await exists(buildPath))) {
+    console.log(`building the image graph of ${rows} rows (once; kept in bench/.data/)`);
+    const started = performance.now();
+    const graph = VectorGraph.create(DIMENSIONS, params);
+    graph.add(0, vectors, threads);
+    graphSeconds = (performance.now() - started) / 1000;
+    graph.save(graphPath);
+    await writeFile(buildPath, JSON.stringify({ graphSeconds, load: loadAverage() }));
+  } else {
+    graphSeconds = (JSON.parse(await readFile(buildPath, "utf8")) as { graphSeconds: number })
+      .graphSeconds;
+  }
+  console.log(`one graph: ${graphSeconds.toFixed(1)} s to build (${threads} threads)`);
+
+  const results = new Map<number, { seconds: number; together: number; inGroups: number }>();
+  for (const list of lists) {
+    const graph = VectorGraph.open(
+      graphPath,
+      DIMENSIONS,
+      { ...params, expansionSearch: list },
+      "view",
+    );
+    const groups = new DuplicateGroups();
+    groups.grow(rows);
+    const started = performance.now();
+    await joinNearDuplicates(
+      { dimensions: DIMENSIONS, params, groups, threads },
+      [graph],
+      vectors,
+      0,
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const together = planted.filter(([row, source]) => groups.find(row) === groups.find(source));
+    const { groups: named } = groups.resolve();
+    const sizes = new Map<number, number>();
+    for (const group of named) sizes.set(group, (sizes.get(group) ?? 0) + 1);
+    const inGroups = named.filter((group) => (sizes.get(group) ?? 0) > 1).length;
+    results.set(list, { seconds, together: together.length, inGroups });
+  }
+
+  const share = (seconds: number) => seconds / (2 * graphSeconds + seconds);
+  printTable([
+    ["search list", "seconds", "rows/s", "planted pairs in one group", "rows in groups", "share"],
+    ...lists.map((list) => {
+      const result = results.get(list) as { seconds: number; together: number; inGroups: number };
+      return [
+        list === indexList ? `${list} (the index's)` : String(list),
+        result.seconds.toFixed(1),
+        Math.round(rows / result.seconds),
+        `${result.together}/${planted.length} (${((100 * result.together) / planted.length).toFixed(2)} %)`,
+        result.inGroups,
+        `${(100 * share(result.seconds)).toFixed(1)} %`,
+      ];
+    }),
+  ]);
+  console.log(`load average at end: ${loadAverage()}`);
+
+  const ours = results.get(chosen);
+  const peer = results.get(indexList) as { seconds: number; together: number };
+  if (ours === undefined) return [];
+  const grouped = (found: number) => ((100 * found) / planted.length).toFixed(2);
+  return [
+    {
+      stage: `near-duplicate search, ${rows} rows (${planted.length} planted), list ${chosen} (the default) vs the index's ${indexList}: planted pairs grouped ${grouped(ours.together)} % vs ${grouped(peer.together)} %`,
+      unit: "rows/s",
+      clipcrawl: rows / ours.seconds,
+      peer: { name: `search list ${indexList}`, value: rows / peer.seconds },
+      ratio: peer.seconds / ours.seconds,
+      target: "none (report; the share below is the target)",
+    },
+    {
+      stage: `near-duplicate search, ${rows} rows: share of both graphs + the search (list ${chosen}; ${(100 * share(peer.seconds)).toFixed(1)} % at ${indexList})`,
+      unit: "%",
+      clipcrawl: 100 * share(ours.seconds),
+      peer: { name: "limit", value: 20 },
+      ratio: share(ours.seconds) / 0.2,
+      target: "≤ 20 %",
+      met: share(ours.seconds) <= 0.2,
+    },
+  ];
+}
+
+/** Clustered rows with about 3 % near-duplicates of earlier rows; the planted (row, source) pairs. */
+function plantedVectors(rows: number): {
+  vectors: Float32Array;
+  planted: [number, number][];
+} {
+  const mixture = new ClusterMixture(Math.max(50, Math.round(rows / 1000)), 20240601);
+  const next = seededUniform(29);
+  const vectors = new Float32Array(rows * DIMENSIONS);
+  const planted: [number, number][] = [];
+  for (let row = 0; row < rows; row++) {
+    const offset = row * DIMENSIONS;
+    if (row === 0 || next() >= PLANTED_SHARE) {
+      mixture.sample(next, vectors, offset);
+      continue;
+    }
+    const source = Math.floor(next() * row);
+    // Noise of norm ≈ 0.08–0.27 a row: cosine ≈ 0.997 down to 0.965.
+    const noise = 0.0035 + 0.0085 * next();
+    let norm = 0;
+    for (let dim = 0; dim < DIMENSIONS; dim++) {
+      const value = (vectors[source * DIMENSIONS + dim] as number) + noise * gaussian(next);
+      vectors[offset + dim] = value;
+      norm += value * value;
+    }
+    const scale = 1 / Math.sqrt(norm);
+    for (let dim = 0; dim < DIMENSIONS; dim++) {
+      vectors[offset + dim] = (vectors[offset + dim] as number) * scale;
+    }
+    planted.push([row, source]);
+  }
+  return { vectors, planted };
+}
+
+function gaussian(next: () => number): number {
+  return Math.sqrt(-2 * Math.log(next() + 1e-12)) * Math.cos(2 * Math.PI * next());
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
