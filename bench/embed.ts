@@ -59,7 +59,7 @@ import { CAPTIONS_BY_LANGUAGE } from "../src/demo/sample/sample-captions.js";
 import { seededUniform } from "../src/demo/sample/wat-generator.js";
 import { generateTinyClipModel } from "../src/demo/tiny-clip/generate.js";
 import { ClipModel, type EmbeddingMatrix } from "../src/models/clip-model.js";
-import { ClipEmbedder, normaliseRows } from "../src/models/embedder.js";
+import { ClipEmbedder } from "../src/models/embedder.js";
 import type { PixelBatch } from "../src/models/image-preprocessing.js";
 import {
   assertDeviceAvailable,
@@ -68,6 +68,7 @@ import {
   parseInferenceDevice,
 } from "../src/models/inference-device.js";
 import { quantizeClipModel } from "../src/models/onnx-quantize.js";
+import { normaliseRows } from "../src/models/unit-rows.js";
 import { downloadConfigSchema } from "../src/stages/download/config.js";
 import { ImageResizer } from "../src/stages/download/resizer.js";
 import { embedConfigSchema } from "../src/stages/embed/config.js";

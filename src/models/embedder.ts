@@ -13,6 +13,7 @@ import type { ClipModel } from "./clip-model.js";
 import type { PixelBatch } from "./image-preprocessing.js";
 import type { EmbeddingMatrix } from "./onnx-tower.js";
 import type { ClipTokenizer, TokenBatch } from "./tokenizer.js";
+import { normaliseRows } from "./unit-rows.js";
 
 /** What embedding captions needs from a model: ClipModel and TextModel both have it. */
 export interface CaptionModel {
@@ -146,25 +147,6 @@ export class ClipEmbedder {
     }
     return prepared;
   }
-}
-
-/** Scales every row to unit length; an all-zero row stays zero (its cosine with anything is 0). */
-export function normaliseRows(embeddings: EmbeddingMatrix): EmbeddingMatrix {
-  const { rows, dimensions } = embeddings;
-  const data = new Float32Array(embeddings.data.length);
-  for (let row = 0; row < rows; row++) {
-    let sumOfSquares = 0;
-    for (let column = 0; column < dimensions; column++) {
-      const value = embeddings.data[row * dimensions + column] as number;
-      sumOfSquares += value * value;
-    }
-    const scale = sumOfSquares > 0 ? 1 / Math.sqrt(sumOfSquares) : 0;
-    for (let column = 0; column < dimensions; column++) {
-      data[row * dimensions + column] =
-        (embeddings.data[row * dimensions + column] as number) * scale;
-    }
-  }
-  return { rows, dimensions, data };
 }
 
 /** Row `row` of a matrix, as a view. */

@@ -15,7 +15,8 @@
 import { cpus } from "node:os";
 import { DEFAULT_MAX_IMAGE_PIXELS } from "../../io/image-header.js";
 import type { ClipModel, EmbeddingMatrix } from "../../models/clip-model.js";
-import { type ImageFailure, normaliseRows } from "../../models/embedder.js";
+import type { ImageFailure } from "../../models/embedder.js";
+import { normaliseRows } from "../../models/unit-rows.js";
 import { siblingModule, WorkerPool } from "../../shard/worker-pool.js";
 import type { PreprocessedImage, PreprocessTask } from "./preprocess-worker.js";
 
