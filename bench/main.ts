@@ -21,6 +21,7 @@ const BENCH_ORDER = [
   "index-engines",
   "index-queue",
   "near-duplicates",
+  "index-metric",
   "serve",
   "serve-s3",
   "serve-fanout",
