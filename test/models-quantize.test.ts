@@ -171,14 +171,14 @@ test("a Gemm with transposed weights and a bias is quantised as a MatMul", async
   assert.ok(error > 0 && error < 0.03, `relative error ${error}`);
 });
 
-test("weights quantise symmetrically: each column's largest magnitude is ±127, a zero column stays zero", () => {
+test("weights quantise symmetrically in 7 bits: each column's largest magnitude is ±63, a zero column stays zero", () => {
   // Columns: [1, -4], [0.5, 2], [0, 0]
   const weight = Float32Array.from([1, 0.5, 0, -4, 2, 0]);
   const perColumn = quantizeWeight(weight, 2, 3, true);
-  assert.deepEqual(Array.from(perColumn.values), [32, 32, 0, -127, 127, 0]);
-  assert.deepEqual(Array.from(perColumn.scales), [4 / 127, 2 / 127, 1].map(Math.fround));
+  assert.deepEqual(Array.from(perColumn.values), [16, 16, 0, -63, 63, 0]);
+  assert.deepEqual(Array.from(perColumn.scales), [4 / 63, 2 / 63, 1].map(Math.fround));
   const perTensor = quantizeWeight(weight, 2, 3, false);
-  assert.deepEqual(Array.from(perTensor.values), [32, 16, 0, -127, 64, 0]);
+  assert.deepEqual(Array.from(perTensor.values), [16, 8, 0, -63, 31, 0]);
   assert.equal(perTensor.scales.length, 1);
 });
 
