@@ -949,7 +949,7 @@ function normalise(values: Float32Array, offset: number): void {
   }
 }
 
-function gaussian(next: () => number): number {
+export function gaussian(next: () => number): number {
   return Math.sqrt(-2 * Math.log(next() + 1e-12)) * Math.cos(2 * Math.PI * next());
 }
 

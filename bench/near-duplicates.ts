@@ -24,7 +24,7 @@ import type { IndexParams } from "../src/formats/index/index-manifest.js";
 import { indexConfigSchema } from "../src/stages/index/config.js";
 import { defaultExpansionSearch } from "../src/stages/index/index-params.js";
 import { joinNearDuplicates } from "../src/stages/index/near-duplicates.js";
-import { ClusterMixture } from "./index.js";
+import { ClusterMixture, gaussian } from "./index.js";
 import { type BenchRow, benchDataPath, loadAverage, printTable } from "./support.js";
 
 const DIMENSIONS = 512;
@@ -175,10 +175,6 @@ function plantedVectors(rows: number): {
     planted.push([row, source]);
   }
   return { vectors, planted };
-}
-
-function gaussian(next: () => number): number {
-  return Math.sqrt(-2 * Math.log(next() + 1e-12)) * Math.cos(2 * Math.PI * next());
 }
 
 async function exists(path: string): Promise<boolean> {
