@@ -45,7 +45,7 @@
  */
 import { type ChildProcessByStdio, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
@@ -668,20 +668,16 @@ async function ensureModel(): Promise<BenchModel> {
       throw new Error(`the peer's ONNX export exited with ${exported.status}`);
     await writeFile(stampPath, stamp);
   }
-  const quantized = join(folder, "onnx", "vision_model_quantized.onnx");
-  const fp32 = join(folder, "onnx", "vision_model.onnx");
-  let quantizeNote = "from an earlier run (clipcrawl model quantize)";
-  if (!existsSync(quantized) || (await stat(quantized)).mtimeMs < (await stat(fp32)).mtimeMs) {
-    const started = performance.now();
-    const result = await quantizeClipModel(folder);
-    const seconds = (performance.now() - started) / 1000;
-    quantizeNote = `quantised now in ${seconds.toFixed(1)} s (${result.towers
-      .map(
-        (tower) =>
-          `${tower.report.quantizedMatMuls} MatMuls, ${(tower.report.bytesBefore / 1e6).toFixed(0)} → ${(tower.report.bytesAfter / 1e6).toFixed(0)} MB`,
-      )
-      .join("; ")})`;
-  }
+  // Quantised on every run: the towers must come from this checkout's quantiser.
+  const started = performance.now();
+  const result = await quantizeClipModel(folder);
+  const seconds = (performance.now() - started) / 1000;
+  const quantizeNote = `quantised now in ${seconds.toFixed(1)} s (${result.towers
+    .map(
+      (tower) =>
+        `${tower.report.quantizedMatMuls} MatMuls, ${(tower.report.bytesBefore / 1e6).toFixed(0)} → ${(tower.report.bytesAfter / 1e6).toFixed(0)} MB`,
+    )
+    .join("; ")})`;
   return { folder, quantizeNote };
 }
 

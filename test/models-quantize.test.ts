@@ -171,15 +171,31 @@ test("a Gemm with transposed weights and a bias is quantised as a MatMul", async
   assert.ok(error > 0 && error < 0.03, `relative error ${error}`);
 });
 
-test("weights quantise symmetrically in 7 bits: each column's largest magnitude is ±63, a zero column stays zero", () => {
-  // Columns: [1, -4], [0.5, 2], [0, 0]
+test("weights quantise symmetrically with each column's largest row-pair sum at 127, so no pair of codes passes 128; a zero column stays zero", () => {
+  // Columns: [1, -4], [0.5, 2], [0, 0]: pair sums 5, 2.5 and 0.
   const weight = Float32Array.from([1, 0.5, 0, -4, 2, 0]);
   const perColumn = quantizeWeight(weight, 2, 3, true);
-  assert.deepEqual(Array.from(perColumn.values), [16, 16, 0, -63, 63, 0]);
-  assert.deepEqual(Array.from(perColumn.scales), [4 / 63, 2 / 63, 1].map(Math.fround));
+  assert.deepEqual(Array.from(perColumn.values), [25, 25, 0, -102, 102, 0]);
+  assert.deepEqual(Array.from(perColumn.scales), [5 / 127, 2.5 / 127, 1].map(Math.fround));
   const perTensor = quantizeWeight(weight, 2, 3, false);
-  assert.deepEqual(Array.from(perTensor.values), [16, 8, 0, -63, 31, 0]);
+  assert.deepEqual(Array.from(perTensor.values), [25, 13, 0, -102, 51, 0]);
   assert.equal(perTensor.scales.length, 1);
+  // An odd last row is a pair on its own.
+  assert.deepEqual(
+    Array.from(quantizeWeight(Float32Array.from([1, 1, 3]), 3, 1, true).values),
+    [42, 42, 127],
+  );
+  const random = new SeededRandom(13);
+  const rows = 64;
+  const wide = quantizeWeight(randomValues(random, rows * 32, 1), rows, 32, true);
+  for (let row = 0; row < rows; row += 2) {
+    for (let column = 0; column < 32; column++) {
+      const pair =
+        Math.abs(wide.values[row * 32 + column] as number) +
+        Math.abs(wide.values[(row + 1) * 32 + column] as number);
+      assert.ok(pair <= 128, `rows ${row}-${row + 1}, column ${column}: ${pair}`);
+    }
+  }
 });
 
 test("a quantised tiny CLIP loads with precision quantized and embeds like fp32 (cosine ≥ 0.99)", async () => {
