@@ -58,7 +58,8 @@ const K = 10;
 const ROWS_PER_SHARD = 100_000;
 const CONNECTIVITY = 16;
 const EXPANSION_ADD = 128;
-const EXPANSIONS = [16, 32, 48, 64, 96, 128, 192, 256];
+/** The search lists measured, on both sides (faiss's efSearch gets the same grid). */
+const EXPANSIONS = [16, 32, 48, 64, 96, 128, 160, 192, 224, 256];
 const LANGUAGES = ["en", "de", "fr", "es", "ja", "sw"];
 
 interface Row {
@@ -645,6 +646,7 @@ function runFaiss(root: string, data: BenchData, workers: number): Row[] {
     String(CONNECTIVITY),
     String(EXPANSION_ADD),
     join(root, ".."),
+    EXPANSIONS.join(","),
   ]);
   return lines.map((peer) => {
     return {

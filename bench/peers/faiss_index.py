@@ -3,9 +3,10 @@ with parameters comparable to clipcrawl's graph (HNSW, same M and efConstruction
 indices autofaiss builds for LAION (IVF with 4·sqrt(n) lists rounded to a power of two, PQ64),
 with and without exact re-ranking (RFlat).
 
-usage: faiss_index.py EMB_DIR QUERIES.npy TRUTH.npy THREADS M EF_CONSTRUCTION WORK_DIR
+usage: faiss_index.py EMB_DIR QUERIES.npy TRUTH.npy THREADS M EF_CONSTRUCTION WORK_DIR EF_SEARCHES
   EMB_DIR holds img_emb_*.npy (float16 or float32, what `clipcrawl index` reads);
-  TRUTH.npy holds the exact top-10 ids of each query.
+  TRUTH.npy holds the exact top-10 ids of each query; EF_SEARCHES is the comma-separated list of
+  efSearch values, the same grid clipcrawl's lists are measured at.
 Prints one JSON object per line: {"engine", "params", "build_s", "bytes", "recall", "qps_call",
 "qps_batch_1", "qps_batch_n"}.
 """
@@ -64,6 +65,7 @@ def main() -> None:
     emb_dir, queries_path, truth_path = sys.argv[1:4]
     threads, m, ef_construction = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
     work_dir = sys.argv[7]
+    ef_searches = [int(value) for value in sys.argv[8].split(",")]
     vectors = np.concatenate(
         [np.load(path).astype(np.float32) for path in sorted(glob.glob(os.path.join(emb_dir, "img_emb_*.npy")))]
     )
@@ -79,7 +81,7 @@ def main() -> None:
     hnsw.add(vectors)
     build = time.perf_counter() - started
     size = size_of(hnsw, work_dir)
-    for ef in [16, 32, 48, 64, 96, 128, 192, 256]:
+    for ef in ef_searches:
         hnsw.hnsw.efSearch = ef
         emit({"engine": "faiss HNSW", "params": f"M={m} efC={ef_construction} efSearch={ef}",
               "build_s": build, "bytes": size, **measure(hnsw, queries, truth, threads)})
