@@ -212,7 +212,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   return headline;
 }
 
-const COMPRESSED_PROBES = [8, 16, 32];
+const COMPRESSED_PROBES = [4, 8, 16, 32];
 const COMPRESSED_RERANK = [50, 100, 200];
 /** faiss IVF-PQ's code within 150 bytes a vector with its 8-byte ids (autofaiss's choice). */
 const FAISS_CODE_SIZE = 64;
