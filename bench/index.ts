@@ -275,6 +275,9 @@ async function compressedTier(
         const { recall, qps } = measureSingle(index, data.queries, data.truth);
         index.close();
         const qpsN = await measureConcurrent(pool, workers, root, 0, data.queries, search);
+        console.log(
+          `  nprobe ${probes} R ${rerank}: recall@10 ${recall.toFixed(3)}, ${qps.toFixed(0)} QPS on 1 thread, ${qpsN.toFixed(0)} on ${workers}`,
+        );
         const { lists, subQuantizers } = trained;
         measured.push({
           engine: "clipcrawl compressed tier",
@@ -306,8 +309,11 @@ async function compressedTier(
     }
     index.close();
   }
+  console.log("serve's peak RSS over the queries…");
   const serving = await servePeakRss(root, data.queries);
 
+  if (faiss)
+    console.log(`running faiss IVF-PQ on the same vectors (load average ${loadAverage()})`);
   const peers = faiss
     ? runFaissCompressed(
         root,
