@@ -3,10 +3,10 @@
  * float16) holds its rows scaled to unit length and compares them by inner product, which is
  * then their cosine: the neighbours of usearch's cosine metric, which normalises both sides at
  * every comparison, for less work a comparison (`npm run bench -- index-metric`: as many or up to
- * 15 % more queries a second at the same recall on clustered 512-d rows, docs/index-engine.md). An 8-bit graph, and any saved before,
- * is cosine; a saved file keeps its metric (usearch reads it from the file's header), so both
- * open alike. Rows and queries reach usearch at unit length, so a returned distance d is a
- * similarity of 1 − d whatever their norms, on either metric.
+ * 15 % more queries a second at the same recall on clustered 512-d rows, docs/index-engine.md).
+ * An 8-bit graph, and any saved before, is cosine; a saved file keeps its metric (usearch reads
+ * it from the file's header), so both open alike. Rows and queries reach usearch at unit length,
+ * so a returned distance d is a similarity of 1 − d whatever their norms, on either metric.
  *
  * usearch's ESM entry cannot find its native binary (its directory lookup recurses forever under
  * `import`), so it is loaded through `require`; the prebuilt binary inside the package is used and
