@@ -64,6 +64,12 @@ const GRAPH_COARSE_FROM = 4096;
 const COARSE_CONNECTIVITY = 32;
 const COARSE_EXPANSION = 128;
 /**
+ * The centroid graph's search list (faiss's quantizer efSearch is 16, widened to nprobe). At
+ * 1M rows, 4096 lists, nprobe 4: 32 finds 98 % of the exact nearest lists at 0.24 ms a query
+ * against 99.8 % at 0.56 ms with 128, and recall@10 after re-ranking moves by 0.002.
+ */
+const COARSE_SEARCH_EXPANSION = 32;
+/**
  * Coarse graphs by their centroids' checksum: an index's shards share one training, so one graph
  * serves all of them in a process.
  */
@@ -94,7 +100,7 @@ function sharedCoarseGraph(
       quantization: ScalarKind.F32,
       connectivity: COARSE_CONNECTIVITY,
       expansion_add: COARSE_EXPANSION,
-      expansion_search: COARSE_EXPANSION,
+      expansion_search: COARSE_SEARCH_EXPANSION,
       multi: false,
     });
     graph.add(
@@ -326,7 +332,7 @@ export class IvfPqIndex {
     outIds: Uint32Array,
     outScores: Float32Array,
   ): number {
-    const { dimensions, subQuantizers, codebooks, listStarts, ids, codes } = this;
+    const { dimensions, subQuantizers, listStarts, ids, codes } = this;
     const subDimensions = dimensions / subQuantizers;
     const wanted = Math.min(probes, this.lists);
     const graph = this.coarseGraph();
@@ -342,19 +348,11 @@ export class IvfPqIndex {
           ) as import("usearch").Matches)
         : graph.search(whole(query), wanted, 1);
 
-    const table = new Float32Array(subQuantizers * CENTROIDS_PER_SUBSPACE);
-    for (let sub = 0; sub < subQuantizers; sub++) {
-      const queryBase = sub * subDimensions;
-      const tableBase = sub * CENTROIDS_PER_SUBSPACE;
-      for (let centroid = 0; centroid < CENTROIDS_PER_SUBSPACE; centroid++) {
-        const bookBase = (tableBase + centroid) * subDimensions;
-        let sum = 0;
-        for (let dim = 0; dim < subDimensions; dim++) {
-          sum += (query[queryBase + dim] as number) * (codebooks[bookBase + dim] as number);
-        }
-        table[tableBase + centroid] = sum;
-      }
-    }
+    const table = lookupTable(query, this.codebooks, subQuantizers, subDimensions);
+    const tableLength = table.length;
+    // Eight sub-quantisers a step (every m here is a multiple of 8 but the tail is kept general):
+    // the scan is most of a query's time, and one lookup a loop turn is twice as slow.
+    const unrolled = tableLength - (tableLength % (8 * CENTROIDS_PER_SUBSPACE));
 
     // A min-heap of the best `candidates` scores: its root is the score to beat.
     let found = 0;
@@ -365,7 +363,19 @@ export class IvfPqIndex {
       for (let slot = listStarts[list] as number; slot < end; slot++) {
         let score = coarse;
         let codeAt = slot * subQuantizers;
-        for (let tableBase = 0; tableBase < table.length; tableBase += CENTROIDS_PER_SUBSPACE) {
+        let tableBase = 0;
+        for (; tableBase < unrolled; tableBase += 8 * CENTROIDS_PER_SUBSPACE, codeAt += 8) {
+          score +=
+            (table[tableBase + (codes[codeAt] as number)] as number) +
+            (table[tableBase + 256 + (codes[codeAt + 1] as number)] as number) +
+            (table[tableBase + 512 + (codes[codeAt + 2] as number)] as number) +
+            (table[tableBase + 768 + (codes[codeAt + 3] as number)] as number) +
+            (table[tableBase + 1024 + (codes[codeAt + 4] as number)] as number) +
+            (table[tableBase + 1280 + (codes[codeAt + 5] as number)] as number) +
+            (table[tableBase + 1536 + (codes[codeAt + 6] as number)] as number) +
+            (table[tableBase + 1792 + (codes[codeAt + 7] as number)] as number);
+        }
+        for (; tableBase < tableLength; tableBase += CENTROIDS_PER_SUBSPACE) {
           score += table[tableBase + (codes[codeAt++] as number)] as number;
         }
         if (found < candidates) {
@@ -506,6 +516,48 @@ function encodedLength(dimensions: number, lists: number, subQuantizers: number,
 
 function align4(offset: number): number {
   return (offset + 3) & ~3;
+}
+
+/**
+ * The query's inner product with every codebook centroid, sub-quantiser by sub-quantiser
+ * (m × 256). Four dimensions a sub-quantiser (512-d at PQ128, the tier's usual code) keep the
+ * query's values in locals: 2.4× faster than the general loop, and the table is a third of a
+ * short query's time.
+ */
+function lookupTable(
+  query: Float32Array,
+  codebooks: Float32Array,
+  subQuantizers: number,
+  subDimensions: number,
+): Float32Array {
+  const table = new Float32Array(subQuantizers * CENTROIDS_PER_SUBSPACE);
+  for (let sub = 0; sub < subQuantizers; sub++) {
+    const queryBase = sub * subDimensions;
+    const tableBase = sub * CENTROIDS_PER_SUBSPACE;
+    let bookAt = tableBase * subDimensions;
+    if (subDimensions === 4) {
+      const q0 = query[queryBase] as number;
+      const q1 = query[queryBase + 1] as number;
+      const q2 = query[queryBase + 2] as number;
+      const q3 = query[queryBase + 3] as number;
+      for (let centroid = 0; centroid < CENTROIDS_PER_SUBSPACE; centroid++, bookAt += 4) {
+        table[tableBase + centroid] =
+          q0 * (codebooks[bookAt] as number) +
+          q1 * (codebooks[bookAt + 1] as number) +
+          q2 * (codebooks[bookAt + 2] as number) +
+          q3 * (codebooks[bookAt + 3] as number);
+      }
+      continue;
+    }
+    for (let centroid = 0; centroid < CENTROIDS_PER_SUBSPACE; centroid++) {
+      let sum = 0;
+      for (let dim = 0; dim < subDimensions; dim++, bookAt++) {
+        sum += (query[queryBase + dim] as number) * (codebooks[bookAt] as number);
+      }
+      table[tableBase + centroid] = sum;
+    }
+  }
+  return table;
 }
 
 function siftUp(
