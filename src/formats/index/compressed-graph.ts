@@ -258,7 +258,7 @@ export class CompressedGraph {
         );
       }
       const k = Math.min(count, size);
-      const found = exactSearch(members.vectors, asked, dimensions, k, MetricKind.IP, 1);
+      const found = exactSearch(members.vectors, asked, dimensions, k, MetricKind.IP, threads);
       const keys = found.keys;
       const distances = found.distances;
       for (let at = from; at < to; at++) {
