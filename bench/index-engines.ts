@@ -28,14 +28,8 @@ import { SegmentVectors } from "../src/formats/index/segment-vectors.js";
 import { layout, shardName } from "../src/io/layout.js";
 import { decodeNpy } from "../src/io/npy.js";
 import { fromFloat16Bits } from "../src/models/float16.js";
-import { type BenchData, ensureData } from "./index.js";
-import {
-  type BenchRow,
-  benchDataPath,
-  faissPeerLines,
-  loadAverage,
-  printTable,
-} from "./support.js";
+import { type BenchData, ensureData, indexDataFolder } from "./index.js";
+import { type BenchRow, faissPeerLines, loadAverage, printTable } from "./support.js";
 
 const { Index, MetricKind, ScalarKind } = createRequire(import.meta.url)(
   "usearch",
@@ -100,7 +94,7 @@ export async function main(args: string[]): Promise<BenchRow[] | undefined> {
   const codeSizes = values["code-sizes"].split(",").map(Number);
   const faissCodeSizes = values["faiss-code-sizes"].split(",").map(Number);
   const threads = cpus().length;
-  const folder = await benchDataPath(`index-${vectorCount}`);
+  const folder = await indexDataFolder(vectorCount);
   const root = join(folder, "root");
   const data = await ensureData(root, folder, vectorCount, queryCount);
   if (values.prepare === true) return undefined;

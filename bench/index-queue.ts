@@ -28,8 +28,8 @@ import { redisOptions } from "../src/runner/distributed/queue-names.js";
 import { buildIndex } from "../src/stages/index/build-index.js";
 import type { IndexConfig } from "../src/stages/index/config.js";
 import { indexStage } from "../src/stages/index/stage.js";
-import { ensureData } from "./index.js";
-import { type BenchRow, benchDataPath, loadAverage, printTable } from "./support.js";
+import { ensureData, indexDataFolder } from "./index.js";
+import { type BenchRow, loadAverage, printTable } from "./support.js";
 
 export async function main(args: string[]): Promise<BenchRow[]> {
   const { values } = parseArgs({
@@ -50,7 +50,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   const workerCount = Number(values.workers);
   const load = loadAverage;
   console.log(`${cpus().length} cores, load average at start: ${load()}`);
-  const folder = await benchDataPath(`index-${vectors}`);
+  const folder = await indexDataFolder(vectors);
   const root = join(folder, "root");
   await ensureData(root, folder, vectors, 1000);
   const settings: Partial<IndexConfig> = {

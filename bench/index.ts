@@ -56,6 +56,18 @@ import {
 
 const DIMENSIONS = 512;
 const K = 10;
+/** Share of rows that are near-duplicates of an earlier row (the web's copies of one image). */
+export const NEAR_DUPLICATE_SHARE = 0.03;
+/**
+ * The generated vectors' version, in their folder's name: a change to how they are drawn gets a
+ * new folder, since faiss's cached indices and the truth there belong to the vectors.
+ */
+const DATA_VERSION = 2;
+
+/** Where the index benches keep `vectors` generated rows, their queries, truth and faiss's builds. */
+export function indexDataFolder(vectors: number): Promise<string> {
+  return benchDataPath(`index-${vectors}-v${DATA_VERSION}`);
+}
 const ROWS_PER_SHARD = 100_000;
 const CONNECTIVITY = 16;
 /** clipcrawl's efConstruction: the product's default unless `--expansion-add` sets it. */
@@ -116,7 +128,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
       .join(" ");
   console.log(`${cpus().length} cores, load average at start: ${load()}`);
 
-  const folder = await benchDataPath(`index-${vectors}`);
+  const folder = await indexDataFolder(vectors);
   const root = join(folder, "root");
   const data = await ensureData(root, folder, vectors, queryCount);
   if (values.tier === "compressed") {
@@ -729,6 +741,7 @@ export async function ensureData(
   const started = performance.now();
   const rootStorage = new LocalStorage(root);
   const dataRandom = seededUniform(11);
+  let previous: Float32Array = new Float32Array(0);
   let done = 0;
   for (let shard = 0; shard < shards; shard++) {
     const rows = Math.min(ROWS_PER_SHARD, vectors - done);
@@ -737,8 +750,9 @@ export async function ensureData(
     const name = shardName(shard);
     const imageBits = complete
       ? await readStoredBits(root, name)
-      : generatedBits(mixture, dataRandom, rows);
+      : generatedBits(mixture, dataRandom, rows, previous);
     const stored = fromFloat16Bits(imageBits);
+    previous = stored;
     best.add(queries, stored, done);
     if (!complete) {
       const texts = new Float32Array(rows * DIMENSIONS);
@@ -776,10 +790,52 @@ export async function ensureData(
   return { queries, truth, queriesPath, truthPath };
 }
 
-function generatedBits(mixture: ClusterMixture, next: () => number, rows: number): Uint16Array {
+/**
+ * A shard's image rows: drawn from the mixture, but NEAR_DUPLICATE_SHARE of them near-duplicates
+ * of an earlier row of this shard or the one before (`previous`), as re-encoded and resized
+ * copies of one image are on the web.
+ */
+function generatedBits(
+  mixture: ClusterMixture,
+  next: () => number,
+  rows: number,
+  previous: Float32Array,
+): Uint16Array {
   const images = new Float32Array(rows * DIMENSIONS);
-  for (let row = 0; row < rows; row++) mixture.sample(next, images, row * DIMENSIONS);
+  const earlier = previous.length / DIMENSIONS;
+  for (let row = 0; row < rows; row++) {
+    if (earlier + row === 0 || next() >= NEAR_DUPLICATE_SHARE) {
+      mixture.sample(next, images, row * DIMENSIONS);
+      continue;
+    }
+    const source = Math.floor(next() * (earlier + row));
+    const [from, fromRow] = source < earlier ? [previous, source] : [images, source - earlier];
+    plantNearDuplicate(next, from, fromRow * DIMENSIONS, images, row * DIMENSIONS);
+  }
   return toFloat16Bits(images);
+}
+
+/**
+ * Writes at `to[offset …]` a near-duplicate of the row at `from[fromOffset …]`: the row plus
+ * noise of norm ≈ 0.08–0.27, renormalised (cosine ≈ 0.997 down to 0.965).
+ */
+export function plantNearDuplicate(
+  next: () => number,
+  from: Float32Array,
+  fromOffset: number,
+  to: Float32Array,
+  offset: number,
+): void {
+  const noise = 0.0035 + 0.0085 * next();
+  let norm = 0;
+  for (let dim = 0; dim < DIMENSIONS; dim++) {
+    const value = (from[fromOffset + dim] as number) + noise * gaussian(next);
+    to[offset + dim] = value;
+    norm += value * value;
+  }
+  const scale = 1 / Math.sqrt(norm);
+  for (let dim = 0; dim < DIMENSIONS; dim++)
+    to[offset + dim] = (to[offset + dim] as number) * scale;
 }
 
 async function readStoredBits(root: string, shard: string): Promise<Uint16Array> {

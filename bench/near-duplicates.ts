@@ -24,11 +24,10 @@ import type { IndexParams } from "../src/formats/index/index-manifest.js";
 import { indexConfigSchema } from "../src/stages/index/config.js";
 import { defaultExpansionSearch } from "../src/stages/index/index-params.js";
 import { joinNearDuplicates } from "../src/stages/index/near-duplicates.js";
-import { ClusterMixture, gaussian } from "./index.js";
+import { ClusterMixture, NEAR_DUPLICATE_SHARE, plantNearDuplicate } from "./index.js";
 import { type BenchRow, benchDataPath, loadAverage, printTable } from "./support.js";
 
 const DIMENSIONS = 512;
-const PLANTED_SHARE = 0.03;
 
 export async function main(args: string[]): Promise<BenchRow[]> {
   const { values } = parseArgs({
@@ -155,23 +154,12 @@ function plantedVectors(rows: number): {
   const planted: [number, number][] = [];
   for (let row = 0; row < rows; row++) {
     const offset = row * DIMENSIONS;
-    if (row === 0 || next() >= PLANTED_SHARE) {
+    if (row === 0 || next() >= NEAR_DUPLICATE_SHARE) {
       mixture.sample(next, vectors, offset);
       continue;
     }
     const source = Math.floor(next() * row);
-    // Noise of norm ≈ 0.08–0.27 a row: cosine ≈ 0.997 down to 0.965.
-    const noise = 0.0035 + 0.0085 * next();
-    let norm = 0;
-    for (let dim = 0; dim < DIMENSIONS; dim++) {
-      const value = (vectors[source * DIMENSIONS + dim] as number) + noise * gaussian(next);
-      vectors[offset + dim] = value;
-      norm += value * value;
-    }
-    const scale = 1 / Math.sqrt(norm);
-    for (let dim = 0; dim < DIMENSIONS; dim++) {
-      vectors[offset + dim] = (vectors[offset + dim] as number) * scale;
-    }
+    plantNearDuplicate(next, vectors, source * DIMENSIONS, vectors, offset);
     planted.push([row, source]);
   }
   return { vectors, planted };

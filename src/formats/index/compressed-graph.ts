@@ -36,6 +36,21 @@ export interface ListAssignment {
   lists: Uint32Array;
 }
 
+/** What CompressedGraph.nearDuplicates looks for. */
+export interface NearDuplicateQuery {
+  /** Cosine similarity a near-duplicate has at least. */
+  threshold: number;
+  /** The most near-duplicates returned for one query. */
+  count: number;
+  threads: number;
+  /** The id of the first query when the queries are rows this index holds: each skips its own. */
+  firstId?: number | undefined;
+  /** The queries' lists by training (IvfPqIndex.trainingKey): shards that share one reuse them. */
+  assigned?: Map<string, Uint32Array> | undefined;
+}
+
+const NO_MATCHES: GraphMatches = { ids: new Uint32Array(0), similarities: new Float32Array(0) };
+
 export class CompressedGraph {
   private vectors: SegmentVectors | undefined;
   /** Rows added before there were enough to train on, in the order added. */
@@ -210,37 +225,35 @@ export class CompressedGraph {
   }
 
   /**
-   * For each query (row-major), the rows this index holds at cosine ≥ `threshold`, at most
+   * For each query (row-major), the other rows this index holds at cosine ≥ `threshold`, at most
    * `count`, best first: the build's near-duplicate step. A near-duplicate falls in its twin's
    * list, so each query is compared only with the rows of its own list as their codes give them
    * back (one native exact search a list, no lookup table, no re-rank of R); rows within
    * NEAR_DUPLICATE_MARGIN of the threshold are then scored exactly with their float16 rows.
    */
-  async nearDuplicates(
-    queries: Float32Array,
-    threshold: number,
-    count: number,
-    threads: number,
-    /** The queries' lists by training (IvfPqIndex.trainingKey): shards that share one reuse them. */
-    assigned = new Map<string, Uint32Array>(),
-  ): Promise<GraphMatches[]> {
+  async nearDuplicates(queries: Float32Array, search: NearDuplicateQuery): Promise<GraphMatches[]> {
+    const { threshold, count, threads } = search;
     const index = this.index;
     const vectors = this.vectors;
+    const self = (row: number) => (search.firstId === undefined ? -1 : search.firstId + row);
     if (this.pending !== undefined || index === undefined) {
-      return this.searchBatch(queries, count, threads).map((matches) =>
-        aboveThreshold(matches, threshold),
+      return this.searchBatch(queries, count + 1, threads).map((matches, row) =>
+        aboveThreshold(matches, threshold, self(row)),
       );
     }
     if (vectors === undefined) throw new Error("compressed index has no vectors to re-rank with");
     const { dimensions } = this;
     const rows = queries.length / dimensions;
+    const assigned = search.assigned ?? new Map<string, Uint32Array>();
     let lists = assigned.get(index.trainingKey);
     if (lists === undefined) {
       lists = await index.assign(queries, threads);
       assigned.set(index.trainingKey, lists);
     }
+    // Row r's candidates are candidates[r * count …] (found[r] of them), in its list's order.
+    const candidates = new Uint32Array(rows * count);
+    const found = new Uint32Array(rows);
     const byList = rowsByList(lists, index.lists);
-    const candidates: number[][] = Array.from({ length: rows }, () => []);
     const { exactSearch, MetricKind } = usearch();
     for (let list = 0; list < index.lists; list++) {
       const from = byList.starts[list] as number;
@@ -257,30 +270,38 @@ export class CompressedGraph {
           (at - from) * dimensions,
         );
       }
-      const k = Math.min(count, size);
-      const found = exactSearch(members.vectors, asked, dimensions, k, MetricKind.IP, threads);
-      const keys = found.keys;
-      const distances = found.distances;
+      // One more than asked for: the query's own row is in its list when it was added.
+      const k = Math.min(count + 1, size);
+      const nearest = exactSearch(members.vectors, asked, dimensions, k, MetricKind.IP, threads);
+      const { keys, distances } = nearest;
       for (let at = from; at < to; at++) {
         const row = byList.rows[at] as number;
-        for (let slot = (at - from) * k; slot < (at - from + 1) * k; slot++) {
+        const own = self(row);
+        let kept = 0;
+        for (let slot = (at - from) * k; slot < (at - from + 1) * k && kept < count; slot++) {
           if (1 - (distances[slot] as number) < threshold - NEAR_DUPLICATE_MARGIN) break;
-          (candidates[row] as number[]).push(members.ids[Number(keys[slot])] as number);
+          const id = members.ids[Number(keys[slot])] as number;
+          if (id !== own) candidates[row * count + kept++] = id;
         }
+        found[row] = kept;
       }
     }
-    return candidates.map((ids, row) => {
-      if (ids.length === 0) return { ids: new Uint32Array(0), similarities: new Float32Array(0) };
-      const sorted = Uint32Array.from(ids).sort();
-      const exact = new Float32Array(sorted.length);
-      vectors.dotMany(queries.subarray(row * dimensions, (row + 1) * dimensions), sorted, exact);
-      const kept = [...sorted.keys()]
-        .filter((at) => (exact[at] as number) >= threshold)
-        .sort((a, b) => (exact[b] as number) - (exact[a] as number) || a - b)
-        .slice(0, count);
+    const exact = new Float32Array(count);
+    const order = new Uint32Array(count);
+    return Array.from({ length: rows }, (_, row) => {
+      const total = found[row] as number;
+      if (total === 0) return NO_MATCHES;
+      const ids = candidates.subarray(row * count, row * count + total).sort();
+      vectors.dotMany(queries.subarray(row * dimensions, (row + 1) * dimensions), ids, exact);
+      let kept = 0;
+      for (let at = 0; at < total; at++) if ((exact[at] as number) >= threshold) order[kept++] = at;
+      if (kept === 0) return NO_MATCHES;
+      const best = order
+        .subarray(0, kept)
+        .sort((a, b) => (exact[b] as number) - (exact[a] as number) || a - b);
       return {
-        ids: Uint32Array.from(kept, (at) => sorted[at] as number),
-        similarities: Float32Array.from(kept, (at) => exact[at] as number),
+        ids: Uint32Array.from(best, (at) => ids[at] as number),
+        similarities: Float32Array.from(best, (at) => exact[at] as number),
       };
     });
   }
@@ -332,12 +353,14 @@ function rowsByList(lists: Uint32Array, count: number): { starts: Uint32Array; r
   return { starts, rows };
 }
 
-function aboveThreshold(matches: GraphMatches, threshold: number): GraphMatches {
-  let kept = 0;
-  while (kept < matches.ids.length && (matches.similarities[kept] as number) >= threshold) kept++;
+/** The matches at `threshold` or above, `own` (the query's row) left out. */
+function aboveThreshold(matches: GraphMatches, threshold: number, own: number): GraphMatches {
+  const kept = [...matches.ids.keys()].filter(
+    (at) => (matches.similarities[at] as number) >= threshold && matches.ids[at] !== own,
+  );
   return {
-    ids: matches.ids.subarray(0, kept),
-    similarities: matches.similarities.subarray(0, kept),
+    ids: Uint32Array.from(kept, (at) => matches.ids[at] as number),
+    similarities: Float32Array.from(kept, (at) => matches.similarities[at] as number),
   };
 }
 

@@ -52,6 +52,9 @@ interface SegmentFile {
 }
 
 export class SegmentVectors {
+  /** Where rows read from the files land, grown to the longest run read (dotMany). */
+  private readBuffer = Buffer.allocUnsafeSlow(0);
+
   private constructor(
     readonly dimensions: number,
     private readonly files: SegmentFile[],
@@ -117,7 +120,6 @@ export class SegmentVectors {
       return;
     }
     const rowBytes = dimensions * 2;
-    let buffer = Buffer.alloc(rowBytes * 64);
     let start = 0;
     while (start < ids.length) {
       const first = ids[start] as number;
@@ -132,7 +134,8 @@ export class SegmentVectors {
         end++;
       }
       const runBytes = (end - start) * rowBytes;
-      if (buffer.length < runBytes) buffer = Buffer.alloc(runBytes);
+      if (this.readBuffer.length < runBytes) this.readBuffer = Buffer.allocUnsafeSlow(runBytes);
+      const buffer = this.readBuffer;
       readSync(
         file.descriptor as number,
         buffer,

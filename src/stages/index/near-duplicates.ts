@@ -85,13 +85,13 @@ export async function joinNearDuplicates(
     for (const image of images) {
       const found =
         image instanceof CompressedGraph
-          ? await image.nearDuplicates(
-              batchVectors,
-              params.duplicateThreshold,
-              params.duplicateNeighbors + 1,
+          ? await image.nearDuplicates(batchVectors, {
+              threshold: params.duplicateThreshold,
+              count: params.duplicateNeighbors,
               threads,
+              firstId: firstId + start,
               assigned,
-            )
+            })
           : image.searchBatch(batchVectors, params.duplicateNeighbors + 1, threads);
       found.forEach((matches, offset) => {
         const id = firstId + start + offset;
