@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { seededUniform } from "../src/demo/sample/wat-generator.js";
 import { CompressedGraph } from "../src/formats/index/compressed-graph.js";
 import { IvfPqFileError, IvfPqIndex } from "../src/formats/index/ivf-pq.js";
 import { encodeSegmentVectors, SegmentVectors } from "../src/formats/index/segment-vectors.js";
@@ -244,5 +245,59 @@ test("every approximate score is the query's inner product with the row its code
         `m ${subQuantizers}, row ${id}: ${scores[at]} against ${want}`,
       );
     });
+  }
+});
+
+test("near-duplicates of rows far from their list's centroid are all found: their codes' lost norm is added back", async () => {
+  const dir = await tempDir("ivfpq-twins");
+  // Spread as CLIP's rows are around their list's centroid: the codes lose ~10 % of a row's norm.
+  const rows = clusteredVectors(2000, 23);
+  const next = seededUniform(5);
+  const twins: [number, number][] = [];
+  for (let twin = 0; twin < 200; twin++) {
+    const row = 100 + Math.floor(next() * 1900);
+    const source = Math.floor(next() * row);
+    if (twins.some(([other]) => other === source || other === row)) continue;
+    // Noise of norm 0.08–0.24 over the 64 values: cosine 0.997 down to 0.972.
+    const noise = 0.01 + 0.02 * next();
+    const copy = rows.slice(source * DIMENSIONS, (source + 1) * DIMENSIONS);
+    for (let dim = 0; dim < DIMENSIONS; dim++) {
+      copy[dim] = (copy[dim] as number) + noise * 1.7 * (next() * 2 - 1);
+    }
+    const norm = Math.hypot(...copy);
+    rows.set(
+      copy.map((value) => value / norm),
+      row * DIMENSIONS,
+    );
+    twins.push([row, source]);
+  }
+  const stored = fromFloat16Bits(toFloat16Bits(rows));
+  const path = join(dir, "image_emb.npy");
+  await writeFile(path, encodeSegmentVectors(stored, DIMENSIONS));
+  const source = await SegmentVectors.open([{ path, firstId: 0, rows: 2000 }], DIMENSIONS, false);
+  try {
+    // One list: every pair is in the same list, so the step must find each one.
+    const graph = CompressedGraph.create(DIMENSIONS, { ...PARAMS, lists: 1 });
+    await graph.add(0, stored, 1);
+    graph.attachVectors(source);
+    const found = await graph.nearDuplicates(stored, {
+      threshold: 0.96,
+      count: 10,
+      threads: 1,
+      firstId: 0,
+    });
+    const rowOf = (row: number) => stored.subarray(row * DIMENSIONS, (row + 1) * DIMENSIONS);
+    const cosine = (a: number, b: number) =>
+      rowOf(a).reduce((sum, value, dim) => sum + value * (rowOf(b)[dim] as number), 0);
+    const expected = (row: number) =>
+      exactTop(stored, rowOf(row), 11).filter(
+        (other) => other !== row && cosine(row, other) >= 0.96,
+      );
+    assert.ok(twins.length > 150);
+    for (let row = 0; row < 2000; row++) {
+      assert.deepEqual([...(found[row]?.ids ?? [])].sort(), expected(row).sort(), `row ${row}`);
+    }
+  } finally {
+    source.close();
   }
 });
