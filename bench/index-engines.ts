@@ -5,7 +5,7 @@
  *
  * Vectors, queries and truth are `npm run bench -- index`'s (clustered 512-d CLIP-like vectors
  * as embeddings shards, queries from the same mixture, exact top-10 over the stored float16
- * vectors), generated once per size under bench/.data/index-N/. Measured, on the image vectors:
+ * vectors), generated once per size under bench/.data/index-N-v2/. Measured, on the image vectors:
  * - usearch 2.25.3 quantised graphs: b1 (sign bits, Hamming) and i8 (cosine), low connectivity;
  * - an IVF-PQ of our own in typed arrays (bench/engines/ivf-pq.ts), autofaiss's list count;
  * - faiss IVF-PQ with autofaiss's list count and the same code sizes, and faiss HNSW in memory;

@@ -2,7 +2,7 @@
  * The index build on the queue (`clipcrawl run --queue`: one job an index shard, on 1 and on W
  * worker processes, then the commit in the coordinator) against one local process (`clipcrawl index`),
  * on the same vectors as `npm run bench -- index` (clustered 512-d, web-like metadata, kept in
- * bench/.data/index-N/). Both builds write the index from scratch with the same settings; the
+ * bench/.data/index-N-v2/). Both builds write the index from scratch with the same settings; the
  * compressed tier's shard files must come out byte for byte the same, which the bench checks.
  *
  * Each worker builds with one thread (`index.threads` 1: W workers on W cores), the local build
