@@ -59,16 +59,29 @@ def main() -> None:
     cache_dir = sys.argv[8]
     hnsw_m, hnsw_efc = int(sys.argv[9]), int(sys.argv[10])
     paths = sorted(glob.glob(os.path.join(emb_dir, "img_emb_*.npy")))
+    # The float16 files stay memory-mapped: at 10M rows a float32 copy (20 GB) would not fit
+    # beside faiss's index on a 24 GB machine, so rows are converted a file at a time.
     stored = [np.load(path, mmap_mode="r") for path in paths]
-    halves = np.concatenate(stored) if len(stored) > 1 else stored[0]
-    vectors = np.asarray(halves, dtype=np.float32)
     queries = np.load(queries_path).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     truth = np.load(truth_path).astype(np.int64)
-    count, dimensions = vectors.shape
-    del halves
-    # Re-ranking reads rows from the memory-mapped float16 files, not from the float32 copy.
+    count, dimensions = sum(len(part) for part in stored), stored[0].shape[1]
     offsets = np.cumsum([0] + [len(part) for part in stored])
+
+    def rows_of(ids):
+        """The float32 rows of ascending global ids."""
+        shard = np.searchsorted(offsets, ids, side="right") - 1
+        return np.concatenate([stored[s][ids[shard == s] - offsets[s]] for s in np.unique(shard)]).astype(np.float32)
+
+    def add_all(index) -> float:
+        """Adds every row, a file at a time; returns the seconds spent in faiss's add."""
+        seconds = 0.0
+        for part in stored:
+            rows = np.asarray(part, dtype=np.float32)
+            started = time.perf_counter()
+            index.add(rows)
+            seconds += time.perf_counter() - started
+        return seconds
 
     def rerank(query, ids):
         ids = ids[ids >= 0]
@@ -86,7 +99,7 @@ def main() -> None:
         configurations += [(int(lists), int(code))] if code else [(int(lists), size) for size in code_sizes]
     for lists, code_size in configurations:
         # faiss's own floor is 39 training points a list (it warns below); 200k suffice below that.
-        train = vectors[np.random.default_rng(0).permutation(count)[: min(count, max(39 * lists, min(256 * lists, 200_000)))]]
+        train = rows_of(np.sort(np.random.default_rng(0).permutation(count)[: min(count, max(39 * lists, min(256 * lists, 200_000)))]))
         # autofaiss puts an HNSW over the centroids from 1M rows.
         coarse = f"IVF{lists}_HNSW32" if count >= 1_000_000 else f"IVF{lists}"
         key = f"{coarse},PQ{code_size}"
@@ -101,8 +114,7 @@ def main() -> None:
             ivfpq = faiss.index_factory(dimensions, key, faiss.METRIC_INNER_PRODUCT)
             faiss.downcast_index(faiss.extract_index_ivf(ivfpq)).do_polysemous_training = False
             ivfpq.train(train)
-            ivfpq.add(vectors)
-            build = time.perf_counter() - started
+            build = time.perf_counter() - started + add_all(ivfpq)
             faiss.write_index(ivfpq, cached)
             with open(cached + ".json", "w") as file:
                 json.dump({"build_s": build, "load_average": os.getloadavg()}, file)
@@ -122,11 +134,9 @@ def main() -> None:
 
     if hnsw_m > 0:
         faiss.omp_set_num_threads(threads)
-        started = time.perf_counter()
         hnsw = faiss.IndexHNSWFlat(dimensions, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = hnsw_efc
-        hnsw.add(vectors)
-        build = time.perf_counter() - started
+        build = add_all(hnsw)
         size = size_of(hnsw)
         faiss.omp_set_num_threads(1)
         for ef in [32, 64, 128]:

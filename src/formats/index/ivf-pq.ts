@@ -135,6 +135,11 @@ export class IvfPqIndex {
     return this.listStarts.length - 1;
   }
 
+  /** The lists' centroids, row-major (read-only: the index's own). */
+  get centroids(): Float32Array {
+    return this.centroidValues;
+  }
+
   get size(): number {
     return this.ids.length;
   }
