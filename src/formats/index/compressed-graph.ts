@@ -377,14 +377,7 @@ function besideLists(
   const { exactSearch, MetricKind } = usearch();
   const reach = Math.min(BESIDE_LISTS + 1, lists);
   if (reach < 2) return { starts: new Uint32Array(lists + 1), rows: new Uint32Array(0) };
-  const centres = exactSearch(
-    whole(centroids),
-    whole(centroids),
-    dimensions,
-    reach,
-    MetricKind.L2sq,
-    threads,
-  );
+  const centres = index.nearestLists(reach, threads);
   const pairRows: number[] = [];
   const pairLists: number[] = [];
   for (let list = 0; list < lists; list++) {
@@ -397,7 +390,7 @@ function besideLists(
     around.set(centroids.subarray(list * dimensions, (list + 1) * dimensions), 0);
     let filled = 1;
     for (let slot = list * reach; slot < (list + 1) * reach && filled < reach; slot++) {
-      const other = Number(centres.keys[slot]);
+      const other = centres.lists[slot] as number;
       if (other === list) continue;
       aroundLists[filled] = other;
       apart[filled] = Math.sqrt(centres.distances[slot] as number);
