@@ -281,12 +281,8 @@ export class CompressedGraph {
         const members = index.decodeList(list);
         const size = members.ids.length;
         if (size === 0) continue;
-        const asked = new Float32Array(askedRows * dimensions);
         const rowAt = (at: number) => (at < own.length ? own[at] : near[at - own.length]) as number;
-        for (let at = 0; at < askedRows; at++) {
-          const row = rowAt(at);
-          asked.set(queries.subarray(row * dimensions, (row + 1) * dimensions), at * dimensions);
-        }
+        const asked = gatherRows(queries, askedRows, rowAt, dimensions);
         const lost = lostSquaredNorms(members.vectors, dimensions);
         // Every query against every row of the list in one product (MLAS: several times
         // usearch's exactSearch, which ran at 7 GFLOP/s on 512-d rows).
@@ -400,12 +396,9 @@ function besideLists(
       );
       filled++;
     }
-    const asked = new Float32Array(own.length * dimensions);
-    own.forEach((row, at) => {
-      asked.set(queries.subarray(row * dimensions, (row + 1) * dimensions), at * dimensions);
-    });
+    const asked = gatherRows(queries, own.length, (at) => own[at] as number, dimensions);
     const scored = exactSearch(
-      around.subarray(0, filled * dimensions).slice(),
+      whole(around.subarray(0, filled * dimensions)),
       asked,
       dimensions,
       filled,
@@ -433,6 +426,21 @@ function besideLists(
     starts: grouped.starts,
     rows: Uint32Array.from(grouped.rows, (pair) => pairRows[pair] as number),
   };
+}
+
+/** Rows `rowAt(0 … count − 1)` of `source` (row-major), one after another. */
+function gatherRows(
+  source: Float32Array,
+  count: number,
+  rowAt: (at: number) => number,
+  dimensions: number,
+): Float32Array {
+  const rows = new Float32Array(count * dimensions);
+  for (let at = 0; at < count; at++) {
+    const row = rowAt(at);
+    rows.set(source.subarray(row * dimensions, (row + 1) * dimensions), at * dimensions);
+  }
+  return rows;
 }
 
 /**
