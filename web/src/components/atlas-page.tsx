@@ -183,8 +183,14 @@ export function AtlasPage(props: {
     );
   }, [colourBy, drawn !== null]);
 
+  // Also set in the press itself: effects run after the next paint, and a drag begun before
+  // then would pan the map.
+  const toggleLasso = () => {
+    setLasso(!lasso);
+    void plot.current?.set({ mouseMode: mouseMode(!lasso) });
+  };
   useEffect(() => {
-    void plot.current?.set({ mouseMode: lasso ? "lasso" : "panZoom" });
+    void plot.current?.set({ mouseMode: mouseMode(lasso) });
   }, [lasso, drawn !== null]);
 
   // A text query selects its nearest images on the map.
@@ -285,7 +291,7 @@ export function AtlasPage(props: {
             <option value="off">Off</option>
           </select>
         </label>
-        <button type="button" aria-pressed={lasso} onClick={() => setLasso(!lasso)}>
+        <button type="button" aria-pressed={lasso} onClick={() => toggleLasso()}>
           Lasso
         </button>
       </form>
@@ -376,6 +382,10 @@ function HoverCard(props: { api: ClipcrawlApi; index: string; hovered: Hovered; 
       <figcaption>{hovered.row?.caption ?? "…"}</figcaption>
     </figure>
   );
+}
+
+function mouseMode(lasso: boolean): "lasso" | "panZoom" {
+  return lasso ? "lasso" : "panZoom";
 }
 
 function pointSize(count: number): number {
