@@ -5,6 +5,7 @@ import { after, before, test } from "node:test";
 import { seededUniform } from "../src/demo/sample/wat-generator.js";
 import { CompressedGraph } from "../src/formats/index/compressed-graph.js";
 import { IvfPqFileError, IvfPqIndex } from "../src/formats/index/ivf-pq.js";
+import { RowLists } from "../src/formats/index/row-lists.js";
 import { encodeSegmentVectors, SegmentVectors } from "../src/formats/index/segment-vectors.js";
 import { fromFloat16Bits, toFloat16Bits } from "../src/models/float16.js";
 import { tempDir } from "./support/temp.js";
@@ -250,38 +251,12 @@ test("every approximate score is the query's inner product with the row its code
 
 test("every near-duplicate pair is found: rows far from their list's centroid (their codes' lost norm added back) and pairs a list boundary splits", async () => {
   const dir = await tempDir("ivfpq-twins");
-  const rows = clusteredVectors(2000, 23);
-  const next = seededUniform(5);
-  const twins: [number, number][] = [];
-  for (let twin = 0; twin < 200; twin++) {
-    const row = 100 + Math.floor(next() * 1900);
-    const source = Math.floor(next() * row);
-    if (twins.some(([other]) => other === source || other === row)) continue;
-    // Noise of norm 0.08–0.24 over the 64 values: cosine 0.997 down to 0.972.
-    const noise = 0.01 + 0.02 * next();
-    const copy = rows.slice(source * DIMENSIONS, (source + 1) * DIMENSIONS);
-    for (let dim = 0; dim < DIMENSIONS; dim++) {
-      copy[dim] = (copy[dim] as number) + noise * 1.7 * (next() * 2 - 1);
-    }
-    const norm = Math.hypot(...copy);
-    rows.set(
-      copy.map((value) => value / norm),
-      row * DIMENSIONS,
-    );
-    twins.push([row, source]);
-  }
-  const stored = fromFloat16Bits(toFloat16Bits(rows));
+  const { stored, twins } = withTwins(clusteredVectors(2000, 23));
   const path = join(dir, "image_emb.npy");
   await writeFile(path, encodeSegmentVectors(stored, DIMENSIONS));
   const source = await SegmentVectors.open([{ path, firstId: 0, rows: 2000 }], DIMENSIONS, false);
   try {
-    const rowOf = (row: number) => stored.subarray(row * DIMENSIONS, (row + 1) * DIMENSIONS);
-    const cosine = (a: number, b: number) =>
-      rowOf(a).reduce((sum, value, dim) => sum + value * (rowOf(b)[dim] as number), 0);
-    const expected = (row: number) =>
-      exactTop(stored, rowOf(row), 11).filter(
-        (other) => other !== row && cosine(row, other) >= 0.96,
-      );
+    const expected = nearDuplicatesOf(stored);
     assert.ok(twins.length > 150);
     // One list: its rows lie far from its centroid and their codes lose ~10 % of their norm.
     // 48 lists of about 42 rows: some twins are filed in lists beside each other's.
@@ -304,3 +279,61 @@ test("every near-duplicate pair is found: rows far from their list's centroid (t
     source.close();
   }
 });
+
+test("the memory tier's build lists find every near-duplicate pair of its rows, and none below the threshold", async () => {
+  const { stored, twins } = withTwins(clusteredVectors(2000, 29));
+  assert.ok(twins.length > 150);
+  const expected = nearDuplicatesOf(stored);
+  const bits = toFloat16Bits(stored);
+  // Two segments, as a build adds them; ids from 500: the lists number rows from 0.
+  const added = [
+    { firstId: 500, bits: bits.subarray(0, 700 * DIMENSIONS) },
+    { firstId: 1200, bits: bits.subarray(700 * DIMENSIONS) },
+  ];
+  const lists = await RowLists.build(added, DIMENSIONS, 1);
+  assert.ok(lists.lists > 30, `${lists.lists} lists: pairs split by a boundary are possible`);
+  const found = Array.from({ length: 2000 }, () => new Set<number>());
+  await lists.nearDuplicates({ threshold: 0.96, count: 10, threads: 1 }, (row, other) => {
+    assert.notEqual(row, other);
+    found[row]?.add(other);
+  });
+  for (let row = 0; row < 2000; row++) {
+    assert.deepEqual([...(found[row] ?? [])].sort(), expected(row).sort(), `row ${row}`);
+  }
+});
+
+/**
+ * `rows` with about 200 rows replaced by near-duplicates of an earlier row (noise of norm
+ * 0.08–0.24 over the 64 values: cosine 0.997 down to 0.972), rounded to float16 as stored.
+ */
+function withTwins(rows: Float32Array): { stored: Float32Array; twins: [number, number][] } {
+  const next = seededUniform(5);
+  const twins: [number, number][] = [];
+  const count = rows.length / DIMENSIONS;
+  for (let twin = 0; twin < 200; twin++) {
+    const row = 100 + Math.floor(next() * (count - 100));
+    const source = Math.floor(next() * row);
+    if (twins.some(([other]) => other === source || other === row)) continue;
+    const noise = 0.01 + 0.02 * next();
+    const copy = rows.slice(source * DIMENSIONS, (source + 1) * DIMENSIONS);
+    for (let dim = 0; dim < DIMENSIONS; dim++) {
+      copy[dim] = (copy[dim] as number) + noise * 1.7 * (next() * 2 - 1);
+    }
+    const norm = Math.hypot(...copy);
+    rows.set(
+      copy.map((value) => value / norm),
+      row * DIMENSIONS,
+    );
+    twins.push([row, source]);
+  }
+  return { stored: fromFloat16Bits(toFloat16Bits(rows)), twins };
+}
+
+/** Each row's rows at cosine ≥ 0.96 among its exact 10 nearest others. */
+function nearDuplicatesOf(stored: Float32Array): (row: number) => number[] {
+  const rowOf = (row: number) => stored.subarray(row * DIMENSIONS, (row + 1) * DIMENSIONS);
+  const cosine = (a: number, b: number) =>
+    rowOf(a).reduce((sum, value, dim) => sum + value * (rowOf(b)[dim] as number), 0);
+  return (row) =>
+    exactTop(stored, rowOf(row), 11).filter((other) => other !== row && cosine(row, other) >= 0.96);
+}

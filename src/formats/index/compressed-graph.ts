@@ -13,10 +13,10 @@
  * own file, so every shard's file stands alone and a full shard is never rewritten.
  */
 
-import { DotProducts } from "../../models/dot-products.js";
 import type { GraphMatches } from "./graph.js";
 import type { CompressedParams } from "./index-manifest.js";
 import { CENTROIDS_PER_SUBSPACE, IvfPqIndex, usearch, whole } from "./ivf-pq.js";
+import { listCandidates, queryRowsOf } from "./list-near-duplicates.js";
 import type { SegmentVectors } from "./segment-vectors.js";
 
 /**
@@ -31,17 +31,6 @@ export const TRAINING = { pointsPerList: 32, pointsPerCode: 64, iterations: 8 };
  * the index bench's vectors its error stayed within 0.062, mostly over-estimating.
  */
 const NEAR_DUPLICATE_MARGIN = 0.05;
-
-/** The lists nearest a row's own that its near-duplicates may lie in (besideLists). */
-const BESIDE_LISTS = 8;
-/**
- * How far, in standard deviations, a near-duplicate may lie across a list boundary from its
- * twin (besideLists): a twin at the threshold is √(2 − 2·threshold) away in a direction at
- * random, so its distance along any one line is about that over √dimensions. Three keeps a
- * planted pair's chance of being split unseen under 0.2 % (99.97 % of 7,357 planted pairs
- * grouped at 250,000 rows in 1,024 lists, against 94.8 % in their own list alone).
- */
-const BOUNDARY_DEVIATIONS = 3;
 
 /** Rows' lists (IvfPqIndex.assign) under the key of the training that gave them. */
 export interface ListAssignment {
@@ -239,10 +228,10 @@ export class CompressedGraph {
 
   /**
    * For each query (row-major), the other rows this index holds at cosine ≥ `threshold`, at most
-   * `count`, best first: the build's near-duplicate step. A near-duplicate falls in its twin's
-   * list, so each query is compared only with the rows of its own list as their codes give them
-   * back (one native exact search a list, no lookup table, no re-rank of R); rows within
-   * NEAR_DUPLICATE_MARGIN of the threshold are then scored exactly with their float16 rows.
+   * `count`, best first: the build's near-duplicate step. Each query is compared with the rows
+   * of its own list and those beside it as their codes give them back (listCandidates; no lookup
+   * table, no re-rank of R); rows within NEAR_DUPLICATE_MARGIN of the threshold are then scored
+   * exactly with their float16 rows.
    */
   async nearDuplicates(queries: Float32Array, search: NearDuplicateQuery): Promise<GraphMatches[]> {
     const { threshold, count, threads } = search;
@@ -263,44 +252,27 @@ export class CompressedGraph {
       lists = await index.assign(queries, threads);
       assigned.set(index.trainingKey, lists);
     }
-    // Row r's candidates are candidates[r * count …] (found[r] of them), list by list.
-    const candidates = new Uint32Array(rows * count);
-    const found = new Uint32Array(rows);
-    const byList = rowsByList(lists, index.lists);
-    const beside = besideLists(index, queries, byList, threshold, threads);
-    // Each row's best `count` estimates so far, beside its candidates (see keepBest).
-    const estimates = new Float32Array(rows * count);
-    const floor = threshold - NEAR_DUPLICATE_MARGIN;
-    const products = await DotProducts.open(threads);
-    try {
-      for (let list = 0; list < index.lists; list++) {
-        const own = byList.rows.subarray(byList.starts[list], byList.starts[list + 1]);
-        const near = beside.rows.subarray(beside.starts[list], beside.starts[list + 1]);
-        const askedRows = own.length + near.length;
-        if (askedRows === 0) continue;
-        const members = index.decodeList(list);
-        const size = members.ids.length;
-        if (size === 0) continue;
-        const rowAt = (at: number) => (at < own.length ? own[at] : near[at - own.length]) as number;
-        const asked = gatherRows(queries, askedRows, rowAt, dimensions);
-        const lost = lostSquaredNorms(members.vectors, dimensions);
-        // Every query against every row of the list in one product (MLAS: several times
-        // usearch's exactSearch, which ran at 7 GFLOP/s on 512-d rows).
-        const scores = await products.products(asked, askedRows, members.vectors, size, dimensions);
-        for (let at = 0; at < askedRows; at++) {
-          const row = rowAt(at);
-          const itself = self(row);
-          for (let member = 0; member < size; member++) {
-            const estimate = (scores[at * size + member] as number) + (lost[member] as number);
-            if (estimate < floor) continue;
-            const id = members.ids[member] as number;
-            if (id !== itself) keepBest(row, id, estimate, count, candidates, estimates, found);
-          }
-        }
-      }
-    } finally {
-      await products.close();
-    }
+    const { candidates, found } = await listCandidates(
+      {
+        dimensions,
+        lists: index.lists,
+        centroids: index.centroids,
+        nearestLists: (reach, threads) => index.nearestLists(reach, threads),
+        listRows: (list) => {
+          const members = index.decodeList(list);
+          return { ...members, corrections: lostSquaredNorms(members.vectors, dimensions) };
+        },
+      },
+      queryRowsOf(queries, dimensions),
+      {
+        assignment: lists,
+        threshold,
+        floor: threshold - NEAR_DUPLICATE_MARGIN,
+        count,
+        threads,
+        self,
+      },
+    );
     const exact = new Float32Array(count);
     const order = new Uint32Array(count);
     return Array.from({ length: rows }, (_, row) => {
@@ -353,128 +325,6 @@ export class CompressedGraph {
 }
 
 /**
- * For each query row (grouped by its own list in `byList`), the other lists a near-duplicate of
- * it may have been filed in: among the BESIDE_LISTS lists whose centroids are nearest its own
- * list's, those whose boundary with its own list lies within reach of it (see
- * BOUNDARY_DEVIATIONS): its score for them, x·c − ½‖c‖² (add files a row in the list of the
- * highest), within reach · ‖c_own − c‖ of its own list's. Grouped by those lists as rowsByList
- * groups rows by their own.
- */
-function besideLists(
-  index: IvfPqIndex,
-  queries: Float32Array,
-  byList: { starts: Uint32Array; rows: Uint32Array },
-  threshold: number,
-  threads: number,
-): { starts: Uint32Array; rows: Uint32Array } {
-  const { dimensions, centroids, lists } = index;
-  const boundaryReach =
-    (BOUNDARY_DEVIATIONS * Math.sqrt(Math.max(0, 2 - 2 * threshold))) / Math.sqrt(dimensions);
-  const { exactSearch, MetricKind } = usearch();
-  const reach = Math.min(BESIDE_LISTS + 1, lists);
-  if (reach < 2) return { starts: new Uint32Array(lists + 1), rows: new Uint32Array(0) };
-  const centres = index.nearestLists(reach, threads);
-  const pairRows: number[] = [];
-  const pairLists: number[] = [];
-  for (let list = 0; list < lists; list++) {
-    const own = byList.rows.subarray(byList.starts[list], byList.starts[list + 1]);
-    if (own.length === 0) continue;
-    const around = new Float32Array(reach * dimensions);
-    const apart = new Float32Array(reach);
-    const aroundLists = new Uint32Array(reach);
-    aroundLists[0] = list;
-    around.set(centroids.subarray(list * dimensions, (list + 1) * dimensions), 0);
-    let filled = 1;
-    for (let slot = list * reach; slot < (list + 1) * reach && filled < reach; slot++) {
-      const other = centres.lists[slot] as number;
-      if (other === list) continue;
-      aroundLists[filled] = other;
-      apart[filled] = Math.sqrt(centres.distances[slot] as number);
-      around.set(
-        centroids.subarray(other * dimensions, (other + 1) * dimensions),
-        filled * dimensions,
-      );
-      filled++;
-    }
-    const asked = gatherRows(queries, own.length, (at) => own[at] as number, dimensions);
-    const scored = exactSearch(
-      whole(around.subarray(0, filled * dimensions)),
-      asked,
-      dimensions,
-      filled,
-      MetricKind.L2sq,
-      threads,
-    );
-    for (let at = 0; at < own.length; at++) {
-      let ownDistance = 0;
-      for (let slot = at * filled; slot < (at + 1) * filled; slot++) {
-        if (Number(scored.keys[slot]) === 0) ownDistance = scored.distances[slot] as number;
-      }
-      for (let slot = at * filled; slot < (at + 1) * filled; slot++) {
-        const which = Number(scored.keys[slot]);
-        if (which === 0) continue;
-        const margin = ((scored.distances[slot] as number) - ownDistance) / 2;
-        if (margin < boundaryReach * (apart[which] as number)) {
-          pairRows.push(own[at] as number);
-          pairLists.push(aroundLists[which] as number);
-        }
-      }
-    }
-  }
-  const grouped = rowsByList(Uint32Array.from(pairLists), lists);
-  return {
-    starts: grouped.starts,
-    rows: Uint32Array.from(grouped.rows, (pair) => pairRows[pair] as number),
-  };
-}
-
-/** Rows `rowAt(0 … count − 1)` of `source` (row-major), one after another. */
-function gatherRows(
-  source: Float32Array,
-  count: number,
-  rowAt: (at: number) => number,
-  dimensions: number,
-): Float32Array {
-  const rows = new Float32Array(count * dimensions);
-  for (let at = 0; at < count; at++) {
-    const row = rowAt(at);
-    rows.set(source.subarray(row * dimensions, (row + 1) * dimensions), at * dimensions);
-  }
-  return rows;
-}
-
-/**
- * Adds candidate `id` of `row` with its estimated cosine, keeping the row's best `count`: its
- * slots are candidates/estimates[row · count …], found[row] of them filled.
- */
-function keepBest(
-  row: number,
-  id: number,
-  estimate: number,
-  count: number,
-  candidates: Uint32Array,
-  estimates: Float32Array,
-  found: Uint32Array,
-): void {
-  const base = row * count;
-  const filled = found[row] as number;
-  if (filled < count) {
-    candidates[base + filled] = id;
-    estimates[base + filled] = estimate;
-    found[row] = filled + 1;
-    return;
-  }
-  let lowest = base;
-  for (let slot = base + 1; slot < base + count; slot++) {
-    if ((estimates[slot] as number) < (estimates[lowest] as number)) lowest = slot;
-  }
-  if (estimate > (estimates[lowest] as number)) {
-    candidates[lowest] = id;
-    estimates[lowest] = estimate;
-  }
-}
-
-/**
  * For each decoded row (row-major), 1 − its squared norm: what its code lost of a unit row. A
  * code's error e is nearly orthogonal to what it decodes to, so for a query q near the row b,
  * q·decoded(b) = q·b − q·e ≈ q·b − |e|², and |e|² ≈ 1 − |decoded(b)|²: adding this back makes a
@@ -491,22 +341,6 @@ function lostSquaredNorms(vectors: Float32Array, dimensions: number): Float32Arr
     lost[row] = 1 - norm;
   }
   return lost;
-}
-
-/** Query rows grouped by list: `rows[starts[l] … starts[l + 1]]` are list l's, in row order. */
-function rowsByList(lists: Uint32Array, count: number): { starts: Uint32Array; rows: Uint32Array } {
-  const starts = new Uint32Array(count + 1);
-  for (const list of lists) starts[list + 1] = (starts[list + 1] as number) + 1;
-  for (let list = 0; list < count; list++) {
-    starts[list + 1] = (starts[list + 1] as number) + (starts[list] as number);
-  }
-  const cursor = starts.slice(0, count);
-  const rows = new Uint32Array(lists.length);
-  lists.forEach((list, row) => {
-    rows[cursor[list] as number] = row;
-    cursor[list] = (cursor[list] as number) + 1;
-  });
-  return { starts, rows };
 }
 
 /** The matches at `threshold` or above, `own` (the query's row) left out. */

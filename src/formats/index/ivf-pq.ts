@@ -147,13 +147,9 @@ export class IvfPqIndex {
    */
   nearestLists(count: number, threads: number): { lists: Uint32Array; distances: Float32Array } {
     if (this.nearby?.count !== count) {
-      const { exactSearch, MetricKind } = usearch();
-      const values = whole(this.centroidValues);
-      const found = exactSearch(values, values, this.dimensions, count, MetricKind.L2sq, threads);
       this.nearby = {
         count,
-        lists: Uint32Array.from(found.keys, Number),
-        distances: Float32Array.from(found.distances),
+        ...nearestCentroids(this.centroidValues, this.dimensions, count, threads),
       };
     }
     return this.nearby;
@@ -656,13 +652,29 @@ function residualsOf(
   return residuals;
 }
 
+/** For each centroid (row-major), the `count` nearest it (itself among them), row-major. */
+export function nearestCentroids(
+  centroids: Float32Array,
+  dimensions: number,
+  count: number,
+  threads: number,
+): { lists: Uint32Array; distances: Float32Array } {
+  const { exactSearch, MetricKind } = usearch();
+  const values = whole(centroids);
+  const found = exactSearch(values, values, dimensions, count, MetricKind.L2sq, threads);
+  return {
+    lists: Uint32Array.from(found.keys, Number),
+    distances: Float32Array.from(found.distances),
+  };
+}
+
 /**
  * k-means in `subspaces` independent subspaces of `width` values at once (the coarse lists: one
  * subspace of every dimension; the PQ codebooks: one a sub-quantiser): `points` row-major, the
  * centres subspace-major ([s][k][w]). Starts from the first k points; an empty cluster restarts
  * at a random point.
  */
-async function kMeans(
+export async function kMeans(
   nearest: NearestCentres,
   points: Float32Array,
   subspaces: number,

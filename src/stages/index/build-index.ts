@@ -39,12 +39,14 @@ import {
   writeManifest,
 } from "../../formats/index/index-manifest.js";
 import { MIN_POINTS_PER_LIST } from "../../formats/index/ivf-pq.js";
+import type { AddedRows } from "../../formats/index/row-lists.js";
 import { SegmentVectors } from "../../formats/index/segment-vectors.js";
 import { outputInfo } from "../../io/file-info.js";
 import { layout } from "../../io/layout.js";
 import { openRoot } from "../../io/open-root.js";
 import { duckdbConnection, parquetDataDamage, parquetFileDamage } from "../../io/parquet.js";
 import type { DatasetStorage, FileInfo } from "../../io/storage.js";
+import { toFloat16Bits } from "../../models/float16.js";
 import { type StageReporter, silentReporter } from "../../shard/reporter.js";
 import type { FailedShard } from "../../shard/shard-loop.js";
 import { digestOf, ShardState } from "../../shard/shard-state.js";
@@ -67,6 +69,7 @@ import {
   type BuildGraph,
   duplicateSearchSettings,
   EncodedLists,
+  joinAddedDuplicates,
   joinNearDuplicates,
 } from "./near-duplicates.js";
 
@@ -154,6 +157,13 @@ interface BuildState {
   awaitingTraining: { firstId: number; vectors: Float32Array }[];
   /** Compressed tier: rows the first shard gathers before it trains (39 a list, faiss's floor). */
   trainingRows: number;
+  /**
+   * Memory tier: the rows this build adds (float16), whose near-duplicates among themselves are
+   * found once they are all added (joinAddedDuplicates); rows before `firstAdded` are the
+   * extended index's, found through its graphs.
+   */
+  added: AddedRows[];
+  firstAdded: number;
   segments: IndexSegment[];
   rows: number;
   overBudget: boolean;
@@ -242,7 +252,10 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
             },
           ]);
         }
-        if (build.params.tier === "compressed" && !lastShardTrained(build)) {
+        if (build.params.tier !== "compressed") {
+          build.added.push({ firstId, bits: toFloat16Bits(rows.image) });
+          await joinExtendedDuplicates(build, rows.image, firstId, threads);
+        } else if (!lastShardTrained(build)) {
           build.awaitingTraining.push({ firstId, vectors: rows.image });
         } else {
           await joinAwaitingDuplicates(build, threads);
@@ -272,6 +285,14 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
         timings.graph += (performance.now() - step) / 1000;
         const duplicateStep = performance.now();
         await joinAwaitingDuplicates(build, threads);
+        timings.duplicates += (performance.now() - duplicateStep) / 1000;
+      }
+      if (build !== undefined && build.added.length > 0) {
+        const duplicateStep = performance.now();
+        await joinAddedDuplicates(
+          { dimensions: build.dimensions, params: build.params, groups: build.groups, threads },
+          build.added.splice(0),
+        );
         timings.duplicates += (performance.now() - duplicateStep) / 1000;
       }
       if (build !== undefined && added.length > 0) {
@@ -397,6 +418,8 @@ function createBuild(config: IndexConfig, expectedRows: number, dimensions: numb
     shards: [],
     groups: new DuplicateGroups(),
     awaitingTraining: [],
+    added: [],
+    firstAdded: 0,
     segments: [],
     rows: 0,
   };
@@ -594,6 +617,8 @@ async function reopen(
     groups: new DuplicateGroups(groups),
     awaitingTraining: [],
     trainingRows: config.shardSize,
+    added: [],
+    firstAdded: manifest.rows,
     segments: manifest.segments.slice(),
     rows: manifest.rows,
     overBudget: false,
@@ -611,6 +636,26 @@ async function joinAwaitingDuplicates(build: BuildState, threads: number): Promi
   for (const waiting of build.awaitingTraining.splice(0)) {
     await joinDuplicates(build, waiting.vectors, waiting.firstId, threads);
   }
+}
+
+/**
+ * Memory tier: joins new rows with their near-duplicates among the extended index's rows, in the
+ * graphs of the shards that hold them (a reopened last shard's graph holds new rows too).
+ */
+async function joinExtendedDuplicates(
+  build: BuildState,
+  vectors: Float32Array,
+  firstId: number,
+  threads: number,
+): Promise<void> {
+  const extended = build.shards.filter((shard) => shard.firstId < build.firstAdded);
+  if (extended.length === 0) return;
+  await joinNearDuplicates(
+    { dimensions: build.dimensions, params: build.params, groups: build.groups, threads },
+    extended.map((shard) => shard.image),
+    vectors,
+    firstId,
+  );
 }
 
 /** Joins new rows with their near-duplicates in every shard of the build (their own included). */

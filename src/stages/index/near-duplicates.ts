@@ -9,6 +9,7 @@ import { CompressedGraph } from "../../formats/index/compressed-graph.js";
 import type { DuplicateGroups } from "../../formats/index/duplicate-groups.js";
 import type { GraphSettings, VectorGraph } from "../../formats/index/graph.js";
 import type { IndexParams } from "../../formats/index/index-manifest.js";
+import { type AddedRows, RowLists } from "../../formats/index/row-lists.js";
 
 /**
  * The compressed tier's lists of rows as they are added, add by add, kept while every add gave
@@ -103,4 +104,23 @@ export async function joinNearDuplicates(
       });
     }
   }
+}
+
+/**
+ * Joins the rows a memory-tier build added (`added`: consecutive ids) with their near-duplicates
+ * among themselves, through lists of those rows (RowLists) rather than their graphs. Rows of an
+ * index the build extends are found through that index's graphs (joinNearDuplicates).
+ */
+export async function joinAddedDuplicates(
+  search: NearDuplicateSearch,
+  added: readonly AddedRows[],
+): Promise<void> {
+  const first = added[0];
+  if (first === undefined) return;
+  const { dimensions, params, groups, threads } = search;
+  const lists = await RowLists.build(added, dimensions, threads);
+  await lists.nearDuplicates(
+    { threshold: params.duplicateThreshold, count: params.duplicateNeighbors, threads },
+    (row, other) => groups.union(first.firstId + row, first.firstId + other),
+  );
 }
