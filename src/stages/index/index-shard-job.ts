@@ -20,6 +20,7 @@ import { encodeSegmentVectors, SegmentVectors } from "../../formats/index/segmen
 import { layout } from "../../io/layout.js";
 import { duckdbConnection } from "../../io/parquet.js";
 import type { DatasetStorage } from "../../io/storage.js";
+import { toFloat16Bits } from "../../models/float16.js";
 import type { StageCall } from "../../shard/stage-definition.js";
 import { INDEX_STAGE, type IndexSummary, saveShardGraphs, shardFailure } from "./build-index.js";
 import type { IndexShardJob } from "./index-job-plan.js";
@@ -33,6 +34,7 @@ import {
   type BuildGraph,
   duplicateSearchSettings,
   EncodedLists,
+  joinAddedDuplicates,
   joinNearDuplicates,
 } from "./near-duplicates.js";
 
@@ -178,18 +180,19 @@ async function buildIndexShard(
   const first = job.shard.firstId;
   const rerank = await attachRerankVectors(storage, job, graphs.image, images, firstNew);
   try {
-    await joinNearDuplicates(
-      {
-        dimensions,
-        params,
-        groups: { union: (left, right) => groups.union(left - first, right - first) },
-        threads,
-      },
-      [graphs.image],
-      images,
-      firstNew,
-      lists.byTraining(),
-    );
+    const search = {
+      dimensions,
+      params,
+      groups: { union: (left: number, right: number) => groups.union(left - first, right - first) },
+      threads,
+    };
+    // A new memory-tier shard's rows are all new: compared through their lists, as a local
+    // build's. An extended shard's graph also holds the rows before them.
+    if (params.tier !== "compressed" && earlierRows === 0) {
+      await joinAddedDuplicates(search, [{ firstId: firstNew, bits: toFloat16Bits(images) }]);
+    } else {
+      await joinNearDuplicates(search, [graphs.image], images, firstNew, lists.byTraining());
+    }
   } finally {
     await rerank.close();
   }
