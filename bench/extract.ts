@@ -8,14 +8,19 @@
  * - one core on the sample's captions, which repeat (about 5 % of alt texts distinct): the old
  *   figure, kept to show what the repeats flattered.
  * - all cores: one web-caption file per core, one worker each, vs as many zcat processes at once.
+ * - what limits the headline: the worker's time by part, from a CPU profile of one more, untimed
+ *   run (bench/cpu-profile.ts), written into the headline row.
  *
  *   npm run bench -- extract [--size-mb 120]
  */
+import { spawnSync } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type CaptionSource, writeWatFile } from "../src/demo/sample/wat-generator.js";
 import { extract } from "../src/stages/extract/extract.js";
+import { busiestProfile, profileShares } from "./cpu-profile.js";
 import {
   type BenchRow,
   benchDataPath,
@@ -63,6 +68,12 @@ export async function main(args: string[]): Promise<BenchRow[]> {
     `${perCore.map((path) => `zcat '${path}' > /dev/null &`).join(" ")} wait`,
   );
   const allCores = await runExtract(perCore, cores);
+  const shares = await profileOneWorker(single);
+  const limit = shares
+    .slice(0, 5)
+    .map(({ part, share }) => `${part} ${(100 * share).toFixed(0)} %`)
+    .join(", ");
+  console.log(`the worker's CPU profile (untimed run of the headline file): ${limit}`);
 
   const rows: (string | number)[][] = [
     ["run", "input MB", "seconds", "MB/s compressed", "records/s", "pairs/s", "vs zcat"],
@@ -77,7 +88,7 @@ export async function main(args: string[]): Promise<BenchRow[]> {
   const denseRatio = rate(denseBytes, oneCoreDense.seconds) / rate(denseBytes, zcatDense);
   return [
     {
-      stage: `extract, 1 worker, ${megabytes(singleBytes).toFixed(0)} MB WAT, web-like captions`,
+      stage: `extract, 1 worker, ${megabytes(singleBytes).toFixed(0)} MB WAT, web-like captions (limit, the worker's CPU profile: ${limit})`,
       unit: "MB/s",
       clipcrawl: rate(singleBytes, oneCore.seconds),
       peer: { name: "zcat", value: rate(singleBytes, zcatSingle) },
@@ -160,6 +171,59 @@ async function runExtract(inputs: string[], workers: number): Promise<ExtractRun
   await rm(root, { recursive: true, force: true });
   if (!summary.ok) throw new Error(`extract failed: ${JSON.stringify(summary.failedShards)}`);
   return { seconds: summary.seconds, records: summary.totals.records, pairs: summary.totals.kept };
+}
+
+/** The extract modules, by the part of the work they do (their callees' time included). */
+const EXTRACT_PARTS: Record<string, string> = {
+  "gzip-members.ts": "inflate",
+  "warc-stream.ts": "WARC records",
+  "warc-records.ts": "WARC records",
+  "wat-file.ts": "finding and parsing the link objects",
+  "wat-page.ts": "finding and parsing the link objects",
+  "wat-source.ts": "finding and parsing the link objects",
+  "json-object-scan.ts": "finding and parsing the link objects",
+  "language.ts": "language",
+  "language-ngrams.ts": "language",
+  "candidate-pairs.ts": "URL resolution, clean-up, hashing, dedup",
+  "pair-filter-state.ts": "URL resolution, clean-up, hashing, dedup",
+  "pair-hash.ts": "URL resolution, clean-up, hashing, dedup",
+  "candidate-shard-writer.ts": "spooling and Parquet (DuckDB)",
+  "parquet.ts": "spooling and Parquet (DuckDB)",
+  "extract-task.ts": "the worker's own loop",
+  "extract-worker.ts": "the worker's own loop",
+};
+
+/**
+ * Where one worker's time goes on `input`: `clipcrawl extract --workers 1` run again under
+ * `node --cpu-prof` (not timed: profiling slows it), its worker thread's profile summarised.
+ */
+async function profileOneWorker(input: string): Promise<{ part: string; share: number }[]> {
+  const folder = await benchDataPath("extract-profile");
+  const root = await benchDataPath("root-profile");
+  await rm(folder, { recursive: true, force: true });
+  await rm(root, { recursive: true, force: true });
+  const cli = fileURLToPath(new URL("../bin/clipcrawl.js", import.meta.url));
+  const run = spawnSync(
+    process.execPath,
+    [
+      "--cpu-prof",
+      "--cpu-prof-dir",
+      folder,
+      cli,
+      "extract",
+      input,
+      "--root",
+      root,
+      "--workers",
+      "1",
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  await rm(root, { recursive: true, force: true });
+  if (run.status !== 0) throw new Error(`profiled extract exited with ${run.status}`);
+  const shares = profileShares(await busiestProfile(folder, "extract-task.ts"), EXTRACT_PARTS);
+  await rm(folder, { recursive: true, force: true });
+  return shares;
 }
 
 function fmt(seconds: number | undefined): string {
