@@ -19,7 +19,8 @@ export interface RowsSummary {
   ranges: Record<string, ColumnRange>;
 }
 
-const RANGE_COLUMNS = [
+/** The columns a summary gives the range of (those a dataset has). */
+export const RANGE_COLUMNS = [
   "similarity",
   "punsafe",
   "pwatermark",
