@@ -190,7 +190,7 @@ export function queryRowsOf(source: Float32Array, dimensions: number): QueryRows
 }
 
 /** Rows `rowAt(0 … count − 1)` of `source` (row-major), one after another. */
-export function gatherRows(
+function gatherRows(
   source: Float32Array,
   count: number,
   rowAt: (at: number) => number,

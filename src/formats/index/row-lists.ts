@@ -8,7 +8,12 @@
 import { fromFloat16Bits } from "../../models/float16.js";
 import { NearestCentres } from "../../models/nearest-centres.js";
 import { kMeans, MIN_POINTS_PER_LIST, nearestCentroids } from "./ivf-pq.js";
-import { type ListedRows, listCandidates, type QueryRows } from "./list-near-duplicates.js";
+import {
+  type ListedRows,
+  listCandidates,
+  type QueryRows,
+  rowsByList,
+} from "./list-near-duplicates.js";
 
 /** Training points a list and k-means rounds (the compressed tier's coarse lists take as many). */
 const POINTS_PER_LIST = 32;
@@ -62,23 +67,16 @@ export class RowLists implements ListedRows {
         assignment.set(await nearest.nearest(vectors, centroids, 1, dimensions, lists), at);
         at += vectors.length / dimensions;
       }
-      const starts = new Uint32Array(lists + 1);
-      for (const list of assignment) starts[list + 1] = (starts[list + 1] as number) + 1;
-      for (let list = 0; list < lists; list++) {
-        starts[list + 1] = (starts[list + 1] as number) + (starts[list] as number);
-      }
-      const cursor = starts.slice(0, lists);
+      const { starts, rows } = rowsByList(assignment, lists);
       const position = new Uint32Array(total);
-      const rows = new Uint32Array(total);
+      rows.forEach((row, slot) => {
+        position[row] = slot;
+      });
       const bits = new Uint16Array(total * dimensions);
       let row = 0;
       for (const chunk of added) {
         for (let offset = 0; offset < chunk.bits.length; offset += dimensions, row++) {
-          const list = assignment[row] as number;
-          const slot = cursor[list] as number;
-          cursor[list] = slot + 1;
-          position[row] = slot;
-          rows[slot] = row;
+          const slot = position[row] as number;
           bits.set(chunk.bits.subarray(offset, offset + dimensions), slot * dimensions);
         }
       }

@@ -71,6 +71,7 @@ import {
   EncodedLists,
   joinAddedDuplicates,
   joinNearDuplicates,
+  type NearDuplicateSearch,
 } from "./near-duplicates.js";
 
 export const INDEX_STAGE = "index";
@@ -289,10 +290,7 @@ export async function buildIndex(options: IndexOptions): Promise<IndexSummary> {
       }
       if (build !== undefined && build.added.length > 0) {
         const duplicateStep = performance.now();
-        await joinAddedDuplicates(
-          { dimensions: build.dimensions, params: build.params, groups: build.groups, threads },
-          build.added.splice(0),
-        );
+        await joinAddedDuplicates(duplicateSearch(build, threads), build.added.splice(0));
         timings.duplicates += (performance.now() - duplicateStep) / 1000;
       }
       if (build !== undefined && added.length > 0) {
@@ -638,6 +636,11 @@ async function joinAwaitingDuplicates(build: BuildState, threads: number): Promi
   }
 }
 
+/** How the build's near-duplicate steps search and where they join what they find. */
+function duplicateSearch(build: BuildState, threads: number): NearDuplicateSearch {
+  return { dimensions: build.dimensions, params: build.params, groups: build.groups, threads };
+}
+
 /**
  * Memory tier: joins new rows with their near-duplicates among the extended index's rows, in the
  * graphs of the shards that hold them (a reopened last shard's graph holds new rows too).
@@ -651,7 +654,7 @@ async function joinExtendedDuplicates(
   const extended = build.shards.filter((shard) => shard.firstId < build.firstAdded);
   if (extended.length === 0) return;
   await joinNearDuplicates(
-    { dimensions: build.dimensions, params: build.params, groups: build.groups, threads },
+    duplicateSearch(build, threads),
     extended.map((shard) => shard.image),
     vectors,
     firstId,
@@ -667,7 +670,7 @@ async function joinDuplicates(
   imageLists?: Map<string, Uint32Array>,
 ): Promise<void> {
   await joinNearDuplicates(
-    { dimensions: build.dimensions, params: build.params, groups: build.groups, threads },
+    duplicateSearch(build, threads),
     build.shards.map((shard) => shard.image),
     vectors,
     firstId,
