@@ -58,7 +58,7 @@ export const indexConfigSchema = z
       .number()
       .int()
       .min(0)
-      .default(128)
+      .default(192)
       .describe("HNSW candidate list while adding (faiss's efConstruction); 0: the engine's"),
     expansionSearch: z
       .number()
