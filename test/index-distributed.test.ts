@@ -182,7 +182,11 @@ test("run --queue builds the index a shard a job on two workers: the same index 
 
   // New rows: the last shard (50 rows) is extended by one job, new shards by others.
   const added = randomRows("00003", 150, 90);
-  plantNear(added, 5, (shards[0] as FixtureRow[])[3] as FixtureRow, seededUniform(4));
+  const nextNear = seededUniform(4);
+  plantNear(added, 5, (shards[0] as FixtureRow[])[3] as FixtureRow, nextNear);
+  // A new shard's row near the extended shard's earlier row 420, and near its new row 460.
+  plantNear(added, 120, (shards[2] as FixtureRow[])[120] as FixtureRow, nextNear);
+  plantNear(added, 60, added[10] as FixtureRow, nextNear);
   for (const root of [queued, local]) await writeEmbeddingShard(root, "00003", added);
   const grown = await runOnQueue(queued, MEMORY);
   assert.equal(grown.ok, true, JSON.stringify(grown.failed));
@@ -194,6 +198,8 @@ test("run --queue builds the index a shard a job on two workers: the same index 
   const grownGroups = await groupsOf(queued, 600);
   assert.deepEqual(grownGroups, await groupsOf(local, 600));
   assert.equal(grownGroups[455], grownGroups[3], "a new row joins the group of row 3");
+  assert.equal(grownGroups[570], grownGroups[420], "a new shard's row, an extended one's old row");
+  assert.equal(grownGroups[510], grownGroups[460], "new rows of the extended and the new shard");
 
   // Nothing new: one whole-dataset job, nothing rewritten.
   const again = await runOnQueue(queued, MEMORY);

@@ -88,7 +88,7 @@ export const indexConfigSchema = z
       .max(4096)
       .default(32)
       .describe(
-        "HNSW candidate list of the near-duplicate search in the graphs of an index a memory-tier build extends, and across a queue build's shards (a build's own rows are compared through lists instead): shorter is faster and misses a few more pairs",
+        "HNSW candidate list of the near-duplicate search in the graphs of the rows an index held before a memory-tier build extends it (a build's own rows, a queue build's across its shards too, are compared through lists instead): shorter is faster and misses a few more pairs",
       ),
     atlasPoints: z
       .number()

@@ -1,7 +1,7 @@
 /**
  * The commit of a distributed index build (index-job-plan.ts), once every shard job is over: the
- * near-duplicate groups joined across shards (each new row searches the shards before its own; its own shard's
- * groups came with its job), then the groups and the manifest written, the input shards marked
+ * near-duplicate groups joined across shards (joinAcrossShards; each row's groups within its own
+ * shard came with its job), then the groups and the manifest written, the input shards marked
  * done and the atlas brought up to date. When a job failed nothing is committed: the index stays
  * as it was, and the failed shards are named.
  */
@@ -18,6 +18,7 @@ import {
   indexShards,
   readManifest,
 } from "../../formats/index/index-manifest.js";
+import type { AddedRows } from "../../formats/index/row-lists.js";
 import { SegmentVectors } from "../../formats/index/segment-vectors.js";
 import { layout } from "../../io/layout.js";
 import { decodeNpy } from "../../io/npy.js";
@@ -31,7 +32,13 @@ import { removeUnreferencedFiles } from "./index-cleanup.js";
 import { type IndexShardJob, type IndexSlice, isIndexShardJob } from "./index-job-plan.js";
 import { planIndexShards } from "./index-plan.js";
 import { type IndexShardRecord, readShardRecord } from "./index-shard-job.js";
-import { type BuildGraph, duplicateSearchSettings, joinNearDuplicates } from "./near-duplicates.js";
+import {
+  type BuildGraph,
+  duplicateSearchSettings,
+  joinAddedDuplicates,
+  joinNearDuplicates,
+  type NearDuplicateSearch,
+} from "./near-duplicates.js";
 
 export async function commitIndexJobs(run: SharedStageRun): Promise<Record<string, unknown>> {
   try {
@@ -152,8 +159,9 @@ async function commit(run: SharedStageRun): Promise<Record<string, unknown>> {
 }
 
 /**
- * Each new row searches the shards before its own (the kept ones, then the new ones in order):
- * a pair across shards is found from its later row, as when a local build adds rows.
+ * Joins the pairs that cross shards, each found from its later row as when a local build adds
+ * rows: a compressed tier's new row searches the shards before its own (the kept ones, then the
+ * new ones in order); the memory tier's go through lists (joinListedAcrossShards).
  */
 async function joinAcrossShards(
   storage: DatasetStorage,
@@ -170,32 +178,30 @@ async function joinAcrossShards(
     (left, right) => left.firstId - right.firstId,
   );
   if (shards.length < 2) return;
-  const vectors =
-    params.compressed === undefined
-      ? undefined
-      : await SegmentVectors.open(
-          await Promise.all(
-            segments
-              .filter((segment) => segment.rows > 0)
-              .map(async (segment) => ({
-                path: await storage.localPath(layout.indexSegmentVectors(segment.name, "image")),
-                firstId: segment.firstId,
-                rows: segment.rows,
-              })),
-          ),
-          dimensions,
-          false,
-        );
+  const search = { dimensions, params, groups, threads };
+  if (params.compressed === undefined) {
+    await joinListedAcrossShards(storage, jobs, kept, records, search);
+    return;
+  }
+  const vectors = await SegmentVectors.open(
+    await Promise.all(
+      segments
+        .filter((segment) => segment.rows > 0)
+        .map(async (segment) => ({
+          path: await storage.localPath(layout.indexSegmentVectors(segment.name, "image")),
+          firstId: segment.firstId,
+          rows: segment.rows,
+        })),
+    ),
+    dimensions,
+    false,
+  );
   const images: BuildGraph[] = [];
   try {
     for (const shard of shards.slice(0, -1)) {
       const local = await storage.localPath(shard.graphs.image);
-      const compressed = params.compressed;
-      const graph =
-        compressed === undefined
-          ? VectorGraph.open(local, dimensions, duplicateSearchSettings(params), "view")
-          : await CompressedGraph.open(local, dimensions, compressed);
-      if (graph instanceof CompressedGraph && vectors !== undefined) graph.attachVectors(vectors);
+      const graph = await CompressedGraph.open(local, dimensions, params.compressed);
+      graph.attachVectors(vectors);
       images.push(graph);
     }
     for (const job of jobs) {
@@ -204,31 +210,91 @@ async function joinAcrossShards(
       for (const slice of job.slices) {
         if (slice.rows === 0) continue;
         await joinNearDuplicates(
-          { dimensions, params, groups, threads },
+          search,
           images.slice(0, earlier),
-          await sliceImages(storage, slice, dimensions),
+          fromFloat16Bits(await sliceImageBits(storage, slice, dimensions)),
           slice.segment.firstId + slice.from,
         );
       }
     }
   } finally {
-    vectors?.close();
+    vectors.close();
   }
 }
 
-/** A slice's image vectors, from its segment's float16 file. */
-async function sliceImages(
+/**
+ * Memory tier: the build's new rows, every job's together, are compared through their lists
+ * (joinAddedDuplicates, as a local build's), which costs about one search a row whatever the
+ * number of shards, where each row searching the graphs before its own costs one a shard. Rows
+ * the index held before the build are found through the graphs that hold them, as when a local
+ * build extends an index: every new row searches the kept shards, and the rows of the other jobs
+ * the shard the build extends (its own job searched it).
+ */
+async function joinListedAcrossShards(
+  storage: DatasetStorage,
+  jobs: readonly IndexShardJob[],
+  kept: readonly IndexShard[],
+  records: readonly IndexShardRecord[],
+  search: NearDuplicateSearch,
+): Promise<void> {
+  const { dimensions, params } = search;
+  const slices = jobs.flatMap((job) =>
+    job.slices.filter((slice) => slice.rows > 0).map((slice) => ({ job, slice })),
+  );
+  // One job's rows were compared among themselves by the job.
+  if (jobs.length > 1) {
+    const added: AddedRows[] = [];
+    for (const { slice } of slices) {
+      added.push({
+        firstId: slice.segment.firstId + slice.from,
+        bits: await sliceImageBits(storage, slice, dimensions),
+      });
+    }
+    added.sort((left, right) => left.firstId - right.firstId);
+    added.forEach((chunk, index) => {
+      const next = added[index + 1];
+      if (next !== undefined && next.firstId !== chunk.firstId + chunk.bits.length / dimensions) {
+        throw new Error(`the build's new rows are not consecutive at id ${next.firstId}`);
+      }
+    });
+    await joinAddedDuplicates(search, added);
+  }
+  const extendedName = jobs.find((job) => job.extends !== undefined)?.extends?.name;
+  const extended = records.find((record) => record.shard.name === extendedName)?.shard;
+  if (kept.length === 0 && extended === undefined) return;
+  const open = async (shard: IndexShard) =>
+    VectorGraph.open(
+      await storage.localPath(shard.graphs.image),
+      dimensions,
+      duplicateSearchSettings(params),
+      "view",
+    );
+  const keptImages = await Promise.all(kept.map(open));
+  const extendedImages = extended === undefined ? [] : [await open(extended)];
+  for (const { job, slice } of slices) {
+    const images =
+      job.shard.name === extendedName ? keptImages : [...keptImages, ...extendedImages];
+    if (images.length === 0) continue;
+    await joinNearDuplicates(
+      search,
+      images,
+      fromFloat16Bits(await sliceImageBits(storage, slice, dimensions)),
+      slice.segment.firstId + slice.from,
+    );
+  }
+}
+
+/** A slice's image rows as float16 bits, copied out of its segment's file. */
+async function sliceImageBits(
   storage: DatasetStorage,
   slice: IndexSlice,
   dimensions: number,
-): Promise<Float32Array> {
+): Promise<Uint16Array> {
   const array = decodeNpy(
     await storage.read(layout.indexSegmentVectors(slice.segment.name, "image")),
   );
   if (array.dtype !== "<f2") throw new Error(`${slice.segment.name}: not a float16 segment`);
-  return fromFloat16Bits(
-    array.data.subarray(slice.from * dimensions, (slice.from + slice.rows) * dimensions),
-  );
+  return array.data.slice(slice.from * dimensions, (slice.from + slice.rows) * dimensions);
 }
 
 function unique(segments: readonly IndexSegment[]): IndexSegment[] {

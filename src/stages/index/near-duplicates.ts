@@ -107,13 +107,14 @@ export async function joinNearDuplicates(
 }
 
 /**
- * Joins the rows a memory-tier build added (`added`: consecutive ids) with their near-duplicates
- * among themselves, through lists of those rows (RowLists) rather than their graphs. Rows of an
- * index the build extends are found through that index's graphs (joinNearDuplicates).
+ * Joins the rows a memory-tier build added (`added`: consecutive ids, taken: RowLists.build
+ * empties it) with their near-duplicates among themselves, through lists of those rows (RowLists)
+ * rather than their graphs. Rows of an index the build extends are found through that index's
+ * graphs (joinNearDuplicates).
  */
 export async function joinAddedDuplicates(
   search: NearDuplicateSearch,
-  added: readonly AddedRows[],
+  added: AddedRows[],
 ): Promise<void> {
   const first = added[0];
   if (first === undefined) return;
