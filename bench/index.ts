@@ -980,7 +980,6 @@ export class ClusterMixture {
   }
 }
 
-/** The exact top-k of each query over the vectors seen so far (inner product). */
 /**
  * The exact k nearest stored rows of each query by inner product, over rows given a shard at a
  * time: the products on ONNX Runtime (MLAS, every core), a batch of rows at a time; usearch's
