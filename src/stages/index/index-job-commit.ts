@@ -228,7 +228,7 @@ async function joinAcrossShards(
  * number of shards, where each row searching the graphs before its own costs one a shard. Rows
  * the index held before the build are found through the graphs that hold them, as when a local
  * build extends an index: every new row searches the kept shards, and the rows of the other jobs
- * the shard the build extends (its own job searched it).
+ * the shard the build extends (its own job searched it). Each slice is read once for both.
  */
 async function joinListedAcrossShards(
   storage: DatasetStorage,
@@ -238,30 +238,8 @@ async function joinListedAcrossShards(
   search: NearDuplicateSearch,
 ): Promise<void> {
   const { dimensions, params } = search;
-  const slices = jobs.flatMap((job) =>
-    job.slices.filter((slice) => slice.rows > 0).map((slice) => ({ job, slice })),
-  );
-  // One job's rows were compared among themselves by the job.
-  if (jobs.length > 1) {
-    const added: AddedRows[] = [];
-    for (const { slice } of slices) {
-      added.push({
-        firstId: slice.segment.firstId + slice.from,
-        bits: await sliceImageBits(storage, slice, dimensions),
-      });
-    }
-    added.sort((left, right) => left.firstId - right.firstId);
-    added.forEach((chunk, index) => {
-      const next = added[index + 1];
-      if (next !== undefined && next.firstId !== chunk.firstId + chunk.bits.length / dimensions) {
-        throw new Error(`the build's new rows are not consecutive at id ${next.firstId}`);
-      }
-    });
-    await joinAddedDuplicates(search, added);
-  }
   const extendedName = jobs.find((job) => job.extends !== undefined)?.extends?.name;
   const extended = records.find((record) => record.shard.name === extendedName)?.shard;
-  if (kept.length === 0 && extended === undefined) return;
   const open = async (shard: IndexShard) =>
     VectorGraph.open(
       await storage.localPath(shard.graphs.image),
@@ -271,17 +249,30 @@ async function joinListedAcrossShards(
     );
   const keptImages = await Promise.all(kept.map(open));
   const extendedImages = extended === undefined ? [] : [await open(extended)];
-  for (const { job, slice } of slices) {
+  const added: AddedRows[] = [];
+  for (const job of jobs) {
     const images =
       job.shard.name === extendedName ? keptImages : [...keptImages, ...extendedImages];
-    if (images.length === 0) continue;
-    await joinNearDuplicates(
-      search,
-      images,
-      fromFloat16Bits(await sliceImageBits(storage, slice, dimensions)),
-      slice.segment.firstId + slice.from,
-    );
+    for (const slice of job.slices) {
+      if (slice.rows === 0) continue;
+      const firstId = slice.segment.firstId + slice.from;
+      const bits = await sliceImageBits(storage, slice, dimensions);
+      if (images.length > 0) {
+        await joinNearDuplicates(search, images, fromFloat16Bits(bits), firstId);
+      }
+      // One job's rows were compared among themselves by the job.
+      if (jobs.length > 1) added.push({ firstId, bits });
+    }
   }
+  if (added.length === 0) return;
+  added.sort((left, right) => left.firstId - right.firstId);
+  added.forEach((chunk, index) => {
+    const next = added[index + 1];
+    if (next !== undefined && next.firstId !== chunk.firstId + chunk.bits.length / dimensions) {
+      throw new Error(`the build's new rows are not consecutive at id ${next.firstId}`);
+    }
+  });
+  await joinAddedDuplicates(search, added);
 }
 
 /** A slice's image rows as float16 bits, copied out of its segment's file. */
